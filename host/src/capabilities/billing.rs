@@ -1,0 +1,32 @@
+//! `billing`: template-recorded billable events, validated, journaled, then ledgered.
+
+use super::HostState;
+use crate::runtime::bindings::billing::{BillingError, BillingEvent, Host};
+
+impl Host for HostState {
+    async fn record(&mut self, event: BillingEvent) -> wasmtime::Result<Result<(), BillingError>> {
+        self.check_cancelled()?;
+        if let Err(reason) = validate(&event) {
+            return Ok(Err(BillingError::Invalid(reason)));
+        }
+        self.effect("billing.record", event, |caps, job, event| async move {
+            caps.billing.record(&job, &event).await.map(Ok)
+        })
+        .await
+    }
+}
+
+fn validate(event: &BillingEvent) -> Result<(), String> {
+    if !event.cost_usd.is_finite() || event.cost_usd < 0.0 {
+        return Err(format!("cost-usd must be a finite number >= 0, got {}", event.cost_usd));
+    }
+    if let Some(charge) = event.charge_usd
+        && (!charge.is_finite() || charge < 0.0)
+    {
+        return Err(format!("charge-usd must be a finite number >= 0, got {charge}"));
+    }
+    if !event.metadata.trim().is_empty() && serde_json::from_str::<serde_json::Value>(&event.metadata).is_err() {
+        return Err("metadata must be JSON".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! The host side of the WIT world: one module per interface, each implementing the generated
+//! `Host` trait on the per-run [`HostState`] and calling a backend behind a small trait, so
+//! the engine, the dev runner and the tests plug in their own (Spin's "factor" shape).
+
+mod billing;
+mod inert;
+mod jobs;
+mod logging;
+mod providers;
+mod remotion;
+mod storage;
+mod types;
+
+use crate::runtime::bindings::{billing as wit_billing, jobs as wit_jobs, providers as wit_providers, remotion as wit_remotion};
+pub use crate::runtime::{HostTrap, JobScope};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub use crate::runtime::HostState;
+
+/// What a backend returns: its answer (which may itself be a WIT error for the guest), or a
+/// reason to stop the run (fail with a code, or suspend).
+pub type BackendResult<T> = Result<T, HostTrap>;
+
+/// Every backend one run talks to. Cheap to clone; shared by all runs of a host.
+#[derive(Clone)]
+pub struct Capabilities {
+    pub events: Arc<dyn EventSink>,
+    pub storage: Arc<dyn ObjectStore>,
+    pub billing: Arc<dyn BillingLedger>,
+    pub providers: Arc<dyn ProviderGateway>,
+    pub renderer: Arc<dyn Renderer>,
+    pub jobs: Arc<dyn JobControl>,
+    pub journal: Arc<dyn JournalStore>,
+}
+
+/// One structured job event (spec "Logs"): timestamp is added by the sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEvent {
+    pub level: String,
+    pub message: String,
+    pub metadata: serde_json::Value,
+    /// Set on progress events, in [0, 1].
+    pub progress: Option<f64>,
+    /// Set when the event announces an artifact (`{key, url, size, kind}`).
+    pub artifact: Option<serde_json::Value>,
+}
+
+/// Where job events go: the job's event table, or a list in the dev runner.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    async fn emit(&self, job: &JobScope, event: JobEvent) -> BackendResult<()>;
+}
+
+/// Object storage addressed by full keys (already validated and prefixed by the capability).
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Store the bytes; returns the size written.
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<u64, StoreError>;
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// A URL a customer can fetch the object from, when the backend can give one.
+    fn public_url(&self, key: &str) -> Option<String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no object at `{0}`")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Billable events. The ledger decides charges and enforces the customer's limits.
+#[async_trait]
+pub trait BillingLedger: Send + Sync {
+    async fn record(&self, job: &JobScope, event: &wit_billing::BillingEvent) -> BackendResult<()>;
+}
+
+/// AI providers behind key leasing and rate limits.
+#[async_trait]
+pub trait ProviderGateway: Send + Sync {
+    async fn generate_text(
+        &self,
+        job: &JobScope,
+        request: &wit_providers::TextRequest,
+    ) -> BackendResult<Result<wit_providers::TextResponse, wit_providers::ProviderError>>;
+    async fn generate_image(
+        &self,
+        job: &JobScope,
+        request: &wit_providers::ImageRequest,
+    ) -> BackendResult<Result<wit_providers::ImageResponse, wit_providers::ProviderError>>;
+    async fn analyze_image_layout(
+        &self,
+        job: &JobScope,
+        request: &wit_providers::LayoutRequest,
+    ) -> BackendResult<Result<wit_providers::LayoutResponse, wit_providers::ProviderError>>;
+}
+
+/// Remotion and FFmpeg renders.
+#[async_trait]
+pub trait Renderer: Send + Sync {
+    async fn render(
+        &self,
+        job: &JobScope,
+        request: &wit_remotion::RenderRequest,
+    ) -> BackendResult<Result<wit_remotion::RenderResult, wit_remotion::RenderError>>;
+    async fn render_spec(
+        &self,
+        job: &JobScope,
+        spec: &str,
+        output_key: Option<&str>,
+    ) -> BackendResult<Result<wit_remotion::RenderResult, wit_remotion::RenderError>>;
+}
+
+/// Child jobs and human waits.
+#[async_trait]
+pub trait JobControl: Send + Sync {
+    /// Create a child job (the capability has already checked the per-job cap).
+    async fn enqueue_child(
+        &self,
+        job: &JobScope,
+        request: &wit_jobs::ChildRequest,
+    ) -> BackendResult<Result<String, wit_jobs::JobsError>>;
+    /// The children's results when all have ended; otherwise suspend the job on them.
+    async fn await_children(
+        &self,
+        job: &JobScope,
+        ids: &[String],
+    ) -> BackendResult<Result<Vec<wit_jobs::ChildResult>, wit_jobs::JobsError>>;
+    /// The human's answer when there is one; otherwise suspend the job for it.
+    async fn await_human(&self, job: &JobScope, prompt: &str) -> BackendResult<Result<String, wit_jobs::JobsError>>;
+}
+
+/// One journaled effect of a job: what was asked (digest) and what came back (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub seq: u32,
+    pub kind: String,
+    pub request_digest: String,
+    pub result: String,
+}
+
+/// Durable storage of journals (DESIGN.md §4).
+#[async_trait]
+pub trait JournalStore: Send + Sync {
+    async fn load(&self, job_id: &str) -> BackendResult<Vec<JournalEntry>>;
+    async fn append(&self, job_id: &str, entry: &JournalEntry) -> BackendResult<()>;
+}

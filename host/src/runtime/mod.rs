@@ -1,0 +1,127 @@
+//! The sandbox: wasmtime's component model with async host imports, a pooling allocator, one
+//! `InstancePre` per loaded template and a fresh `Store` per run under fuel, memory and
+//! wall-clock limits. See `run.rs` for one run and `load.rs` for loading a component.
+
+pub mod bindings;
+pub mod cache;
+mod error;
+mod limits;
+mod load;
+mod run;
+mod state;
+mod wasi;
+
+pub use cache::{CacheError, CacheOutcome};
+pub use error::{HostTrap, RunError, Suspension, fail, suspend};
+pub use limits::Limits;
+pub use load::{LoadError, LoadedTemplate, SchemaViolation};
+pub use run::{RunOutcome, RunReport, RunRequest};
+pub use state::{HostState, JobScope};
+
+use bindings::Template;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of deadlines and cancellation checks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How the runtime is set up (read once from the host's config).
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached; `None` compiles in memory every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Limits of an operation that asks for nothing special.
+    pub defaults: Limits,
+    /// What no operation may exceed.
+    pub maxima: Limits,
+    /// Runs (stores) alive at once; sizes the pooling allocator.
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { cache_dir: None, defaults: Limits::default(), maxima: Limits::maxima(), max_instances: 256 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the wasm engine could not start: {0}")]
+    Engine(String),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// The engine, the linker with every capability, and the compiled-component cache. Shared by
+/// all runs of a host.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Arc<cache::ComponentCache>,
+    config: RuntimeConfig,
+    /// Stops the epoch ticker thread when the runtime is dropped.
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let engine = Engine::new(&engine_config(&config)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        Template::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let cache = Arc::new(cache::ComponentCache::new(&engine, config.cache_dir.clone())?);
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
+        Ok(Self { engine, linker, cache, config, ticker_stop })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn engine_config(config: &RuntimeConfig) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    let instances = config.max_instances.max(1);
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(4))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(4))
+        .total_stacks(instances)
+        .max_memory_size(usize::try_from(config.maxima.memory_bytes).unwrap_or(usize::MAX));
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wasm
+}
+
+/// Advances the engine's epoch every tick until told to stop: the clock behind deadlines.
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("vidfarm-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| tracing::error!(error = %e, "epoch ticker did not start: deadlines will not fire"));
+}

@@ -1,0 +1,234 @@
+//! One run: a fresh `Store` with its limits, instantiate from the `InstancePre`, call
+//! `describe` or `run`, and turn whatever happened into a precise outcome.
+
+use super::bindings::TemplatePre;
+use super::bindings::types::{Customer, Environment, JobContext, Manifest};
+use super::error::{HostTrap, RunError, Suspension, fail};
+use super::limits::MemoryLimiter;
+use super::state::{HostState, JobScope, Journal};
+use super::{Limits, LoadedTemplate, Runtime, wasi};
+use crate::capabilities::{Capabilities, JobEvent};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+/// Fuel between cooperative yields: a CPU-bound guest lets other tasks on its thread run.
+const FUEL_YIELD_INTERVAL: u64 = 100_000;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub workflow: String,
+    pub context: JobContext,
+    /// The validated payload, as JSON text.
+    pub input: String,
+    pub limits: Limits,
+    /// The job's logical start (unix ms): what the guest's clock starts from on every replay.
+    pub start_ms: i64,
+    pub cancel: CancellationToken,
+}
+
+impl RunRequest {
+    pub(crate) fn describe(limits: Limits) -> Self {
+        let context = JobContext {
+            job_id: "describe".into(),
+            template_id: "describe".into(),
+            template_version: "0.0.0".into(),
+            operation: String::new(),
+            workflow: String::new(),
+            parent_job_id: None,
+            customer: Customer { id: "host".into(), name: "host".into() },
+            attempt: 1,
+            env: Environment::Development,
+            config: "{}".into(),
+        };
+        Self { workflow: String::new(), context, input: "null".into(), limits, start_ms: 0, cancel: CancellationToken::new() }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    Succeeded(serde_json::Value),
+    Failed(RunError),
+    Suspended(Suspension),
+    /// `describe` answered (only for loads).
+    Described(Box<Manifest>),
+}
+
+/// A run's outcome and what it cost.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub outcome: RunOutcome,
+    /// Fuel units the run burned (reported for every run, billed as `cpu_estimate`).
+    pub fuel_consumed: u64,
+    pub duration: Duration,
+    /// Journaled effects performed or replayed by this run.
+    pub effects: usize,
+}
+
+/// Which export to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    Describe,
+    Run,
+}
+
+impl Runtime {
+    /// Run one workflow of a loaded template in a fresh store.
+    pub async fn run(&self, template: &LoadedTemplate, request: RunRequest, caps: Arc<Capabilities>) -> RunReport {
+        self.execute(&template.pre, request, caps, Call::Run).await
+    }
+
+    pub(crate) async fn execute(
+        &self,
+        pre: &TemplatePre<HostState>,
+        request: RunRequest,
+        caps: Arc<Capabilities>,
+        call: Call,
+    ) -> RunReport {
+        let started = Instant::now();
+        let limits = request.limits;
+        let report = |outcome, fuel_consumed, effects| RunReport { outcome, fuel_consumed, duration: started.elapsed(), effects };
+        let job = Arc::new(JobScope::new(request.context.clone(), request.cancel.clone()));
+        let recorded = match call {
+            Call::Run => match caps.journal.load(job.job_id()).await {
+                Ok(entries) => entries,
+                Err(trap) => return report(outcome_of_trap(trap), 0, 0),
+            },
+            Call::Describe => Vec::new(),
+        };
+        let seed = *blake3::hash(request.context.job_id.as_bytes()).as_bytes();
+        let (wasi, output) = wasi::context(request.start_ms, seed, limits.max_output_bytes);
+        let limiter = MemoryLimiter::new(limits.memory_bytes);
+        let memory_refused = limiter.refused();
+        let state = HostState {
+            wasi,
+            table: Default::default(),
+            limiter,
+            limits,
+            job: job.clone(),
+            caps: caps.clone(),
+            journal: Journal::new(recorded),
+            log_events: 0,
+            children: 0,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let deadline = started + Duration::from_millis(limits.timeout_ms);
+        if let Err(e) = configure(&mut store, limits.fuel, deadline, request.cancel.clone()) {
+            return report(RunOutcome::Failed(RunError::HostFault { message: format!("{e:#}") }), 0, 0);
+        }
+
+        let result = tokio::select! {
+            result = call_export(pre, &mut store, call, &request) => result,
+            // Host calls (a provider, a render) do not tick the epoch: stop those here too.
+            _ = tokio::time::sleep_until(deadline.into()) => Err(fail(RunError::DeadlineExceeded { timeout_ms: limits.timeout_ms })),
+            _ = request.cancel.cancelled() => Err(fail(RunError::Cancelled)),
+        };
+
+        let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let effects = store.data().journal.position();
+        let (stderr, _) = output.stderr.contents();
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(error) => classify(&error, &limits, memory_refused.load(Ordering::Relaxed), &stderr),
+        };
+        if call == Call::Run {
+            forward_output(&caps, &job, &output).await;
+        }
+        report(outcome, fuel_consumed, effects)
+    }
+}
+
+fn configure(store: &mut Store<HostState>, fuel: u64, deadline: Instant, cancel: CancellationToken) -> wasmtime::Result<()> {
+    store.set_fuel(fuel)?;
+    store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
+    store.set_epoch_deadline(1);
+    let timeout_ms = u64::try_from(deadline.saturating_duration_since(Instant::now()).as_millis()).unwrap_or(u64::MAX);
+    store.epoch_deadline_callback(move |_| {
+        if cancel.is_cancelled() {
+            return Err(fail(RunError::Cancelled));
+        }
+        if Instant::now() >= deadline {
+            return Err(fail(RunError::DeadlineExceeded { timeout_ms }));
+        }
+        Ok(UpdateDeadline::Continue(1))
+    });
+    Ok(())
+}
+
+async fn call_export(
+    pre: &TemplatePre<HostState>,
+    store: &mut Store<HostState>,
+    call: Call,
+    request: &RunRequest,
+) -> wasmtime::Result<RunOutcome> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    if call == Call::Describe {
+        return Ok(RunOutcome::Described(Box::new(instance.call_describe(&mut *store).await?)));
+    }
+    let returned = instance.call_run(&mut *store, &request.workflow, &request.context, &request.input).await?;
+    Ok(match returned {
+        Ok(output) => match serde_json::from_str(&output) {
+            Ok(value) => RunOutcome::Succeeded(value),
+            Err(e) => RunOutcome::Failed(RunError::ContractViolation { message: format!("`run` returned invalid JSON: {e}") }),
+        },
+        Err(e) => RunOutcome::Failed(RunError::Template {
+            code: if e.code.is_empty() { "template_error".into() } else { e.code },
+            message: e.message,
+            details: e.details.and_then(|d| serde_json::from_str(&d).ok()),
+        }),
+    })
+}
+
+/// Name what ended the run: a host decision carried in the trap, a wasm trap, or a fault.
+fn classify(error: &wasmtime::Error, limits: &Limits, memory_refused: bool, stderr: &str) -> RunOutcome {
+    if let Some(trap) = error.downcast_ref::<HostTrap>() {
+        return match trap {
+            HostTrap::Fail(e) => RunOutcome::Failed(e.clone()),
+            HostTrap::Suspend(s) => RunOutcome::Suspended(s.clone()),
+        };
+    }
+    let failed = |e| RunOutcome::Failed(e);
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => failed(RunError::OutOfFuel { budget: limits.fuel }),
+        Some(Trap::Interrupt) => failed(RunError::DeadlineExceeded { timeout_ms: limits.timeout_ms }),
+        Some(_) if memory_refused => failed(RunError::MemoryLimit { limit_bytes: limits.memory_bytes }),
+        Some(Trap::UnreachableCodeReached) if wasi::panic_message(stderr).is_some() => {
+            failed(RunError::GuestPanic { message: wasi::panic_message(stderr).unwrap_or_default() })
+        }
+        Some(trap) => failed(RunError::GuestTrap { message: trap.to_string() }),
+        None if memory_refused => failed(RunError::MemoryLimit { limit_bytes: limits.memory_bytes }),
+        None => failed(RunError::HostFault { message: format!("{error:#}") }),
+    }
+}
+
+fn outcome_of_trap(trap: HostTrap) -> RunOutcome {
+    match trap {
+        HostTrap::Fail(e) => RunOutcome::Failed(e),
+        HostTrap::Suspend(s) => RunOutcome::Suspended(s),
+    }
+}
+
+/// The guest's stdout/stderr become job events (bounded; what was dropped is said).
+async fn forward_output(caps: &Capabilities, job: &JobScope, output: &wasi::GuestOutput) {
+    for (stream, buffer, level) in [("stdout", &output.stdout, "info"), ("stderr", &output.stderr, "warn")] {
+        let (text, dropped) = buffer.contents();
+        if text.is_empty() {
+            continue;
+        }
+        let event = JobEvent {
+            level: level.into(),
+            message: format!("guest {stream}"),
+            metadata: serde_json::json!({ "stream": stream, "text": text, "dropped_bytes": dropped }),
+            progress: None,
+            artifact: None,
+        };
+        if let Err(e) = caps.events.emit(job, event).await {
+            tracing::warn!(job_id = job.job_id(), error = %e, "could not store guest output");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The per-run store state: WASI (empty), the memory limiter, the job's scope, its backends
+//! and its journal. One is built per run and dropped with the store.
+
+use super::bindings::types::JobContext;
+use super::error::{HostTrap, RunError, fail};
+use super::limits::{Limits, MemoryLimiter};
+use crate::capabilities::{Capabilities, JobEvent, JournalEntry};
+use serde::{Serialize, de::DeserializeOwned};
+use std::future::Future;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Who and where a run is: passed to every backend call.
+#[derive(Debug, Clone)]
+pub struct JobScope {
+    /// The context the guest also receives.
+    pub context: JobContext,
+    /// Artifacts go under `templates/:templateId/users/:customerId/jobs/:jobId/`.
+    pub artifact_prefix: String,
+    /// The customer's files, readable by templates: `customers/:customerId/workspace/`.
+    pub workspace_prefix: String,
+    /// Fires when the job is cancelled; checked at every host call and every epoch tick.
+    pub cancel: CancellationToken,
+}
+
+impl JobScope {
+    pub fn new(context: JobContext, cancel: CancellationToken) -> Self {
+        let artifact_prefix = format!(
+            "templates/{}/users/{}/jobs/{}",
+            context.template_id, context.customer.id, context.job_id
+        );
+        let workspace_prefix = format!("customers/{}/workspace", context.customer.id);
+        Self { context, artifact_prefix, workspace_prefix, cancel }
+    }
+
+    pub fn job_id(&self) -> &str {
+        &self.context.job_id
+    }
+}
+
+/// The `T` of `Store<T>` for template runs.
+pub struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) limits: Limits,
+    pub(crate) job: Arc<JobScope>,
+    pub(crate) caps: Arc<Capabilities>,
+    pub(crate) journal: Journal,
+    /// Log events emitted by this run (checked against `limits.max_log_events`).
+    pub(crate) log_events: u64,
+    /// Children enqueued by this run, replayed ones included (checked against the cap).
+    pub(crate) children: u32,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl HostState {
+    /// Trap with `cancelled` if the job was cancelled: every host call checks first.
+    pub(crate) fn check_cancelled(&self) -> wasmtime::Result<()> {
+        if self.job.cancel.is_cancelled() { Err(fail(RunError::Cancelled)) } else { Ok(()) }
+    }
+
+    /// A job event, unless the run is replaying journaled history (whose events the first
+    /// run already emitted).
+    pub(crate) async fn emit(&mut self, event: JobEvent) -> wasmtime::Result<()> {
+        self.check_cancelled()?;
+        if self.journal.replaying() {
+            return Ok(());
+        }
+        self.log_events += 1;
+        if self.log_events > self.limits.max_log_events {
+            return Err(fail(RunError::LogLimitExceeded { limit: self.limits.max_log_events }));
+        }
+        self.caps.events.emit(&self.job, event).await.map_err(wasmtime::Error::new)
+    }
+
+    /// The one choke point for effects (DESIGN.md §4): a replay returns the journaled
+    /// result; otherwise `perform` runs once and its result is journaled before the guest
+    /// sees it.
+    pub(crate) async fn effect<R, T, F>(
+        &mut self,
+        kind: &str,
+        request: R,
+        perform: impl FnOnce(Arc<Capabilities>, Arc<JobScope>, R) -> F,
+    ) -> wasmtime::Result<T>
+    where
+        R: Serialize,
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = Result<T, HostTrap>>,
+    {
+        self.check_cancelled()?;
+        let digest = request_digest(kind, &request);
+        if let Some(recorded) = self.journal.replay(kind, &digest)? {
+            return Ok(recorded);
+        }
+        let result = perform(self.caps.clone(), self.job.clone(), request).await.map_err(wasmtime::Error::new)?;
+        self.journal.record(&self.caps, self.job.job_id(), kind, digest, &result).await?;
+        Ok(result)
+    }
+}
+
+fn request_digest(kind: &str, request: &impl Serialize) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(kind.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(serde_json::to_string(request).unwrap_or_default().as_bytes());
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
+/// A job's journal during one run: the entries recorded so far and the replay position.
+pub struct Journal {
+    recorded: Vec<JournalEntry>,
+    next: usize,
+}
+
+impl Journal {
+    pub fn new(recorded: Vec<JournalEntry>) -> Self {
+        Self { recorded, next: 0 }
+    }
+
+    /// Still re-walking recorded history.
+    pub fn replaying(&self) -> bool {
+        self.next < self.recorded.len()
+    }
+
+    /// Entries performed so far (recorded or replayed), for reports.
+    pub fn position(&self) -> usize {
+        self.next
+    }
+
+    fn replay<T: DeserializeOwned>(&mut self, kind: &str, digest: &str) -> wasmtime::Result<Option<T>> {
+        let Some(entry) = self.recorded.get(self.next) else { return Ok(None) };
+        if entry.kind != kind || entry.request_digest != digest {
+            return Err(fail(RunError::NonDeterministic {
+                message: format!(
+                    "effect #{} was `{}` when first run, `{kind}` (or other arguments) now",
+                    entry.seq, entry.kind
+                ),
+            }));
+        }
+        let value = serde_json::from_str(&entry.result)
+            .map_err(|e| fail(RunError::HostFault { message: format!("journal entry {} is unreadable: {e}", entry.seq) }))?;
+        self.next += 1;
+        Ok(Some(value))
+    }
+
+    async fn record<T: Serialize>(
+        &mut self,
+        caps: &Capabilities,
+        job_id: &str,
+        kind: &str,
+        request_digest: String,
+        result: &T,
+    ) -> wasmtime::Result<()> {
+        let entry = JournalEntry {
+            seq: u32::try_from(self.recorded.len() + 1).unwrap_or(u32::MAX),
+            kind: kind.to_string(),
+            request_digest,
+            result: serde_json::to_string(result).map_err(|e| fail(RunError::HostFault { message: e.to_string() }))?,
+        };
+        caps.journal.append(job_id, &entry).await.map_err(wasmtime::Error::new)?;
+        self.recorded.push(entry);
+        self.next = self.recorded.len();
+        Ok(())
+    }
+}

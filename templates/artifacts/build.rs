@@ -1,0 +1,57 @@
+//! Compiles every template crate to a wasm component in a target dir of its own, so plain
+//! `cargo test` and `cargo run` always see fresh components (the pattern of wasmtime's
+//! `crates/test-programs/artifacts/build.rs`). Emits `components.rs` with their paths.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// (template id, crate name) of every Rust template built into the host.
+const TEMPLATES: &[(&str, &str)] = &[("hello", "template-hello"), ("sandbox-probe", "template-sandbox-probe")];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir.join("../..").canonicalize().expect("the workspace root exists");
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // Beside the host's own target dir, so the nested build neither waits on its lock nor
+    // is rebuilt from scratch when OUT_DIR changes.
+    let target_dir = std::env::var_os("VIDFARM_TEMPLATES_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        out_dir.ancestors().nth(4).expect("OUT_DIR is under the target dir").join("vidfarm-templates")
+    });
+
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(&workspace)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "template"])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for (_, krate) in TEMPLATES {
+        cmd.args(["-p", krate]);
+    }
+    // The outer build's flags and jobserver are for the host, not for the guests.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key.starts_with("RUSTC") || key == "RUSTFLAGS" {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building the template components failed");
+
+    let mut generated = String::from(
+        "/// Every built-in template: (template id, path of its component, its bytes).\npub const ALL: &[(&str, &str, &[u8])] = &[\n",
+    );
+    for (id, krate) in TEMPLATES {
+        let wasm = target_dir.join("wasm32-wasip2/template").join(format!("{}.wasm", krate.replace('-', "_")));
+        assert!(wasm.exists(), "{} was not built", wasm.display());
+        let path = wasm.display().to_string();
+        generated.push_str(&format!("    ({id:?}, {path:?}, include_bytes!({path:?})),\n"));
+    }
+    generated.push_str("];\n");
+    std::fs::write(out_dir.join("components.rs"), generated).expect("OUT_DIR is writable");
+
+    println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
+    println!("cargo:rerun-if-changed={}", workspace.join("guest-sdk").display());
+    for (_, krate) in TEMPLATES {
+        let dir = krate.strip_prefix("template-").unwrap_or(krate);
+        println!("cargo:rerun-if-changed={}", workspace.join("templates").join(dir).display());
+    }
+}

@@ -1,0 +1,133 @@
+//! `sandbox-probe`: a hostile template for tests. Each operation attacks one limit of the
+//! sandbox; the host must fail that job with a precise error and carry on unharmed.
+
+use vidfarm_guest::prelude::*;
+
+/// A payload any operation accepts.
+#[derive(Deserialize, Serialize, JsonSchema)]
+struct Anything(Value);
+
+#[derive(Deserialize, JsonSchema)]
+struct Nothing {}
+
+fn echo(_: &Context, input: Anything) -> Result<Anything, TemplateError> {
+    Ok(input)
+}
+
+fn spin(_: &Context, _: Nothing) -> Result<Value, TemplateError> {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+fn hog_memory(ctx: &Context, _: Nothing) -> Result<Value, TemplateError> {
+    ctx.logger.info("allocating until refused", json!({}));
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct PanicInput {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn panic(_: &Context, input: PanicInput) -> Result<Value, TemplateError> {
+    panic!("{}", input.message.unwrap_or_else(|| "the probe panicked on purpose".into()));
+}
+
+fn flood_logs(ctx: &Context, _: Nothing) -> Result<Value, TemplateError> {
+    for i in 0u64.. {
+        ctx.logger.info("flooding", json!({ "i": i }));
+        println!("stdout flood {i}");
+    }
+    unreachable!()
+}
+
+/// Every way out of the job's prefix we could think of; each must be refused.
+const ESCAPES: &[&str] = &[
+    "../escaped.txt",
+    "../../../../../../tmp/vidfarm-escaped.txt",
+    "/tmp/vidfarm-escaped.txt",
+    "a/../../escaped.txt",
+    "%2e%2e/escaped.txt",
+    "%2E%2E%2Fescaped.txt",
+    "..%2fescaped.txt",
+    "..\\escaped.txt",
+    "C:\\escaped.txt",
+    "a/./../../escaped.txt",
+    "",
+    "a//b/../../..//escaped.txt",
+    "nul\0byte.txt",
+];
+
+fn escape_storage(ctx: &Context, _: Nothing) -> Result<Value, TemplateError> {
+    let mut accepted = Vec::new();
+    for key in ESCAPES {
+        if ctx.storage.put_text(key, "escaped").is_ok() {
+            accepted.push(format!("put {key}"));
+        }
+        if ctx.storage.get(key).is_ok() {
+            accepted.push(format!("get {key}"));
+        }
+        if ctx.storage.read_workspace(key).is_ok() {
+            accepted.push(format!("read-workspace {key}"));
+        }
+    }
+    if accepted.is_empty() {
+        Err(TemplateError::new("storage_invalid_key", "every escape attempt was refused")
+            .with_details(json!({ "attempts": ESCAPES.len() })))
+    } else {
+        Ok(json!({ "escaped": accepted }))
+    }
+}
+
+fn fork_children(ctx: &Context, _: Nothing) -> Result<Value, TemplateError> {
+    loop {
+        ctx.jobs.enqueue_child("echo", &json!({ "fork": true }))?;
+    }
+}
+
+/// What the guest can see of the host through std: it must be nothing.
+fn inspect_ambient(_: &Context, _: Nothing) -> Result<Value, TemplateError> {
+    let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+    let passwd = std::fs::read("/etc/passwd").map(|b| b.len()).map_err(|e| e.to_string());
+    let cwd = std::fs::read_dir(".").map(|d| d.count()).map_err(|e| e.to_string());
+    let socket = std::net::TcpStream::connect("127.0.0.1:22").map(|_| ()).map_err(|e| e.to_string());
+    let bind = std::net::TcpListener::bind("127.0.0.1:0").map(|_| ()).map_err(|e| e.to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Ok(json!({
+        "env": std::env::vars().collect::<Vec<_>>(),
+        "args": std::env::args().collect::<Vec<_>>(),
+        "read_dir_root": format!("{root:?}"),
+        "read_etc_passwd": format!("{passwd:?}"),
+        "read_dir_cwd": format!("{cwd:?}"),
+        "tcp_connect": format!("{socket:?}"),
+        "tcp_bind": format!("{bind:?}"),
+        "now_ms": now,
+        "random": std::collections::hash_map::RandomState::new().hash_one(1u8),
+    }))
+}
+
+use std::hash::BuildHasher;
+
+fn template() -> Template {
+    Template::new("sandbox-probe", env!("CARGO_PKG_VERSION"), "Attacks the sandbox, one limit per operation (tests only).")
+        .operation(Operation::new("echo", "Return the payload.", echo))
+        .operation(Operation::new("spin", "Loop forever.", spin))
+        .operation(Operation::new("hog-memory", "Allocate until refused.", hog_memory))
+        .operation(Operation::new("panic", "Panic with a message.", panic))
+        .operation(Operation::new("flood-logs", "Log without end.", flood_logs))
+        .operation(Operation::new("escape-storage", "Try to leave the job's storage prefix.", escape_storage))
+        .operation(Operation::new("fork-children", "Enqueue children without end.", fork_children))
+        .operation(Operation::new("inspect-ambient", "Report what of the host is visible.", inspect_ambient))
+}
+
+vidfarm_guest::export_template!(template);

@@ -1,0 +1,69 @@
+//! Shared helpers of the end-to-end tests: a real runtime, the real built-in components,
+//! local backends in a temporary directory.
+
+use std::path::Path;
+use std::sync::Arc;
+use vidfarm::capabilities::Capabilities;
+use vidfarm::devrun::backends::{LocalJobs, MemoryBilling, MemoryEvents, MemoryJournal, NoRenderer};
+use vidfarm::providers::DevEchoProvider;
+use vidfarm::runtime::bindings::types::{Customer, Environment, JobContext};
+use vidfarm::runtime::{Limits, LoadedTemplate, RunRequest, Runtime, RuntimeConfig};
+use vidfarm::storage::LocalObjectStore;
+
+/// A runtime with the host defaults and a compiled cache under `dir`.
+pub fn runtime(dir: &Path) -> Runtime {
+    Runtime::new(RuntimeConfig { cache_dir: Some(dir.join("compiled")), ..RuntimeConfig::default() })
+        .expect("the runtime starts")
+}
+
+/// A built-in template, loaded for real.
+pub async fn load(runtime: &Runtime, id: &str) -> LoadedTemplate {
+    let bytes = vidfarm_template_artifacts::bytes(id).expect("a built-in template");
+    runtime.load(Arc::from(bytes)).await.expect("the template loads")
+}
+
+/// Local backends: storage under `dir/objects`, events and journal in memory.
+pub struct Backends {
+    pub caps: Arc<Capabilities>,
+    pub events: Arc<MemoryEvents>,
+    pub jobs: Arc<LocalJobs>,
+}
+
+pub fn backends(dir: &Path) -> Backends {
+    let events = Arc::new(MemoryEvents::default());
+    let jobs = Arc::new(LocalJobs::default());
+    let caps = Arc::new(Capabilities {
+        events: events.clone(),
+        storage: Arc::new(LocalObjectStore::new(dir.join("objects"), None).expect("a storage dir")),
+        billing: Arc::new(MemoryBilling::default()),
+        providers: Arc::new(DevEchoProvider),
+        renderer: Arc::new(NoRenderer),
+        jobs: jobs.clone(),
+        journal: Arc::new(MemoryJournal::default()),
+    });
+    Backends { caps, events, jobs }
+}
+
+/// A run of `operation` (its workflow has the same name in our templates) as job `job_id`.
+pub fn request(template: &LoadedTemplate, job_id: &str, operation: &str, payload: serde_json::Value, limits: Limits) -> RunRequest {
+    let op = template.operation(operation).expect("the operation exists");
+    RunRequest {
+        workflow: op.workflow.clone(),
+        context: JobContext {
+            job_id: job_id.into(),
+            template_id: template.manifest.id.clone(),
+            template_version: template.manifest.version.clone(),
+            operation: operation.into(),
+            workflow: op.workflow.clone(),
+            parent_job_id: None,
+            customer: Customer { id: "cus_test".into(), name: "Test".into() },
+            attempt: 1,
+            env: Environment::Development,
+            config: "{}".into(),
+        },
+        input: payload.to_string(),
+        limits,
+        start_ms: 1_700_000_000_000,
+        cancel: Default::default(),
+    }
+}
