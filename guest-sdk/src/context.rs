@@ -43,8 +43,7 @@ impl Context {
 
     /// The customer's template config, decoded (missing fields take their serde defaults).
     pub fn config<C: DeserializeOwned>(&self) -> Result<C, TemplateError> {
-        serde_json::from_str(&self.job.config)
-            .map_err(|e| TemplateError::new("invalid_config", e.to_string()))
+        serde_json::from_str(&self.job.config).map_err(|e| TemplateError::new("invalid_config", e.to_string()))
     }
 }
 
@@ -78,7 +77,12 @@ impl Logger {
 pub struct Storage;
 
 impl Storage {
-    pub fn put_bytes(&self, key: &str, bytes: &[u8], options: &storage::PutOptions) -> Result<storage::StoredObject, TemplateError> {
+    pub fn put_bytes(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        options: &storage::PutOptions,
+    ) -> Result<storage::StoredObject, TemplateError> {
         Ok(storage::put(key, bytes, options)?)
     }
     pub fn put_text(&self, key: &str, text: &str) -> Result<storage::StoredObject, TemplateError> {
@@ -116,7 +120,12 @@ pub struct Providers;
 
 impl Providers {
     /// The common case: one prompt to one model.
-    pub fn generate_text(&self, provider: Provider, model: &str, prompt: &str) -> Result<providers::TextResponse, TemplateError> {
+    pub fn generate_text(
+        &self,
+        provider: Provider,
+        model: &str,
+        prompt: &str,
+    ) -> Result<providers::TextResponse, TemplateError> {
         self.generate_text_with(&providers::TextRequest {
             provider,
             model: model.into(),
@@ -126,13 +135,19 @@ impl Providers {
             max_output_tokens: None,
         })
     }
-    pub fn generate_text_with(&self, request: &providers::TextRequest) -> Result<providers::TextResponse, TemplateError> {
+    pub fn generate_text_with(
+        &self,
+        request: &providers::TextRequest,
+    ) -> Result<providers::TextResponse, TemplateError> {
         Ok(providers::generate_text(request)?)
     }
     pub fn generate_image(&self, request: &providers::ImageRequest) -> Result<providers::ImageResponse, TemplateError> {
         Ok(providers::generate_image(request)?)
     }
-    pub fn analyze_image_layout(&self, request: &providers::LayoutRequest) -> Result<providers::LayoutResponse, TemplateError> {
+    pub fn analyze_image_layout(
+        &self,
+        request: &providers::LayoutRequest,
+    ) -> Result<providers::LayoutResponse, TemplateError> {
         Ok(providers::analyze_image_layout(request)?)
     }
 }
@@ -144,7 +159,11 @@ impl Remotion {
     pub fn render(&self, request: &remotion::RenderRequest) -> Result<remotion::RenderResult, TemplateError> {
         Ok(remotion::render(request)?)
     }
-    pub fn render_spec(&self, spec: &impl Serialize, output_key: Option<&str>) -> Result<remotion::RenderResult, TemplateError> {
+    pub fn render_spec(
+        &self,
+        spec: &impl Serialize,
+        output_key: Option<&str>,
+    ) -> Result<remotion::RenderResult, TemplateError> {
         Ok(remotion::render_spec(&to_json(spec), output_key)?)
     }
 }

@@ -1,8 +1,8 @@
 //! The error a workflow returns; every capability error converts into it with `?`.
 
 use crate::bindings::vidfarm::template::{
-    billing::BillingError, jobs::JobsError, providers::ProviderError, remotion::RenderError,
-    storage::StorageError, types,
+    billing::BillingError, jobs::JobsError, providers::ProviderError, remotion::RenderError, storage::StorageError,
+    types,
 };
 
 /// A workflow's own failure. The job fails with this `code` and `message`.
@@ -37,11 +37,7 @@ impl std::error::Error for TemplateError {}
 
 impl From<TemplateError> for types::TemplateError {
     fn from(e: TemplateError) -> Self {
-        types::TemplateError {
-            code: e.code,
-            message: e.message,
-            details: e.details.map(|d| d.to_string()),
-        }
+        types::TemplateError { code: e.code, message: e.message, details: e.details.map(|d| d.to_string()) }
     }
 }
 
@@ -63,9 +59,7 @@ impl From<StorageError> for TemplateError {
         match e {
             StorageError::InvalidKey(m) => Self::new("storage_invalid_key", m),
             StorageError::NotFound(m) => Self::new("storage_not_found", m),
-            StorageError::TooLarge(n) => {
-                Self::new("storage_too_large", format!("object over the {n}-byte limit"))
-            }
+            StorageError::TooLarge(n) => Self::new("storage_too_large", format!("object over the {n}-byte limit")),
             StorageError::Unavailable(m) => Self::new("storage_unavailable", m),
         }
     }

@@ -64,14 +64,11 @@ pub mod wit {
     pub use crate::bindings::vidfarm::template::jobs::{ChildOutcome, ChildRequest, ChildResult};
     pub use crate::bindings::vidfarm::template::logging::Level;
     pub use crate::bindings::vidfarm::template::providers::{
-        ImageRequest, ImageResponse, LayoutAlign, LayoutRequest, LayoutResponse, LayoutZone,
-        TextRequest, TextResponse,
+        ImageRequest, ImageResponse, LayoutAlign, LayoutRequest, LayoutResponse, LayoutZone, TextRequest, TextResponse,
     };
     pub use crate::bindings::vidfarm::template::remotion::{RenderRequest, RenderResult};
     pub use crate::bindings::vidfarm::template::storage::{PutOptions, StoredObject};
-    pub use crate::bindings::vidfarm::template::types::{
-        Customer, Environment, JobContext, Limits, Provider,
-    };
+    pub use crate::bindings::vidfarm::template::types::{Customer, Environment, JobContext, Limits, Provider};
 }
 
 /// Everything a template file usually needs.

@@ -145,8 +145,7 @@ where
     F: Fn(&Context, I) -> Result<O, TemplateError> + 'static,
 {
     Box::new(move |ctx, input| {
-        let input: I = serde_json::from_str(input)
-            .map_err(|e| TemplateError::new("invalid_input", e.to_string()))?;
+        let input: I = serde_json::from_str(input).map_err(|e| TemplateError::new("invalid_input", e.to_string()))?;
         Ok(serde_json::to_string(&workflow(ctx, input)?)?)
     })
 }

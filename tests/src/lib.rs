@@ -45,7 +45,13 @@ pub fn backends(dir: &Path) -> Backends {
 }
 
 /// A run of `operation` (its workflow has the same name in our templates) as job `job_id`.
-pub fn request(template: &LoadedTemplate, job_id: &str, operation: &str, payload: serde_json::Value, limits: Limits) -> RunRequest {
+pub fn request(
+    template: &LoadedTemplate,
+    job_id: &str,
+    operation: &str,
+    payload: serde_json::Value,
+    limits: Limits,
+) -> RunRequest {
     let op = template.operation(operation).expect("the operation exists");
     RunRequest {
         workflow: op.workflow.clone(),

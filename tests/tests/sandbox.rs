@@ -15,7 +15,14 @@ fn failure_code(outcome: &RunOutcome) -> String {
 
 /// Limits that make each probe trip quickly but still by its own limit.
 fn probe_limits() -> Limits {
-    Limits { fuel: 2_000_000_000, memory_bytes: 64 << 20, timeout_ms: 20_000, max_log_events: 500, max_children: 5, ..Limits::default() }
+    Limits {
+        fuel: 2_000_000_000,
+        memory_bytes: 64 << 20,
+        timeout_ms: 20_000,
+        max_log_events: 500,
+        max_children: 5,
+        ..Limits::default()
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -41,13 +48,23 @@ async fn every_probe_fails_with_its_own_code_while_hello_finishes_on_time_repeat
             let friendly = async {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 let started = Instant::now();
-                let report = rt.run(&hello, request(&hello, &format!("hello-{job}"), "greet", json!({"name": "Ada"}), Limits::default()), b.caps.clone()).await;
+                let report = rt
+                    .run(
+                        &hello,
+                        request(&hello, &format!("hello-{job}"), "greet", json!({"name": "Ada"}), Limits::default()),
+                        b.caps.clone(),
+                    )
+                    .await;
                 (report, started.elapsed())
             };
             let (probe_report, (hello_report, hello_took)) = tokio::join!(hostile, friendly);
             assert_eq!(failure_code(&probe_report.outcome), code, "{operation}: {:?}", probe_report.outcome);
             assert!(probe_report.fuel_consumed > 0, "{operation} reports the fuel it burned");
-            assert_eq!(hello_report.outcome, RunOutcome::Succeeded(json!({"greeting": "Hello, Ada!"})), "beside {operation}");
+            assert_eq!(
+                hello_report.outcome,
+                RunOutcome::Succeeded(json!({"greeting": "Hello, Ada!"})),
+                "beside {operation}"
+            );
             assert!(hello_took < Duration::from_secs(5), "hello took {hello_took:?} beside {operation}");
         }
     }
@@ -59,7 +76,9 @@ async fn echo_returns_its_payload_and_reports_fuel() {
     let rt = runtime(dir.path());
     let probe = load(&rt, "sandbox-probe").await;
     let payload = json!({"a": [1, 2, 3], "b": {"c": "ü"}});
-    let report = rt.run(&probe, request(&probe, "job-echo", "echo", payload.clone(), Limits::default()), backends(dir.path()).caps).await;
+    let report = rt
+        .run(&probe, request(&probe, "job-echo", "echo", payload.clone(), Limits::default()), backends(dir.path()).caps)
+        .await;
     assert_eq!(report.outcome, RunOutcome::Succeeded(payload));
     assert!(report.fuel_consumed > 0);
 }
@@ -71,7 +90,8 @@ async fn a_spinning_guest_with_plenty_of_fuel_hits_its_deadline() {
     let probe = load(&rt, "sandbox-probe").await;
     let limits = Limits { fuel: u64::MAX / 2, timeout_ms: 300, ..Limits::default() };
     let started = Instant::now();
-    let report = rt.run(&probe, request(&probe, "job-deadline", "spin", json!({}), limits), backends(dir.path()).caps).await;
+    let report =
+        rt.run(&probe, request(&probe, "job-deadline", "spin", json!({}), limits), backends(dir.path()).caps).await;
     assert_eq!(report.outcome, RunOutcome::Failed(RunError::DeadlineExceeded { timeout_ms: 300 }));
     assert!(started.elapsed() < Duration::from_secs(3), "stopped near its deadline, took {:?}", started.elapsed());
 }
@@ -82,7 +102,11 @@ async fn a_panic_carries_the_guests_message() {
     let rt = runtime(dir.path());
     let probe = load(&rt, "sandbox-probe").await;
     let report = rt
-        .run(&probe, request(&probe, "job-panic", "panic", json!({"message": "scene 3 has no audio"}), Limits::default()), backends(dir.path()).caps)
+        .run(
+            &probe,
+            request(&probe, "job-panic", "panic", json!({"message": "scene 3 has no audio"}), Limits::default()),
+            backends(dir.path()).caps,
+        )
         .await;
     assert_eq!(report.outcome, RunOutcome::Failed(RunError::GuestPanic { message: "scene 3 has no audio".into() }));
 }
@@ -111,12 +135,22 @@ async fn escape_storage_never_writes_or_reads_outside_the_jobs_prefix() {
     let objects = dir.path().join("objects");
     std::fs::create_dir_all(objects.join("templates/sandbox-probe/users/cus_test/jobs")).expect("mkdir");
     std::fs::write(objects.join("templates/sandbox-probe/users/cus_test/jobs/escaped.txt"), "secret").expect("write");
-    let report = rt.run(&probe, request(&probe, "job-escape", "escape-storage", json!({}), Limits::default()), backends(dir.path()).caps).await;
+    let report = rt
+        .run(
+            &probe,
+            request(&probe, "job-escape", "escape-storage", json!({}), Limits::default()),
+            backends(dir.path()).caps,
+        )
+        .await;
     assert_eq!(failure_code(&report.outcome), "storage_invalid_key");
     let mut files = Vec::new();
     collect_files(dir.path(), &mut files);
     let written: Vec<_> = files.iter().filter(|f| !f.starts_with(dir.path().join("compiled"))).collect();
-    assert_eq!(written, [&objects.join("templates/sandbox-probe/users/cus_test/jobs/escaped.txt")], "nothing else was written");
+    assert_eq!(
+        written,
+        [&objects.join("templates/sandbox-probe/users/cus_test/jobs/escaped.txt")],
+        "nothing else was written"
+    );
     assert!(!std::path::Path::new("/tmp/vidfarm-escaped.txt").exists());
 }
 
@@ -133,7 +167,13 @@ async fn a_guest_sees_no_host_file_env_var_socket_or_real_clock() {
     let rt = runtime(dir.path());
     let probe = load(&rt, "sandbox-probe").await;
     // SAFETY of the test: the guest must not see this, whatever the host's env holds.
-    let report = rt.run(&probe, request(&probe, "job-ambient", "inspect-ambient", json!({}), Limits::default()), backends(dir.path()).caps).await;
+    let report = rt
+        .run(
+            &probe,
+            request(&probe, "job-ambient", "inspect-ambient", json!({}), Limits::default()),
+            backends(dir.path()).caps,
+        )
+        .await;
     let RunOutcome::Succeeded(seen) = report.outcome else { panic!("inspect-ambient failed: {:?}", report.outcome) };
     assert_eq!(seen["env"], json!([]), "no env vars");
     assert_eq!(seen["args"], json!([]), "no args");
@@ -151,7 +191,11 @@ async fn the_same_job_sees_the_same_randomness_and_time_on_replay() {
     let probe = load(&rt, "sandbox-probe").await;
     let run = |job: &'static str| {
         let (rt, probe, dir) = (&rt, &probe, dir.path());
-        async move { rt.run(probe, request(probe, job, "inspect-ambient", json!({}), Limits::default()), backends(dir).caps).await.outcome }
+        async move {
+            rt.run(probe, request(probe, job, "inspect-ambient", json!({}), Limits::default()), backends(dir).caps)
+                .await
+                .outcome
+        }
     };
     assert_eq!(run("job-a").await, run("job-a").await);
     assert_ne!(run("job-a").await, run("job-b").await, "another job gets another random stream");

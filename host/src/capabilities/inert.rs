@@ -99,10 +99,18 @@ impl Renderer for Inert {
 
 #[async_trait]
 impl JobControl for Inert {
-    async fn enqueue_child(&self, _: &JobScope, _: &wit_jobs::ChildRequest) -> BackendResult<Result<String, wit_jobs::JobsError>> {
+    async fn enqueue_child(
+        &self,
+        _: &JobScope,
+        _: &wit_jobs::ChildRequest,
+    ) -> BackendResult<Result<String, wit_jobs::JobsError>> {
         refuse()
     }
-    async fn await_children(&self, _: &JobScope, _: &[String]) -> BackendResult<Result<Vec<ChildResult>, wit_jobs::JobsError>> {
+    async fn await_children(
+        &self,
+        _: &JobScope,
+        _: &[String],
+    ) -> BackendResult<Result<Vec<ChildResult>, wit_jobs::JobsError>> {
         refuse()
     }
     async fn await_human(&self, _: &JobScope, _: &str) -> BackendResult<Result<String, wit_jobs::JobsError>> {

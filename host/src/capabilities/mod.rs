@@ -11,7 +11,9 @@ mod remotion;
 mod storage;
 mod types;
 
-use crate::runtime::bindings::{billing as wit_billing, jobs as wit_jobs, providers as wit_providers, remotion as wit_remotion};
+use crate::runtime::bindings::{
+    billing as wit_billing, jobs as wit_jobs, providers as wit_providers, remotion as wit_remotion,
+};
 pub use crate::runtime::{HostTrap, JobScope};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

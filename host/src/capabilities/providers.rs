@@ -14,7 +14,10 @@ impl Host for HostState {
         .await
     }
 
-    async fn generate_image(&mut self, request: ImageRequest) -> wasmtime::Result<Result<ImageResponse, ProviderError>> {
+    async fn generate_image(
+        &mut self,
+        request: ImageRequest,
+    ) -> wasmtime::Result<Result<ImageResponse, ProviderError>> {
         self.effect("providers.generate-image", request, |caps, job, request| async move {
             caps.providers.generate_image(&job, &request).await
         })

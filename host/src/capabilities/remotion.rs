@@ -5,8 +5,10 @@ use crate::runtime::bindings::remotion::{Host, RenderError, RenderRequest, Rende
 
 impl Host for HostState {
     async fn render(&mut self, request: RenderRequest) -> wasmtime::Result<Result<RenderResult, RenderError>> {
-        self.effect("remotion.render", request, |caps, job, request| async move { caps.renderer.render(&job, &request).await })
-            .await
+        self.effect("remotion.render", request, |caps, job, request| async move {
+            caps.renderer.render(&job, &request).await
+        })
+        .await
     }
 
     async fn render_spec(

@@ -9,7 +9,12 @@ use crate::storage::keys;
 const MAX_OBJECT_BYTES: u64 = 512 << 20;
 
 impl Host for HostState {
-    async fn put(&mut self, key: String, bytes: Vec<u8>, options: PutOptions) -> wasmtime::Result<Result<StoredObject, StorageError>> {
+    async fn put(
+        &mut self,
+        key: String,
+        bytes: Vec<u8>,
+        options: PutOptions,
+    ) -> wasmtime::Result<Result<StoredObject, StorageError>> {
         self.check_cancelled()?;
         let full_key = match keys::resolve(&self.job.artifact_prefix, &key) {
             Ok(full) => full,

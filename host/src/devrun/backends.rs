@@ -103,7 +103,11 @@ impl JobControl for LocalJobs {
         Ok(Ok(id))
     }
 
-    async fn await_children(&self, job: &JobScope, ids: &[String]) -> BackendResult<Result<Vec<ChildResult>, wit_jobs::JobsError>> {
+    async fn await_children(
+        &self,
+        job: &JobScope,
+        ids: &[String],
+    ) -> BackendResult<Result<Vec<ChildResult>, wit_jobs::JobsError>> {
         let children = lock(&self.children);
         let mut results = Vec::with_capacity(ids.len());
         let mut pending = Vec::new();

@@ -99,7 +99,8 @@ pub async fn run(
     if !config_problems.is_empty() {
         return Err(DevRunError::InvalidConfig(describe(&config_problems)));
     }
-    let (events, billing, jobs) = (Arc::new(MemoryEvents::default()), Arc::new(MemoryBilling::default()), Arc::new(LocalJobs::default()));
+    let (events, billing, jobs) =
+        (Arc::new(MemoryEvents::default()), Arc::new(MemoryBilling::default()), Arc::new(LocalJobs::default()));
     let caps = Arc::new(Capabilities {
         events: events.clone(),
         storage: Arc::new(LocalObjectStore::new(options.data_dir.join("objects"), None)?),
@@ -131,7 +132,11 @@ fn check_request(template: &LoadedTemplate, operation: &str, payload: &Value) ->
 }
 
 fn describe(problems: &[crate::runtime::SchemaViolation]) -> String {
-    problems.iter().map(|p| format!("{} {}", if p.field.is_empty() { "(root)" } else { &p.field }, p.problem)).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(|p| format!("{} {}", if p.field.is_empty() { "(root)" } else { &p.field }, p.problem))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Session<'_> {
@@ -207,10 +212,20 @@ impl Session<'_> {
             let Some(child) = child else { continue };
             let payload: Value = serde_json::from_str(&child.request.payload).unwrap_or(Value::Null);
             let outcome = match check_request(self.template, &child.request.operation, &payload) {
-                Err(e) => RunOutcome::Failed(RunError::Template { code: "invalid_payload".into(), message: e.to_string(), details: None }),
+                Err(e) => RunOutcome::Failed(RunError::Template {
+                    code: "invalid_payload".into(),
+                    message: e.to_string(),
+                    details: None,
+                }),
                 Ok(()) => {
-                    self.run_job(child.id.clone(), Some(child.parent.clone()), child.request.operation.clone(), child.request.workflow.clone(), payload)
-                        .await
+                    self.run_job(
+                        child.id.clone(),
+                        Some(child.parent.clone()),
+                        child.request.operation.clone(),
+                        child.request.workflow.clone(),
+                        payload,
+                    )
+                    .await
                 }
             };
             let result = ChildResult { job_id: child.id.clone(), outcome: child_outcome(outcome) };
@@ -230,7 +245,11 @@ fn child_outcome(outcome: RunOutcome) -> ChildOutcome {
             message: e.message(),
             details: e.details().map(|d| d.to_string()),
         }),
-        other => ChildOutcome::Failed(TemplateError { code: "host_fault".into(), message: format!("{other:?}"), details: None }),
+        other => ChildOutcome::Failed(TemplateError {
+            code: "host_fault".into(),
+            message: format!("{other:?}"),
+            details: None,
+        }),
     }
 }
 

@@ -26,7 +26,11 @@ fn tokens(text: &str) -> u32 {
 
 #[async_trait]
 impl ProviderGateway for DevEchoProvider {
-    async fn generate_text(&self, _: &JobScope, request: &TextRequest) -> BackendResult<Result<TextResponse, ProviderError>> {
+    async fn generate_text(
+        &self,
+        _: &JobScope,
+        request: &TextRequest,
+    ) -> BackendResult<Result<TextResponse, ProviderError>> {
         let text = format!("{LABEL} {}/{} echoes: {}", provider_name(request.provider), request.model, request.prompt);
         Ok(Ok(TextResponse {
             output_tokens: tokens(&text),
@@ -37,7 +41,11 @@ impl ProviderGateway for DevEchoProvider {
         }))
     }
 
-    async fn generate_image(&self, _: &JobScope, request: &ImageRequest) -> BackendResult<Result<ImageResponse, ProviderError>> {
+    async fn generate_image(
+        &self,
+        _: &JobScope,
+        request: &ImageRequest,
+    ) -> BackendResult<Result<ImageResponse, ProviderError>> {
         let (width, height) = parse_size(request.size.as_deref()).unwrap_or((320, 180));
         let seed = blake3::hash(request.prompt.as_bytes());
         Ok(Ok(ImageResponse {
@@ -47,7 +55,11 @@ impl ProviderGateway for DevEchoProvider {
         }))
     }
 
-    async fn analyze_image_layout(&self, _: &JobScope, request: &LayoutRequest) -> BackendResult<Result<LayoutResponse, ProviderError>> {
+    async fn analyze_image_layout(
+        &self,
+        _: &JobScope,
+        request: &LayoutRequest,
+    ) -> BackendResult<Result<LayoutResponse, ProviderError>> {
         Ok(Ok(LayoutResponse {
             zone: LayoutZone::Bottom,
             align: LayoutAlign::Center,

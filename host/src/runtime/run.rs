@@ -44,7 +44,14 @@ impl RunRequest {
             env: Environment::Development,
             config: "{}".into(),
         };
-        Self { workflow: String::new(), context, input: "null".into(), limits, start_ms: 0, cancel: CancellationToken::new() }
+        Self {
+            workflow: String::new(),
+            context,
+            input: "null".into(),
+            limits,
+            start_ms: 0,
+            cancel: CancellationToken::new(),
+        }
     }
 }
 
@@ -91,7 +98,12 @@ impl Runtime {
     ) -> RunReport {
         let started = Instant::now();
         let limits = request.limits;
-        let report = |outcome, fuel_consumed, effects| RunReport { outcome, fuel_consumed, duration: started.elapsed(), effects };
+        let report = |outcome, fuel_consumed, effects| RunReport {
+            outcome,
+            fuel_consumed,
+            duration: started.elapsed(),
+            effects,
+        };
         let job = Arc::new(JobScope::new(request.context.clone(), request.cancel.clone()));
         let recorded = match call {
             Call::Run => match caps.journal.load(job.job_id()).await {
@@ -143,7 +155,12 @@ impl Runtime {
     }
 }
 
-fn configure(store: &mut Store<HostState>, fuel: u64, deadline: Instant, cancel: CancellationToken) -> wasmtime::Result<()> {
+fn configure(
+    store: &mut Store<HostState>,
+    fuel: u64,
+    deadline: Instant,
+    cancel: CancellationToken,
+) -> wasmtime::Result<()> {
     store.set_fuel(fuel)?;
     store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
     store.set_epoch_deadline(1);
@@ -174,7 +191,9 @@ async fn call_export(
     Ok(match returned {
         Ok(output) => match serde_json::from_str(&output) {
             Ok(value) => RunOutcome::Succeeded(value),
-            Err(e) => RunOutcome::Failed(RunError::ContractViolation { message: format!("`run` returned invalid JSON: {e}") }),
+            Err(e) => {
+                RunOutcome::Failed(RunError::ContractViolation { message: format!("`run` returned invalid JSON: {e}") })
+            }
         },
         Err(e) => RunOutcome::Failed(RunError::Template {
             code: if e.code.is_empty() { "template_error".into() } else { e.code },

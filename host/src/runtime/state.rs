@@ -27,10 +27,8 @@ pub struct JobScope {
 
 impl JobScope {
     pub fn new(context: JobContext, cancel: CancellationToken) -> Self {
-        let artifact_prefix = format!(
-            "templates/{}/users/{}/jobs/{}",
-            context.template_id, context.customer.id, context.job_id
-        );
+        let artifact_prefix =
+            format!("templates/{}/users/{}/jobs/{}", context.template_id, context.customer.id, context.job_id);
         let workspace_prefix = format!("customers/{}/workspace", context.customer.id);
         Self { context, artifact_prefix, workspace_prefix, cancel }
     }
@@ -145,8 +143,9 @@ impl Journal {
                 ),
             }));
         }
-        let value = serde_json::from_str(&entry.result)
-            .map_err(|e| fail(RunError::HostFault { message: format!("journal entry {} is unreadable: {e}", entry.seq) }))?;
+        let value = serde_json::from_str(&entry.result).map_err(|e| {
+            fail(RunError::HostFault { message: format!("journal entry {} is unreadable: {e}", entry.seq) })
+        })?;
         self.next += 1;
         Ok(Some(value))
     }

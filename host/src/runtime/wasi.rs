@@ -20,7 +20,8 @@ pub struct GuestOutput {
 /// The WASI context of one run. `start_ms` is the job's logical start (the same on every
 /// replay) and `seed` keys its random stream (derived from the job id, so replays match).
 pub fn context(start_ms: i64, seed: [u8; 32], max_output_bytes: usize) -> (WasiCtx, GuestOutput) {
-    let output = GuestOutput { stdout: OutputBuffer::new(max_output_bytes), stderr: OutputBuffer::new(max_output_bytes) };
+    let output =
+        GuestOutput { stdout: OutputBuffer::new(max_output_bytes), stderr: OutputBuffer::new(max_output_bytes) };
     let ticks = Arc::new(AtomicU64::new(0));
     let mut insecure_seed = [0u8; 16];
     insecure_seed.copy_from_slice(&seed[16..]);
@@ -147,10 +148,16 @@ impl tokio::io::AsyncWrite for OutputBuffer {
         self.append(buf);
         std::task::Poll::Ready(Ok(buf.len()))
     }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 }

@@ -57,8 +57,22 @@ mod tests {
     #[test]
     fn every_escape_spelling_is_refused() {
         for key in [
-            "", "..", "../x", "a/../../x", "/etc/passwd", "%2e%2e/x", "..%2fx", "..\\x", "C:\\x", "a/./b",
-            "a//b", "nul\0x", "a/..", "~/.ssh", "a b", "line\nbreak",
+            "",
+            "..",
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "%2e%2e/x",
+            "..%2fx",
+            "..\\x",
+            "C:\\x",
+            "a/./b",
+            "a//b",
+            "nul\0x",
+            "a/..",
+            "~/.ssh",
+            "a b",
+            "line\nbreak",
         ] {
             assert!(validate(key).is_err(), "{key:?} was accepted");
         }

@@ -66,9 +66,7 @@ fn greet_many(ctx: &Context, input: GreetMany) -> Result<Greetings, TemplateErro
     let mut greetings = Vec::with_capacity(children.len());
     for child in ctx.jobs.await_children(&children)? {
         match child.outcome {
-            ChildOutcome::Succeeded(output) => {
-                greetings.push(serde_json::from_str::<Greeting>(&output)?.greeting)
-            }
+            ChildOutcome::Succeeded(output) => greetings.push(serde_json::from_str::<Greeting>(&output)?.greeting),
             ChildOutcome::Failed(error) => return Err(error.into()),
             ChildOutcome::Cancelled => {
                 return Err(TemplateError::new("child_cancelled", format!("child {} was cancelled", child.job_id)));

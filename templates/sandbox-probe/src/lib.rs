@@ -99,10 +99,8 @@ fn inspect_ambient(_: &Context, _: Nothing) -> Result<Value, TemplateError> {
     let cwd = std::fs::read_dir(".").map(|d| d.count()).map_err(|e| e.to_string());
     let socket = std::net::TcpStream::connect("127.0.0.1:22").map(|_| ()).map_err(|e| e.to_string());
     let bind = std::net::TcpListener::bind("127.0.0.1:0").map(|_| ()).map_err(|e| e.to_string());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     Ok(json!({
         "env": std::env::vars().collect::<Vec<_>>(),
         "args": std::env::args().collect::<Vec<_>>(),
@@ -119,15 +117,19 @@ fn inspect_ambient(_: &Context, _: Nothing) -> Result<Value, TemplateError> {
 use std::hash::BuildHasher;
 
 fn template() -> Template {
-    Template::new("sandbox-probe", env!("CARGO_PKG_VERSION"), "Attacks the sandbox, one limit per operation (tests only).")
-        .operation(Operation::new("echo", "Return the payload.", echo))
-        .operation(Operation::new("spin", "Loop forever.", spin))
-        .operation(Operation::new("hog-memory", "Allocate until refused.", hog_memory))
-        .operation(Operation::new("panic", "Panic with a message.", panic))
-        .operation(Operation::new("flood-logs", "Log without end.", flood_logs))
-        .operation(Operation::new("escape-storage", "Try to leave the job's storage prefix.", escape_storage))
-        .operation(Operation::new("fork-children", "Enqueue children without end.", fork_children))
-        .operation(Operation::new("inspect-ambient", "Report what of the host is visible.", inspect_ambient))
+    Template::new(
+        "sandbox-probe",
+        env!("CARGO_PKG_VERSION"),
+        "Attacks the sandbox, one limit per operation (tests only).",
+    )
+    .operation(Operation::new("echo", "Return the payload.", echo))
+    .operation(Operation::new("spin", "Loop forever.", spin))
+    .operation(Operation::new("hog-memory", "Allocate until refused.", hog_memory))
+    .operation(Operation::new("panic", "Panic with a message.", panic))
+    .operation(Operation::new("flood-logs", "Log without end.", flood_logs))
+    .operation(Operation::new("escape-storage", "Try to leave the job's storage prefix.", escape_storage))
+    .operation(Operation::new("fork-children", "Enqueue children without end.", fork_children))
+    .operation(Operation::new("inspect-ambient", "Report what of the host is visible.", inspect_ambient))
 }
 
 vidfarm_guest::export_template!(template);
