@@ -1,6 +1,8 @@
 //! Shared helpers of the end-to-end tests: a real runtime, the real built-in components,
 //! local backends in a temporary directory.
 
+pub mod server;
+
 use std::path::Path;
 use std::sync::Arc;
 use vidfarm::capabilities::Capabilities;
@@ -71,5 +73,6 @@ pub fn request(
         limits,
         start_ms: 1_700_000_000_000,
         cancel: Default::default(),
+        lease_token: String::new(),
     }
 }

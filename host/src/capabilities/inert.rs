@@ -102,6 +102,7 @@ impl JobControl for Inert {
     async fn enqueue_child(
         &self,
         _: &JobScope,
+        _: u32,
         _: &wit_jobs::ChildRequest,
     ) -> BackendResult<Result<String, wit_jobs::JobsError>> {
         refuse()
@@ -123,7 +124,7 @@ impl JournalStore for Inert {
     async fn load(&self, _: &str) -> BackendResult<Vec<JournalEntry>> {
         Ok(Vec::new())
     }
-    async fn append(&self, _: &str, _: &JournalEntry) -> BackendResult<()> {
+    async fn append(&self, _: &JobScope, _: &JournalEntry) -> BackendResult<()> {
         refuse()
     }
 }

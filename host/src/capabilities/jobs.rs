@@ -14,8 +14,9 @@ impl Host for HostState {
             ))));
         }
         self.children += 1;
+        let ordinal = self.children;
         self.effect("jobs.enqueue-child", request, |caps, job, request| async move {
-            caps.jobs.enqueue_child(&job, &request).await
+            caps.jobs.enqueue_child(&job, ordinal, &request).await
         })
         .await
     }

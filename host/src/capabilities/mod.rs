@@ -118,10 +118,12 @@ pub trait Renderer: Send + Sync {
 /// Child jobs and human waits.
 #[async_trait]
 pub trait JobControl: Send + Sync {
-    /// Create a child job (the capability has already checked the per-job cap).
+    /// Create a child job (the capability has already checked the per-job cap). `ordinal`
+    /// (1, 2, … within the job) is the same on every replay: use it to make creation idempotent.
     async fn enqueue_child(
         &self,
         job: &JobScope,
+        ordinal: u32,
         request: &wit_jobs::ChildRequest,
     ) -> BackendResult<Result<String, wit_jobs::JobsError>>;
     /// The children's results when all have ended; otherwise suspend the job on them.
@@ -147,5 +149,5 @@ pub struct JournalEntry {
 #[async_trait]
 pub trait JournalStore: Send + Sync {
     async fn load(&self, job_id: &str) -> BackendResult<Vec<JournalEntry>>;
-    async fn append(&self, job_id: &str, entry: &JournalEntry) -> BackendResult<()>;
+    async fn append(&self, job: &JobScope, entry: &JournalEntry) -> BackendResult<()>;
 }

@@ -1,9 +1,12 @@
-//! The command line: `vidfarm template build|run` for authors (more commands join as the
-//! platform grows). Exit codes: 0 success, 1 a failed job, 2 bad usage.
+//! The command line. Operators: `serve`, `api`, `worker`, `customers`, `keys`, `db`.
+//! Authors: `template build|run`. Exit codes: 0 success, 1 failure, 2 bad usage.
 
+mod admin;
+mod platform;
 mod template;
 
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -15,6 +18,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the API and the workers (the platform, with embedded defaults).
+    Serve(platform::ServeArgs),
+    /// Run only the API (workers run elsewhere on the same database).
+    Api(platform::ServeArgs),
+    /// Run only workers.
+    Worker(platform::ServeArgs),
+    /// Manage customers.
+    #[command(subcommand)]
+    Customers(admin::CustomersCommand),
+    /// Manage customers' API keys.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(admin::DbCommand),
     /// Build and run templates (for template authors).
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -23,10 +41,8 @@ enum Command {
 /// Parse the arguments, run the command, map the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VIDFARM_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let server = matches!(cli.command, Command::Serve(_) | Command::Api(_) | Command::Worker(_));
+    init_logging(server);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -36,13 +52,40 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => platform::run(args, true, true).await,
+            Command::Api(args) => platform::run(args, true, false).await,
+            Command::Worker(args) => platform::run(args, false, true).await,
+            Command::Customers(command) => admin::customers(command).await,
+            Command::Keys(command) => admin::keys(command).await,
+            Command::Db(command) => admin::db(command).await,
             Command::Template(command) => template::run(command).await,
         }
     })
+}
+
+/// Servers log to stdout (JSON lines in production, readable in development); other
+/// commands log to stderr so their stdout stays machine-readable.
+fn init_logging(server: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIDFARM_LOG")
+        .unwrap_or_else(|_| if server { "info,sqlx=warn" } else { "warn" }.into());
+    let production = std::env::var("VIDFARM_ENV").is_ok_and(|e| e == "production");
+    let ansi = if server { std::io::stdout().is_terminal() } else { std::io::stderr().is_terminal() };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    match (server, production) {
+        (true, true) => builder.json().with_writer(std::io::stdout).init(),
+        (true, false) => builder.with_writer(std::io::stdout).init(),
+        (false, _) => builder.with_writer(std::io::stderr).init(),
+    }
 }
 
 /// A usage error: printed to stderr, exit code 2.
 pub(crate) fn usage(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
+}
+
+/// A failure: printed to stderr, exit code 1.
+pub(crate) fn failure(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(1)
 }

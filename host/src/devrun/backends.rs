@@ -32,8 +32,8 @@ impl JournalStore for MemoryJournal {
     async fn load(&self, job_id: &str) -> BackendResult<Vec<JournalEntry>> {
         Ok(lock(&self.0).get(job_id).cloned().unwrap_or_default())
     }
-    async fn append(&self, job_id: &str, entry: &JournalEntry) -> BackendResult<()> {
-        lock(&self.0).entry(job_id.to_string()).or_default().push(entry.clone());
+    async fn append(&self, job: &JobScope, entry: &JournalEntry) -> BackendResult<()> {
+        lock(&self.0).entry(job.job_id().to_string()).or_default().push(entry.clone());
         Ok(())
     }
 }
@@ -95,10 +95,11 @@ impl JobControl for LocalJobs {
     async fn enqueue_child(
         &self,
         job: &JobScope,
+        ordinal: u32,
         request: &wit_jobs::ChildRequest,
     ) -> BackendResult<Result<String, wit_jobs::JobsError>> {
         let mut children = lock(&self.children);
-        let id = format!("{}.{}", job.job_id(), children.len() + 1);
+        let id = format!("{}_c{ordinal}", job.job_id());
         children.push(ChildJob { id: id.clone(), parent: job.job_id().into(), request: request.clone(), result: None });
         Ok(Ok(id))
     }

@@ -178,6 +178,7 @@ impl Session<'_> {
                     limits,
                     start_ms,
                     cancel: CancellationToken::new(),
+                    lease_token: String::new(),
                 };
                 let report = self.runtime.run(self.template, request, self.caps.clone()).await;
                 self.fuel.fetch_add(report.fuel_consumed, std::sync::atomic::Ordering::Relaxed);

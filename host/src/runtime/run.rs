@@ -28,6 +28,8 @@ pub struct RunRequest {
     /// The job's logical start (unix ms): what the guest's clock starts from on every replay.
     pub start_ms: i64,
     pub cancel: CancellationToken,
+    /// The worker's lease (see [`JobScope::lease_token`]).
+    pub lease_token: String,
 }
 
 impl RunRequest {
@@ -51,6 +53,7 @@ impl RunRequest {
             limits,
             start_ms: 0,
             cancel: CancellationToken::new(),
+            lease_token: String::new(),
         }
     }
 }
@@ -104,7 +107,7 @@ impl Runtime {
             duration: started.elapsed(),
             effects,
         };
-        let job = Arc::new(JobScope::new(request.context.clone(), request.cancel.clone()));
+        let job = Arc::new(JobScope::new(request.context.clone(), request.cancel.clone(), request.lease_token.clone()));
         let recorded = match call {
             Call::Run => match caps.journal.load(job.job_id()).await {
                 Ok(entries) => entries,

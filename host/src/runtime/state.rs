@@ -23,14 +23,17 @@ pub struct JobScope {
     pub workspace_prefix: String,
     /// Fires when the job is cancelled; checked at every host call and every epoch tick.
     pub cancel: CancellationToken,
+    /// The worker's lease on the job: every write a backend makes checks it (empty when no
+    /// engine runs the job, as in the dev runner).
+    pub lease_token: String,
 }
 
 impl JobScope {
-    pub fn new(context: JobContext, cancel: CancellationToken) -> Self {
+    pub fn new(context: JobContext, cancel: CancellationToken, lease_token: String) -> Self {
         let artifact_prefix =
             format!("templates/{}/users/{}/jobs/{}", context.template_id, context.customer.id, context.job_id);
         let workspace_prefix = format!("customers/{}/workspace", context.customer.id);
-        Self { context, artifact_prefix, workspace_prefix, cancel }
+        Self { context, artifact_prefix, workspace_prefix, cancel, lease_token }
     }
 
     pub fn job_id(&self) -> &str {
@@ -99,7 +102,7 @@ impl HostState {
             return Ok(recorded);
         }
         let result = perform(self.caps.clone(), self.job.clone(), request).await.map_err(wasmtime::Error::new)?;
-        self.journal.record(&self.caps, self.job.job_id(), kind, digest, &result).await?;
+        self.journal.record(&self.caps, &self.job, kind, digest, &result).await?;
         Ok(result)
     }
 }
@@ -153,7 +156,7 @@ impl Journal {
     async fn record<T: Serialize>(
         &mut self,
         caps: &Capabilities,
-        job_id: &str,
+        job: &JobScope,
         kind: &str,
         request_digest: String,
         result: &T,
@@ -164,7 +167,7 @@ impl Journal {
             request_digest,
             result: serde_json::to_string(result).map_err(|e| fail(RunError::HostFault { message: e.to_string() }))?,
         };
-        caps.journal.append(job_id, &entry).await.map_err(wasmtime::Error::new)?;
+        caps.journal.append(job, &entry).await.map_err(wasmtime::Error::new)?;
         self.recorded.push(entry);
         self.next = self.recorded.len();
         Ok(())

@@ -3,6 +3,22 @@
 
 use vidfarm_guest::prelude::*;
 
+/// Per-customer settings (`POST /templates/hello/config`).
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+struct HelloConfig {
+    /// The word greetings start with.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 40))]
+    salutation: Option<String>,
+}
+
+impl HelloConfig {
+    fn greet(&self, name: &str) -> String {
+        format!("{}, {name}!", self.salutation.as_deref().unwrap_or("Hello"))
+    }
+}
+
 /// The payload of `greet`.
 #[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +64,7 @@ struct Decision {
 
 fn greet(ctx: &Context, input: Greet) -> Result<Greeting, TemplateError> {
     ctx.logger.info("greeting someone", json!({ "name": input.name }));
-    let greeting = format!("Hello, {}!", input.name);
+    let greeting = ctx.config::<HelloConfig>()?.greet(&input.name);
     ctx.logger.progress(0.5, "greeting composed");
     let stored = ctx.storage.put_text("greeting.txt", &greeting)?;
     ctx.logger.info("greeting stored", json!({ "key": stored.key, "size": stored.size }));
@@ -82,13 +98,14 @@ fn greet_after_approval(ctx: &Context, input: Greet) -> Result<Decision, Templat
         "question": format!("May we greet {}?", input.name),
         "answer": { "approved": "boolean", "note": "string (optional)" },
     }))?;
-    let greeting = approval.approved.then(|| format!("Hello, {}!", input.name));
+    let greeting = approval.approved.then(|| ctx.config::<HelloConfig>().unwrap_or_default().greet(&input.name));
     ctx.logger.info("human answered", json!({ "approved": approval.approved }));
     Ok(Decision { approved: approval.approved, greeting, note: approval.note })
 }
 
 fn template() -> Template {
     Template::new("hello", env!("CARGO_PKG_VERSION"), "Greets people: alone, in a fan-out, or after approval.")
+        .config::<HelloConfig>()
         .operation(Operation::new("greet", "Greet one person and store the greeting.", greet).webhooks())
         .operation(Operation::new("greet-many", "Greet everyone, one child job per name.", greet_many).webhooks())
         .operation(

@@ -92,6 +92,38 @@ fn fork_children(ctx: &Context, _: Nothing) -> Result<Value, TemplateError> {
     }
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct Effects {
+    /// How many rounds of effects.
+    #[schemars(range(min = 1, max = 100))]
+    steps: u32,
+    /// Busy iterations between rounds (so a test can kill the host between effects).
+    #[serde(default)]
+    spin: u64,
+}
+
+/// Rounds of effects — a charge, an artifact, a log — with CPU work between them: the crash
+/// and shutdown tests count that each effect happened exactly once.
+fn effects(ctx: &Context, input: Effects) -> Result<Value, TemplateError> {
+    for step in 0..input.steps {
+        ctx.billing.record(&BillingEvent {
+            event_type: EventType::CpuEstimate,
+            cost_usd: 0.001,
+            charge_usd: None,
+            provider: None,
+            model: None,
+            metadata: json!({ "step": step }).to_string(),
+        })?;
+        ctx.storage.put_text(&format!("steps/{step}.txt"), &format!("step {step}"))?;
+        ctx.logger.info("step done", json!({ "step": step }));
+        let mut x = 0u64;
+        for i in 0..input.spin {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+    }
+    Ok(json!({ "steps": input.steps }))
+}
+
 /// What the guest can see of the host through std: it must be nothing.
 fn inspect_ambient(_: &Context, _: Nothing) -> Result<Value, TemplateError> {
     let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
@@ -129,6 +161,7 @@ fn template() -> Template {
     .operation(Operation::new("flood-logs", "Log without end.", flood_logs))
     .operation(Operation::new("escape-storage", "Try to leave the job's storage prefix.", escape_storage))
     .operation(Operation::new("fork-children", "Enqueue children without end.", fork_children))
+    .operation(Operation::new("effects", "Charge, store and log in rounds, with CPU work between.", effects))
     .operation(Operation::new("inspect-ambient", "Report what of the host is visible.", inspect_ambient))
 }
 

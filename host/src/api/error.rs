@@ -1,0 +1,96 @@
+//! The API's one error type: each variant names its HTTP status; the body is always
+//! `{"error":{"code","message","details"?}}`. Internal errors are logged and answered with a
+//! generic 500 that leaks nothing.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: malformed JSON, wrong content type, bad query parameter.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 401: missing or wrong credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 402: the customer's billing limit would be exceeded.
+    #[error("{0}")]
+    PaymentRequired(String),
+    /// 404: no such template, operation or job (another customer's job included).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// 409: the request conflicts with the resource's state.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 413: the body is over the limit.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 422: well-formed but invalid; `details` names each failing field.
+    #[error("{message}")]
+    Unprocessable { message: String, details: Value },
+    /// 429: too many requests; retry after this many seconds.
+    #[error("too many job creations: retry after {0} s")]
+    TooManyRequests(u64),
+    /// 500: a host fault (logged, not shown).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound { code, message: message.into() }
+    }
+
+    pub fn invalid(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        Self::Unprocessable {
+            message: format!("`{field}` {problem}"),
+            details: json!([{ "field": field, "problem": problem }]),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "billing_limit_reached"),
+            Self::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        Self::Internal(format!("database: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error answering a request");
+                "something went wrong on our side; it has been logged".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut error = json!({ "code": code, "message": message });
+        if let Self::Unprocessable { details, .. } = &self {
+            error["details"] = details.clone();
+        }
+        let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
+        if let Self::TooManyRequests(secs) = self
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}

@@ -1,0 +1,83 @@
+//! Request extractors: the authenticated customer, and JSON bodies whose rejections become
+//! our error shape (400 malformed / wrong content type, 413 too large).
+
+use super::{ApiError, AppState};
+use crate::db::customers::Customer;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+/// The customer named by `vidfarm-user-id` whose live key is `vidfarm-api-key`.
+pub struct Authenticated(pub Customer);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ApiError::Unauthorized(format!("the `{name}` header is missing")))
+        };
+        let (user, key) = (header("vidfarm-user-id")?, header("vidfarm-api-key")?);
+        match state.db.authenticate(user, &hash_key(key)).await? {
+            Some(customer) => Ok(Self(customer)),
+            None => Err(ApiError::Unauthorized("unknown customer or invalid API key".into())),
+        }
+    }
+}
+
+/// How API keys are stored: SHA-256, hex (keys are 256-bit random, so no salt or KDF is
+/// needed to resist guessing).
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Issue a new API key for a customer: `vf_` + 256 random bits, hex. Only its hash is
+/// stored; the key is returned to be shown once.
+pub async fn issue_api_key(
+    db: &crate::db::Db,
+    customer_id: &str,
+    label: Option<String>,
+) -> Result<String, crate::db::DbError> {
+    use rand::Rng;
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let key = format!("vf_{}", hex::encode(secret));
+    let record = crate::db::customers::ApiKey {
+        id: format!("key_{}", uuid::Uuid::now_v7().simple()),
+        customer_id: customer_id.to_string(),
+        prefix: key[..10].to_string(),
+        label,
+        created_at: crate::db::now_ms(),
+        revoked_at: None,
+    };
+    db.insert_api_key(&record, &hash_key(&key)).await?;
+    Ok(key)
+}
+
+/// A JSON body as a `serde_json::Value`; handlers validate fields themselves so every 422
+/// names the field.
+pub struct JsonBody(pub serde_json::Value);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest {
+                code: "unsupported_content_type",
+                message: "the body must be JSON with `content-type: application/json`".into(),
+            }),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(state.config.max_body_bytes))
+            }
+            Err(rejection) => Err(ApiError::BadRequest { code: "invalid_json", message: rejection.body_text() }),
+        }
+    }
+}

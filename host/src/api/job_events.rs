@@ -1,0 +1,108 @@
+//! A job's structured events: paged (`/logs`) and live as Server-Sent Events (`/events`).
+
+use super::extract::Authenticated;
+use super::jobs::owned_job;
+use super::{ApiError, AppState, views};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// How often a live stream re-reads the database when nothing in this process wakes it.
+const POLL: Duration = Duration::from_millis(500);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/templates/{template_id}/jobs/{job_id}/logs", get(logs))
+        .route("/templates/{template_id}/jobs/{job_id}/events", get(events))
+}
+
+#[derive(Deserialize)]
+struct Page {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path((template_id, job_id)): Path<(String, String)>,
+    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(page) = query.map_err(|e| ApiError::BadRequest { code: "invalid_query", message: e.body_text() })?;
+    let job = owned_job(&state, &customer, &template_id, &job_id).await?;
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = state.db.events_after(&job.id, page.after.unwrap_or(0), limit).await?;
+    let next = rows.last().map(|r| r.id).filter(|_| rows.len() == limit as usize);
+    Ok(Json(json!({ "events": rows.iter().map(views::event).collect::<Vec<_>>(), "next_after": next })))
+}
+
+/// `log` events as they are written, `status` events when the job's status changes, and a
+/// final `end` event when the job has ended. Resumable with `Last-Event-ID`.
+async fn events(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path((template_id, job_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let job = owned_job(&state, &customer, &template_id, &job_id).await?;
+    let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stream = async_stream(state, job.id, after);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn async_stream(state: AppState, job_id: String, mut after: i64) -> impl Stream<Item = Result<Event, Infallible>> {
+    let mut changes = state.bus.subscribe();
+    let mut last_status = String::new();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
+    tokio::spawn(async move {
+        loop {
+            let (rows, job) = match (state.db.events_after(&job_id, after, 500).await, state.db.job(&job_id).await) {
+                (Ok(rows), Ok(Some(job))) => (rows, job),
+                _ => return,
+            };
+            for row in &rows {
+                after = row.id;
+                let event = Event::default().id(row.id.to_string()).event("log").data(views::event(row).to_string());
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+            if job.status != last_status {
+                last_status = job.status.clone();
+                let status = json!({ "status": job.status, "progress": job.progress, "result": views::job(&job)["result"], "error": views::job(&job)["error"] });
+                if tx.send(Event::default().event("status").data(status.to_string())).await.is_err() {
+                    return;
+                }
+            }
+            if job.is_finished() && rows.is_empty() {
+                let _ = tx.send(Event::default().event("end").data(json!({ "status": job.status }).to_string())).await;
+                return;
+            }
+            if !rows.is_empty() {
+                continue;
+            }
+            let wait = async {
+                loop {
+                    match changes.recv().await {
+                        Ok(id) if id == job_id => return,
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(POLL, wait) => {}
+                _ = state.bus.shutdown.cancelled() => return,
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+}

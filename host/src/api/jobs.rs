@@ -1,0 +1,214 @@
+//! Jobs: create (validated, idempotent, rate-limited), read, list, cancel, resume.
+
+use super::extract::{Authenticated, JsonBody};
+use super::templates::find;
+use super::{ApiError, AppState, views};
+use crate::db::customers::Customer;
+use crate::db::jobs::{JobRow, NewJob};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering::Relaxed;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/templates/{template_id}/operations/{operation}", post(create))
+        .route("/templates/{template_id}/jobs", get(list))
+        .route("/templates/{template_id}/jobs/{job_id}", get(show))
+        .route("/templates/{template_id}/jobs/{job_id}/cancel", post(cancel))
+        .route("/templates/{template_id}/jobs/{job_id}/resume", post(resume))
+}
+
+/// The customer's job of this template, or 404 (also for another customer's job).
+pub(super) async fn owned_job(
+    state: &AppState,
+    customer: &Customer,
+    template_id: &str,
+    job_id: &str,
+) -> Result<JobRow, ApiError> {
+    state
+        .db
+        .customer_job(&customer.id, template_id, job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job `{job_id}` of template `{template_id}`")))
+}
+
+/// An optional string field of at most `max` chars.
+fn optional_string<'a>(body: &'a Value, field: &str, max: usize) -> Result<Option<&'a str>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= max => Ok(Some(s)),
+        Some(Value::String(_)) => Err(ApiError::invalid(field, format!("must be 1 to {max} characters"))),
+        Some(_) => Err(ApiError::invalid(field, "must be a string")),
+    }
+}
+
+fn webhook_url(body: &Value) -> Result<Option<String>, ApiError> {
+    let Some(url) = optional_string(body, "webhook_url", 2048)? else { return Ok(None) };
+    let parsed = url.split_once("://").filter(|(scheme, rest)| matches!(*scheme, "http" | "https") && !rest.is_empty());
+    if parsed.is_none() || url.contains(char::is_whitespace) {
+        return Err(ApiError::invalid("webhook_url", "must be an absolute http:// or https:// URL"));
+    }
+    Ok(Some(url.to_string()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path((template_id, operation)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let template = find(&state, &template_id)?;
+    let Some(op) = template.operation(&operation) else {
+        return Err(ApiError::not_found(
+            "operation_not_found",
+            format!("template `{template_id}` has no operation `{operation}`"),
+        ));
+    };
+    if !body.is_object() {
+        return Err(ApiError::invalid("(body)", "must be a JSON object with `tracer` and `payload`"));
+    }
+    let tracer = optional_string(&body, "tracer", 256)?.ok_or_else(|| ApiError::invalid("tracer", "is required"))?;
+    let payload = body
+        .get("payload")
+        .filter(|p| p.is_object())
+        .ok_or_else(|| ApiError::invalid("payload", "is required and must be a JSON object"))?;
+    let webhook_url = webhook_url(&body)?;
+    let idempotency_key = optional_string(&body, "idempotency_key", 200)?;
+    if let Some(unknown) = body
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !["tracer", "payload", "webhook_url", "idempotency_key"].contains(&k.as_str())))
+    {
+        return Err(ApiError::invalid(unknown, "is not a field of a job request"));
+    }
+    let problems = template.validate_input(&operation, payload).unwrap_or_default();
+    if !problems.is_empty() {
+        let details: Vec<Value> =
+            problems.iter().map(|p| json!({ "field": format!("payload{}", p.field), "problem": p.problem })).collect();
+        return Err(ApiError::Unprocessable {
+            message: format!("the payload does not match the input schema of `{operation}`"),
+            details: json!(details),
+        });
+    }
+    let per_minute =
+        customer.jobs_per_minute.and_then(|n| u32::try_from(n).ok()).unwrap_or(state.config.jobs_per_minute);
+    if let Err(retry_after) = state.limiter.take(&customer.id, per_minute) {
+        state.metrics.jobs_rate_limited.fetch_add(1, Relaxed);
+        return Err(ApiError::TooManyRequests(retry_after));
+    }
+    let config = state.db.template_config(&customer.id, &template_id).await?.unwrap_or_else(|| "{}".into());
+    let new = NewJob {
+        id: format!("job_{}", uuid::Uuid::now_v7().simple()),
+        customer_id: customer.id.clone(),
+        template_id: template_id.clone(),
+        template_version: template.manifest.version.clone(),
+        template_digest: template.digest.clone(),
+        operation: operation.clone(),
+        workflow: op.workflow.clone(),
+        tracer: tracer.to_string(),
+        payload: payload.to_string(),
+        config,
+        webhook_url,
+        parent_job_id: None,
+        idempotency_key: idempotency_key.map(str::to_string),
+        max_retries: op.limits.max_retries.unwrap_or(state.catalog.runtime().config().defaults.max_retries),
+    };
+    let (row, created) = state.db.insert_job(&new).await?;
+    if !created && (row.operation != new.operation || row.payload != new.payload) {
+        return Err(ApiError::Conflict {
+            code: "idempotency_key_reused",
+            message: format!(
+                "idempotency key {:?} was used for another request (job {})",
+                idempotency_key.unwrap_or_default(),
+                row.id
+            ),
+        });
+    }
+    if created {
+        state.metrics.jobs_created.fetch_add(1, Relaxed);
+        state.bus.job_due.notify_one();
+    }
+    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(json!({ "job_id": row.id, "tracer": row.tracer, "status": row.status }))))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path((template_id, job_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(views::job(&owned_job(&state, &customer, &template_id, &job_id).await?)))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+const STATUSES: [&str; 7] =
+    ["queued", "running", "waiting_for_child", "waiting_for_human", "succeeded", "failed", "cancelled"];
+
+async fn list(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path(template_id): Path<String>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest { code: "invalid_query", message: e.body_text() })?;
+    find(&state, &template_id)?;
+    if let Some(status) = query.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(ApiError::BadRequest {
+            code: "invalid_query",
+            message: format!("status `{status}` is not one of {}", STATUSES.join(", ")),
+        });
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let rows =
+        state.db.list_jobs(&customer.id, &template_id, query.status.as_deref(), query.before.as_deref(), limit).await?;
+    let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.clone())).flatten();
+    Ok(Json(json!({ "jobs": rows.iter().map(views::job).collect::<Vec<_>>(), "next_before": next })))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path((template_id, job_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let job = owned_job(&state, &customer, &template_id, &job_id).await?;
+    let Some(row) = state.db.cancel_job(&job.id).await? else {
+        return Err(ApiError::Conflict {
+            code: "job_finished",
+            message: format!("the job already ended as {}", job.status),
+        });
+    };
+    // Runs in this process stop now; runs elsewhere at their worker's next heartbeat.
+    let tree = state.db.job_tree(&job.id).await?;
+    state.bus.cancel_running(&tree);
+    for id in &tree {
+        state.bus.changed(id);
+    }
+    Ok(Json(views::job(&row)))
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path((template_id, job_id)): Path<(String, String)>,
+    JsonBody(answer): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let job = owned_job(&state, &customer, &template_id, &job_id).await?;
+    let Some(row) = state.db.resume_job(&job.id, &answer.to_string()).await? else {
+        return Err(ApiError::Conflict {
+            code: "job_not_waiting_for_human",
+            message: format!("the job is {}, not waiting_for_human", job.status),
+        });
+    };
+    state.bus.job_due.notify_one();
+    state.bus.changed(&job.id);
+    Ok(Json(views::job(&row)))
+}

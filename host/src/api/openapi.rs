@@ -1,0 +1,133 @@
+//! The OpenAPI 3.1 description of the whole API, served at `/openapi.json`.
+
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn path_params(names: &[&str]) -> Value {
+    Value::Array(
+        names
+            .iter()
+            .map(|n| json!({ "name": n, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect(),
+    )
+}
+
+fn customer_op(summary: &str, params: &[&str], responses: Value) -> Value {
+    let mut all = responses;
+    all["401"] = error_response("Missing or invalid credentials");
+    json!({ "summary": summary, "security": [{ "userId": [], "apiKey": [] }], "parameters": path_params(params), "responses": all })
+}
+
+pub fn document() -> Value {
+    let job = json!({ "$ref": "#/components/schemas/Job" });
+    let t = ["template_id"];
+    let tj = ["template_id", "job_id"];
+    let mut create = customer_op(
+        "Create a job running an operation",
+        &["template_id", "operation"],
+        json!({
+            "202": ok("The job was created", json!({ "$ref": "#/components/schemas/JobCreated" })),
+            "200": ok("The idempotency key was used before: the original job", json!({ "$ref": "#/components/schemas/JobCreated" })),
+            "400": error_response("Malformed JSON or wrong content type"),
+            "404": error_response("No such template or operation"),
+            "409": error_response("The idempotency key was used for another request"),
+            "413": error_response("Body over the limit"),
+            "422": error_response("The request or payload fails validation; details name each field"),
+            "429": error_response("Job-creation rate limit; see Retry-After"),
+        }),
+    );
+    create["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/JobRequest" } } } });
+    let mut set_config = customer_op(
+        "Set this customer's config of a template",
+        &t,
+        json!({ "200": ok("Stored", json!({ "type": "object" })), "404": error_response("No such template"), "422": error_response("Config fails the config schema") }),
+    );
+    set_config["requestBody"] =
+        json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });
+    let mut resume = customer_op(
+        "Answer a job waiting for a human",
+        &tj,
+        json!({ "200": ok("The job is queued again", job.clone()), "404": error_response("No such job"), "409": error_response("The job is not waiting for a human") }),
+    );
+    resume["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": {} } } });
+    let mut list = customer_op(
+        "List this customer's jobs of a template, newest first",
+        &t,
+        json!({ "200": ok("A page of jobs", json!({ "type": "object", "properties": { "jobs": { "type": "array", "items": job.clone() }, "next_before": { "type": ["string", "null"] } } })), "400": error_response("Bad query") }),
+    );
+    list["parameters"].as_array_mut().map(|p| {
+        p.push(json!({ "name": "status", "in": "query", "schema": { "type": "string", "enum": ["queued", "running", "waiting_for_child", "waiting_for_human", "succeeded", "failed", "cancelled"] } }));
+        p.push(json!({ "name": "before", "in": "query", "schema": { "type": "string" }, "description": "A job id: return older jobs" }));
+        p.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500 } }));
+    });
+    let mut logs = customer_op(
+        "A job's structured events, oldest first",
+        &tj,
+        json!({ "200": ok("A page of events", json!({ "type": "object", "properties": { "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "next_after": { "type": ["integer", "null"] } } })), "404": error_response("No such job") }),
+    );
+    logs["parameters"].as_array_mut().map(|p| {
+        p.push(json!({ "name": "after", "in": "query", "schema": { "type": "integer" } }));
+        p.push(
+            json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }),
+        );
+    });
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Vidfarm", "version": env!("CARGO_PKG_VERSION"), "description": "Video-production templates as async jobs. Every operation creates a job and answers at once." },
+        "paths": {
+            "/health": { "get": { "summary": "Liveness and database reachability", "responses": { "200": ok("Healthy", json!({ "type": "object" })) } } },
+            "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "Text exposition format", "content": { "text/plain": {} } } } } },
+            "/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok("OpenAPI 3.1", json!({ "type": "object" })) } } },
+            "/templates": { "get": customer_op("List templates (active versions)", &[], json!({ "200": ok("Templates", json!({ "type": "object" })) })) },
+            "/templates/{template_id}": { "get": customer_op("A template's manifest: operations with input schemas, config schema, versions", &t, json!({ "200": ok("Manifest", json!({ "type": "object" })), "404": error_response("No such template") })) },
+            "/templates/{template_id}/config": {
+                "get": customer_op("This customer's config of a template", &t, json!({ "200": ok("Config", json!({ "type": "object" })), "404": error_response("No such template") })),
+                "post": set_config,
+            },
+            "/templates/{template_id}/operations/{operation}": { "post": create },
+            "/templates/{template_id}/jobs": { "get": list },
+            "/templates/{template_id}/jobs/{job_id}": { "get": customer_op("A job, with every field", &tj, json!({ "200": ok("The job", job.clone()), "404": error_response("No such job (or another customer's)") })) },
+            "/templates/{template_id}/jobs/{job_id}/logs": { "get": logs },
+            "/templates/{template_id}/jobs/{job_id}/events": { "get": customer_op("The job's events live (Server-Sent Events: `log`, `status`, `end`); resumable with Last-Event-ID", &tj, json!({ "200": { "description": "text/event-stream", "content": { "text/event-stream": {} } }, "404": error_response("No such job") })) },
+            "/templates/{template_id}/jobs/{job_id}/cancel": { "post": customer_op("Cancel a job and its children", &tj, json!({ "200": ok("The job after cancellation (running jobs stop at their next yield)", job.clone()), "404": error_response("No such job"), "409": error_response("The job already ended") })) },
+            "/templates/{template_id}/jobs/{job_id}/resume": { "post": resume },
+        },
+        "components": {
+            "securitySchemes": {
+                "userId": { "type": "apiKey", "in": "header", "name": "vidfarm-user-id" },
+                "apiKey": { "type": "apiKey", "in": "header", "name": "vidfarm-api-key" },
+            },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" }, "details": {} } } } },
+                "JobRequest": { "type": "object", "required": ["tracer", "payload"], "additionalProperties": false, "properties": {
+                    "tracer": { "type": "string", "minLength": 1, "maxLength": 256 },
+                    "payload": { "type": "object", "description": "Validated against the operation's input schema" },
+                    "webhook_url": { "type": "string", "format": "uri" },
+                    "idempotency_key": { "type": "string", "minLength": 1, "maxLength": 200 } } },
+                "JobCreated": { "type": "object", "properties": { "job_id": { "type": "string" }, "tracer": { "type": "string" }, "status": { "type": "string" } } },
+                "Job": { "type": "object", "properties": {
+                    "job_id": { "type": "string" }, "template_id": { "type": "string" }, "template_version": { "type": "string" },
+                    "operation_name": { "type": "string" }, "tracer": { "type": "string" },
+                    "status": { "type": "string", "enum": ["queued", "running", "waiting_for_child", "waiting_for_human", "succeeded", "failed", "cancelled"] },
+                    "payload": { "type": "object" }, "result": {}, "error": {}, "progress": { "type": "number" },
+                    "progress_message": { "type": ["string", "null"] }, "webhook_url": { "type": ["string", "null"] },
+                    "parent_job_id": { "type": ["string", "null"] }, "customer_id": { "type": "string" },
+                    "reservation_id": { "type": ["string", "null"] }, "attempt": { "type": "integer" }, "retries": { "type": "integer" },
+                    "waiting_for": {}, "fuel_consumed": { "type": "integer" },
+                    "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
+                    "started_at": { "type": ["string", "null"] }, "finished_at": { "type": ["string", "null"] } } },
+                "Event": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "timestamp": { "type": "string", "format": "date-time" },
+                    "level": { "type": "string", "enum": ["debug", "info", "warn", "error"] }, "message": { "type": "string" },
+                    "metadata": { "type": "object" }, "progress": { "type": ["number", "null"] }, "artifact": {} } },
+            },
+        },
+    })
+}

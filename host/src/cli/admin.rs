@@ -1,0 +1,149 @@
+//! Operator commands: `customers`, `keys`, `db backup`. They open the database directly, so
+//! they work while the server runs (SQLite WAL lets both write).
+
+use super::{failure, usage};
+use crate::db::Db;
+use clap::Subcommand;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum CustomersCommand {
+    /// Create a customer and its first API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create another API key for a customer (shown once).
+    Create {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// List a customer's keys (prefixes only).
+    List {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        key_id: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DbCommand {
+    /// A consistent online backup of the database into FILE.
+    Backup {
+        file: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+async fn open(data_dir: Option<PathBuf>) -> Result<Db, ExitCode> {
+    let config = super::platform::config(data_dir, None).map_err(usage)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(failure)?;
+    Db::open(&config.database_path()).await.map_err(failure)
+}
+
+use crate::api::issue_api_key as new_key;
+
+pub async fn customers(command: CustomersCommand) -> ExitCode {
+    let CustomersCommand::Create { name, data_dir } = command;
+    if name.trim().is_empty() {
+        return usage("--name must not be empty");
+    }
+    let db = match open(data_dir).await {
+        Ok(db) => db,
+        Err(code) => return code,
+    };
+    let id = format!("cus_{}", uuid::Uuid::now_v7().simple());
+    let result = async {
+        db.create_customer(&id, name.trim()).await?;
+        new_key(&db, &id, Some("default".into())).await
+    }
+    .await;
+    match result {
+        Ok(key) => {
+            println!("{}", json!({ "customer_id": id, "api_key": key }));
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(e),
+    }
+}
+
+pub async fn keys(command: KeysCommand) -> ExitCode {
+    let data_dir = match &command {
+        KeysCommand::Create { data_dir, .. }
+        | KeysCommand::List { data_dir, .. }
+        | KeysCommand::Revoke { data_dir, .. } => data_dir.clone(),
+    };
+    let db = match open(data_dir).await {
+        Ok(db) => db,
+        Err(code) => return code,
+    };
+    match command {
+        KeysCommand::Create { customer, label, .. } => {
+            match db.customer(&customer).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return usage(format!("no customer `{customer}`")),
+                Err(e) => return failure(e),
+            }
+            match new_key(&db, &customer, label).await {
+                Ok(key) => {
+                    println!("{}", json!({ "customer_id": customer, "api_key": key }));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failure(e),
+            }
+        }
+        KeysCommand::List { customer, .. } => match db.api_keys(&customer).await {
+            Ok(keys) => {
+                println!("{}", json!({ "customer_id": customer, "keys": keys }));
+                ExitCode::SUCCESS
+            }
+            Err(e) => failure(e),
+        },
+        KeysCommand::Revoke { key_id, .. } => match db.revoke_api_key(&key_id).await {
+            Ok(true) => {
+                println!("{}", json!({ "revoked": key_id }));
+                ExitCode::SUCCESS
+            }
+            Ok(false) => usage(format!("no live key `{key_id}`")),
+            Err(e) => failure(e),
+        },
+    }
+}
+
+pub async fn db(command: DbCommand) -> ExitCode {
+    let DbCommand::Backup { file, data_dir } = command;
+    if file.exists() {
+        return usage(format!("{} exists; backups never overwrite", file.display()));
+    }
+    let db = match open(data_dir).await {
+        Ok(db) => db,
+        Err(code) => return code,
+    };
+    match db.backup(&file).await {
+        Ok(()) => {
+            println!("{}", json!({ "backup": file }));
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(e),
+    }
+}

@@ -1,0 +1,118 @@
+//! The host's configuration, read once from flags and the environment.
+
+use crate::runtime::{Limits, RuntimeConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `development` allows developer keys from `.env` and loopback webhooks; `production` does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+impl Environment {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "development" => Ok(Self::Development),
+            "production" => Ok(Self::Production),
+            other => Err(format!("VIDFARM_ENV must be `development` or `production`, not `{other}`")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// Everything the host is told. Defaults make `vidfarm serve` work with no setting at all.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SQLite file, local object store and compiled cache live here.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub env: Environment,
+    /// Job runs one process executes at once.
+    pub worker_slots: u32,
+    /// How long a claim holds a job without a heartbeat; a dead worker's jobs are re-queued
+    /// after this.
+    pub lease: Duration,
+    /// How often a worker looks for due jobs when nothing wakes it.
+    pub poll_interval: Duration,
+    /// On SIGTERM, how long running jobs may take to finish before they are released.
+    pub shutdown_grace: Duration,
+    /// Finished jobs (and their events and journals) are deleted after this.
+    pub retention: Duration,
+    /// Running jobs per customer unless the customer has its own cap.
+    pub max_concurrent_jobs: u32,
+    /// Job creations per customer per minute unless the customer has its own limit.
+    pub jobs_per_minute: u32,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// First retry delay; doubles per retry (with jitter) up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Charge = cost × margin unless a customer or template says otherwise.
+    pub default_margin: f64,
+    pub runtime: RuntimeConfig,
+}
+
+impl Config {
+    /// Defaults, overridden by `VIDFARM_*` environment variables.
+    pub fn from_env() -> Result<Self, String> {
+        let data_dir = PathBuf::from(var("VIDFARM_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let listen = parse("VIDFARM_LISTEN", "127.0.0.1:8080")?;
+        let env = Environment::parse(&var("VIDFARM_ENV").unwrap_or_else(|| "development".into()))?;
+        let defaults = Limits {
+            fuel: parse("VIDFARM_DEFAULT_FUEL", &Limits::default().fuel.to_string())?,
+            memory_bytes: parse::<u64>("VIDFARM_DEFAULT_MEMORY_MIB", "256")? << 20,
+            timeout_ms: parse("VIDFARM_DEFAULT_TIMEOUT_MS", "300000")?,
+            max_log_events: parse("VIDFARM_MAX_LOG_EVENTS", "10000")?,
+            max_retries: parse("VIDFARM_MAX_RETRIES", "3")?,
+            ..Limits::default()
+        };
+        let worker_slots = parse("VIDFARM_WORKER_SLOTS", "64")?;
+        Ok(Self {
+            runtime: RuntimeConfig {
+                cache_dir: Some(data_dir.join("compiled")),
+                defaults,
+                maxima: Limits::maxima(),
+                max_instances: worker_slots + 16,
+            },
+            data_dir,
+            listen,
+            env,
+            worker_slots,
+            lease: Duration::from_millis(parse("VIDFARM_LEASE_MS", "30000")?),
+            poll_interval: Duration::from_millis(parse("VIDFARM_POLL_MS", "200")?),
+            shutdown_grace: Duration::from_millis(parse("VIDFARM_SHUTDOWN_GRACE_MS", "30000")?),
+            retention: Duration::from_secs(parse::<u64>("VIDFARM_RETENTION_DAYS", "30")? * 86_400),
+            max_concurrent_jobs: parse("VIDFARM_MAX_CONCURRENT_JOBS", "16")?,
+            jobs_per_minute: parse("VIDFARM_JOBS_PER_MINUTE", "600000")?,
+            max_body_bytes: parse("VIDFARM_MAX_BODY_BYTES", "1048576")?,
+            retry_base: Duration::from_millis(parse("VIDFARM_RETRY_BASE_MS", "1000")?),
+            retry_max: Duration::from_millis(parse("VIDFARM_RETRY_MAX_MS", "300000")?),
+            default_margin: parse("VIDFARM_DEFAULT_MARGIN", "2.0")?,
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("vidfarm.sqlite")
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, default: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = var(name).unwrap_or_else(|| default.to_string());
+    raw.trim().parse().map_err(|e| format!("{name}={raw:?} is invalid: {e}"))
+}

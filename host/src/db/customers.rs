@@ -1,0 +1,106 @@
+//! Customers, API keys (stored as SHA-256 hashes) and per-customer template configs.
+
+use super::{Db, DbError, now_ms};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Customer {
+    pub id: String,
+    pub name: String,
+    pub max_concurrent_jobs: Option<i64>,
+    pub jobs_per_minute: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ApiKey {
+    pub id: String,
+    pub customer_id: String,
+    pub prefix: String,
+    pub label: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Db {
+    pub async fn create_customer(&self, id: &str, name: &str) -> Result<Customer, DbError> {
+        sqlx::query_as("INSERT INTO customers (id, name, created_at) VALUES (?, ?, ?) RETURNING *")
+            .bind(id)
+            .bind(name)
+            .bind(now_ms())
+            .fetch_one(self.pool())
+            .await
+    }
+
+    pub async fn customer(&self, id: &str) -> Result<Option<Customer>, DbError> {
+        sqlx::query_as("SELECT * FROM customers WHERE id = ?").bind(id).fetch_optional(self.pool()).await
+    }
+
+    pub async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, customer_id, key_hash, prefix, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.id)
+        .bind(&key.customer_id)
+        .bind(key_hash)
+        .bind(&key.prefix)
+        .bind(&key.label)
+        .bind(key.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn api_keys(&self, customer_id: &str) -> Result<Vec<ApiKey>, DbError> {
+        sqlx::query_as(
+            "SELECT id, customer_id, prefix, label, created_at, revoked_at FROM api_keys WHERE customer_id = ? ORDER BY created_at",
+        )
+        .bind(customer_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Revoke a key; false if there is no such live key.
+    pub async fn revoke_api_key(&self, key_id: &str) -> Result<bool, DbError> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(key_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The customer owning a live key with this hash, if it is `customer_id`.
+    pub async fn authenticate(&self, customer_id: &str, key_hash: &str) -> Result<Option<Customer>, DbError> {
+        sqlx::query_as(
+            "SELECT c.* FROM api_keys k JOIN customers c ON c.id = k.customer_id
+             WHERE k.key_hash = ? AND k.customer_id = ? AND k.revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .bind(customer_id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    pub async fn set_template_config(&self, customer_id: &str, template_id: &str, config: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO template_configs (customer_id, template_id, config, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (customer_id, template_id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
+        )
+        .bind(customer_id)
+        .bind(template_id)
+        .bind(config)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn template_config(&self, customer_id: &str, template_id: &str) -> Result<Option<String>, DbError> {
+        sqlx::query_scalar("SELECT config FROM template_configs WHERE customer_id = ? AND template_id = ?")
+            .bind(customer_id)
+            .bind(template_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+}

@@ -1,0 +1,488 @@
+//! The jobs table: creation (idempotent), reads for the API, and the worker's lifecycle —
+//! claim, heartbeat, finish, retry, suspend, wake — where every worker write checks the
+//! lease token so a stale run can never overwrite the current one.
+
+use super::{Db, DbError, now_ms};
+use serde::Serialize;
+
+/// A job as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: String,
+    pub customer_id: String,
+    pub template_id: String,
+    pub template_version: String,
+    pub template_digest: String,
+    pub operation: String,
+    pub workflow: String,
+    pub tracer: String,
+    pub status: String,
+    pub payload: String,
+    pub config: String,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub progress: f64,
+    pub progress_message: Option<String>,
+    pub webhook_url: Option<String>,
+    pub parent_job_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub reservation_id: Option<String>,
+    pub attempt: i64,
+    pub retries: i64,
+    pub max_retries: i64,
+    pub run_after: i64,
+    pub lease_token: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub waiting_on: Option<String>,
+    pub human_answer: Option<String>,
+    pub cancel_requested: i64,
+    pub start_ms: i64,
+    pub fuel_consumed: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl JobRow {
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled")
+    }
+}
+
+/// What creating a job needs.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: String,
+    pub customer_id: String,
+    pub template_id: String,
+    pub template_version: String,
+    pub template_digest: String,
+    pub operation: String,
+    pub workflow: String,
+    pub tracer: String,
+    pub payload: String,
+    pub config: String,
+    pub webhook_url: Option<String>,
+    pub parent_job_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub max_retries: u32,
+}
+
+/// How a run ended, as the worker writes it.
+#[derive(Debug, Clone)]
+pub enum Finish {
+    Succeeded {
+        result: String,
+    },
+    Failed {
+        error: String,
+    },
+    Cancelled {
+        error: String,
+    },
+    /// Back to the queue at `run_after` (a retry, a deferral, or a wait already satisfied).
+    Requeue {
+        run_after: i64,
+        error: Option<String>,
+        counts_as_retry: bool,
+    },
+    /// Release a lease without using up an attempt (shutdown).
+    Release,
+    WaitForChildren {
+        ids: Vec<String>,
+    },
+    WaitForHuman {
+        prompt: String,
+    },
+}
+
+const FINISHED: &str = "('succeeded', 'failed', 'cancelled')";
+
+impl Db {
+    /// Insert a job; with an idempotency key already used, return the original job instead.
+    pub async fn insert_job(&self, job: &NewJob) -> Result<(JobRow, bool), DbError> {
+        let now = now_ms();
+        let inserted = sqlx::query_as(
+            "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
+                tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
+                start_ms, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING RETURNING *",
+        )
+        .bind(&job.id)
+        .bind(&job.customer_id)
+        .bind(&job.template_id)
+        .bind(&job.template_version)
+        .bind(&job.template_digest)
+        .bind(&job.operation)
+        .bind(&job.workflow)
+        .bind(&job.tracer)
+        .bind(&job.payload)
+        .bind(&job.config)
+        .bind(&job.webhook_url)
+        .bind(&job.parent_job_id)
+        .bind(&job.idempotency_key)
+        .bind(i64::from(job.max_retries))
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(row) = inserted {
+            return Ok((row, true));
+        }
+        // A conflict: the same id (a replayed child enqueue) or the same idempotency key.
+        let existing = sqlx::query_as(
+            "SELECT * FROM jobs WHERE id = ? OR (customer_id = ? AND template_id = ? AND idempotency_key = ?)",
+        )
+        .bind(&job.id)
+        .bind(&job.customer_id)
+        .bind(&job.template_id)
+        .bind(&job.idempotency_key)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((existing, false))
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Option<JobRow>, DbError> {
+        sqlx::query_as("SELECT * FROM jobs WHERE id = ?").bind(id).fetch_optional(self.pool()).await
+    }
+
+    /// A customer's job of a template; `None` for anyone else's.
+    pub async fn customer_job(
+        &self,
+        customer_id: &str,
+        template_id: &str,
+        id: &str,
+    ) -> Result<Option<JobRow>, DbError> {
+        sqlx::query_as("SELECT * FROM jobs WHERE id = ? AND customer_id = ? AND template_id = ?")
+            .bind(id)
+            .bind(customer_id)
+            .bind(template_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// A customer's jobs of a template, newest first, paged by id (`before`).
+    pub async fn list_jobs(
+        &self,
+        customer_id: &str,
+        template_id: &str,
+        status: Option<&str>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<JobRow>, DbError> {
+        sqlx::query_as(
+            "SELECT * FROM jobs WHERE customer_id = ? AND template_id = ? AND (?3 IS NULL OR status = ?3)
+               AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(customer_id)
+        .bind(template_id)
+        .bind(status)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Claim up to `max` due jobs for one worker: one `UPDATE … RETURNING`, oldest `run_after`
+    /// first, never taking a customer past its concurrency cap.
+    pub async fn claim_jobs(
+        &self,
+        max: u32,
+        lease_token: &str,
+        lease_ms: i64,
+        default_cap: u32,
+    ) -> Result<Vec<JobRow>, DbError> {
+        let now = now_ms();
+        sqlx::query_as(
+            "WITH candidates AS (
+                SELECT id, customer_id, run_after FROM jobs
+                WHERE status = 'queued' AND run_after <= ?1 ORDER BY run_after LIMIT ?2 * 4
+             ), ranked AS (
+                SELECT c.id, c.run_after,
+                       ROW_NUMBER() OVER (PARTITION BY c.customer_id ORDER BY c.run_after) AS rn,
+                       (SELECT COUNT(*) FROM jobs r WHERE r.customer_id = c.customer_id AND r.status = 'running') AS running,
+                       COALESCE((SELECT max_concurrent_jobs FROM customers WHERE id = c.customer_id), ?3) AS cap
+                FROM candidates c
+             )
+             UPDATE jobs SET status = 'running', lease_token = ?4, lease_expires_at = ?1 + ?5, attempt = attempt + 1,
+                    started_at = COALESCE(started_at, ?1), updated_at = ?1
+             WHERE id IN (SELECT id FROM ranked WHERE running + rn <= cap ORDER BY run_after LIMIT ?2)
+             RETURNING *",
+        )
+        .bind(now)
+        .bind(i64::from(max))
+        .bind(i64::from(default_cap))
+        .bind(lease_token)
+        .bind(lease_ms)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Extend a lease. `None`: the lease is lost (expired and re-claimed, or the job ended).
+    /// `Some(true)`: cancellation was requested.
+    pub async fn heartbeat(&self, job_id: &str, lease_token: &str, lease_ms: i64) -> Result<Option<bool>, DbError> {
+        let cancel: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_token = ? AND status = 'running'
+             RETURNING cancel_requested",
+        )
+        .bind(now_ms() + lease_ms)
+        .bind(job_id)
+        .bind(lease_token)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(cancel.map(|c| c != 0))
+    }
+
+    /// Write how a run ended, if the lease is still ours (false otherwise: a stale run).
+    /// A job that ends wakes a parent waiting on it; a wait already satisfied requeues.
+    pub async fn finish_run(
+        &self,
+        job_id: &str,
+        lease_token: &str,
+        fuel: u64,
+        finish: &Finish,
+    ) -> Result<bool, DbError> {
+        let now = now_ms();
+        let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let owned: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT parent_job_id, human_answer FROM jobs WHERE id = ? AND lease_token = ? AND status = 'running'",
+        )
+        .bind(job_id)
+        .bind(lease_token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((parent, human_answer)) = owned else { return Ok(false) };
+        let base = "lease_token = NULL, lease_expires_at = NULL, fuel_consumed = fuel_consumed + ?2, updated_at = ?3";
+        let (sql, extra): (String, Vec<Option<String>>) = match finish {
+            Finish::Succeeded { result } => (
+                format!(
+                    "UPDATE jobs SET {base}, status = 'succeeded', result = ?4, progress = 1, waiting_on = NULL, finished_at = ?3 WHERE id = ?1"
+                ),
+                vec![Some(result.clone())],
+            ),
+            Finish::Failed { error } => (
+                format!(
+                    "UPDATE jobs SET {base}, status = 'failed', error = ?4, waiting_on = NULL, finished_at = ?3 WHERE id = ?1"
+                ),
+                vec![Some(error.clone())],
+            ),
+            Finish::Cancelled { error } => (
+                format!(
+                    "UPDATE jobs SET {base}, status = 'cancelled', error = ?4, waiting_on = NULL, finished_at = ?3 WHERE id = ?1"
+                ),
+                vec![Some(error.clone())],
+            ),
+            Finish::Requeue { run_after, error, counts_as_retry } => (
+                format!(
+                    "UPDATE jobs SET {base}, status = 'queued', run_after = {run_after}, error = COALESCE(?4, error),
+                     retries = retries + {} WHERE id = ?1",
+                    i64::from(*counts_as_retry)
+                ),
+                vec![error.clone()],
+            ),
+            Finish::Release => (
+                format!(
+                    "UPDATE jobs SET {base}, status = 'queued', run_after = ?3, attempt = MAX(attempt - 1, 0) WHERE id = ?1"
+                ),
+                vec![],
+            ),
+            Finish::WaitForChildren { ids } => {
+                let ids_json = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+                let pending: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM jobs WHERE parent_job_id = ? AND id IN (SELECT value FROM json_each(?)) AND status NOT IN {FINISHED}"
+                ))
+                .bind(job_id)
+                .bind(&ids_json)
+                .fetch_one(&mut *tx)
+                .await?;
+                let status = if pending == 0 { "queued" } else { "waiting_for_child" };
+                (
+                    format!(
+                        "UPDATE jobs SET {base}, status = '{status}', run_after = ?3, waiting_on = ?4 WHERE id = ?1"
+                    ),
+                    vec![Some(ids_json)],
+                )
+            }
+            Finish::WaitForHuman { prompt } => {
+                let status = if human_answer.is_some() { "queued" } else { "waiting_for_human" };
+                (
+                    format!(
+                        "UPDATE jobs SET {base}, status = '{status}', run_after = ?3, waiting_on = ?4 WHERE id = ?1"
+                    ),
+                    vec![Some(prompt.clone())],
+                )
+            }
+        };
+        let mut statement = sqlx::query(&sql).bind(job_id).bind(fuel).bind(now);
+        for value in extra {
+            statement = statement.bind(value);
+        }
+        statement.execute(&mut *tx).await?;
+        if matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. })
+            && let Some(parent) = parent
+        {
+            wake_parent(&mut tx, &parent, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Progress shown on the job (from progress events), if the lease is still ours.
+    pub async fn set_progress(
+        &self,
+        job_id: &str,
+        lease_token: &str,
+        progress: f64,
+        message: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND lease_token = ?",
+        )
+        .bind(progress)
+        .bind(message)
+        .bind(now_ms())
+        .bind(job_id)
+        .bind(lease_token)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Cancel a job and its unfinished descendants: waiting and queued ones at once, running
+    /// ones by request (their worker stops them at the next yield or host call). Returns the
+    /// job after the change, or `None` if it was already finished.
+    pub async fn cancel_job(&self, job_id: &str) -> Result<Option<JobRow>, DbError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let tree: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
+            "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL SELECT j.id FROM jobs j JOIN tree t ON j.parent_job_id = t.id)
+             SELECT id, status, parent_job_id FROM jobs WHERE id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}"
+        ))
+        .bind(job_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !tree.iter().any(|(id, _, _)| id == job_id) {
+            return Ok(None);
+        }
+        let error = r#"{"code":"cancelled","message":"the job was cancelled"}"#;
+        for (id, status, _) in &tree {
+            if status == "running" {
+                sqlx::query("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, error = ?, waiting_on = NULL,
+                     finished_at = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(error)
+                .bind(now)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        // A parent outside the cancelled tree that waits on this job wakes up to see it.
+        if let Some((_, _, Some(parent))) = tree.iter().find(|(id, _, _)| id == job_id) {
+            wake_parent(&mut tx, parent, now).await?;
+        }
+        let row = sqlx::query_as("SELECT * FROM jobs WHERE id = ?").bind(job_id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Some(row))
+    }
+
+    /// Answer a job waiting for a human; `None` if it is not waiting for one.
+    pub async fn resume_job(&self, job_id: &str, answer: &str) -> Result<Option<JobRow>, DbError> {
+        let now = now_ms();
+        sqlx::query_as(
+            "UPDATE jobs SET human_answer = ?, status = 'queued', run_after = ?, waiting_on = NULL, updated_at = ?
+             WHERE id = ? AND status = 'waiting_for_human' RETURNING *",
+        )
+        .bind(answer)
+        .bind(now)
+        .bind(now)
+        .bind(job_id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// Re-queue running jobs whose lease expired (their worker died); fail those that have
+    /// already lost more workers than their retries allow. Returns how many were touched.
+    pub async fn sweep_orphans(&self) -> Result<u64, DbError> {
+        let now = now_ms();
+        let error = r#"{"code":"worker_lost","message":"the worker running this job stopped too many times"}"#;
+        let failed = sqlx::query(
+            "UPDATE jobs SET status = 'failed', error = ?, lease_token = NULL, lease_expires_at = NULL,
+             finished_at = ?, updated_at = ? WHERE status = 'running' AND lease_expires_at < ? AND retries >= max_retries",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        let requeued = sqlx::query(
+            "UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, retries = retries + 1,
+             run_after = ?, updated_at = ? WHERE status = 'running' AND lease_expires_at < ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(failed.rows_affected() + requeued.rows_affected())
+    }
+
+    /// Delete jobs (with their events and journals) finished before `cutoff_ms`.
+    pub async fn sweep_finished(&self, cutoff_ms: i64) -> Result<u64, DbError> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM jobs WHERE finished_at < ? AND status IN {FINISHED}
+             AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_job_id = jobs.id)"
+        ))
+        .bind(cutoff_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Job counts by status (for /metrics).
+    pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
+        sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(self.pool()).await
+    }
+}
+
+/// Requeue `parent` if it waits for children and none of them is unfinished any more.
+async fn wake_parent(tx: &mut sqlx::SqliteConnection, parent: &str, now: i64) -> Result<(), DbError> {
+    sqlx::query(&format!(
+        "UPDATE jobs SET status = 'queued', run_after = ?, updated_at = ? WHERE id = ? AND status = 'waiting_for_child'
+         AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.id IN (SELECT value FROM json_each(jobs.waiting_on))
+                         AND c.status NOT IN {FINISHED})"
+    ))
+    .bind(now)
+    .bind(now)
+    .bind(parent)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+impl Db {
+    /// A job and all its descendants' ids.
+    pub async fn job_tree(&self, job_id: &str) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL SELECT j.id FROM jobs j JOIN tree t ON j.parent_job_id = t.id)
+             SELECT id FROM tree",
+        )
+        .bind(job_id)
+        .fetch_all(self.pool())
+        .await
+    }
+}

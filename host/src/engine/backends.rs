@@ -1,0 +1,226 @@
+//! The engine's capability backends: events, journal, ledger and child jobs in SQLite. Every
+//! write carries the run's lease token; a write refused for a lost lease stops the run.
+
+use super::{Bus, Catalog};
+use crate::capabilities::*;
+use crate::db::billing::NewLedgerEntry;
+use crate::db::events::NewEvent;
+use crate::db::jobs::NewJob;
+use crate::db::{Db, DbError};
+use crate::runtime::bindings::billing::{BillingEvent, EventType};
+use crate::runtime::bindings::jobs::{ChildOutcome, ChildRequest, ChildResult, JobsError};
+use crate::runtime::bindings::types::{Provider, TemplateError};
+use crate::runtime::{RunError, Suspension};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+fn fault(e: DbError) -> HostTrap {
+    HostTrap::Fail(RunError::HostFault { message: format!("database: {e}") })
+}
+
+fn lease_lost() -> HostTrap {
+    HostTrap::Fail(RunError::HostFault { message: "the run lost its lease on the job".into() })
+}
+
+/// Job events in `job_events`; progress also lands on the job row.
+pub struct DbEvents {
+    pub db: Db,
+    pub bus: Arc<Bus>,
+}
+
+#[async_trait]
+impl EventSink for DbEvents {
+    async fn emit(&self, job: &JobScope, event: JobEvent) -> BackendResult<()> {
+        let metadata = event.metadata.to_string();
+        let artifact = event.artifact.as_ref().map(|a| a.to_string());
+        let row = NewEvent {
+            level: &event.level,
+            message: &event.message,
+            metadata: &metadata,
+            progress: event.progress,
+            artifact: artifact.as_deref(),
+        };
+        let lease = Some(job.lease_token.as_str()).filter(|t| !t.is_empty());
+        if !self.db.insert_event(job.job_id(), lease, &row).await.map_err(fault)? {
+            return Err(lease_lost());
+        }
+        if let (Some(progress), Some(lease)) = (event.progress, lease) {
+            self.db.set_progress(job.job_id(), lease, progress, &event.message).await.map_err(fault)?;
+        }
+        self.bus.changed(job.job_id());
+        Ok(())
+    }
+}
+
+pub struct DbJournal {
+    pub db: Db,
+}
+
+#[async_trait]
+impl JournalStore for DbJournal {
+    async fn load(&self, job_id: &str) -> BackendResult<Vec<JournalEntry>> {
+        self.db.journal(job_id).await.map_err(fault)
+    }
+
+    async fn append(&self, job: &JobScope, entry: &JournalEntry) -> BackendResult<()> {
+        if self.db.append_journal(job.job_id(), &job.lease_token, entry).await.map_err(fault)? {
+            Ok(())
+        } else {
+            Err(lease_lost())
+        }
+    }
+}
+
+/// The ledger: charge = cost × margin unless the template asks for more, never less.
+pub struct DbLedger {
+    pub db: Db,
+    pub margin: f64,
+}
+
+#[async_trait]
+impl BillingLedger for DbLedger {
+    async fn record(&self, job: &JobScope, event: &BillingEvent) -> BackendResult<()> {
+        let floor = event.cost_usd * self.margin;
+        let charge = event.charge_usd.map_or(floor, |c| c.max(floor));
+        let entry = NewLedgerEntry {
+            customer_id: &job.context.customer.id,
+            job_id: job.job_id(),
+            template_id: &job.context.template_id,
+            event_type: event_type(event.event_type),
+            cost_usd: event.cost_usd,
+            charge_usd: charge,
+            provider: event.provider.map(provider_name),
+            model: event.model.as_deref(),
+            metadata: if event.metadata.trim().is_empty() { "{}" } else { &event.metadata },
+        };
+        if self.db.insert_ledger(&entry, &job.lease_token).await.map_err(fault)? { Ok(()) } else { Err(lease_lost()) }
+    }
+}
+
+pub fn event_type(t: EventType) -> &'static str {
+    match t {
+        EventType::AiGeneration => "ai_generation",
+        EventType::Render => "render",
+        EventType::StorageWrite => "storage_write",
+        EventType::CpuEstimate => "cpu_estimate",
+        EventType::Egress => "egress",
+    }
+}
+
+pub fn provider_name(p: Provider) -> &'static str {
+    match p {
+        Provider::Openai => "openai",
+        Provider::Gemini => "gemini",
+        Provider::Openrouter => "openrouter",
+        Provider::Perplexity => "perplexity",
+    }
+}
+
+/// Child jobs are rows of `jobs` with `parent_job_id`; waits suspend the parent.
+pub struct DbJobs {
+    pub db: Db,
+    pub catalog: Arc<Catalog>,
+    pub bus: Arc<Bus>,
+}
+
+#[async_trait]
+impl JobControl for DbJobs {
+    async fn enqueue_child(
+        &self,
+        job: &JobScope,
+        ordinal: u32,
+        request: &ChildRequest,
+    ) -> BackendResult<Result<String, JobsError>> {
+        let ctx = &job.context;
+        let Some(template) = self.catalog.version(&ctx.template_id, &ctx.template_version) else {
+            return Err(HostTrap::Fail(RunError::HostFault {
+                message: "the job's template version is not loaded".into(),
+            }));
+        };
+        let Some(operation) = template.operation(&request.operation) else {
+            return Ok(Err(JobsError::InvalidRequest(format!(
+                "this template has no operation `{}`",
+                request.operation
+            ))));
+        };
+        let Ok(payload) = serde_json::from_str::<serde_json::Value>(&request.payload) else {
+            return Ok(Err(JobsError::InvalidRequest("the child payload is not JSON".into())));
+        };
+        let problems = template.validate_input(&request.operation, &payload).unwrap_or_default();
+        if let Some(first) = problems.first() {
+            return Ok(Err(JobsError::InvalidRequest(format!("payload {}: {}", first.field, first.problem))));
+        }
+        // The id derives from the parent and the child's ordinal, so a replay that repeats
+        // this call after a crash finds the same row instead of creating a second child.
+        let id = format!("{}_c{ordinal}", ctx.job_id);
+        let new = NewJob {
+            id: id.clone(),
+            customer_id: ctx.customer.id.clone(),
+            template_id: ctx.template_id.clone(),
+            template_version: ctx.template_version.clone(),
+            template_digest: template.digest.clone(),
+            operation: request.operation.clone(),
+            workflow: request.workflow.clone().unwrap_or_else(|| operation.workflow.clone()),
+            tracer: format!("child-of:{}", ctx.job_id),
+            payload: payload.to_string(),
+            config: ctx.config.clone(),
+            webhook_url: None,
+            parent_job_id: Some(ctx.job_id.clone()),
+            idempotency_key: None,
+            max_retries: operation.limits.max_retries.unwrap_or(3),
+        };
+        self.db.insert_job(&new).await.map_err(fault)?;
+        self.bus.job_due.notify_one();
+        Ok(Ok(id))
+    }
+
+    async fn await_children(
+        &self,
+        job: &JobScope,
+        ids: &[String],
+    ) -> BackendResult<Result<Vec<ChildResult>, JobsError>> {
+        let mut results = Vec::with_capacity(ids.len());
+        let mut pending = Vec::new();
+        for id in ids {
+            let child = self.db.job(id).await.map_err(fault)?;
+            let Some(child) = child.filter(|c| c.parent_job_id.as_deref() == Some(job.job_id())) else {
+                return Ok(Err(JobsError::NotAChild(id.clone())));
+            };
+            let outcome = match child.status.as_str() {
+                "succeeded" => ChildOutcome::Succeeded(child.result.unwrap_or_else(|| "null".into())),
+                "failed" => ChildOutcome::Failed(template_error(child.error.as_deref())),
+                "cancelled" => ChildOutcome::Cancelled,
+                _ => {
+                    pending.push(id.clone());
+                    continue;
+                }
+            };
+            results.push(ChildResult { job_id: id.clone(), outcome });
+        }
+        if pending.is_empty() {
+            Ok(Ok(results))
+        } else {
+            Err(HostTrap::Suspend(Suspension::Children { ids: ids.to_vec() }))
+        }
+    }
+
+    async fn await_human(&self, job: &JobScope, prompt: &str) -> BackendResult<Result<String, JobsError>> {
+        let row = self.db.job(job.job_id()).await.map_err(fault)?;
+        match row.and_then(|r| r.human_answer) {
+            Some(answer) => Ok(Ok(answer)),
+            None => Err(HostTrap::Suspend(Suspension::Human {
+                prompt: serde_json::from_str(prompt).unwrap_or(serde_json::Value::String(prompt.into())),
+            })),
+        }
+    }
+}
+
+/// A stored job error (`{code, message, details?}`) as the WIT error a parent receives.
+fn template_error(stored: Option<&str>) -> TemplateError {
+    let value: serde_json::Value = stored.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    TemplateError {
+        code: value["code"].as_str().unwrap_or("failed").to_string(),
+        message: value["message"].as_str().unwrap_or("the child job failed").to_string(),
+        details: value.get("details").map(|d| d.to_string()),
+    }
+}

@@ -1,0 +1,66 @@
+//! In-process signals between the API and the workers: "a job is due" wakes idle workers,
+//! "job X changed" wakes live event streams, and cancellation reaches a running job at once.
+//! Processes that run apart (`vidfarm api` + `vidfarm worker`) fall back to polling.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+pub struct Bus {
+    /// A job became due (created, re-queued, woken).
+    pub job_due: Notify,
+    /// The id of a job whose state or events changed.
+    changed: broadcast::Sender<String>,
+    /// Fired when the process shuts down: live event streams end so the server can stop.
+    pub shutdown: CancellationToken,
+    /// The runs this process executes, by job id: their lease token and cancellation token.
+    running: Mutex<HashMap<String, (String, CancellationToken)>>,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self {
+            job_due: Notify::new(),
+            changed: broadcast::channel(1024).0,
+            shutdown: CancellationToken::new(),
+            running: Mutex::default(),
+        }
+    }
+}
+
+impl Bus {
+    pub fn changed(&self, job_id: &str) {
+        let _ = self.changed.send(job_id.to_string());
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.changed.subscribe()
+    }
+
+    pub(crate) fn track(&self, job_id: &str, lease: &str, token: CancellationToken) {
+        self.lock().insert(job_id.to_string(), (lease.to_string(), token));
+    }
+
+    pub(crate) fn untrack(&self, job_id: &str) {
+        self.lock().remove(job_id);
+    }
+
+    /// Cancel these jobs' runs if this process runs them.
+    pub fn cancel_running(&self, job_ids: &[String]) {
+        let running = self.lock();
+        for id in job_ids {
+            if let Some((_, token)) = running.get(id) {
+                token.cancel();
+            }
+        }
+    }
+
+    pub(crate) fn running_jobs(&self) -> Vec<(String, String, CancellationToken)> {
+        self.lock().iter().map(|(id, (lease, token))| (id.clone(), lease.clone(), token.clone())).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, CancellationToken)>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,67 @@
+//! The durable job engine: templates by version (`catalog`), SQLite-backed capabilities
+//! (`backends`), workers that claim, run, heartbeat and finish jobs (`worker`), and the
+//! sweeps that recover dead workers' jobs and expire old ones (`sweeper`).
+
+pub mod backends;
+mod bus;
+mod catalog;
+mod sweeper;
+mod worker;
+
+pub use bus::Bus;
+pub use catalog::Catalog;
+pub use worker::Worker;
+
+use crate::capabilities::Capabilities;
+use crate::config::Config;
+use crate::db::Db;
+use crate::providers::DevEchoProvider;
+use crate::storage::LocalObjectStore;
+use std::sync::Arc;
+
+/// Everything the API and the workers share.
+#[derive(Clone)]
+pub struct Platform {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub catalog: Arc<Catalog>,
+    pub bus: Arc<Bus>,
+    pub caps: Arc<Capabilities>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use the data dir: {0}")]
+    DataDir(#[from] std::io::Error),
+    #[error("cannot open the database: {0}")]
+    Database(#[from] crate::db::DbError),
+    #[error("cannot run migrations: {0}")]
+    Migrations(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error("a built-in template does not load: {0}")]
+    Template(#[from] crate::runtime::LoadError),
+}
+
+impl Platform {
+    /// Open the data dir, the database (migrated), the runtime and the built-in templates.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db = Db::open(&config.database_path()).await?;
+        let runtime = Arc::new(crate::runtime::Runtime::new(config.runtime.clone())?);
+        let catalog = Arc::new(Catalog::new(runtime));
+        catalog.add_builtins().await?;
+        let bus = Arc::new(Bus::default());
+        let caps = Arc::new(Capabilities {
+            events: Arc::new(backends::DbEvents { db: db.clone(), bus: bus.clone() }),
+            storage: Arc::new(LocalObjectStore::new(config.data_dir.join("objects"), None)?),
+            billing: Arc::new(backends::DbLedger { db: db.clone(), margin: config.default_margin }),
+            providers: Arc::new(DevEchoProvider),
+            renderer: Arc::new(crate::devrun::backends::NoRenderer),
+            jobs: Arc::new(backends::DbJobs { db: db.clone(), catalog: catalog.clone(), bus: bus.clone() }),
+            journal: Arc::new(backends::DbJournal { db: db.clone() }),
+        });
+        Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics: Arc::default() })
+    }
+}

@@ -1,0 +1,204 @@
+//! A worker: claims due jobs (one `UPDATE … RETURNING`), runs each in a fresh store under its
+//! limits, keeps its lease alive with heartbeats, and writes how the run ended — only if the
+//! lease is still its own. On shutdown it stops claiming, lets runs finish within the grace
+//! period, and releases the rest for another worker.
+
+use super::Platform;
+use crate::db::jobs::{Finish, JobRow};
+use crate::runtime::bindings::types::{Customer, Environment, JobContext};
+use crate::runtime::{RunError, RunOutcome, RunRequest, Suspension};
+use rand::RngExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub struct Worker {
+    platform: Platform,
+    /// One permit per job this process may run at once.
+    slots: Arc<Semaphore>,
+    /// Fired at the end of the grace period: runs still going are interrupted and released.
+    release: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Worker {
+    pub fn new(platform: Platform) -> Arc<Self> {
+        let slots = Arc::new(Semaphore::new(platform.config.worker_slots as usize));
+        Arc::new(Self { platform, slots, release: CancellationToken::new(), tasks: TaskTracker::new() })
+    }
+
+    /// Claim and run jobs until `shutdown`, then drain (see the module docs).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let heartbeats = tokio::spawn(self.clone().heartbeat_loop(shutdown.child_token()));
+        let sweeps = tokio::spawn(super::sweeper::run(self.platform.clone(), shutdown.child_token()));
+        while !shutdown.is_cancelled() {
+            let free = self.slots.available_permits() as u32;
+            let claimed = if free == 0 { Vec::new() } else { self.claim(free.min(32)).await };
+            let drained = (claimed.len() as u32) < free.min(32);
+            for job in claimed {
+                let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+                let worker = self.clone();
+                self.tasks.spawn(async move {
+                    worker.execute(job).await;
+                    drop(permit);
+                });
+            }
+            if drained {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = self.platform.bus.job_due.notified() => {}
+                    _ = tokio::time::sleep(self.platform.config.poll_interval) => {}
+                }
+            }
+        }
+        self.tasks.close();
+        if tokio::time::timeout(self.platform.config.shutdown_grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!("grace period over: releasing the jobs still running");
+            self.release.cancel();
+            self.tasks.wait().await;
+        }
+        heartbeats.abort();
+        let _ = sweeps.await;
+    }
+
+    async fn claim(&self, max: u32) -> Vec<JobRow> {
+        let config = &self.platform.config;
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
+        match self.platform.db.claim_jobs(max, &token, lease_ms, config.max_concurrent_jobs).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming jobs failed");
+                tokio::time::sleep(config.poll_interval).await;
+                Vec::new()
+            }
+        }
+    }
+
+    /// Extend every lease this process holds; stop runs whose lease is gone or whose job was
+    /// cancelled (possibly through another process's API).
+    async fn heartbeat_loop(self: Arc<Self>, stop: CancellationToken) {
+        let lease_ms = i64::try_from(self.platform.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let every = (self.platform.config.lease / 3).max(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            for (job_id, lease, cancel) in self.platform.bus.running_jobs() {
+                match self.platform.db.heartbeat(&job_id, &lease, lease_ms).await {
+                    Ok(Some(false)) => {}
+                    Ok(Some(true)) | Ok(None) => cancel.cancel(),
+                    Err(e) => tracing::warn!(job_id, error = %e, "heartbeat failed"),
+                }
+            }
+        }
+    }
+
+    async fn execute(&self, job: JobRow) {
+        let platform = &self.platform;
+        let lease = job.lease_token.clone().unwrap_or_default();
+        let span =
+            tracing::info_span!("job", job_id = %job.id, template = %job.template_id, version = %job.template_version);
+        let _enter = span.enter();
+        let cancel = self.release.child_token();
+        platform.bus.track(&job.id, &lease, cancel.clone());
+        let (finish, fuel) = if job.cancel_requested != 0 {
+            (Finish::Cancelled { error: RunError::Cancelled.to_json().to_string() }, 0)
+        } else {
+            self.run_once(&job, &lease, cancel.clone()).await
+        };
+        platform.bus.untrack(&job.id);
+        platform.metrics.job_run(&finish, fuel);
+        match platform.db.finish_run(&job.id, &lease, fuel, &finish).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the run's lease was lost: its outcome is discarded"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the run's outcome; the lease will expire and the job re-run")
+            }
+        }
+        platform.bus.changed(&job.id);
+        if let Some(parent) = &job.parent_job_id {
+            platform.bus.changed(parent);
+        }
+        platform.bus.job_due.notify_one();
+    }
+
+    async fn run_once(&self, job: &JobRow, lease: &str, cancel: CancellationToken) -> (Finish, u64) {
+        let platform = &self.platform;
+        let failed = |e: RunError| (Finish::Failed { error: e.to_json().to_string() }, 0);
+        let Some(template) = platform.catalog.version(&job.template_id, &job.template_version) else {
+            return failed(RunError::Template {
+                code: "template_version_unavailable".into(),
+                message: format!("{}@{} is not loaded on this host", job.template_id, job.template_version),
+                details: None,
+            });
+        };
+        let Some(operation) = template.operation(&job.operation) else {
+            return failed(RunError::ContractViolation { message: format!("no operation `{}`", job.operation) });
+        };
+        let runtime = platform.catalog.runtime();
+        let limits = runtime.config().defaults.for_operation(&operation.limits, &runtime.config().maxima);
+        let customer_name =
+            platform.db.customer(&job.customer_id).await.ok().flatten().map(|c| c.name).unwrap_or_default();
+        let request = RunRequest {
+            workflow: job.workflow.clone(),
+            context: JobContext {
+                job_id: job.id.clone(),
+                template_id: job.template_id.clone(),
+                template_version: job.template_version.clone(),
+                operation: job.operation.clone(),
+                workflow: job.workflow.clone(),
+                parent_job_id: job.parent_job_id.clone(),
+                customer: Customer { id: job.customer_id.clone(), name: customer_name },
+                attempt: u32::try_from(job.attempt).unwrap_or(u32::MAX),
+                env: match platform.config.env {
+                    crate::config::Environment::Development => Environment::Development,
+                    crate::config::Environment::Production => Environment::Production,
+                },
+                config: job.config.clone(),
+            },
+            input: job.payload.clone(),
+            limits,
+            start_ms: job.start_ms,
+            cancel: cancel.clone(),
+            lease_token: lease.to_string(),
+        };
+        let report = runtime.run(&template, request, platform.caps.clone()).await;
+        tracing::debug!(outcome = ?report.outcome, fuel = report.fuel_consumed, took = ?report.duration, "run ended");
+        let finish = match report.outcome {
+            RunOutcome::Succeeded(value) => Finish::Succeeded { result: value.to_string() },
+            // Our own release (shutdown) is not the customer's cancel: the job goes back.
+            RunOutcome::Failed(RunError::Cancelled) if self.release.is_cancelled() => Finish::Release,
+            RunOutcome::Failed(RunError::Cancelled) => {
+                Finish::Cancelled { error: RunError::Cancelled.to_json().to_string() }
+            }
+            RunOutcome::Failed(e) if e.is_retryable() && job.retries < job.max_retries => Finish::Requeue {
+                run_after: crate::db::now_ms() + self.backoff_ms(job.retries),
+                error: Some(e.to_json().to_string()),
+                counts_as_retry: true,
+            },
+            RunOutcome::Failed(e) => Finish::Failed { error: e.to_json().to_string() },
+            RunOutcome::Suspended(Suspension::Children { ids }) => Finish::WaitForChildren { ids },
+            RunOutcome::Suspended(Suspension::Human { prompt }) => Finish::WaitForHuman { prompt: prompt.to_string() },
+            RunOutcome::Suspended(Suspension::Deferred { until_ms, .. }) => {
+                Finish::Requeue { run_after: until_ms, error: None, counts_as_retry: false }
+            }
+            RunOutcome::Described(_) => Finish::Failed {
+                error: RunError::HostFault { message: "describe ran as a job".into() }.to_json().to_string(),
+            },
+        };
+        (finish, report.fuel_consumed)
+    }
+
+    /// Exponential backoff with full jitter: a random delay in [base·2ⁿ/2, base·2ⁿ], capped.
+    fn backoff_ms(&self, retries: i64) -> i64 {
+        let config = &self.platform.config;
+        let exp =
+            config.retry_base.as_millis().saturating_mul(1 << retries.clamp(0, 20)).min(config.retry_max.as_millis());
+        let exp = i64::try_from(exp).unwrap_or(i64::MAX);
+        rand::rng().random_range(exp / 2..=exp.max(1))
+    }
+}

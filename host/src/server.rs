@@ -1,0 +1,63 @@
+//! Running the platform: the API on a listener the caller binds, the workers, or both, until
+//! the caller's shutdown token fires (mini-redis' `server::run(listener, shutdown)` shape).
+
+use crate::api;
+use crate::engine::{Platform, Worker};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serve the API on `listener` (if given) and run workers (if `workers`) until `shutdown`;
+/// then stop accepting, drain running jobs within the grace period and return.
+pub async fn run(
+    platform: Platform,
+    listener: Option<TcpListener>,
+    workers: bool,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let worker = workers.then(|| tokio::spawn(Worker::new(platform.clone()).run(shutdown.clone())));
+    let bus = platform.bus.clone();
+    if let Some(listener) = listener {
+        tracing::info!(addr = %listener.local_addr()?, env = platform.config.env.as_str(), "listening");
+        let stop = shutdown.clone();
+        axum::serve(listener, api::router(platform))
+            .with_graceful_shutdown(async move {
+                stop.cancelled().await;
+                bus.shutdown.cancel();
+            })
+            .await?;
+    } else {
+        shutdown.cancelled().await;
+    }
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    Ok(())
+}
+
+/// A token cancelled on SIGTERM or SIGINT.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: no new work; running jobs get the grace period");
+        fire.cancel();
+    });
+    token
+}
