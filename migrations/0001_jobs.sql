@@ -91,9 +91,14 @@ CREATE TABLE job_events (
     message   TEXT NOT NULL,
     metadata  TEXT NOT NULL,
     progress  REAL,
-    artifact  TEXT
+    artifact  TEXT,
+    -- Where the event sits in the job's history (effects before it, then its rank): a replay
+    -- re-emits the same keys, and the unique index drops them.
+    position  INTEGER NOT NULL,
+    ordinal   INTEGER NOT NULL
 );
 CREATE INDEX job_events_job ON job_events(job_id, id);
+CREATE UNIQUE INDEX job_events_key ON job_events(job_id, position, ordinal);
 
 -- DESIGN.md §4: effects a job performed, replayed instead of repeated.
 CREATE TABLE job_journal (

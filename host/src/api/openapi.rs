@@ -62,22 +62,24 @@ pub fn document() -> Value {
         &t,
         json!({ "200": ok("A page of jobs", json!({ "type": "object", "properties": { "jobs": { "type": "array", "items": job.clone() }, "next_before": { "type": ["string", "null"] } } })), "400": error_response("Bad query") }),
     );
-    list["parameters"].as_array_mut().map(|p| {
+    if let Some(p) = list["parameters"].as_array_mut() {
         p.push(json!({ "name": "status", "in": "query", "schema": { "type": "string", "enum": ["queued", "running", "waiting_for_child", "waiting_for_human", "succeeded", "failed", "cancelled"] } }));
         p.push(json!({ "name": "before", "in": "query", "schema": { "type": "string" }, "description": "A job id: return older jobs" }));
-        p.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500 } }));
-    });
+        p.push(
+            json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500 } }),
+        );
+    }
     let mut logs = customer_op(
         "A job's structured events, oldest first",
         &tj,
         json!({ "200": ok("A page of events", json!({ "type": "object", "properties": { "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "next_after": { "type": ["integer", "null"] } } })), "404": error_response("No such job") }),
     );
-    logs["parameters"].as_array_mut().map(|p| {
+    if let Some(p) = logs["parameters"].as_array_mut() {
         p.push(json!({ "name": "after", "in": "query", "schema": { "type": "integer" } }));
         p.push(
             json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }),
         );
-    });
+    }
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Vidfarm", "version": env!("CARGO_PKG_VERSION"), "description": "Video-production templates as async jobs. Every operation creates a job and answers at once." },

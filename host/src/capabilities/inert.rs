@@ -28,7 +28,7 @@ impl Capabilities {
 
 #[async_trait]
 impl EventSink for Inert {
-    async fn emit(&self, _: &JobScope, _: JobEvent) -> BackendResult<()> {
+    async fn emit(&self, _: &JobScope, _: EventKey, _: JobEvent) -> BackendResult<()> {
         refuse()
     }
 }

@@ -49,10 +49,20 @@ pub struct JobEvent {
     pub artifact: Option<serde_json::Value>,
 }
 
-/// Where job events go: the job's event table, or a list in the dev runner.
+/// Where an event sits in a job's history: after `position` journaled effects, the
+/// `ordinal`-th event. A replay re-emits the same keys, so sinks drop what they already have:
+/// events happen exactly once even across crashes and replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventKey {
+    pub position: u32,
+    pub ordinal: u32,
+}
+
+/// Where job events go: the job's event table, or a list in the dev runner. An event whose
+/// key the job already has is ignored.
 #[async_trait]
 pub trait EventSink: Send + Sync {
-    async fn emit(&self, job: &JobScope, event: JobEvent) -> BackendResult<()>;
+    async fn emit(&self, job: &JobScope, key: EventKey, event: JobEvent) -> BackendResult<()>;
 }
 
 /// Object storage addressed by full keys (already validated and prefixed by the capability).

@@ -27,16 +27,18 @@ pub struct NewEvent<'a> {
 
 impl Db {
     /// Append an event, if `lease_token` still holds the job (`None`: written by the host
-    /// itself, not by a run). Returns whether it was written.
+    /// itself, not by a run) and the job has no event with this key yet (a replay re-emits
+    /// events it already has). Returns whether it was written.
     pub async fn insert_event(
         &self,
         job_id: &str,
         lease_token: Option<&str>,
+        (position, ordinal): (u32, u32),
         event: &NewEvent<'_>,
     ) -> Result<bool, DbError> {
         let done = sqlx::query(
-            "INSERT INTO job_events (job_id, at, level, message, metadata, progress, artifact)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE ?8 IS NULL OR EXISTS
+            "INSERT OR IGNORE INTO job_events (job_id, at, level, message, metadata, progress, artifact, position, ordinal)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10 WHERE ?8 IS NULL OR EXISTS
                 (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?8)",
         )
         .bind(job_id)
@@ -47,6 +49,8 @@ impl Db {
         .bind(event.progress)
         .bind(event.artifact)
         .bind(lease_token)
+        .bind(i64::from(position))
+        .bind(i64::from(ordinal))
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)

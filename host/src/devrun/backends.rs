@@ -14,12 +14,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Every event of every job of the session, in order, tagged with its job id.
 #[derive(Default)]
-pub struct MemoryEvents(pub Mutex<Vec<(String, JobEvent)>>);
+pub struct MemoryEvents(pub Mutex<Vec<(String, JobEvent)>>, Mutex<std::collections::HashSet<(String, EventKey)>>);
 
 #[async_trait]
 impl EventSink for MemoryEvents {
-    async fn emit(&self, job: &JobScope, event: JobEvent) -> BackendResult<()> {
-        lock(&self.0).push((job.job_id().to_string(), event));
+    async fn emit(&self, job: &JobScope, key: EventKey, event: JobEvent) -> BackendResult<()> {
+        if lock(&self.1).insert((job.job_id().to_string(), key)) {
+            lock(&self.0).push((job.job_id().to_string(), event));
+        }
         Ok(())
     }
 }

@@ -30,7 +30,7 @@ pub struct DbEvents {
 
 #[async_trait]
 impl EventSink for DbEvents {
-    async fn emit(&self, job: &JobScope, event: JobEvent) -> BackendResult<()> {
+    async fn emit(&self, job: &JobScope, key: EventKey, event: JobEvent) -> BackendResult<()> {
         let metadata = event.metadata.to_string();
         let artifact = event.artifact.as_ref().map(|a| a.to_string());
         let row = NewEvent {
@@ -41,8 +41,8 @@ impl EventSink for DbEvents {
             artifact: artifact.as_deref(),
         };
         let lease = Some(job.lease_token.as_str()).filter(|t| !t.is_empty());
-        if !self.db.insert_event(job.job_id(), lease, &row).await.map_err(fault)? {
-            return Err(lease_lost());
+        if !self.db.insert_event(job.job_id(), lease, (key.position, key.ordinal), &row).await.map_err(fault)? {
+            return Ok(()); // already recorded by an earlier run, or the lease is gone
         }
         if let (Some(progress), Some(lease)) = (event.progress, lease) {
             self.db.set_progress(job.job_id(), lease, progress, &event.message).await.map_err(fault)?;

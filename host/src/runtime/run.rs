@@ -7,7 +7,7 @@ use super::error::{HostTrap, RunError, Suspension, fail};
 use super::limits::MemoryLimiter;
 use super::state::{HostState, JobScope, Journal};
 use super::{Limits, LoadedTemplate, Runtime, wasi};
-use crate::capabilities::{Capabilities, JobEvent};
+use crate::capabilities::{Capabilities, EventKey, JobEvent};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -128,6 +128,7 @@ impl Runtime {
             caps: caps.clone(),
             journal: Journal::new(recorded),
             log_events: 0,
+            last_event: None,
             children: 0,
         };
         let mut store = Store::new(&self.engine, state);
@@ -152,7 +153,7 @@ impl Runtime {
             Err(error) => classify(&error, &limits, memory_refused.load(Ordering::Relaxed), &stderr),
         };
         if call == Call::Run {
-            forward_output(&caps, &job, &output).await;
+            forward_output(&caps, &job, u32::try_from(effects).unwrap_or(u32::MAX), &output).await;
         }
         report(outcome, fuel_consumed, effects)
     }
@@ -236,8 +237,10 @@ fn outcome_of_trap(trap: HostTrap) -> RunOutcome {
 }
 
 /// The guest's stdout/stderr become job events (bounded; what was dropped is said).
-async fn forward_output(caps: &Capabilities, job: &JobScope, output: &wasi::GuestOutput) {
-    for (stream, buffer, level) in [("stdout", &output.stdout, "info"), ("stderr", &output.stderr, "warn")] {
+async fn forward_output(caps: &Capabilities, job: &JobScope, position: u32, output: &wasi::GuestOutput) {
+    for (ordinal, stream, buffer, level) in
+        [(u32::MAX - 1, "stdout", &output.stdout, "info"), (u32::MAX, "stderr", &output.stderr, "warn")]
+    {
         let (text, dropped) = buffer.contents();
         if text.is_empty() {
             continue;
@@ -249,7 +252,7 @@ async fn forward_output(caps: &Capabilities, job: &JobScope, output: &wasi::Gues
             progress: None,
             artifact: None,
         };
-        if let Err(e) = caps.events.emit(job, event).await {
+        if let Err(e) = caps.events.emit(job, EventKey { position, ordinal }, event).await {
             tracing::warn!(job_id = job.job_id(), error = %e, "could not store guest output");
         }
     }

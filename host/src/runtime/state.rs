@@ -4,7 +4,7 @@
 use super::bindings::types::JobContext;
 use super::error::{HostTrap, RunError, fail};
 use super::limits::{Limits, MemoryLimiter};
-use crate::capabilities::{Capabilities, JobEvent, JournalEntry};
+use crate::capabilities::{Capabilities, EventKey, JobEvent, JournalEntry};
 use serde::{Serialize, de::DeserializeOwned};
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +52,8 @@ pub struct HostState {
     pub(crate) journal: Journal,
     /// Log events emitted by this run (checked against `limits.max_log_events`).
     pub(crate) log_events: u64,
+    /// Key of the last event emitted (see [`EventKey`]).
+    pub(crate) last_event: Option<EventKey>,
     /// Children enqueued by this run, replayed ones included (checked against the cap).
     pub(crate) children: u32,
 }
@@ -68,18 +70,22 @@ impl HostState {
         if self.job.cancel.is_cancelled() { Err(fail(RunError::Cancelled)) } else { Ok(()) }
     }
 
-    /// A job event, unless the run is replaying journaled history (whose events the first
-    /// run already emitted).
+    /// A job event, keyed by its place in the job's history so that what a replay emits
+    /// again is recognised and dropped by the sink.
     pub(crate) async fn emit(&mut self, event: JobEvent) -> wasmtime::Result<()> {
         self.check_cancelled()?;
-        if self.journal.replaying() {
-            return Ok(());
-        }
+        let position = u32::try_from(self.journal.position()).unwrap_or(u32::MAX);
+        let ordinal = match self.last_event {
+            Some(last) if last.position == position => last.ordinal + 1,
+            _ => 0,
+        };
+        let key = EventKey { position, ordinal };
+        self.last_event = Some(key);
         self.log_events += 1;
         if self.log_events > self.limits.max_log_events {
             return Err(fail(RunError::LogLimitExceeded { limit: self.limits.max_log_events }));
         }
-        self.caps.events.emit(&self.job, event).await.map_err(wasmtime::Error::new)
+        self.caps.events.emit(&self.job, key, event).await.map_err(wasmtime::Error::new)
     }
 
     /// The one choke point for effects (DESIGN.md §4): a replay returns the journaled
@@ -124,11 +130,6 @@ pub struct Journal {
 impl Journal {
     pub fn new(recorded: Vec<JournalEntry>) -> Self {
         Self { recorded, next: 0 }
-    }
-
-    /// Still re-walking recorded history.
-    pub fn replaying(&self) -> bool {
-        self.next < self.recorded.len()
     }
 
     /// Entries performed so far (recorded or replayed), for reports.

@@ -124,6 +124,19 @@ fn effects(ctx: &Context, input: Effects) -> Result<Value, TemplateError> {
     Ok(json!({ "steps": input.steps }))
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct Spinners {
+    #[schemars(range(min = 1, max = 10))]
+    children: u32,
+}
+
+/// Enqueue `spin` children and wait for them: a parent waiting on running children.
+fn spawn_spinners(ctx: &Context, input: Spinners) -> Result<Value, TemplateError> {
+    let ids = (0..input.children).map(|_| ctx.jobs.enqueue_child("spin", &json!({}))).collect::<Result<Vec<_>, _>>()?;
+    let results = ctx.jobs.await_children(&ids)?;
+    Ok(json!({ "children": results.len() }))
+}
+
 /// What the guest can see of the host through std: it must be nothing.
 fn inspect_ambient(_: &Context, _: Nothing) -> Result<Value, TemplateError> {
     let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
@@ -161,6 +174,7 @@ fn template() -> Template {
     .operation(Operation::new("flood-logs", "Log without end.", flood_logs))
     .operation(Operation::new("escape-storage", "Try to leave the job's storage prefix.", escape_storage))
     .operation(Operation::new("fork-children", "Enqueue children without end.", fork_children))
+    .operation(Operation::new("spawn-spinners", "Enqueue spinning children and wait for them.", spawn_spinners))
     .operation(Operation::new("effects", "Charge, store and log in rounds, with CPU work between.", effects))
     .operation(Operation::new("inspect-ambient", "Report what of the host is visible.", inspect_ambient))
 }
