@@ -44,10 +44,20 @@ impl TestServer {
 
     /// Start with a tweaked config; `workers: false` runs the API alone (jobs stay queued).
     pub async fn start_with(tweak: impl FnOnce(&mut Config), workers: bool) -> Self {
+        Self::start_custom(tweak, workers, |_| {}).await
+    }
+
+    /// Start with a tweaked config and platform (e.g. a capability backend swapped).
+    pub async fn start_custom(
+        tweak: impl FnOnce(&mut Config),
+        workers: bool,
+        adjust: impl FnOnce(&mut Platform),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let mut config = test_config(dir.path());
         tweak(&mut config);
-        let platform = Platform::start(config).await.expect("the platform starts");
+        let mut platform = Platform::start(config).await.expect("the platform starts");
+        adjust(&mut platform);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let base = format!("http://{}", listener.local_addr().expect("an address"));
         let shutdown = CancellationToken::new();
