@@ -127,3 +127,16 @@ CREATE TABLE billing_events (
 );
 CREATE INDEX billing_events_customer ON billing_events(customer_id, created_at);
 CREATE INDEX billing_events_job ON billing_events(job_id);
+
+-- A job that ends wakes its parent when the parent waits for children and none of them is
+-- unfinished any more: atomic with the update that ended the job, whoever made it.
+CREATE TRIGGER jobs_wake_parent AFTER UPDATE OF status ON jobs
+WHEN NEW.parent_job_id IS NOT NULL
+ AND NEW.status IN ('succeeded', 'failed', 'cancelled')
+ AND OLD.status NOT IN ('succeeded', 'failed', 'cancelled')
+BEGIN
+    UPDATE jobs SET status = 'queued', run_after = NEW.updated_at, updated_at = NEW.updated_at
+    WHERE id = NEW.parent_job_id AND status = 'waiting_for_child'
+      AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.id IN (SELECT value FROM json_each(jobs.waiting_on))
+                      AND c.status NOT IN ('succeeded', 'failed', 'cancelled'));
+END;

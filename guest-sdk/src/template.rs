@@ -13,9 +13,11 @@ pub struct Template {
     id: String,
     version: String,
     description: String,
-    /// JSON Schema of the per-customer config (`{}` accepts anything).
-    config_schema: String,
-    operations: Vec<types::Operation>,
+    /// JSON Schema of the per-customer config, made only when `describe` asks (`{}` accepts
+    /// anything): `run` never pays for schema generation.
+    config_schema: fn() -> String,
+    /// Each operation with the maker of its input schema (run only by `describe`).
+    operations: Vec<(types::Operation, fn() -> String)>,
     /// Workflows by name; operations point at them, children may call them directly.
     workflows: Vec<(String, Workflow)>,
 }
@@ -26,7 +28,7 @@ impl Template {
             id: id.into(),
             version: version.into(),
             description: description.into(),
-            config_schema: "{}".into(),
+            config_schema: || "{}".into(),
             operations: Vec::new(),
             workflows: Vec::new(),
         }
@@ -35,14 +37,14 @@ impl Template {
     /// Declare the config type: its schema validates `POST /templates/:id/config`, and
     /// workflows read it with [`Context::config`].
     pub fn config<C: JsonSchema>(mut self) -> Self {
-        self.config_schema = schema_of::<C>();
+        self.config_schema = schema_of::<C>;
         self
     }
 
     /// Sell an operation; its workflow is registered under the operation's workflow name.
     pub fn operation(mut self, operation: Operation) -> Self {
         self.workflows.push((operation.spec.workflow.clone(), operation.workflow));
-        self.operations.push(operation.spec);
+        self.operations.push((operation.spec, operation.input_schema));
         self
     }
 
@@ -63,8 +65,12 @@ impl Template {
             id: self.id,
             version: self.version,
             description: self.description,
-            config_schema: self.config_schema,
-            operations: self.operations,
+            config_schema: (self.config_schema)(),
+            operations: self
+                .operations
+                .into_iter()
+                .map(|(spec, schema)| types::Operation { input_schema: schema(), ..spec })
+                .collect(),
         }
     }
 
@@ -80,6 +86,7 @@ impl Template {
 /// One public operation and the workflow behind it.
 pub struct Operation {
     spec: types::Operation,
+    input_schema: fn() -> String,
     workflow: Workflow,
 }
 
@@ -95,14 +102,14 @@ impl Operation {
         let spec = types::Operation {
             name: name.into(),
             description: description.into(),
-            input_schema: schema_of::<I>(),
+            input_schema: String::new(),
             workflow: name.into(),
             provider_hint: None,
             webhook_support: false,
             estimated_cost_usd: None,
             limits: Limits { fuel: None, memory_mib: None, timeout_ms: None, max_children: None, max_retries: None },
         };
-        Self { spec, workflow: erase(workflow) }
+        Self { spec, input_schema: schema_of::<I>, workflow: erase(workflow) }
     }
 
     pub fn workflow_name(mut self, workflow: &str) -> Self {

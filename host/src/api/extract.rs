@@ -24,10 +24,47 @@ impl FromRequestParts<AppState> for Authenticated {
                 .ok_or_else(|| ApiError::Unauthorized(format!("the `{name}` header is missing")))
         };
         let (user, key) = (header("vidfarm-user-id")?, header("vidfarm-api-key")?);
-        match state.db.authenticate(user, &hash_key(key)).await? {
-            Some(customer) => Ok(Self(customer)),
+        let key_hash = hash_key(key);
+        if let Some(customer) = state.auth_cache.get(user, &key_hash) {
+            return Ok(Self(customer));
+        }
+        match state.db.authenticate(user, &key_hash).await? {
+            Some(customer) => {
+                state.auth_cache.put(&key_hash, &customer);
+                Ok(Self(customer))
+            }
             None => Err(ApiError::Unauthorized("unknown customer or invalid API key".into())),
         }
+    }
+}
+
+/// Recently verified keys, so a busy client costs one hash per request instead of a query.
+/// Entries live [`AUTH_CACHE_TTL`]: a revoked key stops working within that time.
+#[derive(Default)]
+pub struct AuthCache(std::sync::Mutex<std::collections::HashMap<String, (Customer, std::time::Instant)>>);
+
+/// How long a verified key is trusted without asking the database again.
+pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl AuthCache {
+    fn get(&self, user: &str, key_hash: &str) -> Option<Customer> {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.get(key_hash) {
+            Some((customer, at)) if at.elapsed() < AUTH_CACHE_TTL => (customer.id == user).then(|| customer.clone()),
+            Some(_) => {
+                cache.remove(key_hash);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, key_hash: &str, customer: &Customer) {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 100_000 {
+            cache.retain(|_, (_, at)| at.elapsed() < AUTH_CACHE_TTL);
+        }
+        cache.insert(key_hash.to_string(), (customer.clone(), std::time::Instant::now()));
     }
 }
 

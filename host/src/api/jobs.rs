@@ -99,7 +99,6 @@ async fn create(
         state.metrics.jobs_rate_limited.fetch_add(1, Relaxed);
         return Err(ApiError::TooManyRequests(retry_after));
     }
-    let config = state.db.template_config(&customer.id, &template_id).await?.unwrap_or_else(|| "{}".into());
     let new = NewJob {
         id: format!("job_{}", uuid::Uuid::now_v7().simple()),
         customer_id: customer.id.clone(),
@@ -110,7 +109,7 @@ async fn create(
         workflow: op.workflow.clone(),
         tracer: tracer.to_string(),
         payload: payload.to_string(),
-        config,
+        config: None,
         webhook_url,
         parent_job_id: None,
         idempotency_key: idempotency_key.map(str::to_string),

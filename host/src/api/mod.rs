@@ -26,6 +26,7 @@ use std::sync::atomic::Ordering::Relaxed;
 pub struct AppState {
     pub platform: Platform,
     pub limiter: Arc<rate_limit::RateLimiter>,
+    pub auth_cache: Arc<extract::AuthCache>,
 }
 
 impl std::ops::Deref for AppState {
@@ -36,7 +37,7 @@ impl std::ops::Deref for AppState {
 }
 
 pub fn router(platform: Platform) -> Router {
-    let state = AppState { platform, limiter: Arc::default() };
+    let state = AppState { platform, limiter: Arc::default(), auth_cache: Arc::default() };
     Router::new()
         .merge(system::router())
         .merge(templates::router())

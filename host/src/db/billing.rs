@@ -50,7 +50,7 @@ impl Db {
         .bind(entry.metadata)
         .bind(now_ms())
         .bind(lease_token)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -28,7 +28,7 @@ impl Db {
             .bind(id)
             .bind(name)
             .bind(now_ms())
-            .fetch_one(self.pool())
+            .fetch_one(self.writer())
             .await
     }
 
@@ -46,7 +46,7 @@ impl Db {
         .bind(&key.prefix)
         .bind(&key.label)
         .bind(key.created_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -65,7 +65,7 @@ impl Db {
         let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(key_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -91,7 +91,7 @@ impl Db {
         .bind(template_id)
         .bind(config)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

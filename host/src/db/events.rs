@@ -51,7 +51,7 @@ impl Db {
         .bind(lease_token)
         .bind(i64::from(position))
         .bind(i64::from(ordinal))
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -62,7 +62,8 @@ pub struct NewJob {
     pub workflow: String,
     pub tracer: String,
     pub payload: String,
-    pub config: String,
+    /// The template config the job runs with; `None`: the customer's current config.
+    pub config: Option<String>,
     pub webhook_url: Option<String>,
     pub parent_job_id: Option<String>,
     pub idempotency_key: Option<String>,
@@ -107,7 +108,9 @@ impl Db {
             "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
                 tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
                 start_ms, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
+                COALESCE(?10, (SELECT config FROM template_configs WHERE customer_id = ?2 AND template_id = ?3), '{}'),
+                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
              ON CONFLICT DO NOTHING RETURNING *",
         )
         .bind(&job.id)
@@ -128,7 +131,7 @@ impl Db {
         .bind(now)
         .bind(now)
         .bind(now)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         if let Some(row) = inserted {
             return Ok((row, true));
@@ -218,7 +221,7 @@ impl Db {
         .bind(i64::from(default_cap))
         .bind(lease_token)
         .bind(lease_ms)
-        .fetch_all(self.pool())
+        .fetch_all(self.writer())
         .await
     }
 
@@ -232,13 +235,14 @@ impl Db {
         .bind(now_ms() + lease_ms)
         .bind(job_id)
         .bind(lease_token)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         Ok(cancel.map(|c| c != 0))
     }
 
-    /// Write how a run ended, if the lease is still ours (false otherwise: a stale run).
-    /// A job that ends wakes a parent waiting on it; a wait already satisfied requeues.
+    /// Write how a run ended, if the lease is still ours (false otherwise: a stale run), in
+    /// one statement. A job that ends wakes a parent waiting on it (the `jobs_wake_parent`
+    /// trigger, atomic with the update); a wait already satisfied requeues at once.
     pub async fn finish_run(
         &self,
         job_id: &str,
@@ -248,88 +252,49 @@ impl Db {
     ) -> Result<bool, DbError> {
         let now = now_ms();
         let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let owned: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT parent_job_id, human_answer FROM jobs WHERE id = ? AND lease_token = ? AND status = 'running'",
-        )
-        .bind(job_id)
-        .bind(lease_token)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((parent, human_answer)) = owned else { return Ok(false) };
-        let base = "lease_token = NULL, lease_expires_at = NULL, fuel_consumed = fuel_consumed + ?2, updated_at = ?3";
-        let (sql, extra): (String, Vec<Option<String>>) = match finish {
-            Finish::Succeeded { result } => (
-                format!(
-                    "UPDATE jobs SET {base}, status = 'succeeded', result = ?4, progress = 1, waiting_on = NULL, finished_at = ?3 WHERE id = ?1"
-                ),
-                vec![Some(result.clone())],
-            ),
-            Finish::Failed { error } => (
-                format!(
-                    "UPDATE jobs SET {base}, status = 'failed', error = ?4, waiting_on = NULL, finished_at = ?3 WHERE id = ?1"
-                ),
-                vec![Some(error.clone())],
-            ),
-            Finish::Cancelled { error } => (
-                format!(
-                    "UPDATE jobs SET {base}, status = 'cancelled', error = ?4, waiting_on = NULL, finished_at = ?3 WHERE id = ?1"
-                ),
-                vec![Some(error.clone())],
-            ),
+        let (set, value): (String, Option<String>) = match finish {
+            Finish::Succeeded { result } => {
+                ("status = 'succeeded', result = ?5, progress = 1, waiting_on = NULL, finished_at = ?3".into(), Some(result.clone()))
+            }
+            Finish::Failed { error } => ("status = 'failed', error = ?5, waiting_on = NULL, finished_at = ?3".into(), Some(error.clone())),
+            Finish::Cancelled { error } => {
+                ("status = 'cancelled', error = ?5, waiting_on = NULL, finished_at = ?3".into(), Some(error.clone()))
+            }
             Finish::Requeue { run_after, error, counts_as_retry } => (
                 format!(
-                    "UPDATE jobs SET {base}, status = 'queued', run_after = {run_after}, error = COALESCE(?4, error),
-                     retries = retries + {} WHERE id = ?1",
+                    "status = 'queued', run_after = {run_after}, error = COALESCE(?5, error), retries = retries + {}",
                     i64::from(*counts_as_retry)
                 ),
-                vec![error.clone()],
+                error.clone(),
             ),
-            Finish::Release => (
+            Finish::Release => ("status = 'queued', run_after = ?3, attempt = MAX(attempt - 1, 0)".into(), None),
+            Finish::WaitForChildren { ids } => (
                 format!(
-                    "UPDATE jobs SET {base}, status = 'queued', run_after = ?3, attempt = MAX(attempt - 1, 0) WHERE id = ?1"
+                    "waiting_on = ?5, run_after = ?3, status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_job_id = ?1
+                       AND c.id IN (SELECT value FROM json_each(?5)) AND c.status NOT IN {FINISHED})
+                     THEN 'waiting_for_child' ELSE 'queued' END"
                 ),
-                vec![],
+                Some(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
             ),
-            Finish::WaitForChildren { ids } => {
-                let ids_json = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-                let pending: i64 = sqlx::query_scalar(&format!(
-                    "SELECT COUNT(*) FROM jobs WHERE parent_job_id = ? AND id IN (SELECT value FROM json_each(?)) AND status NOT IN {FINISHED}"
-                ))
-                .bind(job_id)
-                .bind(&ids_json)
-                .fetch_one(&mut *tx)
-                .await?;
-                let status = if pending == 0 { "queued" } else { "waiting_for_child" };
-                (
-                    format!(
-                        "UPDATE jobs SET {base}, status = '{status}', run_after = ?3, waiting_on = ?4 WHERE id = ?1"
-                    ),
-                    vec![Some(ids_json)],
-                )
-            }
-            Finish::WaitForHuman { prompt } => {
-                let status = if human_answer.is_some() { "queued" } else { "waiting_for_human" };
-                (
-                    format!(
-                        "UPDATE jobs SET {base}, status = '{status}', run_after = ?3, waiting_on = ?4 WHERE id = ?1"
-                    ),
-                    vec![Some(prompt.clone())],
-                )
-            }
+            Finish::WaitForHuman { prompt } => (
+                "waiting_on = ?5, run_after = ?3, status = CASE WHEN human_answer IS NULL THEN 'waiting_for_human' ELSE 'queued' END"
+                    .into(),
+                Some(prompt.clone()),
+            ),
         };
-        let mut statement = sqlx::query(&sql).bind(job_id).bind(fuel).bind(now);
-        for value in extra {
-            statement = statement.bind(value);
-        }
-        statement.execute(&mut *tx).await?;
-        if matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. })
-            && let Some(parent) = parent
-        {
-            wake_parent(&mut tx, &parent, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let sql = format!(
+            "UPDATE jobs SET lease_token = NULL, lease_expires_at = NULL, fuel_consumed = fuel_consumed + ?2, updated_at = ?3, {set}
+             WHERE id = ?1 AND lease_token = ?4 AND status = 'running'"
+        );
+        let done = sqlx::query(&sql)
+            .bind(job_id)
+            .bind(fuel)
+            .bind(now)
+            .bind(lease_token)
+            .bind(value)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Progress shown on the job (from progress events), if the lease is still ours.
@@ -348,7 +313,7 @@ impl Db {
         .bind(now_ms())
         .bind(job_id)
         .bind(lease_token)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -358,7 +323,7 @@ impl Db {
     /// job after the change, or `None` if it was already finished.
     pub async fn cancel_job(&self, job_id: &str) -> Result<Option<JobRow>, DbError> {
         let now = now_ms();
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let tree: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
             "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL SELECT j.id FROM jobs j JOIN tree t ON j.parent_job_id = t.id)
              SELECT id, status, parent_job_id FROM jobs WHERE id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}"
@@ -390,10 +355,6 @@ impl Db {
                 .await?;
             }
         }
-        // A parent outside the cancelled tree that waits on this job wakes up to see it.
-        if let Some((_, _, Some(parent))) = tree.iter().find(|(id, _, _)| id == job_id) {
-            wake_parent(&mut tx, parent, now).await?;
-        }
         let row = sqlx::query_as("SELECT * FROM jobs WHERE id = ?").bind(job_id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(Some(row))
@@ -410,7 +371,7 @@ impl Db {
         .bind(now)
         .bind(now)
         .bind(job_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await
     }
 
@@ -427,7 +388,7 @@ impl Db {
         .bind(now)
         .bind(now)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         let requeued = sqlx::query(
             "UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, retries = retries + 1,
@@ -436,7 +397,7 @@ impl Db {
         .bind(now)
         .bind(now)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(failed.rows_affected() + requeued.rows_affected())
     }
@@ -448,7 +409,7 @@ impl Db {
              AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_job_id = jobs.id)"
         ))
         .bind(cutoff_ms)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -457,21 +418,6 @@ impl Db {
     pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
         sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(self.pool()).await
     }
-}
-
-/// Requeue `parent` if it waits for children and none of them is unfinished any more.
-async fn wake_parent(tx: &mut sqlx::SqliteConnection, parent: &str, now: i64) -> Result<(), DbError> {
-    sqlx::query(&format!(
-        "UPDATE jobs SET status = 'queued', run_after = ?, updated_at = ? WHERE id = ? AND status = 'waiting_for_child'
-         AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.id IN (SELECT value FROM json_each(jobs.waiting_on))
-                         AND c.status NOT IN {FINISHED})"
-    ))
-    .bind(now)
-    .bind(now)
-    .bind(parent)
-    .execute(tx)
-    .await?;
-    Ok(())
 }
 
 impl Db {

@@ -15,11 +15,13 @@ use std::time::Duration;
 
 pub use sqlx::Error as DbError;
 
-/// The database handle: a small connection pool (readers run in parallel under WAL; writers
-/// take turns under the busy timeout).
+/// The database handle: readers run in parallel under WAL on their own pool; every write goes
+/// through one connection, so writers of this process queue in memory instead of spinning on
+/// SQLite's busy lock (other processes still meet the busy timeout).
 #[derive(Clone)]
 pub struct Db {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl Db {
@@ -32,13 +34,25 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("temp_store", "memory");
-        let pool = SqlitePoolOptions::new().max_connections(8).min_connections(1).connect_with(options).await?;
-        sqlx::migrate!("../migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let writer =
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("../migrations").run(&writer).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { pool, writer })
     }
 
+    /// The readers' pool.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The one writing connection.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// Whether the database answers.
@@ -48,7 +62,7 @@ impl Db {
 
     /// A consistent online copy of the database (readers and writers keep going).
     pub async fn backup(&self, to: &Path) -> Result<(), DbError> {
-        sqlx::query("VACUUM INTO ?").bind(to.display().to_string()).execute(&self.pool).await?;
+        sqlx::query("VACUUM INTO ?").bind(to.display().to_string()).execute(&self.writer).await?;
         Ok(())
     }
 
@@ -56,16 +70,16 @@ impl Db {
     /// on a scratch table: the physical limit the engine's throughput is compared against.
     pub async fn measure_commit_rate(&self, commits: u32) -> Result<f64, DbError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS commit_probe (id INTEGER PRIMARY KEY, at INTEGER)")
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let started = std::time::Instant::now();
         for i in 0..commits {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
             sqlx::query("INSERT INTO commit_probe (at) VALUES (?)").bind(i64::from(i)).execute(&mut *tx).await?;
             tx.commit().await?;
         }
         let rate = f64::from(commits) / started.elapsed().as_secs_f64();
-        sqlx::query("DROP TABLE commit_probe").execute(&self.pool).await?;
+        sqlx::query("DROP TABLE commit_probe").execute(&self.writer).await?;
         Ok(rate)
     }
 }

@@ -163,7 +163,7 @@ impl JobControl for DbJobs {
             workflow: request.workflow.clone().unwrap_or_else(|| operation.workflow.clone()),
             tracer: format!("child-of:{}", ctx.job_id),
             payload: payload.to_string(),
-            config: ctx.config.clone(),
+            config: Some(ctx.config.clone()),
             webhook_url: None,
             parent_job_id: Some(ctx.job_id.clone()),
             idempotency_key: None,

@@ -21,12 +21,20 @@ pub struct Worker {
     /// Fired at the end of the grace period: runs still going are interrupted and released.
     release: CancellationToken,
     tasks: TaskTracker,
+    /// Customer names by id (names rarely change; a stale one is cosmetic).
+    names: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Worker {
     pub fn new(platform: Platform) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(platform.config.worker_slots as usize));
-        Arc::new(Self { platform, slots, release: CancellationToken::new(), tasks: TaskTracker::new() })
+        Arc::new(Self {
+            platform,
+            slots,
+            release: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            names: Default::default(),
+        })
     }
 
     /// Claim and run jobs until `shutdown`, then drain (see the module docs).
@@ -141,8 +149,7 @@ impl Worker {
         };
         let runtime = platform.catalog.runtime();
         let limits = runtime.config().defaults.for_operation(&operation.limits, &runtime.config().maxima);
-        let customer_name =
-            platform.db.customer(&job.customer_id).await.ok().flatten().map(|c| c.name).unwrap_or_default();
+        let customer_name = self.customer_name(&job.customer_id).await;
         let request = RunRequest {
             workflow: job.workflow.clone(),
             context: JobContext {
@@ -191,6 +198,15 @@ impl Worker {
             },
         };
         (finish, report.fuel_consumed)
+    }
+
+    async fn customer_name(&self, id: &str) -> String {
+        if let Some(name) = self.names.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return name.clone();
+        }
+        let name = self.platform.db.customer(id).await.ok().flatten().map(|c| c.name).unwrap_or_default();
+        self.names.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), name.clone());
+        name
     }
 
     /// Exponential backoff with full jitter: a random delay in [base·2ⁿ/2, base·2ⁿ], capped.
