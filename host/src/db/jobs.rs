@@ -102,51 +102,14 @@ const FINISHED: &str = "('succeeded', 'failed', 'cancelled')";
 
 impl Db {
     /// Insert a job; with an idempotency key already used, return the original job instead.
+    /// Concurrent inserts share one transaction (group commit, see `batch`).
     pub async fn insert_job(&self, job: &NewJob) -> Result<(JobRow, bool), DbError> {
-        let now = now_ms();
-        let inserted = sqlx::query_as(
-            "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
-                tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
-                start_ms, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
-                COALESCE(?10, (SELECT config FROM template_configs WHERE customer_id = ?2 AND template_id = ?3), '{}'),
-                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-             ON CONFLICT DO NOTHING RETURNING *",
-        )
-        .bind(&job.id)
-        .bind(&job.customer_id)
-        .bind(&job.template_id)
-        .bind(&job.template_version)
-        .bind(&job.template_digest)
-        .bind(&job.operation)
-        .bind(&job.workflow)
-        .bind(&job.tracer)
-        .bind(&job.payload)
-        .bind(&job.config)
-        .bind(&job.webhook_url)
-        .bind(&job.parent_job_id)
-        .bind(&job.idempotency_key)
-        .bind(i64::from(job.max_retries))
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .fetch_optional(self.writer())
-        .await?;
-        if let Some(row) = inserted {
-            return Ok((row, true));
+        match self.batched(super::batch::Write::InsertJob(job.clone())).await? {
+            super::batch::Written::Job(row, created) => Ok((row, created)),
+            super::batch::Written::Finished(_) => {
+                Err(DbError::Protocol("the batch writer answered out of turn".into()))
+            }
         }
-        // A conflict: the same id (a replayed child enqueue) or the same idempotency key.
-        let existing = sqlx::query_as(
-            "SELECT * FROM jobs WHERE id = ? OR (customer_id = ? AND template_id = ? AND idempotency_key = ?)",
-        )
-        .bind(&job.id)
-        .bind(&job.customer_id)
-        .bind(&job.template_id)
-        .bind(&job.idempotency_key)
-        .fetch_one(self.pool())
-        .await?;
-        Ok((existing, false))
     }
 
     pub async fn job(&self, id: &str) -> Result<Option<JobRow>, DbError> {
@@ -243,6 +206,7 @@ impl Db {
     /// Write how a run ended, if the lease is still ours (false otherwise: a stale run), in
     /// one statement. A job that ends wakes a parent waiting on it (the `jobs_wake_parent`
     /// trigger, atomic with the update); a wait already satisfied requeues at once.
+    /// Concurrent finishes share one transaction (group commit, see `batch`).
     pub async fn finish_run(
         &self,
         job_id: &str,
@@ -250,51 +214,16 @@ impl Db {
         fuel: u64,
         finish: &Finish,
     ) -> Result<bool, DbError> {
-        let now = now_ms();
-        let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
-        let (set, value): (String, Option<String>) = match finish {
-            Finish::Succeeded { result } => {
-                ("status = 'succeeded', result = ?5, progress = 1, waiting_on = NULL, finished_at = ?3".into(), Some(result.clone()))
-            }
-            Finish::Failed { error } => ("status = 'failed', error = ?5, waiting_on = NULL, finished_at = ?3".into(), Some(error.clone())),
-            Finish::Cancelled { error } => {
-                ("status = 'cancelled', error = ?5, waiting_on = NULL, finished_at = ?3".into(), Some(error.clone()))
-            }
-            Finish::Requeue { run_after, error, counts_as_retry } => (
-                format!(
-                    "status = 'queued', run_after = {run_after}, error = COALESCE(?5, error), retries = retries + {}",
-                    i64::from(*counts_as_retry)
-                ),
-                error.clone(),
-            ),
-            Finish::Release => ("status = 'queued', run_after = ?3, attempt = MAX(attempt - 1, 0)".into(), None),
-            Finish::WaitForChildren { ids } => (
-                format!(
-                    "waiting_on = ?5, run_after = ?3, status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_job_id = ?1
-                       AND c.id IN (SELECT value FROM json_each(?5)) AND c.status NOT IN {FINISHED})
-                     THEN 'waiting_for_child' ELSE 'queued' END"
-                ),
-                Some(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
-            ),
-            Finish::WaitForHuman { prompt } => (
-                "waiting_on = ?5, run_after = ?3, status = CASE WHEN human_answer IS NULL THEN 'waiting_for_human' ELSE 'queued' END"
-                    .into(),
-                Some(prompt.clone()),
-            ),
+        let write = super::batch::Write::FinishRun {
+            job_id: job_id.to_string(),
+            lease_token: lease_token.to_string(),
+            fuel,
+            finish: finish.clone(),
         };
-        let sql = format!(
-            "UPDATE jobs SET lease_token = NULL, lease_expires_at = NULL, fuel_consumed = fuel_consumed + ?2, updated_at = ?3, {set}
-             WHERE id = ?1 AND lease_token = ?4 AND status = 'running'"
-        );
-        let done = sqlx::query(&sql)
-            .bind(job_id)
-            .bind(fuel)
-            .bind(now)
-            .bind(lease_token)
-            .bind(value)
-            .execute(self.writer())
-            .await?;
-        Ok(done.rows_affected() == 1)
+        match self.batched(write).await? {
+            super::batch::Written::Finished(owned) => Ok(owned),
+            super::batch::Written::Job(..) => Err(DbError::Protocol("the batch writer answered out of turn".into())),
+        }
     }
 
     /// Progress shown on the job (from progress events), if the lease is still ours.
@@ -431,4 +360,101 @@ impl Db {
         .fetch_all(self.pool())
         .await
     }
+}
+
+/// The insert of [`Db::insert_job`] on the writing connection (inside a batch).
+pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJob) -> Result<(JobRow, bool), DbError> {
+    let now = now_ms();
+    let inserted = sqlx::query_as(
+        "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
+                tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
+                start_ms, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
+                COALESCE(?10, (SELECT config FROM template_configs WHERE customer_id = ?2 AND template_id = ?3), '{}'),
+                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             ON CONFLICT DO NOTHING RETURNING *",
+    )
+    .bind(&job.id)
+    .bind(&job.customer_id)
+    .bind(&job.template_id)
+    .bind(&job.template_version)
+    .bind(&job.template_digest)
+    .bind(&job.operation)
+    .bind(&job.workflow)
+    .bind(&job.tracer)
+    .bind(&job.payload)
+    .bind(&job.config)
+    .bind(&job.webhook_url)
+    .bind(&job.parent_job_id)
+    .bind(&job.idempotency_key)
+    .bind(i64::from(job.max_retries))
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok((row, true));
+    }
+    // A conflict: the same id (a replayed child enqueue) or the same idempotency key.
+    let existing = sqlx::query_as(
+        "SELECT * FROM jobs WHERE id = ? OR (customer_id = ? AND template_id = ? AND idempotency_key = ?)",
+    )
+    .bind(&job.id)
+    .bind(&job.customer_id)
+    .bind(&job.template_id)
+    .bind(&job.idempotency_key)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((existing, false))
+}
+
+/// The update of [`Db::finish_run`] on the writing connection (inside a batch).
+pub(super) async fn finish_run_on(
+    conn: &mut sqlx::SqliteConnection,
+    job_id: &str,
+    lease_token: &str,
+    fuel: u64,
+    finish: &Finish,
+) -> Result<bool, DbError> {
+    let now = now_ms();
+    let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
+    let (set, value): (String, Option<String>) = match finish {
+            Finish::Succeeded { result } => {
+                ("status = 'succeeded', result = ?5, progress = 1, waiting_on = NULL, finished_at = ?3".into(), Some(result.clone()))
+            }
+            Finish::Failed { error } => ("status = 'failed', error = ?5, waiting_on = NULL, finished_at = ?3".into(), Some(error.clone())),
+            Finish::Cancelled { error } => {
+                ("status = 'cancelled', error = ?5, waiting_on = NULL, finished_at = ?3".into(), Some(error.clone()))
+            }
+            Finish::Requeue { run_after, error, counts_as_retry } => (
+                format!(
+                    "status = 'queued', run_after = {run_after}, error = COALESCE(?5, error), retries = retries + {}",
+                    i64::from(*counts_as_retry)
+                ),
+                error.clone(),
+            ),
+            Finish::Release => ("status = 'queued', run_after = ?3, attempt = MAX(attempt - 1, 0)".into(), None),
+            Finish::WaitForChildren { ids } => (
+                format!(
+                    "waiting_on = ?5, run_after = ?3, status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_job_id = ?1
+                       AND c.id IN (SELECT value FROM json_each(?5)) AND c.status NOT IN {FINISHED})
+                     THEN 'waiting_for_child' ELSE 'queued' END"
+                ),
+                Some(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
+            ),
+            Finish::WaitForHuman { prompt } => (
+                "waiting_on = ?5, run_after = ?3, status = CASE WHEN human_answer IS NULL THEN 'waiting_for_human' ELSE 'queued' END"
+                    .into(),
+                Some(prompt.clone()),
+            ),
+        };
+    let sql = format!(
+            "UPDATE jobs SET lease_token = NULL, lease_expires_at = NULL, fuel_consumed = fuel_consumed + ?2, updated_at = ?3, {set}
+             WHERE id = ?1 AND lease_token = ?4 AND status = 'running'"
+        );
+    let done =
+        sqlx::query(&sql).bind(job_id).bind(fuel).bind(now).bind(lease_token).bind(value).execute(&mut *conn).await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -2,6 +2,7 @@
 //! callers). SQLite in WAL mode, `synchronous=NORMAL`, a busy timeout, foreign keys on, and
 //! `BEGIN IMMEDIATE` for every transaction that reads before it writes.
 
+mod batch;
 pub mod billing;
 pub mod customers;
 pub mod events;
@@ -22,6 +23,8 @@ pub use sqlx::Error as DbError;
 pub struct Db {
     pool: SqlitePool,
     writer: SqlitePool,
+    /// Group-commit queue for job inserts and run finishes (see `batch`).
+    batch: tokio::sync::mpsc::UnboundedSender<batch::Queued>,
 }
 
 impl Db {
@@ -42,7 +45,8 @@ impl Db {
             .min_connections(1)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { pool, writer })
+        let batch = batch::spawn(writer.clone());
+        Ok(Self { pool, writer, batch })
     }
 
     /// The readers' pool.

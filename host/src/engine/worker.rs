@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 pub struct Worker {
     platform: Platform,
@@ -105,12 +106,16 @@ impl Worker {
         }
     }
 
+    /// Run a claimed job and record how it ended; logs carry the job id, template and version.
     async fn execute(&self, job: JobRow) {
-        let platform = &self.platform;
-        let lease = job.lease_token.clone().unwrap_or_default();
         let span =
             tracing::info_span!("job", job_id = %job.id, template = %job.template_id, version = %job.template_version);
-        let _enter = span.enter();
+        self.execute_in_span(job).instrument(span).await
+    }
+
+    async fn execute_in_span(&self, job: JobRow) {
+        let platform = &self.platform;
+        let lease = job.lease_token.clone().unwrap_or_default();
         let cancel = self.release.child_token();
         platform.bus.track(&job.id, &lease, cancel.clone());
         let (finish, fuel) = if job.cancel_requested != 0 {
