@@ -16,8 +16,13 @@ struct Host {
 
 /// Start `vidfarm serve` on a free port; returns once it listens.
 fn serve(data_dir: &Path, extra_env: &[(&str, &str)]) -> Host {
+    start("serve", data_dir, extra_env)
+}
+
+/// Start `vidfarm <role>` (`serve` or `api`: returns once it listens; `worker`: at once).
+fn start(role: &str, data_dir: &Path, extra_env: &[(&str, &str)]) -> Host {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([role, "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("VIDFARM_LEASE_MS", "1000")
         .env("VIDFARM_POLL_MS", "50")
@@ -30,6 +35,10 @@ fn serve(data_dir: &Path, extra_env: &[(&str, &str)]) -> Host {
         .expect("vidfarm starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    if role == "worker" {
+        std::thread::spawn(move || for _ in lines {});
+        return Host { child, base: String::new() };
+    }
     let addr = loop {
         let line = lines.next().expect("the server prints until it listens").expect("a line");
         if let Some(rest) = line.split("addr=").nth(1) {
@@ -210,4 +219,34 @@ impl Drop for Host {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+#[test]
+fn the_api_and_the_worker_can_run_as_separate_processes_on_one_database() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let client = client(dir.path());
+    let api = start("api", dir.path(), &[]);
+    let job_id = client.create(&api, "effects", json!({ "steps": 2, "spin": 0 }));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        client.get(&api, &format!("/templates/sandbox-probe/jobs/{job_id}"))["status"],
+        "queued",
+        "no worker yet"
+    );
+    let _worker = start("worker", dir.path(), &[]);
+    let job = client.wait_until(&api, &job_id, |j| j["status"] == "succeeded", Duration::from_secs(30));
+    assert_eq!(job["result"], json!({ "steps": 2 }));
+    // Cancellation crosses processes too: the worker sees it at its next heartbeat.
+    let spinning = client.create(&api, "spin", json!({}));
+    client.wait_until(&api, &spinning, |j| j["status"] == "running", Duration::from_secs(30));
+    let cancelled = client
+        .http
+        .post(format!("{}/templates/sandbox-probe/jobs/{spinning}/cancel", api.base))
+        .header("vidfarm-user-id", &client.id)
+        .header("vidfarm-api-key", &client.key)
+        .send()
+        .expect("sent");
+    assert_eq!(cancelled.status(), 200);
+    let job = client.wait_until(&api, &spinning, |j| j["status"] != "running", Duration::from_secs(10));
+    assert_eq!(job["status"], "cancelled", "{job}");
 }

@@ -12,12 +12,12 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 256;
 
 pub(crate) enum Write {
-    InsertJob(NewJob),
+    InsertJob(Box<NewJob>),
     FinishRun { job_id: String, lease_token: String, fuel: u64, finish: Finish },
 }
 
 pub(crate) enum Written {
-    Job(JobRow, bool),
+    Job(Box<JobRow>, bool),
     Finished(bool),
 }
 
@@ -40,7 +40,9 @@ pub(crate) fn spawn(writer: SqlitePool) -> mpsc::UnboundedSender<Queued> {
 
 async fn apply(conn: &mut sqlx::SqliteConnection, write: &Write) -> Result<Written, DbError> {
     match write {
-        Write::InsertJob(job) => insert_job_on(conn, job).await.map(|(row, created)| Written::Job(row, created)),
+        Write::InsertJob(job) => {
+            insert_job_on(conn, job).await.map(|(row, created)| Written::Job(Box::new(row), created))
+        }
         Write::FinishRun { job_id, lease_token, fuel, finish } => {
             finish_run_on(conn, job_id, lease_token, *fuel, finish).await.map(Written::Finished)
         }

@@ -104,8 +104,8 @@ impl Db {
     /// Insert a job; with an idempotency key already used, return the original job instead.
     /// Concurrent inserts share one transaction (group commit, see `batch`).
     pub async fn insert_job(&self, job: &NewJob) -> Result<(JobRow, bool), DbError> {
-        match self.batched(super::batch::Write::InsertJob(job.clone())).await? {
-            super::batch::Written::Job(row, created) => Ok((row, created)),
+        match self.batched(super::batch::Write::InsertJob(Box::new(job.clone()))).await? {
+            super::batch::Written::Job(row, created) => Ok((*row, created)),
             super::batch::Written::Finished(_) => {
                 Err(DbError::Protocol("the batch writer answered out of turn".into()))
             }
