@@ -4,10 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The toolchain and the wasm32-wasip2 target come from rust-toolchain.toml; rustup does not
-# always add a pinned toolchain's targets to an already-installed toolchain, so ask it.
-rustup show active-toolchain >/dev/null
-rustup target add wasm32-wasip2 >/dev/null
+# The pinned toolchain, its components and the wasm32-wasip2 target (rust-toolchain.toml).
+# rustup may not auto-install (RUSTUP_AUTO_INSTALL=0), and does not add a toolchain file's
+# targets to a toolchain installed before, so install them explicitly (all idempotent).
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if rustup toolchain list | grep -q "^$toolchain"; then
+  rustup +"$toolchain" target add wasm32-wasip2 >/dev/null
+  rustup +"$toolchain" component add rustfmt clippy >/dev/null
+else
+  rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy --target wasm32-wasip2 >/dev/null
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
