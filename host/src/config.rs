@@ -58,6 +58,14 @@ pub struct Config {
     pub retry_max: Duration,
     /// Charge = cost × margin unless a customer or template says otherwise.
     pub default_margin: f64,
+    /// The template registry directory, when not `<data dir>/registry`.
+    pub registry_dir: Option<PathBuf>,
+    /// How often the registry is checked for activations.
+    pub registry_poll: Duration,
+    /// Public keys artifacts may be signed with: a list or a file of `<key id>:<base64>`.
+    pub trusted_keys: String,
+    /// Operator token for `/admin/*`; the admin API is off without one.
+    pub admin_token: Option<String>,
     pub runtime: RuntimeConfig,
 }
 
@@ -97,7 +105,27 @@ impl Config {
             retry_base: Duration::from_millis(parse("VIDFARM_RETRY_BASE_MS", "1000")?),
             retry_max: Duration::from_millis(parse("VIDFARM_RETRY_MAX_MS", "300000")?),
             default_margin: parse("VIDFARM_DEFAULT_MARGIN", "2.0")?,
+            registry_dir: var("VIDFARM_REGISTRY_DIR").map(PathBuf::from),
+            registry_poll: Duration::from_millis(parse("VIDFARM_REGISTRY_POLL_MS", "250")?),
+            trusted_keys: var("VIDFARM_TRUSTED_KEYS").unwrap_or_default(),
+            admin_token: var("VIDFARM_ADMIN_TOKEN"),
         })
+    }
+
+    /// The trusted keys: `VIDFARM_TRUSTED_KEYS` is a file path or the list itself.
+    pub fn trusted_keys(&self) -> Result<vidfarm_registry::TrustedKeys, vidfarm_registry::RegistryError> {
+        let path = std::path::Path::new(self.trusted_keys.trim());
+        let list = if !self.trusted_keys.trim().is_empty() && path.is_file() {
+            std::fs::read_to_string(path)?
+        } else {
+            self.trusted_keys.clone()
+        };
+        vidfarm_registry::TrustedKeys::parse(&list)
+    }
+
+    /// The template registry (a directory).
+    pub fn registry_dir(&self) -> PathBuf {
+        self.registry_dir.clone().unwrap_or_else(|| self.data_dir.join("registry"))
     }
 
     pub fn database_path(&self) -> PathBuf {

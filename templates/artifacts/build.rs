@@ -26,13 +26,7 @@ fn main() {
     for (_, krate) in TEMPLATES {
         cmd.args(["-p", krate]);
     }
-    // The outer build's flags and jobserver are for the host, not for the guests.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key.starts_with("RUSTC") || key == "RUSTFLAGS" {
-            cmd.env_remove(key.as_ref());
-        }
-    }
+    clear_cargo_env(&mut cmd);
     let status = cmd.status().expect("cargo runs");
     assert!(status.success(), "building the template components failed");
 
@@ -46,6 +40,24 @@ fn main() {
         generated.push_str(&format!("    ({id:?}, {path:?}, include_bytes!({path:?})),\n"));
     }
     generated.push_str("];\n");
+
+    // A next version of `hello` (0.2.0, says "Howdy") for the hot-swap tests; never
+    // published automatically.
+    let next_dir = target_dir.with_file_name("vidfarm-templates-hello-next");
+    let mut next = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    next.current_dir(&workspace)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "template", "-p", "template-hello"])
+        .arg("--target-dir")
+        .arg(&next_dir)
+        .env("VIDFARM_HELLO_VERSION", "0.2.0")
+        .env("VIDFARM_HELLO_SALUTATION", "Howdy");
+    clear_cargo_env(&mut next);
+    assert!(next.status().expect("cargo runs").success(), "building hello 0.2.0 failed");
+    let next_wasm = next_dir.join("wasm32-wasip2/template/template_hello.wasm");
+    generated.push_str(&format!(
+        "\n/// `hello` 0.2.0 (greets with \"Howdy\"): a next version for hot-swap tests.\npub const HELLO_NEXT: &str = {:?};\n",
+        next_wasm.display().to_string()
+    ));
     std::fs::write(out_dir.join("components.rs"), generated).expect("OUT_DIR is writable");
 
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
@@ -53,5 +65,15 @@ fn main() {
     for (_, krate) in TEMPLATES {
         let dir = krate.strip_prefix("template-").unwrap_or(krate);
         println!("cargo:rerun-if-changed={}", workspace.join("templates").join(dir).display());
+    }
+}
+
+/// The outer build's flags and jobserver are for the host, not for the guests.
+fn clear_cargo_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key.starts_with("RUSTC") || key == "RUSTFLAGS" {
+            cmd.env_remove(key.as_ref());
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod platform;
+mod registry;
 mod template;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,9 @@ enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(admin::DbCommand),
+    /// The signed template registry: keys, publish, activate, rollback, verify.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// Build and run templates (for template authors).
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -58,6 +62,7 @@ pub fn main() -> ExitCode {
             Command::Customers(command) => admin::customers(command).await,
             Command::Keys(command) => admin::keys(command).await,
             Command::Db(command) => admin::db(command).await,
+            Command::Registry(command) => registry::run(command).await,
             Command::Template(command) => template::run(command).await,
         }
     })

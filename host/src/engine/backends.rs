@@ -132,7 +132,7 @@ impl JobControl for DbJobs {
         request: &ChildRequest,
     ) -> BackendResult<Result<String, JobsError>> {
         let ctx = &job.context;
-        let Some(template) = self.catalog.version(&ctx.template_id, &ctx.template_version) else {
+        let Ok(template) = self.catalog.load_version(&ctx.template_id, &ctx.template_version).await else {
             return Err(HostTrap::Fail(RunError::HostFault {
                 message: "the job's template version is not loaded".into(),
             }));

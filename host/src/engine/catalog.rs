@@ -1,51 +1,97 @@
-//! The templates this host serves: every loaded version, and which one is active per id.
-//! New jobs take the active version; a job keeps the version it was created with.
+//! The templates this host serves, from the signed registry: every loaded version, and which
+//! one is active per id. New jobs take the active version; a job keeps the version it was
+//! created with, which stays loadable (loaded on demand if needed) while the registry has it.
+//! `sync` follows the registry's active versions, so an activation by any process takes
+//! effect here without a restart; loading compiles off the request path.
 
+use crate::runtime::bindings::types::Manifest;
 use crate::runtime::{LoadError, LoadedTemplate, Runtime};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
+use vidfarm_registry::{ArtifactManifest, DirStore, RegistryError, TrustedKeys, verify_artifact};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
 
 #[derive(Default)]
 struct Versions {
-    /// Loaded versions by version string.
+    /// Loaded versions by registry version.
     loaded: BTreeMap<String, Arc<LoadedTemplate>>,
     active: Option<String>,
 }
 
+/// The registry-backed set of loaded templates.
 pub struct Catalog {
     runtime: Arc<Runtime>,
+    registry: DirStore,
+    trusted: TrustedKeys,
     templates: RwLock<HashMap<String, Versions>>,
 }
 
 impl Catalog {
-    pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self { runtime, templates: RwLock::default() }
+    pub fn new(runtime: Arc<Runtime>, registry: DirStore, trusted: TrustedKeys) -> Self {
+        Self { runtime, registry, trusted, templates: RwLock::default() }
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
     }
 
-    /// Load a component and make its version available (active if `activate`).
-    pub async fn add(&self, bytes: Arc<[u8]>, activate: bool) -> Result<Arc<LoadedTemplate>, LoadError> {
-        let loaded = Arc::new(self.runtime.load(bytes).await?);
-        let (id, version) = (loaded.manifest.id.clone(), loaded.manifest.version.clone());
-        let mut templates = self.write();
-        let entry = templates.entry(id).or_default();
-        entry.loaded.insert(version.clone(), loaded.clone());
-        if activate || entry.active.is_none() {
-            entry.active = Some(version);
+    pub fn registry(&self) -> &DirStore {
+        &self.registry
+    }
+
+    /// Verify and load one version from the registry (or return it if loaded).
+    pub async fn load_version(&self, id: &str, version: &str) -> Result<Arc<LoadedTemplate>, CatalogError> {
+        if let Some(loaded) = self.version(id, version) {
+            return Ok(loaded);
         }
+        let (bytes, signed) = self.registry.load(id, version)?;
+        let manifest = verify_artifact(&bytes, &signed, &self.trusted)?;
+        let mut loaded = self.runtime.load(Arc::from(bytes)).await?;
+        check_describe(&manifest, &loaded.manifest)?;
+        // Jobs and clients see the registry's version (dev builds carry `+<digest>`).
+        loaded.manifest.version = manifest.version.clone();
+        let loaded = Arc::new(loaded);
+        self.write().entry(id.to_string()).or_default().loaded.insert(version.to_string(), loaded.clone());
+        tracing::info!(template = id, version, cache = ?loaded.cache_outcome, "template version loaded");
         Ok(loaded)
     }
 
-    /// The built-in example templates, each active.
-    pub async fn add_builtins(&self) -> Result<(), LoadError> {
-        for (id, _, bytes) in vidfarm_template_artifacts::ALL {
-            let loaded = self.add(Arc::from(*bytes), true).await?;
-            tracing::info!(template = id, version = %loaded.manifest.version, cache = ?loaded.cache_outcome, "template loaded");
+    /// Follow the registry: load each template's active version and switch to it. A version
+    /// that fails verification is refused (logged) and the previous one keeps serving.
+    pub async fn sync(&self) -> Vec<(String, CatalogError)> {
+        let mut refused = Vec::new();
+        let ids = match self.registry.templates() {
+            Ok(ids) => ids,
+            Err(e) => return vec![("*".into(), e.into())],
+        };
+        for id in ids {
+            let Ok(Some(version)) = self.registry.active(&id) else { continue };
+            if self.active_version(&id).as_deref() == Some(version.as_str()) {
+                continue;
+            }
+            match self.load_version(&id, &version).await {
+                Ok(_) => {
+                    let previous = self.write().entry(id.clone()).or_default().active.replace(version.clone());
+                    tracing::info!(template = %id, from = ?previous, to = %version, "active version switched");
+                }
+                Err(e) => {
+                    tracing::error!(template = %id, version = %version, error = %e, "refusing to activate");
+                    refused.push((id, e));
+                }
+            }
         }
-        Ok(())
+        refused
+    }
+
+    fn active_version(&self, id: &str) -> Option<String> {
+        self.read().get(id)?.active.clone()
     }
 
     pub fn active(&self, id: &str) -> Option<Arc<LoadedTemplate>> {
@@ -58,12 +104,12 @@ impl Catalog {
         self.read().get(id)?.loaded.get(version).cloned()
     }
 
-    /// Loaded versions of a template, oldest first.
+    /// Published versions of a template, oldest first.
     pub fn versions(&self, id: &str) -> Vec<String> {
-        self.read().get(id).map(|v| v.loaded.keys().cloned().collect()).unwrap_or_default()
+        self.registry.versions(id).map(|v| v.into_iter().map(|v| v.version).collect()).unwrap_or_default()
     }
 
-    /// Every template's active version, by id.
+    /// Every template's active version.
     pub fn list(&self) -> Vec<Arc<LoadedTemplate>> {
         let templates = self.read();
         let mut ids: Vec<&String> = templates.keys().collect();
@@ -80,4 +126,38 @@ impl Catalog {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Versions>> {
         self.templates.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The component's own `describe` must say what its signed manifest says.
+pub fn check_describe(signed: &ArtifactManifest, described: &Manifest) -> Result<(), RegistryError> {
+    let mismatch = |what: String| Err(RegistryError::DescribeMismatch(what));
+    if signed.template_id != described.id {
+        return mismatch(format!("id `{}` is signed, `{}` described", signed.template_id, described.id));
+    }
+    if signed.version.split('+').next() != Some(described.version.as_str()) {
+        return mismatch(format!("version `{}` is signed, `{}` described", signed.version, described.version));
+    }
+    let ops = |m: &[vidfarm_registry::OperationSummary]| {
+        m.iter().map(|o| (o.name.clone(), o.workflow.clone(), o.input_schema.clone())).collect::<Vec<_>>()
+    };
+    let described_ops: Vec<_> =
+        described.operations.iter().map(|o| (o.name.clone(), o.workflow.clone(), o.input_schema.clone())).collect();
+    if ops(&signed.operations) != described_ops {
+        return mismatch("the operations differ".into());
+    }
+    Ok(())
+}
+
+/// The manifest's operations as the registry records them.
+pub fn operation_summaries(described: &Manifest) -> Vec<vidfarm_registry::OperationSummary> {
+    described
+        .operations
+        .iter()
+        .map(|o| vidfarm_registry::OperationSummary {
+            name: o.name.clone(),
+            description: o.description.clone(),
+            workflow: o.workflow.clone(),
+            input_schema: o.input_schema.clone(),
+        })
+        .collect()
 }

@@ -5,11 +5,12 @@
 pub mod backends;
 mod bus;
 mod catalog;
+pub mod publish;
 mod sweeper;
 mod worker;
 
 pub use bus::Bus;
-pub use catalog::Catalog;
+pub use catalog::{Catalog, CatalogError, check_describe};
 pub use worker::Worker;
 
 use crate::capabilities::Capabilities;
@@ -40,8 +41,10 @@ pub enum StartError {
     Migrations(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
-    #[error("a built-in template does not load: {0}")]
-    Template(#[from] crate::runtime::LoadError),
+    #[error("the template registry: {0}")]
+    Catalog(#[from] CatalogError),
+    #[error("the template registry: {0}")]
+    Registry(#[from] vidfarm_registry::RegistryError),
 }
 
 impl Platform {
@@ -50,8 +53,18 @@ impl Platform {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Db::open(&config.database_path()).await?;
         let runtime = Arc::new(crate::runtime::Runtime::new(config.runtime.clone())?);
-        let catalog = Arc::new(Catalog::new(runtime));
-        catalog.add_builtins().await?;
+        let registry = vidfarm_registry::DirStore::new(config.registry_dir())?;
+        let mut trusted = config.trusted_keys()?;
+        if config.env == crate::config::Environment::Development {
+            let key = publish::dev_key(&config.data_dir.join("registry-dev.key"))?;
+            trusted.add(&key);
+            publish::publish_builtins(&runtime, &registry, &key).await?;
+        }
+        let catalog = Arc::new(Catalog::new(runtime, registry, trusted));
+        for (template, error) in catalog.sync().await {
+            tracing::error!(template, %error, "a template in the registry was refused");
+        }
+        tokio::spawn(follow_registry(catalog.clone(), config.registry_poll));
         let bus = Arc::new(Bus::default());
         let caps = Arc::new(Capabilities {
             events: Arc::new(backends::DbEvents { db: db.clone(), bus: bus.clone() }),
@@ -63,5 +76,13 @@ impl Platform {
             journal: Arc::new(backends::DbJournal { db: db.clone() }),
         });
         Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics: Arc::default() })
+    }
+}
+
+/// Follow the registry's activations (made by this process, another one, or the CLI).
+async fn follow_registry(catalog: Arc<Catalog>, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        catalog.sync().await;
     }
 }

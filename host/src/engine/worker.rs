@@ -142,7 +142,7 @@ impl Worker {
     async fn run_once(&self, job: &JobRow, lease: &str, cancel: CancellationToken) -> (Finish, u64) {
         let platform = &self.platform;
         let failed = |e: RunError| (Finish::Failed { error: e.to_json().to_string() }, 0);
-        let Some(template) = platform.catalog.version(&job.template_id, &job.template_version) else {
+        let Ok(template) = platform.catalog.load_version(&job.template_id, &job.template_version).await else {
             return failed(RunError::Template {
                 code: "template_version_unavailable".into(),
                 message: format!("{}@{} is not loaded on this host", job.template_id, job.template_version),

@@ -3,6 +3,17 @@
 
 use vidfarm_guest::prelude::*;
 
+/// The version and default salutation can be set at build time, so tests get a distinct
+/// "next version" of this template to hot-swap to.
+const VERSION: &str = match option_env!("VIDFARM_HELLO_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+const DEFAULT_SALUTATION: &str = match option_env!("VIDFARM_HELLO_SALUTATION") {
+    Some(s) => s,
+    None => "Hello",
+};
+
 /// Per-customer settings (`POST /templates/hello/config`).
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +26,7 @@ struct HelloConfig {
 
 impl HelloConfig {
     fn greet(&self, name: &str) -> String {
-        format!("{}, {name}!", self.salutation.as_deref().unwrap_or("Hello"))
+        format!("{}, {name}!", self.salutation.as_deref().unwrap_or(DEFAULT_SALUTATION))
     }
 }
 
@@ -104,7 +115,7 @@ fn greet_after_approval(ctx: &Context, input: Greet) -> Result<Decision, Templat
 }
 
 fn template() -> Template {
-    Template::new("hello", env!("CARGO_PKG_VERSION"), "Greets people: alone, in a fan-out, or after approval.")
+    Template::new("hello", VERSION, "Greets people: alone, in a fan-out, or after approval.")
         .config::<HelloConfig>()
         .operation(Operation::new("greet", "Greet one person and store the greeting.", greet).webhooks())
         .operation(Operation::new("greet-many", "Greet everyone, one child job per name.", greet_many).webhooks())

@@ -1,0 +1,185 @@
+//! `vidfarm registry …`: keys, publishing, activation and auditing of signed templates.
+//! Activations take effect on running hosts within their registry poll (250 ms by default).
+
+use super::{failure, usage};
+use crate::engine::CatalogError;
+use crate::engine::publish::publish;
+use crate::runtime::{Runtime, RuntimeConfig};
+use clap::Subcommand;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use vidfarm_registry::{DirStore, SigningKey, verify_artifact};
+
+#[derive(Subcommand)]
+pub enum RegistryCommand {
+    /// Create a signing key; prints its public line for VIDFARM_TRUSTED_KEYS.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign and publish a component as the version its `describe` states.
+    Publish {
+        component: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Templates, their versions and the active one.
+    List {
+        template_id: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Make a version the one new jobs use.
+    Activate {
+        template_id: String,
+        version: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Return to the version active before the last switch.
+    Rollback {
+        template_id: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check a version as a host would: signature, trusted key, digest, world, describe.
+    Verify {
+        template_id: String,
+        version: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Every publish, activation and rollback of a template.
+    History {
+        template_id: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn actor() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
+fn print(value: serde_json::Value) -> ExitCode {
+    println!("{value}");
+    ExitCode::SUCCESS
+}
+
+pub async fn run(command: RegistryCommand) -> ExitCode {
+    if let RegistryCommand::Keygen { out } = &command {
+        if out.exists() {
+            return usage(format!("{} exists; keys are never overwritten", out.display()));
+        }
+        let key = SigningKey::generate();
+        if let Err(e) = std::fs::write(out, key.to_file_text()) {
+            return failure(format!("cannot write {}: {e}", out.display()));
+        }
+        return print(json!({ "key_id": key.key_id(), "public_key": key.public_line(), "key_file": out }));
+    }
+    let data_dir = match &command {
+        RegistryCommand::Publish { data_dir, .. }
+        | RegistryCommand::List { data_dir, .. }
+        | RegistryCommand::Activate { data_dir, .. }
+        | RegistryCommand::Rollback { data_dir, .. }
+        | RegistryCommand::Verify { data_dir, .. }
+        | RegistryCommand::History { data_dir, .. } => data_dir.clone(),
+        RegistryCommand::Keygen { .. } => None,
+    };
+    let config = match super::platform::config(data_dir, None) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let store = match DirStore::new(config.registry_dir()) {
+        Ok(s) => s,
+        Err(e) => return failure(e),
+    };
+    let runtime = || {
+        Runtime::new(RuntimeConfig { cache_dir: Some(config.data_dir.join("compiled")), ..RuntimeConfig::default() })
+    };
+    let result: Result<serde_json::Value, String> = match command {
+        RegistryCommand::Keygen { .. } => unreachable!("handled above"),
+        RegistryCommand::Publish { component, key, .. } => {
+            let key = match std::fs::read_to_string(&key)
+                .map_err(|e| e.to_string())
+                .and_then(|t| SigningKey::from_file_text(&t).map_err(|e| e.to_string()))
+            {
+                Ok(k) => k,
+                Err(e) => return usage(format!("--key {}: {e}", key.display())),
+            };
+            let Ok(bytes) = std::fs::read(&component) else {
+                return usage(format!("cannot read {}", component.display()));
+            };
+            let runtime = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => return failure(e),
+            };
+            publish(&runtime, &store, &key, &bytes, None, &key.key_id())
+                .await
+                .map(|v| json!(v))
+                .map_err(|e| e.to_string())
+        }
+        RegistryCommand::List { template_id, .. } => {
+            let ids = match template_id {
+                Some(id) => Ok(vec![id]),
+                None => store.templates(),
+            };
+            ids.and_then(|ids| {
+                ids.into_iter()
+                    .map(|id| {
+                        Ok(json!({ "template_id": id, "active": store.active(&id)?, "versions": store.versions(&id)? }))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map(|list| json!({ "templates": list }))
+            .map_err(|e| e.to_string())
+        }
+        RegistryCommand::Activate { template_id, version, .. } => {
+            store.activate(&template_id, &version, &actor()).map(|r| json!(r)).map_err(|e| e.to_string())
+        }
+        RegistryCommand::Rollback { template_id, .. } => {
+            store.rollback(&template_id, &actor()).map(|r| json!(r)).map_err(|e| e.to_string())
+        }
+        RegistryCommand::History { template_id, .. } => store
+            .history(&template_id)
+            .map(|h| json!({ "template_id": template_id, "history": h }))
+            .map_err(|e| e.to_string()),
+        RegistryCommand::Verify { template_id, version, .. } => {
+            let runtime = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => return failure(e),
+            };
+            verify(&config, &store, &runtime, &template_id, &version).await.map_err(|e| e.to_string())
+        }
+    };
+    match result {
+        Ok(value) => print(value),
+        Err(e) => failure(e),
+    }
+}
+
+async fn verify(
+    config: &crate::config::Config,
+    store: &DirStore,
+    runtime: &Runtime,
+    template_id: &str,
+    version: &str,
+) -> Result<serde_json::Value, CatalogError> {
+    let mut trusted = config.trusted_keys()?;
+    if config.env == crate::config::Environment::Development
+        && let Ok(text) = std::fs::read_to_string(config.data_dir.join("registry-dev.key"))
+    {
+        trusted.add(&SigningKey::from_file_text(&text)?);
+    }
+    let (bytes, signed) = store.load(template_id, version)?;
+    let manifest = verify_artifact(&bytes, &signed, &trusted)?;
+    let loaded = runtime.load(Arc::from(bytes)).await?;
+    crate::engine::check_describe(&manifest, &loaded.manifest)?;
+    Ok(
+        json!({ "verified": true, "template_id": template_id, "version": version, "digest": manifest.digest, "signer_key_id": manifest.signer_key_id }),
+    )
+}

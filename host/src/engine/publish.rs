@@ -1,0 +1,66 @@
+//! Publishing a component to the registry: read its `describe`, sign the manifest, store it.
+//! Used by `vidfarm registry publish` and, in development, to publish the built-in templates
+//! at start with a local dev key.
+
+use super::catalog::{CatalogError, operation_summaries};
+use crate::runtime::Runtime;
+use std::sync::Arc;
+use vidfarm_registry::{ArtifactManifest, DirStore, RegistryError, SigningKey, StoredVersion};
+
+/// Publish `bytes` as the version its `describe` states (`+build` appended if given).
+pub async fn publish(
+    runtime: &Runtime,
+    store: &DirStore,
+    key: &SigningKey,
+    bytes: &[u8],
+    build: Option<&str>,
+    actor: &str,
+) -> Result<StoredVersion, CatalogError> {
+    let loaded = runtime.load(Arc::from(bytes)).await?;
+    let described = &loaded.manifest;
+    let version = match build {
+        Some(build) => format!("{}+{build}", described.version),
+        None => described.version.clone(),
+    };
+    let manifest = ArtifactManifest::new(&described.id, &version, bytes, operation_summaries(described), key);
+    Ok(store.publish(bytes, &key.sign(manifest)?, actor)?)
+}
+
+/// The development key under the data dir, created on first use.
+pub fn dev_key(path: &std::path::Path) -> Result<SigningKey, RegistryError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => SigningKey::from_file_text(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(path, key.to_file_text())?;
+            Ok(key)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Publish every built-in template (versions tagged with their digest, so a rebuild is a new
+/// version) and activate it where nothing else is active or the active one is an older dev
+/// build. Development only.
+pub async fn publish_builtins(runtime: &Runtime, store: &DirStore, key: &SigningKey) -> Result<(), CatalogError> {
+    for (id, _, bytes) in vidfarm_template_artifacts::ALL {
+        let build = &vidfarm_registry::digest(bytes)[..12];
+        let stored = publish(runtime, store, key, bytes, Some(build), "dev-autopublish").await?;
+        let active = store.active(id)?;
+        let dev_build_or_none = active.as_deref().is_none_or(|v| v.contains('+'));
+        if dev_build_or_none && active.as_deref() != Some(stored.version.as_str()) {
+            store.activate(id, &stored.version, "dev-autopublish")?;
+        }
+    }
+    Ok(())
+}
+
+/// The registry's operation summaries of a described manifest.
+pub fn operation_summaries_of(
+    described: &crate::runtime::bindings::types::Manifest,
+) -> Vec<vidfarm_registry::OperationSummary> {
+    operation_summaries(described)
+}

@@ -1,0 +1,209 @@
+//! Hot swap: an operator activates a new version (and rolls back) while a load generator
+//! creates and polls jobs — zero failed requests; jobs created before the switch run on the
+//! old version, jobs created after it on the new one. And every bad artifact is refused.
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use vidfarm_registry::{ArtifactManifest, SigningKey};
+use vidfarm_tests::server::TestServer;
+
+const TOKEN: &str = "operator-secret";
+
+async fn server() -> TestServer {
+    TestServer::start_with(|c| c.admin_token = Some(TOKEN.into()), true).await
+}
+
+fn dev_key(server: &TestServer) -> SigningKey {
+    let text = std::fs::read_to_string(server.dir.path().join("registry-dev.key")).expect("the dev key exists");
+    SigningKey::from_file_text(&text).expect("a key")
+}
+
+async fn publish_next(server: &TestServer, key: &SigningKey) -> String {
+    let bytes = std::fs::read(vidfarm_template_artifacts::HELLO_NEXT).expect("hello 0.2.0 is built");
+    let runtime = server.platform.catalog.runtime();
+    let stored =
+        vidfarm::engine::publish::publish(runtime, server.platform.catalog.registry(), key, &bytes, None, "test")
+            .await
+            .expect("published");
+    stored.version
+}
+
+async fn admin(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    let response = server.http.post(server.url(path)).bearer_auth(TOKEN).json(&body).send().await.expect("sent");
+    (response.status().as_u16(), response.json().await.expect("json"))
+}
+
+/// One created job: when it was created relative to the switches, and how it ended.
+struct Record {
+    created: Instant,
+    job: Value,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activating_and_rolling_back_under_load_fails_no_request_and_pins_versions() {
+    let server = Arc::new(server().await);
+    let v1 = server.platform.catalog.active("hello").expect("hello is active").manifest.version.clone();
+    let v2 = publish_next(&server, &dev_key(&server)).await;
+    assert_eq!(v2, "0.2.0");
+
+    let records = Arc::new(Mutex::new(Vec::<Record>::new()));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut generators = Vec::new();
+    for g in 0..6 {
+        let (server, records, failures, stop) = (server.clone(), records.clone(), failures.clone(), stop.clone());
+        generators.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.is_cancelled() {
+                n += 1;
+                let created = Instant::now();
+                let body = json!({ "tracer": format!("load-{g}-{n}"), "payload": { "name": format!("N{g}x{n}") } });
+                let response = server.post("/templates/hello/operations/greet", &body).send().await;
+                let id = match response {
+                    Ok(r) if r.status() == 202 => {
+                        r.json::<Value>().await.expect("json")["job_id"].as_str().expect("id").to_string()
+                    }
+                    Ok(r) => {
+                        failures.lock().await.push(format!("create: {}", r.status()));
+                        continue;
+                    }
+                    Err(e) => {
+                        failures.lock().await.push(format!("create: {e}"));
+                        continue;
+                    }
+                };
+                let job = loop {
+                    match server.get(&format!("/templates/hello/jobs/{id}")).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            let job: Value = r.json().await.expect("json");
+                            if job["status"] == "succeeded" || job["status"] == "failed" {
+                                break job;
+                            }
+                        }
+                        Ok(r) => failures.lock().await.push(format!("poll: {}", r.status())),
+                        Err(e) => failures.lock().await.push(format!("poll: {e}")),
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                };
+                records.lock().await.push(Record { created, job });
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let before_activate = Instant::now();
+    let (status, switched) = admin(&server, "/admin/templates/hello/activate", json!({ "version": v2 })).await;
+    let after_activate = Instant::now();
+    assert_eq!((status, switched["active_version"].as_str()), (200, Some(v2.as_str())), "{switched}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let before_rollback = Instant::now();
+    let (status, back) = admin(&server, "/admin/templates/hello/rollback", json!({})).await;
+    let after_rollback = Instant::now();
+    assert_eq!((status, back["active_version"].as_str()), (200, Some(v1.as_str())), "{back}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.cancel();
+    for g in generators {
+        g.await.expect("generator");
+    }
+
+    assert_eq!(*failures.lock().await, Vec::<String>::new(), "zero failed requests");
+    let records = records.lock().await;
+    assert!(records.len() > 50, "the load was real: {} jobs", records.len());
+    let (mut old, mut new, mut back_to_old) = (0, 0, 0);
+    for Record { created, job } in records.iter() {
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let (version, greeting) = (
+            job["template_version"].as_str().expect("a version"),
+            job["result"]["greeting"].as_str().expect("a greeting"),
+        );
+        let expected = if *created < before_activate || (*created >= after_rollback) {
+            Some((v1.as_str(), "Hello"))
+        } else if *created >= after_activate && *created < before_rollback {
+            Some((v2.as_str(), "Howdy"))
+        } else {
+            None // created while a switch was in flight: either version is right
+        };
+        if let Some((want_version, want_word)) = expected {
+            assert_eq!(version, want_version, "{job}");
+            assert!(greeting.starts_with(want_word), "{version} ran its own code: {greeting}");
+            match (want_version == v1, *created >= after_rollback) {
+                (true, false) => old += 1,
+                (false, _) => new += 1,
+                (true, true) => back_to_old += 1,
+            }
+        }
+    }
+    assert!(old > 0 && new > 0 && back_to_old > 0, "jobs on every side of the switches: {old} / {new} / {back_to_old}");
+    let history = server.platform.catalog.registry().history("hello").expect("history");
+    let switches: Vec<String> =
+        history.iter().filter(|r| r.action != "publish").map(|r| format!("{}:{}", r.action, r.actor)).collect();
+    assert!(switches.ends_with(&["activate:admin-api".to_string(), "rollback:admin-api".to_string()]), "{switches:?}");
+}
+
+#[tokio::test]
+async fn every_bad_artifact_is_refused_with_its_reason_and_the_old_version_keeps_serving() {
+    let server = server().await;
+    let key = dev_key(&server);
+    let store = server.platform.catalog.registry();
+    let good = std::fs::read(vidfarm_template_artifacts::HELLO_NEXT).expect("built");
+    let runtime = server.platform.catalog.runtime();
+    let described = runtime.load(Arc::from(good.clone())).await.expect("loads").manifest;
+    let ops = vidfarm::engine::publish::operation_summaries_of(&described);
+    let stranger = SigningKey::generate();
+
+    let mut cases: Vec<(&str, vidfarm_registry::SignedManifest, Vec<u8>, &str)> = Vec::new();
+    let sign = |k: &SigningKey, m: ArtifactManifest| k.sign(m).expect("signs");
+    let mut unsigned = sign(&key, ArtifactManifest::new("hello", "0.3.0", &good, ops.clone(), &key));
+    unsigned.signature = None;
+    cases.push(("0.3.0", unsigned, good.clone(), "unsigned"));
+    let mut tampered_bytes = good.clone();
+    let last = tampered_bytes.len() - 1;
+    tampered_bytes[last] ^= 1;
+    cases.push((
+        "0.4.0",
+        sign(&key, ArtifactManifest::new("hello", "0.4.0", &good, ops.clone(), &key)),
+        tampered_bytes,
+        "tampered",
+    ));
+    cases.push((
+        "0.5.0",
+        sign(&stranger, ArtifactManifest::new("hello", "0.5.0", &good, ops.clone(), &stranger)),
+        good.clone(),
+        "does not trust",
+    ));
+    let mut other_world = ArtifactManifest::new("hello", "0.6.0", &good, ops.clone(), &key);
+    other_world.wit_world = "vidfarm:template@1.0.0".into();
+    cases.push(("0.6.0", sign(&key, other_world), good.clone(), "WIT world"));
+    cases.push((
+        "0.7.0",
+        sign(&key, ArtifactManifest::new("hello", "0.7.0", &good, vec![], &key)),
+        good.clone(),
+        "describe",
+    ));
+
+    for (version, signed, bytes, reason) in cases {
+        store.publish(&bytes, &signed, "test").expect("the store takes it; the host must refuse it");
+        let (status, body) = admin(&server, "/admin/templates/hello/activate", json!({ "version": version })).await;
+        assert_eq!(status, 422, "{version}: {body}");
+        assert!(
+            body["error"]["message"].as_str().is_some_and(|m| m.contains(reason)),
+            "{version} refused for `{reason}`: {body}"
+        );
+        assert!(
+            server.platform.catalog.active("hello").expect("still serving").manifest.version.contains('+'),
+            "the dev build keeps serving"
+        );
+    }
+    let job = server.create_job("hello", "greet", json!({ "name": "Ada" })).await;
+    assert_eq!(
+        server.wait_for("hello", &job, &["succeeded"], Duration::from_secs(20)).await["result"]["greeting"],
+        "Hello, Ada!"
+    );
+    let (status, _) = admin(&server, "/admin/templates/hello/activate", json!({ "version": "9.9.9" })).await;
+    assert_eq!(status, 404);
+    let wrong =
+        server.http.post(server.url("/admin/templates/hello/rollback")).bearer_auth("nope").send().await.expect("sent");
+    assert_eq!(wrong.status(), 401, "customer keys and wrong tokens are not operator tokens");
+}
