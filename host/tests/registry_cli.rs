@@ -106,7 +106,7 @@ fn operators_publish_and_activate_with_the_cli_while_the_host_runs() {
         .as_array()
         .expect("records")
         .iter()
-        .map(|r| format!("{}", r["action"].as_str().unwrap_or("")))
+        .map(|r| r["action"].as_str().unwrap_or("").to_string())
         .collect();
     assert!(ok && actions.ends_with(&["publish".into(), "activate".into(), "rollback".into()]), "{history}");
 }
