@@ -23,7 +23,10 @@ fn variant(bytes: &[u8], n: usize) -> Vec<u8> {
 }
 
 async fn load_all(registry: &std::path::Path, cache: &std::path::Path, trusted: &TrustedKeys) -> Duration {
-    let runtime = Arc::new(Runtime::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), ..RuntimeConfig::default() }).expect("runtime"));
+    let runtime = Arc::new(
+        Runtime::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), ..RuntimeConfig::default() })
+            .expect("runtime"),
+    );
     let catalog = Catalog::new(runtime, DirStore::new(registry).expect("store"), trusted.clone());
     let started = Instant::now();
     for n in 0..ARTIFACTS {
@@ -49,7 +52,9 @@ async fn main() {
     let publisher = Runtime::new(RuntimeConfig::default()).expect("runtime");
     for n in 0..ARTIFACTS {
         let bytes = variant(hello, n);
-        vidfarm::engine::publish::publish(&publisher, &store, &key, &bytes, Some(&format!("b{n}")), "bench").await.expect("published");
+        vidfarm::engine::publish::publish(&publisher, &store, &key, &bytes, Some(&format!("b{n}")), "bench")
+            .await
+            .expect("published");
     }
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     for round in 0..3 {
