@@ -74,3 +74,55 @@ async fn cancelling_a_parent_waiting_for_children_cancels_the_children() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn one_customer_cannot_take_more_workers_than_its_cap() {
+    let server = TestServer::start_with(
+        |c| {
+            endless(c);
+            c.max_concurrent_jobs = 2;
+        },
+        true,
+    )
+    .await;
+    let spinners: Vec<String> =
+        futures::future::join_all((0..4).map(|_| server.create_job("sandbox-probe", "spin", json!({})))).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut running = 0;
+    for id in &spinners {
+        let job = server.job("sandbox-probe", id).await;
+        running += i32::from(job["status"] == "running");
+    }
+    assert_eq!(running, 2, "the cap holds while free slots remain");
+    let other = server.new_customer("Other").await;
+    let body = json!({ "tracer": "t", "payload": { "name": "Bo" } });
+    let created: Value = server
+        .as_customer(&other, server.http.post(server.url("/templates/hello/operations/greet")).json(&body))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let id = created["job_id"].as_str().expect("an id");
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let job: Value = server
+            .as_customer(&other, server.http.get(server.url(&format!("/templates/hello/jobs/{id}"))))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        if job["status"] == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "another customer's job still runs at once: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for id in &spinners {
+        cancel(&server, "sandbox-probe", id).await;
+    }
+    server.stop().await;
+}
