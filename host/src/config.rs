@@ -58,6 +58,8 @@ pub struct Config {
     pub retry_max: Duration,
     /// Charge = cost × margin unless a customer or template says otherwise.
     pub default_margin: f64,
+    /// The cost estimate reserved for an operation that declares none.
+    pub default_estimate_usd: f64,
     /// The template registry directory, when not `<data dir>/registry`.
     pub registry_dir: Option<PathBuf>,
     /// How often the registry is checked for activations.
@@ -106,6 +108,7 @@ impl Config {
             retry_max: Duration::from_millis(parse("VIDFARM_RETRY_MAX_MS", "300000")?),
             default_margin: parse("VIDFARM_DEFAULT_MARGIN", "2.0")?,
             registry_dir: var("VIDFARM_REGISTRY_DIR").map(PathBuf::from),
+            default_estimate_usd: parse("VIDFARM_DEFAULT_ESTIMATE_USD", "0")?,
             registry_poll: Duration::from_millis(parse("VIDFARM_REGISTRY_POLL_MS", "250")?),
             trusted_keys: var("VIDFARM_TRUSTED_KEYS").unwrap_or_default(),
             admin_token: var("VIDFARM_ADMIN_TOKEN"),

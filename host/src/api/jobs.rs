@@ -4,7 +4,7 @@ use super::extract::{Authenticated, JsonBody};
 use super::templates::find;
 use super::{ApiError, AppState, views};
 use crate::db::customers::Customer;
-use crate::db::jobs::{JobRow, NewJob};
+use crate::db::jobs::{Inserted, JobRow, NewJob};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -114,8 +114,19 @@ async fn create(
         parent_job_id: None,
         idempotency_key: idempotency_key.map(str::to_string),
         max_retries: op.limits.max_retries.unwrap_or(state.catalog.runtime().config().defaults.max_retries),
+        reserve_usd: op.estimated_cost_usd.unwrap_or(state.config.default_estimate_usd)
+            * customer.margin.unwrap_or(state.config.default_margin),
     };
-    let (row, created) = state.db.insert_job(&new).await?;
+    let (row, created) = match state.db.insert_job(&new).await? {
+        Inserted::Created(row) => (row, true),
+        Inserted::Existing(row) => (row, false),
+        Inserted::OverLimit { headroom_usd } => {
+            return Err(ApiError::PaymentRequired(format!(
+                "`{operation}` is estimated at ${:.2}; this customer may be charged ${headroom_usd:.2} more",
+                new.reserve_usd
+            )));
+        }
+    };
     if !created && (row.operation != new.operation || row.payload != new.payload) {
         return Err(ApiError::Conflict {
             code: "idempotency_key_reused",
@@ -139,7 +150,18 @@ async fn show(
     Authenticated(customer): Authenticated,
     Path((template_id, job_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(views::job(&owned_job(&state, &customer, &template_id, &job_id).await?)))
+    let job = owned_job(&state, &customer, &template_id, &job_id).await?;
+    let charges = state.db.job_ledger(&job.id).await?;
+    let mut view = views::job(&job);
+    view["billing"] = json!({
+        "reserved_usd": job.reserved_usd,
+        "charged_usd": charges.iter().map(|c| c.charge_usd).sum::<f64>(),
+        "charges": charges.iter().map(|c| json!({
+            "type": c.event_type, "cost_usd": c.cost_usd, "charge_usd": c.charge_usd,
+            "provider": c.provider, "model": c.model, "at": views::timestamp(c.created_at),
+        })).collect::<Vec<_>>(),
+    });
+    Ok(Json(view))
 }
 
 #[derive(Deserialize)]

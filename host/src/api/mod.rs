@@ -1,6 +1,7 @@
 //! The REST API: one router per resource, merged here; one error type mapped to HTTP.
 
 mod admin;
+mod billing;
 mod error;
 mod extract;
 mod job_events;
@@ -45,6 +46,7 @@ pub fn router(platform: Platform) -> Router {
         .merge(jobs::router())
         .merge(job_events::router())
         .merge(admin::router())
+        .merge(billing::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), count))

@@ -46,6 +46,23 @@ pub enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+pub enum BillingCommand {
+    /// Add prepaid credit to a customer (who then cannot be charged past it).
+    Credit {
+        customer: String,
+        usd: f64,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// A customer's limits, charges and what may still be charged.
+    Show {
+        customer: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum DbCommand {
     /// A consistent online backup of the database into FILE.
     Backup {
@@ -144,6 +161,42 @@ pub async fn db(command: DbCommand) -> ExitCode {
             println!("{}", json!({ "backup": file }));
             ExitCode::SUCCESS
         }
+        Err(e) => failure(e),
+    }
+}
+
+pub async fn billing(command: BillingCommand) -> ExitCode {
+    let (customer, data_dir) = match &command {
+        BillingCommand::Credit { customer, data_dir, .. } | BillingCommand::Show { customer, data_dir } => {
+            (customer.clone(), data_dir.clone())
+        }
+    };
+    let db = match open(data_dir).await {
+        Ok(db) => db,
+        Err(code) => return code,
+    };
+    if let BillingCommand::Credit { usd, .. } = command {
+        if !usd.is_finite() || usd <= 0.0 {
+            return usage("the credit must be a positive amount of USD");
+        }
+        match db.add_credit(&customer, usd).await {
+            Ok(true) => {}
+            Ok(false) => return usage(format!("no customer `{customer}`")),
+            Err(e) => return failure(e),
+        }
+    }
+    match db.billing_summary(&customer).await {
+        Ok(Some(s)) => {
+            let available = (s.available_usd < 1e299).then_some(s.available_usd);
+            println!(
+                "{}",
+                json!({ "customer_id": customer, "credit_usd": s.credit_usd, "monthly_cap_usd": s.monthly_cap_usd,
+                "margin": s.margin, "charged_usd": s.charged_usd, "charged_this_month_usd": s.charged_this_month_usd,
+                "available_usd": available })
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(None) => usage(format!("no customer `{customer}`")),
         Err(e) => failure(e),
     }
 }

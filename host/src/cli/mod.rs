@@ -31,6 +31,9 @@ enum Command {
     /// Manage customers' API keys.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// Customer credit and charges.
+    #[command(subcommand)]
+    Billing(admin::BillingCommand),
     /// Database maintenance.
     #[command(subcommand)]
     Db(admin::DbCommand),
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
             Command::Customers(command) => admin::customers(command).await,
             Command::Keys(command) => admin::keys(command).await,
             Command::Db(command) => admin::db(command).await,
+            Command::Billing(command) => admin::billing(command).await,
             Command::Registry(command) => registry::run(command).await,
             Command::Template(command) => template::run(command).await,
         }

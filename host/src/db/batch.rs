@@ -3,7 +3,7 @@
 //! `BEGIN IMMEDIATE` transaction, so under load many jobs share a commit, and when idle a
 //! write is one autocommit statement as before.
 
-use super::jobs::{Finish, JobRow, NewJob, finish_run_on, insert_job_on};
+use super::jobs::{Finish, Inserted, NewJob, finish_run_on, insert_job_on};
 use super::{Db, DbError};
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +17,7 @@ pub(crate) enum Write {
 }
 
 pub(crate) enum Written {
-    Job(Box<JobRow>, bool),
+    Job(Box<Inserted>),
     Finished(bool),
 }
 
@@ -40,9 +40,7 @@ pub(crate) fn spawn(writer: SqlitePool) -> mpsc::UnboundedSender<Queued> {
 
 async fn apply(conn: &mut sqlx::SqliteConnection, write: &Write) -> Result<Written, DbError> {
     match write {
-        Write::InsertJob(job) => {
-            insert_job_on(conn, job).await.map(|(row, created)| Written::Job(Box::new(row), created))
-        }
+        Write::InsertJob(job) => insert_job_on(conn, job).await.map(|inserted| Written::Job(Box::new(inserted))),
         Write::FinishRun { job_id, lease_token, fuel, finish } => {
             finish_run_on(conn, job_id, lease_token, *fuel, finish).await.map(Written::Finished)
         }

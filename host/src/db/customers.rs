@@ -10,6 +10,10 @@ pub struct Customer {
     pub max_concurrent_jobs: Option<i64>,
     pub jobs_per_minute: Option<i64>,
     pub created_at: i64,
+    /// Charge = cost × margin; `None`: the host default.
+    pub margin: Option<f64>,
+    pub credit_usd: Option<f64>,
+    pub monthly_cap_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

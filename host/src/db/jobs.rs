@@ -38,6 +38,7 @@ pub struct JobRow {
     pub cancel_requested: i64,
     pub start_ms: i64,
     pub fuel_consumed: i64,
+    pub reserved_usd: f64,
     pub created_at: i64,
     pub updated_at: i64,
     pub started_at: Option<i64>,
@@ -68,6 +69,20 @@ pub struct NewJob {
     pub parent_job_id: Option<String>,
     pub idempotency_key: Option<String>,
     pub max_retries: u32,
+    /// The estimated charge set aside from the customer's limit while the job is unfinished.
+    pub reserve_usd: f64,
+}
+
+/// What inserting a job did.
+#[derive(Debug)]
+pub enum Inserted {
+    Created(JobRow),
+    /// The id or idempotency key exists: the original job.
+    Existing(JobRow),
+    /// The reservation does not fit what the customer may still be charged.
+    OverLimit {
+        headroom_usd: f64,
+    },
 }
 
 /// How a run ended, as the worker writes it.
@@ -103,9 +118,9 @@ const FINISHED: &str = "('succeeded', 'failed', 'cancelled')";
 impl Db {
     /// Insert a job; with an idempotency key already used, return the original job instead.
     /// Concurrent inserts share one transaction (group commit, see `batch`).
-    pub async fn insert_job(&self, job: &NewJob) -> Result<(JobRow, bool), DbError> {
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Inserted, DbError> {
         match self.batched(super::batch::Write::InsertJob(Box::new(job.clone()))).await? {
-            super::batch::Written::Job(row, created) => Ok((*row, created)),
+            super::batch::Written::Job(inserted) => Ok(*inserted),
             super::batch::Written::Finished(_) => {
                 Err(DbError::Protocol("the batch writer answered out of turn".into()))
             }
@@ -222,7 +237,7 @@ impl Db {
         };
         match self.batched(write).await? {
             super::batch::Written::Finished(owned) => Ok(owned),
-            super::batch::Written::Job(..) => Err(DbError::Protocol("the batch writer answered out of turn".into())),
+            super::batch::Written::Job(_) => Err(DbError::Protocol("the batch writer answered out of turn".into())),
         }
     }
 
@@ -363,17 +378,19 @@ impl Db {
 }
 
 /// The insert of [`Db::insert_job`] on the writing connection (inside a batch).
-pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJob) -> Result<(JobRow, bool), DbError> {
+pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJob) -> Result<Inserted, DbError> {
     let now = now_ms();
-    let inserted = sqlx::query_as(
+    let headroom = super::limits::headroom("?2", "NULL", "?20");
+    let inserted = sqlx::query_as(&format!(
         "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
                 tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
-                start_ms, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
-                COALESCE(?10, (SELECT config FROM template_configs WHERE customer_id = ?2 AND template_id = ?3), '{}'),
-                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-             ON CONFLICT DO NOTHING RETURNING *",
-    )
+                start_ms, created_at, updated_at, reserved_usd)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
+                COALESCE(?10, (SELECT config FROM template_configs WHERE customer_id = ?2 AND template_id = ?3), '{{}}'),
+                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19
+             WHERE ?19 <= 0 OR ?19 <= {headroom} + 1e-9
+             ON CONFLICT DO NOTHING RETURNING *"
+    ))
     .bind(&job.id)
     .bind(&job.customer_id)
     .bind(&job.template_id)
@@ -392,12 +409,15 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
     .bind(now)
     .bind(now)
     .bind(now)
+    .bind(job.reserve_usd)
+    .bind(super::limits::month_start_ms())
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = inserted {
-        return Ok((row, true));
+        return Ok(Inserted::Created(row));
     }
-    // A conflict: the same id (a replayed child enqueue) or the same idempotency key.
+    // A conflict (the same id: a replayed child enqueue; or the same idempotency key), or
+    // the reservation did not fit the customer's limit.
     let existing = sqlx::query_as(
         "SELECT * FROM jobs WHERE id = ? OR (customer_id = ? AND template_id = ? AND idempotency_key = ?)",
     )
@@ -405,9 +425,17 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
     .bind(&job.customer_id)
     .bind(&job.template_id)
     .bind(&job.idempotency_key)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok((existing, false))
+    if let Some(row) = existing {
+        return Ok(Inserted::Existing(row));
+    }
+    let headroom: f64 = sqlx::query_scalar(&format!("SELECT {}", super::limits::headroom("?1", "NULL", "?2")))
+        .bind(&job.customer_id)
+        .bind(super::limits::month_start_ms())
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Inserted::OverLimit { headroom_usd: headroom.max(0.0) })
 }
 
 /// The update of [`Db::finish_run`] on the writing connection (inside a batch).

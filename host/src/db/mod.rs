@@ -8,6 +8,9 @@ pub mod customers;
 pub mod events;
 pub mod jobs;
 pub mod journal;
+mod limits;
+
+pub use limits::month_start_ms;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;

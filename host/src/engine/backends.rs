@@ -3,7 +3,7 @@
 
 use super::{Bus, Catalog};
 use crate::capabilities::*;
-use crate::db::billing::NewLedgerEntry;
+use crate::db::billing::{LedgerWrite, NewLedgerEntry};
 use crate::db::events::NewEvent;
 use crate::db::jobs::NewJob;
 use crate::db::{Db, DbError};
@@ -71,29 +71,38 @@ impl JournalStore for DbJournal {
     }
 }
 
-/// The ledger: charge = cost × margin unless the template asks for more, never less.
+/// The ledger: charge = cost × margin unless the template asks for more, never less; a
+/// charge past the customer's limit fails the run with `billing_limit_reached`.
 pub struct DbLedger {
     pub db: Db,
+    /// The margin of customers without their own.
     pub margin: f64,
 }
 
 #[async_trait]
 impl BillingLedger for DbLedger {
     async fn record(&self, job: &JobScope, event: &BillingEvent) -> BackendResult<()> {
-        let floor = event.cost_usd * self.margin;
-        let charge = event.charge_usd.map_or(floor, |c| c.max(floor));
         let entry = NewLedgerEntry {
             customer_id: &job.context.customer.id,
             job_id: job.job_id(),
             template_id: &job.context.template_id,
             event_type: event_type(event.event_type),
             cost_usd: event.cost_usd,
-            charge_usd: charge,
+            charge_usd: event.charge_usd,
             provider: event.provider.map(provider_name),
             model: event.model.as_deref(),
             metadata: if event.metadata.trim().is_empty() { "{}" } else { &event.metadata },
         };
-        if self.db.insert_ledger(&entry, &job.lease_token).await.map_err(fault)? { Ok(()) } else { Err(lease_lost()) }
+        match self.db.insert_ledger(&entry, &job.lease_token, self.margin).await.map_err(fault)? {
+            LedgerWrite::Written => Ok(()),
+            LedgerWrite::LeaseLost => Err(lease_lost()),
+            LedgerWrite::OverLimit => Err(HostTrap::Fail(RunError::BillingLimitReached {
+                message: format!(
+                    "a {} charge of ${:.4} cost would exceed the customer's remaining limit",
+                    entry.event_type, event.cost_usd
+                ),
+            })),
+        }
     }
 }
 
@@ -168,6 +177,8 @@ impl JobControl for DbJobs {
             parent_job_id: Some(ctx.job_id.clone()),
             idempotency_key: None,
             max_retries: operation.limits.max_retries.unwrap_or(3),
+            // Children draw on the limit as they charge; the parent's reservation covers its own.
+            reserve_usd: 0.0,
         };
         self.db.insert_job(&new).await.map_err(fault)?;
         self.bus.job_due.notify_one();

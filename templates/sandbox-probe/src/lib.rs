@@ -100,6 +100,13 @@ struct Effects {
     /// Busy iterations between rounds (so a test can kill the host between effects).
     #[serde(default)]
     spin: u64,
+    /// The cost each round records (USD).
+    #[serde(default = "default_cost")]
+    cost: f64,
+}
+
+fn default_cost() -> f64 {
+    0.001
 }
 
 /// Rounds of effects — a charge, an artifact, a log — with CPU work between them: the crash
@@ -108,7 +115,7 @@ fn effects(ctx: &Context, input: Effects) -> Result<Value, TemplateError> {
     for step in 0..input.steps {
         ctx.billing.record(&BillingEvent {
             event_type: EventType::CpuEstimate,
-            cost_usd: 0.001,
+            cost_usd: input.cost,
             charge_usd: None,
             provider: None,
             model: None,
@@ -176,6 +183,10 @@ fn template() -> Template {
     .operation(Operation::new("fork-children", "Enqueue children without end.", fork_children))
     .operation(Operation::new("spawn-spinners", "Enqueue spinning children and wait for them.", spawn_spinners))
     .operation(Operation::new("effects", "Charge, store and log in rounds, with CPU work between.", effects))
+    .operation(
+        Operation::new("expensive", "Like effects, but declares a $2.50 cost estimate.", effects)
+            .estimated_cost_usd(2.5),
+    )
     .operation(Operation::new("inspect-ambient", "Report what of the host is visible.", inspect_ambient))
 }
 

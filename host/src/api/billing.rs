@@ -1,0 +1,66 @@
+//! `/billing`: what a customer has been charged, per day and template.
+
+use super::extract::Authenticated;
+use super::{ApiError, AppState};
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/billing/usage", get(usage))
+}
+
+#[derive(Deserialize)]
+struct Period {
+    /// `YYYY-MM-DD` (inclusive), default: the start of this month.
+    from: Option<String>,
+    /// `YYYY-MM-DD` (inclusive), default: today.
+    to: Option<String>,
+}
+
+fn day_ms(field: &str, day: &str) -> Result<i64, ApiError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, &format).map_err(|_| ApiError::BadRequest {
+        code: "invalid_query",
+        message: format!("`{field}` must be a date YYYY-MM-DD, not `{day}`"),
+    })?;
+    Ok(i64::try_from(date.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    query: Result<Query<Period>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(period) = query.map_err(|e| ApiError::BadRequest { code: "invalid_query", message: e.body_text() })?;
+    let from = match &period.from {
+        Some(day) => day_ms("from", day)?,
+        None => crate::db::month_start_ms(),
+    };
+    let to = match &period.to {
+        Some(day) => day_ms("to", day)? + 86_400_000,
+        None => crate::db::now_ms() + 1,
+    };
+    if to <= from {
+        return Err(ApiError::BadRequest { code: "invalid_query", message: "`to` is before `from`".into() });
+    }
+    let rows = state.db.usage(&customer.id, from, to).await?;
+    let summary = state.db.billing_summary(&customer.id).await?;
+    let (cost, charge) = rows.iter().fold((0.0, 0.0), |(c, ch), r| (c + r.cost_usd, ch + r.charge_usd));
+    Ok(Json(json!({
+        "customer_id": customer.id,
+        "from": super::views::timestamp(from),
+        "to": super::views::timestamp(to),
+        "days": rows,
+        "total": { "cost_usd": cost, "charge_usd": charge },
+        "limits": summary.map(|s| json!({
+            "credit_usd": s.credit_usd,
+            "monthly_cap_usd": s.monthly_cap_usd,
+            "charged_usd": s.charged_usd,
+            "charged_this_month_usd": s.charged_this_month_usd,
+            "available_usd": (s.available_usd < 1e299).then_some(s.available_usd),
+        })),
+    })))
+}

@@ -1,0 +1,81 @@
+//! Billing limits: a job that would not fit is refused with 402; a job that overspends stops
+//! with `billing_limit_reached` before the charge; racing jobs never push a balance below zero.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use vidfarm_tests::server::TestServer;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+async fn with_credit(usd: f64) -> TestServer {
+    let server = TestServer::start_with(|c| c.max_concurrent_jobs = 64, true).await;
+    assert!(server.platform.db.add_credit(&server.customer.id, usd).await.expect("credited"));
+    server
+}
+
+async fn charged(server: &TestServer) -> f64 {
+    server.platform.db.billing_summary(&server.customer.id).await.expect("summary").expect("a customer").charged_usd
+}
+
+#[tokio::test]
+async fn a_customer_with_1_dollar_left_cannot_start_a_job_estimated_at_5() {
+    let server = with_credit(1.0).await;
+    let body = json!({ "tracer": "t", "payload": { "steps": 1 } });
+    let refused = server.post("/templates/sandbox-probe/operations/expensive", &body).send().await.expect("sent");
+    assert_eq!(refused.status(), 402);
+    let error: Value = refused.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "billing_limit_reached");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("$5.00") && m.contains("$1.00")), "{error}");
+    let listed: Value =
+        server.get("/templates/sandbox-probe/jobs").send().await.expect("sent").json().await.expect("json");
+    assert_eq!(listed["jobs"], json!([]), "nothing was created");
+    // A job without an estimate still starts, and is charged cost × margin (2.0).
+    let job_id = server.create_job("sandbox-probe", "effects", json!({ "steps": 2, "cost": 0.1 })).await;
+    server.wait_for("sandbox-probe", &job_id, &["succeeded"], WITHIN).await;
+    let job = server.job("sandbox-probe", &job_id).await;
+    assert_eq!(job["billing"]["charges"].as_array().map(Vec::len), Some(2));
+    assert!((job["billing"]["charged_usd"].as_f64().expect("charged") - 0.4).abs() < 1e-9, "{job}");
+    let usage: Value = server.get("/billing/usage").send().await.expect("sent").json().await.expect("json");
+    assert_eq!(usage["days"][0]["template_id"], "sandbox-probe", "{usage}");
+    assert!((usage["total"]["charge_usd"].as_f64().expect("a total") - 0.4).abs() < 1e-9);
+    assert!((usage["limits"]["available_usd"].as_f64().expect("available") - 0.6).abs() < 1e-9, "{usage}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_that_overspends_mid_run_stops_with_billing_limit_reached() {
+    let server = with_credit(1.0).await;
+    let job_id = server.create_job("sandbox-probe", "effects", json!({ "steps": 10, "cost": 0.1 })).await;
+    let job = server.wait_for("sandbox-probe", &job_id, &["succeeded", "failed"], WITHIN).await;
+    assert_eq!(job["error"]["code"], "billing_limit_reached", "{job}");
+    assert_eq!(job["billing"]["charges"].as_array().map(Vec::len), Some(5), "five $0.20 charges fit in $1");
+    assert!((charged(&server).await - 1.0).abs() < 1e-9);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_jobs_racing_for_the_last_dollar_never_push_the_balance_below_zero() {
+    let server = with_credit(1.0).await;
+    let ids: Vec<String> = futures::future::join_all(
+        (0..50).map(|_| server.create_job("sandbox-probe", "effects", json!({ "steps": 1, "cost": 0.05 }))),
+    )
+    .await;
+    let mut outcomes = std::collections::BTreeMap::new();
+    for id in &ids {
+        let job = server.wait_for("sandbox-probe", id, &["succeeded", "failed"], WITHIN).await;
+        let outcome = if job["status"] == "succeeded" {
+            "succeeded".to_string()
+        } else {
+            job["error"]["code"].as_str().unwrap_or("?").to_string()
+        };
+        *outcomes.entry(outcome).or_insert(0) += 1;
+    }
+    assert_eq!(
+        outcomes,
+        [("billing_limit_reached".to_string(), 40), ("succeeded".to_string(), 10)].into(),
+        "exactly $1 of $0.10 charges"
+    );
+    let total = charged(&server).await;
+    assert!((total - 1.0).abs() < 1e-9 && total <= 1.0 + 1e-9, "charged {total}");
+    server.stop().await;
+}
