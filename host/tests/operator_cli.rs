@@ -54,3 +54,30 @@ fn customers_and_keys_are_managed_from_the_cli_and_keys_are_stored_only_as_hashe
     let (code, _, err) = vidfarm(&["db", "backup", backup.to_str().expect("utf-8")], dir.path());
     assert_eq!((code, err.contains("never overwrite")), (2, true), "{err}");
 }
+
+#[test]
+fn billing_credit_terms_and_show_manage_a_customers_limits() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (_, created, _) = vidfarm(&["customers", "create", "--name", "Acme"], dir.path());
+    let customer = created["customer_id"].as_str().expect("an id").to_string();
+    let (code, shown, _) = vidfarm(&["billing", "show", &customer], dir.path());
+    assert_eq!((code, &shown["available_usd"]), (0, &Value::Null), "unlimited until limited");
+    let (code, shown, err) = vidfarm(&["billing", "credit", &customer, "10"], dir.path());
+    assert_eq!(
+        (code, shown["credit_usd"].as_f64(), shown["available_usd"].as_f64()),
+        (0, Some(10.0), Some(10.0)),
+        "{err}"
+    );
+    let (code, shown, err) =
+        vidfarm(&["billing", "terms", &customer, "--monthly-cap", "4", "--margin", "3"], dir.path());
+    assert_eq!((code, shown["available_usd"].as_f64(), shown["margin"].as_f64()), (0, Some(4.0), Some(3.0)), "{err}");
+    let (code, shown, _) = vidfarm(&["billing", "terms", &customer, "--monthly-cap", "none"], dir.path());
+    assert_eq!((code, shown["available_usd"].as_f64()), (0, Some(10.0)));
+    assert_eq!(
+        vidfarm(&["billing", "terms", &customer, "--margin", "0.5"], dir.path()).0,
+        2,
+        "a margin below cost is refused"
+    );
+    assert_eq!(vidfarm(&["billing", "credit", &customer, "-1"], dir.path()).0, 2);
+    assert_eq!(vidfarm(&["billing", "credit", "cus_nobody", "1"], dir.path()).0, 2);
+}

@@ -54,6 +54,16 @@ pub enum BillingCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Set a customer's monthly cap (`none` removes it) and/or margin (`none`: host default).
+    Terms {
+        customer: String,
+        #[arg(long)]
+        monthly_cap: Option<String>,
+        #[arg(long)]
+        margin: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// A customer's limits, charges and what may still be charged.
     Show {
         customer: String,
@@ -167,14 +177,38 @@ pub async fn db(command: DbCommand) -> ExitCode {
 
 pub async fn billing(command: BillingCommand) -> ExitCode {
     let (customer, data_dir) = match &command {
-        BillingCommand::Credit { customer, data_dir, .. } | BillingCommand::Show { customer, data_dir } => {
-            (customer.clone(), data_dir.clone())
-        }
+        BillingCommand::Credit { customer, data_dir, .. }
+        | BillingCommand::Terms { customer, data_dir, .. }
+        | BillingCommand::Show { customer, data_dir } => (customer.clone(), data_dir.clone()),
     };
     let db = match open(data_dir).await {
         Ok(db) => db,
         Err(code) => return code,
     };
+    if let BillingCommand::Terms { monthly_cap, margin, .. } = &command {
+        let amount = |flag: &str, v: &Option<String>| -> Result<Option<Option<f64>>, String> {
+            match v.as_deref() {
+                None => Ok(None),
+                Some("none") => Ok(Some(None)),
+                Some(text) => match text.parse::<f64>() {
+                    Ok(x) if x.is_finite() && x >= 0.0 => Ok(Some(Some(x))),
+                    _ => Err(format!("--{flag} must be a non-negative number or `none`, not `{text}`")),
+                },
+            }
+        };
+        let (cap, margin) = match (amount("monthly-cap", monthly_cap), amount("margin", margin)) {
+            (Ok(c), Ok(m)) => (c, m),
+            (Err(e), _) | (_, Err(e)) => return usage(e),
+        };
+        if margin.flatten().is_some_and(|m| m < 1.0) {
+            return usage("--margin below 1.0 would charge less than cost");
+        }
+        match db.set_billing_terms(&customer, cap, margin).await {
+            Ok(true) => {}
+            Ok(false) => return usage(format!("no customer `{customer}`")),
+            Err(e) => return failure(e),
+        }
+    }
     if let BillingCommand::Credit { usd, .. } = command {
         if !usd.is_finite() || usd <= 0.0 {
             return usage("the credit must be a positive amount of USD");

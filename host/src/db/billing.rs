@@ -132,14 +132,35 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Set (or with `None` remove) a customer's monthly cap and margin.
+    pub async fn set_billing_terms(
+        &self,
+        customer_id: &str,
+        monthly_cap_usd: Option<Option<f64>>,
+        margin: Option<Option<f64>>,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE customers SET monthly_cap_usd = CASE WHEN ?1 THEN ?2 ELSE monthly_cap_usd END,
+                                  margin = CASE WHEN ?3 THEN ?4 ELSE margin END WHERE id = ?5",
+        )
+        .bind(monthly_cap_usd.is_some())
+        .bind(monthly_cap_usd.flatten())
+        .bind(margin.is_some())
+        .bind(margin.flatten())
+        .bind(customer_id)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// A customer's limits and what they have been charged: (credit, monthly cap, charged in
     /// all, charged this month, still chargeable).
     pub async fn billing_summary(&self, customer_id: &str) -> Result<Option<BillingSummary>, DbError> {
         let headroom = super::limits::headroom("?1", "NULL", "?2");
         sqlx::query_as(&format!(
             "SELECT c.credit_usd, c.monthly_cap_usd, c.margin,
-                    (SELECT COALESCE(SUM(charge_usd), 0) FROM billing_events WHERE customer_id = c.id) AS charged_usd,
-                    (SELECT COALESCE(SUM(charge_usd), 0) FROM billing_events WHERE customer_id = c.id AND created_at >= ?2) AS charged_this_month_usd,
+                    (SELECT TOTAL(charge_usd) FROM billing_events WHERE customer_id = c.id) AS charged_usd,
+                    (SELECT TOTAL(charge_usd) FROM billing_events WHERE customer_id = c.id AND created_at >= ?2) AS charged_this_month_usd,
                     {headroom} AS available_usd
              FROM customers c WHERE c.id = ?1"
         ))
