@@ -91,6 +91,22 @@ impl TestServer {
         self.as_customer(&self.customer, self.http.post(self.url(path)).json(body))
     }
 
+    /// GET as the default customer, the body as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).send().await.expect("sent").json().await.expect("a JSON body")
+    }
+
+    /// GET as another customer, the body as JSON.
+    pub async fn get_json_as(&self, who: &Credentials, path: &str) -> Value {
+        self.as_customer(who, self.http.get(self.url(path)))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub fn as_customer(&self, who: &Credentials, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         request.header("vidfarm-user-id", &who.id).header("vidfarm-api-key", &who.key)
     }

@@ -68,7 +68,7 @@ async fn each_bad_request_gets_its_own_status_and_a_json_error() {
     let (status, body) = error_of(server.post(greet, &huge).send().await.expect("sent")).await;
     assert_eq!((status, body["error"]["code"].as_str()), (413, Some("payload_too_large")));
 
-    let listed: Value = server.get("/templates/hello/jobs").send().await.expect("sent").json().await.expect("json");
+    let listed: Value = server.get_json("/templates/hello/jobs").await;
     assert_eq!(listed["jobs"], json!([]), "no refused request left a job behind");
     let metrics = server.http.get(server.url("/metrics")).send().await.expect("sent").text().await.expect("text");
     assert!(metrics.contains("vidfarm_http_server_errors_total 0"), "no 500 at all:\n{metrics}");
@@ -95,14 +95,7 @@ async fn another_customer_can_never_see_or_touch_a_job() {
         assert_eq!(status, 404, "{method} {path}");
         assert!(!body.to_string().contains("Ada"), "nothing of the job leaks: {body}");
     }
-    let listed: Value = server
-        .as_customer(&mallory, server.http.get(server.url("/templates/hello/jobs")))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = server.get_json_as(&mallory, "/templates/hello/jobs").await;
     assert_eq!(listed["jobs"], json!([]));
     server.stop().await;
 }

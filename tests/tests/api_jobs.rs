@@ -62,34 +62,18 @@ async fn a_hello_job_lives_its_whole_life_through_http() {
     }
     assert_eq!((job["progress"].as_f64(), job["customer_id"].as_str()), (Some(1.0), Some(server.customer.id.as_str())));
 
-    let logs: Value = server
-        .get(&format!("/templates/hello/jobs/{job_id}/logs?limit=2"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let logs: Value = server.get_json(&format!("/templates/hello/jobs/{job_id}/logs?limit=2")).await;
     assert_eq!(logs["events"].as_array().map(Vec::len), Some(2), "paged: {logs}");
     let next = logs["next_after"].as_i64().expect("a next page");
-    let rest: Value = server
-        .get(&format!("/templates/hello/jobs/{job_id}/logs?after={next}"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let rest: Value = server.get_json(&format!("/templates/hello/jobs/{job_id}/logs?after={next}")).await;
     let all: Vec<&Value> = logs["events"].as_array().into_iter().chain(rest["events"].as_array()).flatten().collect();
     assert!(all.iter().any(|e| e["progress"] == 0.5), "progress is an event");
     assert!(all.iter().any(|e| e["artifact"]["key"] == "greeting.txt"), "the artifact is referenced");
     assert!(all.iter().all(|e| e["timestamp"].is_string() && e["level"].is_string() && e["metadata"].is_object()));
 
-    let listed: Value =
-        server.get("/templates/hello/jobs?status=succeeded").send().await.expect("sent").json().await.expect("json");
+    let listed: Value = server.get_json("/templates/hello/jobs?status=succeeded").await;
     assert!(listed["jobs"].as_array().expect("jobs").iter().any(|j| j["job_id"] == job_id.as_str()));
-    let queued: Value =
-        server.get("/templates/hello/jobs?status=queued").send().await.expect("sent").json().await.expect("json");
+    let queued: Value = server.get_json("/templates/hello/jobs?status=queued").await;
     assert!(!queued["jobs"].as_array().expect("jobs").iter().any(|j| j["job_id"] == job_id.as_str()));
     server.stop().await;
 }
@@ -146,7 +130,7 @@ async fn a_customers_template_config_reaches_its_jobs() {
     let job_id = server.create_job("hello", "greet", json!({ "name": "Ada" })).await;
     let job = server.wait_for("hello", &job_id, &["succeeded"], WITHIN).await;
     assert_eq!(job["result"]["greeting"], "Ahoy, Ada!");
-    let manifest: Value = server.get("/templates/hello").send().await.expect("sent").json().await.expect("json");
+    let manifest: Value = server.get_json("/templates/hello").await;
     assert_eq!(manifest["config_schema"]["properties"]["salutation"]["maxLength"], 40, "{manifest}");
     assert_eq!(manifest["operations"][0]["input_schema"]["required"], json!(["name"]));
     server.stop().await;

@@ -26,8 +26,7 @@ async fn a_customer_with_1_dollar_left_cannot_start_a_job_estimated_at_5() {
     let error: Value = refused.json().await.expect("json");
     assert_eq!(error["error"]["code"], "billing_limit_reached");
     assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("$5.00") && m.contains("$1.00")), "{error}");
-    let listed: Value =
-        server.get("/templates/sandbox-probe/jobs").send().await.expect("sent").json().await.expect("json");
+    let listed: Value = server.get_json("/templates/sandbox-probe/jobs").await;
     assert_eq!(listed["jobs"], json!([]), "nothing was created");
     // A job without an estimate still starts, and is charged cost × margin (2.0).
     let job_id = server.create_job("sandbox-probe", "effects", json!({ "steps": 2, "cost": 0.1 })).await;
@@ -35,7 +34,7 @@ async fn a_customer_with_1_dollar_left_cannot_start_a_job_estimated_at_5() {
     let job = server.job("sandbox-probe", &job_id).await;
     assert_eq!(job["billing"]["charges"].as_array().map(Vec::len), Some(2));
     assert!((job["billing"]["charged_usd"].as_f64().expect("charged") - 0.4).abs() < 1e-9, "{job}");
-    let usage: Value = server.get("/billing/usage").send().await.expect("sent").json().await.expect("json");
+    let usage: Value = server.get_json("/billing/usage").await;
     assert_eq!(usage["days"][0]["template_id"], "sandbox-probe", "{usage}");
     assert!((usage["total"]["charge_usd"].as_f64().expect("a total") - 0.4).abs() < 1e-9);
     assert!((usage["limits"]["available_usd"].as_f64().expect("available") - 0.6).abs() < 1e-9, "{usage}");

@@ -107,14 +107,7 @@ async fn one_customer_cannot_take_more_workers_than_its_cap() {
     let id = created["job_id"].as_str().expect("an id");
     let deadline = Instant::now() + WITHIN;
     loop {
-        let job: Value = server
-            .as_customer(&other, server.http.get(server.url(&format!("/templates/hello/jobs/{id}"))))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let job: Value = server.get_json_as(&other, &format!("/templates/hello/jobs/{id}")).await;
         if job["status"] == "succeeded" {
             break;
         }
