@@ -117,3 +117,28 @@ fn the_api_and_the_worker_can_run_as_separate_processes_on_one_database() {
     let job = client.wait_until(&api, &spinning, |j| j["status"] != "running", Duration::from_secs(10));
     assert_eq!(job["status"], "cancelled", "{job}");
 }
+
+#[test]
+fn a_job_finishing_in_the_grace_period_keeps_its_lease_and_is_not_run_twice() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let client = client(dir.path());
+    let grace = [("VIDFARM_SHUTDOWN_GRACE_MS", "20000")];
+    let mut first = serve(dir.path(), &grace);
+    // Seconds of work: longer than the 1 s lease, shorter than the grace period.
+    let job_id = client.create(&first, "effects", json!({ "steps": 4, "spin": 800_000_000 }));
+    client.wait_until(&first, &job_id, |j| j["status"] == "running", Duration::from_secs(30));
+    let second = serve(dir.path(), &[]);
+    assert!(sigterm(&mut first).success(), "exit code 0");
+    let job = client.wait_until(
+        &second,
+        &job_id,
+        |j| j["status"] == "succeeded" || j["status"] == "failed",
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        (job["status"].as_str(), job["attempt"].as_i64()),
+        (Some("succeeded"), Some(1)),
+        "finished by its first run only: {job}"
+    );
+    assert_eq!(effects_on_disk(dir.path(), &job_id).0, 4);
+}

@@ -40,7 +40,10 @@ impl Worker {
 
     /// Claim and run jobs until `shutdown`, then drain (see the module docs).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let heartbeats = tokio::spawn(self.clone().heartbeat_loop(shutdown.child_token()));
+        // Heartbeats outlive `shutdown`: runs finishing in the grace period keep their leases,
+        // so no other worker re-claims (and re-runs) them meanwhile.
+        let heartbeats_stop = CancellationToken::new();
+        let heartbeats = tokio::spawn(self.clone().heartbeat_loop(heartbeats_stop.clone()));
         let sweeps = tokio::spawn(super::sweeper::run(self.platform.clone(), shutdown.child_token()));
         while !shutdown.is_cancelled() {
             let free = self.slots.available_permits() as u32;
@@ -68,7 +71,8 @@ impl Worker {
             self.release.cancel();
             self.tasks.wait().await;
         }
-        heartbeats.abort();
+        heartbeats_stop.cancel();
+        let _ = heartbeats.await;
         let _ = sweeps.await;
     }
 
