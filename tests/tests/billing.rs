@@ -78,3 +78,34 @@ async fn fifty_jobs_racing_for_the_last_dollar_never_push_the_balance_below_zero
     assert!((total - 1.0).abs() < 1e-9 && total <= 1.0 + 1e-9, "charged {total}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_charge_applied_again_for_the_same_effect_is_written_once() {
+    // No workers: the test holds the job's lease itself, as a run would.
+    let server = TestServer::start_with(|_| {}, false).await;
+    let job_id = server.create_job("sandbox-probe", "effects", json!({ "steps": 1 })).await;
+    let db = &server.platform.db;
+    let claimed = db.claim_jobs(1, "test-lease", 60_000, 10).await.expect("claimed");
+    assert_eq!(claimed.len(), 1);
+    let key = format!("{job_id}:1");
+    let entry = vidfarm::db::billing::NewLedgerEntry {
+        effect_key: Some(&key),
+        customer_id: &server.customer.id,
+        job_id: &job_id,
+        template_id: "sandbox-probe",
+        event_type: "render",
+        cost_usd: 0.5,
+        charge_usd: None,
+        provider: None,
+        model: None,
+        metadata: "{}",
+    };
+    use vidfarm::db::billing::LedgerWrite;
+    // The first run charged, then died before journaling; its replay charges the same effect.
+    assert_eq!(db.insert_ledger(&entry, "test-lease", 2.0).await.expect("written"), LedgerWrite::Written);
+    assert_eq!(db.insert_ledger(&entry, "test-lease", 2.0).await.expect("written"), LedgerWrite::Written);
+    let ledger = db.job_ledger(&job_id).await.expect("ledger");
+    assert_eq!(ledger.len(), 1, "one row for one effect");
+    assert!((ledger[0].charge_usd - 1.0).abs() < 1e-9, "cost × margin");
+    server.stop().await;
+}

@@ -9,8 +9,11 @@ impl Host for HostState {
         if let Err(reason) = validate(&event) {
             return Ok(Err(BillingError::Invalid(reason)));
         }
-        self.effect("billing.record", event, |caps, job, event| async move {
-            caps.billing.record(&job, &event).await.map(Ok)
+        // A charge is applied once per (job, effect number), even if a crash or a shutdown
+        // lands between writing it and journaling it.
+        let seq = self.journal.next_seq();
+        self.effect("billing.record", event, move |caps, job, event| async move {
+            caps.billing.record(&job, seq, &event).await.map(Ok)
         })
         .await
     }

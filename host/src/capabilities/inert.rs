@@ -48,7 +48,7 @@ impl ObjectStore for Inert {
 
 #[async_trait]
 impl BillingLedger for Inert {
-    async fn record(&self, _: &JobScope, _: &wit_billing::BillingEvent) -> BackendResult<()> {
+    async fn record(&self, _: &JobScope, _: u32, _: &wit_billing::BillingEvent) -> BackendResult<()> {
         refuse()
     }
 }

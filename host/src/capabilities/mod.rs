@@ -86,7 +86,9 @@ pub enum StoreError {
 /// Billable events. The ledger decides charges and enforces the customer's limits.
 #[async_trait]
 pub trait BillingLedger: Send + Sync {
-    async fn record(&self, job: &JobScope, event: &wit_billing::BillingEvent) -> BackendResult<()>;
+    /// Record `event`, the job's effect number `seq`: a second call with the same job and
+    /// `seq` (a replay of an effect that was applied but not journaled) changes nothing.
+    async fn record(&self, job: &JobScope, seq: u32, event: &wit_billing::BillingEvent) -> BackendResult<()>;
 }
 
 /// AI providers behind key leasing and rate limits.

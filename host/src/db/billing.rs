@@ -50,6 +50,8 @@ pub struct BillingSummary {
 
 /// A ledger row to append.
 pub struct NewLedgerEntry<'a> {
+    /// `<job id>:<effect number>`: the same effect is never written twice.
+    pub effect_key: Option<&'a str>,
     pub customer_id: &'a str,
     pub job_id: &'a str,
     pub template_id: &'a str,
@@ -73,12 +75,21 @@ impl Db {
         lease_token: &str,
         default_margin: f64,
     ) -> Result<LedgerWrite, DbError> {
+        if let Some(key) = entry.effect_key {
+            let applied: Option<i64> = sqlx::query_scalar("SELECT 1 FROM billing_events WHERE effect_key = ?")
+                .bind(key)
+                .fetch_optional(self.writer())
+                .await?;
+            if applied.is_some() {
+                return Ok(LedgerWrite::Written);
+            }
+        }
         let charge = "MAX(COALESCE(?6, 0), ?5 * COALESCE((SELECT margin FROM customers WHERE id = ?1), ?12))";
         let headroom = super::limits::headroom("?1", "?2", "?13");
         let done = sqlx::query(&format!(
             "INSERT INTO billing_events (customer_id, job_id, template_id, event_type, cost_usd, charge_usd, provider, model,
-                metadata, created_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, {charge}, ?7, ?8, ?9, ?10
+                metadata, created_at, effect_key)
+             SELECT ?1, ?2, ?3, ?4, ?5, {charge}, ?7, ?8, ?9, ?10, ?14
              WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?2 AND lease_token = ?11) AND {charge} <= {headroom} + 1e-9"
         ))
         .bind(entry.customer_id)
@@ -94,6 +105,7 @@ impl Db {
         .bind(lease_token)
         .bind(default_margin)
         .bind(super::limits::month_start_ms())
+        .bind(entry.effect_key)
         .execute(self.writer())
         .await?;
         if done.rows_affected() == 1 {

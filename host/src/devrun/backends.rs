@@ -46,7 +46,7 @@ pub struct MemoryBilling(pub Mutex<Vec<(String, BillingEvent)>>);
 
 #[async_trait]
 impl BillingLedger for MemoryBilling {
-    async fn record(&self, job: &JobScope, event: &BillingEvent) -> BackendResult<()> {
+    async fn record(&self, job: &JobScope, _seq: u32, event: &BillingEvent) -> BackendResult<()> {
         lock(&self.0).push((job.job_id().to_string(), event.clone()));
         Ok(())
     }

@@ -81,8 +81,10 @@ pub struct DbLedger {
 
 #[async_trait]
 impl BillingLedger for DbLedger {
-    async fn record(&self, job: &JobScope, event: &BillingEvent) -> BackendResult<()> {
+    async fn record(&self, job: &JobScope, seq: u32, event: &BillingEvent) -> BackendResult<()> {
+        let effect_key = format!("{}:{seq}", job.job_id());
         let entry = NewLedgerEntry {
+            effect_key: Some(&effect_key),
             customer_id: &job.context.customer.id,
             job_id: job.job_id(),
             template_id: &job.context.template_id,

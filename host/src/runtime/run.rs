@@ -134,7 +134,7 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         let deadline = started + Duration::from_millis(limits.timeout_ms);
-        if let Err(e) = configure(&mut store, limits.fuel, deadline, request.cancel.clone()) {
+        if let Err(e) = configure(&mut store, &limits, deadline, request.cancel.clone()) {
             return report(RunOutcome::Failed(RunError::HostFault { message: format!("{e:#}") }), 0, 0);
         }
 
@@ -161,14 +161,14 @@ impl Runtime {
 
 fn configure(
     store: &mut Store<HostState>,
-    fuel: u64,
+    limits: &Limits,
     deadline: Instant,
     cancel: CancellationToken,
 ) -> wasmtime::Result<()> {
-    store.set_fuel(fuel)?;
+    store.set_fuel(limits.fuel)?;
     store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
     store.set_epoch_deadline(1);
-    let timeout_ms = u64::try_from(deadline.saturating_duration_since(Instant::now()).as_millis()).unwrap_or(u64::MAX);
+    let timeout_ms = limits.timeout_ms;
     store.epoch_deadline_callback(move |_| {
         if cancel.is_cancelled() {
             return Err(fail(RunError::Cancelled));

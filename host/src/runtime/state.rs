@@ -132,6 +132,12 @@ impl Journal {
         Self { recorded, next: 0 }
     }
 
+    /// The sequence number the next newly performed effect will be journaled under (stable
+    /// across replays: backends use it to make their writes idempotent).
+    pub fn next_seq(&self) -> u32 {
+        u32::try_from(self.recorded.len() + 1).unwrap_or(u32::MAX)
+    }
+
     /// Entries performed so far (recorded or replayed), for reports.
     pub fn position(&self) -> usize {
         self.next
