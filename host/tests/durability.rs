@@ -27,12 +27,7 @@ fn a_host_killed_between_effects_finishes_the_job_after_restart_with_each_effect
     assert!((2..STEPS as usize).contains(&ledger_at_crash), "killed mid-job, after {ledger_at_crash} charges");
 
     let host = serve(dir.path(), &[]);
-    let job = client.wait_until(
-        &host,
-        &job_id,
-        |j| j["status"] == "succeeded" || j["status"] == "failed",
-        Duration::from_secs(120),
-    );
+    let job = client.wait_finished(&host, &job_id);
     assert_eq!(job["status"], "succeeded", "{job}");
     assert!(job["attempt"].as_i64().is_some_and(|a| a >= 2), "it ran again: {job}");
     let (ledger, journal) = effects_on_disk(dir.path(), &job_id);
@@ -78,12 +73,7 @@ fn sigterm_past_the_grace_period_releases_the_job_and_loses_nothing() {
     assert!(sigterm(&mut host).success(), "exit code 0");
     assert!(started.elapsed() < Duration::from_secs(5), "the grace period is respected");
     let host = serve(dir.path(), &[]);
-    let job = client.wait_until(
-        &host,
-        &job_id,
-        |j| j["status"] == "succeeded" || j["status"] == "failed",
-        Duration::from_secs(120),
-    );
+    let job = client.wait_finished(&host, &job_id);
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(effects_on_disk(dir.path(), &job_id).0, STEPS as usize, "each charge exactly once");
 }
@@ -129,12 +119,7 @@ fn a_job_finishing_in_the_grace_period_keeps_its_lease_and_is_not_run_twice() {
     client.wait_until(&first, &job_id, |j| j["status"] == "running", Duration::from_secs(30));
     let second = serve(dir.path(), &[]);
     assert!(sigterm(&mut first).success(), "exit code 0");
-    let job = client.wait_until(
-        &second,
-        &job_id,
-        |j| j["status"] == "succeeded" || j["status"] == "failed",
-        Duration::from_secs(60),
-    );
+    let job = client.wait_finished(&second, &job_id);
     assert_eq!(
         (job["status"].as_str(), job["attempt"].as_i64()),
         (Some("succeeded"), Some(1)),

@@ -104,6 +104,16 @@ impl Client {
         }
     }
 
+    /// Wait until the job has succeeded or failed (restarts and replays included).
+    pub fn wait_finished(&self, host: &Host, job_id: &str) -> Value {
+        self.wait_until(
+            host,
+            job_id,
+            |j| j["status"] == "succeeded" || j["status"] == "failed",
+            Duration::from_secs(120),
+        )
+    }
+
     pub fn steps_logged(&self, host: &Host, job_id: &str) -> usize {
         let logs = self.get(host, &format!("/templates/sandbox-probe/jobs/{job_id}/logs?limit=1000"));
         logs["events"].as_array().map_or(0, |e| e.iter().filter(|e| e["message"] == "step done").count())
