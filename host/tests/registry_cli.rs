@@ -110,3 +110,43 @@ fn operators_publish_and_activate_with_the_cli_while_the_host_runs() {
         .collect();
     assert!(ok && actions.ends_with(&["publish".into(), "activate".into(), "rollback".into()]), "{history}");
 }
+
+#[test]
+fn registry_verify_names_each_reason_to_refuse_an_artifact() {
+    use vidfarm_registry::{ArtifactManifest, DirStore, SigningKey};
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let key = SigningKey::generate();
+    let key_file = dir.path().join("ops.key");
+    std::fs::write(&key_file, key.to_file_text()).expect("write");
+    let trust = [("VIDFARM_TRUSTED_KEYS", key.public_line())];
+    let trust: Vec<(&str, &str)> = trust.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let next = vidfarm_template_artifacts::HELLO_NEXT;
+    assert!(registry(&["publish", next, "--key", key_file.to_str().expect("utf-8")], dir.path(), &[]).0);
+    assert!(registry(&["verify", "hello", "0.2.0"], dir.path(), &trust).0, "the genuine artifact verifies");
+
+    let store = DirStore::new(dir.path().join("registry")).expect("the registry");
+    let (bytes, signed) = store.load("hello", "0.2.0").expect("published");
+    let craft = |version: &str, edit: &dyn Fn(&mut ArtifactManifest), sign: bool, bytes: &[u8]| {
+        let mut manifest = signed.manifest.clone();
+        manifest.version = version.into();
+        edit(&mut manifest);
+        let mut artifact = key.sign(manifest).expect("signs");
+        if !sign {
+            artifact.signature = None;
+        }
+        store.publish(bytes, &artifact, "test").expect("stored");
+    };
+    craft("0.3.0", &|_| {}, false, &bytes);
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    craft("0.4.0", &|_| {}, true, &flipped);
+    craft("0.5.0", &|m| m.wit_world = "vidfarm:template@2.0.0".into(), true, &bytes);
+    craft("0.6.0", &|m| m.operations.clear(), true, &bytes);
+    for (version, reason) in
+        [("0.3.0", "unsigned"), ("0.4.0", "tampered"), ("0.5.0", "WIT world"), ("0.6.0", "describe")]
+    {
+        let (ok, _, err) = registry(&["verify", "hello", version], dir.path(), &trust);
+        assert!(!ok && err.contains(reason), "{version} must be refused for `{reason}`: {err}");
+    }
+}
