@@ -34,7 +34,7 @@ async fn usage(
     Authenticated(customer): Authenticated,
     query: Result<Query<Period>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(period) = query.map_err(|e| ApiError::BadRequest { code: "invalid_query", message: e.body_text() })?;
+    let Query(period) = query?;
     let from = match &period.from {
         Some(day) => day_ms("from", day)?,
         None => crate::db::month_start_ms(),

@@ -65,6 +65,13 @@ impl ApiError {
     }
 }
 
+/// A query string that does not parse is the client's mistake: 400 naming the problem.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        Self::BadRequest { code: "invalid_query", message: e.body_text() }
+    }
+}
+
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
         Self::Internal(format!("database: {e}"))

@@ -35,7 +35,7 @@ async fn logs(
     Path((template_id, job_id)): Path<(String, String)>,
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(page) = query.map_err(|e| ApiError::BadRequest { code: "invalid_query", message: e.body_text() })?;
+    let Query(page) = query?;
     let job = owned_job(&state, &customer, &template_id, &job_id).await?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let rows = state.db.events_after(&job.id, page.after.unwrap_or(0), limit).await?;

@@ -180,7 +180,7 @@ async fn list(
     Path(template_id): Path<String>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest { code: "invalid_query", message: e.body_text() })?;
+    let Query(query) = query?;
     find(&state, &template_id)?;
     if let Some(status) = query.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::BadRequest {
