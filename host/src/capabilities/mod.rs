@@ -6,6 +6,7 @@ mod billing;
 mod inert;
 mod jobs;
 mod logging;
+mod no_renderer;
 mod providers;
 mod remotion;
 mod storage;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub use crate::runtime::HostState;
+pub use no_renderer::NoRenderer;
 
 /// What a backend returns: its answer (which may itself be a WIT error for the guest), or a
 /// reason to stop the run (fail with a code, or suspend).

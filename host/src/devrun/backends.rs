@@ -2,7 +2,7 @@
 //! process; storage is a real directory; providers are the dev-echo provider.
 
 use crate::capabilities::*;
-use crate::runtime::bindings::{billing::BillingEvent, jobs as wit_jobs, remotion as wit_remotion};
+use crate::runtime::bindings::{billing::BillingEvent, jobs as wit_jobs};
 use crate::runtime::{Suspension, bindings::jobs::ChildResult};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -52,27 +52,7 @@ impl BillingLedger for MemoryBilling {
     }
 }
 
-/// No render backend in the dev runner yet: renders fail with `unavailable`, honestly.
-pub struct NoRenderer;
-
-#[async_trait]
-impl Renderer for NoRenderer {
-    async fn render(
-        &self,
-        _: &JobScope,
-        _: &wit_remotion::RenderRequest,
-    ) -> BackendResult<Result<wit_remotion::RenderResult, wit_remotion::RenderError>> {
-        Ok(Err(wit_remotion::RenderError::Unavailable("no Remotion renderer is configured on this host".into())))
-    }
-    async fn render_spec(
-        &self,
-        _: &JobScope,
-        _: &str,
-        _: Option<&str>,
-    ) -> BackendResult<Result<wit_remotion::RenderResult, wit_remotion::RenderError>> {
-        Ok(Err(wit_remotion::RenderError::Unavailable("no FFmpeg renderer is configured on this host".into())))
-    }
-}
+pub use crate::capabilities::NoRenderer;
 
 /// A child job of the session.
 #[derive(Debug, Clone)]

@@ -71,7 +71,7 @@ impl Platform {
             storage: Arc::new(LocalObjectStore::new(config.data_dir.join("objects"), None)?),
             billing: Arc::new(backends::DbLedger { db: db.clone(), margin: config.default_margin }),
             providers: Arc::new(DevEchoProvider),
-            renderer: Arc::new(crate::devrun::backends::NoRenderer),
+            renderer: Arc::new(crate::capabilities::NoRenderer),
             jobs: Arc::new(backends::DbJobs { db: db.clone(), catalog: catalog.clone(), bus: bus.clone() }),
             journal: Arc::new(backends::DbJournal { db: db.clone() }),
         });
