@@ -69,6 +69,61 @@ pub struct Config {
     /// Operator token for `/admin/*`; the admin API is off without one.
     pub admin_token: Option<String>,
     pub runtime: RuntimeConfig,
+    pub providers: ProviderSettings,
+}
+
+/// Where the AI providers are and how the key queue treats them.
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    pub endpoints: Endpoints,
+    /// `VIDFARM_MASTER_KEY`: encrypts provider secrets at rest (required in production).
+    pub master_key: Option<String>,
+    /// How long a key lease lasts without a heartbeat: a crashed worker's key is free after it.
+    pub lease: Duration,
+    /// A 429 without the provider's own wait cools the key down this long.
+    pub default_cooldown: Duration,
+    /// A 429 for an exhausted quota (not a rate) cools the key down at least this long.
+    pub quota_cooldown: Duration,
+    /// One provider request's deadline.
+    pub timeout: Duration,
+    /// Tries per call when the provider fails (5xx, timeouts), on other keys where possible.
+    pub max_attempts: u32,
+    /// The pause before the first such retry; doubles per retry.
+    pub retry_base: Duration,
+    /// When other jobs hold every key, the job comes back after about this long.
+    pub busy_retry: Duration,
+    /// Development with no key at all answers with the labelled dev echo.
+    pub dev_echo: bool,
+    /// Image URLs may point at private addresses (development only: SSRF).
+    pub allow_private_urls: bool,
+    /// Keys the platform itself holds (see `providers::env_keys`), used for customers with
+    /// no usable key of their own and recorded as such.
+    pub platform_keys: Vec<PlatformKey>,
+}
+
+/// A platform key from the environment; `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct PlatformKey {
+    pub provider: crate::runtime::bindings::types::Provider,
+    pub secret: String,
+    /// `environment` (development's `OPENAI_API_KEY` …) or `platform` (production's
+    /// `VIDFARM_PLATFORM_OPENAI_API_KEY` …).
+    pub source: &'static str,
+}
+
+impl std::fmt::Debug for PlatformKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PlatformKey({:?}, {}, …)", self.provider, self.source)
+    }
+}
+
+/// Base URLs (with their version path), so tests and self-hosted gateways work.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub openai: String,
+    pub gemini: String,
+    pub openrouter: String,
+    pub perplexity: String,
 }
 
 impl Config {
@@ -112,6 +167,28 @@ impl Config {
             registry_poll: Duration::from_millis(parse("VIDFARM_REGISTRY_POLL_MS", "250")?),
             trusted_keys: var("VIDFARM_TRUSTED_KEYS").unwrap_or_default(),
             admin_token: var("VIDFARM_ADMIN_TOKEN"),
+            providers: ProviderSettings {
+                endpoints: Endpoints {
+                    openai: var("VIDFARM_OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
+                    gemini: var("VIDFARM_GEMINI_BASE_URL")
+                        .unwrap_or_else(|| "https://generativelanguage.googleapis.com/v1beta".into()),
+                    openrouter: var("VIDFARM_OPENROUTER_BASE_URL")
+                        .unwrap_or_else(|| "https://openrouter.ai/api/v1".into()),
+                    perplexity: var("VIDFARM_PERPLEXITY_BASE_URL")
+                        .unwrap_or_else(|| "https://api.perplexity.ai".into()),
+                },
+                master_key: var("VIDFARM_MASTER_KEY"),
+                lease: Duration::from_millis(parse("VIDFARM_PROVIDER_LEASE_MS", "60000")?),
+                default_cooldown: Duration::from_millis(parse("VIDFARM_PROVIDER_COOLDOWN_MS", "30000")?),
+                quota_cooldown: Duration::from_millis(parse("VIDFARM_PROVIDER_QUOTA_COOLDOWN_MS", "3600000")?),
+                timeout: Duration::from_millis(parse("VIDFARM_PROVIDER_TIMEOUT_MS", "120000")?),
+                max_attempts: parse::<u32>("VIDFARM_PROVIDER_MAX_ATTEMPTS", "3")?.max(1),
+                retry_base: Duration::from_millis(parse("VIDFARM_PROVIDER_RETRY_MS", "500")?),
+                busy_retry: Duration::from_millis(parse::<u64>("VIDFARM_PROVIDER_BUSY_RETRY_MS", "1000")?.max(2)),
+                dev_echo: env == Environment::Development && parse("VIDFARM_DEV_ECHO", "true")?,
+                allow_private_urls: env == Environment::Development,
+                platform_keys: crate::providers::env_keys(env, &std::fs::read_to_string(".env").unwrap_or_default()),
+            },
         })
     }
 

@@ -15,6 +15,7 @@ pub mod db;
 pub mod devrun;
 pub mod engine;
 pub mod metrics;
+pub mod outbound;
 pub mod providers;
 pub mod runtime;
 pub mod server;

@@ -1,8 +1,11 @@
 //! Process counters exposed on `/metrics` in the Prometheus text format.
 
 use crate::db::jobs::Finish;
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -17,7 +20,24 @@ pub struct Metrics {
     runs_requeued: AtomicU64,
     runs_suspended: AtomicU64,
     fuel_consumed: AtomicU64,
+    /// Labelled series (provider metrics): name → rendered labels → value.
+    labelled: Mutex<BTreeMap<&'static str, BTreeMap<String, f64>>>,
 }
+
+/// HELP text and type of each labelled series.
+const LABELLED: &[(&str, &str, &str)] = &[
+    (
+        "vidfarm_provider_lease_attempts_total",
+        "counter",
+        "Provider key lease attempts by result (granted, none_available, no_usable_key).",
+    ),
+    ("vidfarm_provider_lease_wait_seconds", "summary", "Time from a provider call's first lease attempt to its lease."),
+    ("vidfarm_provider_cooldowns_total", "counter", "Keys put into cooldown after a rate limit, by provider."),
+    ("vidfarm_provider_key_invalidations_total", "counter", "Keys marked invalid after an auth failure, by provider."),
+    ("vidfarm_provider_job_deferrals_total", "counter", "Jobs deferred for want of a free key, by provider."),
+    ("vidfarm_provider_request_seconds", "summary", "Provider request latency, by provider."),
+    ("vidfarm_provider_responses_total", "counter", "Provider responses by provider and status (or network)."),
+];
 
 impl Metrics {
     pub fn job_run(&self, finish: &Finish, fuel: u64) {
@@ -30,6 +50,41 @@ impl Metrics {
         };
         counter.fetch_add(1, Relaxed);
         self.fuel_consumed.fetch_add(fuel, Relaxed);
+    }
+
+    /// Count one event of the labelled counter `name`.
+    pub fn provider(&self, name: &'static str, labels: &[(&str, &str)]) {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('"', "'"))).collect();
+        self.add(name, labels.join(","), 1.0);
+    }
+
+    /// Observe a duration of the labelled summary `name` (as `_sum` and `_count`).
+    pub fn observe(&self, name: &'static str, provider: &str, took: Duration) {
+        let labels = format!("provider=\"{provider}\"");
+        self.add(name, format!("{labels}|sum"), took.as_secs_f64());
+        self.add(name, format!("{labels}|count"), 1.0);
+    }
+
+    fn add(&self, name: &'static str, labels: String, value: f64) {
+        let mut series = self.labelled.lock().unwrap_or_else(|p| p.into_inner());
+        *series.entry(name).or_default().entry(labels).or_default() += value;
+    }
+
+    fn render_labelled(&self, out: &mut String) {
+        let series = self.labelled.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, kind, help) in LABELLED {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in series.get(name).into_iter().flatten() {
+                match labels.split_once('|') {
+                    Some((labels, part)) => {
+                        let _ = writeln!(out, "{name}_{part}{{{labels}}} {value}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                    }
+                }
+            }
+        }
     }
 
     /// The text exposition, with job counts by status from the database.
@@ -73,6 +128,7 @@ impl Metrics {
         for (status, n) in jobs_by_status {
             let _ = writeln!(out, "vidfarm_jobs{{status=\"{status}\"}} {n}");
         }
+        self.render_labelled(&mut out);
         out
     }
 }

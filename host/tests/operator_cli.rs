@@ -81,3 +81,49 @@ fn billing_credit_terms_and_show_manage_a_customers_limits() {
     assert_eq!(vidfarm(&["billing", "credit", &customer, "-1"], dir.path()).0, 2);
     assert_eq!(vidfarm(&["billing", "credit", "cus_nobody", "1"], dir.path()).0, 2);
 }
+
+#[test]
+fn provider_keys_are_added_from_stdin_listed_without_secrets_paused_resumed_and_removed() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (_, created, _) = vidfarm(&["customers", "create", "--name", "Acme"], dir.path());
+    let customer = created["customer_id"].as_str().expect("an id").to_string();
+    let mut add = Command::new(env!("CARGO_BIN_EXE_vidfarm"))
+        .args(["provider-keys", "add", "--customer", &customer, "--provider", "gemini", "--label", "main"])
+        .args(["--model", "gemini-2.5-flash", "--data-dir"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    add.stdin.take().expect("stdin").write_all(b"AIza-CLI-SECRET-0042\n").expect("written");
+    let out = add.wait_with_output().expect("finishes");
+    assert!(out.status.success());
+    let key: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let id = key["id"].as_str().expect("an id").to_string();
+    assert_eq!(
+        (key["secret_hint"].as_str(), key["models"].clone()),
+        (Some("…0042"), serde_json::json!(["gemini-2.5-flash"]))
+    );
+
+    let (code, listed, _) = vidfarm(&["provider-keys", "list", "--customer", &customer], dir.path());
+    assert_eq!((code, listed["keys"].as_array().map(Vec::len)), (0, Some(1)));
+    assert!(!listed.to_string().contains("CLI-SECRET"));
+    let (_, paused, _) = vidfarm(&["provider-keys", "pause", &id], dir.path());
+    assert_eq!(paused["status"], "paused");
+    let (_, resumed, _) = vidfarm(&["provider-keys", "resume", &id], dir.path());
+    assert_eq!(resumed["status"], "active");
+    assert_eq!(vidfarm(&["provider-keys", "remove", &id], dir.path()).0, 0);
+    let (code, _, err) = vidfarm(&["provider-keys", "remove", &id], dir.path());
+    assert_eq!((code, err.contains("no provider key")), (2, true), "{err}");
+    let (code, _, err) = vidfarm(
+        &["provider-keys", "add", "--customer", &customer, "--provider", "anthropic", "--secret-env", "PATH"],
+        dir.path(),
+    );
+    assert_eq!((code, err.contains("provider must be openai")), (2, true), "{err}");
+
+    let database = std::fs::read(dir.path().join("vidfarm.sqlite")).expect("the database");
+    let wal = std::fs::read(dir.path().join("vidfarm.sqlite-wal")).unwrap_or_default();
+    let found = |bytes: &[u8]| bytes.windows(10).any(|w| w == b"CLI-SECRET");
+    assert!(!found(&database) && !found(&wal), "no plaintext provider key on disk");
+}

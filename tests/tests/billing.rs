@@ -102,8 +102,8 @@ async fn a_charge_applied_again_for_the_same_effect_is_written_once() {
     };
     use vidfarm::db::billing::LedgerWrite;
     // The first run charged, then died before journaling; its replay charges the same effect.
-    assert_eq!(db.insert_ledger(&entry, "test-lease", 2.0).await.expect("written"), LedgerWrite::Written);
-    assert_eq!(db.insert_ledger(&entry, "test-lease", 2.0).await.expect("written"), LedgerWrite::Written);
+    assert_eq!(db.insert_ledger(&entry, "test-lease", 2.0, true).await.expect("written"), LedgerWrite::Written);
+    assert_eq!(db.insert_ledger(&entry, "test-lease", 2.0, true).await.expect("written"), LedgerWrite::Written);
     let ledger = db.job_ledger(&job_id).await.expect("ledger");
     assert_eq!(ledger.len(), 1, "one row for one effect");
     assert!((ledger[0].charge_usd - 1.0).abs() < 1e-9, "cost × margin");

@@ -7,10 +7,11 @@ mod extract;
 mod job_events;
 mod jobs;
 mod openapi;
+mod provider_keys;
 mod rate_limit;
 mod system;
 mod templates;
-mod views;
+pub mod views;
 
 pub use error::ApiError;
 pub use extract::{hash_key, issue_api_key};
@@ -47,6 +48,7 @@ pub fn router(platform: Platform) -> Router {
         .merge(job_events::router())
         .merge(admin::router())
         .merge(billing::router())
+        .merge(provider_keys::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), count))

@@ -29,7 +29,7 @@ fn schema(text: &str) -> Value {
 }
 
 fn provider(p: Provider) -> &'static str {
-    crate::engine::backends::provider_name(p)
+    crate::providers::provider_name(p)
 }
 
 fn manifest(state: &AppState, t: &LoadedTemplate) -> Value {

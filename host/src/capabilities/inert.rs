@@ -55,25 +55,12 @@ impl BillingLedger for Inert {
 
 #[async_trait]
 impl ProviderGateway for Inert {
-    async fn generate_text(
+    async fn call(
         &self,
         _: &JobScope,
-        _: &wit_providers::TextRequest,
-    ) -> BackendResult<Result<wit_providers::TextResponse, wit_providers::ProviderError>> {
-        refuse()
-    }
-    async fn generate_image(
-        &self,
-        _: &JobScope,
-        _: &wit_providers::ImageRequest,
-    ) -> BackendResult<Result<wit_providers::ImageResponse, wit_providers::ProviderError>> {
-        refuse()
-    }
-    async fn analyze_image_layout(
-        &self,
-        _: &JobScope,
-        _: &wit_providers::LayoutRequest,
-    ) -> BackendResult<Result<wit_providers::LayoutResponse, wit_providers::ProviderError>> {
+        _: u32,
+        _: &ProviderCall,
+    ) -> BackendResult<Result<ProviderAnswer, wit_providers::ProviderError>> {
         refuse()
     }
 }

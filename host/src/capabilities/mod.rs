@@ -93,24 +93,33 @@ pub trait BillingLedger: Send + Sync {
     async fn record(&self, job: &JobScope, seq: u32, event: &wit_billing::BillingEvent) -> BackendResult<()>;
 }
 
+/// One provider call, as a template asked for it.
+#[derive(Debug, Clone)]
+pub enum ProviderCall {
+    Text(wit_providers::TextRequest),
+    Image(wit_providers::ImageRequest),
+    Layout(wit_providers::LayoutRequest),
+}
+
+/// The answer to a [`ProviderCall`] (of the same kind).
+#[derive(Debug, Clone)]
+pub enum ProviderAnswer {
+    Text(wit_providers::TextResponse),
+    Image(wit_providers::ImageResponse),
+    Layout(wit_providers::LayoutResponse),
+}
+
 /// AI providers behind key leasing and rate limits.
 #[async_trait]
 pub trait ProviderGateway: Send + Sync {
-    async fn generate_text(
+    /// Make `call` for the job; `seq` is the effect number it will be journaled under (the
+    /// gateway's own charge for the call is keyed by it, so a replay never charges twice).
+    async fn call(
         &self,
         job: &JobScope,
-        request: &wit_providers::TextRequest,
-    ) -> BackendResult<Result<wit_providers::TextResponse, wit_providers::ProviderError>>;
-    async fn generate_image(
-        &self,
-        job: &JobScope,
-        request: &wit_providers::ImageRequest,
-    ) -> BackendResult<Result<wit_providers::ImageResponse, wit_providers::ProviderError>>;
-    async fn analyze_image_layout(
-        &self,
-        job: &JobScope,
-        request: &wit_providers::LayoutRequest,
-    ) -> BackendResult<Result<wit_providers::LayoutResponse, wit_providers::ProviderError>>;
+        seq: u32,
+        call: &ProviderCall,
+    ) -> BackendResult<Result<ProviderAnswer, wit_providers::ProviderError>>;
 }
 
 /// Remotion and FFmpeg renders.

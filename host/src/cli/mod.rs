@@ -3,6 +3,7 @@
 
 mod admin;
 mod platform;
+mod provider_keys;
 mod registry;
 mod template;
 
@@ -34,6 +35,9 @@ enum Command {
     /// Customer credit and charges.
     #[command(subcommand)]
     Billing(admin::BillingCommand),
+    /// Customers' AI provider keys (encrypted at rest).
+    #[command(subcommand)]
+    ProviderKeys(provider_keys::ProviderKeysCommand),
     /// Database maintenance.
     #[command(subcommand)]
     Db(admin::DbCommand),
@@ -66,6 +70,7 @@ pub fn main() -> ExitCode {
             Command::Keys(command) => admin::keys(command).await,
             Command::Db(command) => admin::db(command).await,
             Command::Billing(command) => admin::billing(command).await,
+            Command::ProviderKeys(command) => provider_keys::run(command).await,
             Command::Registry(command) => registry::run(command).await,
             Command::Template(command) => template::run(command).await,
         }

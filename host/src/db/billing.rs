@@ -65,8 +65,9 @@ pub struct NewLedgerEntry<'a> {
 }
 
 impl Db {
-    /// Append to the ledger if the lease still holds the job and the charge fits what the
-    /// customer may still be charged (checked and written in one statement). The charge is
+    /// Append to the ledger if the lease still holds the job and, with `enforce_limit`, the
+    /// charge fits what the customer may still be charged (checked and written in one
+    /// statement; without it, for money already spent whose limit was checked beforehand). The charge is
     /// cost × the customer's margin (or `default_margin`), or the template's explicit charge
     /// when that is higher — never below cost × margin.
     pub async fn insert_ledger(
@@ -74,6 +75,7 @@ impl Db {
         entry: &NewLedgerEntry<'_>,
         lease_token: &str,
         default_margin: f64,
+        enforce_limit: bool,
     ) -> Result<LedgerWrite, DbError> {
         if let Some(key) = entry.effect_key {
             let applied: Option<i64> = sqlx::query_scalar("SELECT 1 FROM billing_events WHERE effect_key = ?")
@@ -90,7 +92,7 @@ impl Db {
             "INSERT INTO billing_events (customer_id, job_id, template_id, event_type, cost_usd, charge_usd, provider, model,
                 metadata, created_at, effect_key)
              SELECT ?1, ?2, ?3, ?4, ?5, {charge}, ?7, ?8, ?9, ?10, ?14
-             WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?2 AND lease_token = ?11) AND {charge} <= {headroom} + 1e-9"
+             WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?2 AND lease_token = ?11) AND (NOT ?15 OR {charge} <= {headroom} + 1e-9)"
         ))
         .bind(entry.customer_id)
         .bind(entry.job_id)
@@ -106,6 +108,7 @@ impl Db {
         .bind(default_margin)
         .bind(super::limits::month_start_ms())
         .bind(entry.effect_key)
+        .bind(enforce_limit)
         .execute(self.writer())
         .await?;
         if done.rows_affected() == 1 {
@@ -117,6 +120,26 @@ impl Db {
             .fetch_optional(self.pool())
             .await?;
         Ok(if leased.is_some() { LedgerWrite::OverLimit } else { LedgerWrite::LeaseLost })
+    }
+
+    /// What the customer may still be charged beside this job's own reservation, and their
+    /// margin (or `default_margin`).
+    pub async fn charge_headroom(
+        &self,
+        customer_id: &str,
+        job_id: &str,
+        default_margin: f64,
+    ) -> Result<(f64, f64), DbError> {
+        let headroom = super::limits::headroom("?1", "?2", "?3");
+        sqlx::query_as(&format!(
+            "SELECT COALESCE({headroom}, 1e300), COALESCE((SELECT margin FROM customers WHERE id = ?1), ?4)"
+        ))
+        .bind(customer_id)
+        .bind(job_id)
+        .bind(super::limits::month_start_ms())
+        .bind(default_margin)
+        .fetch_one(self.pool())
+        .await
     }
 
     /// Charges per day and template between two unix-ms instants.

@@ -8,7 +8,9 @@ pub mod customers;
 pub mod events;
 pub mod jobs;
 pub mod journal;
+pub mod key_leases;
 mod limits;
+pub mod provider_keys;
 
 pub use limits::month_start_ms;
 

@@ -7,9 +7,10 @@ use crate::db::billing::{LedgerWrite, NewLedgerEntry};
 use crate::db::events::NewEvent;
 use crate::db::jobs::NewJob;
 use crate::db::{Db, DbError};
+use crate::providers::provider_name;
 use crate::runtime::bindings::billing::{BillingEvent, EventType};
 use crate::runtime::bindings::jobs::{ChildOutcome, ChildRequest, ChildResult, JobsError};
-use crate::runtime::bindings::types::{Provider, TemplateError};
+use crate::runtime::bindings::types::TemplateError;
 use crate::runtime::{RunError, Suspension};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -95,7 +96,7 @@ impl BillingLedger for DbLedger {
             model: event.model.as_deref(),
             metadata: if event.metadata.trim().is_empty() { "{}" } else { &event.metadata },
         };
-        match self.db.insert_ledger(&entry, &job.lease_token, self.margin).await.map_err(fault)? {
+        match self.db.insert_ledger(&entry, &job.lease_token, self.margin, true).await.map_err(fault)? {
             LedgerWrite::Written => Ok(()),
             LedgerWrite::LeaseLost => Err(lease_lost()),
             LedgerWrite::OverLimit => Err(HostTrap::Fail(RunError::BillingLimitReached {
@@ -115,15 +116,6 @@ pub fn event_type(t: EventType) -> &'static str {
         EventType::StorageWrite => "storage_write",
         EventType::CpuEstimate => "cpu_estimate",
         EventType::Egress => "egress",
-    }
-}
-
-pub fn provider_name(p: Provider) -> &'static str {
-    match p {
-        Provider::Openai => "openai",
-        Provider::Gemini => "gemini",
-        Provider::Openrouter => "openrouter",
-        Provider::Perplexity => "perplexity",
     }
 }
 

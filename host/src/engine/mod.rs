@@ -16,7 +16,7 @@ pub use worker::Worker;
 use crate::capabilities::Capabilities;
 use crate::config::Config;
 use crate::db::Db;
-use crate::providers::DevEchoProvider;
+use crate::providers::{MasterKey, ProviderRouter};
 use crate::storage::LocalObjectStore;
 use std::sync::Arc;
 
@@ -29,6 +29,8 @@ pub struct Platform {
     pub bus: Arc<Bus>,
     pub caps: Arc<Capabilities>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Encrypts provider secrets the API receives.
+    pub master_key: MasterKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ pub enum StartError {
     Catalog(#[from] CatalogError),
     #[error("the template registry: {0}")]
     Registry(#[from] vidfarm_registry::RegistryError),
+    #[error("AI providers: {0}")]
+    Providers(#[from] crate::providers::ProviderSetupError),
 }
 
 impl Platform {
@@ -66,16 +70,19 @@ impl Platform {
         }
         tokio::spawn(follow_registry(catalog.clone(), config.registry_poll));
         let bus = Arc::new(Bus::default());
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let providers = ProviderRouter::start(db.clone(), &config, metrics.clone()).await?;
+        let master_key = providers.master_key().clone();
         let caps = Arc::new(Capabilities {
             events: Arc::new(backends::DbEvents { db: db.clone(), bus: bus.clone() }),
             storage: Arc::new(LocalObjectStore::new(config.data_dir.join("objects"), None)?),
             billing: Arc::new(backends::DbLedger { db: db.clone(), margin: config.default_margin }),
-            providers: Arc::new(DevEchoProvider),
+            providers: Arc::new(providers),
             renderer: Arc::new(crate::capabilities::NoRenderer),
             jobs: Arc::new(backends::DbJobs { db: db.clone(), catalog: catalog.clone(), bus: bus.clone() }),
             journal: Arc::new(backends::DbJournal { db: db.clone() }),
         });
-        Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics: Arc::default() })
+        Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics, master_key })
     }
 }
 

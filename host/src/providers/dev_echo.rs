@@ -1,9 +1,9 @@
 //! The development echo provider: answers every call locally and says so in every answer,
 //! so a template can be run end to end with no keys and nobody mistakes it for a model.
 
-use crate::capabilities::{BackendResult, JobScope, ProviderGateway};
+use super::provider_name;
+use crate::capabilities::{BackendResult, JobScope, ProviderAnswer, ProviderCall, ProviderGateway};
 use crate::runtime::bindings::providers::*;
-use crate::runtime::bindings::types::Provider;
 use async_trait::async_trait;
 
 /// Every answer starts with this label.
@@ -11,61 +11,51 @@ pub const LABEL: &str = "[vidfarm dev-echo provider: no provider key configured]
 
 pub struct DevEchoProvider;
 
-fn provider_name(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Openai => "openai",
-        Provider::Gemini => "gemini",
-        Provider::Openrouter => "openrouter",
-        Provider::Perplexity => "perplexity",
-    }
-}
-
 fn tokens(text: &str) -> u32 {
     u32::try_from(text.split_whitespace().count()).unwrap_or(u32::MAX)
 }
 
 #[async_trait]
 impl ProviderGateway for DevEchoProvider {
-    async fn generate_text(
+    async fn call(
         &self,
         _: &JobScope,
-        request: &TextRequest,
-    ) -> BackendResult<Result<TextResponse, ProviderError>> {
-        let text = format!("{LABEL} {}/{} echoes: {}", provider_name(request.provider), request.model, request.prompt);
-        Ok(Ok(TextResponse {
-            output_tokens: tokens(&text),
-            input_tokens: tokens(&request.prompt),
-            text,
-            provider: request.provider,
-            model: request.model.clone(),
-        }))
+        _: u32,
+        call: &ProviderCall,
+    ) -> BackendResult<Result<ProviderAnswer, ProviderError>> {
+        Ok(Ok(answer(call)))
     }
+}
 
-    async fn generate_image(
-        &self,
-        _: &JobScope,
-        request: &ImageRequest,
-    ) -> BackendResult<Result<ImageResponse, ProviderError>> {
-        let (width, height) = parse_size(request.size.as_deref()).unwrap_or((320, 180));
-        let seed = blake3::hash(request.prompt.as_bytes());
-        Ok(Ok(ImageResponse {
-            bytes: super::png::gradient(width, height, seed.as_bytes()),
-            content_type: "image/png".into(),
-            revised_prompt: Some(format!("{LABEL} {}", request.prompt)),
-        }))
-    }
-
-    async fn analyze_image_layout(
-        &self,
-        _: &JobScope,
-        request: &LayoutRequest,
-    ) -> BackendResult<Result<LayoutResponse, ProviderError>> {
-        Ok(Ok(LayoutResponse {
+/// The echo's answer to `call`.
+pub fn answer(call: &ProviderCall) -> ProviderAnswer {
+    match call {
+        ProviderCall::Text(request) => {
+            let text =
+                format!("{LABEL} {}/{} echoes: {}", provider_name(request.provider), request.model, request.prompt);
+            ProviderAnswer::Text(TextResponse {
+                output_tokens: tokens(&text),
+                input_tokens: tokens(&request.prompt),
+                text,
+                provider: request.provider,
+                model: request.model.clone(),
+            })
+        }
+        ProviderCall::Image(request) => {
+            let (width, height) = parse_size(request.size.as_deref()).unwrap_or((320, 180));
+            let seed = blake3::hash(request.prompt.as_bytes());
+            ProviderAnswer::Image(ImageResponse {
+                bytes: super::png::gradient(width, height, seed.as_bytes()),
+                content_type: "image/png".into(),
+                revised_prompt: Some(format!("{LABEL} {}", request.prompt)),
+            })
+        }
+        ProviderCall::Layout(request) => ProviderAnswer::Layout(LayoutResponse {
             zone: LayoutZone::Bottom,
             align: LayoutAlign::Center,
             max_width_percent: 80.0,
             justification: format!("{LABEL} default lower-third layout for {:?}", request.overlay_text),
-        }))
+        }),
     }
 }
 

@@ -1,7 +1,106 @@
-//! AI provider adapters. Until a customer or the developer configures keys, development runs
-//! are answered by the clearly labelled [`DevEchoProvider`].
+//! AI providers: the engine's [`ProviderRouter`] (customer keys leased from SQLite, real
+//! OpenAI / Gemini / OpenRouter / Perplexity wire formats) and, for development with no key
+//! at all, the clearly labelled [`DevEchoProvider`].
 
 mod dev_echo;
+mod gemini;
+pub mod keys;
+mod layout;
+mod openai;
 mod png;
+mod pricing;
+mod rate_limit;
+mod router;
+pub mod secrets;
+mod setup;
+mod wire;
 
 pub use dev_echo::DevEchoProvider;
+pub use router::ProviderRouter;
+pub use secrets::MasterKey;
+pub use setup::{ProviderSetupError, env_keys};
+
+use crate::runtime::bindings::providers::LayoutRequest;
+use crate::runtime::bindings::types::Provider;
+use openai::{ChatAnswer, OpenAiCompatible};
+use serde_json::json;
+use wire::CallError;
+
+/// Every provider, in the order lists show them.
+pub const ALL: [Provider; 4] = [Provider::Openai, Provider::Gemini, Provider::Openrouter, Provider::Perplexity];
+
+/// The lower-case name used in the API, the database and metrics.
+pub fn provider_name(p: Provider) -> &'static str {
+    match p {
+        Provider::Openai => "openai",
+        Provider::Gemini => "gemini",
+        Provider::Openrouter => "openrouter",
+        Provider::Perplexity => "perplexity",
+    }
+}
+
+pub fn parse_provider(name: &str) -> Option<Provider> {
+    ALL.into_iter().find(|p| provider_name(*p) == name)
+}
+
+impl ProviderRouter {
+    fn openai(&self, provider: Provider) -> OpenAiCompatible<'_> {
+        let endpoints = &self.settings.endpoints;
+        let base_url = match provider {
+            Provider::Openrouter => &endpoints.openrouter,
+            Provider::Perplexity => &endpoints.perplexity,
+            _ => &endpoints.openai,
+        };
+        OpenAiCompatible { http: &self.http, base_url, provider }
+    }
+
+    fn gemini(&self) -> gemini::Gemini<'_> {
+        gemini::Gemini { http: &self.http, base_url: &self.settings.endpoints.gemini }
+    }
+
+    /// A vision call asking for the layout JSON: the image goes by URL to OpenAI-compatible
+    /// providers and inline to Gemini (which cannot fetch URLs itself).
+    async fn vision(&self, secret: &str, request: &LayoutRequest) -> Result<ChatAnswer, CallError> {
+        let prompt = layout::user_prompt(request);
+        if request.provider == Provider::Gemini {
+            let (content_type, bytes) = self.fetch_image(&request.image_url).await?;
+            let parts = vec![json!({"text": prompt}), gemini::inline_image(&content_type, &bytes)];
+            let config = json!({"responseMimeType": "application/json", "temperature": 0.2});
+            let body = gemini::body(Some(layout::SYSTEM), parts, config);
+            return self.gemini().text_body(secret, &request.model, &body).await;
+        }
+        let mut body = json!({
+            "model": request.model,
+            "messages": [
+                {"role": "system", "content": layout::SYSTEM},
+                {"role": "user", "content": [
+                    {"type": "text", "text": prompt},
+                    {"type": "image_url", "image_url": {"url": request.image_url}},
+                ]},
+            ],
+        });
+        if request.provider != Provider::Perplexity {
+            body["response_format"] = json!({"type": "json_object"});
+        }
+        self.openai(request.provider).chat_body(secret, &body).await
+    }
+
+    /// The image at `url` (a `data:` URL, or http(s) to a public address in production).
+    async fn fetch_image(&self, url: &str) -> Result<(String, Vec<u8>), CallError> {
+        if let Some(decoded) = wire::decode_data_url(url) {
+            return Ok(decoded);
+        }
+        let rejected = |detail: String| CallError::Rejected { status: 400, detail };
+        let checked =
+            crate::outbound::check_destination(url, self.settings.allow_private_urls).await.map_err(rejected)?;
+        let response = self.http.get(checked).send().await.map_err(|e| rejected(format!("fetching the image: {e}")))?;
+        if !response.status().is_success() {
+            return Err(rejected(format!("fetching the image: HTTP {}", response.status())));
+        }
+        let bytes = response.bytes().await.map_err(|e| rejected(format!("reading the image: {e}")))?;
+        if bytes.len() > 20 << 20 {
+            return Err(rejected("the image is larger than 20 MiB".into()));
+        }
+        Ok((openai::sniff_image_type(&bytes).to_string(), bytes.to_vec()))
+    }
+}

@@ -1,5 +1,6 @@
 //! `hello`: the smallest useful template. It greets people — alone, in a fan-out of child
-//! jobs, or after a human approves — and exercises logging, progress, storage and jobs.
+//! jobs, or after a human approves — and exercises logging, progress, storage and jobs; `ask`,
+//! `draw` and `place-text` call each AI provider capability once.
 
 use vidfarm_guest::prelude::*;
 
@@ -114,6 +115,169 @@ fn greet_after_approval(ctx: &Context, input: Greet) -> Result<Decision, Templat
     Ok(Decision { approved: approval.approved, greeting, note: approval.note })
 }
 
+/// The AI provider a call goes to.
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum ProviderName {
+    Openai,
+    Gemini,
+    Openrouter,
+    Perplexity,
+}
+
+impl From<ProviderName> for Provider {
+    fn from(p: ProviderName) -> Self {
+        match p {
+            ProviderName::Openai => Provider::Openai,
+            ProviderName::Gemini => Provider::Gemini,
+            ProviderName::Openrouter => Provider::Openrouter,
+            ProviderName::Perplexity => Provider::Perplexity,
+        }
+    }
+}
+
+/// The payload of `ask`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Ask {
+    provider: ProviderName,
+    /// The provider's model name, e.g. `gpt-4o-mini` or `gemini-2.5-flash`.
+    #[schemars(length(min = 1, max = 200))]
+    model: String,
+    #[schemars(length(min = 1, max = 20000))]
+    prompt: String,
+    #[serde(default)]
+    system: Option<String>,
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 32000))]
+    max_output_tokens: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Answer {
+    text: String,
+    model: String,
+    input_tokens: u32,
+    output_tokens: u32,
+}
+
+/// The payload of `draw`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Draw {
+    provider: ProviderName,
+    #[schemars(length(min = 1, max = 200))]
+    model: String,
+    #[schemars(length(min = 1, max = 4000))]
+    prompt: String,
+    /// `WIDTHxHEIGHT`, e.g. `1024x1024`.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[0-9]{2,4}x[0-9]{2,4}$"))]
+    size: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Drawing {
+    key: String,
+    url: Option<String>,
+    size: u64,
+    content_type: String,
+    revised_prompt: Option<String>,
+}
+
+/// The payload of `place-text`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PlaceText {
+    provider: ProviderName,
+    #[schemars(length(min = 1, max = 200))]
+    model: String,
+    /// The frame: an https URL or a `data:image/...;base64,` URL.
+    #[schemars(length(min = 1, max = 14000000))]
+    image_url: String,
+    #[schemars(length(min = 1, max = 500))]
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Placement {
+    zone: String,
+    align: String,
+    max_width_percent: f32,
+    justification: String,
+}
+
+fn ask(ctx: &Context, input: Ask) -> Result<Answer, TemplateError> {
+    let answer = ctx.providers.generate_text_with(&TextRequest {
+        provider: input.provider.into(),
+        model: input.model,
+        prompt: input.prompt,
+        system: input.system,
+        temperature: None,
+        max_output_tokens: input.max_output_tokens,
+    })?;
+    ctx.logger.info("answered", json!({ "input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens }));
+    Ok(Answer {
+        text: answer.text,
+        model: answer.model,
+        input_tokens: answer.input_tokens,
+        output_tokens: answer.output_tokens,
+    })
+}
+
+fn draw(ctx: &Context, input: Draw) -> Result<Drawing, TemplateError> {
+    let image = ctx.providers.generate_image(&ImageRequest {
+        provider: input.provider.into(),
+        model: input.model,
+        prompt: input.prompt,
+        size: input.size,
+    })?;
+    let extension = match image.content_type.as_str() {
+        "image/jpeg" => "jpg",
+        "image/webp" => "webp",
+        _ => "png",
+    };
+    let options = PutOptions {
+        content_type: image.content_type.clone(),
+        kind: Some("image".into()),
+        metadata: json!({ "prompt_chars": image.revised_prompt.as_ref().map_or(0, String::len) }).to_string(),
+    };
+    let stored = ctx.storage.put_bytes(&format!("images/drawing.{extension}"), &image.bytes, &options)?;
+    ctx.logger.progress(1.0, "image stored");
+    Ok(Drawing {
+        key: stored.key,
+        url: stored.url,
+        size: stored.size,
+        content_type: image.content_type,
+        revised_prompt: image.revised_prompt,
+    })
+}
+
+fn place_text(ctx: &Context, input: PlaceText) -> Result<Placement, TemplateError> {
+    let layout = ctx.providers.analyze_image_layout(&LayoutRequest {
+        provider: input.provider.into(),
+        model: input.model,
+        image_url: input.image_url,
+        overlay_text: input.text,
+    })?;
+    Ok(Placement {
+        zone: match layout.zone {
+            LayoutZone::Top => "top",
+            LayoutZone::Center => "center",
+            LayoutZone::Bottom => "bottom",
+        }
+        .into(),
+        align: match layout.align {
+            LayoutAlign::Left => "left",
+            LayoutAlign::Center => "center",
+            LayoutAlign::Right => "right",
+        }
+        .into(),
+        max_width_percent: layout.max_width_percent,
+        justification: layout.justification,
+    })
+}
+
 fn template() -> Template {
     Template::new("hello", VERSION, "Greets people: alone, in a fan-out, or after approval.")
         .config::<HelloConfig>()
@@ -123,6 +287,13 @@ fn template() -> Template {
             Operation::new("greet-after-approval", "Wait for a human to approve, then greet.", greet_after_approval)
                 .webhooks(),
         )
+        .operation(
+            Operation::new("ask", "Ask a model a question (generate-text).", ask).webhooks().estimated_cost_usd(0.05),
+        )
+        .operation(
+            Operation::new("draw", "Generate an image and store it (generate-image).", draw).estimated_cost_usd(0.1),
+        )
+        .operation(Operation::new("place-text", "Where text fits on an image (analyze-image-layout).", place_text))
 }
 
 vidfarm_guest::export_template!(template);

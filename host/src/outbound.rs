@@ -1,0 +1,107 @@
+//! Requests the host makes to addresses it was given (webhook URLs, image URLs): in
+//! production they may only go to public addresses, so nobody can aim the host at its own
+//! loopback, the cloud metadata service or the private network (SSRF). Development allows
+//! them, so receivers on the developer's machine work.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Refuse `url` unless it is http(s) and, when `allow_private` is false, every address its
+/// host resolves to is public.
+pub async fn check_destination(url: &str, allow_private: bool) -> Result<reqwest::Url, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("`{url}` must be an http or https URL"));
+    }
+    let host = parsed.host_str().ok_or_else(|| format!("`{url}` has no host"))?.to_string();
+    if allow_private {
+        return Ok(parsed);
+    }
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let addrs: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("`{host}` does not resolve: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    match addrs.iter().find(|ip| !is_public(**ip)) {
+        Some(ip) => Err(format!("`{host}` resolves to {ip}, a private or local address")),
+        None if addrs.is_empty() => Err(format!("`{host}` does not resolve")),
+        None => Ok(parsed),
+    }
+}
+
+/// Whether an address is on the public internet.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => !is_private_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240)
+}
+
+fn is_private_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local
+        || (first & 0xffc0) == 0xfe80 // link local
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_private_and_metadata_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().expect("an address")), "{ip} passed as public");
+        }
+        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            assert!(is_public(ip.parse().expect("an address")), "{ip} refused");
+        }
+    }
+
+    #[tokio::test]
+    async fn production_refuses_loopback_urls_and_development_allows_them() {
+        assert!(
+            check_destination("http://127.0.0.1:9/hook", false)
+                .await
+                .expect_err("refused")
+                .contains("private or local")
+        );
+        assert!(check_destination("http://localhost:9/hook", false).await.is_err());
+        assert!(check_destination("http://127.0.0.1:9/hook", true).await.is_ok());
+        assert!(check_destination("ftp://example.com/", true).await.expect_err("refused").contains("http or https"));
+    }
+}

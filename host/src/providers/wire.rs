@@ -1,0 +1,105 @@
+//! What every adapter shares: sending a JSON request and sorting the reply into the outcomes
+//! the key queue acts on (success, rate limit, bad key, the provider's fault, our fault).
+
+use super::rate_limit::{self, RateLimitSignal};
+use serde_json::Value;
+use std::time::SystemTime;
+
+/// Why a provider call did not give an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// 429: cool the key down.
+    RateLimited { signal: RateLimitSignal, detail: String },
+    /// The key is not valid (401/403, or Gemini's `API_KEY_INVALID`).
+    Auth { status: u16, detail: String },
+    /// The request was refused for itself (400, 404, 422 …): another key would not help.
+    Rejected { status: u16, detail: String },
+    /// 5xx, 408, timeouts, connection errors: worth another try, on another key if any.
+    Transient { status: Option<u16>, detail: String },
+    /// A 2xx whose body is not what the provider's format promises.
+    BadAnswer(String),
+}
+
+/// Tokens (and images) a call consumed, as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+    pub images: u32,
+    /// Some providers (OpenRouter) report the call's cost themselves.
+    pub reported_cost_usd: Option<f64>,
+}
+
+/// Send `request` and return the JSON body of a 2xx, or classify the failure.
+pub async fn send_json(request: reqwest::RequestBuilder) -> Result<Value, CallError> {
+    let response = request.send().await.map_err(|e| CallError::Transient {
+        status: None,
+        detail: if e.is_timeout() { "the provider did not answer in time".into() } else { format!("{e}") },
+    })?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| CallError::Transient { status: Some(status), detail: format!("reading the answer: {e}") })?;
+    if (200..300).contains(&status) {
+        return serde_json::from_str(&body).map_err(|e| CallError::BadAnswer(format!("the answer is not JSON: {e}")));
+    }
+    let detail = error_message(&body, status);
+    Err(match status {
+        429 => CallError::RateLimited { signal: rate_limit::parse(&headers, &body, SystemTime::now()), detail },
+        401 | 403 => CallError::Auth { status, detail },
+        400 if body.contains("API_KEY_INVALID") => CallError::Auth { status, detail },
+        408 | 500..=599 => CallError::Transient { status: Some(status), detail },
+        _ => CallError::Rejected { status, detail },
+    })
+}
+
+/// The provider's own error message (`error.message` in all four formats), else the body.
+fn error_message(body: &str, status: u16) -> String {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let message = parsed.as_ref().and_then(|v| v.pointer("/error/message").and_then(Value::as_str));
+    let text = message.unwrap_or(body).trim();
+    let text: String = text.chars().take(300).collect();
+    if text.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {text}") }
+}
+
+/// A string at `pointer`, or a `BadAnswer` naming what is missing.
+pub fn text_at<'a>(body: &'a Value, pointer: &str) -> Result<&'a str, CallError> {
+    body.pointer(pointer)
+        .and_then(Value::as_str)
+        .ok_or_else(|| CallError::BadAnswer(format!("the answer has no `{pointer}`")))
+}
+
+/// A token count at `pointer` (0 when the provider did not report it).
+pub fn count_at(body: &Value, pointer: &str) -> u32 {
+    body.pointer(pointer).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
+}
+
+/// The bytes and media type of a `data:` URL.
+pub fn decode_data_url(url: &str) -> Option<(String, Vec<u8>)> {
+    use base64::Engine;
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let mime = meta.strip_suffix(";base64")?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()?;
+    Some((if mime.is_empty() { "application/octet-stream".into() } else { mime.into() }, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls_decode_to_their_bytes_and_type() {
+        assert_eq!(decode_data_url("data:image/png;base64,aGk="), Some(("image/png".into(), b"hi".to_vec())));
+        assert_eq!(decode_data_url("https://example.com/a.png"), None);
+        assert_eq!(decode_data_url("data:text/plain,hi"), None);
+    }
+
+    #[test]
+    fn error_messages_come_from_the_providers_error_object() {
+        assert_eq!(error_message(r#"{"error":{"message":"Invalid model"}}"#, 400), "HTTP 400: Invalid model");
+        assert_eq!(error_message("", 502), "HTTP 502");
+    }
+}

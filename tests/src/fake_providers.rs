@@ -1,0 +1,280 @@
+//! Fake AI providers on loopback that speak each provider's real wire format (OpenAI chat
+//! completions and image generations, Gemini `generateContent`, OpenRouter and Perplexity's
+//! OpenAI-compatible chat), with scripted replies per key (200 / 429 in every header style /
+//! 401 / 500) and a record of every request and of concurrent requests per key.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vidfarm::config::Endpoints;
+
+/// A 1×1 PNG, the image every fake returns.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8,
+    6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0,
+    0xf0, 0x1f, 0, 0x05, 0, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60,
+    0x82,
+];
+
+/// A scripted reply: a status with headers and a body (none: the provider's success).
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        let body = (status != 200)
+            .then(|| json!({"error": {"message": format!("scripted {status}"), "type": "scripted", "code": status}}));
+        Self { status, headers: Vec::new(), body }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// Gemini's 429: `RetryInfo.retryDelay` in the error body, no header.
+    pub fn gemini_rate_limit(delay: &str) -> Self {
+        Self::status(429).body(json!({"error": {"code": 429, "message": "Resource has been exhausted",
+            "status": "RESOURCE_EXHAUSTED", "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                 "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}]},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]}}))
+    }
+}
+
+/// One request the fakes received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub provider: &'static str,
+    pub path: String,
+    pub key: String,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Inner {
+    scripts: HashMap<String, VecDeque<Reply>>,
+    seen: Vec<Seen>,
+    in_flight: HashMap<String, u32>,
+    max_in_flight: HashMap<String, u32>,
+}
+
+/// The running fakes; clones share state.
+#[derive(Clone)]
+pub struct FakeProviders {
+    pub base: String,
+    inner: Arc<Mutex<Inner>>,
+    /// How long each success takes (to make calls overlap).
+    delay: Arc<Mutex<Duration>>,
+}
+
+impl FakeProviders {
+    pub async fn start() -> Self {
+        let fakes = Self { base: String::new(), inner: Arc::default(), delay: Arc::default() };
+        let app = Router::new()
+            .route("/openai/v1/chat/completions", post(|s, h, b| handle(s, h, b, "openai", "chat")))
+            .route("/openai/v1/images/generations", post(|s, h, b| handle(s, h, b, "openai", "images")))
+            .route("/openrouter/api/v1/chat/completions", post(|s, h, b| handle(s, h, b, "openrouter", "chat")))
+            .route("/perplexity/chat/completions", post(|s, h, b| handle(s, h, b, "perplexity", "chat")))
+            .route("/gemini/v1beta/models/{call}", post(gemini))
+            .with_state(fakes.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("the fakes serve") });
+        Self { base, ..fakes }
+    }
+
+    /// Base URLs for the host's config.
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            openai: format!("{}/openai/v1", self.base),
+            gemini: format!("{}/gemini/v1beta", self.base),
+            openrouter: format!("{}/openrouter/api/v1", self.base),
+            perplexity: format!("{}/perplexity", self.base),
+        }
+    }
+
+    /// Queue replies for calls made with `key` (after them: successes).
+    pub fn script(&self, key: &str, replies: impl IntoIterator<Item = Reply>) {
+        self.inner.lock().expect("lock").scripts.entry(key.into()).or_default().extend(replies);
+    }
+
+    /// Make every call made with `key` answer `reply`, from now on.
+    pub fn always(&self, key: &str, reply: Reply) {
+        self.script(key, std::iter::repeat_n(reply, 10_000));
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().expect("lock") = delay;
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner.lock().expect("lock").seen.clone()
+    }
+
+    pub fn calls_with(&self, key: &str) -> usize {
+        self.seen().iter().filter(|s| s.key == key).count()
+    }
+
+    /// The most requests ever in flight at once with one key, per key.
+    pub fn max_in_flight(&self) -> HashMap<String, u32> {
+        self.inner.lock().expect("lock").max_in_flight.clone()
+    }
+}
+
+async fn gemini(
+    State(fakes): State<FakeProviders>,
+    Path(call): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if !call.ends_with(":generateContent") {
+        return (StatusCode::NOT_FOUND, "unknown Gemini method").into_response();
+    }
+    handle(State(fakes), headers, body, "gemini", "generate").await
+}
+
+async fn handle(
+    State(fakes): State<FakeProviders>,
+    headers: HeaderMap,
+    body: String,
+    provider: &'static str,
+    call: &'static str,
+) -> Response {
+    let key = match provider {
+        "gemini" => headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string(),
+        _ => headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let Ok(request) = serde_json::from_str::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "the body is not JSON").into_response();
+    };
+    let reply = {
+        let mut inner = fakes.inner.lock().expect("lock");
+        inner.seen.push(Seen { provider, path: call.into(), key: key.clone(), body: request.clone() });
+        let now = inner.in_flight.entry(key.clone()).or_default();
+        *now += 1;
+        let now = *now;
+        let max = inner.max_in_flight.entry(key.clone()).or_default();
+        *max = (*max).max(now);
+        inner.scripts.get_mut(&key).and_then(VecDeque::pop_front)
+    };
+    let delay = *fakes.delay.lock().expect("lock");
+    tokio::time::sleep(delay).await;
+    let response = match reply {
+        Some(Reply { status, headers, body }) if status != 200 => {
+            let mut response = (StatusCode::from_u16(status).expect("a status"), axum::Json(body)).into_response();
+            for (name, value) in headers {
+                response.headers_mut().insert(
+                    axum::http::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+                    value.parse().expect("a header value"),
+                );
+            }
+            response
+        }
+        _ => match success(provider, call, &request, &key) {
+            Ok(body) => axum::Json(body).into_response(),
+            Err(problem) => {
+                (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": problem}}))).into_response()
+            }
+        },
+    };
+    *fakes.inner.lock().expect("lock").in_flight.entry(key).or_default() -= 1;
+    response
+}
+
+const LAYOUT: &str =
+    r#"{"zone":"top","align":"center","max_width_percent":70,"justification":"the sky above the subject is empty"}"#;
+
+/// The provider's success body, after checking the request has the fields the real API
+/// requires (a malformed request gets the 400 the real one would).
+fn success(provider: &str, call: &str, request: &Value, key: &str) -> Result<Value, String> {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(PNG);
+    if provider == "gemini" {
+        let parts =
+            request.pointer("/contents/0/parts").and_then(Value::as_array).ok_or("contents[0].parts is required")?;
+        let prompt = parts.iter().filter_map(|p| p["text"].as_str()).collect::<String>();
+        let layout = request
+            .pointer("/systemInstruction/parts/0/text")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.contains("overlay text"));
+        if layout && !parts.iter().any(|p| p["inlineData"]["data"].is_string()) {
+            return Err("the vision call has no inline image".into());
+        }
+        let wants_image =
+            request.pointer("/generationConfig/responseModalities").is_some_and(|m| m.to_string().contains("IMAGE"));
+        let answer = if layout { LAYOUT.to_string() } else { answer_from(key, &prompt) };
+        let mut out_parts = vec![json!({"text": answer})];
+        if wants_image {
+            out_parts.push(json!({"inlineData": {"mimeType": "image/png", "data": b64}}));
+        }
+        return Ok(json!({
+            "candidates": [{"content": {"role": "model", "parts": out_parts}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": words(&prompt), "candidatesTokenCount": 7, "totalTokenCount": words(&prompt) + 7},
+        }));
+    }
+    let model = request["model"].as_str().ok_or("model is required")?;
+    if call == "images" {
+        let prompt = request["prompt"].as_str().ok_or("prompt is required")?;
+        return Ok(json!({
+            "created": 1_700_000_000,
+            "data": [{"b64_json": b64, "revised_prompt": format!("revised: {prompt}")}],
+            "usage": {"input_tokens": words(prompt), "output_tokens": 1056},
+        }));
+    }
+    let messages = request["messages"].as_array().ok_or("messages is required")?;
+    let last = messages.last().ok_or("messages must not be empty")?;
+    let prompt = match &last["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+        _ => return Err("content must be a string or parts".into()),
+    };
+    let layout = messages[0]["content"].as_str().is_some_and(|s| s.contains("overlay text"));
+    let mut message =
+        json!({"role": "assistant", "content": if layout { LAYOUT.to_string() } else { answer_from(key, &prompt) }});
+    if request["modalities"].to_string().contains("image") {
+        message["images"] =
+            json!([{"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}}]);
+    }
+    let mut usage =
+        json!({"prompt_tokens": words(&prompt), "completion_tokens": 7, "total_tokens": words(&prompt) + 7});
+    if provider == "openrouter" {
+        usage["cost"] = json!(0.000_42);
+    }
+    Ok(json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": usage,
+    }))
+}
+
+/// What the fakes answer a text prompt with: names the key by its last eight characters
+/// only (a real provider never echoes a secret, and tests scan for leaked secrets).
+pub fn answer_from(key: &str, prompt: &str) -> String {
+    let tail: String = key.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("answer from …{tail}: {prompt}")
+}
+
+fn words(text: &str) -> usize {
+    text.split_whitespace().count()
+}
