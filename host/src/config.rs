@@ -60,6 +60,10 @@ pub struct Config {
     pub default_margin: f64,
     /// The cost estimate reserved for an operation that declares none.
     pub default_estimate_usd: f64,
+    /// What storing a byte costs the platform, per GB (`storage_write` events the host records).
+    pub storage_usd_per_gb: f64,
+    /// What a run's CPU costs the platform, per billion fuel units (`cpu_estimate` events).
+    pub cpu_usd_per_billion_fuel: f64,
     /// The template registry directory, when not `<data dir>/registry`.
     pub registry_dir: Option<PathBuf>,
     /// How often the registry is checked for activations.
@@ -70,6 +74,19 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub runtime: RuntimeConfig,
     pub providers: ProviderSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhooks are delivered.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Delay before attempt n+1 (the first entry: the first attempt); after the last, the
+    /// delivery fails. `VIDFARM_WEBHOOK_RETRY_SCHEDULE`, e.g. `0,5s,5m,30m,2h,5h,10h,10h`.
+    pub retry_schedule: Vec<Duration>,
+    /// One attempt's deadline.
+    pub timeout: Duration,
+    /// Receivers may be on loopback or private addresses (development only: SSRF).
+    pub allow_private: bool,
 }
 
 /// Where the AI providers are and how the key queue treats them.
@@ -141,7 +158,22 @@ impl Config {
             ..Limits::default()
         };
         let worker_slots = parse("VIDFARM_WORKER_SLOTS", "64")?;
+        let schedule = var("VIDFARM_WEBHOOK_RETRY_SCHEDULE").unwrap_or_else(|| "0,5s,5m,30m,2h,5h,10h,10h".into());
+        let retry_schedule = schedule
+            .split(',')
+            .map(|d| {
+                let d = d.trim();
+                if d == "0" { Some(Duration::ZERO) } else { crate::providers::go_duration(d) }
+            })
+            .collect::<Option<Vec<_>>>()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("VIDFARM_WEBHOOK_RETRY_SCHEDULE={schedule:?} must be durations like 0,5s,5m,2h"))?;
         Ok(Self {
+            webhooks: WebhookSettings {
+                retry_schedule,
+                timeout: Duration::from_millis(parse("VIDFARM_WEBHOOK_TIMEOUT_MS", "15000")?),
+                allow_private: env == Environment::Development,
+            },
             runtime: RuntimeConfig {
                 cache_dir: Some(data_dir.join("compiled")),
                 defaults,
@@ -164,6 +196,8 @@ impl Config {
             default_margin: parse("VIDFARM_DEFAULT_MARGIN", "2.0")?,
             registry_dir: var("VIDFARM_REGISTRY_DIR").map(PathBuf::from),
             default_estimate_usd: parse("VIDFARM_DEFAULT_ESTIMATE_USD", "0")?,
+            storage_usd_per_gb: parse("VIDFARM_STORAGE_USD_PER_GB", "0.023")?,
+            cpu_usd_per_billion_fuel: parse("VIDFARM_CPU_USD_PER_BILLION_FUEL", "0.00001")?,
             registry_poll: Duration::from_millis(parse("VIDFARM_REGISTRY_POLL_MS", "250")?),
             trusted_keys: var("VIDFARM_TRUSTED_KEYS").unwrap_or_default(),
             admin_token: var("VIDFARM_ADMIN_TOKEN"),

@@ -20,3 +20,4 @@ pub mod providers;
 pub mod runtime;
 pub mod server;
 pub mod storage;
+pub mod webhooks;

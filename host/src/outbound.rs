@@ -3,30 +3,41 @@
 //! loopback, the cloud metadata service or the private network (SSRF). Development allows
 //! them, so receivers on the developer's machine work.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// A client whose requests to `url`'s host go to the addresses `check_destination` approved
+/// (so a DNS answer that changes in between cannot redirect the request), without redirects.
+pub fn pinned_client(url: &reqwest::Url, addrs: &[SocketAddr], timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
+    if let Some(host) = url.host_str() {
+        builder = builder.resolve_to_addrs(host, addrs);
+    }
+    builder.build()
+}
 
 /// Refuse `url` unless it is http(s) and, when `allow_private` is false, every address its
-/// host resolves to is public.
-pub async fn check_destination(url: &str, allow_private: bool) -> Result<reqwest::Url, String> {
+/// host resolves to is public; the approved addresses come back (none when private
+/// addresses are allowed: then nothing was resolved).
+pub async fn check_destination(url: &str, allow_private: bool) -> Result<(reqwest::Url, Vec<SocketAddr>), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("`{url}` must be an http or https URL"));
     }
     let host = parsed.host_str().ok_or_else(|| format!("`{url}` has no host"))?.to_string();
     if allow_private {
-        return Ok(parsed);
+        return Ok((parsed, Vec::new()));
     }
     let port = parsed.port_or_known_default().unwrap_or(443);
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    let addrs: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| format!("`{host}` does not resolve: {e}"))?
-        .map(|a| a.ip())
         .collect();
-    match addrs.iter().find(|ip| !is_public(**ip)) {
-        Some(ip) => Err(format!("`{host}` resolves to {ip}, a private or local address")),
+    match addrs.iter().find(|a| !is_public(a.ip())) {
+        Some(a) => Err(format!("`{host}` resolves to {}, a private or local address", a.ip())),
         None if addrs.is_empty() => Err(format!("`{host}` does not resolve")),
-        None => Ok(parsed),
+        None => Ok((parsed, addrs)),
     }
 }
 

@@ -15,6 +15,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let worker = workers.then(|| tokio::spawn(Worker::new(platform.clone()).run(shutdown.clone())));
+    let webhooks = workers.then(|| tokio::spawn(crate::webhooks::run(platform.clone(), shutdown.clone())));
     let bus = platform.bus.clone();
     if let Some(listener) = listener {
         tracing::info!(addr = %listener.local_addr()?, env = platform.config.env.as_str(), "listening");
@@ -30,6 +31,9 @@ pub async fn run(
     }
     if let Some(worker) = worker {
         let _ = worker.await;
+    }
+    if let Some(webhooks) = webhooks {
+        let _ = webhooks.await;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! local backends in a temporary directory.
 
 pub mod fake_providers;
+pub mod receiver;
 pub mod server;
 
 use std::path::Path;

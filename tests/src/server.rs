@@ -14,6 +14,9 @@ pub struct TestServer {
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// What the server was started with (a restart reuses it).
+    config: Config,
+    workers: bool,
     /// Keeps the data dir alive as long as the server.
     pub dir: tempfile::TempDir,
 }
@@ -34,6 +37,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.poll_interval = Duration::from_millis(50);
     config.retry_base = Duration::from_millis(50);
     config.shutdown_grace = Duration::from_secs(5);
+    // Host-recorded storage and CPU charges are off unless a test is about them, so charge
+    // sums in other tests are only what those tests cause.
+    config.storage_usd_per_gb = 0.0;
+    config.cpu_usd_per_billion_fuel = 0.0;
     config
 }
 
@@ -56,17 +63,21 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("a temp dir");
         let mut config = test_config(dir.path());
         tweak(&mut config);
-        let mut platform = Platform::start(config).await.expect("the platform starts");
+        let mut platform = Platform::start(config.clone()).await.expect("the platform starts");
         adjust(&mut platform);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let base = format!("http://{}", listener.local_addr().expect("an address"));
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let (platform, shutdown) = (platform.clone(), shutdown.clone());
-            async move { vidfarm::server::run(platform, Some(listener), workers, shutdown).await.expect("the server runs") }
-        });
+        let (base, shutdown, task) = serve(&platform, workers).await;
         let customer = create_customer(&platform, "Acme").await;
-        Self { base, platform, customer, http: reqwest::Client::new(), shutdown, task, dir }
+        Self { base, platform, customer, http: reqwest::Client::new(), shutdown, task, dir, config, workers }
+    }
+
+    /// Stop (SIGTERM's path) and start again on the same data dir, as after a deploy.
+    pub async fn restart(self) -> Self {
+        let Self { customer, http, shutdown, task, dir, config, workers, .. } = self;
+        shutdown.cancel();
+        task.await.expect("the server stops cleanly");
+        let platform = Platform::start(config.clone()).await.expect("the platform restarts");
+        let (base, shutdown, task) = serve(&platform, workers).await;
+        Self { base, platform, customer, http, shutdown, task, dir, config, workers }
     }
 
     pub async fn new_customer(&self, name: &str) -> Credentials {
@@ -143,6 +154,17 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+async fn serve(platform: &Platform, workers: bool) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let base = format!("http://{}", listener.local_addr().expect("an address"));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let (platform, shutdown) = (platform.clone(), shutdown.clone());
+        async move { vidfarm::server::run(platform, Some(listener), workers, shutdown).await.expect("the server runs") }
+    });
+    (base, shutdown, task)
 }
 
 async fn create_customer(platform: &Platform, name: &str) -> Credentials {

@@ -109,3 +109,29 @@ async fn a_charge_applied_again_for_the_same_effect_is_written_once() {
     assert!((ledger[0].charge_usd - 1.0).abs() < 1e-9, "cost × margin");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_host_bills_storage_writes_and_cpu_on_its_own() {
+    let server = TestServer::start_with(
+        |c| {
+            c.storage_usd_per_gb = 1000.0;
+            c.cpu_usd_per_billion_fuel = 1.0;
+        },
+        true,
+    )
+    .await;
+    let job_id = server.create_job("sandbox-probe", "effects", json!({ "steps": 3 })).await;
+    server.wait_for("sandbox-probe", &job_id, &["succeeded"], WITHIN).await;
+    let ledger = server.platform.db.job_ledger(&job_id).await.expect("ledger");
+    let of = |kind: &str| ledger.iter().filter(|r| r.event_type == kind).collect::<Vec<_>>();
+    let writes = of("storage_write");
+    assert_eq!(writes.len(), 3, "one charge per stored object: {ledger:?}");
+    // "step 1" is 6 bytes: 6e-9 GB at $1000/GB, charged at the default margin 2.0.
+    assert!((writes[0].cost_usd - 6e-6).abs() < 1e-12 && (writes[0].charge_usd - 12e-6).abs() < 1e-12, "{writes:?}");
+    let cpu: Vec<_> = of("cpu_estimate").into_iter().filter(|r| r.metadata.contains("recorded_by")).collect();
+    assert_eq!(cpu.len(), 1, "one CPU charge of the host's per run (the probe records its own too): {ledger:?}");
+    let fuel = server.job("sandbox-probe", &job_id).await["fuel_consumed"].as_f64().expect("fuel");
+    assert!(fuel > 0.0 && (cpu[0].cost_usd - fuel / 1e9).abs() < 1e-12, "{cpu:?} for {fuel} fuel");
+    let metadata: Value = serde_json::from_str(&cpu[0].metadata).expect("JSON");
+    assert_eq!(metadata["recorded_by"], "host");
+}

@@ -46,13 +46,9 @@ fn optional_string<'a>(body: &'a Value, field: &str, max: usize) -> Result<Optio
     }
 }
 
-fn webhook_url(body: &Value) -> Result<Option<String>, ApiError> {
+async fn webhook_url(state: &AppState, body: &Value) -> Result<Option<String>, ApiError> {
     let Some(url) = optional_string(body, "webhook_url", 2048)? else { return Ok(None) };
-    let parsed = url.split_once("://").filter(|(scheme, rest)| matches!(*scheme, "http" | "https") && !rest.is_empty());
-    if parsed.is_none() || url.contains(char::is_whitespace) {
-        return Err(ApiError::invalid("webhook_url", "must be an absolute http:// or https:// URL"));
-    }
-    Ok(Some(url.to_string()))
+    super::webhooks::check_url(state, "webhook_url", url).await.map(Some)
 }
 
 async fn create(
@@ -76,7 +72,7 @@ async fn create(
         .get("payload")
         .filter(|p| p.is_object())
         .ok_or_else(|| ApiError::invalid("payload", "is required and must be a JSON object"))?;
-    let webhook_url = webhook_url(&body)?;
+    let webhook_url = webhook_url(&state, &body).await?;
     let idempotency_key = optional_string(&body, "idempotency_key", 200)?;
     if let Some(unknown) = body
         .as_object()
@@ -117,6 +113,12 @@ async fn create(
         reserve_usd: op.estimated_cost_usd.unwrap_or(state.config.default_estimate_usd)
             * customer.margin.unwrap_or(state.config.default_margin),
     };
+    // Deliveries to the job's own URL are signed with the customer's webhook secret: the
+    // first job that needs one creates it and shows it, once.
+    let new_secret = match &new.webhook_url {
+        Some(_) => super::webhooks::ensure_customer_secret(&state, &customer.id).await?,
+        None => None,
+    };
     let (row, created) = match state.db.insert_job(&new).await? {
         Inserted::Created(row) => (row, true),
         Inserted::Existing(row) => (row, false),
@@ -142,7 +144,11 @@ async fn create(
         state.bus.job_due.notify_one();
     }
     let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
-    Ok((status, Json(json!({ "job_id": row.id, "tracer": row.tracer, "status": row.status }))))
+    let mut answer = json!({ "job_id": row.id, "tracer": row.tracer, "status": row.status });
+    if let Some(secret) = new_secret {
+        answer["webhook_secret"] = json!(secret);
+    }
+    Ok((status, Json(answer)))
 }
 
 async fn show(

@@ -12,6 +12,7 @@ mod rate_limit;
 mod system;
 mod templates;
 pub mod views;
+mod webhooks;
 
 pub use error::ApiError;
 pub use extract::{hash_key, issue_api_key};
@@ -49,6 +50,7 @@ pub fn router(platform: Platform) -> Router {
         .merge(admin::router())
         .merge(billing::router())
         .merge(provider_keys::router())
+        .merge(webhooks::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), count))

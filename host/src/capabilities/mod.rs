@@ -91,6 +91,13 @@ pub trait BillingLedger: Send + Sync {
     /// Record `event`, the job's effect number `seq`: a second call with the same job and
     /// `seq` (a replay of an effect that was applied but not journaled) changes nothing.
     async fn record(&self, job: &JobScope, seq: u32, event: &wit_billing::BillingEvent) -> BackendResult<()>;
+
+    /// The host's own `storage_write` charge for `bytes` stored by effect `seq` (made before
+    /// the write, so a customer at their limit stops before it). Backends that do not bill
+    /// storage ignore it.
+    async fn record_storage_write(&self, _job: &JobScope, _seq: u32, _bytes: u64) -> BackendResult<()> {
+        Ok(())
+    }
 }
 
 /// One provider call, as a template asked for it.

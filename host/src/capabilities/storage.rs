@@ -29,8 +29,10 @@ impl Host for HostState {
             "content_type": options.content_type,
         });
         let content_type = options.content_type.clone();
+        let seq = self.journal.next_seq();
         let result: Result<StoredObject, StorageError> = self
-            .effect("storage.put", request, |caps, _job, _request| async move {
+            .effect("storage.put", request, move |caps, job, _request| async move {
+                caps.billing.record_storage_write(&job, seq, bytes.len() as u64).await?;
                 Ok(match caps.storage.put(&full_key, bytes, &content_type).await {
                     Ok(size) => Ok(StoredObject { key: key.clone(), url: caps.storage.public_url(&full_key), size }),
                     Err(e) => Err(storage_error(e)),

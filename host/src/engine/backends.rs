@@ -78,11 +78,34 @@ pub struct DbLedger {
     pub db: Db,
     /// The margin of customers without their own.
     pub margin: f64,
+    /// Storage's cost per GB written.
+    pub storage_usd_per_gb: f64,
 }
 
 #[async_trait]
 impl BillingLedger for DbLedger {
     async fn record(&self, job: &JobScope, seq: u32, event: &BillingEvent) -> BackendResult<()> {
+        self.write(job, seq, event).await
+    }
+
+    async fn record_storage_write(&self, job: &JobScope, seq: u32, bytes: u64) -> BackendResult<()> {
+        if self.storage_usd_per_gb <= 0.0 {
+            return Ok(());
+        }
+        let event = BillingEvent {
+            event_type: EventType::StorageWrite,
+            cost_usd: bytes as f64 / 1e9 * self.storage_usd_per_gb,
+            charge_usd: None,
+            provider: None,
+            model: None,
+            metadata: serde_json::json!({ "bytes": bytes, "recorded_by": "host" }).to_string(),
+        };
+        self.write(job, seq, &event).await
+    }
+}
+
+impl DbLedger {
+    async fn write(&self, job: &JobScope, seq: u32, event: &BillingEvent) -> BackendResult<()> {
         let effect_key = format!("{}:{seq}", job.job_id());
         let entry = NewLedgerEntry {
             effect_key: Some(&effect_key),

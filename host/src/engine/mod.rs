@@ -76,7 +76,11 @@ impl Platform {
         let caps = Arc::new(Capabilities {
             events: Arc::new(backends::DbEvents { db: db.clone(), bus: bus.clone() }),
             storage: Arc::new(LocalObjectStore::new(config.data_dir.join("objects"), None)?),
-            billing: Arc::new(backends::DbLedger { db: db.clone(), margin: config.default_margin }),
+            billing: Arc::new(backends::DbLedger {
+                db: db.clone(),
+                margin: config.default_margin,
+                storage_usd_per_gb: config.storage_usd_per_gb,
+            }),
             providers: Arc::new(providers),
             renderer: Arc::new(crate::capabilities::NoRenderer),
             jobs: Arc::new(backends::DbJobs { db: db.clone(), catalog: catalog.clone(), bus: bus.clone() }),

@@ -16,6 +16,7 @@ mod setup;
 mod wire;
 
 pub use dev_echo::DevEchoProvider;
+pub use rate_limit::{go_duration, retry_after_header};
 pub use router::ProviderRouter;
 pub use secrets::MasterKey;
 pub use setup::{ProviderSetupError, env_keys};
@@ -91,9 +92,15 @@ impl ProviderRouter {
             return Ok(decoded);
         }
         let rejected = |detail: String| CallError::Rejected { status: 400, detail };
-        let checked =
+        let (checked, addrs) =
             crate::outbound::check_destination(url, self.settings.allow_private_urls).await.map_err(rejected)?;
-        let response = self.http.get(checked).send().await.map_err(|e| rejected(format!("fetching the image: {e}")))?;
+        let client = if addrs.is_empty() {
+            self.http.clone()
+        } else {
+            crate::outbound::pinned_client(&checked, &addrs, self.settings.timeout)
+                .map_err(|e| rejected(format!("fetching the image: {e}")))?
+        };
+        let response = client.get(checked).send().await.map_err(|e| rejected(format!("fetching the image: {e}")))?;
         if !response.status().is_success() {
             return Err(rejected(format!("fetching the image: HTTP {}", response.status())));
         }

@@ -33,6 +33,11 @@ pub fn parse(headers: &HeaderMap, body: &str, now: SystemTime) -> RateLimitSigna
     }
 }
 
+/// The `retry-after` header of a response (seconds or an HTTP date), if any.
+pub fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
+    headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v.trim(), SystemTime::now()))
+}
+
 /// `Retry-After`: delta-seconds or an HTTP date.
 fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(secs) = value.parse::<f64>() {

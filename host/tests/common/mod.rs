@@ -130,12 +130,15 @@ impl Client {
     }
 }
 
-/// Ledger rows and journal entries of a job, read from the SQLite file itself.
+/// Ledger rows the template recorded (not the host's own storage and CPU charges) and
+/// journal entries of a job, read from the SQLite file itself.
 pub fn effects_on_disk(data_dir: &Path, job_id: &str) -> (usize, usize) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     rt.block_on(async {
         let db = vidfarm::db::Db::open(&data_dir.join("vidfarm.sqlite")).await.expect("the database opens");
-        (db.job_ledger(job_id).await.expect("ledger").len(), db.journal(job_id).await.expect("journal").len())
+        let ledger = db.job_ledger(job_id).await.expect("ledger");
+        let by_template = ledger.iter().filter(|r| !r.metadata.contains(r#""recorded_by":"host""#)).count();
+        (by_template, db.journal(job_id).await.expect("journal").len())
     })
 }
 

@@ -1,0 +1,178 @@
+//! `/customers/me/webhooks`, `/customers/me/webhook-deliveries` and
+//! `/customers/me/webhook-secret`: where a customer's job events go, and what happened to
+//! each delivery. Secrets are shown once, when created.
+
+use super::extract::{Authenticated, JsonBody};
+use super::views::timestamp;
+use super::{ApiError, AppState};
+use crate::db::webhooks::{DeliveryRow, DestinationRow};
+use crate::webhooks::{customer_secret_id, signing};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/customers/me/webhooks", get(list).post(add))
+        .route("/customers/me/webhooks/{id}", delete(remove))
+        .route("/customers/me/webhook-secret", post(rotate_secret))
+        .route("/customers/me/webhook-deliveries", get(deliveries))
+        .route("/customers/me/webhook-deliveries/{id}", get(delivery))
+        .route("/customers/me/webhook-deliveries/{id}/redeliver", post(redeliver))
+}
+
+/// An http(s) URL the host may send to: in production, public addresses only (SSRF).
+pub async fn check_url(state: &AppState, field: &str, url: &str) -> Result<String, ApiError> {
+    if url.len() > 2048 || url.contains(char::is_whitespace) {
+        return Err(ApiError::invalid(field, "must be an absolute http:// or https:// URL of at most 2048 characters"));
+    }
+    let (parsed, _) = crate::outbound::check_destination(url, state.config.webhooks.allow_private)
+        .await
+        .map_err(|problem| ApiError::invalid(field, problem))?;
+    Ok(parsed.to_string())
+}
+
+/// The customer's per-job webhook secret, created if there is none; returned only if this
+/// call created it.
+pub async fn ensure_customer_secret(state: &AppState, customer_id: &str) -> Result<Option<String>, ApiError> {
+    if state.db.customer_webhook_secret(customer_id).await?.is_some() {
+        return Ok(None);
+    }
+    let secret = signing::new_secret();
+    let encrypted = state.master_key.encrypt(&customer_secret_id(customer_id), &secret);
+    Ok(state.db.set_customer_webhook_secret(customer_id, &encrypted, false).await?.then_some(secret))
+}
+
+fn destination_view(row: &DestinationRow) -> Value {
+    json!({
+        "id": row.id, "url": row.url, "description": row.description, "status": row.status,
+        "disabled_reason": row.disabled_reason, "created_at": timestamp(row.created_at),
+    })
+}
+
+async fn list(State(state): State<AppState>, Authenticated(customer): Authenticated) -> Result<Json<Value>, ApiError> {
+    let rows = state.db.destinations(&customer.id).await?;
+    Ok(Json(json!({ "data": rows.iter().map(destination_view).collect::<Vec<_>>() })))
+}
+
+async fn add(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let object = body.as_object().ok_or_else(|| ApiError::invalid("body", "must be a JSON object"))?;
+    if let Some(unknown) = object.keys().find(|k| !["url", "description"].contains(&k.as_str())) {
+        return Err(ApiError::invalid("body", format!("has an unknown field `{unknown}`")));
+    }
+    let url = object.get("url").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("url", "is required"))?;
+    let url = check_url(&state, "url", url).await?;
+    let description = match object.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() <= 200 => Some(s.as_str()),
+        Some(_) => return Err(ApiError::invalid("description", "must be a string of at most 200 characters")),
+    };
+    let id = format!("whd_{}", uuid::Uuid::now_v7().simple());
+    let secret = signing::new_secret();
+    let encrypted = state.master_key.encrypt(&id, &secret);
+    state.db.insert_destination(&id, &customer.id, &url, description, &encrypted).await?;
+    let row = state.db.destination(&id).await?.ok_or_else(|| ApiError::Internal("the destination vanished".into()))?;
+    let mut view = destination_view(&row);
+    view["secret"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.db.delete_destination(&customer.id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("webhook_not_found", format!("no webhook destination `{id}`")))
+    }
+}
+
+/// A new secret for deliveries to jobs' own `webhook_url`s (the old one stops at once).
+async fn rotate_secret(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let secret = signing::new_secret();
+    let encrypted = state.master_key.encrypt(&customer_secret_id(&customer.id), &secret);
+    state.db.set_customer_webhook_secret(&customer.id, &encrypted, true).await?;
+    Ok(Json(json!({ "secret": secret })))
+}
+
+#[derive(Deserialize)]
+struct DeliveryQuery {
+    job_id: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn delivery_view(state: &AppState, row: &DeliveryRow) -> Result<Value, ApiError> {
+    let attempts = state.db.attempts(&row.id).await?;
+    Ok(json!({
+        "id": row.id, "job_id": row.job_id, "event_type": row.event_type, "target": row.target,
+        "destination_id": row.destination_id, "url": row.url, "status": row.status,
+        "attempt_count": row.attempts, "last_status": row.last_status, "last_error": row.last_error,
+        "next_attempt_at": (row.status == "pending").then(|| timestamp(row.next_attempt_at)),
+        "created_at": timestamp(row.created_at), "delivered_at": row.delivered_at.map(timestamp),
+        "payload": serde_json::from_str::<Value>(&row.payload).unwrap_or(Value::Null),
+        "attempts": attempts.iter().map(|a| json!({
+            "attempt": a.attempt, "at": timestamp(a.at), "status_code": a.status_code,
+            "latency_ms": a.latency_ms, "error": a.error,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+async fn deliveries(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    query: Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query?;
+    if let Some(status) = &query.status
+        && !["pending", "delivered", "failed"].contains(&status.as_str())
+    {
+        return Err(ApiError::BadRequest {
+            code: "invalid_query",
+            message: format!("`status` must be pending, delivered or failed, not `{status}`"),
+        });
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 500);
+    let rows = state.db.deliveries(&customer.id, query.job_id.as_deref(), query.status.as_deref(), limit).await?;
+    let mut data = Vec::with_capacity(rows.len());
+    for row in &rows {
+        data.push(delivery_view(&state, row).await?);
+    }
+    Ok(Json(json!({ "data": data })))
+}
+
+async fn delivery(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = state.db.delivery(&customer.id, &id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(Json(delivery_view(&state, &row).await?))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found("delivery_not_found", format!("no webhook delivery `{id}`"))
+}
+
+async fn redeliver(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !state.db.redeliver(&customer.id, &id).await? {
+        return Err(not_found(&id));
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "pending" }))))
+}
