@@ -15,8 +15,11 @@ else
   rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy --target wasm32-wasip2 >/dev/null
 fi
 
-# Independent peers the tests talk to: the Standard Webhooks reference verifier (PyPI).
+# From PyPI: the Standard Webhooks reference verifier the tests check signatures with, and
+# componentize-py for Python templates. From npm: the JS SDK's build tools (esbuild,
+# componentize-js), for TypeScript/JavaScript templates.
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
+npm ci --prefix guest-sdk/js --no-audit --no-fund --loglevel=error
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -61,7 +61,9 @@ fn main() {
     std::fs::write(out_dir.join("components.rs"), generated).expect("OUT_DIR is writable");
 
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
-    println!("cargo:rerun-if-changed={}", workspace.join("guest-sdk").display());
+    // The Rust SDK only: guest-sdk/js and guest-sdk/python (with node_modules) are not ours.
+    println!("cargo:rerun-if-changed={}", workspace.join("guest-sdk/src").display());
+    println!("cargo:rerun-if-changed={}", workspace.join("guest-sdk/Cargo.toml").display());
     for (_, krate) in TEMPLATES {
         let dir = krate.strip_prefix("template-").unwrap_or(krate);
         println!("cargo:rerun-if-changed={}", workspace.join("templates").join(dir).display());

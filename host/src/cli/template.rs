@@ -1,19 +1,34 @@
-//! `vidfarm template build` and `vidfarm template run`.
+//! `vidfarm template new`, `vidfarm template build` and `vidfarm template run`.
 
 use super::usage;
-use crate::devrun::{self, DevRunOptions};
+use crate::devrun::{self, DevRunOptions, build};
 use crate::runtime::bindings::types::Environment;
 use crate::runtime::{Runtime, RuntimeConfig};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum TemplateCommand {
-    /// Build a template crate into a wasm component and print the .wasm path.
+    /// Start a template from a scaffold that builds and runs as it is.
+    New {
+        /// The template id (a-z, 0-9, `-`).
+        name: String,
+        /// rust, ts, js or python.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Where to create it (default: `templates/<name>`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The scaffolds (default: `templates/scaffolds/` above the new template).
+        #[arg(long)]
+        scaffolds: Option<PathBuf>,
+    },
+    /// Build a template (Rust: Cargo.toml, TypeScript/JavaScript: package.json, Python:
+    /// main.py) into a wasm component and print the .wasm path.
     Build {
-        /// The template's crate directory (with its Cargo.toml).
+        /// The template's directory.
         dir: PathBuf,
         /// Copy the component here.
         #[arg(long)]
@@ -45,7 +60,21 @@ pub enum TemplateCommand {
 
 pub async fn run(command: TemplateCommand) -> ExitCode {
     match command {
-        TemplateCommand::Build { dir, out } => match build(&dir, out.as_deref()) {
+        TemplateCommand::New { name, lang, dir, scaffolds } => {
+            let language = match build::Language::parse(&lang) {
+                Ok(language) => language,
+                Err(e) => return usage(e),
+            };
+            let dir = dir.unwrap_or_else(|| Path::new("templates").join(&name));
+            match build::new_template(&name, language, &dir, scaffolds.as_deref()) {
+                Ok(()) => {
+                    println!("{}", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => usage(e),
+            }
+        }
+        TemplateCommand::Build { dir, out } => match build::build(&dir, out.as_deref()) {
             Ok(path) => {
                 println!("{}", path.display());
                 ExitCode::SUCCESS
@@ -114,42 +143,4 @@ fn component_bytes(template: &str) -> Result<Vec<u8>, String> {
         let known: Vec<&str> = vidfarm_template_artifacts::ALL.iter().map(|(id, _, _)| *id).collect();
         format!("`{template}` is neither a .wasm file nor a built-in template ({})", known.join(", "))
     })
-}
-
-/// `cargo build` the crate for wasm32-wasip2 with small-component settings; the .wasm path.
-pub fn build(dir: &Path, out: Option<&Path>) -> Result<PathBuf, String> {
-    let manifest = dir.join("Cargo.toml");
-    if !manifest.exists() {
-        return Err(format!("{} has no Cargo.toml", dir.display()));
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .arg("build")
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .args(["--target", "wasm32-wasip2", "--release", "--message-format=json-render-diagnostics"])
-        .args(["--config", "profile.release.opt-level=\"s\"", "--config", "profile.release.lto=true"])
-        .args(["--config", "profile.release.strip=true", "--config", "profile.release.debug=false"])
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err("the template did not build (cargo's errors are above)".into());
-    }
-    let wasm = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact")
-        .filter(|m| m["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib")))
-        .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
-        .filter_map(|f| f.as_str().map(PathBuf::from))
-        .rfind(|f| f.extension().is_some_and(|e| e == "wasm"))
-        .ok_or("the build produced no .wasm component: is the crate a `cdylib`?")?;
-    match out {
-        Some(out) => {
-            std::fs::copy(&wasm, out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-            Ok(out.to_path_buf())
-        }
-        None => Ok(wasm),
-    }
 }

@@ -3,6 +3,7 @@
 //! suspend and replay exactly as in the job engine; children run in the same process.
 
 pub mod backends;
+pub mod build;
 
 use crate::capabilities::Capabilities;
 use crate::providers::DevEchoProvider;

@@ -1,0 +1,138 @@
+// Billing, AI providers and renders: the capabilities that cost money, each a thin typed
+// wrapper over its WIT import. All are journaled by the host, so a replay never pays twice.
+
+import * as billing from "vidfarm:template/billing@0.1.0";
+import * as providers from "vidfarm:template/providers@0.1.0";
+import * as remotion from "vidfarm:template/remotion@0.1.0";
+import type { Provider } from "vidfarm:template/types@0.1.0";
+import { billingError, callImport, parseJson, providerError, renderError } from "./errors";
+
+export type { Provider };
+export type EventType = billing.EventType;
+export type TextResponse = providers.TextResponse;
+export type LayoutResponse = providers.LayoutResponse;
+
+/** A billable event the template records (the host adds its own for providers and renders). */
+export interface BillingEvent {
+  type: EventType;
+  /** What it cost the platform; finite and >= 0. */
+  costUsd: number;
+  /** What to charge the customer; never below cost × the customer's margin. */
+  chargeUsd?: number;
+  provider?: Provider;
+  model?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export class Billing {
+  /** Record a billable event; a charge past the customer's limit ends the run. */
+  async record(event: BillingEvent): Promise<void> {
+    callImport(
+      () =>
+        billing.record({
+          eventType: event.type,
+          costUsd: event.costUsd,
+          chargeUsd: event.chargeUsd,
+          provider: event.provider,
+          model: event.model,
+          metadata: JSON.stringify(event.metadata ?? {}),
+        }),
+      billingError,
+    );
+  }
+}
+
+export interface TextRequest {
+  provider: Provider;
+  model: string;
+  prompt: string;
+  system?: string;
+  temperature?: number;
+  maxOutputTokens?: number;
+}
+
+export interface ImageRequest {
+  provider: Provider;
+  model: string;
+  prompt: string;
+  /** e.g. `1024x1024` */
+  size?: string;
+}
+
+export interface ImageResponse {
+  bytes: Uint8Array;
+  contentType: string;
+  revisedPrompt: string | null;
+}
+
+export interface LayoutRequest {
+  provider: Provider;
+  model: string;
+  imageUrl: string;
+  overlayText: string;
+}
+
+/** AI providers through the customer's leased keys: rate-limited, billed and journaled by the host. */
+export class Providers {
+  async generateText(request: TextRequest): Promise<TextResponse> {
+    return callImport(() => providers.generateText(request), providerError);
+  }
+
+  async generateImage(request: ImageRequest): Promise<ImageResponse> {
+    const image = callImport(() => providers.generateImage(request), providerError);
+    return { bytes: image.bytes, contentType: image.contentType, revisedPrompt: image.revisedPrompt ?? null };
+  }
+
+  async analyzeImageLayout(request: LayoutRequest): Promise<LayoutResponse> {
+    return callImport(() => providers.analyzeImageLayout(request), providerError);
+  }
+}
+
+export interface RenderRequest {
+  compositionId: string;
+  serveUrl?: string;
+  entryPoint?: string;
+  /** Where the output goes, relative to the job's prefix (default `renders/<id>.mp4`). */
+  outputKey?: string;
+  inputProps?: Record<string, unknown>;
+}
+
+export interface RenderResult {
+  renderId: string;
+  outputKey: string;
+  outputUrl: string | null;
+  metadata: Record<string, unknown>;
+}
+
+/** Renders: the job suspends while one runs, and replays with the result when it ends. */
+export class Remotion {
+  /** Render a Remotion composition. */
+  async render(request: RenderRequest): Promise<RenderResult> {
+    const result = callImport(
+      () =>
+        remotion.render({
+          compositionId: request.compositionId,
+          serveUrl: request.serveUrl,
+          entryPoint: request.entryPoint,
+          outputKey: request.outputKey,
+          inputProps: JSON.stringify(request.inputProps ?? {}),
+        }),
+      renderError,
+    );
+    return renderResult(result);
+  }
+
+  /** Render a JSON video spec (canvas, background tracks, audio tracks) with FFmpeg. */
+  async renderSpec(spec: unknown, outputKey?: string): Promise<RenderResult> {
+    return renderResult(callImport(() => remotion.renderSpec(JSON.stringify(spec), outputKey), renderError));
+  }
+}
+
+function renderResult(result: remotion.RenderResult): RenderResult {
+  return {
+    renderId: result.renderId,
+    outputKey: result.outputKey,
+    outputUrl: result.outputUrl ?? null,
+    metadata: parseJson(result.metadata || "{}", "render metadata"),
+  };
+}

@@ -1,0 +1,191 @@
+//! Building templates in every language into wasm components, and scaffolding new ones:
+//! Rust (`Cargo.toml`: cargo for wasm32-wasip2), TypeScript/JavaScript (`package.json`: the
+//! JS SDK's `vidfarm-build`, esbuild + componentize-js, offline) and Python (`main.py`: the
+//! Python SDK's `vidfarm_build.py`, componentize-py).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The languages a template may be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Rust,
+    TypeScript,
+    JavaScript,
+    Python,
+}
+
+impl Language {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "rust" => Ok(Self::Rust),
+            "ts" | "typescript" => Ok(Self::TypeScript),
+            "js" | "javascript" => Ok(Self::JavaScript),
+            "python" | "py" => Ok(Self::Python),
+            other => Err(format!("--lang must be rust, ts, js or python, not `{other}`")),
+        }
+    }
+
+    fn scaffold(self) -> &'static str {
+        match self {
+            Self::Rust => "rust",
+            Self::TypeScript => "ts",
+            Self::JavaScript => "js",
+            Self::Python => "python",
+        }
+    }
+
+    /// What the template in `dir` is written in, from the files it has.
+    pub fn of(dir: &Path) -> Result<Self, String> {
+        if dir.join("Cargo.toml").exists() {
+            Ok(Self::Rust)
+        } else if dir.join("package.json").exists() {
+            Ok(if dir.join("tsconfig.json").exists() { Self::TypeScript } else { Self::JavaScript })
+        } else if dir.join("main.py").exists() {
+            Ok(Self::Python)
+        } else {
+            Err(format!("{} is not a template: no Cargo.toml, package.json or main.py", dir.display()))
+        }
+    }
+}
+
+/// Build the template in `dir`; the component's path (`out`, or the language's default).
+pub fn build(dir: &Path, out: Option<&Path>) -> Result<PathBuf, String> {
+    match Language::of(dir)? {
+        Language::Rust => build_rust(dir, out),
+        Language::TypeScript | Language::JavaScript => {
+            let sdk = sdk_dir(dir)?.join("js");
+            if !sdk.join("node_modules").exists() {
+                run(
+                    Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&sdk),
+                    "npm ci (the JS SDK)",
+                )?;
+            }
+            if !dir.join("node_modules").exists() {
+                run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir), "npm ci")?;
+            }
+            let out = out.map(Path::to_path_buf).unwrap_or_else(|| default_out(dir));
+            run(Command::new("node").arg(sdk.join("bin/vidfarm-build.mjs")).arg(dir).arg(&out), "vidfarm-build")?;
+            Ok(out)
+        }
+        Language::Python => {
+            let script = sdk_dir(dir)?.join("python/vidfarm_build.py");
+            let python = std::env::var("VIDFARM_PYTHON").unwrap_or_else(|_| "python3".into());
+            let out = out.map(Path::to_path_buf).unwrap_or_else(|| default_out(dir));
+            run(Command::new(python).arg(script).arg(dir).arg(&out), "vidfarm_build.py")?;
+            Ok(out)
+        }
+    }
+}
+
+/// `dist/<dir name>.wasm` inside the template.
+fn default_out(dir: &Path) -> PathBuf {
+    let name = dir.canonicalize().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+    dir.join("dist").join(format!("{}.wasm", name.unwrap_or_else(|| "template".into())))
+}
+
+/// `guest-sdk/` of the checkout the template lives in (`VIDFARM_GUEST_SDK` overrides).
+fn sdk_dir(dir: &Path) -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("VIDFARM_GUEST_SDK") {
+        return Ok(PathBuf::from(dir));
+    }
+    let start = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+    start
+        .ancestors()
+        .map(|a| a.join("guest-sdk"))
+        .find(|sdk| sdk.join("js/bin/vidfarm-build.mjs").exists() || sdk.join("python/vidfarm_build.py").exists())
+        .ok_or_else(|| format!("no guest-sdk/ above {}: set VIDFARM_GUEST_SDK to the SDKs' directory", dir.display()))
+}
+
+fn run(command: &mut Command, what: &str) -> Result<(), String> {
+    let status = command.stdout(Stdio::inherit()).stderr(Stdio::inherit()).status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("{what} failed ({s}); its errors are above")),
+        Err(e) => Err(format!("cannot run {what}: {e}")),
+    }
+}
+
+/// `cargo build` the crate for wasm32-wasip2 with small-component settings; the .wasm path.
+fn build_rust(dir: &Path, out: Option<&Path>) -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .args(["--target", "wasm32-wasip2", "--release", "--message-format=json-render-diagnostics"])
+        .args(["--config", "profile.release.opt-level=\"s\"", "--config", "profile.release.lto=true"])
+        .args(["--config", "profile.release.strip=true", "--config", "profile.release.debug=false"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err("the template did not build (cargo's errors are above)".into());
+    }
+    let wasm = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter(|m| m["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib")))
+        .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .rfind(|f| f.extension().is_some_and(|e| e == "wasm"))
+        .ok_or("the build produced no .wasm component: is the crate a `cdylib`?")?;
+    match out {
+        Some(out) => {
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            std::fs::copy(&wasm, out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            Ok(out.to_path_buf())
+        }
+        None => Ok(wasm),
+    }
+}
+
+/// Scaffold a template named `name` in `language` at `dir`, from `scaffolds` (default:
+/// `templates/scaffolds/` found above `dir`), `__TEMPLATE_NAME__` replaced by `name`.
+pub fn new_template(name: &str, language: Language, dir: &Path, scaffolds: Option<&Path>) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if !valid {
+        return Err(format!("the name must be 1 to 64 of a-z, 0-9 and `-` (it is the template id), not `{name}`"));
+    }
+    if dir.exists() {
+        return Err(format!("{} already exists", dir.display()));
+    }
+    let scaffolds = match scaffolds {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let start = parent.canonicalize().map_err(|e| format!("{}: {e}", parent.display()))?;
+            start
+                .ancestors()
+                .map(|a| a.join("templates/scaffolds"))
+                .find(|s| s.is_dir())
+                .ok_or("no templates/scaffolds/ above the target directory: pass --scaffolds")?
+        }
+    };
+    copy_replacing(&scaffolds.join(language.scaffold()), dir, name)
+}
+
+fn copy_replacing(from: &Path, to: &Path, name: &str) -> Result<(), String> {
+    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+        let entry = entry.map_err(|e| io(from, e))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if matches!(entry.file_name().to_str(), Some("node_modules" | "dist" | "target")) {
+            continue;
+        }
+        if source.is_dir() {
+            copy_replacing(&source, &target, name)?;
+        } else {
+            let text = std::fs::read_to_string(&source).map_err(|e| io(&source, e))?;
+            std::fs::write(&target, text.replace("__TEMPLATE_NAME__", name)).map_err(|e| io(&target, e))?;
+        }
+    }
+    Ok(())
+}
