@@ -128,6 +128,10 @@ async fn health_metrics_and_openapi_describe_the_service() {
         "/templates/{template_id}/operations/{operation}",
         "/templates/{template_id}/jobs/{job_id}/events",
         "/templates/{template_id}/jobs/{job_id}/resume",
+        "/customers/me/provider-keys/{id}",
+        "/customers/me/webhooks",
+        "/customers/me/webhook-deliveries/{id}/redeliver",
+        "/billing/usage",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }

@@ -80,7 +80,7 @@ pub fn document() -> Value {
             json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }),
         );
     }
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": { "title": "Vidfarm", "version": env!("CARGO_PKG_VERSION"), "description": "Video-production templates as async jobs. Every operation creates a job and answers at once." },
         "paths": {
@@ -131,5 +131,50 @@ pub fn document() -> Value {
                     "metadata": { "type": "object" }, "progress": { "type": ["number", "null"] }, "artifact": {} } },
             },
         },
+    });
+    if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), account_paths()) {
+        paths.extend(more);
+    }
+    document
+}
+
+fn with_body(mut op: Value, schema: Value) -> Value {
+    op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    op
+}
+
+/// The customer's account: AI provider keys, webhook destinations, deliveries, billing.
+fn account_paths() -> Value {
+    let id = ["id"];
+    let key_input = json!({ "type": "object", "required": ["provider", "secret"], "properties": {
+        "provider": { "enum": ["openai", "gemini", "openrouter", "perplexity"] }, "secret": { "type": "string", "minLength": 8 },
+        "label": { "type": "string" }, "weight": { "type": "integer", "minimum": 1, "maximum": 1000 },
+        "models": { "type": "array", "items": { "type": "string" } } } });
+    let key_patch = json!({ "type": "object", "properties": { "label": { "type": ["string", "null"] },
+        "weight": { "type": "integer" }, "models": { "type": "array", "items": { "type": "string" } },
+        "status": { "enum": ["active", "paused"] }, "secret": { "type": "string" } } });
+    let key = json!({ "type": "object", "description": "A provider key: never the secret, `secret_hint` shows its last four characters" });
+    let object = json!({ "type": "object" });
+    json!({
+        "/customers/me/provider-keys": {
+            "get": customer_op("This customer's AI provider keys", &[], json!({ "200": ok("Keys", json!({ "type": "object", "properties": { "data": { "type": "array", "items": key } } })) })),
+            "post": with_body(customer_op("Add an AI provider key (encrypted at rest, never returned)", &[], json!({ "201": ok("The key", key.clone()), "422": error_response("A field is invalid") })), key_input),
+        },
+        "/customers/me/provider-keys/{id}": {
+            "get": customer_op("One provider key", &id, json!({ "200": ok("The key", key.clone()), "404": error_response("No such key") })),
+            "patch": with_body(customer_op("Change a key: label, weight, models, status (active|paused), secret (rotate)", &id, json!({ "200": ok("The key", key.clone()), "404": error_response("No such key"), "422": error_response("A field is invalid") })), key_patch),
+            "delete": customer_op("Delete a key", &id, json!({ "204": { "description": "Deleted" }, "404": error_response("No such key") })),
+        },
+        "/customers/me/webhooks": {
+            "get": customer_op("Webhook destinations (all of this customer's jobs' events)", &[], json!({ "200": ok("Destinations", object.clone()) })),
+            "post": with_body(customer_op("Add a destination; its `whsec_` secret is in this response only", &[], json!({ "201": ok("The destination with `secret`", object.clone()), "422": error_response("The URL is invalid or (in production) not public") })),
+                json!({ "type": "object", "required": ["url"], "properties": { "url": { "type": "string", "format": "uri" }, "description": { "type": "string" } } })),
+        },
+        "/customers/me/webhooks/{id}": { "delete": customer_op("Remove a destination", &id, json!({ "204": { "description": "Removed" }, "404": error_response("No such destination") })) },
+        "/customers/me/webhook-secret": { "post": customer_op("A new secret signing deliveries to jobs' own webhook_url (shown once)", &[], json!({ "200": ok("{secret}", object.clone()) })) },
+        "/customers/me/webhook-deliveries": { "get": customer_op("Webhook deliveries, newest first, with every attempt (?job_id, ?status, ?limit)", &[], json!({ "200": ok("Deliveries", object.clone()), "400": error_response("Bad query") })) },
+        "/customers/me/webhook-deliveries/{id}": { "get": customer_op("One delivery with its attempts", &id, json!({ "200": ok("The delivery", object.clone()), "404": error_response("No such delivery") })) },
+        "/customers/me/webhook-deliveries/{id}/redeliver": { "post": customer_op("Send a delivery again now (same webhook-id)", &id, json!({ "202": ok("Queued", object.clone()), "404": error_response("No such delivery") })) },
+        "/billing/usage": { "get": customer_op("Charges per day and template (?from, ?to: YYYY-MM-DD) and the customer's limits", &[], json!({ "200": ok("Usage", object), "400": error_response("Bad query") })) },
     })
 }
