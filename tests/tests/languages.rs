@@ -161,3 +161,26 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[tokio::test]
+async fn the_typescript_captioner_runs_as_a_job_through_the_api_like_a_rust_template() {
+    let server = vidfarm_tests::server::TestServer::start().await;
+    let platform = &server.platform;
+    let key = vidfarm::engine::publish::dev_key(&server.dir.path().join("registry-dev.key")).expect("the dev key");
+    let bytes = std::fs::read(built(&repo().join("templates/captioner-ts"))).expect("the component");
+    let (runtime, registry) = (platform.catalog.runtime(), platform.catalog.registry());
+    let stored =
+        vidfarm::engine::publish::publish(runtime, registry, &key, &bytes, None, "test").await.expect("published");
+    registry.activate("captioner-ts", &stored.version, "test").expect("activated");
+    assert!(platform.catalog.sync().await.is_empty(), "the signed component is accepted");
+    let payload = json!({ "transcript": "Welcome to the studio. We open at nine.", "durationSeconds": 4, "refine": false });
+    let job_id = server.create_job("captioner-ts", "caption", payload).await;
+    let timeout = std::time::Duration::from_secs(120);
+    let job = server.wait_for("captioner-ts", &job_id, &["succeeded", "failed"], timeout).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["template_version"], stored.version);
+    assert_eq!(job["result"]["keys"].as_array().map(Vec::len), Some(2), "{job}");
+    let logs = server.get_json(&format!("/templates/captioner-ts/jobs/{job_id}/logs")).await;
+    let artifacts = logs["events"].as_array().expect("events").iter().filter(|e| !e["artifact"].is_null()).count();
+    assert_eq!(artifacts, 2, "{logs}");
+}
