@@ -173,7 +173,8 @@ async fn the_typescript_captioner_runs_as_a_job_through_the_api_like_a_rust_temp
         vidfarm::engine::publish::publish(runtime, registry, &key, &bytes, None, "test").await.expect("published");
     registry.activate("captioner-ts", &stored.version, "test").expect("activated");
     assert!(platform.catalog.sync().await.is_empty(), "the signed component is accepted");
-    let payload = json!({ "transcript": "Welcome to the studio. We open at nine.", "durationSeconds": 4, "refine": false });
+    let payload =
+        json!({ "transcript": "Welcome to the studio. We open at nine.", "durationSeconds": 4, "refine": false });
     let job_id = server.create_job("captioner-ts", "caption", payload).await;
     let timeout = std::time::Duration::from_secs(120);
     let job = server.wait_for("captioner-ts", &job_id, &["succeeded", "failed"], timeout).await;
