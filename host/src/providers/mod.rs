@@ -21,11 +21,15 @@ pub use router::ProviderRouter;
 pub use secrets::MasterKey;
 pub use setup::{ProviderSetupError, env_keys};
 
+use crate::capabilities::ProviderCall;
 use crate::runtime::bindings::providers::LayoutRequest;
 use crate::runtime::bindings::types::Provider;
 use openai::{ChatAnswer, OpenAiCompatible};
 use serde_json::json;
 use wire::CallError;
+
+/// An image's media type and bytes.
+type InlineImage = (String, Vec<u8>);
 
 /// Every provider, in the order lists show them.
 pub const ALL: [Provider; 4] = [Provider::Openai, Provider::Gemini, Provider::Openrouter, Provider::Perplexity];
@@ -60,12 +64,17 @@ impl ProviderRouter {
     }
 
     /// A vision call asking for the layout JSON: the image goes by URL to OpenAI-compatible
-    /// providers and inline to Gemini (which cannot fetch URLs itself).
-    async fn vision(&self, secret: &str, request: &LayoutRequest) -> Result<ChatAnswer, CallError> {
+    /// providers and inline to Gemini (`inline`, fetched once before any key is leased:
+    /// Gemini cannot fetch URLs itself).
+    async fn vision(
+        &self,
+        secret: &str,
+        request: &LayoutRequest,
+        inline: Option<&InlineImage>,
+    ) -> Result<ChatAnswer, CallError> {
         let prompt = layout::user_prompt(request);
-        if request.provider == Provider::Gemini {
-            let (content_type, bytes) = self.fetch_image(&request.image_url).await?;
-            let parts = vec![json!({"text": prompt}), gemini::inline_image(&content_type, &bytes)];
+        if let (Provider::Gemini, Some((content_type, bytes))) = (request.provider, inline) {
+            let parts = vec![json!({"text": prompt}), gemini::inline_image(content_type, bytes)];
             let config = json!({"responseMimeType": "application/json", "temperature": 0.2});
             let body = gemini::body(Some(layout::SYSTEM), parts, config);
             return self.gemini().text_body(secret, &request.model, &body).await;
@@ -86,8 +95,16 @@ impl ProviderRouter {
         self.openai(request.provider).chat_body(secret, &body).await
     }
 
+    /// The image a Gemini layout call sends inline; `None` for every other call.
+    async fn inline_image(&self, call: &ProviderCall) -> Result<Option<InlineImage>, CallError> {
+        match call {
+            ProviderCall::Layout(r) if r.provider == Provider::Gemini => self.fetch_image(&r.image_url).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The image at `url` (a `data:` URL, or http(s) to a public address in production).
-    async fn fetch_image(&self, url: &str) -> Result<(String, Vec<u8>), CallError> {
+    async fn fetch_image(&self, url: &str) -> Result<InlineImage, CallError> {
         if let Some(decoded) = wire::decode_data_url(url) {
             return Ok(decoded);
         }

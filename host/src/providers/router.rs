@@ -57,6 +57,11 @@ impl ProviderGateway for ProviderRouter {
             return Ok(Err(refusal));
         }
         self.check_limit(job, call).await?;
+        let inline = match self.inline_image(call).await {
+            Ok(inline) => inline,
+            Err(CallError::Rejected { detail, .. }) => return Ok(Err(ProviderError::InvalidRequest(detail))),
+            Err(other) => return Ok(Err(ProviderError::Upstream(format!("{other:?}")))),
+        };
         let name = provider_name(provider);
         let (mut tried, mut failures) = (Vec::<String>::new(), 0u32);
         let waiting = Instant::now();
@@ -110,7 +115,7 @@ impl ProviderGateway for ProviderRouter {
                 .provider("vidfarm_provider_lease_attempts_total", &[("provider", name), ("result", "granted")]);
             self.metrics.observe("vidfarm_provider_lease_wait_seconds", name, waiting.elapsed());
             let started = Instant::now();
-            let result = self.call_with_lease(job, &lease, call).await;
+            let result = self.call_with_lease(job, &lease, call, inline.as_ref()).await;
             self.metrics.observe("vidfarm_provider_request_seconds", name, started.elapsed());
             let outcome = match result {
                 Ok((answer, usage)) => {
@@ -190,11 +195,12 @@ impl ProviderRouter {
         job: &JobScope,
         lease: &KeyLease,
         call: &ProviderCall,
+        inline: Option<&super::InlineImage>,
     ) -> Result<(ProviderAnswer, Usage), Interrupted> {
         let secret = self.master.decrypt(&lease.key_id, &lease.encrypted_secret).map_err(|e| {
             Interrupted::Call(CallError::Auth { status: 0, detail: format!("the stored key is unusable: {e}") })
         })?;
-        let perform = self.perform(&secret, call);
+        let perform = self.perform(&secret, call, inline);
         tokio::pin!(perform);
         let every = (self.settings.lease / 3).max(Duration::from_millis(20));
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -304,7 +310,12 @@ impl ProviderRouter {
     }
 
     /// The adapter call for `call` with the plaintext key.
-    async fn perform(&self, secret: &str, call: &ProviderCall) -> Result<(ProviderAnswer, Usage), CallError> {
+    async fn perform(
+        &self,
+        secret: &str,
+        call: &ProviderCall,
+        inline: Option<&super::InlineImage>,
+    ) -> Result<(ProviderAnswer, Usage), CallError> {
         match call {
             ProviderCall::Text(request) => {
                 let answer = match request.provider {
@@ -328,7 +339,7 @@ impl ProviderRouter {
                 Ok((ProviderAnswer::Image(image), usage))
             }
             ProviderCall::Layout(request) => {
-                let answer = self.vision(secret, request).await?;
+                let answer = self.vision(secret, request, inline).await?;
                 let layout = layout::parse(&answer.text)
                     .map_err(|e| CallError::BadAnswer(format!("the model's layout answer is unusable: {e}")))?;
                 Ok((ProviderAnswer::Layout(layout), answer.usage))
