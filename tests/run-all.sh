@@ -20,6 +20,12 @@ fi
 # componentize-js), for TypeScript/JavaScript templates.
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 npm ci --prefix guest-sdk/js --no-audit --no-fund --loglevel=error
+# A real S3-compatible server that checks SigV4 signatures, for the storage tests (built once
+# into the target dir; newer versions need a newer rustc).
+tools="${CARGO_TARGET_DIR:-$PWD/target}/tools"
+if [ ! -x "$tools/bin/s3s-fs" ]; then
+  cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$tools" --quiet
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -75,6 +75,12 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub providers: ProviderSettings,
     pub webhooks: WebhookSettings,
+    /// Where customers reach this host (signed file URLs point here).
+    pub public_url: String,
+    /// How long signed file URLs (and presigned S3 URLs) work.
+    pub file_url_ttl: Duration,
+    /// Objects in S3 instead of `<data dir>/objects` (`VIDFARM_S3_BUCKET` set).
+    pub s3: Option<crate::storage::S3Settings>,
 }
 
 /// How webhooks are delivered.
@@ -168,7 +174,25 @@ impl Config {
             .collect::<Option<Vec<_>>>()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| format!("VIDFARM_WEBHOOK_RETRY_SCHEDULE={schedule:?} must be durations like 0,5s,5m,2h"))?;
+        let s3 = match var("VIDFARM_S3_BUCKET") {
+            None => None,
+            Some(bucket) => Some(crate::storage::S3Settings {
+                bucket,
+                endpoint: var("VIDFARM_S3_ENDPOINT"),
+                region: var("VIDFARM_S3_REGION").or_else(|| var("AWS_REGION")).unwrap_or_else(|| "us-east-1".into()),
+                access_key_id: var("VIDFARM_S3_ACCESS_KEY_ID")
+                    .or_else(|| var("AWS_ACCESS_KEY_ID"))
+                    .ok_or("VIDFARM_S3_BUCKET needs VIDFARM_S3_ACCESS_KEY_ID (or AWS_ACCESS_KEY_ID)")?,
+                secret_access_key: var("VIDFARM_S3_SECRET_ACCESS_KEY")
+                    .or_else(|| var("AWS_SECRET_ACCESS_KEY"))
+                    .ok_or("VIDFARM_S3_BUCKET needs VIDFARM_S3_SECRET_ACCESS_KEY (or AWS_SECRET_ACCESS_KEY)")?,
+                force_path_style: parse("VIDFARM_S3_FORCE_PATH_STYLE", "false")?,
+            }),
+        };
         Ok(Self {
+            public_url: var("VIDFARM_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}")),
+            file_url_ttl: Duration::from_secs(parse("VIDFARM_FILE_URL_TTL_SECS", "604800")?),
+            s3,
             webhooks: WebhookSettings {
                 retry_schedule,
                 timeout: Duration::from_millis(parse("VIDFARM_WEBHOOK_TIMEOUT_MS", "15000")?),

@@ -3,6 +3,7 @@
 
 pub mod fake_providers;
 pub mod receiver;
+pub mod s3;
 pub mod server;
 
 use std::path::Path;

@@ -4,6 +4,7 @@ mod admin;
 mod billing;
 mod error;
 mod extract;
+mod files;
 mod job_events;
 mod jobs;
 mod openapi;
@@ -51,6 +52,7 @@ pub fn router(platform: Platform) -> Router {
         .merge(billing::router())
         .merge(provider_keys::router())
         .merge(webhooks::router())
+        .merge(files::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), count))

@@ -41,7 +41,7 @@ impl ObjectStore for Inert {
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         Err(StoreError::NotFound(key.into()))
     }
-    fn public_url(&self, _: &str) -> Option<String> {
+    async fn public_url(&self, _: &str) -> Option<String> {
         None
     }
 }

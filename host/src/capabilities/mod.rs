@@ -73,8 +73,24 @@ pub trait ObjectStore: Send + Sync {
     /// Store the bytes; returns the size written.
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<u64, StoreError>;
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
-    /// A URL a customer can fetch the object from, when the backend can give one.
-    fn public_url(&self, key: &str) -> Option<String>;
+    /// A signed URL a customer can fetch the object from for a while, when the backend can
+    /// give one.
+    async fn public_url(&self, key: &str) -> Option<String>;
+    /// A signed URL a customer can upload the object with, when the backend can give one.
+    async fn upload_url(&self, _key: &str, _content_type: &str) -> Option<UploadUrl> {
+        None
+    }
+}
+
+/// Where and how to upload one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadUrl {
+    pub url: String,
+    pub method: String,
+    /// Headers the upload must carry (a presigned S3 PUT signs its content type).
+    pub headers: Vec<(String, String)>,
+    /// How long the URL works.
+    pub ttl: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

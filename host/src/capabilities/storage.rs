@@ -34,7 +34,9 @@ impl Host for HostState {
             .effect("storage.put", request, move |caps, job, _request| async move {
                 caps.billing.record_storage_write(&job, seq, bytes.len() as u64).await?;
                 Ok(match caps.storage.put(&full_key, bytes, &content_type).await {
-                    Ok(size) => Ok(StoredObject { key: key.clone(), url: caps.storage.public_url(&full_key), size }),
+                    Ok(size) => {
+                        Ok(StoredObject { key: key.clone(), url: caps.storage.public_url(&full_key).await, size })
+                    }
                     Err(e) => Err(storage_error(e)),
                 })
             })
@@ -65,11 +67,18 @@ impl Host for HostState {
         self.read(&prefix, &key).await
     }
 
+    /// Journaled like an effect: a signed URL carries its expiry, and a replay must see the
+    /// URL the first run saw.
     async fn public_url(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, StorageError>> {
         self.check_cancelled()?;
-        Ok(keys::resolve(&self.job.artifact_prefix, &key)
-            .map(|full| self.caps.storage.public_url(&full))
-            .map_err(StorageError::InvalidKey))
+        let full = match keys::resolve(&self.job.artifact_prefix, &key) {
+            Ok(full) => full,
+            Err(reason) => return Ok(Err(StorageError::InvalidKey(reason))),
+        };
+        self.effect("storage.public-url", key, |caps, _job, _key| async move {
+            Ok(Ok(caps.storage.public_url(&full).await))
+        })
+        .await
     }
 }
 

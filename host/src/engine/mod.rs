@@ -17,7 +17,7 @@ use crate::capabilities::Capabilities;
 use crate::config::Config;
 use crate::db::Db;
 use crate::providers::{MasterKey, ProviderRouter};
-use crate::storage::LocalObjectStore;
+use crate::storage::{LocalObjectStore, S3ObjectStore, UrlSigner};
 use std::sync::Arc;
 
 /// Everything the API and the workers share.
@@ -31,6 +31,8 @@ pub struct Platform {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Encrypts provider secrets the API receives.
     pub master_key: MasterKey,
+    /// Signs and checks the URLs of `/files/…`.
+    pub signer: UrlSigner,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +73,16 @@ impl Platform {
         tokio::spawn(follow_registry(catalog.clone(), config.registry_poll));
         let bus = Arc::new(Bus::default());
         let metrics = Arc::new(crate::metrics::Metrics::default());
-        let providers = ProviderRouter::start(db.clone(), &config, metrics.clone()).await?;
-        let master_key = providers.master_key().clone();
+        let master_key = crate::providers::master_key(&config).map_err(crate::providers::ProviderSetupError::from)?;
+        let providers = ProviderRouter::start(db.clone(), &config, master_key.clone(), metrics.clone()).await?;
+        let signer = UrlSigner::new(master_key.derive("vidfarm file URLs v1"), &config.public_url, config.file_url_ttl);
+        let storage: Arc<dyn crate::capabilities::ObjectStore> = match &config.s3 {
+            Some(s3) => Arc::new(S3ObjectStore::new(s3, config.file_url_ttl)),
+            None => Arc::new(LocalObjectStore::new(config.data_dir.join("objects"), Some(signer.clone()))?),
+        };
         let caps = Arc::new(Capabilities {
             events: Arc::new(backends::DbEvents { db: db.clone(), bus: bus.clone() }),
-            storage: Arc::new(LocalObjectStore::new(config.data_dir.join("objects"), None)?),
+            storage,
             billing: Arc::new(backends::DbLedger {
                 db: db.clone(),
                 margin: config.default_margin,
@@ -86,7 +93,7 @@ impl Platform {
             jobs: Arc::new(backends::DbJobs { db: db.clone(), catalog: catalog.clone(), bus: bus.clone() }),
             journal: Arc::new(backends::DbJournal { db: db.clone() }),
         });
-        Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics, master_key })
+        Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics, master_key, signer })
     }
 }
 

@@ -19,7 +19,7 @@ pub use dev_echo::DevEchoProvider;
 pub use rate_limit::{go_duration, retry_after_header};
 pub use router::ProviderRouter;
 pub use secrets::MasterKey;
-pub use setup::{ProviderSetupError, env_keys};
+pub use setup::{ProviderSetupError, env_keys, master_key};
 
 use crate::capabilities::ProviderCall;
 use crate::runtime::bindings::providers::LayoutRequest;

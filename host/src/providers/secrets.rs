@@ -15,6 +15,8 @@ const NONCE_LEN: usize = 24;
 #[derive(Clone)]
 pub struct MasterKey {
     cipher: XChaCha20Poly1305,
+    /// The key itself, to derive purpose-bound keys from (never used directly but here).
+    raw: [u8; 32],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,15 @@ impl MasterKey {
     }
 
     fn from_bytes(bytes: &[u8]) -> Self {
-        Self { cipher: XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(bytes)) }
+        let mut raw = [0; 32];
+        raw.copy_from_slice(bytes);
+        Self { cipher: XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(bytes)), raw }
+    }
+
+    /// A key for one purpose (e.g. signing file URLs), derived so that it reveals nothing
+    /// about the master key or the keys of other purposes.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        blake3::derive_key(purpose, &self.raw)
     }
 
     /// The configured key; in development without one, a key generated once and kept in

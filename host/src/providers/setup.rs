@@ -4,6 +4,15 @@
 
 use super::{ALL, MasterKey, ProviderRouter, provider_name, secrets};
 use crate::config::{Config, Environment, PlatformKey};
+
+/// The master key of `config`: `VIDFARM_MASTER_KEY`, or in development one kept in the data dir.
+pub fn master_key(config: &Config) -> Result<MasterKey, secrets::SecretError> {
+    MasterKey::load(
+        config.providers.master_key.as_deref(),
+        config.env == Environment::Production,
+        &config.data_dir.join("master.key"),
+    )
+}
 use crate::db::Db;
 use crate::db::provider_keys::NewProviderKey;
 use crate::metrics::Metrics;
@@ -71,10 +80,12 @@ fn parse_dotenv(text: &str) -> Vec<(String, String)> {
 impl ProviderRouter {
     /// The router for `config`, with the environment's platform keys stored (encrypted) as
     /// rows the key queue leases like any other.
-    pub async fn start(db: Db, config: &Config, metrics: Arc<Metrics>) -> Result<Self, ProviderSetupError> {
-        let production = config.env == Environment::Production;
-        let master =
-            MasterKey::load(config.providers.master_key.as_deref(), production, &config.data_dir.join("master.key"))?;
+    pub async fn start(
+        db: Db,
+        config: &Config,
+        master: MasterKey,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ProviderSetupError> {
         let keys = &config.providers.platform_keys;
         let mut ids = Vec::new();
         for PlatformKey { provider, secret, source } in keys {
@@ -109,11 +120,6 @@ impl ProviderRouter {
             margin: config.default_margin,
             platform_providers: keys.iter().map(|k| k.provider).collect(),
         })
-    }
-
-    /// The master key (the API encrypts new secrets with it).
-    pub fn master_key(&self) -> &MasterKey {
-        &self.master
     }
 }
 

@@ -1,7 +1,8 @@
 //! Objects as files under one root directory. Keys are validated by the capability; this
 //! backend checks again that the path it builds stays under its root.
 
-use crate::capabilities::{ObjectStore, StoreError};
+use super::UrlSigner;
+use crate::capabilities::{ObjectStore, StoreError, UploadUrl};
 use async_trait::async_trait;
 use std::path::{Component, Path, PathBuf};
 
@@ -9,15 +10,19 @@ use std::path::{Component, Path, PathBuf};
 pub struct LocalObjectStore {
     /// Everything this store writes lives below this directory.
     root: PathBuf,
-    /// Base URL of the host's file route, when it serves files (`None` in the dev runner).
-    public_base: Option<String>,
+    /// Signs URLs of the host's file route, when it serves files (`None` in the dev runner).
+    signer: Option<UrlSigner>,
+}
+
+fn now_s() -> i64 {
+    crate::db::now_ms() / 1000
 }
 
 impl LocalObjectStore {
-    pub fn new(root: impl Into<PathBuf>, public_base: Option<String>) -> std::io::Result<Self> {
+    pub fn new(root: impl Into<PathBuf>, signer: Option<UrlSigner>) -> std::io::Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Ok(Self { root: root.canonicalize()?, public_base })
+        Ok(Self { root: root.canonicalize()?, signer })
     }
 
     pub fn root(&self) -> &Path {
@@ -57,7 +62,13 @@ impl ObjectStore for LocalObjectStore {
         }
     }
 
-    fn public_url(&self, key: &str) -> Option<String> {
-        self.public_base.as_ref().map(|base| format!("{base}/{key}"))
+    async fn public_url(&self, key: &str) -> Option<String> {
+        self.signer.as_ref().map(|signer| signer.url("GET", key, now_s()).0)
+    }
+
+    async fn upload_url(&self, key: &str, _content_type: &str) -> Option<UploadUrl> {
+        let signer = self.signer.as_ref()?;
+        let (url, _) = signer.url("PUT", key, now_s());
+        Some(UploadUrl { url, method: "PUT".into(), headers: Vec::new(), ttl: signer.ttl })
     }
 }

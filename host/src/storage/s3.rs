@@ -1,0 +1,100 @@
+//! Objects in an S3 bucket (AWS or any S3-compatible server) through aws-sdk-s3: the same
+//! keys as the local backend, presigned GET URLs for customers, presigned PUT URLs for uploads.
+
+use crate::capabilities::{ObjectStore, StoreError, UploadUrl};
+use async_trait::async_trait;
+use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use std::time::Duration;
+
+/// Where the bucket is and how to reach it (`VIDFARM_S3_*`).
+#[derive(Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// An S3-compatible server; `None`: AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// `bucket` in the path instead of the host name (most S3-compatible servers need it).
+    pub force_path_style: bool,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "S3Settings({}, {:?}, {}, …)", self.bucket, self.endpoint, self.region)
+    }
+}
+
+pub struct S3ObjectStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// How long presigned URLs work (SigV4 allows at most 7 days).
+    url_ttl: Duration,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("S3: {e}"))
+}
+
+impl S3ObjectStore {
+    pub fn new(settings: &S3Settings, url_ttl: Duration) -> Self {
+        let credentials =
+            Credentials::new(&settings.access_key_id, &settings.secret_access_key, None, None, "vidfarm-config");
+        let mut builder = Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(credentials)
+            .force_path_style(settings.force_path_style);
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            bucket: settings.bucket.clone(),
+            url_ttl: url_ttl.min(Duration::from_secs(7 * 86_400)),
+        }
+    }
+
+    fn presigning(&self) -> Option<PresigningConfig> {
+        PresigningConfig::expires_in(self.url_ttl).ok()
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3ObjectStore {
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<u64, StoreError> {
+        let size = bytes.len() as u64;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        Ok(size)
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(object) => object.body.collect().await.map(|b| b.into_bytes().to_vec()).map_err(unavailable),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Err(StoreError::NotFound(key.into())),
+            Err(e) => Err(unavailable(aws_sdk_s3::error::DisplayErrorContext(e))),
+        }
+    }
+
+    async fn public_url(&self, key: &str) -> Option<String> {
+        let request = self.client.get_object().bucket(&self.bucket).key(key);
+        Some(request.presigned(self.presigning()?).await.ok()?.uri().to_string())
+    }
+
+    async fn upload_url(&self, key: &str, content_type: &str) -> Option<UploadUrl> {
+        let request = self.client.put_object().bucket(&self.bucket).key(key).content_type(content_type);
+        let presigned = request.presigned(self.presigning()?).await.ok()?;
+        let headers = presigned.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Some(UploadUrl { url: presigned.uri().to_string(), method: "PUT".into(), headers, ttl: self.url_ttl })
+    }
+}
