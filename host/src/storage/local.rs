@@ -1,15 +1,22 @@
-//! Objects as files under one root directory. Keys are validated by the capability; this
-//! backend checks again that the path it builds stays under its root.
+//! Objects as files under one root directory, opened as a cap-std `Dir`: every file
+//! operation resolves inside it (no `..`, no absolute paths, no symlink out), so even a key
+//! that slipped past validation could not leave the root. Keys are validated by the
+//! capability first; this backend also refuses anything but plain relative paths.
 
 use super::UrlSigner;
 use crate::capabilities::{ObjectStore, StoreError, UploadUrl};
 use async_trait::async_trait;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// Stores `key` at `root/key`.
 pub struct LocalObjectStore {
     /// Everything this store writes lives below this directory.
     root: PathBuf,
+    /// The root as a capability: the only handle file operations go through.
+    dir: Arc<Dir>,
     /// Signs URLs of the host's file route, when it serves files (`None` in the dev runner).
     signer: Option<UrlSigner>,
 }
@@ -22,40 +29,53 @@ impl LocalObjectStore {
     pub fn new(root: impl Into<PathBuf>, signer: Option<UrlSigner>) -> std::io::Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Ok(Self { root: root.canonicalize()?, signer })
+        let dir = Arc::new(Dir::open_ambient_dir(&root, ambient_authority())?);
+        Ok(Self { root: root.canonicalize()?, dir, signer })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// The file of `key`, refusing anything that is not a plain relative path.
-    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+    /// The path of `key` inside the root, refusing anything that is not a plain relative path.
+    fn relative(&self, key: &str) -> Result<PathBuf, StoreError> {
         let relative = Path::new(key);
         if key.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
             return Err(StoreError::Unavailable(format!("refusing unsafe key `{}`", key.escape_default())));
         }
-        Ok(self.root.join(relative))
+        Ok(relative.to_path_buf())
     }
+}
+
+/// Run blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(std::io::Error::other)?
 }
 
 #[async_trait]
 impl ObjectStore for LocalObjectStore {
     async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> Result<u64, StoreError> {
-        let path = self.path(key)?;
+        let relative = self.relative(key)?;
         let size = bytes.len() as u64;
-        let parent = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        tokio::fs::create_dir_all(&parent).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        // Write beside, then rename: a reader never sees half an object.
-        let partial = path.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
-        tokio::fs::write(&partial, bytes).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        tokio::fs::rename(&partial, &path).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let dir = self.dir.clone();
+        blocking(move || {
+            if let Some(parent) = relative.parent().filter(|p| !p.as_os_str().is_empty()) {
+                dir.create_dir_all(parent)?;
+            }
+            // Write beside, then rename: a reader never sees half an object.
+            let partial = relative.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
+            dir.write(&partial, bytes)?;
+            dir.rename(&partial, &dir, &relative)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(size)
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        let path = self.path(key)?;
-        match tokio::fs::read(&path).await {
+        let relative = self.relative(key)?;
+        let dir = self.dir.clone();
+        match blocking(move || dir.read(&relative)).await {
             Ok(bytes) => Ok(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(key.to_string())),
             Err(e) => Err(StoreError::Unavailable(e.to_string())),
@@ -70,5 +90,28 @@ impl ObjectStore for LocalObjectStore {
         let signer = self.signer.as_ref()?;
         let (url, _) = signer.url("PUT", key, now_s());
         Some(UploadUrl { url, method: "PUT".into(), headers: Vec::new(), ttl: signer.ttl })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn objects_round_trip_and_a_symlink_inside_the_root_does_not_lead_out_of_it() {
+        let root = tempfile::tempdir().expect("a temp dir");
+        let outside = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(outside.path().join("secret.txt"), "outside").expect("written");
+        std::os::unix::fs::symlink(outside.path(), root.path().join("link")).expect("a symlink");
+        let store = LocalObjectStore::new(root.path(), None).expect("a store");
+
+        store.put("a/b/c.txt", b"inside".to_vec(), "text/plain").await.expect("stored");
+        assert_eq!(store.get("a/b/c.txt").await.expect("read"), b"inside");
+        assert!(matches!(store.get("a/missing.txt").await, Err(StoreError::NotFound(_))));
+
+        assert!(store.get("link/secret.txt").await.is_err(), "read through a symlink out of the root");
+        assert!(store.put("link/new.txt", b"x".to_vec(), "text/plain").await.is_err());
+        assert!(!outside.path().join("new.txt").exists(), "nothing was written outside the root");
+        assert!(store.get("../secret.txt").await.is_err());
     }
 }
