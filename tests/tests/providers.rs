@@ -157,6 +157,8 @@ async fn a_rate_limited_key_gives_way_to_the_next_and_cools_down_for_as_long_as_
         let cooling = seconds_until(&busy_now["cooldown_until"]);
         assert!((100.0..=125.0).contains(&cooling), "style {n}: cooling for {cooling} s: {busy_now}");
         assert_eq!(busy_now["status"], "active");
+        let events = server.platform.db.key_usage_events(busy["id"].as_str().expect("id")).await.expect("events");
+        assert_eq!(events.iter().map(|(t, s, _)| (t.as_str(), *s)).collect::<Vec<_>>(), [("rate_limit", Some(429))]);
     }
     let metrics = server.http.get(server.url("/metrics")).send().await.expect("sent").text().await.expect("text");
     assert!(metrics.contains(r#"vidfarm_provider_cooldowns_total{provider="openai"} 4"#), "{metrics}");
@@ -227,6 +229,8 @@ async fn an_invalid_key_is_never_leased_again_and_with_none_left_the_job_fails_c
         assert_eq!(job["result"]["text"], answer_from("AIza-good-0002", "hi"), "{job}");
     }
     assert_eq!(fakes.calls_with("AIza-bad-0001"), 1, "the invalid key was used once, then never again");
+    let events = server.platform.db.key_usage_events(&bad).await.expect("usage events");
+    assert_eq!(events.iter().map(|(t, s, _)| (t.as_str(), *s)).collect::<Vec<_>>(), [("auth_error", Some(400))]);
     let bad_now = key_view(&server, &bad).await;
     assert_eq!(bad_now["status"], "invalid");
     assert!(bad_now["disabled_reason"].as_str().is_some_and(|r| r.contains("API key not valid")), "{bad_now}");
