@@ -3,7 +3,7 @@
 //! `BEGIN IMMEDIATE` transaction, so under load many jobs share a commit, and when idle a
 //! write is one autocommit statement as before.
 
-use super::jobs::{Finish, Inserted, NewJob, finish_run_on, insert_job_on};
+use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
 use super::{Db, DbError};
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
@@ -13,7 +13,7 @@ const MAX_BATCH: usize = 256;
 
 pub(crate) enum Write {
     InsertJob(Box<NewJob>),
-    FinishRun { job_id: String, lease_token: String, fuel: u64, finish: Finish },
+    FinishRun { job_id: String, lease_token: String, fuel: u64, finish: Finish, cpu: Option<CpuCharge> },
 }
 
 pub(crate) enum Written {
@@ -41,8 +41,8 @@ pub(crate) fn spawn(writer: SqlitePool) -> mpsc::UnboundedSender<Queued> {
 async fn apply(conn: &mut sqlx::SqliteConnection, write: &Write) -> Result<Written, DbError> {
     match write {
         Write::InsertJob(job) => insert_job_on(conn, job).await.map(|inserted| Written::Job(Box::new(inserted))),
-        Write::FinishRun { job_id, lease_token, fuel, finish } => {
-            finish_run_on(conn, job_id, lease_token, *fuel, finish).await.map(Written::Finished)
+        Write::FinishRun { job_id, lease_token, fuel, finish, cpu } => {
+            finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref()).await.map(Written::Finished)
         }
     }
 }

@@ -228,12 +228,14 @@ impl Db {
         lease_token: &str,
         fuel: u64,
         finish: &Finish,
+        cpu: Option<CpuCharge>,
     ) -> Result<bool, DbError> {
         let write = super::batch::Write::FinishRun {
             job_id: job_id.to_string(),
             lease_token: lease_token.to_string(),
             fuel,
             finish: finish.clone(),
+            cpu,
         };
         match self.batched(write).await? {
             super::batch::Written::Finished(owned) => Ok(owned),
@@ -439,15 +441,44 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
 }
 
 /// The update of [`Db::finish_run`] on the writing connection (inside a batch).
+/// The host's `cpu_estimate` charge of a run, written with the run's outcome (same batched
+/// transaction: no extra commit per job), once per run attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuCharge {
+    pub cost_usd: f64,
+    /// The margin of customers without their own.
+    pub default_margin: f64,
+}
+
 pub(super) async fn finish_run_on(
     conn: &mut sqlx::SqliteConnection,
     job_id: &str,
     lease_token: &str,
     fuel: u64,
     finish: &Finish,
+    cpu: Option<&CpuCharge>,
 ) -> Result<bool, DbError> {
     let now = now_ms();
     let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
+    if let Some(cpu) = cpu {
+        // Not checked against the limit: the CPU is spent. Keyed by attempt: written once.
+        sqlx::query(
+            "INSERT OR IGNORE INTO billing_events (customer_id, job_id, template_id, event_type, cost_usd, charge_usd,
+                metadata, created_at, effect_key)
+             SELECT customer_id, id, template_id, 'cpu_estimate', ?1,
+                    ?1 * COALESCE((SELECT margin FROM customers c WHERE c.id = jobs.customer_id), ?2),
+                    json_object('fuel', ?3, 'attempt', attempt, 'recorded_by', 'host'), ?4, id || ':cpu:' || attempt
+             FROM jobs WHERE id = ?5 AND lease_token = ?6",
+        )
+        .bind(cpu.cost_usd)
+        .bind(cpu.default_margin)
+        .bind(fuel)
+        .bind(now)
+        .bind(job_id)
+        .bind(lease_token)
+        .execute(&mut *conn)
+        .await?;
+    }
     let (set, value): (String, Option<String>) = match finish {
             Finish::Succeeded { result } => {
                 ("status = 'succeeded', result = ?5, progress = 1, waiting_on = NULL, finished_at = ?3".into(), Some(result.clone()))

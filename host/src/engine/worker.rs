@@ -129,8 +129,7 @@ impl Worker {
         };
         platform.bus.untrack(&job.id);
         platform.metrics.job_run(&finish, fuel);
-        self.charge_cpu(&job, &lease, fuel).await;
-        match platform.db.finish_run(&job.id, &lease, fuel, &finish).await {
+        match platform.db.finish_run(&job.id, &lease, fuel, &finish, self.cpu_charge(fuel)).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the run's lease was lost: its outcome is discarded"),
             Err(e) => {
@@ -210,31 +209,14 @@ impl Worker {
         (finish, report.fuel_consumed)
     }
 
-    /// The host's `cpu_estimate` charge for the fuel this run burned (once per run attempt,
-    /// whatever the outcome: the CPU was spent). Not checked against the limit: it is spent.
-    async fn charge_cpu(&self, job: &JobRow, lease: &str, fuel: u64) {
-        let rate = self.platform.config.cpu_usd_per_billion_fuel;
-        if fuel == 0 || rate <= 0.0 {
-            return;
-        }
-        let effect_key = format!("{}:cpu:{}", job.id, job.attempt);
-        let metadata = serde_json::json!({ "fuel": fuel, "attempt": job.attempt, "recorded_by": "host" }).to_string();
-        let entry = crate::db::billing::NewLedgerEntry {
-            effect_key: Some(&effect_key),
-            customer_id: &job.customer_id,
-            job_id: &job.id,
-            template_id: &job.template_id,
-            event_type: "cpu_estimate",
-            cost_usd: fuel as f64 / 1e9 * rate,
-            charge_usd: None,
-            provider: None,
-            model: None,
-            metadata: &metadata,
-        };
-        let margin = self.platform.config.default_margin;
-        if let Err(e) = self.platform.db.insert_ledger(&entry, lease, margin, false).await {
-            tracing::warn!(error = %e, "recording the run's CPU charge failed");
-        }
+    /// The host's `cpu_estimate` charge for the fuel this run burned (whatever the outcome:
+    /// the CPU was spent), written with the outcome.
+    fn cpu_charge(&self, fuel: u64) -> Option<crate::db::jobs::CpuCharge> {
+        let config = &self.platform.config;
+        (fuel > 0 && config.cpu_usd_per_billion_fuel > 0.0).then(|| crate::db::jobs::CpuCharge {
+            cost_usd: fuel as f64 / 1e9 * config.cpu_usd_per_billion_fuel,
+            default_margin: config.default_margin,
+        })
     }
 
     async fn customer_name(&self, id: &str) -> String {
