@@ -81,6 +81,7 @@ pub struct Config {
     pub file_url_ttl: Duration,
     /// Objects in S3 instead of `<data dir>/objects` (`VIDFARM_S3_BUCKET` set).
     pub s3: Option<crate::storage::S3Settings>,
+    pub render: crate::render::RenderSettings,
 }
 
 /// How webhooks are delivered.
@@ -189,7 +190,9 @@ impl Config {
                 force_path_style: parse("VIDFARM_S3_FORCE_PATH_STYLE", "false")?,
             }),
         };
+        let render = render_settings(env, &data_dir)?;
         Ok(Self {
+            render,
             public_url: var("VIDFARM_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}")),
             file_url_ttl: Duration::from_secs(parse("VIDFARM_FILE_URL_TTL_SECS", "604800")?),
             s3,
@@ -269,6 +272,68 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("vidfarm.sqlite")
     }
+}
+
+/// `VIDFARM_RENDER_*`, `VIDFARM_FFMPEG`, `VIDFARM_REMOTION*`: Remotion renders locally when
+/// its script and a built bundle are found (`renderers/remotion` by default), through Lambda
+/// with `VIDFARM_REMOTION=lambda`, not at all with `off`.
+fn render_settings(env: Environment, data_dir: &std::path::Path) -> Result<crate::render::RenderSettings, String> {
+    use crate::render::{Ffmpeg, RemotionMode, RemotionSettings, RenderSettings};
+    let dir = PathBuf::from(var("VIDFARM_REMOTION_DIR").unwrap_or_else(|| "renderers/remotion".into()));
+    let script = dir.join("render.mjs");
+    let bundle =
+        PathBuf::from(var("VIDFARM_REMOTION_BUNDLE").unwrap_or_else(|| dir.join("build").display().to_string()));
+    let mode = var("VIDFARM_REMOTION").unwrap_or_else(|| "local".into());
+    let aws_env: Vec<(String, String)> =
+        ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"]
+            .into_iter()
+            .chain(["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL_S3", "REMOTION_AWS_ACCESS_KEY_ID"])
+            .chain(["REMOTION_AWS_SECRET_ACCESS_KEY"])
+            .filter_map(|k| var(k).map(|v| (k.to_string(), v)))
+            .collect();
+    let remotion = match mode.as_str() {
+        "off" => None,
+        "local" if !(script.is_file() && bundle.join("index.html").is_file()) => None,
+        "local" | "lambda" => Some(RemotionSettings {
+            mode: if mode == "local" {
+                RemotionMode::Local
+            } else {
+                RemotionMode::Lambda {
+                    region: var("VIDFARM_REMOTION_LAMBDA_REGION").unwrap_or_else(|| "us-east-1".into()),
+                    function_name: var("VIDFARM_REMOTION_LAMBDA_FUNCTION")
+                        .ok_or("VIDFARM_REMOTION=lambda needs VIDFARM_REMOTION_LAMBDA_FUNCTION")?,
+                }
+            },
+            node: var("VIDFARM_NODE").unwrap_or_else(|| "node".into()),
+            script: std::path::absolute(&script).map_err(|e| format!("{}: {e}", script.display()))?,
+            serve_url: match var("VIDFARM_REMOTION_SERVE_URL") {
+                Some(url) => url,
+                None => std::path::absolute(&bundle)
+                    .map_err(|e| format!("{}: {e}", bundle.display()))?
+                    .display()
+                    .to_string(),
+            },
+            chromium: var("VIDFARM_CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()),
+            concurrency: parse("VIDFARM_REMOTION_CONCURRENCY", "1")?,
+            env: aws_env,
+        }),
+        other => return Err(format!("VIDFARM_REMOTION={other:?} must be local, lambda or off")),
+    };
+    Ok(RenderSettings {
+        ffmpeg: Ffmpeg {
+            ffmpeg: var("VIDFARM_FFMPEG").unwrap_or_else(|| "ffmpeg".into()),
+            ffprobe: var("VIDFARM_FFPROBE").unwrap_or_else(|| "ffprobe".into()),
+        },
+        remotion,
+        slots: parse::<u32>("VIDFARM_RENDER_SLOTS", "1")?.max(1),
+        usd_per_minute: parse("VIDFARM_RENDER_USD_PER_MINUTE", "0.01")?,
+        max_seconds: parse("VIDFARM_RENDER_MAX_SECONDS", "10800")?,
+        timeout: Duration::from_secs(parse("VIDFARM_RENDER_TIMEOUT_SECS", "3600")?),
+        lease: Duration::from_millis(parse("VIDFARM_RENDER_LEASE_MS", "30000")?),
+        max_attempts: parse("VIDFARM_RENDER_MAX_ATTEMPTS", "3")?,
+        allow_private_sources: env == Environment::Development,
+        work_dir: data_dir.join("render-work"),
+    })
 }
 
 fn var(name: &str) -> Option<String> {

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod metrics;
 pub mod outbound;
 pub mod providers;
+pub mod render;
 pub mod runtime;
 pub mod server;
 pub mod storage;

@@ -46,7 +46,9 @@ impl Metrics {
             Finish::Failed { .. } => &self.runs_failed,
             Finish::Cancelled { .. } => &self.runs_cancelled,
             Finish::Requeue { .. } | Finish::Release => &self.runs_requeued,
-            Finish::WaitForChildren { .. } | Finish::WaitForHuman { .. } => &self.runs_suspended,
+            Finish::WaitForChildren { .. } | Finish::WaitForHuman { .. } | Finish::WaitForRender { .. } => {
+                &self.runs_suspended
+            }
         };
         counter.fetch_add(1, Relaxed);
         self.fuel_consumed.fetch_add(fuel, Relaxed);

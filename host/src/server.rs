@@ -16,6 +16,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let worker = workers.then(|| tokio::spawn(Worker::new(platform.clone()).run(shutdown.clone())));
     let webhooks = workers.then(|| tokio::spawn(crate::webhooks::run(platform.clone(), shutdown.clone())));
+    let renders = workers.then(|| tokio::spawn(platform.renders.clone().run(shutdown.clone())));
     let bus = platform.bus.clone();
     if let Some(listener) = listener {
         tracing::info!(addr = %listener.local_addr()?, env = platform.config.env.as_str(), "listening");
@@ -34,6 +35,9 @@ pub async fn run(
     }
     if let Some(webhooks) = webhooks {
         let _ = webhooks.await;
+    }
+    if let Some(renders) = renders {
+        let _ = renders.await;
     }
     Ok(())
 }

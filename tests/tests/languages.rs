@@ -44,8 +44,13 @@ async fn load(runtime: &Runtime, dir: &Path) -> LoadedTemplate {
 
 async fn run(runtime: &Runtime, template: &LoadedTemplate, operation: &str, payload: Value) -> devrun::DevRunReport {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let options =
-        DevRunOptions { data_dir: dir.keep(), answer: None, env: Environment::Development, config: json!({}) };
+    let options = DevRunOptions {
+        data_dir: dir.keep(),
+        answer: None,
+        env: Environment::Development,
+        config: json!({}),
+        render: None,
+    };
     devrun::run(runtime, template, operation, payload, &options).await.expect("the run starts")
 }
 

@@ -70,14 +70,8 @@ impl Renderer for Inert {
     async fn render(
         &self,
         _: &JobScope,
-        _: &wit_remotion::RenderRequest,
-    ) -> BackendResult<Result<wit_remotion::RenderResult, wit_remotion::RenderError>> {
-        refuse()
-    }
-    async fn render_spec(
-        &self,
-        _: &JobScope,
-        _: &str,
+        _: u32,
+        _: &crate::render::RenderTask,
         _: Option<&str>,
     ) -> BackendResult<Result<wit_remotion::RenderResult, wit_remotion::RenderError>> {
         refuse()

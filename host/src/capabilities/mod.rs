@@ -148,15 +148,14 @@ pub trait ProviderGateway: Send + Sync {
 /// Remotion and FFmpeg renders.
 #[async_trait]
 pub trait Renderer: Send + Sync {
+    /// Render `task` for the job's effect `seq` (stable across replays: a replay finds the
+    /// render it started instead of starting another). `output_key` is relative to the job's
+    /// prefix. A render still running suspends the job.
     async fn render(
         &self,
         job: &JobScope,
-        request: &wit_remotion::RenderRequest,
-    ) -> BackendResult<Result<wit_remotion::RenderResult, wit_remotion::RenderError>>;
-    async fn render_spec(
-        &self,
-        job: &JobScope,
-        spec: &str,
+        seq: u32,
+        task: &crate::render::RenderTask,
         output_key: Option<&str>,
     ) -> BackendResult<Result<wit_remotion::RenderResult, wit_remotion::RenderError>>;
 }

@@ -3,8 +3,8 @@
 use super::*;
 use crate::runtime::bindings::remotion as wit_remotion;
 
-/// The renderer of a host with no render backend configured: renders fail with
-/// `unavailable`, honestly (the Remotion and FFmpeg backends are still to come).
+/// The renderer of a host (or a test) with no render backend: renders fail with
+/// `unavailable`, honestly.
 pub struct NoRenderer;
 
 #[async_trait]
@@ -12,16 +12,10 @@ impl Renderer for NoRenderer {
     async fn render(
         &self,
         _: &JobScope,
-        _: &wit_remotion::RenderRequest,
-    ) -> BackendResult<Result<wit_remotion::RenderResult, wit_remotion::RenderError>> {
-        Ok(Err(wit_remotion::RenderError::Unavailable("no Remotion renderer is configured on this host".into())))
-    }
-    async fn render_spec(
-        &self,
-        _: &JobScope,
-        _: &str,
+        _: u32,
+        _: &crate::render::RenderTask,
         _: Option<&str>,
     ) -> BackendResult<Result<wit_remotion::RenderResult, wit_remotion::RenderError>> {
-        Ok(Err(wit_remotion::RenderError::Unavailable("no FFmpeg renderer is configured on this host".into())))
+        Ok(Err(wit_remotion::RenderError::Unavailable("no renderer is configured here".into())))
     }
 }

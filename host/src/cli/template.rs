@@ -123,7 +123,12 @@ async fn run_operation(
         Ok(t) => t,
         Err(e) => return usage(e),
     };
-    let options = DevRunOptions { data_dir, answer, env, config };
+    // Renders run in process, configured like the host (`VIDFARM_FFMPEG`, `VIDFARM_REMOTION*`).
+    let render = match crate::config::Config::from_env() {
+        Ok(host) => Some(crate::render::RenderSettings { work_dir: data_dir.join("render-work"), ..host.render }),
+        Err(e) => return usage(e),
+    };
+    let options = DevRunOptions { data_dir, answer, env, config, render };
     match devrun::run(&runtime, &loaded, &operation, payload, &options).await {
         Ok(report) => {
             println!("{}", report.to_json());

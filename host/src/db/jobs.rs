@@ -111,6 +111,10 @@ pub enum Finish {
     WaitForHuman {
         prompt: String,
     },
+    /// Wait in `waiting_for_child` for a render the host runs (unless it has already ended).
+    WaitForRender {
+        render_id: String,
+    },
 }
 
 const FINISHED: &str = "('succeeded', 'failed', 'cancelled')";
@@ -502,6 +506,13 @@ pub(super) async fn finish_run_on(
                      THEN 'waiting_for_child' ELSE 'queued' END"
                 ),
                 Some(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
+            ),
+            Finish::WaitForRender { render_id } => (
+                "waiting_on = json_object('render', ?5), run_after = ?3, status = CASE WHEN EXISTS
+                   (SELECT 1 FROM renders r WHERE r.id = ?5 AND r.status IN ('queued', 'running'))
+                 THEN 'waiting_for_child' ELSE 'queued' END"
+                    .into(),
+                Some(render_id.clone()),
             ),
             Finish::WaitForHuman { prompt } => (
                 "waiting_on = ?5, run_after = ?3, status = CASE WHEN human_answer IS NULL THEN 'waiting_for_human' ELSE 'queued' END"

@@ -11,6 +11,7 @@ pub mod journal;
 pub mod key_leases;
 mod limits;
 pub mod provider_keys;
+pub mod renders;
 pub mod webhooks;
 
 pub use limits::month_start_ms;

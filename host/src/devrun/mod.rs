@@ -27,6 +27,8 @@ pub struct DevRunOptions {
     pub env: Environment,
     /// The template config the job sees.
     pub config: Value,
+    /// Renders run in process with these settings; `None`: renders answer `unavailable`.
+    pub render: Option<crate::render::RenderSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,12 +104,20 @@ pub async fn run(
     }
     let (events, billing, jobs) =
         (Arc::new(MemoryEvents::default()), Arc::new(MemoryBilling::default()), Arc::new(LocalJobs::default()));
+    let storage: Arc<dyn crate::capabilities::ObjectStore> =
+        Arc::new(LocalObjectStore::new(options.data_dir.join("objects"), None)?);
+    let renderer: Arc<dyn crate::capabilities::Renderer> = match &options.render {
+        Some(settings) => Arc::new(crate::render::InlineRenderer {
+            pipeline: Arc::new(crate::render::Pipeline::new(settings.clone(), storage.clone(), None)),
+        }),
+        None => Arc::new(NoRenderer),
+    };
     let caps = Arc::new(Capabilities {
         events: events.clone(),
-        storage: Arc::new(LocalObjectStore::new(options.data_dir.join("objects"), None)?),
+        storage,
         billing: billing.clone(),
         providers: Arc::new(DevEchoProvider),
-        renderer: Arc::new(NoRenderer),
+        renderer,
         jobs: jobs.clone(),
         journal: Arc::new(MemoryJournal::default()),
     });

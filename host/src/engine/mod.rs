@@ -33,6 +33,8 @@ pub struct Platform {
     pub master_key: MasterKey,
     /// Signs and checks the URLs of `/files/…`.
     pub signer: UrlSigner,
+    /// Runs renders (FFmpeg, Remotion) for waiting jobs.
+    pub renders: Arc<crate::render::worker::RenderWorker>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +82,28 @@ impl Platform {
             Some(s3) => Arc::new(S3ObjectStore::new(s3, config.file_url_ttl)),
             None => Arc::new(LocalObjectStore::new(config.data_dir.join("objects"), Some(signer.clone()))?),
         };
+        let events: Arc<dyn crate::capabilities::EventSink> =
+            Arc::new(backends::DbEvents { db: db.clone(), bus: bus.clone() });
+        let pipeline =
+            Arc::new(crate::render::Pipeline::new(config.render.clone(), storage.clone(), Some(signer.clone())));
+        let render_due = Arc::new(tokio::sync::Notify::new());
+        let renders = Arc::new(crate::render::worker::RenderWorker {
+            db: db.clone(),
+            bus: bus.clone(),
+            pipeline: pipeline.clone(),
+            events: events.clone(),
+            render_due: render_due.clone(),
+            default_margin: config.default_margin,
+            poll: config.poll_interval.max(std::time::Duration::from_millis(200)),
+        });
+        let renderer = crate::render::RenderService {
+            db: db.clone(),
+            pipeline,
+            render_due,
+            default_margin: config.default_margin,
+        };
         let caps = Arc::new(Capabilities {
-            events: Arc::new(backends::DbEvents { db: db.clone(), bus: bus.clone() }),
+            events,
             storage,
             billing: Arc::new(backends::DbLedger {
                 db: db.clone(),
@@ -89,11 +111,11 @@ impl Platform {
                 storage_usd_per_gb: config.storage_usd_per_gb,
             }),
             providers: Arc::new(providers),
-            renderer: Arc::new(crate::capabilities::NoRenderer),
+            renderer: Arc::new(renderer),
             jobs: Arc::new(backends::DbJobs { db: db.clone(), catalog: catalog.clone(), bus: bus.clone() }),
             journal: Arc::new(backends::DbJournal { db: db.clone() }),
         });
-        Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics, master_key, signer })
+        Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics, master_key, signer, renders })
     }
 }
 

@@ -199,6 +199,7 @@ impl Worker {
             RunOutcome::Failed(e) => Finish::Failed { error: e.to_json().to_string() },
             RunOutcome::Suspended(Suspension::Children { ids }) => Finish::WaitForChildren { ids },
             RunOutcome::Suspended(Suspension::Human { prompt }) => Finish::WaitForHuman { prompt: prompt.to_string() },
+            RunOutcome::Suspended(Suspension::Render { render_id }) => Finish::WaitForRender { render_id },
             RunOutcome::Suspended(Suspension::Deferred { until_ms, .. }) => {
                 Finish::Requeue { run_after: until_ms, error: None, counts_as_retry: false }
             }

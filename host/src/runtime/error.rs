@@ -121,6 +121,8 @@ pub enum Suspension {
     Children { ids: Vec<String> },
     /// Waiting for `POST .../resume`; the prompt is shown on the job.
     Human { prompt: serde_json::Value },
+    /// Waiting for a render the host runs outside the instance.
+    Render { render_id: String },
     /// A provider key or other resource is cooling down; retry at this unix time (ms).
     Deferred { until_ms: i64, reason: String },
 }

@@ -55,6 +55,24 @@ impl UrlSigner {
     }
 }
 
+impl UrlSigner {
+    /// The object key of a GET URL this signer made and that still works, so the host can
+    /// read its own URLs from the store instead of fetching them from itself.
+    pub fn own_object(&self, url: &str, now_s: i64) -> Option<String> {
+        let rest = url.strip_prefix(&self.base)?.strip_prefix("/files/")?;
+        let (key, query) = rest.split_once('?')?;
+        let (mut expires, mut sig) = (None, None);
+        for pair in query.split('&') {
+            match pair.split_once('=')? {
+                ("expires", v) => expires = v.parse::<i64>().ok(),
+                ("sig", v) => sig = Some(v),
+                _ => return None, // another method, or parameters we never add
+            }
+        }
+        self.verify("GET", key, expires?, sig?, now_s).ok().map(|()| key.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,211 @@
+//! Renders: created by a job's run (idempotent per effect), claimed by the render worker
+//! under a lease, heartbeated, finished with the host's `render` charge in one transaction.
+//! Ending a render wakes its job (trigger `renders_wake_job`); ending a job cancels its
+//! unfinished renders (trigger `jobs_cancel_renders`).
+
+use super::{Db, DbError, now_ms};
+
+/// A render as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RenderRow {
+    pub id: String,
+    pub job_id: String,
+    pub seq: i64,
+    pub customer_id: String,
+    pub template_id: String,
+    pub kind: String,
+    pub backend: String,
+    pub request: String,
+    pub output_key: String,
+    pub status: String,
+    pub progress: f64,
+    pub attempts: i64,
+    pub lease_token: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub external_id: Option<String>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// What a run asks to render.
+pub struct NewRender<'a> {
+    pub job_id: &'a str,
+    pub seq: u32,
+    pub customer_id: &'a str,
+    pub template_id: &'a str,
+    pub kind: &'a str,
+    pub backend: &'a str,
+    pub request: &'a str,
+    pub output_key: &'a str,
+}
+
+/// How a render ended.
+pub enum RenderEnd<'a> {
+    /// The WIT render-result as JSON, and the host's charge for it (cost in USD, metadata).
+    Succeeded { result: &'a str, cost_usd: f64, metadata: &'a str, default_margin: f64 },
+    /// `{kind, message}`.
+    Failed { error: &'a str },
+}
+
+impl Db {
+    /// The render of the job's effect `seq`, created (queued) when there is none yet.
+    pub async fn create_render(&self, render: &NewRender<'_>) -> Result<RenderRow, DbError> {
+        let now = now_ms();
+        let id = format!("{}_r{}", render.job_id, render.seq);
+        sqlx::query(
+            "INSERT OR IGNORE INTO renders (id, job_id, seq, customer_id, template_id, kind, backend, request,
+                output_key, status, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+        )
+        .bind(&id)
+        .bind(render.job_id)
+        .bind(i64::from(render.seq))
+        .bind(render.customer_id)
+        .bind(render.template_id)
+        .bind(render.kind)
+        .bind(render.backend)
+        .bind(render.request)
+        .bind(render.output_key)
+        .bind(now)
+        .bind(now)
+        .execute(self.writer())
+        .await?;
+        sqlx::query_as("SELECT * FROM renders WHERE id = ?").bind(&id).fetch_one(self.writer()).await
+    }
+
+    /// Claim the oldest due render: queued, or running under a lease that expired (its worker
+    /// died). One that has already been started `max_attempts` times fails instead.
+    pub async fn claim_render(
+        &self,
+        token: &str,
+        lease_ms: i64,
+        max_attempts: i64,
+    ) -> Result<Option<RenderRow>, DbError> {
+        let now = now_ms();
+        let due = "(status = 'queued' OR (status = 'running' AND lease_expires_at < ?1))";
+        sqlx::query(&format!(
+            "UPDATE renders SET status = 'failed', lease_token = NULL, updated_at = ?1, finished_at = ?1,
+                error = json_object('kind', 'failed', 'message', 'the render was interrupted ' || attempts || ' times')
+             WHERE {due} AND attempts >= ?2"
+        ))
+        .bind(now)
+        .bind(max_attempts)
+        .execute(self.writer())
+        .await?;
+        sqlx::query_as(&format!(
+            "UPDATE renders SET status = 'running', lease_token = ?2, lease_expires_at = ?1 + ?3,
+                attempts = attempts + 1, started_at = COALESCE(started_at, ?1), updated_at = ?1
+             WHERE id = (SELECT id FROM renders WHERE {due} ORDER BY created_at LIMIT 1)
+             RETURNING *"
+        ))
+        .bind(now)
+        .bind(token)
+        .bind(lease_ms)
+        .fetch_optional(self.writer())
+        .await
+    }
+
+    /// Extend a render's lease and record its progress; false when the render is no longer
+    /// this worker's to run (cancelled with its job, or re-claimed).
+    pub async fn heartbeat_render(&self, id: &str, token: &str, lease_ms: i64, progress: f64) -> Result<bool, DbError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE renders SET lease_expires_at = ?, progress = MAX(progress, ?), updated_at = ?
+             WHERE id = ? AND lease_token = ? AND status = 'running'",
+        )
+        .bind(now + lease_ms)
+        .bind(progress)
+        .bind(now)
+        .bind(id)
+        .bind(token)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Show a render's progress on its waiting job.
+    pub async fn set_render_progress(&self, job_id: &str, progress: f64, message: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE jobs SET progress = MAX(progress, ?), progress_message = ?, updated_at = ?
+             WHERE id = ? AND status = 'waiting_for_child'",
+        )
+        .bind(progress)
+        .bind(message)
+        .bind(now_ms())
+        .bind(job_id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Remember the remote render's id (Lambda) while the lease is ours.
+    pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE renders SET external_id = ? WHERE id = ? AND lease_token = ?")
+            .bind(external_id)
+            .bind(id)
+            .bind(token)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Record how a render ended (and its charge, keyed by the job's effect so it is written
+    /// once), if it is still this worker's; false otherwise.
+    pub async fn finish_render(&self, render: &RenderRow, token: &str, end: RenderEnd<'_>) -> Result<bool, DbError> {
+        let now = now_ms();
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let (status, result, error) = match &end {
+            RenderEnd::Succeeded { result, cost_usd, metadata, default_margin } => {
+                if *cost_usd > 0.0 {
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO billing_events (customer_id, job_id, template_id, event_type, cost_usd,
+                            charge_usd, metadata, created_at, effect_key)
+                         SELECT ?1, ?2, ?3, 'render', ?4, ?4 * COALESCE((SELECT margin FROM customers WHERE id = ?1), ?5),
+                                ?6, ?7, ?8
+                         WHERE EXISTS (SELECT 1 FROM renders WHERE id = ?9 AND lease_token = ?10 AND status = 'running')",
+                    )
+                    .bind(&render.customer_id)
+                    .bind(&render.job_id)
+                    .bind(&render.template_id)
+                    .bind(cost_usd)
+                    .bind(default_margin)
+                    .bind(metadata)
+                    .bind(now)
+                    .bind(format!("{}:{}", render.job_id, render.seq))
+                    .bind(&render.id)
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                ("succeeded", Some(*result), None)
+            }
+            RenderEnd::Failed { error } => ("failed", None, Some(*error)),
+        };
+        let done = sqlx::query(
+            "UPDATE renders SET status = ?, result = ?, error = ?, progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END,
+                lease_token = NULL, lease_expires_at = NULL, updated_at = ?, finished_at = ?
+             WHERE id = ? AND lease_token = ? AND status = 'running'",
+        )
+        .bind(status)
+        .bind(result)
+        .bind(error)
+        .bind(status)
+        .bind(now)
+        .bind(now)
+        .bind(&render.id)
+        .bind(token)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A render by id.
+    pub async fn render(&self, id: &str) -> Result<Option<RenderRow>, DbError> {
+        sqlx::query_as("SELECT * FROM renders WHERE id = ?").bind(id).fetch_optional(self.pool()).await
+    }
+}

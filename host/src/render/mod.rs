@@ -1,0 +1,122 @@
+//! Renders: FFmpeg for JSON render specs (seed 001) and Remotion compositions (local Node +
+//! Chromium, or Lambda). A render is long, so it does not run inside the job's instance: the
+//! `remotion` capability records it (`renders` row, keyed by the job's effect number) and the
+//! job suspends in `waiting_for_child`; the render worker runs it, reports progress as job
+//! events, stores the output, charges a `render` event and wakes the job, whose replay then
+//! receives the result and journals it. A crash re-runs an unfinished render, never a
+//! finished one; cancelling the job kills the render's process.
+
+mod ffmpeg;
+mod pipeline;
+mod remotion;
+mod service;
+mod sources;
+pub mod spec;
+pub mod timeline;
+pub mod worker;
+
+pub use ffmpeg::Ffmpeg;
+pub use pipeline::{Pipeline, RenderTask, Rendered};
+pub use remotion::{RemotionMode, RemotionSettings};
+pub use service::{InlineRenderer, RenderService};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How renders run on this host.
+#[derive(Debug, Clone)]
+pub struct RenderSettings {
+    pub ffmpeg: Ffmpeg,
+    /// `None`: Remotion renders answer `unavailable`.
+    pub remotion: Option<RemotionSettings>,
+    /// Renders one process runs at once (each is a whole FFmpeg or Chromium).
+    pub slots: u32,
+    /// What a minute of rendered output costs the platform (`render` events).
+    pub usd_per_minute: f64,
+    /// The longest output a render may produce (seconds).
+    pub max_seconds: f64,
+    /// One render attempt's deadline.
+    pub timeout: Duration,
+    /// How long a claimed render is held without a heartbeat (a dead worker's render is
+    /// re-run after it).
+    pub lease: Duration,
+    /// Starts of one render before it fails (a render that keeps killing its worker).
+    pub max_attempts: i64,
+    /// Sources may be on loopback or private addresses (development only: SSRF).
+    pub allow_private_sources: bool,
+    /// Scratch space for sources and outputs (deleted after each render).
+    pub work_dir: PathBuf,
+}
+
+/// Where a render stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// In [0, 1], never going back.
+    pub fraction: f64,
+    pub stage: &'static str,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self { fraction: 0.0, stage: "queued" }
+    }
+}
+
+/// Why a render did not produce its output.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Failure {
+    /// The request, the spec or a source is unusable (names the field).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the render was cancelled")]
+    Cancelled,
+}
+
+impl Failure {
+    pub fn to_json(&self) -> serde_json::Value {
+        let kind = match self {
+            Failure::Invalid(_) => "invalid_request",
+            Failure::Failed(_) => "failed",
+            Failure::Unavailable(_) => "unavailable",
+            Failure::Cancelled => "cancelled",
+        };
+        serde_json::json!({ "kind": kind, "message": self.to_string() })
+    }
+
+    pub fn from_json(value: &str) -> Self {
+        let v: serde_json::Value = serde_json::from_str(value).unwrap_or_default();
+        let message = v["message"].as_str().unwrap_or("the render failed").to_string();
+        match v["kind"].as_str() {
+            Some("invalid_request") => Failure::Invalid(message),
+            Some("unavailable") => Failure::Unavailable(message),
+            Some("cancelled") => Failure::Cancelled,
+            _ => Failure::Failed(message),
+        }
+    }
+}
+
+/// Whose render it is: where its sources may come from and where its output goes.
+#[derive(Debug, Clone)]
+pub struct RenderScope {
+    pub render_id: String,
+    pub job_id: String,
+    /// `templates/:templateId/users/:customerId/jobs/:jobId`
+    pub artifact_prefix: String,
+    /// `customers/:customerId/workspace`
+    pub workspace_prefix: String,
+}
+
+impl RenderScope {
+    pub fn new(render_id: &str, job_id: &str, template_id: &str, customer_id: &str) -> Self {
+        Self {
+            render_id: render_id.to_string(),
+            job_id: job_id.to_string(),
+            artifact_prefix: format!("templates/{template_id}/users/{customer_id}/jobs/{job_id}"),
+            workspace_prefix: format!("customers/{customer_id}/workspace"),
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! One render from request to stored output: fetch the sources, run the backend in a scratch
+//! directory, probe what came out, store it under the job's prefix.
+
+use super::remotion::Remotion;
+use super::sources::Sources;
+use super::spec::RenderSpec;
+use super::timeline::{self, Probe};
+use super::{Failure, Progress, RenderScope, RenderSettings};
+use crate::capabilities::ObjectStore;
+use crate::runtime::bindings::remotion::RenderResult;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// What a job asked to render (stored as the render's request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RenderTask {
+    /// A JSON render spec, rendered with FFmpeg.
+    Spec { spec: serde_json::Value },
+    /// A Remotion composition of a pre-built bundle.
+    Remotion { composition_id: String, serve_url: Option<String>, input_props: serde_json::Value },
+}
+
+impl RenderTask {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RenderTask::Spec { .. } => "spec",
+            RenderTask::Remotion { .. } => "remotion",
+        }
+    }
+}
+
+/// A finished render: what the template receives, and what it cost the platform.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub result: RenderResult,
+    pub cost_usd: f64,
+    pub seconds: f64,
+}
+
+/// Everything a render needs; shared by the render worker and the dev runner.
+pub struct Pipeline {
+    pub settings: RenderSettings,
+    pub store: Arc<dyn ObjectStore>,
+    pub sources: Sources,
+}
+
+impl Pipeline {
+    pub fn new(
+        settings: RenderSettings,
+        store: Arc<dyn ObjectStore>,
+        signer: Option<crate::storage::UrlSigner>,
+    ) -> Self {
+        let sources = Sources {
+            store: store.clone(),
+            signer,
+            allow_private: settings.allow_private_sources,
+            timeout: settings.timeout,
+        };
+        Self { settings, store, sources }
+    }
+
+    /// The backend `task` needs, or why it cannot run here.
+    pub fn backend_for(&self, task: &RenderTask) -> Result<&'static str, Failure> {
+        match task {
+            RenderTask::Spec { .. } => Ok("ffmpeg"),
+            RenderTask::Remotion { .. } => match &self.settings.remotion {
+                Some(remotion) => Ok(remotion.mode.backend_name()),
+                None => Err(Failure::Unavailable(
+                    "no Remotion renderer is configured on this host (see docs/rendering.md)".into(),
+                )),
+            },
+        }
+    }
+
+    /// Checks made before a render is queued, so a bad request fails the call at once.
+    pub fn check(&self, task: &RenderTask) -> Result<(), Failure> {
+        self.backend_for(task)?;
+        match task {
+            RenderTask::Spec { spec } => {
+                RenderSpec::parse(&spec.to_string(), self.settings.max_seconds)
+                    .map_err(|e| Failure::Invalid(format!("spec.{e}")))?;
+            }
+            RenderTask::Remotion { composition_id, serve_url, .. } => {
+                if composition_id.trim().is_empty() {
+                    return Err(Failure::Invalid("composition-id: must not be empty".into()));
+                }
+                if let Some(url) = serve_url
+                    && !(url.starts_with("https://") || url.starts_with("http://"))
+                {
+                    return Err(Failure::Invalid("serve-url: must be the http(s) URL of a deployed bundle".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `task` to its stored output at `output_key` (full key; `relative_key` is what the
+    /// template sees).
+    pub async fn run(
+        &self,
+        scope: &RenderScope,
+        task: &RenderTask,
+        output_key: &str,
+        relative_key: &str,
+        progress: &watch::Sender<Progress>,
+        cancel: &CancellationToken,
+    ) -> Result<Rendered, Failure> {
+        std::fs::create_dir_all(&self.settings.work_dir).map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
+        let scratch =
+            tempfile::tempdir_in(&self.settings.work_dir).map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
+        let output = scratch.path().join("output.mp4");
+        let backend = self.backend_for(task)?;
+        let work = async {
+            match task {
+                RenderTask::Spec { spec } => {
+                    self.render_spec(scope, spec, scratch.path(), &output, progress, cancel).await
+                }
+                RenderTask::Remotion { composition_id, serve_url, input_props } => {
+                    let remotion = self.settings.remotion.as_ref().ok_or(Failure::Unavailable("no Remotion".into()))?;
+                    let request = super::remotion::Request {
+                        composition_id,
+                        serve_url: serve_url.as_deref(),
+                        input_props,
+                        output: &output,
+                    };
+                    Remotion { settings: remotion }.render(&request, progress, cancel).await
+                }
+            }
+        };
+        match tokio::time::timeout(self.settings.timeout, work).await {
+            Ok(result) => result?,
+            Err(_) => return Err(Failure::Failed(format!("the render took longer than {:?}", self.settings.timeout))),
+        }
+        progress.send_modify(|p| p.stage = "storing");
+        let media = self.describe_output(&output).await?;
+        let bytes = tokio::fs::read(&output).await.map_err(|e| Failure::Failed(format!("reading the output: {e}")))?;
+        let size = bytes.len() as u64;
+        self.store.put(output_key, bytes, "video/mp4").await.map_err(|e| Failure::Failed(format!("storage: {e}")))?;
+        let url = self.store.public_url(output_key).await;
+        let metadata = serde_json::json!({
+            "backend": backend, "duration_seconds": media.seconds, "width": media.width, "height": media.height,
+            "fps": media.fps, "size_bytes": size, "has_audio": media.has_audio,
+        });
+        Ok(Rendered {
+            result: RenderResult {
+                render_id: scope.render_id.clone(),
+                output_key: relative_key.to_string(),
+                output_url: url,
+                metadata: metadata.to_string(),
+            },
+            cost_usd: media.seconds / 60.0 * self.settings.usd_per_minute,
+            seconds: media.seconds,
+        })
+    }
+
+    async fn render_spec(
+        &self,
+        scope: &RenderScope,
+        spec: &serde_json::Value,
+        dir: &Path,
+        output: &Path,
+        progress: &watch::Sender<Progress>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Failure> {
+        let spec = RenderSpec::parse(&spec.to_string(), self.settings.max_seconds)
+            .map_err(|e| Failure::Invalid(format!("spec.{e}")))?;
+        progress.send_modify(|p| p.stage = "fetching");
+        let ffmpeg = &self.settings.ffmpeg;
+        let mut bg_paths = Vec::new();
+        let mut bg_probes = Vec::new();
+        for (i, track) in spec.backgrounds.iter().enumerate() {
+            let field = format!("spec.backgrounds[{i}].src");
+            let path = dir.join(format!("bg{i}"));
+            self.sources.fetch(scope, &track.src, &field, &path).await?;
+            bg_probes.push(ffmpeg.probe(&path, &field).await?);
+            bg_paths.push(path);
+        }
+        let mut audio_paths = Vec::new();
+        let mut audio_probes: Vec<Probe> = Vec::new();
+        for (i, track) in spec.audio.iter().enumerate() {
+            let field = format!("spec.audio[{i}].src");
+            let path = dir.join(format!("audio{i}"));
+            self.sources.fetch(scope, &track.src, &field, &path).await?;
+            audio_probes.push(ffmpeg.probe(&path, &field).await?);
+            audio_paths.push(path);
+        }
+        let timeline = timeline::resolve(&spec, &bg_probes, &audio_probes, self.settings.max_seconds)
+            .map_err(|e| Failure::Invalid(format!("spec.{e}")))?;
+        let bg: Vec<&Path> = bg_paths.iter().map(|p| p.as_path()).collect();
+        let audio: Vec<&Path> = audio_paths.iter().map(|p| p.as_path()).collect();
+        let args = timeline::ffmpeg_args(&spec, &timeline, &bg, &audio, output);
+        progress.send_modify(|p| p.stage = "rendering");
+        ffmpeg.run(&args, timeline.duration, progress, cancel).await
+    }
+
+    async fn describe_output(&self, output: &Path) -> Result<OutputMedia, Failure> {
+        let out = tokio::process::Command::new(&self.settings.ffmpeg.ffprobe)
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration:stream=codec_type,width,height,r_frame_rate",
+                "-of",
+                "json",
+            ])
+            .arg(output)
+            .output()
+            .await
+            .map_err(|e| Failure::Failed(format!("cannot run ffprobe: {e}")))?;
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let streams = info["streams"].as_array().cloned().unwrap_or_default();
+        let video = streams.iter().find(|s| s["codec_type"] == "video");
+        let Some(video) = video.filter(|_| out.status.success()) else {
+            return Err(Failure::Failed("the renderer produced no playable video".into()));
+        };
+        let fps = video["r_frame_rate"].as_str().and_then(|r| {
+            let (n, d) = r.split_once('/')?;
+            Some(n.parse::<f64>().ok()? / d.parse::<f64>().ok()?.max(1.0))
+        });
+        Ok(OutputMedia {
+            seconds: info["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0),
+            width: video["width"].as_u64().unwrap_or(0),
+            height: video["height"].as_u64().unwrap_or(0),
+            fps: fps.unwrap_or(0.0),
+            has_audio: streams.iter().any(|s| s["codec_type"] == "audio"),
+        })
+    }
+}
+
+struct OutputMedia {
+    seconds: f64,
+    width: u64,
+    height: u64,
+    fps: f64,
+    has_audio: bool,
+}

@@ -1,0 +1,152 @@
+//! Remotion renders through `renderers/remotion/render.mjs` (Node): the host writes one JSON
+//! request to its stdin and reads JSON lines back (`progress`, then `done` or `error`). Local
+//! mode renders a pre-built bundle in Debian Chromium; Lambda mode drives
+//! `renderMediaOnLambda` and downloads the result. Cancelling kills the process group.
+
+use super::{Failure, Progress};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RemotionMode {
+    Local,
+    Lambda { region: String, function_name: String },
+}
+
+impl RemotionMode {
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            RemotionMode::Local => "remotion-local",
+            RemotionMode::Lambda { .. } => "remotion-lambda",
+        }
+    }
+}
+
+/// `VIDFARM_REMOTION_*`.
+#[derive(Debug, Clone)]
+pub struct RemotionSettings {
+    pub mode: RemotionMode,
+    pub node: String,
+    /// `render.mjs`.
+    pub script: PathBuf,
+    /// The bundle to render when a request names none: a directory (local) or URL (Lambda).
+    pub serve_url: String,
+    pub chromium: String,
+    /// Frames Chromium renders in parallel.
+    pub concurrency: u32,
+    /// Extra environment for the script (Lambda credentials and endpoint).
+    pub env: Vec<(String, String)>,
+}
+
+pub struct Request<'a> {
+    pub composition_id: &'a str,
+    pub serve_url: Option<&'a str>,
+    pub input_props: &'a serde_json::Value,
+    pub output: &'a Path,
+}
+
+pub struct Remotion<'a> {
+    pub settings: &'a RemotionSettings,
+}
+
+impl Remotion<'_> {
+    pub async fn render(
+        &self,
+        request: &Request<'_>,
+        progress: &watch::Sender<Progress>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Failure> {
+        let settings = self.settings;
+        let serve_url = request.serve_url.unwrap_or(&settings.serve_url);
+        let mut body = serde_json::json!({
+            "compositionId": request.composition_id,
+            "serveUrl": serve_url,
+            "inputProps": request.input_props,
+            "outputPath": request.output,
+            "browserExecutable": settings.chromium,
+            "concurrency": settings.concurrency,
+        });
+        match &settings.mode {
+            RemotionMode::Local => body["mode"] = "local".into(),
+            RemotionMode::Lambda { region, function_name } => {
+                body["mode"] = "lambda".into();
+                body["region"] = region.as_str().into();
+                body["functionName"] = function_name.as_str().into();
+            }
+        }
+        let mut command = tokio::process::Command::new(&settings.node);
+        command
+            .arg(&settings.script)
+            .envs(settings.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group, so cancelling takes Chromium down with it.
+            .process_group(0);
+        let mut child = command.spawn().map_err(|e| Failure::Failed(format!("cannot run {}: {e}", settings.node)))?;
+        let pid = child.id();
+        let mut stdin = child.stdin.take().ok_or_else(|| Failure::Failed("node has no stdin".into()))?;
+        stdin.write_all(body.to_string().as_bytes()).await.map_err(|e| Failure::Failed(format!("node stdin: {e}")))?;
+        drop(stdin);
+        let stdout = child.stdout.take().ok_or_else(|| Failure::Failed("node has no stdout".into()))?;
+        let mut stderr = child.stderr.take().ok_or_else(|| Failure::Failed("node has no stderr".into()))?;
+        let logs = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+            text
+        });
+        progress.send_modify(|p| p.stage = "rendering");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut outcome: Option<Result<(), Failure>> = None;
+        let reading = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                match event["event"].as_str() {
+                    Some("progress") => {
+                        let fraction = event["progress"].as_f64().unwrap_or(0.0).clamp(0.0, 1.0);
+                        progress.send_modify(|p| p.fraction = p.fraction.max(fraction));
+                    }
+                    Some("done") => outcome = Some(Ok(())),
+                    Some("error") => {
+                        let message = event["message"].as_str().unwrap_or("the render failed").to_string();
+                        outcome = Some(Err(if event["kind"] == "invalid_request" {
+                            Failure::Invalid(message)
+                        } else {
+                            Failure::Failed(message)
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+            child.wait().await
+        };
+        let status = tokio::select! {
+            status = reading => status.map_err(|e| Failure::Failed(format!("node: {e}")))?,
+            _ = cancel.cancelled() => {
+                kill_group(pid);
+                return Err(Failure::Cancelled);
+            }
+        };
+        let logs = logs.await.unwrap_or_default();
+        match outcome {
+            Some(Ok(())) if status.success() => Ok(()),
+            Some(Err(failure)) => Err(failure),
+            _ => {
+                let last = logs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+                Err(Failure::Failed(format!("the Remotion script exited with {status}: {last}")))
+            }
+        }
+    }
+}
+
+/// SIGKILL the render's whole process group (node and the Chromium it started), through
+/// kill(1): the crate forbids `unsafe`, and this runs once per cancelled render.
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+    }
+}

@@ -1,0 +1,226 @@
+//! The render worker: claims due renders (one SQLite `UPDATE … RETURNING` under a lease),
+//! runs each through the [`Pipeline`](super::Pipeline), heartbeats its lease while reporting
+//! progress as job events, and records the outcome with its `render` charge. A render whose
+//! row is no longer its own (the job was cancelled) is killed at the next heartbeat.
+
+use super::{Failure, Pipeline, Progress, RenderScope, RenderTask};
+use crate::capabilities::{EventKey, JobEvent, JobScope};
+use crate::db::Db;
+use crate::db::renders::{RenderEnd, RenderRow};
+use crate::engine::Bus;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// Event ordinals of a render's progress events start here, after any the job's run emitted
+/// at the same journal position (see [`EventKey`]).
+const EVENT_ORDINAL_BASE: u32 = 1_000_000;
+
+pub struct RenderWorker {
+    pub db: Db,
+    pub bus: Arc<Bus>,
+    pub pipeline: Arc<Pipeline>,
+    pub events: Arc<dyn crate::capabilities::EventSink>,
+    pub render_due: Arc<Notify>,
+    pub default_margin: f64,
+    /// How often it looks for due renders when nothing wakes it.
+    pub poll: Duration,
+}
+
+impl RenderWorker {
+    /// Claim and run renders until `shutdown`; renders still running then are left to their
+    /// lease (another worker, or this host after a restart, runs them again).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.pipeline.settings.slots.max(1) as usize));
+        let tasks = TaskTracker::new();
+        while !shutdown.is_cancelled() {
+            let claimed = if slots.available_permits() > 0 { self.claim().await } else { None };
+            match claimed {
+                Some(render) => {
+                    let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                    let worker = self.clone();
+                    let stop = shutdown.child_token();
+                    tasks.spawn(async move {
+                        worker.execute(render, stop).await;
+                        drop(permit);
+                    });
+                }
+                None => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = self.render_due.notified() => {}
+                        _ = tokio::time::sleep(self.poll) => {}
+                    }
+                }
+            }
+        }
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    async fn claim(&self) -> Option<RenderRow> {
+        let settings = &self.pipeline.settings;
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let lease_ms = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
+        match self.db.claim_render(&token, lease_ms, settings.max_attempts).await {
+            Ok(render) => render,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming renders failed");
+                None
+            }
+        }
+    }
+
+    async fn execute(&self, render: RenderRow, shutdown: CancellationToken) {
+        let span =
+            tracing::info_span!("render", render_id = %render.id, job_id = %render.job_id, backend = %render.backend);
+        self.execute_in_span(render, shutdown).instrument(span).await
+    }
+
+    async fn execute_in_span(&self, render: RenderRow, shutdown: CancellationToken) {
+        let token = render.lease_token.clone().unwrap_or_default();
+        let cancel = shutdown.child_token();
+        let (progress, watcher) = watch::channel(Progress::default());
+        let heartbeat = self.heartbeat(&render, &token, watcher, cancel.clone());
+        let work = self.render(&render, &progress, &cancel);
+        let (outcome, ()) = tokio::join!(
+            async {
+                let outcome = work.await;
+                cancel.cancel(); // stops the heartbeat
+                outcome
+            },
+            heartbeat
+        );
+        if shutdown.is_cancelled() && outcome.is_err() {
+            return; // our own shutdown: the lease runs out and the render runs again
+        }
+        let written = match &outcome {
+            Ok(rendered) => {
+                let result = serde_json::to_string(&rendered.result).unwrap_or_default();
+                let metadata = serde_json::json!({
+                    "render_id": render.id, "backend": render.backend, "seconds": rendered.seconds, "recorded_by": "host",
+                })
+                .to_string();
+                let end = RenderEnd::Succeeded {
+                    result: &result,
+                    cost_usd: rendered.cost_usd,
+                    metadata: &metadata,
+                    default_margin: self.default_margin,
+                };
+                self.db.finish_render(&render, &token, end).await
+            }
+            Err(Failure::Cancelled) => Ok(false), // the row was already ended with the job
+            Err(failure) => {
+                let error = failure.to_json().to_string();
+                self.db.finish_render(&render, &token, RenderEnd::Failed { error: &error }).await
+            }
+        };
+        match written {
+            Ok(true) => {
+                let message = match &outcome {
+                    Ok(r) => format!("render {} finished: {:.1} s of video", render.id, r.seconds),
+                    Err(f) => format!("render {} failed: {f}", render.id),
+                };
+                let level = if outcome.is_ok() { "info" } else { "error" };
+                self.emit(&render, u32::MAX - 1, level, message, None).await;
+            }
+            Ok(false) => tracing::info!("the render ended elsewhere (cancelled with its job?); outcome dropped"),
+            Err(e) => tracing::error!(error = %e, "could not record the render's outcome; it will run again"),
+        }
+        self.bus.changed(&render.job_id);
+        self.bus.job_due.notify_one();
+    }
+
+    async fn render(
+        &self,
+        render: &RenderRow,
+        progress: &watch::Sender<Progress>,
+        cancel: &CancellationToken,
+    ) -> Result<super::Rendered, Failure> {
+        let (task, relative): (RenderTask, String) = serde_json::from_str(&render.request)
+            .map_err(|e| Failure::Failed(format!("the stored render request is unreadable: {e}")))?;
+        let scope = RenderScope::new(&render.id, &render.job_id, &render.template_id, &render.customer_id);
+        self.emit(render, 0, "info", format!("render {} started ({})", render.id, render.backend), None).await;
+        self.pipeline.run(&scope, &task, &render.output_key, &relative, progress, cancel).await
+    }
+
+    /// Keep the lease while the render runs, report progress (at most one event a second,
+    /// and only when it moved), and cancel the render when the row stops being ours.
+    async fn heartbeat(
+        &self,
+        render: &RenderRow,
+        token: &str,
+        mut watcher: watch::Receiver<Progress>,
+        cancel: CancellationToken,
+    ) {
+        let settings = &self.pipeline.settings;
+        let lease_ms = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
+        let every = (settings.lease / 3).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let mut reported = Progress::default();
+        let mut ordinal = 1;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let now = *watcher.borrow_and_update();
+            match self.db.heartbeat_render(&render.id, token, lease_ms, now.fraction).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!("the render is no longer ours (its job was cancelled): stopping it");
+                    cancel.cancel();
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "render heartbeat failed"),
+            }
+            if now.stage != reported.stage || now.fraction - reported.fraction >= 0.01 {
+                let message = format!("rendering: {} {:.0}%", now.stage, now.fraction * 100.0);
+                let _ = self.db.set_render_progress(&render.job_id, now.fraction, &message).await;
+                self.emit(render, ordinal, "info", message, Some(now.fraction)).await;
+                ordinal += 1;
+                reported = now;
+                self.bus.changed(&render.job_id);
+            }
+        }
+    }
+
+    /// A job event about the render, placed at the render's journal position.
+    async fn emit(&self, render: &RenderRow, ordinal: u32, level: &str, message: String, progress: Option<f64>) {
+        let scope = render_scope(render);
+        let key = EventKey {
+            position: u32::try_from(render.seq - 1).unwrap_or(0),
+            ordinal: EVENT_ORDINAL_BASE.saturating_add(ordinal),
+        };
+        let event = JobEvent {
+            level: level.into(),
+            message,
+            metadata: serde_json::json!({ "render_id": render.id, "backend": render.backend, "attempt": render.attempts }),
+            progress,
+            artifact: None,
+        };
+        if let Err(e) = self.events.emit(&scope, key, event).await {
+            tracing::warn!(error = %e, "could not record a render event");
+        }
+    }
+}
+
+/// A scope for the event sink: no lease (the job is waiting, not running).
+fn render_scope(render: &RenderRow) -> JobScope {
+    use crate::runtime::bindings::types::{Customer, Environment, JobContext};
+    let context = JobContext {
+        job_id: render.job_id.clone(),
+        template_id: render.template_id.clone(),
+        template_version: String::new(),
+        operation: String::new(),
+        workflow: String::new(),
+        parent_job_id: None,
+        customer: Customer { id: render.customer_id.clone(), name: String::new() },
+        attempt: 0,
+        env: Environment::Production,
+        config: "{}".into(),
+    };
+    JobScope::new(context, CancellationToken::new(), String::new())
+}

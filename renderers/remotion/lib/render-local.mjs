@@ -1,0 +1,211 @@
+// One local render with @remotion/renderer: open Chromium once, select the
+// composition (which runs calculateMetadata, i.e. validates the props), render
+// h264/yuv420p to a temporary file beside the output, then rename it into place.
+// Shared by render.mjs ("mode": "local") and lambda-standin.mjs.
+import {
+	makeCancelSignal,
+	openBrowser,
+	renderMedia,
+	selectComposition,
+} from '@remotion/renderer';
+import fs from 'node:fs';
+import path from 'node:path';
+import {INVALID_PROPS_PREFIX} from '../src/props.js';
+
+/** An error the caller should report as kind "invalid_request". */
+export class InvalidRequestError extends Error {
+	constructor(message) {
+		super(message);
+		this.name = 'InvalidRequestError';
+	}
+}
+
+export const OUTPUT_EXTENSIONS = ['.mp4', '.mov', '.mkv'];
+
+/** True when an error from Remotion means the request itself was bad. */
+export const isInvalidRequestError = (err) => {
+	if (err instanceof InvalidRequestError || err?.name === 'InvalidPropsError') {
+		return true;
+	}
+	const msg = String(err?.message ?? err);
+	return (
+		msg.includes(INVALID_PROPS_PREFIX) ||
+		/Could not find composition with ID/i.test(msg) ||
+		/No composition with the ID/i.test(msg)
+	);
+};
+
+/** The first useful lines of an error, without Remotion's long stack dumps. */
+export const errorMessage = (err) => {
+	const raw = String(err?.message ?? err ?? 'unknown error');
+	const lines = raw.split('\n').filter((l) => !/^\s+at /.test(l));
+	const text = lines.join('\n').trim();
+	return text.length > 4000 ? `${text.slice(0, 4000)}...` : text;
+};
+
+/** Default Chromium: $REMOTION_BROWSER_EXECUTABLE, else Debian's /usr/bin/chromium if present. */
+export const defaultBrowserExecutable = () => {
+	if (process.env.REMOTION_BROWSER_EXECUTABLE) {
+		return process.env.REMOTION_BROWSER_EXECUTABLE;
+	}
+	for (const candidate of ['/usr/bin/chromium', '/usr/bin/chromium-browser']) {
+		if (fs.existsSync(candidate)) {
+			return candidate;
+		}
+	}
+	return null;
+};
+
+const LOG_LEVEL = process.env.REMOTION_LOG_LEVEL ?? 'warn';
+
+/**
+ * Renders one composition locally.
+ *
+ * opts: serveUrl, compositionId, inputProps, outputPath (absolute, .mp4/.mov/.mkv),
+ *   browserExecutable, concurrency, timeoutMs (Remotion's per-delayRender timeout,
+ *   e.g. an image that does not load), crf, x264Preset, chromeMode,
+ *   onProgress({progress, stage, renderedFrames, encodedFrames}),
+ *   onComposition(composition), registerCancel(fn) (gives the caller a function that
+ *   cancels the render and closes Chromium).
+ * Resolves to {outputPath, width, height, fps, durationInFrames, sizeBytes}.
+ */
+export const renderLocally = async (opts) => {
+	const {
+		serveUrl,
+		compositionId,
+		inputProps,
+		outputPath,
+		browserExecutable = defaultBrowserExecutable(),
+		concurrency = 1,
+		timeoutMs = 120000,
+		crf = null,
+		x264Preset = null,
+		chromeMode = 'headless-shell',
+		onProgress = () => {},
+		onComposition = () => {},
+		registerCancel = () => {},
+	} = opts;
+
+	const ext = path.extname(outputPath).toLowerCase();
+	const dir = path.dirname(outputPath);
+	fs.mkdirSync(dir, {recursive: true});
+	const tmpOut = path.join(dir, `.${path.basename(outputPath, ext)}.${process.pid}.partial${ext}`);
+
+	const {cancelSignal, cancel} = makeCancelSignal();
+	let browser = null;
+	let cancelled = false;
+	let closing = null;
+	const closeBrowser = () => {
+		if (!browser) {
+			return Promise.resolve();
+		}
+		closing ??= browser.close({silent: true}).catch(() => {});
+		return closing;
+	};
+	registerCancel(async () => {
+		cancelled = true;
+		cancel();
+		await closeBrowser();
+		fs.rmSync(tmpOut, {force: true});
+	});
+
+	const chromiumOptions = {
+		// Debian's chromium runs headless with the GPU emulated in software.
+		gl: process.env.REMOTION_GL ?? 'swangle',
+	};
+	const onBrowserLog = (log) => {
+		console.error(`[browser ${log.type}] ${log.text}`);
+	};
+
+	try {
+		const t0 = Date.now();
+		const took = (what) => console.error(`render-local: ${what} after ${Date.now() - t0} ms`);
+		onProgress({progress: 0, stage: 'preparing', renderedFrames: 0, encodedFrames: 0});
+		browser = await openBrowser('chrome', {
+			browserExecutable,
+			chromiumOptions,
+			chromeMode,
+			logLevel: LOG_LEVEL,
+		});
+		if (cancelled) {
+			throw new Error('render cancelled');
+		}
+		const composition = await selectComposition({
+			serveUrl,
+			id: compositionId,
+			inputProps,
+			puppeteerInstance: browser,
+			browserExecutable,
+			chromiumOptions,
+			chromeMode,
+			timeoutInMilliseconds: timeoutMs,
+			logLevel: LOG_LEVEL,
+			onBrowserLog,
+		});
+		took(`browser opened and ${compositionId} selected (${composition.width}x${composition.height}, ${composition.fps} fps, ${composition.durationInFrames} frames)`);
+		onComposition(composition);
+		if (cancelled) {
+			throw new Error('render cancelled');
+		}
+		await renderMedia({
+			composition,
+			serveUrl,
+			codec: 'h264',
+			pixelFormat: 'yuv420p',
+			imageFormat: 'jpeg',
+			// Limited-range BT.709 (plain yuv420p). Without it, JPEG frames give
+			// full-range yuvj420p, which some players and platforms mishandle.
+			colorSpace: 'bt709',
+			muted: true,
+			inputProps,
+			outputLocation: tmpOut,
+			overwrite: true,
+			puppeteerInstance: browser,
+			browserExecutable,
+			chromiumOptions,
+			chromeMode,
+			concurrency,
+			crf: crf ?? undefined,
+			x264Preset: x264Preset ?? undefined,
+			timeoutInMilliseconds: timeoutMs,
+			cancelSignal,
+			logLevel: LOG_LEVEL,
+			onBrowserLog,
+			onProgress: (p) => {
+				const stage =
+					p.renderedFrames < composition.durationInFrames
+						? 'rendering'
+						: p.stitchStage === 'muxing'
+							? 'muxing'
+							: 'encoding';
+				onProgress({
+					progress: p.progress,
+					stage,
+					renderedFrames: p.renderedFrames,
+					encodedFrames: p.encodedFrames,
+				});
+			},
+		});
+		took('rendered and encoded');
+		fs.renameSync(tmpOut, outputPath);
+		const sizeBytes = fs.statSync(outputPath).size;
+		return {
+			outputPath,
+			width: composition.width,
+			height: composition.height,
+			fps: composition.fps,
+			durationInFrames: composition.durationInFrames,
+			sizeBytes,
+		};
+	} catch (err) {
+		fs.rmSync(tmpOut, {force: true});
+		if (cancelled) {
+			const e = new Error('render cancelled');
+			e.cancelled = true;
+			throw e;
+		}
+		throw err;
+	} finally {
+		await closeBrowser();
+	}
+};
