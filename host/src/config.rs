@@ -190,7 +190,7 @@ impl Config {
                 force_path_style: parse("VIDFARM_S3_FORCE_PATH_STYLE", "false")?,
             }),
         };
-        let render = render_settings(env, &data_dir)?;
+        let render = render_settings(env)?;
         Ok(Self {
             render,
             public_url: var("VIDFARM_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}")),
@@ -277,7 +277,7 @@ impl Config {
 /// `VIDFARM_RENDER_*`, `VIDFARM_FFMPEG`, `VIDFARM_REMOTION*`: Remotion renders locally when
 /// its script and a built bundle are found (`renderers/remotion` by default), through Lambda
 /// with `VIDFARM_REMOTION=lambda`, not at all with `off`.
-fn render_settings(env: Environment, data_dir: &std::path::Path) -> Result<crate::render::RenderSettings, String> {
+fn render_settings(env: Environment) -> Result<crate::render::RenderSettings, String> {
     use crate::render::{Ffmpeg, RemotionMode, RemotionSettings, RenderSettings};
     let dir = PathBuf::from(var("VIDFARM_REMOTION_DIR").unwrap_or_else(|| "renderers/remotion".into()));
     let script = dir.join("render.mjs");
@@ -332,7 +332,8 @@ fn render_settings(env: Environment, data_dir: &std::path::Path) -> Result<crate
         lease: Duration::from_millis(parse("VIDFARM_RENDER_LEASE_MS", "30000")?),
         max_attempts: parse("VIDFARM_RENDER_MAX_ATTEMPTS", "3")?,
         allow_private_sources: env == Environment::Development,
-        work_dir: data_dir.join("render-work"),
+        // Empty: `<data dir>/render-work` (the data dir may still change after this).
+        work_dir: var("VIDFARM_RENDER_WORK_DIR").map(PathBuf::from).unwrap_or_default(),
     })
 }
 

@@ -203,14 +203,18 @@ const stop = async (reason) => {
 	}
 	stopping = true;
 	console.error(`render.mjs: ${reason}; cancelling`);
+	// The final line goes out synchronously first: Remotion's own SIGINT listener
+	// exits the process (code 130) right after ours returns.
+	finished = true;
+	fs.writeSync(1, `${JSON.stringify({event: 'error', kind: 'failed', message: reason})}\n`);
 	// Whatever happens, be gone within a few seconds.
-	setTimeout(() => fail('failed', reason), 3000).unref();
+	setTimeout(() => process.exit(1), 3000).unref();
 	try {
 		await cancelCurrent?.();
 	} catch (e) {
 		console.error('render.mjs: error while cancelling:', e);
 	}
-	fail('failed', reason);
+	process.exit(1);
 };
 process.on('SIGTERM', () => stop('render cancelled (SIGTERM)'));
 process.on('SIGINT', () => stop('render cancelled (SIGINT)'));
@@ -229,6 +233,7 @@ const runLocal = async (common, req) => {
 	const crf = optInt(req, 'crf', 0, 51, undefined);
 	const x264Preset = optString(req, 'x264Preset', X264_PRESETS);
 	const chromeMode = optString(req, 'chromeMode', ['headless-shell', 'chrome-for-testing']);
+	const gl = optString(req, 'gl', ['angle', 'angle-egl', 'egl', 'swangle', 'swiftshader', 'vulkan']);
 	const {serveUrl} = common;
 	if (!/^https?:\/\//.test(serveUrl) && !fs.existsSync(path.join(serveUrl, 'index.html'))) {
 		bad(`request.serveUrl ${JSON.stringify(serveUrl)} is neither an http(s) URL nor a bundle directory with index.html (run build-bundle.mjs)`);
@@ -241,6 +246,7 @@ const runLocal = async (common, req) => {
 		crf,
 		x264Preset,
 		chromeMode,
+		gl: gl ?? (process.env.REMOTION_GL || undefined),
 		onProgress: (p) => progress(p, p.stage === 'preparing'),
 		registerCancel: (fn) => {
 			cancelCurrent = fn;

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// (template id, crate name) of every Rust template built into the host.
-const TEMPLATES: &[(&str, &str)] = &[("hello", "template-hello"), ("sandbox-probe", "template-sandbox-probe")];
+const TEMPLATES: &[(&str, &str)] = &[
+    ("hello", "template-hello"),
+    ("sandbox-probe", "template-sandbox-probe"),
+    ("json-to-video", "template-json-to-video"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

@@ -2,6 +2,7 @@
 //! local backends in a temporary directory.
 
 pub mod fake_providers;
+pub mod media;
 pub mod receiver;
 pub mod s3;
 pub mod server;

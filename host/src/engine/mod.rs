@@ -84,8 +84,11 @@ impl Platform {
         };
         let events: Arc<dyn crate::capabilities::EventSink> =
             Arc::new(backends::DbEvents { db: db.clone(), bus: bus.clone() });
-        let pipeline =
-            Arc::new(crate::render::Pipeline::new(config.render.clone(), storage.clone(), Some(signer.clone())));
+        let mut render = config.render.clone();
+        if render.work_dir.as_os_str().is_empty() {
+            render.work_dir = config.data_dir.join("render-work");
+        }
+        let pipeline = Arc::new(crate::render::Pipeline::new(render, storage.clone(), Some(signer.clone())));
         let render_due = Arc::new(tokio::sync::Notify::new());
         let renders = Arc::new(crate::render::worker::RenderWorker {
             db: db.clone(),

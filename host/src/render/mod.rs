@@ -44,7 +44,8 @@ pub struct RenderSettings {
     pub max_attempts: i64,
     /// Sources may be on loopback or private addresses (development only: SSRF).
     pub allow_private_sources: bool,
-    /// Scratch space for sources and outputs (deleted after each render).
+    /// Scratch space for sources and outputs (deleted after each render); empty: under the
+    /// data dir.
     pub work_dir: PathBuf,
 }
 

@@ -56,18 +56,29 @@ export const slideshowTimeline = (scenes: Scene[], fps: number) => {
 const justify = {top: 'flex-start', center: 'center', bottom: 'flex-end'} as const;
 const alignItems = {left: 'flex-start', center: 'center', right: 'flex-end'} as const;
 
-const Caption: React.FC<{text: string; layout: TextLayout; delay: number; big?: boolean}> = ({
-	text,
-	layout,
-	delay,
-	big,
-}) => {
+const Caption: React.FC<{
+	text: string;
+	layout: TextLayout;
+	delay: number;
+	big?: boolean;
+	/** When given, the caption fades out over its last 0.3 s. */
+	fadeOutAt?: number;
+}> = ({text, layout, delay, big, fadeOutAt}) => {
 	const frame = useCurrentFrame();
 	const {height, fps} = useVideoConfig();
-	const appear = interpolate(frame - delay, [0, Math.round(0.4 * fps)], [0, 1], {
+	const fadeIn = interpolate(frame - delay, [0, Math.round(0.4 * fps)], [0, 1], {
 		extrapolateLeft: 'clamp',
 		extrapolateRight: 'clamp',
 	});
+	const fadeOutFrames = Math.max(1, Math.round(0.3 * fps));
+	const fadeOut =
+		fadeOutAt === undefined
+			? 1
+			: interpolate(frame, [fadeOutAt - fadeOutFrames, fadeOutAt], [1, 0], {
+					extrapolateLeft: 'clamp',
+					extrapolateRight: 'clamp',
+				});
+	const appear = Math.min(fadeIn, fadeOut);
 	const fontSize = Math.round(height * (big ? 0.075 : 0.05));
 	const margin = Math.round(height * 0.07);
 	return (
@@ -159,7 +170,7 @@ export const Slideshow: React.FC<SlideshowProps> = ({title, scenes}) => {
 			))}
 			{title ? (
 				<Sequence from={0} durationInFrames={placed[0].length} name="Title">
-					<Caption text={title} layout={titleLayout} delay={0} big />
+					<Caption text={title} layout={titleLayout} delay={0} big fadeOutAt={placed[0].length} />
 				</Sequence>
 			) : null}
 		</AbsoluteFill>
