@@ -38,9 +38,11 @@
 //! Build it with `vidfarm template build <crate-dir>` and run it with
 //! `vidfarm template run <file.wasm> greet --payload '{"name":"Ada"}'`.
 
+mod choices;
 mod context;
 mod error;
 mod template;
+pub mod text;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -54,6 +56,7 @@ pub mod bindings {
     });
 }
 
+pub use choices::{ModelChoice, ProviderName, RenderedVideo};
 pub use context::{Billing, Context, Jobs, Logger, Providers, Remotion, Storage};
 pub use error::TemplateError;
 pub use template::{Operation, Template};
@@ -74,7 +77,7 @@ pub mod wit {
 /// Everything a template file usually needs.
 pub mod prelude {
     pub use crate::wit::*;
-    pub use crate::{Context, Operation, Template, TemplateError};
+    pub use crate::{Context, ModelChoice, Operation, ProviderName, RenderedVideo, Template, TemplateError};
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::{Value, json};

@@ -10,6 +10,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("hello", "template-hello"),
     ("sandbox-probe", "template-sandbox-probe"),
     ("json-to-video", "template-json-to-video"),
+    ("ugc-voiceover", "template-ugc-voiceover"),
+    ("research-render", "template-research-render"),
+    ("storyteller", "template-storyteller"),
 ];
 
 fn main() {

@@ -48,6 +48,15 @@ impl Reply {
         self
     }
 
+    /// An OpenAI-style chat completion answering `content` (what a writer model would say).
+    pub fn chat(content: &str) -> Self {
+        Self::status(200).body(json!({
+            "id": "chatcmpl-scripted", "object": "chat.completion", "created": 1_700_000_000, "model": "scripted",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 60, "total_tokens": 100},
+        }))
+    }
+
     /// Gemini's 429: `RetryInfo.retryDelay` in the error body, no header.
     pub fn gemini_rate_limit(delay: &str) -> Self {
         Self::status(429).body(json!({"error": {"code": 429, "message": "Resource has been exhausted",
@@ -182,6 +191,8 @@ async fn handle(
     let delay = *fakes.delay.lock().expect("lock");
     tokio::time::sleep(delay).await;
     let response = match reply {
+        // A scripted success body (e.g. `Reply::chat`): served as is.
+        Some(Reply { status: 200, body: Some(body), .. }) => axum::Json(body).into_response(),
         Some(Reply { status, headers, body }) if status != 200 => {
             let mut response = (StatusCode::from_u16(status).expect("a status"), axum::Json(body)).into_response();
             for (name, value) in headers {

@@ -121,10 +121,12 @@ impl Pipeline {
                 }
                 RenderTask::Remotion { composition_id, serve_url, input_props } => {
                     let remotion = self.settings.remotion.as_ref().ok_or(Failure::Unavailable("no Remotion".into()))?;
+                    progress.send_modify(|p| p.stage = "fetching");
+                    let input_props = self.inline_assets(scope, input_props).await?;
                     let request = super::remotion::Request {
                         composition_id,
                         serve_url: serve_url.as_deref(),
-                        input_props,
+                        input_props: &input_props,
                         output: &output,
                     };
                     Remotion { settings: remotion }.render(&request, progress, cancel).await
@@ -197,6 +199,46 @@ impl Pipeline {
         ffmpeg.run(&args, timeline.duration, progress, cancel).await
     }
 
+    /// Input props may name stored images as `job:<key>`, `workspace:<key>` or the host's own
+    /// signed URLs: they reach the browser as `data:` URLs, so Chromium needs no route to the
+    /// store (capped at 64 MiB in all).
+    async fn inline_assets(
+        &self,
+        scope: &RenderScope,
+        props: &serde_json::Value,
+    ) -> Result<serde_json::Value, Failure> {
+        const BUDGET: usize = 64 << 20;
+        let mut refs = Vec::new();
+        let own_url =
+            |s: &str| self.sources.signer.as_ref().is_some_and(|signer| signer.own_object(s, now_s()).is_some());
+        collect_refs(props, &|s| is_ref(s) || own_url(s), &mut refs);
+        let mut inlined = std::collections::HashMap::new();
+        let mut total = 0;
+        for reference in refs {
+            if inlined.contains_key(&reference) {
+                continue;
+            }
+            let dir =
+                tempfile::tempdir_in(&self.settings.work_dir).map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
+            let path = dir.path().join("asset");
+            self.sources.fetch(scope, &reference, &format!("input-props `{reference}`"), &path).await?;
+            let bytes = tokio::fs::read(&path).await.map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
+            total += bytes.len();
+            if total > BUDGET {
+                return Err(Failure::Invalid("input-props: the referenced files exceed 64 MiB".into()));
+            }
+            let url = format!(
+                "data:{};base64,{}",
+                sniff(&bytes),
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes)
+            );
+            inlined.insert(reference, url);
+        }
+        let mut props = props.clone();
+        replace_refs(&mut props, &inlined);
+        Ok(props)
+    }
+
     async fn describe_output(&self, output: &Path) -> Result<OutputMedia, Failure> {
         let out = tokio::process::Command::new(&self.settings.ffmpeg.ffprobe)
             .args([
@@ -237,4 +279,49 @@ struct OutputMedia {
     height: u64,
     fps: f64,
     has_audio: bool,
+}
+
+fn is_ref(text: &str) -> bool {
+    text.strip_prefix("job:")
+        .or_else(|| text.strip_prefix("workspace:"))
+        .is_some_and(|k| !k.is_empty() && !k.contains(' '))
+}
+
+fn now_s() -> i64 {
+    crate::db::now_ms() / 1000
+}
+
+/// The strings of `value` that name stored objects (`wanted`).
+fn collect_refs(value: &serde_json::Value, wanted: &dyn Fn(&str) -> bool, refs: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) if wanted(s) => refs.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, wanted, refs)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| collect_refs(v, wanted, refs)),
+        _ => {}
+    }
+}
+
+fn replace_refs(value: &mut serde_json::Value, inlined: &std::collections::HashMap<String, String>) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let Some(url) = inlined.get(s.as_str()) {
+                *s = url.clone();
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| replace_refs(v, inlined)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| replace_refs(v, inlined)),
+        _ => {}
+    }
+}
+
+/// The media type of an image or clip from its first bytes.
+fn sniff(bytes: &[u8]) -> &'static str {
+    match bytes {
+        [0x89, b'P', b'N', b'G', ..] => "image/png",
+        [0xFF, 0xD8, 0xFF, ..] => "image/jpeg",
+        [b'G', b'I', b'F', b'8', ..] => "image/gif",
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "image/webp",
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => "video/mp4",
+        _ => "application/octet-stream",
+    }
 }

@@ -115,27 +115,6 @@ fn greet_after_approval(ctx: &Context, input: Greet) -> Result<Decision, Templat
     Ok(Decision { approved: approval.approved, greeting, note: approval.note })
 }
 
-/// The AI provider a call goes to.
-#[derive(Deserialize, Serialize, JsonSchema, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum ProviderName {
-    Openai,
-    Gemini,
-    Openrouter,
-    Perplexity,
-}
-
-impl From<ProviderName> for Provider {
-    fn from(p: ProviderName) -> Self {
-        match p {
-            ProviderName::Openai => Provider::Openai,
-            ProviderName::Gemini => Provider::Gemini,
-            ProviderName::Openrouter => Provider::Openrouter,
-            ProviderName::Perplexity => Provider::Perplexity,
-        }
-    }
-}
-
 /// The payload of `ask`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

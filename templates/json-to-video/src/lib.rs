@@ -122,39 +122,16 @@ struct AudioTrack {
     parent_duration_decider: Option<bool>,
 }
 
-/// What a finished render returns.
-#[derive(Serialize)]
-struct Video {
-    render_id: String,
-    /// The MP4, relative to the job's artifacts.
-    key: String,
-    /// A signed URL to download it (7 days by default).
-    url: Option<String>,
-    duration_seconds: f64,
-    width: u64,
-    height: u64,
-    has_audio: bool,
-}
-
-fn render(ctx: &Context, spec: RenderSpec) -> Result<Video, TemplateError> {
+fn render(ctx: &Context, spec: RenderSpec) -> Result<RenderedVideo, TemplateError> {
     let tracks = spec.backgrounds.len() + spec.audio.len();
     ctx.logger.info(
         "rendering the spec",
         json!({ "tracks": tracks, "width": spec.canvas.width, "height": spec.canvas.height }),
     );
     ctx.logger.progress(0.05, "render submitted");
-    let rendered = ctx.remotion.render_spec(&spec, Some("video.mp4"))?;
-    let meta: serde_json::Value = serde_json::from_str(&rendered.metadata).unwrap_or_default();
+    let video = RenderedVideo::from(ctx.remotion.render_spec(&spec, Some("video.mp4"))?);
     ctx.logger.progress(1.0, "video ready");
-    Ok(Video {
-        render_id: rendered.render_id,
-        key: rendered.output_key,
-        url: rendered.output_url,
-        duration_seconds: meta["duration_seconds"].as_f64().unwrap_or(0.0),
-        width: meta["width"].as_u64().unwrap_or(0),
-        height: meta["height"].as_u64().unwrap_or(0),
-        has_audio: meta["has_audio"].as_bool().unwrap_or(false),
-    })
+    Ok(video)
 }
 
 fn template() -> Template {

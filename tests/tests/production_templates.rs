@@ -1,0 +1,168 @@
+//! The four production patterns end to end through the HTTP API, with fake AI providers at
+//! the wire and real renders (Remotion in Debian Chromium, FFmpeg): each produces a playable
+//! MP4, checked with ffprobe. (`json-to-video` has its own file, `renders.rs`.)
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use vidfarm_tests::fake_providers::{FakeProviders, Reply};
+use vidfarm_tests::media::{self, Probed};
+use vidfarm_tests::s3::S3Server;
+use vidfarm_tests::server::TestServer;
+
+const WITHIN: Duration = Duration::from_secs(240);
+
+async fn server_with(fakes: &FakeProviders, s3: Option<&S3Server>) -> TestServer {
+    let endpoints = fakes.endpoints();
+    let s3 = s3.map(|s| s.settings.clone());
+    TestServer::start_with(
+        move |c| {
+            c.providers.endpoints = endpoints;
+            c.s3 = s3;
+        },
+        true,
+    )
+    .await
+}
+
+async fn add_key(server: &TestServer, provider: &str, secret: &str) {
+    let body = json!({ "provider": provider, "secret": secret });
+    let response = server.post("/customers/me/provider-keys", &body).send().await.expect("sent");
+    assert_eq!(response.status(), 201, "adding a {provider} key");
+}
+
+async fn run(server: &TestServer, template: &str, operation: &str, payload: Value) -> Value {
+    let job_id = server.create_job(template, operation, payload).await;
+    let job = server.wait_for(template, &job_id, &["succeeded", "failed", "cancelled"], WITHIN).await;
+    assert_eq!(job["status"], "succeeded", "{template}/{operation}: {job}");
+    job
+}
+
+/// Download a video by its (signed) URL and probe it.
+async fn probe_url(server: &TestServer, url: &str) -> Probed {
+    let url = match url.find("/files/") {
+        Some(at) if !url.contains("X-Amz-Signature") => server.url(&url[at..]),
+        _ => url.to_string(),
+    };
+    let response = server.http.get(&url).send().await.expect("sent");
+    assert_eq!(response.status(), 200, "{url}");
+    media::probe(&response.bytes().await.expect("bytes"))
+}
+
+fn charges(ledger: &[vidfarm::db::billing::LedgerRow], kind: &str) -> usize {
+    ledger.iter().filter(|r| r.event_type == kind).count()
+}
+
+#[tokio::test]
+async fn ugc_voiceover_goes_from_topic_to_script_to_storyboard_to_a_captioned_video() {
+    let fakes = FakeProviders::start().await;
+    let server = server_with(&fakes, None).await;
+    add_key(&server, "openai", "sk-openai-ugc-0001").await;
+    let script = json!({ "title": "Tide pools", "scenes": [
+        { "narration": "Tide pools hide whole worlds.", "visual": "a rocky tide pool at dawn" },
+        { "narration": "Look, but never lift the rocks.", "visual": "a hand pointing at a starfish" },
+    ]});
+    fakes.script("sk-openai-ugc-0001", [Reply::chat(&format!("Here you go:\n```json\n{script}\n```"))]);
+    let writer = json!({ "provider": "openai", "model": "gpt-4o-mini" });
+    let scaffold =
+        run(&server, "ugc-voiceover", "scaffold", json!({ "topic": "tide pools", "scenes": 2, "writer": writer }))
+            .await;
+    assert_eq!(scaffold["result"]["scenes"].as_array().map(Vec::len), Some(2), "{scaffold}");
+
+    let illustrator = json!({ "provider": "openai", "model": "gpt-image-1" });
+    let board = json!({ "script": scaffold["result"], "illustrator": illustrator });
+    let storyboard = run(&server, "ugc-voiceover", "storyboard", board).await;
+    let frames = storyboard["result"]["frames"].as_array().expect("frames");
+    assert_eq!(frames.len(), 2);
+    assert!(
+        frames.iter().all(|f| f["image"].as_str().is_some_and(|u| u.contains("storyboard/scene-"))),
+        "{storyboard}"
+    );
+
+    let payload = json!({ "storyboard": storyboard["result"], "width": 360, "height": 640 });
+    let job_id = server.create_job("ugc-voiceover", "render", payload).await;
+    let rendered = server.wait_for("ugc-voiceover", &job_id, &["succeeded", "failed"], WITHIN).await;
+    assert_eq!(rendered["status"], "succeeded", "{rendered}");
+    let video = probe_url(&server, rendered["result"]["url"].as_str().expect("a URL")).await;
+    assert_eq!((video.width, video.height), (360, 640), "{video:?}");
+    assert!(video.codecs.contains(&"h264".to_string()), "{video:?}");
+    assert!((4.0..=6.0).contains(&video.duration), "two frames of 2.5 s: {video:?}");
+    let logs = server.get_json(&format!("/templates/ugc-voiceover/jobs/{job_id}/logs")).await;
+    let progress = logs["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with("rendering:")))
+        .count();
+    assert!(progress > 0, "Remotion's progress reached the job's events: {logs}");
+    let ledger = server.platform.db.job_ledger(&job_id).await.expect("ledger");
+    assert_eq!(charges(&ledger, "render"), 1, "{ledger:?}");
+}
+
+#[tokio::test]
+async fn research_render_researches_writes_lays_out_and_renders() {
+    let fakes = FakeProviders::start().await;
+    let server = server_with(&fakes, None).await;
+    add_key(&server, "perplexity", "pplx-research-0001").await;
+    add_key(&server, "openai", "sk-openai-research-0001").await;
+    add_key(&server, "gemini", "gemini-layout-0001").await;
+    let captions = json!([
+        { "caption": "Coral reefs cover under 1% of the ocean floor.", "visual": "a coral reef from above" },
+        { "caption": "They shelter a quarter of all marine species.", "visual": "fish around coral" },
+    ]);
+    fakes.script("sk-openai-research-0001", [Reply::chat(&captions.to_string())]);
+    let payload = json!({
+        "topic": "coral reefs", "scenes": 2, "width": 640, "height": 360,
+        "researcher": { "provider": "perplexity", "model": "sonar" },
+        "writer": { "provider": "openai", "model": "gpt-4o-mini" },
+        "illustrator": { "provider": "openai", "model": "gpt-image-1" },
+        "layout": { "provider": "gemini", "model": "gemini-2.5-flash" },
+    });
+    let job = run(&server, "research-render", "produce", payload).await;
+    let scenes = job["result"]["scenes"].as_array().expect("scenes");
+    assert_eq!(scenes.len(), 2);
+    assert!(scenes.iter().all(|s| s["zone"] == "top" && s["align"] == "center"), "the vision model's layout: {job}");
+    let video = probe_url(&server, job["result"]["video"]["url"].as_str().expect("a URL")).await;
+    assert_eq!((video.width, video.height), (640, 360), "{video:?}");
+    assert!((5.0..=7.0).contains(&video.duration), "two scenes of 3 s: {video:?}");
+    let job_id = job["job_id"].as_str().or(job["id"].as_str()).expect("the job id");
+    let notes_key = format!("templates/research-render/users/{}/jobs/{job_id}/research.md", server.customer.id);
+    let notes = server.platform.caps.storage.get(&notes_key).await.expect("research notes stored");
+    assert!(String::from_utf8_lossy(&notes).contains("coral reefs"));
+    let seen: Vec<&str> = fakes.seen().iter().map(|s| s.provider).collect();
+    for provider in ["perplexity", "openai", "gemini"] {
+        assert!(seen.contains(&provider), "{provider} was called: {seen:?}");
+    }
+    let ledger = server.platform.db.job_ledger(job_id).await.expect("ledger");
+    assert_eq!(charges(&ledger, "ai_generation"), 6, "research, captions, 2 images, 2 layouts: {ledger:?}");
+    assert_eq!(charges(&ledger, "render"), 1, "{ledger:?}");
+}
+
+#[tokio::test]
+async fn storyteller_fans_out_one_child_per_scene_and_stitches_them_on_s3() {
+    let s3 = S3Server::start().await;
+    let fakes = FakeProviders::start().await;
+    let server = server_with(&fakes, Some(&s3)).await;
+    add_key(&server, "openai", "sk-openai-story-0001").await;
+    let story = json!([
+        { "title": "The lost kite", "text": "A red kite slips from a child's hand." },
+        { "title": "Home again", "text": "The wind carries it back over the roofs." },
+    ]);
+    fakes.script("sk-openai-story-0001", [Reply::chat(&story.to_string())]);
+    let payload = json!({ "premise": "a kite that finds its way home", "scenes": 2,
+                          "writer": { "provider": "openai", "model": "gpt-4o-mini" } });
+    let job = run(&server, "storyteller", "tell", payload).await;
+    let job_id = job["job_id"].as_str().or(job["id"].as_str()).expect("the job id").to_string();
+    let children = server.get_json(&format!("/templates/storyteller/jobs?parent_job_id={job_id}")).await;
+    let keys = s3.keys();
+    for n in 1..=2 {
+        let child = format!("{job_id}_c{n}");
+        assert!(
+            keys.iter().any(|k| k.ends_with(&format!("jobs/{child}/scene.mp4"))),
+            "child {n}'s scene in S3: {keys:?} {children}"
+        );
+    }
+    assert!(keys.iter().any(|k| k.ends_with(&format!("jobs/{job_id}/story.mp4"))), "{keys:?}");
+    let video = probe_url(&server, job["result"]["video"]["url"].as_str().expect("a URL")).await;
+    assert_eq!((video.width, video.height), (640, 360), "{video:?}");
+    assert!((5.5..=6.5).contains(&video.duration), "two 3 s scenes: {video:?}");
+}
