@@ -73,7 +73,8 @@ async fn json_to_video_renders_a_playable_mp4_on_local_disk_and_bills_it_once() 
     let server = TestServer::start_with(|c| c.render.usd_per_minute = 0.6, true).await;
     upload_fixtures(&server).await;
     let job_id = server.create_job("json-to-video", "render", spec()).await;
-    server.wait_for("json-to-video", &job_id, &["waiting_for_child"], WITHIN).await;
+    let waiting = server.wait_for("json-to-video", &job_id, &["waiting_for_child"], WITHIN).await;
+    assert_eq!(waiting["waiting_for"]["render"], format!("{job_id}_r1"), "the job waits for its render: {waiting}");
     let job = server.wait_for("json-to-video", &job_id, &["succeeded", "failed"], WITHIN).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_playable(&fetch_video(&server, &job).await);

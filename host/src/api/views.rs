@@ -19,7 +19,11 @@ fn parsed(text: Option<&str>) -> Value {
 /// Every job field of the spec.
 pub fn job(row: &JobRow) -> Value {
     let waiting_for = match row.status.as_str() {
-        "waiting_for_child" => json!({ "children": parsed(row.waiting_on.as_deref()) }),
+        // A render the host runs is the job's child too: `{"render": "<render id>"}`.
+        "waiting_for_child" => match parsed(row.waiting_on.as_deref()) {
+            Value::Object(render) => Value::Object(render),
+            children => json!({ "children": children }),
+        },
         "waiting_for_human" => json!({ "human": parsed(row.waiting_on.as_deref()) }),
         _ => Value::Null,
     };
