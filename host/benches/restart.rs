@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vidfarm::engine::Catalog;
 use vidfarm::runtime::{Runtime, RuntimeConfig};
-use vidfarm_registry::{DirStore, SigningKey, TrustedKeys};
+use vidfarm_registry::{ArtifactStore, SigningKey, TrustedKeys};
 
 const ARTIFACTS: usize = 20;
 
@@ -27,7 +27,7 @@ async fn load_all(registry: &std::path::Path, cache: &std::path::Path, trusted: 
         Runtime::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), ..RuntimeConfig::default() })
             .expect("runtime"),
     );
-    let catalog = Catalog::new(runtime, DirStore::new(registry).expect("store"), trusted.clone());
+    let catalog = Catalog::new(runtime, ArtifactStore::dir(registry).expect("store"), trusted.clone());
     let started = Instant::now();
     for n in 0..ARTIFACTS {
         catalog.load_version("hello", &format!("0.1.0+b{n}")).await.expect("loads");
@@ -44,7 +44,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let registry = dir.path().join("registry");
-    let store = DirStore::new(&registry).expect("store");
+    let store = ArtifactStore::dir(&registry).expect("store");
     let key = SigningKey::generate();
     let mut trusted = TrustedKeys::default();
     trusted.add(&key);

@@ -66,6 +66,9 @@ pub struct Config {
     pub cpu_usd_per_billion_fuel: f64,
     /// The template registry directory, when not `<data dir>/registry`.
     pub registry_dir: Option<PathBuf>,
+    /// The registry in an S3 bucket instead (`VIDFARM_REGISTRY_S3_BUCKET`, with the
+    /// `VIDFARM_S3_*` endpoint and credentials), under this prefix.
+    pub registry_s3: Option<(crate::storage::S3Settings, String)>,
     /// How often the registry is checked for activations.
     pub registry_poll: Duration,
     /// Public keys artifacts may be signed with: a list or a file of `<key id>:<base64>`.
@@ -191,8 +194,31 @@ impl Config {
             }),
         };
         let render = render_settings(env)?;
+        let registry_s3 = match var("VIDFARM_REGISTRY_S3_BUCKET") {
+            None => None,
+            Some(bucket) => Some((
+                crate::storage::S3Settings {
+                    bucket,
+                    endpoint: var("VIDFARM_S3_ENDPOINT"),
+                    region: var("VIDFARM_S3_REGION")
+                        .or_else(|| var("AWS_REGION"))
+                        .unwrap_or_else(|| "us-east-1".into()),
+                    access_key_id: var("VIDFARM_S3_ACCESS_KEY_ID")
+                        .or_else(|| var("AWS_ACCESS_KEY_ID"))
+                        .ok_or("VIDFARM_REGISTRY_S3_BUCKET needs VIDFARM_S3_ACCESS_KEY_ID (or AWS_ACCESS_KEY_ID)")?,
+                    secret_access_key: var("VIDFARM_S3_SECRET_ACCESS_KEY")
+                        .or_else(|| var("AWS_SECRET_ACCESS_KEY"))
+                        .ok_or(
+                            "VIDFARM_REGISTRY_S3_BUCKET needs VIDFARM_S3_SECRET_ACCESS_KEY (or AWS_SECRET_ACCESS_KEY)",
+                        )?,
+                    force_path_style: parse("VIDFARM_S3_FORCE_PATH_STYLE", "false")?,
+                },
+                var("VIDFARM_REGISTRY_S3_PREFIX").unwrap_or_else(|| "registry".into()),
+            )),
+        };
         Ok(Self {
             render,
+            registry_s3,
             public_url: var("VIDFARM_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}")),
             file_url_ttl: Duration::from_secs(parse("VIDFARM_FILE_URL_TTL_SECS", "604800")?),
             s3,
@@ -267,6 +293,17 @@ impl Config {
     /// The template registry (a directory).
     pub fn registry_dir(&self) -> PathBuf {
         self.registry_dir.clone().unwrap_or_else(|| self.data_dir.join("registry"))
+    }
+
+    /// The template registry: in the S3 bucket when one is configured, else the directory.
+    pub fn registry_store(&self) -> Result<vidfarm_registry::ArtifactStore, vidfarm_registry::RegistryError> {
+        match &self.registry_s3 {
+            Some((settings, prefix)) => {
+                let blobs = crate::storage::S3Blobs::new(settings, prefix)?;
+                Ok(vidfarm_registry::ArtifactStore::on(std::sync::Arc::new(blobs)))
+            }
+            None => vidfarm_registry::ArtifactStore::dir(self.registry_dir()),
+        }
     }
 
     pub fn database_path(&self) -> PathBuf {

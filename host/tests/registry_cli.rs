@@ -113,7 +113,7 @@ fn operators_publish_and_activate_with_the_cli_while_the_host_runs() {
 
 #[test]
 fn registry_verify_names_each_reason_to_refuse_an_artifact() {
-    use vidfarm_registry::{ArtifactManifest, DirStore, SigningKey};
+    use vidfarm_registry::{ArtifactManifest, ArtifactStore, SigningKey};
     let dir = tempfile::tempdir().expect("a temp dir");
     let key = SigningKey::generate();
     let key_file = dir.path().join("ops.key");
@@ -124,7 +124,7 @@ fn registry_verify_names_each_reason_to_refuse_an_artifact() {
     assert!(registry(&["publish", next, "--key", key_file.to_str().expect("utf-8")], dir.path(), &[]).0);
     assert!(registry(&["verify", "hello", "0.2.0"], dir.path(), &trust).0, "the genuine artifact verifies");
 
-    let store = DirStore::new(dir.path().join("registry")).expect("the registry");
+    let store = ArtifactStore::dir(dir.path().join("registry")).expect("the registry");
     let (bytes, signed) = store.load("hello", "0.2.0").expect("published");
     let craft = |version: &str, edit: &dyn Fn(&mut ArtifactManifest), sign: bool, bytes: &[u8]| {
         let mut manifest = signed.manifest.clone();

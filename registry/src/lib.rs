@@ -13,15 +13,17 @@
 //! assert_eq!(verify_artifact(bytes, &signed, &trusted).expect("verified").template_id, "hello");
 //! ```
 
+mod blobs;
 mod error;
 mod keys;
 mod manifest;
 mod store;
 
+pub use blobs::{Blobs, DirBlobs};
 pub use error::RegistryError;
 pub use keys::{SigningKey, TrustedKeys};
 pub use manifest::{ArtifactManifest, OperationSummary, SignedManifest, WIT_WORLD, verify_artifact};
-pub use store::{ActivationRecord, DirStore, StoredVersion};
+pub use store::{ActivationRecord, ArtifactStore, StoredVersion};
 
 /// The blake3 digest of a component's bytes, hex-encoded: the address of an artifact.
 pub fn digest(bytes: &[u8]) -> String {

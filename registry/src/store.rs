@@ -1,18 +1,21 @@
-//! The registry on disk (a directory; an S3 bucket uses the same layout):
+//! The registry's layout, the same in a directory and in an S3 bucket (under a prefix):
 //!
 //! ```text
-//! <root>/<template id>/<version>/component.wasm
-//! <root>/<template id>/<version>/manifest.json   signed manifest
-//! <root>/<template id>/active                    the active version
-//! <root>/<template id>/history.jsonl             every publish, activation and rollback
+//! <template id>/<version>/component.wasm
+//! <template id>/<version>/manifest.json    signed manifest
+//! <template id>/active                     the active version
+//! <template id>/history/<time>-<nonce>     one publish, activation or rollback each
 //! ```
 //!
-//! Files are written beside and renamed into place, so a reader (another process polling the
-//! registry) never sees half a file.
+//! Objects are written whole (a directory renames them into place), so a reader in another
+//! process never sees half of one; history is one object per record, because object stores
+//! cannot append. (Directories written before this layout kept `history.jsonl`: still read.)
 
+use crate::blobs::{Blobs, DirBlobs};
 use crate::{RegistryError, SignedManifest};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// One published version.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,15 +40,17 @@ pub struct ActivationRecord {
     pub at: i64,
 }
 
-pub struct DirStore {
-    root: PathBuf,
+/// The artifact store over any [`Blobs`]; cheap to clone.
+#[derive(Clone)]
+pub struct ArtifactStore {
+    blobs: Arc<dyn Blobs>,
 }
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Ids and versions become path segments: allow only what manifests allow.
+/// Ids and versions become key segments: allow only what manifests allow.
 fn segment<'a>(what: &'static str, value: &'a str) -> Result<&'a str, RegistryError> {
     let ok = !value.is_empty()
         && value.len() <= 64
@@ -59,35 +64,33 @@ fn segment<'a>(what: &'static str, value: &'a str) -> Result<&'a str, RegistryEr
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let partial = path.with_extension(format!("partial-{}-{}", std::process::id(), now_ms()));
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, path)
-}
+/// Names under a template that are not versions.
+const NOT_VERSIONS: &[&str] = &["active", "history", "history.jsonl"];
 
-impl DirStore {
-    pub fn new(root: impl Into<PathBuf>) -> Result<Self, RegistryError> {
-        let root = root.into();
-        std::fs::create_dir_all(&root)?;
-        Ok(Self { root })
+impl ArtifactStore {
+    /// A registry in a directory.
+    pub fn dir(root: impl Into<PathBuf>) -> Result<Self, RegistryError> {
+        Ok(Self::on(Arc::new(DirBlobs::new(root)?)))
     }
 
-    fn dir(&self, template_id: &str) -> Result<PathBuf, RegistryError> {
-        Ok(self.root.join(segment("template id", template_id)?))
+    /// A registry on any blob store (the host's S3 one, say).
+    pub fn on(blobs: Arc<dyn Blobs>) -> Self {
+        Self { blobs }
     }
 
-    fn version_dir(&self, template_id: &str, version: &str) -> Result<PathBuf, RegistryError> {
-        Ok(self.dir(template_id)?.join(segment("version", version)?))
+    /// Where the registry is, for messages.
+    pub fn location(&self) -> String {
+        self.blobs.location()
+    }
+
+    fn version_key(template_id: &str, version: &str, file: &str) -> Result<String, RegistryError> {
+        Ok(format!("{}/{}/{file}", segment("template id", template_id)?, segment("version", version)?))
     }
 
     /// Store a signed artifact. Publishing the same bytes again is a no-op; other bytes under
     /// an existing version are refused.
     pub fn publish(&self, bytes: &[u8], signed: &SignedManifest, actor: &str) -> Result<StoredVersion, RegistryError> {
         let m = &signed.manifest;
-        let dir = self.version_dir(&m.template_id, &m.version)?;
         if let Ok((_, existing)) = self.load(&m.template_id, &m.version) {
             if existing.manifest.digest != m.digest {
                 return Err(RegistryError::VersionExists {
@@ -100,27 +103,27 @@ impl DirStore {
         }
         let manifest = serde_json::to_vec_pretty(signed)
             .map_err(|e| RegistryError::Invalid { what: "manifest", problem: e.to_string() })?;
-        write_atomically(&dir.join("component.wasm"), bytes)?;
-        write_atomically(&dir.join("manifest.json"), &manifest)?;
-        self.record(
-            &m.template_id,
-            ActivationRecord {
-                action: "publish".into(),
-                from: None,
-                to: m.version.clone(),
-                actor: actor.into(),
-                at: now_ms(),
-            },
-        )?;
+        // The component first: a manifest is only ever visible beside its bytes.
+        self.blobs.put(&Self::version_key(&m.template_id, &m.version, "component.wasm")?, bytes)?;
+        self.blobs.put(&Self::version_key(&m.template_id, &m.version, "manifest.json")?, &manifest)?;
+        let record = ActivationRecord {
+            action: "publish".into(),
+            from: None,
+            to: m.version.clone(),
+            actor: actor.into(),
+            at: now_ms(),
+        };
+        self.record(&m.template_id, &record)?;
         Ok(stored(signed))
     }
 
     /// A version's bytes and signed manifest (verify them before use).
     pub fn load(&self, template_id: &str, version: &str) -> Result<(Vec<u8>, SignedManifest), RegistryError> {
-        let dir = self.version_dir(template_id, version)?;
         let not_found = || RegistryError::NotFound(format!("{template_id}@{version}"));
-        let manifest = std::fs::read(dir.join("manifest.json")).map_err(|_| not_found())?;
-        let bytes = std::fs::read(dir.join("component.wasm")).map_err(|_| not_found())?;
+        let manifest =
+            self.blobs.get(&Self::version_key(template_id, version, "manifest.json")?)?.ok_or_else(not_found)?;
+        let bytes =
+            self.blobs.get(&Self::version_key(template_id, version, "component.wasm")?)?.ok_or_else(not_found)?;
         let signed = serde_json::from_slice(&manifest).map_err(|e| {
             RegistryError::Tampered(format!("the manifest of {template_id}@{version} is unreadable: {e}"))
         })?;
@@ -129,24 +132,20 @@ impl DirStore {
 
     /// Every template id in the registry.
     pub fn templates(&self) -> Result<Vec<String>, RegistryError> {
-        let mut ids: Vec<String> = std::fs::read_dir(&self.root)?
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
+        let mut ids: Vec<String> =
+            self.blobs.children("")?.into_iter().filter(|id| segment("id", id).is_ok()).collect();
         ids.sort();
         Ok(ids)
     }
 
     /// A template's published versions, oldest first.
     pub fn versions(&self, template_id: &str) -> Result<Vec<StoredVersion>, RegistryError> {
-        let dir = self.dir(template_id)?;
         let mut versions = Vec::new();
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let Some(version) = entry.file_name().to_str().map(String::from) else { continue };
-            if entry.path().is_dir()
-                && let Ok((_, signed)) = self.load(template_id, &version)
-            {
+        for version in self.blobs.children(segment("template id", template_id)?)? {
+            if NOT_VERSIONS.contains(&version.as_str()) || segment("version", &version).is_err() {
+                continue;
+            }
+            if let Ok((_, signed)) = self.load(template_id, &version) {
                 versions.push(stored(&signed));
             }
         }
@@ -155,11 +154,8 @@ impl DirStore {
     }
 
     pub fn active(&self, template_id: &str) -> Result<Option<String>, RegistryError> {
-        match std::fs::read_to_string(self.dir(template_id)?.join("active")) {
-            Ok(version) => Ok(Some(version.trim().to_string()).filter(|v| !v.is_empty())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let bytes = self.blobs.get(&format!("{}/active", segment("template id", template_id)?))?;
+        Ok(bytes.map(|b| String::from_utf8_lossy(&b).trim().to_string()).filter(|v| !v.is_empty()))
     }
 
     /// Make `version` the one new jobs use.
@@ -189,29 +185,38 @@ impl DirStore {
         actor: &str,
     ) -> Result<ActivationRecord, RegistryError> {
         let from = self.active(template_id)?;
-        write_atomically(&self.dir(template_id)?.join("active"), version.as_bytes())?;
+        self.blobs.put(&format!("{}/active", segment("template id", template_id)?), version.as_bytes())?;
         let record =
             ActivationRecord { action: action.into(), from, to: version.into(), actor: actor.into(), at: now_ms() };
-        self.record(template_id, record.clone())?;
+        self.record(template_id, &record)?;
         Ok(record)
     }
 
+    /// Every publish, activation and rollback of a template, oldest first.
     pub fn history(&self, template_id: &str) -> Result<Vec<ActivationRecord>, RegistryError> {
-        let text = match std::fs::read_to_string(self.dir(template_id)?.join("history.jsonl")) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+        let id = segment("template id", template_id)?;
+        let legacy = self.blobs.get(&format!("{id}/history.jsonl"))?.unwrap_or_default();
+        let mut records: Vec<ActivationRecord> =
+            String::from_utf8_lossy(&legacy).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let mut names = self.blobs.children(&format!("{id}/history"))?;
+        names.sort();
+        for name in names {
+            if let Some(bytes) = self.blobs.get(&format!("{id}/history/{name}"))?
+                && let Ok(record) = serde_json::from_slice(&bytes)
+            {
+                records.push(record);
+            }
+        }
+        Ok(records)
     }
 
-    fn record(&self, template_id: &str, record: ActivationRecord) -> Result<(), RegistryError> {
-        use std::io::Write;
-        let line = serde_json::to_string(&record)
+    fn record(&self, template_id: &str, record: &ActivationRecord) -> Result<(), RegistryError> {
+        let bytes = serde_json::to_vec(record)
             .map_err(|e| RegistryError::Invalid { what: "history", problem: e.to_string() })?;
-        let mut file =
-            std::fs::OpenOptions::new().create(true).append(true).open(self.dir(template_id)?.join("history.jsonl"))?;
-        writeln!(file, "{line}")?;
+        // Names sort by time; the nonce keeps two writers in the same millisecond apart.
+        let nonce: u32 = rand::random();
+        let name = format!("{:013}-{nonce:08x}", record.at);
+        self.blobs.put(&format!("{}/history/{name}", segment("template id", template_id)?), &bytes)?;
         Ok(())
     }
 }
@@ -233,7 +238,7 @@ mod tests {
     use crate::{ArtifactManifest, SigningKey};
 
     fn publish(
-        store: &DirStore,
+        store: &ArtifactStore,
         key: &SigningKey,
         version: &str,
         bytes: &[u8],
@@ -245,7 +250,7 @@ mod tests {
     #[test]
     fn publish_activate_and_rollback_are_recorded_in_order() {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let store = DirStore::new(dir.path()).expect("a store");
+        let store = ArtifactStore::dir(dir.path()).expect("a store");
         let key = SigningKey::generate();
         publish(&store, &key, "1.0.0", b"one").expect("v1");
         publish(&store, &key, "2.0.0", b"two").expect("v2");
@@ -263,7 +268,7 @@ mod tests {
     #[test]
     fn a_version_cannot_be_republished_with_other_bytes() {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let store = DirStore::new(dir.path()).expect("a store");
+        let store = ArtifactStore::dir(dir.path()).expect("a store");
         let key = SigningKey::generate();
         publish(&store, &key, "1.0.0", b"one").expect("v1");
         publish(&store, &key, "1.0.0", b"one").expect("the same bytes again is fine");
@@ -273,7 +278,7 @@ mod tests {
     #[test]
     fn activating_an_unknown_version_or_path_tricks_are_refused() {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let store = DirStore::new(dir.path()).expect("a store");
+        let store = ArtifactStore::dir(dir.path()).expect("a store");
         assert!(matches!(store.activate("hello", "9.9.9", "ops"), Err(RegistryError::NotFound(_))));
         assert!(matches!(store.activate("../etc", "1.0.0", "ops"), Err(RegistryError::Invalid { .. })));
         assert!(matches!(store.rollback("hello", "ops"), Err(RegistryError::NotFound(_))));

@@ -13,13 +13,10 @@
 // stderr: human-readable logs (Remotion, browser console).
 // SIGTERM/SIGINT: cancels the render, kills Chromium, exits 1 with an error line.
 
-// Anything that prints with console.log (Remotion included) goes to stderr, so
-// stdout carries the protocol only.
-for (const k of ['log', 'info', 'debug']) {
-	console[k] = (...args) => console.error(...args);
-}
-
+// First: console.log & co. go to stderr, so stdout carries the protocol only.
+import './lib/stdout-guard.mjs';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {Readable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
@@ -32,6 +29,50 @@ import {
 	renderLocally,
 } from './lib/render-local.mjs';
 import {validators} from './src/props.js';
+
+// Everything Remotion and Chromium write to the temp dir (browser profile, frames,
+// downloaded assets) goes into one private directory that is removed on exit, also
+// after a cancellation (Remotion's own cleanup does not run then).
+// Its path must stay short: Chromium puts a unix socket under $TMPDIR
+// (.org.chromium.Chromium.XXXXXX/SingletonSocket, ~46 more characters, 108 max) and
+// dies with SIGTRAP at launch when the path is too long.
+const tmpBase = os.tmpdir().length <= 48 ? os.tmpdir() : '/tmp';
+// A SIGKILLed run cannot clean up: remove the temp dirs of runs that are gone.
+const sweepStaleRunDirs = () => {
+	for (const name of fs.readdirSync(tmpBase)) {
+		if (!name.startsWith('vfr-')) {
+			continue;
+		}
+		const dir = path.join(tmpBase, name);
+		try {
+			const pid = Number(fs.readFileSync(path.join(dir, '.owner-pid'), 'utf8'));
+			process.kill(pid, 0);
+		} catch (e) {
+			// ESRCH: the owner is gone. ENOENT: no pid file (yet, or never) - leave it
+			// unless it is old.
+			const stale =
+				e.code === 'ESRCH' || (e.code === 'ENOENT' && Date.now() - fs.statSync(dir).mtimeMs > 24 * 3600 * 1000);
+			if (stale) {
+				fs.rmSync(dir, {recursive: true, force: true});
+			}
+		}
+	}
+};
+try {
+	sweepStaleRunDirs();
+} catch {
+	// Best effort.
+}
+const RUN_TMP = fs.mkdtempSync(path.join(tmpBase, 'vfr-'));
+fs.writeFileSync(path.join(RUN_TMP, '.owner-pid'), String(process.pid));
+process.env.TMPDIR = RUN_TMP;
+process.on('exit', () => {
+	try {
+		fs.rmSync(RUN_TMP, {recursive: true, force: true});
+	} catch {
+		// Best effort.
+	}
+});
 
 const MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 const PROGRESS_INTERVAL_MS = 250;

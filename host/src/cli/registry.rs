@@ -10,7 +10,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use vidfarm_registry::{DirStore, SigningKey, verify_artifact};
+use vidfarm_registry::{ArtifactStore, SigningKey, verify_artifact};
 
 #[derive(Subcommand)]
 pub enum RegistryCommand {
@@ -94,7 +94,7 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
-    let store = match DirStore::new(config.registry_dir()) {
+    let store = match config.registry_store() {
         Ok(s) => s,
         Err(e) => return failure(e),
     };
@@ -164,7 +164,7 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
 
 async fn verify(
     config: &crate::config::Config,
-    store: &DirStore,
+    store: &ArtifactStore,
     runtime: &Runtime,
     template_id: &str,
     version: &str,

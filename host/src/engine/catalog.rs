@@ -8,7 +8,7 @@ use crate::runtime::bindings::types::Manifest;
 use crate::runtime::{LoadError, LoadedTemplate, Runtime};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
-use vidfarm_registry::{ArtifactManifest, DirStore, RegistryError, TrustedKeys, verify_artifact};
+use vidfarm_registry::{ArtifactManifest, ArtifactStore, RegistryError, TrustedKeys, verify_artifact};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -28,13 +28,13 @@ struct Versions {
 /// The registry-backed set of loaded templates.
 pub struct Catalog {
     runtime: Arc<Runtime>,
-    registry: DirStore,
+    registry: ArtifactStore,
     trusted: TrustedKeys,
     templates: RwLock<HashMap<String, Versions>>,
 }
 
 impl Catalog {
-    pub fn new(runtime: Arc<Runtime>, registry: DirStore, trusted: TrustedKeys) -> Self {
+    pub fn new(runtime: Arc<Runtime>, registry: ArtifactStore, trusted: TrustedKeys) -> Self {
         Self { runtime, registry, trusted, templates: RwLock::default() }
     }
 
@@ -42,7 +42,7 @@ impl Catalog {
         &self.runtime
     }
 
-    pub fn registry(&self) -> &DirStore {
+    pub fn registry(&self) -> &ArtifactStore {
         &self.registry
     }
 
@@ -51,7 +51,10 @@ impl Catalog {
         if let Some(loaded) = self.version(id, version) {
             return Ok(loaded);
         }
-        let (bytes, signed) = self.registry.load(id, version)?;
+        let (bytes, signed) = {
+            let (id, version) = (id.to_string(), version.to_string());
+            self.blocking(move |registry| registry.load(&id, &version)).await?
+        };
         let manifest = verify_artifact(&bytes, &signed, &self.trusted)?;
         let mut loaded = self.runtime.load(Arc::from(bytes)).await?;
         check_describe(&manifest, &loaded.manifest)?;
@@ -67,12 +70,18 @@ impl Catalog {
     /// that fails verification is refused (logged) and the previous one keeps serving.
     pub async fn sync(&self) -> Vec<(String, CatalogError)> {
         let mut refused = Vec::new();
-        let ids = match self.registry.templates() {
-            Ok(ids) => ids,
+        // One read per template: its active version (every poll; an S3 registry pays a GET each).
+        let actives = self
+            .blocking(|registry| {
+                let ids = registry.templates()?;
+                Ok(ids.into_iter().filter_map(|id| Some((registry.active(&id).ok()??, id))).collect::<Vec<_>>())
+            })
+            .await;
+        let actives = match actives {
+            Ok(actives) => actives,
             Err(e) => return vec![("*".into(), e.into())],
         };
-        for id in ids {
-            let Ok(Some(version)) = self.registry.active(&id) else { continue };
+        for (version, id) in actives {
             if self.active_version(&id).as_deref() == Some(version.as_str()) {
                 continue;
             }
@@ -88,6 +97,17 @@ impl Catalog {
             }
         }
         refused
+    }
+
+    /// Run registry I/O (files, or S3 requests) off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&ArtifactStore) -> Result<T, RegistryError> + Send + 'static,
+    ) -> Result<T, RegistryError> {
+        let registry = self.registry.clone();
+        tokio::task::spawn_blocking(move || work(&registry))
+            .await
+            .map_err(|e| RegistryError::Io(std::io::Error::other(format!("registry task: {e}"))))?
     }
 
     fn active_version(&self, id: &str) -> Option<String> {

@@ -61,7 +61,7 @@ impl Platform {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Db::open(&config.database_path()).await?;
         let runtime = Arc::new(crate::runtime::Runtime::new(config.runtime.clone())?);
-        let registry = vidfarm_registry::DirStore::new(config.registry_dir())?;
+        let registry = config.registry_store()?;
         let mut trusted = config.trusted_keys()?;
         if config.env == crate::config::Environment::Development {
             let key = publish::dev_key(&config.data_dir.join("registry-dev.key"))?;

@@ -5,12 +5,12 @@
 use super::catalog::{CatalogError, operation_summaries};
 use crate::runtime::Runtime;
 use std::sync::Arc;
-use vidfarm_registry::{ArtifactManifest, DirStore, RegistryError, SigningKey, StoredVersion};
+use vidfarm_registry::{ArtifactManifest, ArtifactStore, RegistryError, SigningKey, StoredVersion};
 
 /// Publish `bytes` as the version its `describe` states (`+build` appended if given).
 pub async fn publish(
     runtime: &Runtime,
-    store: &DirStore,
+    store: &ArtifactStore,
     key: &SigningKey,
     bytes: &[u8],
     build: Option<&str>,
@@ -45,7 +45,7 @@ pub fn dev_key(path: &std::path::Path) -> Result<SigningKey, RegistryError> {
 /// Publish every built-in template (versions tagged with their digest, so a rebuild is a new
 /// version) and activate it where nothing else is active or the active one is an older dev
 /// build. Development only.
-pub async fn publish_builtins(runtime: &Runtime, store: &DirStore, key: &SigningKey) -> Result<(), CatalogError> {
+pub async fn publish_builtins(runtime: &Runtime, store: &ArtifactStore, key: &SigningKey) -> Result<(), CatalogError> {
     for (id, _, bytes) in vidfarm_template_artifacts::ALL {
         let build = &vidfarm_registry::digest(bytes)[..12];
         let stored = publish(runtime, store, key, bytes, Some(build), "dev-autopublish").await?;

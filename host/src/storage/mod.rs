@@ -3,8 +3,10 @@
 pub mod keys;
 mod local;
 mod s3;
+mod s3_registry;
 pub mod signed_urls;
 
 pub use local::LocalObjectStore;
 pub use s3::{S3ObjectStore, S3Settings};
+pub use s3_registry::S3Blobs;
 pub use signed_urls::UrlSigner;

@@ -38,20 +38,25 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("S3: {e}"))
 }
 
+/// A client for the settings' bucket.
+pub(crate) fn client(settings: &S3Settings) -> aws_sdk_s3::Client {
+    let credentials =
+        Credentials::new(&settings.access_key_id, &settings.secret_access_key, None, None, "vidfarm-config");
+    let mut builder = Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(settings.region.clone()))
+        .credentials_provider(credentials)
+        .force_path_style(settings.force_path_style);
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
 impl S3ObjectStore {
     pub fn new(settings: &S3Settings, url_ttl: Duration) -> Self {
-        let credentials =
-            Credentials::new(&settings.access_key_id, &settings.secret_access_key, None, None, "vidfarm-config");
-        let mut builder = Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
-            .credentials_provider(credentials)
-            .force_path_style(settings.force_path_style);
-        if let Some(endpoint) = &settings.endpoint {
-            builder = builder.endpoint_url(endpoint);
-        }
         Self {
-            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            client: client(settings),
             bucket: settings.bucket.clone(),
             url_ttl: url_ttl.min(Duration::from_secs(7 * 86_400)),
         }
