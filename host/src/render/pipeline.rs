@@ -200,22 +200,40 @@ impl Pipeline {
     }
 
     /// Input props may name stored images as `job:<key>`, `workspace:<key>` or the host's own
-    /// signed URLs: they reach the browser as `data:` URLs, so Chromium needs no route to the
-    /// store (capped at 64 MiB in all).
+    /// signed URLs. Locally they reach the browser as `data:` URLs, so Chromium needs no route
+    /// to the store (capped at 64 MiB in all); on Lambda (where props over ~194 KB go through
+    /// S3) `job:`/`workspace:` names become the store's signed URLs, which AWS must reach.
     async fn inline_assets(
         &self,
         scope: &RenderScope,
         props: &serde_json::Value,
     ) -> Result<serde_json::Value, Failure> {
         const BUDGET: usize = 64 << 20;
+        let lambda = self.settings.remotion.as_ref().is_some_and(|r| r.mode != super::RemotionMode::Local);
         let mut refs = Vec::new();
         let own_url =
             |s: &str| self.sources.signer.as_ref().is_some_and(|signer| signer.own_object(s, now_s()).is_some());
-        collect_refs(props, &|s| is_ref(s) || own_url(s), &mut refs);
+        collect_refs(props, &|s| is_ref(s) || (!lambda && own_url(s)), &mut refs);
         let mut inlined = std::collections::HashMap::new();
         let mut total = 0;
         for reference in refs {
             if inlined.contains_key(&reference) {
+                continue;
+            }
+            if lambda {
+                let (prefix, key) = match reference.split_once(':') {
+                    Some(("job", key)) => (&scope.artifact_prefix, key),
+                    Some((_, key)) => (&scope.workspace_prefix, key),
+                    None => continue,
+                };
+                let full = crate::storage::keys::resolve(prefix, key)
+                    .map_err(|r| Failure::Invalid(format!("input-props `{reference}`: {r}")))?;
+                let url = self.store.public_url(&full).await.ok_or_else(|| {
+                    Failure::Invalid(format!(
+                        "input-props `{reference}`: the store gives no URL to reach it from Lambda"
+                    ))
+                })?;
+                inlined.insert(reference, url);
                 continue;
             }
             let dir =

@@ -1,7 +1,7 @@
 //! Remotion renders through `renderers/remotion/render.mjs` (Node): the host writes one JSON
 //! request to its stdin and reads JSON lines back (`progress`, then `done` or `error`). Local
 //! mode renders a pre-built bundle in Debian Chromium; Lambda mode drives
-//! `renderMediaOnLambda` and downloads the result. Cancelling kills the process group.
+//! `renderMediaOnLambda` and downloads the result. Cancelling kills the process group (SIGTERM, then SIGKILL).
 
 use super::{Failure, Progress};
 use std::path::{Path, PathBuf};
@@ -125,11 +125,16 @@ impl Remotion<'_> {
             child.wait().await
         };
         let status = tokio::select! {
-            status = reading => status.map_err(|e| Failure::Failed(format!("node: {e}")))?,
-            _ = cancel.cancelled() => {
-                kill_group(pid);
-                return Err(Failure::Cancelled);
-            }
+            status = reading => Some(status.map_err(|e| Failure::Failed(format!("node: {e}")))?),
+            _ = cancel.cancelled() => None,
+        };
+        let Some(status) = status else {
+            // SIGTERM lets the script cancel the render and close Chromium cleanly; whatever
+            // is left of the group after a grace period is killed.
+            signal_group(pid, "-TERM");
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), child.wait()).await;
+            signal_group(pid, "-KILL");
+            return Err(Failure::Cancelled);
         };
         let logs = logs.await.unwrap_or_default();
         match outcome {
@@ -143,10 +148,13 @@ impl Remotion<'_> {
     }
 }
 
-/// SIGKILL the render's whole process group (node and the Chromium it started), through
+/// Signal the render's whole process group (node and the Chromium it started), through
 /// kill(1): the crate forbids `unsafe`, and this runs once per cancelled render.
-fn kill_group(pid: Option<u32>) {
+fn signal_group(pid: Option<u32>, signal: &str) {
     if let Some(pid) = pid {
-        let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+        let _ = std::process::Command::new("kill")
+            .args([signal, "--", &format!("-{pid}")])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }

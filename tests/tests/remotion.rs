@@ -1,0 +1,118 @@
+//! Remotion renders beyond the happy paths of `production_templates.rs`: cancelling a job
+//! stops its Node process and Chromium, and the `remotion-lambda` backend renders through a
+//! loopback stand-in for the AWS Lambda API (`renderers/remotion/lambda-standin.mjs`, which
+//! speaks Lambda's Invoke wire format and renders locally — not AWS itself).
+
+use serde_json::{Value, json};
+use std::io::BufRead;
+use std::time::Duration;
+use vidfarm::render::RemotionMode;
+use vidfarm_tests::media;
+use vidfarm_tests::server::TestServer;
+
+const WITHIN: Duration = Duration::from_secs(240);
+
+fn scene(seconds: f64, width: u32, height: u32) -> Value {
+    json!({ "title": "Chapter one", "text": "Where it all began.", "seconds": seconds, "width": width, "height": height })
+}
+
+#[tokio::test]
+async fn cancelling_the_job_stops_node_and_chromium() {
+    let marker = format!("VIDFARM_TEST_RENDER={}", uuid_like());
+    let (name, value) = marker.split_once('=').map(|(n, v)| (n.to_string(), v.to_string())).expect("a pair");
+    let server = TestServer::start_with(
+        move |c| {
+            if let Some(remotion) = c.render.remotion.as_mut() {
+                remotion.env.push((name, value));
+            }
+        },
+        true,
+    )
+    .await;
+    let job_id = server.create_job("storyteller", "scene", scene(20.0, 1280, 720)).await;
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let job = server.job("storyteller", &job_id).await;
+        let started = job["progress_message"].as_str().is_some_and(|m| m.starts_with("rendering: rendering"));
+        if started && !media::processes_with_env(&marker).is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the render never started: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let running = media::processes_with_env(&marker);
+    assert!(running.iter().any(|p| p.contains("chromium")), "Chromium renders: {running:?}");
+    let cancel = server.post(&format!("/templates/storyteller/jobs/{job_id}/cancel"), &json!({})).send().await;
+    assert!(cancel.expect("sent").status().is_success());
+    server.wait_for("storyteller", &job_id, &["cancelled"], WITHIN).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !media::processes_with_env(&marker).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "left running: {:?}", media::processes_with_env(&marker));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn uuid_like() -> String {
+    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_nanos())
+}
+
+/// The stand-in, on a free port; killed when dropped.
+struct LambdaStandIn {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl LambdaStandIn {
+    fn start() -> Self {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../renderers/remotion/lambda-standin.mjs");
+        let mut child = std::process::Command::new("node")
+            .arg(script)
+            .arg("0")
+            .env("STANDIN_FUNCTION_NAME", "remotion-render-test")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node runs the stand-in");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("its address");
+        let started: Value = serde_json::from_str(&line).expect("the stand-in prints its endpoint");
+        Self { child, endpoint: started["endpoint"].as_str().expect("an endpoint").to_string() }
+    }
+}
+
+impl Drop for LambdaStandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_lambda_backend_renders_through_the_lambda_api() {
+    let standin = LambdaStandIn::start();
+    let endpoint = standin.endpoint.clone();
+    let server = TestServer::start_with(
+        move |c| {
+            let remotion = c.render.remotion.as_mut().expect("the test config has a Remotion renderer");
+            remotion.mode =
+                RemotionMode::Lambda { region: "us-east-1".into(), function_name: "remotion-render-test".into() };
+            remotion.env = vec![
+                ("AWS_ENDPOINT_URL".into(), endpoint),
+                ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+                ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ];
+        },
+        true,
+    )
+    .await;
+    let job_id = server.create_job("storyteller", "scene", scene(2.0, 640, 360)).await;
+    let job = server.wait_for("storyteller", &job_id, &["succeeded", "failed"], WITHIN).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let render = server.platform.db.render(&format!("{job_id}_r1")).await.expect("read").expect("the render");
+    assert_eq!(render.backend, "remotion-lambda");
+    let url = job["result"]["url"].as_str().expect("a URL");
+    let url = server.url(&url[url.find("/files/").expect("a host file URL")..]);
+    let video = media::probe(&server.http.get(&url).send().await.expect("sent").bytes().await.expect("bytes"));
+    assert_eq!((video.width, video.height), (640, 360), "{video:?}");
+    assert!((video.duration - 2.0).abs() < 0.2, "{video:?}");
+}
