@@ -4,7 +4,7 @@
 //! <template id>/<version>/component.wasm
 //! <template id>/<version>/manifest.json    signed manifest
 //! <template id>/active                     the active version
-//! <template id>/history/<time>-<nonce>     one publish, activation or rollback each
+//! <template id>/history/<ns>-<nonce>       one publish, activation or rollback each
 //! ```
 //!
 //! Objects are written whole (a directory renames them into place), so a reader in another
@@ -48,6 +48,15 @@ pub struct ArtifactStore {
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Unix nanoseconds, never the same twice in this process (history records sort by it).
+fn next_stamp() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let previous = LAST.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last + 1))).unwrap_or(0);
+    now.max(previous + 1)
 }
 
 /// Ids and versions become key segments: allow only what manifests allow.
@@ -213,9 +222,10 @@ impl ArtifactStore {
     fn record(&self, template_id: &str, record: &ActivationRecord) -> Result<(), RegistryError> {
         let bytes = serde_json::to_vec(record)
             .map_err(|e| RegistryError::Invalid { what: "history", problem: e.to_string() })?;
-        // Names sort by time; the nonce keeps two writers in the same millisecond apart.
+        // Names sort by time: nanoseconds, strictly increasing within this process; the nonce
+        // keeps two processes writing in the same nanosecond apart.
         let nonce: u32 = rand::random();
-        let name = format!("{:013}-{nonce:08x}", record.at);
+        let name = format!("{:020}-{nonce:08x}", next_stamp());
         self.blobs.put(&format!("{}/history/{name}", segment("template id", template_id)?), &bytes)?;
         Ok(())
     }

@@ -146,14 +146,19 @@ async fn a_source_that_is_not_media_fails_the_job_naming_it() {
     let server = TestServer::start().await;
     upload_fixtures(&server).await;
     upload(&server, "in/notes.txt", b"not a video".to_vec(), "text/plain").await;
-    let mut bad = spec();
-    bad["audio"][0]["src"] = json!("workspace:in/notes.txt");
-    let job_id = server.create_job("json-to-video", "render", bad).await;
-    let job = server.wait_for("json-to-video", &job_id, &["succeeded", "failed"], WITHIN).await;
-    assert_eq!(job["error"]["code"], "render_invalid_request", "{job}");
-    assert!(job["error"]["message"].as_str().is_some_and(|m| m.contains("spec.audio[0].src")), "{job}");
-    let ledger = server.platform.db.job_ledger(&job_id).await.expect("ledger");
-    assert!(ledger.iter().all(|r| r.event_type != "render"), "a failed render is not charged: {ledger:?}");
+    // A playlist naming a file of the host: FFmpeg must not follow it (only media demuxers).
+    let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/hostname\n#EXT-X-ENDLIST\n";
+    upload(&server, "in/list.m3u8", playlist.as_bytes().to_vec(), "application/vnd.apple.mpegurl").await;
+    for source in ["workspace:in/notes.txt", "workspace:in/list.m3u8"] {
+        let mut bad = spec();
+        bad["audio"][0]["src"] = json!(source);
+        let job_id = server.create_job("json-to-video", "render", bad).await;
+        let job = server.wait_for("json-to-video", &job_id, &["succeeded", "failed"], WITHIN).await;
+        assert_eq!(job["error"]["code"], "render_invalid_request", "{source}: {job}");
+        assert!(job["error"]["message"].as_str().is_some_and(|m| m.contains("spec.audio[0].src")), "{job}");
+        let ledger = server.platform.db.job_ledger(&job_id).await.expect("ledger");
+        assert!(ledger.iter().all(|r| r.event_type != "render"), "a failed render is not charged: {ledger:?}");
+    }
 }
 
 /// A render long enough to cancel or interrupt: 10 minutes of 1280×720 from one image.

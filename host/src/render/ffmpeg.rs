@@ -22,6 +22,7 @@ impl Ffmpeg {
     pub async fn probe(&self, path: &Path, field: &str) -> Result<Probe, Failure> {
         let output = Command::new(&self.ffprobe)
             .args(["-v", "error", "-show_entries", "format=duration,format_name:stream=codec_type", "-of", "json"])
+            .args(["-protocol_whitelist", "file,pipe", "-format_whitelist", super::timeline::SOURCE_FORMATS])
             .arg(path)
             .kill_on_drop(true)
             .output()

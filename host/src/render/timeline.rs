@@ -158,7 +158,8 @@ pub fn ffmpeg_args(
             MediaType::Image => args.extend(["-loop".into(), "1".into(), "-framerate".into(), fps.to_string()]),
             MediaType::Video => args.extend(["-stream_loop".into(), "-1".into()]),
         }
-        args.extend(["-t".into(), format!("{span:.3}"), "-i".into(), bg[i].display().to_string()]);
+        args.extend(["-t".into(), format!("{span:.3}")]);
+        args.extend(input(bg[i]));
         let fit = match track.fit {
             Fit::Cover => format!("scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"),
             Fit::Contain => format!(
@@ -195,7 +196,7 @@ pub fn ffmpeg_args(
     let first_audio = args.iter().filter(|a| *a == "-i").count();
     for (i, length) in timeline.audio.iter().enumerate() {
         let track = &spec.audio[i];
-        args.extend(["-i".into(), audio[i].display().to_string()]);
+        args.extend(input(audio[i]));
         let mut chain = format!("[{}:a]atrim=duration={length:.3},asetpts=PTS-STARTPTS", first_audio + i);
         if track.fade_in > 0.0 {
             chain += &format!(",afade=t=in:st=0:d={:.3}", track.fade_in.min(length / 2.0));
@@ -227,6 +228,23 @@ pub fn ffmpeg_args(
     args.extend(["-r".into(), fps.to_string(), "-t".into(), format!("{:.3}", timeline.duration)]);
     args.extend(["-progress".into(), "pipe:1".into(), output.display().to_string()]);
     args
+}
+
+/// Demuxers a source may be read with: media containers and still images. Playlists (HLS,
+/// concat) are not among them — they could name other files, or URLs, for FFmpeg to read.
+pub const SOURCE_FORMATS: &str =
+    "mov,mp4,m4a,matroska,webm,avi,flv,mpegts,mp3,wav,ogg,flac,aac,png_pipe,jpeg_pipe,webp_pipe,gif,bmp_pipe,image2";
+
+/// One local source, readable only as a file and only by a media demuxer.
+fn input(path: &Path) -> [String; 6] {
+    [
+        "-protocol_whitelist".into(),
+        "file,pipe".into(),
+        "-format_whitelist".into(),
+        SOURCE_FORMATS.into(),
+        "-i".into(),
+        path.display().to_string(),
+    ]
 }
 
 #[cfg(test)]
@@ -289,7 +307,7 @@ mod tests {
         let (a, b, v, out) =
             (Path::new("/w/a.png"), Path::new("/w/b.png"), Path::new("/w/v.mp3"), Path::new("/w/o.mp4"));
         let args = ffmpeg_args(&s, &t, &[a, b], &[v], out).join(" ");
-        assert!(args.contains("-protocol_whitelist file,pipe"), "{args}");
+        assert_eq!(args.matches("-protocol_whitelist file,pipe -format_whitelist").count(), 3, "per input: {args}");
         assert!(args.contains("xfade=transition=fade:duration=0.500:offset=3.000"), "{args}");
         assert!(args.contains("afade=t=out:st=5.000:d=1.000"), "{args}");
         assert!(args.ends_with("-t 6.000 -progress pipe:1 /w/o.mp4"), "{args}");
