@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use vidfarm::capabilities::ObjectStore;
-use vidfarm::render::{Ffmpeg, Pipeline, RemotionMode, RemotionSettings, RenderScope, RenderSettings, RenderTask};
+use vidfarm::render::{Ffmpeg, Pipeline, RemotionSettings, RenderScope, RenderSettings, RenderTask};
 use vidfarm::storage::LocalObjectStore;
 
 const RUNS: usize = 3;
@@ -57,15 +57,7 @@ async fn main() {
     let remotion = repo.join("renderers/remotion");
     let settings = RenderSettings {
         ffmpeg: Ffmpeg { ffmpeg: "ffmpeg".into(), ffprobe: "ffprobe".into() },
-        remotion: Some(RemotionSettings {
-            mode: RemotionMode::Local,
-            node: "node".into(),
-            script: remotion.join("render.mjs"),
-            serve_url: remotion.join("build").display().to_string(),
-            chromium: "/usr/bin/chromium".into(),
-            concurrency: 1,
-            env: Vec::new(),
-        }),
+        remotion: Some(RemotionSettings::local(&remotion)),
         slots: 1,
         usd_per_minute: 0.01,
         max_seconds: 10_800.0,

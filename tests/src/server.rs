@@ -44,15 +44,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     // The repo's Remotion renderer (tests/run-all.sh installs and bundles it), whatever the
     // working directory.
     let remotion = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../renderers/remotion");
-    config.render.remotion = Some(vidfarm::render::RemotionSettings {
-        mode: vidfarm::render::RemotionMode::Local,
-        node: "node".into(),
-        script: remotion.join("render.mjs"),
-        serve_url: remotion.join("build").display().to_string(),
-        chromium: "/usr/bin/chromium".into(),
-        concurrency: 1,
-        env: Vec::new(),
-    });
+    config.render.remotion = Some(vidfarm::render::RemotionSettings::local(&remotion));
     config
 }
 

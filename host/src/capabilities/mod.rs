@@ -73,6 +73,14 @@ pub trait ObjectStore: Send + Sync {
     /// Store the bytes; returns the size written.
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<u64, StoreError>;
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// Store a local file (a render's output) without holding it in memory where the backend
+    /// can stream it; returns the size written.
+    async fn put_file(&self, key: &str, path: &std::path::Path, content_type: &str) -> Result<u64, StoreError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading {}: {e}", path.display())))?;
+        self.put(key, bytes, content_type).await
+    }
     /// A signed URL a customer can fetch the object from for a while, when the backend can
     /// give one.
     async fn public_url(&self, key: &str) -> Option<String>;

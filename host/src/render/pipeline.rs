@@ -139,9 +139,11 @@ impl Pipeline {
         }
         progress.send_modify(|p| p.stage = "storing");
         let media = self.describe_output(&output).await?;
-        let bytes = tokio::fs::read(&output).await.map_err(|e| Failure::Failed(format!("reading the output: {e}")))?;
-        let size = bytes.len() as u64;
-        self.store.put(output_key, bytes, "video/mp4").await.map_err(|e| Failure::Failed(format!("storage: {e}")))?;
+        let size = self
+            .store
+            .put_file(output_key, &output, "video/mp4")
+            .await
+            .map_err(|e| Failure::Failed(format!("storage: {e}")))?;
         let url = self.store.public_url(output_key).await;
         let metadata = serde_json::json!({
             "backend": backend, "duration_seconds": media.seconds, "width": media.width, "height": media.height,

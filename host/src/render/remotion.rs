@@ -41,6 +41,22 @@ pub struct RemotionSettings {
     pub env: Vec<(String, String)>,
 }
 
+impl RemotionSettings {
+    /// Local renders with the renderer in `dir` (its `render.mjs` and bundled `build/`),
+    /// Debian's Chromium, one frame at a time.
+    pub fn local(dir: &Path) -> Self {
+        Self {
+            mode: RemotionMode::Local,
+            node: "node".into(),
+            script: dir.join("render.mjs"),
+            serve_url: dir.join("build").display().to_string(),
+            chromium: "/usr/bin/chromium".into(),
+            concurrency: 1,
+            env: Vec::new(),
+        }
+    }
+}
+
 pub struct Request<'a> {
     pub composition_id: &'a str,
     pub serve_url: Option<&'a str>,

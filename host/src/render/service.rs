@@ -23,12 +23,14 @@ pub fn wit_error(failure: Failure) -> RenderError {
     }
 }
 
-/// The output's full and job-relative keys.
-fn output_keys(job: &JobScope, render_id: &str, requested: Option<&str>) -> Result<(String, String), Failure> {
+/// The render's id (derived from the job's effect number: stable across replays) and its
+/// output's full and job-relative keys.
+fn identify(job: &JobScope, seq: u32, requested: Option<&str>) -> Result<(String, String, String), RenderError> {
+    let render_id = format!("{}_r{seq}", job.job_id());
     let relative = requested.map_or_else(|| format!("renders/{render_id}.mp4"), str::to_string);
-    let full =
-        keys::resolve(&job.artifact_prefix, &relative).map_err(|r| Failure::Invalid(format!("output-key: {r}")))?;
-    Ok((full, relative))
+    let full = keys::resolve(&job.artifact_prefix, &relative)
+        .map_err(|r| RenderError::InvalidRequest(format!("output-key: {r}")))?;
+    Ok((render_id, full, relative))
 }
 
 fn fault(e: crate::db::DbError) -> HostTrap {
@@ -54,10 +56,9 @@ impl Renderer for RenderService {
         task: &RenderTask,
         output_key: Option<&str>,
     ) -> BackendResult<Result<RenderResult, RenderError>> {
-        let render_id = format!("{}_r{seq}", job.job_id());
-        let (full, relative) = match output_keys(job, &render_id, output_key) {
-            Ok(keys) => keys,
-            Err(failure) => return Ok(Err(wit_error(failure))),
+        let (render_id, full, relative) = match identify(job, seq, output_key) {
+            Ok(identified) => identified,
+            Err(error) => return Ok(Err(error)),
         };
         let existing = self.db.render(&render_id).await.map_err(fault)?;
         if existing.is_none() {
@@ -141,10 +142,9 @@ impl Renderer for InlineRenderer {
         task: &RenderTask,
         output_key: Option<&str>,
     ) -> BackendResult<Result<RenderResult, RenderError>> {
-        let render_id = format!("{}_r{seq}", job.job_id());
-        let (full, relative) = match output_keys(job, &render_id, output_key) {
-            Ok(keys) => keys,
-            Err(failure) => return Ok(Err(wit_error(failure))),
+        let (render_id, full, relative) = match identify(job, seq, output_key) {
+            Ok(identified) => identified,
+            Err(error) => return Ok(Err(error)),
         };
         if let Err(failure) = self.pipeline.check(task) {
             return Ok(Err(wit_error(failure)));

@@ -72,6 +72,23 @@ impl ObjectStore for LocalObjectStore {
         Ok(size)
     }
 
+    async fn put_file(&self, key: &str, path: &std::path::Path, _content_type: &str) -> Result<u64, StoreError> {
+        let relative = self.relative(key)?;
+        let (dir, source) = (self.dir.clone(), path.to_path_buf());
+        blocking(move || {
+            if let Some(parent) = relative.parent().filter(|p| !p.as_os_str().is_empty()) {
+                dir.create_dir_all(parent)?;
+            }
+            let partial = relative.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
+            let mut from = std::fs::File::open(&source)?;
+            let size = std::io::copy(&mut from, &mut dir.create(&partial)?)?;
+            dir.rename(&partial, &dir, &relative)?;
+            Ok(size)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let relative = self.relative(key)?;
         let dir = self.dir.clone();

@@ -83,6 +83,23 @@ impl ObjectStore for S3ObjectStore {
         Ok(size)
     }
 
+    async fn put_file(&self, key: &str, path: &std::path::Path, content_type: &str) -> Result<u64, StoreError> {
+        let size = tokio::fs::metadata(path).await.map_err(unavailable)?.len();
+        // Streamed from the file (one PUT: up to 5 GB).
+        let body = ByteStream::from_path(path).await.map_err(unavailable)?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        Ok(size)
+    }
+
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(object) => object.body.collect().await.map(|b| b.into_bytes().to_vec()).map_err(unavailable),
