@@ -350,6 +350,9 @@ fn render_settings(env: Environment) -> Result<crate::render::RenderSettings, St
                     .display()
                     .to_string(),
             },
+            other_bundles: var("VIDFARM_REMOTION_OTHER_BUNDLES")
+                .map(|list| list.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect())
+                .unwrap_or_default(),
             chromium: var("VIDFARM_CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()),
             concurrency: parse("VIDFARM_REMOTION_CONCURRENCY", "1")?,
             env: aws_env,

@@ -238,3 +238,14 @@ async fn a_restart_mid_render_runs_the_render_again_and_charges_it_once() {
     let ledger = server.platform.db.job_ledger(&job_id).await.expect("ledger");
     assert_eq!(ledger.iter().filter(|r| r.event_type == "render").count(), 1, "{ledger:?}");
 }
+
+#[tokio::test]
+async fn a_template_cannot_render_past_its_job() {
+    let server = TestServer::start().await;
+    let job_id = server.create_job("sandbox-probe", "escape-render", json!({})).await;
+    let job = server.wait_for("sandbox-probe", &job_id, &["succeeded", "failed"], WITHIN).await;
+    assert_eq!(job["error"]["code"], "render_refused", "every attempt refused at once: {job}");
+    assert_eq!(job["error"]["details"]["attempts"], 6);
+    let render = server.platform.db.render(&format!("{job_id}_r1")).await.expect("read");
+    assert!(render.is_none(), "no render was queued");
+}

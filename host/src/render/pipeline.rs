@@ -88,10 +88,14 @@ impl Pipeline {
                 if composition_id.trim().is_empty() {
                     return Err(Failure::Invalid("composition-id: must not be empty".into()));
                 }
+                // A bundle is code Chromium runs on this host: only the operator's bundles.
+                let allowed = self.settings.remotion.as_ref().map(|r| r.other_bundles.as_slice()).unwrap_or_default();
                 if let Some(url) = serve_url
-                    && !(url.starts_with("https://") || url.starts_with("http://"))
+                    && !allowed.contains(url)
                 {
-                    return Err(Failure::Invalid("serve-url: must be the http(s) URL of a deployed bundle".into()));
+                    return Err(Failure::Invalid(format!(
+                        "serve-url: `{url}` is not one of this host's bundles (VIDFARM_REMOTION_OTHER_BUNDLES)"
+                    )));
                 }
             }
         }

@@ -34,6 +34,9 @@ pub struct RemotionSettings {
     pub script: PathBuf,
     /// The bundle to render when a request names none: a directory (local) or URL (Lambda).
     pub serve_url: String,
+    /// Other bundles a request may name in `serve-url` (a bundle is code Chromium runs here,
+    /// so templates may not bring their own): `VIDFARM_REMOTION_OTHER_BUNDLES`.
+    pub other_bundles: Vec<String>,
     pub chromium: String,
     /// Frames Chromium renders in parallel.
     pub concurrency: u32,
@@ -50,6 +53,7 @@ impl RemotionSettings {
             node: "node".into(),
             script: dir.join("render.mjs"),
             serve_url: dir.join("build").display().to_string(),
+            other_bundles: Vec::new(),
             chromium: "/usr/bin/chromium".into(),
             concurrency: 1,
             env: Vec::new(),

@@ -191,10 +191,14 @@ fn seconds(field: &str, value: f64) -> Result<(), SpecError> {
 }
 
 fn check_src(field: &str, src: &str) -> Result<(), SpecError> {
-    let ok = src.starts_with("https://")
-        || src.starts_with("http://")
-        || src.strip_prefix("workspace:").or_else(|| src.strip_prefix("job:")).is_some_and(|k| !k.is_empty());
-    if ok { Ok(()) } else { Err(problem(field, "must be an http(s) URL, `workspace:<key>` or `job:<key>`")) }
+    if src.starts_with("https://") || src.starts_with("http://") {
+        return Ok(());
+    }
+    match src.strip_prefix("workspace:").or_else(|| src.strip_prefix("job:")) {
+        // The key must stay inside its prefix: checked now, not when the render runs.
+        Some(key) => crate::storage::keys::validate(key).map_err(|reason| problem(field, reason)),
+        None => Err(problem(field, "must be an http(s) URL, `workspace:<key>` or `job:<key>`")),
+    }
 }
 
 fn is_hex_color(c: &str) -> bool {

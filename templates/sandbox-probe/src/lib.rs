@@ -86,6 +86,45 @@ fn escape_storage(ctx: &Context, _: Nothing) -> Result<Value, TemplateError> {
     }
 }
 
+/// Render requests that would reach past the job: a bundle of the template's own (code
+/// Chromium would run on the host), bundling at render time, host files and escaping keys as
+/// sources, an output outside the job's prefix. Every one must be refused at once.
+fn escape_render(ctx: &Context, _: Nothing) -> Result<Value, TemplateError> {
+    let composition = |serve_url: Option<&str>, entry_point: Option<&str>| RenderRequest {
+        composition_id: "TitleCard".into(),
+        serve_url: serve_url.map(String::from),
+        entry_point: entry_point.map(String::from),
+        output_key: None,
+        input_props: json!({ "text": "x", "durationSeconds": 1 }).to_string(),
+    };
+    let spec = |src: &str| {
+        json!({ "canvas": { "width": 320, "height": 240 }, "duration": 1,
+                "backgrounds": [{ "src": src, "type": "image" }] })
+    };
+    let mut accepted = Vec::new();
+    let attempts: Vec<(String, Result<RenderResult, TemplateError>)> = vec![
+        ("foreign bundle".into(), ctx.remotion.render(&composition(Some("https://bundles.example.com/evil/"), None))),
+        ("entry point".into(), ctx.remotion.render(&composition(None, Some("src/index.ts")))),
+        ("host file".into(), ctx.remotion.render_spec(&spec("file:///etc/passwd"), None)),
+        ("absolute path".into(), ctx.remotion.render_spec(&spec("/etc/passwd"), None)),
+        ("escaping key".into(), ctx.remotion.render_spec(&spec("workspace:../../other/x.png"), None)),
+        ("escaping output".into(), ctx.remotion.render_spec(&spec("workspace:in.png"), Some("../../../x.mp4"))),
+    ];
+    let total = attempts.len();
+    for (what, outcome) in attempts {
+        match outcome {
+            Err(e) if e.code == "render_invalid_request" => {}
+            other => accepted.push(json!({ "attempt": what, "outcome": format!("{:?}", other.map(|r| r.render_id)) })),
+        }
+    }
+    if accepted.is_empty() {
+        Err(TemplateError::new("render_refused", "every render escape was refused")
+            .with_details(json!({ "attempts": total })))
+    } else {
+        Ok(json!({ "accepted": accepted }))
+    }
+}
+
 fn fork_children(ctx: &Context, _: Nothing) -> Result<Value, TemplateError> {
     loop {
         ctx.jobs.enqueue_child("echo", &json!({ "fork": true }))?;
@@ -180,6 +219,7 @@ fn template() -> Template {
     .operation(Operation::new("panic", "Panic with a message.", panic))
     .operation(Operation::new("flood-logs", "Log without end.", flood_logs))
     .operation(Operation::new("escape-storage", "Try to leave the job's storage prefix.", escape_storage))
+    .operation(Operation::new("escape-render", "Try to render with what the job may not reach.", escape_render))
     .operation(Operation::new("fork-children", "Enqueue children without end.", fork_children))
     .operation(Operation::new("spawn-spinners", "Enqueue spinning children and wait for them.", spawn_spinners))
     .operation(Operation::new("effects", "Charge, store and log in rounds, with CPU work between.", effects))
