@@ -5,9 +5,10 @@
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# The pinned toolchain (rust-toolchain.toml) plus the guest target.
+# The pinned toolchain plus the guest target, by the script the README's first command runs.
 COPY rust-toolchain.toml ./
-RUN rustup show active-toolchain && rustup target add wasm32-wasip2
+COPY scripts/setup.sh scripts/setup.sh
+RUN scripts/setup.sh toolchain
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -59,6 +59,8 @@ async fn main() {
         ffmpeg: Ffmpeg { ffmpeg: "ffmpeg".into(), ffprobe: "ffprobe".into() },
         remotion: Some(RemotionSettings::local(&remotion)),
         slots: 1,
+        per_customer: 1,
+        max_output_bytes: 8 << 30,
         usd_per_minute: 0.01,
         max_seconds: 10_800.0,
         timeout: Duration::from_secs(600),

@@ -1,6 +1,8 @@
 //! End-to-end throughput of `sandbox-probe echo` jobs (HTTP create → succeeded) and the
 //! create latency at a fixed request rate, beside this machine's raw SQLite commit rate, all
-//! in one run. `cargo bench -p vidfarm --bench throughput` (env BENCH_JOBS, BENCH_RATE).
+//! in one run. `cargo bench -p vidfarm --bench throughput` (env BENCH_JOBS, BENCH_RATE, and
+//! BENCH_CREDIT_USD: give the customer a prepaid credit, so every job is admitted, charged
+//! and settled against a limit — the money path with holds — instead of unlimited).
 
 use serde_json::json;
 use std::sync::Arc;
@@ -36,6 +38,10 @@ async fn main() {
     let id = "cus_bench";
     platform.db.create_customer(id, "Bench").await.expect("customer");
     let key = vidfarm::api::issue_api_key(&platform.db, id, None).await.expect("key");
+    let credit = std::env::var("BENCH_CREDIT_USD").ok().and_then(|v| v.parse::<f64>().ok());
+    if let Some(nusd) = credit.and_then(vidfarm::money::from_usd) {
+        platform.db.add_credit(id, nusd).await.expect("credited");
+    }
     let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().expect("client");
     let url = format!("{base}/templates/sandbox-probe/operations/echo");
     let create = {
@@ -108,6 +114,10 @@ async fn main() {
 
     shutdown.cancel();
     let _ = server.await;
+    match credit {
+        Some(usd) => println!("customer: ${usd} prepaid credit (limit checks, CPU charges against it)"),
+        None => println!("customer: unlimited"),
+    }
     println!("raw SQLite commit rate (BEGIN IMMEDIATE; 1-row insert; COMMIT): {raw_commits:.0} commits/s");
     println!(
         "end to end: {jobs} echo jobs created in {created_in:.2?}, all succeeded after {elapsed:.2?}: {throughput:.0} jobs/s"

@@ -53,6 +53,10 @@ pub struct Config {
     pub jobs_per_minute: u32,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// How long one request's handler may take before it is answered 408.
+    pub request_timeout: Duration,
+    /// Requests one process handles at once; more wait.
+    pub max_concurrent_requests: usize,
     /// First retry delay; doubles per retry (with jitter) up to `retry_max`.
     pub retry_base: Duration,
     pub retry_max: Duration,
@@ -75,6 +79,13 @@ pub struct Config {
     pub trusted_keys: String,
     /// Operator token for `/admin/*`; the admin API is off without one.
     pub admin_token: Option<String>,
+    /// `VIDFARM_METRICS_TOKEN`: `/metrics` answers only `authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    /// `VIDFARM_METRICS_PUBLIC=true`: production serves `/metrics` to anyone (opt-in).
+    pub metrics_public: bool,
+    /// `VIDFARM_ALLOW_LOCAL_OBJECTS=true`: production keeps objects on local disk (opt-in;
+    /// seed 000 wants artifacts in S3, not on a container's disk).
+    pub allow_local_objects: bool,
     pub runtime: RuntimeConfig,
     pub providers: ProviderSettings,
     pub webhooks: WebhookSettings,
@@ -85,6 +96,8 @@ pub struct Config {
     /// Objects in S3 instead of `<data dir>/objects` (`VIDFARM_S3_BUCKET` set).
     pub s3: Option<crate::storage::S3Settings>,
     pub render: crate::render::RenderSettings,
+    /// Scheduled backups (`VIDFARM_BACKUP_EVERY` set), see `backup`.
+    pub backup: Option<crate::backup::BackupSettings>,
 }
 
 /// How webhooks are delivered.
@@ -97,6 +110,10 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Receivers may be on loopback or private addresses (development only: SSRF).
     pub allow_private: bool,
+    /// Deliveries one process sends at once, all customers together.
+    pub max_in_flight: u32,
+    /// Deliveries one customer may have in flight at once, unless the operator set theirs.
+    pub per_customer: u32,
 }
 
 /// Where the AI providers are and how the key queue treats them.
@@ -194,6 +211,7 @@ impl Config {
             }),
         };
         let render = render_settings(env)?;
+        let backup = backup_settings(&data_dir, s3.as_ref())?;
         let registry_s3 = match var("VIDFARM_REGISTRY_S3_BUCKET") {
             None => None,
             Some(bucket) => Some((
@@ -218,6 +236,7 @@ impl Config {
         };
         Ok(Self {
             render,
+            backup,
             registry_s3,
             public_url: var("VIDFARM_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}")),
             file_url_ttl: Duration::from_secs(parse("VIDFARM_FILE_URL_TTL_SECS", "604800")?),
@@ -226,9 +245,13 @@ impl Config {
                 retry_schedule,
                 timeout: Duration::from_millis(parse("VIDFARM_WEBHOOK_TIMEOUT_MS", "15000")?),
                 allow_private: env == Environment::Development,
+                max_in_flight: parse::<u32>("VIDFARM_WEBHOOK_IN_FLIGHT", "64")?.max(1),
+                per_customer: parse::<u32>("VIDFARM_WEBHOOK_PER_CUSTOMER", "4")?.max(1),
             },
             runtime: RuntimeConfig {
                 cache_dir: Some(data_dir.join("compiled")),
+                // Set from the master key when the platform starts.
+                cache_key: None,
                 defaults,
                 maxima: Limits::maxima(),
                 max_instances: worker_slots + 16,
@@ -241,9 +264,11 @@ impl Config {
             poll_interval: Duration::from_millis(parse("VIDFARM_POLL_MS", "200")?),
             shutdown_grace: Duration::from_millis(parse("VIDFARM_SHUTDOWN_GRACE_MS", "30000")?),
             retention: Duration::from_secs(parse::<u64>("VIDFARM_RETENTION_DAYS", "30")? * 86_400),
-            max_concurrent_jobs: parse("VIDFARM_MAX_CONCURRENT_JOBS", "16")?,
-            jobs_per_minute: parse("VIDFARM_JOBS_PER_MINUTE", "600000")?,
+            max_concurrent_jobs: parse("VIDFARM_MAX_CONCURRENT_JOBS", "4")?,
+            jobs_per_minute: parse("VIDFARM_JOBS_PER_MINUTE", "60")?,
             max_body_bytes: parse("VIDFARM_MAX_BODY_BYTES", "1048576")?,
+            request_timeout: Duration::from_millis(parse("VIDFARM_REQUEST_TIMEOUT_MS", "120000")?),
+            max_concurrent_requests: parse::<usize>("VIDFARM_MAX_CONCURRENT_REQUESTS", "1024")?.max(1),
             retry_base: Duration::from_millis(parse("VIDFARM_RETRY_BASE_MS", "1000")?),
             retry_max: Duration::from_millis(parse("VIDFARM_RETRY_MAX_MS", "300000")?),
             default_margin: parse("VIDFARM_DEFAULT_MARGIN", "2.0")?,
@@ -254,6 +279,9 @@ impl Config {
             registry_poll: Duration::from_millis(parse("VIDFARM_REGISTRY_POLL_MS", "250")?),
             trusted_keys: var("VIDFARM_TRUSTED_KEYS").unwrap_or_default(),
             admin_token: var("VIDFARM_ADMIN_TOKEN"),
+            metrics_token: var("VIDFARM_METRICS_TOKEN"),
+            metrics_public: parse("VIDFARM_METRICS_PUBLIC", "false")?,
+            allow_local_objects: parse("VIDFARM_ALLOW_LOCAL_OBJECTS", "false")?,
             providers: ProviderSettings {
                 endpoints: Endpoints {
                     openai: var("VIDFARM_OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
@@ -366,6 +394,8 @@ fn render_settings(env: Environment) -> Result<crate::render::RenderSettings, St
         },
         remotion,
         slots: parse::<u32>("VIDFARM_RENDER_SLOTS", "1")?.max(1),
+        per_customer: parse::<u32>("VIDFARM_RENDER_PER_CUSTOMER", "1")?.max(1),
+        max_output_bytes: parse("VIDFARM_RENDER_MAX_OUTPUT_BYTES", "8589934592")?,
         usd_per_minute: parse("VIDFARM_RENDER_USD_PER_MINUTE", "0.01")?,
         max_seconds: parse("VIDFARM_RENDER_MAX_SECONDS", "10800")?,
         timeout: Duration::from_secs(parse("VIDFARM_RENDER_TIMEOUT_SECS", "3600")?),
@@ -387,4 +417,28 @@ where
 {
     let raw = var(name).unwrap_or_else(|| default.to_string());
     raw.trim().parse().map_err(|e| format!("{name}={raw:?} is invalid: {e}"))
+}
+
+/// `VIDFARM_BACKUP_EVERY` (`6h`, `30m` …; unset: no scheduled backups), `VIDFARM_BACKUP_KEEP`
+/// (7), and where: `VIDFARM_BACKUP_S3_PREFIX` in the `VIDFARM_S3_*` bucket, else
+/// `VIDFARM_BACKUP_DIR` (default `<data dir>/backups`).
+fn backup_settings(
+    data_dir: &std::path::Path,
+    s3: Option<&crate::storage::S3Settings>,
+) -> Result<Option<crate::backup::BackupSettings>, String> {
+    let Some(every) = var("VIDFARM_BACKUP_EVERY") else { return Ok(None) };
+    let every = crate::providers::go_duration(&every)
+        .filter(|d| *d >= Duration::from_secs(1))
+        .ok_or_else(|| format!("VIDFARM_BACKUP_EVERY={every:?} must be a duration like 6h or 30m"))?;
+    let keep = parse::<usize>("VIDFARM_BACKUP_KEEP", "7")?.max(1);
+    let target = match var("VIDFARM_BACKUP_S3_PREFIX") {
+        Some(prefix) => crate::backup::BackupTarget::S3 {
+            settings: s3.cloned().ok_or("VIDFARM_BACKUP_S3_PREFIX needs VIDFARM_S3_BUCKET and its credentials")?,
+            prefix: format!("{}/", prefix.trim_matches('/')),
+        },
+        None => crate::backup::BackupTarget::Dir(
+            var("VIDFARM_BACKUP_DIR").map_or_else(|| data_dir.join("backups"), PathBuf::from),
+        ),
+    };
+    Ok(Some(crate::backup::BackupSettings { every, keep, target }))
 }

@@ -8,15 +8,19 @@
 //! one operation locally for template authors.
 
 pub mod api;
+pub mod backup;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod devrun;
 pub mod engine;
+pub mod guardrails;
 pub mod metrics;
+pub mod money;
 pub mod outbound;
 pub mod providers;
+pub mod rate_limit;
 pub mod render;
 pub mod runtime;
 pub mod server;

@@ -34,6 +34,11 @@ const LABELLED: &[(&str, &str, &str)] = &[
     ("vidfarm_provider_lease_wait_seconds", "summary", "Time from a provider call's first lease attempt to its lease."),
     ("vidfarm_provider_cooldowns_total", "counter", "Keys put into cooldown after a rate limit, by provider."),
     ("vidfarm_provider_key_invalidations_total", "counter", "Keys marked invalid after an auth failure, by provider."),
+    (
+        "vidfarm_provider_platform_key_auth_errors_total",
+        "counter",
+        "Auth errors of the platform's own keys (cooled down, never disabled automatically), by provider.",
+    ),
     ("vidfarm_provider_job_deferrals_total", "counter", "Jobs deferred for want of a free key, by provider."),
     ("vidfarm_provider_request_seconds", "summary", "Provider request latency, by provider."),
     ("vidfarm_provider_responses_total", "counter", "Provider responses by provider and status (or network)."),

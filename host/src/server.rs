@@ -17,6 +17,10 @@ pub async fn run(
     let worker = workers.then(|| tokio::spawn(Worker::new(platform.clone()).run(shutdown.clone())));
     let webhooks = workers.then(|| tokio::spawn(crate::webhooks::run(platform.clone(), shutdown.clone())));
     let renders = workers.then(|| tokio::spawn(platform.renders.clone().run(shutdown.clone())));
+    if let (true, Some(settings)) = (workers, platform.config.backup.clone()) {
+        let scratch = platform.config.data_dir.join("backups-partial");
+        tokio::spawn(crate::backup::run_schedule(platform.db.clone(), scratch, settings, shutdown.clone()));
+    }
     let bus = platform.bus.clone();
     if let Some(listener) = listener {
         tracing::info!(addr = %listener.local_addr()?, env = platform.config.env.as_str(), "listening");

@@ -128,15 +128,33 @@ impl ArtifactStore {
 
     /// A version's bytes and signed manifest (verify them before use).
     pub fn load(&self, template_id: &str, version: &str) -> Result<(Vec<u8>, SignedManifest), RegistryError> {
+        let signed = self.manifest(template_id, version)?;
+        let bytes = self
+            .blobs
+            .get(&Self::version_key(template_id, version, "component.wasm")?)?
+            .ok_or_else(|| RegistryError::NotFound(format!("{template_id}@{version}")))?;
+        Ok((bytes, signed))
+    }
+
+    /// A version's signed manifest alone (a few KB, never the component), checked to name the
+    /// path it was stored under.
+    pub fn manifest(&self, template_id: &str, version: &str) -> Result<SignedManifest, RegistryError> {
         let not_found = || RegistryError::NotFound(format!("{template_id}@{version}"));
         let manifest =
             self.blobs.get(&Self::version_key(template_id, version, "manifest.json")?)?.ok_or_else(not_found)?;
-        let bytes =
-            self.blobs.get(&Self::version_key(template_id, version, "component.wasm")?)?.ok_or_else(not_found)?;
-        let signed = serde_json::from_slice(&manifest).map_err(|e| {
+        let signed: SignedManifest = serde_json::from_slice(&manifest).map_err(|e| {
             RegistryError::Tampered(format!("the manifest of {template_id}@{version} is unreadable: {e}"))
         })?;
-        Ok((bytes, signed))
+        // A signed manifest copied under another template's or version's path is still
+        // validly signed: the path must be what it names.
+        let named = &signed.manifest;
+        if named.template_id != template_id || named.version != version {
+            return Err(RegistryError::Tampered(format!(
+                "the manifest stored as {template_id}@{version} is for {}@{}",
+                named.template_id, named.version
+            )));
+        }
+        Ok(signed)
     }
 
     /// Every template id in the registry.
@@ -154,7 +172,7 @@ impl ArtifactStore {
             if NOT_VERSIONS.contains(&version.as_str()) || segment("version", &version).is_err() {
                 continue;
             }
-            if let Ok((_, signed)) = self.load(template_id, &version) {
+            if let Ok(signed) = self.manifest(template_id, &version) {
                 versions.push(stored(&signed));
             }
         }
@@ -167,9 +185,19 @@ impl ArtifactStore {
         Ok(bytes.map(|b| String::from_utf8_lossy(&b).trim().to_string()).filter(|v| !v.is_empty()))
     }
 
-    /// Make `version` the one new jobs use.
+    /// Make `version` the one new jobs use. Only forward: a version older than the active
+    /// one (by version number) is refused — going back is `rollback`, which the history
+    /// records as such.
     pub fn activate(&self, template_id: &str, version: &str, actor: &str) -> Result<ActivationRecord, RegistryError> {
         self.load(template_id, version)?;
+        if let Some(active) = self.active(template_id)?
+            && older(version, &active)
+        {
+            return Err(RegistryError::Invalid {
+                what: "version",
+                problem: format!("{template_id}@{version} is older than the active {active}; use rollback to go back"),
+            });
+        }
         self.switch(template_id, version, "activate", actor)
     }
 
@@ -231,6 +259,15 @@ impl ArtifactStore {
     }
 }
 
+/// Whether version `a` is older than `b`, comparing dot-separated numbers (`0.10.0` is newer
+/// than `0.9.1`); a pre-release or build suffix is ignored, and versions that are not numbers
+/// are never "older" (nothing is refused that cannot be compared).
+fn older(a: &str, b: &str) -> bool {
+    let parts =
+        |v: &str| -> Option<Vec<u64>> { v.split(['-', '+']).next()?.split('.').map(|p| p.parse().ok()).collect() };
+    matches!((parts(a), parts(b)), (Some(a), Some(b)) if a < b)
+}
+
 fn stored(signed: &SignedManifest) -> StoredVersion {
     let m = &signed.manifest;
     StoredVersion {
@@ -273,6 +310,39 @@ mod tests {
             store.history("hello").expect("history").into_iter().map(|r| format!("{}:{}", r.action, r.to)).collect();
         assert_eq!(actions, ["publish:1.0.0", "publish:2.0.0", "activate:1.0.0", "activate:2.0.0", "rollback:1.0.0"]);
         assert_eq!(store.versions("hello").expect("versions").len(), 2);
+    }
+
+    #[test]
+    fn the_active_version_moves_back_only_through_rollback() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = ArtifactStore::dir(dir.path()).expect("a store");
+        let key = SigningKey::generate();
+        for (version, bytes) in [("1.9.0", b"nine"), ("1.10.0", b"tens")] {
+            publish(&store, &key, version, bytes).expect("published");
+        }
+        store.activate("hello", "1.10.0", "ops").expect("activate 1.10.0");
+        let refused = store.activate("hello", "1.9.0", "ops").expect_err("older than the active one");
+        assert!(refused.to_string().contains("use rollback"), "{refused}");
+        assert_eq!(store.active("hello").expect("reads").as_deref(), Some("1.10.0"));
+        assert!(older("1.9.0", "1.10.0") && !older("2.0.0", "1.10.0") && !older("next", "1.0.0"));
+    }
+
+    #[test]
+    fn a_manifest_copied_under_another_version_is_refused() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = ArtifactStore::dir(dir.path()).expect("a store");
+        let key = SigningKey::generate();
+        publish(&store, &key, "1.0.0", b"one").expect("v1");
+        publish(&store, &key, "2.0.0", b"two").expect("v2");
+        // Someone with write access to the store copies 1.0.0 (manifest and bytes, validly
+        // signed) over 2.0.0: the signature holds, the path does not match.
+        for file in ["manifest.json", "component.wasm"] {
+            std::fs::copy(dir.path().join("hello/1.0.0").join(file), dir.path().join("hello/2.0.0").join(file))
+                .expect("copied");
+        }
+        let refused = store.load("hello", "2.0.0").expect_err("refused");
+        assert!(matches!(refused, RegistryError::Tampered(_)), "{refused}");
+        assert!(refused.to_string().contains("is for hello@1.0.0"), "{refused}");
     }
 
     #[test]

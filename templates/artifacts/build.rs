@@ -5,6 +5,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "wasm_target.rs"]
+mod wasm_target;
+
 /// (template id, crate name) of every Rust template built into the host.
 const TEMPLATES: &[(&str, &str)] = &[
     ("hello", "template-hello"),
@@ -24,6 +27,8 @@ fn main() {
     let target_dir = std::env::var_os("VIDFARM_TEMPLATES_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
         out_dir.ancestors().nth(4).expect("OUT_DIR is under the target dir").join("vidfarm-templates")
     });
+
+    ensure_wasm_target();
 
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(&workspace)
@@ -74,6 +79,22 @@ fn main() {
     for (_, krate) in TEMPLATES {
         let dir = krate.strip_prefix("template-").unwrap_or(krate);
         println!("cargo:rerun-if-changed={}", workspace.join("templates").join(dir).display());
+    }
+}
+
+/// Adds the guests' target to the toolchain when it is missing (a fresh machine with the pinned
+/// toolchain already installed), so `cargo run` needs no step by hand.
+fn ensure_wasm_target() {
+    let rustc = PathBuf::from(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
+    let rustup = PathBuf::from(std::env::var_os("RUSTUP").unwrap_or_else(|| "rustup".into()));
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").ok();
+    let tools = wasm_target::Tools { rustc: &rustc, rustup: &rustup, toolchain: toolchain.as_deref() };
+    match wasm_target::ensure(&tools) {
+        Ok(wasm_target::Outcome::Present) => {}
+        Ok(wasm_target::Outcome::Installed { toolchain }) => {
+            println!("cargo:warning=installed the {} target for {toolchain}", wasm_target::TARGET)
+        }
+        Err(why) => panic!("{why}"),
     }
 }
 

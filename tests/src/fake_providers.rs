@@ -91,11 +91,14 @@ pub struct FakeProviders {
     inner: Arc<Mutex<Inner>>,
     /// How long each success takes (to make calls overlap).
     delay: Arc<Mutex<Duration>>,
+    /// Whether successes use every output token the request allows (200,000 when it sets no
+    /// bound), as the costliest real answer would.
+    greedy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FakeProviders {
     pub async fn start() -> Self {
-        let fakes = Self { base: String::new(), inner: Arc::default(), delay: Arc::default() };
+        let fakes = Self { base: String::new(), inner: Arc::default(), delay: Arc::default(), greedy: Arc::default() };
         let app = Router::new()
             .route("/openai/v1/chat/completions", post(|s, h, b| handle(s, h, b, "openai", "chat")))
             .route("/openai/v1/images/generations", post(|s, h, b| handle(s, h, b, "openai", "images")))
@@ -127,6 +130,11 @@ impl FakeProviders {
     /// Make every call made with `key` answer `reply`, from now on.
     pub fn always(&self, key: &str, reply: Reply) {
         self.script(key, std::iter::repeat_n(reply, 10_000));
+    }
+
+    /// Answer every call with as many output tokens as it allows (200,000 when unbounded).
+    pub fn set_greedy(&self, greedy: bool) {
+        self.greedy.store(greedy, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn set_delay(&self, delay: Duration) {
@@ -203,7 +211,7 @@ async fn handle(
             }
             response
         }
-        _ => match success(provider, call, &request, &key) {
+        _ => match success(provider, call, &request, &key, fakes.greedy.load(std::sync::atomic::Ordering::SeqCst)) {
             Ok(body) => axum::Json(body).into_response(),
             Err(problem) => {
                 (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": problem}}))).into_response()
@@ -219,8 +227,14 @@ const LAYOUT: &str =
 
 /// The provider's success body, after checking the request has the fields the real API
 /// requires (a malformed request gets the 400 the real one would).
-fn success(provider: &str, call: &str, request: &Value, key: &str) -> Result<Value, String> {
+fn success(provider: &str, call: &str, request: &Value, key: &str, greedy: bool) -> Result<Value, String> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(PNG);
+    // Output tokens billed: a few, or (greedy) all the request allows.
+    let allowed = ["/max_completion_tokens", "/max_tokens", "/generationConfig/maxOutputTokens"]
+        .iter()
+        .find_map(|p| request.pointer(p).and_then(Value::as_u64))
+        .unwrap_or(200_000);
+    let output_tokens = if greedy { allowed } else { 7 };
     if provider == "gemini" {
         let parts =
             request.pointer("/contents/0/parts").and_then(Value::as_array).ok_or("contents[0].parts is required")?;
@@ -234,6 +248,8 @@ fn success(provider: &str, call: &str, request: &Value, key: &str) -> Result<Val
         }
         let wants_image =
             request.pointer("/generationConfig/responseModalities").is_some_and(|m| m.to_string().contains("IMAGE"));
+        // An image costs what Gemini's image models bill for one: 1,290 output tokens.
+        let output_tokens = if wants_image && greedy { 1_290 } else { output_tokens };
         let answer = if layout { LAYOUT.to_string() } else { answer_from(key, &prompt) };
         let mut out_parts = vec![json!({"text": answer})];
         if wants_image {
@@ -241,7 +257,8 @@ fn success(provider: &str, call: &str, request: &Value, key: &str) -> Result<Val
         }
         return Ok(json!({
             "candidates": [{"content": {"role": "model", "parts": out_parts}, "finishReason": "STOP"}],
-            "usageMetadata": {"promptTokenCount": words(&prompt), "candidatesTokenCount": 7, "totalTokenCount": words(&prompt) + 7},
+            "usageMetadata": {"promptTokenCount": words(&prompt), "candidatesTokenCount": output_tokens,
+                              "totalTokenCount": words(&prompt) as u64 + output_tokens},
         }));
     }
     let model = request["model"].as_str().ok_or("model is required")?;
@@ -250,7 +267,7 @@ fn success(provider: &str, call: &str, request: &Value, key: &str) -> Result<Val
         return Ok(json!({
             "created": 1_700_000_000,
             "data": [{"b64_json": b64, "revised_prompt": format!("revised: {prompt}")}],
-            "usage": {"input_tokens": words(prompt), "output_tokens": 1056},
+            "usage": {"input_tokens": words(prompt), "output_tokens": if greedy { 6_240 } else { 1_056 }},
         }));
     }
     let messages = request["messages"].as_array().ok_or("messages is required")?;
@@ -267,8 +284,8 @@ fn success(provider: &str, call: &str, request: &Value, key: &str) -> Result<Val
         message["images"] =
             json!([{"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}}]);
     }
-    let mut usage =
-        json!({"prompt_tokens": words(&prompt), "completion_tokens": 7, "total_tokens": words(&prompt) + 7});
+    let mut usage = json!({"prompt_tokens": words(&prompt), "completion_tokens": output_tokens,
+                           "total_tokens": words(&prompt) as u64 + output_tokens});
     if provider == "openrouter" {
         usage["cost"] = json!(0.000_42);
     }

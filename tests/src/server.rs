@@ -41,6 +41,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     // sums in other tests are only what those tests cause.
     config.storage_usd_per_gb = 0.0;
     config.cpu_usd_per_billion_fuel = 0.0;
+    // Fair-share caps as the tests were written against (production defaults are 4 running
+    // jobs and 60 jobs a minute per customer); the fair-share tests set their own.
+    config.max_concurrent_jobs = 16;
+    config.jobs_per_minute = 1_000_000;
     // The repo's Remotion renderer (tests/run-all.sh installs and bundles it), whatever the
     // working directory.
     let remotion = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../renderers/remotion");

@@ -7,19 +7,21 @@ use vidfarm_tests::server::TestServer;
 
 const WITHIN: Duration = Duration::from_secs(30);
 
-async fn with_credit(usd: f64) -> TestServer {
+const DOLLAR: i64 = 1_000_000_000;
+
+async fn with_credit(nusd: i64) -> TestServer {
     let server = TestServer::start_with(|c| c.max_concurrent_jobs = 64, true).await;
-    assert!(server.platform.db.add_credit(&server.customer.id, usd).await.expect("credited"));
+    assert!(server.platform.db.add_credit(&server.customer.id, nusd).await.expect("credited"));
     server
 }
 
-async fn charged(server: &TestServer) -> f64 {
-    server.platform.db.billing_summary(&server.customer.id).await.expect("summary").expect("a customer").charged_usd
+async fn charged(server: &TestServer) -> i64 {
+    server.platform.db.billing_summary(&server.customer.id).await.expect("summary").expect("a customer").charged_nusd
 }
 
 #[tokio::test]
 async fn a_customer_with_1_dollar_left_cannot_start_a_job_estimated_at_5() {
-    let server = with_credit(1.0).await;
+    let server = with_credit(DOLLAR).await;
     let body = json!({ "tracer": "t", "payload": { "steps": 1 } });
     let refused = server.post("/templates/sandbox-probe/operations/expensive", &body).send().await.expect("sent");
     assert_eq!(refused.status(), 402);
@@ -33,28 +35,29 @@ async fn a_customer_with_1_dollar_left_cannot_start_a_job_estimated_at_5() {
     server.wait_for("sandbox-probe", &job_id, &["succeeded"], WITHIN).await;
     let job = server.job("sandbox-probe", &job_id).await;
     assert_eq!(job["billing"]["charges"].as_array().map(Vec::len), Some(2));
-    assert!((job["billing"]["charged_usd"].as_f64().expect("charged") - 0.4).abs() < 1e-9, "{job}");
+    assert_eq!(job["billing"]["charged_usd"], "0.4", "{job}");
+    assert_eq!(job["billing"]["charged_nusd"], 400_000_000, "{job}");
     let usage: Value = server.get_json("/billing/usage").await;
     assert_eq!(usage["days"][0]["template_id"], "sandbox-probe", "{usage}");
-    assert!((usage["total"]["charge_usd"].as_f64().expect("a total") - 0.4).abs() < 1e-9);
-    assert!((usage["limits"]["available_usd"].as_f64().expect("available") - 0.6).abs() < 1e-9, "{usage}");
+    assert_eq!(usage["total"]["charge_usd"], "0.4", "{usage}");
+    assert_eq!(usage["limits"]["available_usd"], "0.6", "{usage}");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_job_that_overspends_mid_run_stops_with_billing_limit_reached() {
-    let server = with_credit(1.0).await;
+    let server = with_credit(DOLLAR).await;
     let job_id = server.create_job("sandbox-probe", "effects", json!({ "steps": 10, "cost": 0.1 })).await;
     let job = server.wait_for("sandbox-probe", &job_id, &["succeeded", "failed"], WITHIN).await;
     assert_eq!(job["error"]["code"], "billing_limit_reached", "{job}");
     assert_eq!(job["billing"]["charges"].as_array().map(Vec::len), Some(5), "five $0.20 charges fit in $1");
-    assert!((charged(&server).await - 1.0).abs() < 1e-9);
+    assert_eq!(charged(&server).await, DOLLAR);
     server.stop().await;
 }
 
 #[tokio::test]
 async fn fifty_jobs_racing_for_the_last_dollar_never_push_the_balance_below_zero() {
-    let server = with_credit(1.0).await;
+    let server = with_credit(DOLLAR).await;
     let ids: Vec<String> = futures::future::join_all(
         (0..50).map(|_| server.create_job("sandbox-probe", "effects", json!({ "steps": 1, "cost": 0.05 }))),
     )
@@ -74,8 +77,7 @@ async fn fifty_jobs_racing_for_the_last_dollar_never_push_the_balance_below_zero
         [("billing_limit_reached".to_string(), 40), ("succeeded".to_string(), 10)].into(),
         "exactly $1 of $0.10 charges"
     );
-    let total = charged(&server).await;
-    assert!((total - 1.0).abs() < 1e-9 && total <= 1.0 + 1e-9, "charged {total}");
+    assert_eq!(charged(&server).await, DOLLAR, "exactly the dollar, not a nano more");
     server.stop().await;
 }
 
@@ -94,19 +96,20 @@ async fn a_charge_applied_again_for_the_same_effect_is_written_once() {
         job_id: &job_id,
         template_id: "sandbox-probe",
         event_type: "render",
-        cost_usd: 0.5,
-        charge_usd: None,
+        cost_nusd: DOLLAR / 2,
+        charge_nusd: None,
         provider: None,
         model: None,
         metadata: "{}",
     };
-    use vidfarm::db::billing::LedgerWrite;
+    use vidfarm::db::billing::{LedgerWrite, OverLimit};
     // The first run charged, then died before journaling; its replay charges the same effect.
-    assert_eq!(db.insert_ledger(&entry, "test-lease", 2.0, true).await.expect("written"), LedgerWrite::Written);
-    assert_eq!(db.insert_ledger(&entry, "test-lease", 2.0, true).await.expect("written"), LedgerWrite::Written);
+    let written = LedgerWrite::Written { charge_nusd: DOLLAR };
+    assert_eq!(db.insert_ledger(&entry, "test-lease", 2.0, OverLimit::Refuse).await.expect("written"), written);
+    assert_eq!(db.insert_ledger(&entry, "test-lease", 2.0, OverLimit::Refuse).await.expect("written"), written);
     let ledger = db.job_ledger(&job_id).await.expect("ledger");
     assert_eq!(ledger.len(), 1, "one row for one effect");
-    assert!((ledger[0].charge_usd - 1.0).abs() < 1e-9, "cost × margin");
+    assert_eq!(ledger[0].charge_nusd, DOLLAR, "cost × margin");
     server.stop().await;
 }
 
@@ -127,11 +130,12 @@ async fn the_host_bills_storage_writes_and_cpu_on_its_own() {
     let writes = of("storage_write");
     assert_eq!(writes.len(), 3, "one charge per stored object: {ledger:?}");
     // "step 1" is 6 bytes: 6e-9 GB at $1000/GB, charged at the default margin 2.0.
-    assert!((writes[0].cost_usd - 6e-6).abs() < 1e-12 && (writes[0].charge_usd - 12e-6).abs() < 1e-12, "{writes:?}");
+    assert_eq!((writes[0].cost_nusd, writes[0].charge_nusd), (6_000, 12_000), "{writes:?}");
     let cpu: Vec<_> = of("cpu_estimate").into_iter().filter(|r| r.metadata.contains("recorded_by")).collect();
     assert_eq!(cpu.len(), 1, "one CPU charge of the host's per run (the probe records its own too): {ledger:?}");
-    let fuel = server.job("sandbox-probe", &job_id).await["fuel_consumed"].as_f64().expect("fuel");
-    assert!(fuel > 0.0 && (cpu[0].cost_usd - fuel / 1e9).abs() < 1e-12, "{cpu:?} for {fuel} fuel");
+    let fuel = server.job("sandbox-probe", &job_id).await["fuel_consumed"].as_i64().expect("fuel");
+    // $1 per billion fuel is one nano-USD per unit of fuel.
+    assert!(fuel > 0 && cpu[0].cost_nusd == fuel, "{cpu:?} for {fuel} fuel");
     let metadata: Value = serde_json::from_str(&cpu[0].metadata).expect("JSON");
     assert_eq!(metadata["recorded_by"], "host");
 }

@@ -69,12 +69,9 @@ async fn each_provider_answers_through_its_own_wire_format_and_is_billed() {
         let job = server.job("hello", job["job_id"].as_str().expect("an id")).await;
         let charge = &job["billing"]["charges"][0];
         assert_eq!((charge["type"].as_str(), charge["provider"].as_str()), (Some("ai_generation"), Some(provider)));
-        assert!(charge["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{job}");
-        assert!(
-            (charge["charge_usd"].as_f64().expect("a charge") - 2.0 * charge["cost_usd"].as_f64().expect("a cost"))
-                .abs()
-                < 1e-12
-        );
+        let cost = charge["cost_nusd"].as_i64().expect("a cost");
+        assert!(cost > 0, "{job}");
+        assert_eq!(charge["charge_nusd"].as_i64(), Some(2 * cost), "{job}");
     }
     let seen = fakes.seen();
     let paths: Vec<_> = seen.iter().map(|s| (s.provider, s.path.as_str())).collect();
@@ -218,12 +215,10 @@ async fn an_invalid_key_is_never_leased_again_and_with_none_left_the_job_fails_c
     let server = server_with(&fakes).await;
     let bad = add_key(&server, "gemini", "AIza-bad-0001", 10).await;
     add_key(&server, "gemini", "AIza-good-0002", 1).await;
-    fakes.always(
-        "AIza-bad-0001",
-        Reply::status(400).body(json!({"error": {"code": 400,
+    let invalid = Reply::status(400).body(json!({"error": {"code": 400,
         "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
-        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}})),
-    );
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}}));
+    fakes.always("AIza-bad-0001", invalid.clone());
     for _ in 0..3 {
         let job = run(&server, "ask", ask("gemini", "gemini-2.5-flash", "hi")).await;
         assert_eq!(job["result"]["text"], answer_from("AIza-good-0002", "hi"), "{job}");
@@ -235,7 +230,7 @@ async fn an_invalid_key_is_never_leased_again_and_with_none_left_the_job_fails_c
     assert_eq!(bad_now["status"], "invalid");
     assert!(bad_now["disabled_reason"].as_str().is_some_and(|r| r.contains("API key not valid")), "{bad_now}");
 
-    fakes.always("AIza-good-0002", Reply::status(401));
+    fakes.always("AIza-good-0002", invalid);
     let job = run(&server, "ask", ask("gemini", "gemini-2.5-flash", "hi")).await;
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error"]["code"], "no_valid_provider_key", "{job}");
@@ -401,7 +396,7 @@ async fn production_refuses_to_start_without_a_master_key() {
     config.env = vidfarm::config::Environment::Production;
     config.providers.master_key = None;
     let refused = vidfarm::engine::Platform::start(config).await.err().expect("refused");
-    assert!(refused.to_string().contains("VIDFARM_MASTER_KEY is required in production"), "{refused}");
+    assert!(refused.to_string().contains("VIDFARM_MASTER_KEY"), "{refused}");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use super::extract::JsonBody;
 use super::{ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::routing::{patch, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -14,6 +14,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/templates/{template_id}/activate", post(activate))
         .route("/admin/templates/{template_id}/rollback", post(rollback))
+        .route("/admin/customers/{customer_id}/limits", patch(set_limits))
 }
 
 /// The caller is the operator: compares digests, so timing says nothing about the token.
@@ -85,4 +86,42 @@ async fn rollback(
     operator(&state, &headers)?;
     let record = state.catalog.registry().rollback(&template_id, "admin-api").map_err(registry_error)?;
     switched(&state, &template_id, record).await
+}
+
+/// `PATCH /admin/customers/:id/limits` with any of `max_concurrent_jobs`, `jobs_per_minute`,
+/// `max_concurrent_renders`, `max_concurrent_deliveries`: a whole number from 1, or `null`
+/// for the host default; absent fields stay as they are.
+async fn set_limits(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(customer_id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers)?;
+    let Some(fields) = body.as_object() else { return Err(ApiError::invalid("body", "must be a JSON object")) };
+    const CAPS: [&str; 4] =
+        ["max_concurrent_jobs", "jobs_per_minute", "max_concurrent_renders", "max_concurrent_deliveries"];
+    if let Some(unknown) = fields.keys().find(|k| !CAPS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(unknown, format!("is not a cap; the caps are {}", CAPS.join(", "))));
+    }
+    let cap = |name: &str| -> Result<Option<Option<i64>>, ApiError> {
+        match fields.get(name) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(v) => match v.as_i64() {
+                Some(n) if (1..=1_000_000_000).contains(&n) => Ok(Some(Some(n))),
+                _ => Err(ApiError::invalid(name, "must be a whole number from 1 to 1000000000, or null")),
+            },
+        }
+    };
+    let changes = crate::db::customers::ShareChanges {
+        max_concurrent_jobs: cap(CAPS[0])?,
+        jobs_per_minute: cap(CAPS[1])?,
+        max_concurrent_renders: cap(CAPS[2])?,
+        max_concurrent_deliveries: cap(CAPS[3])?,
+    };
+    match state.db.set_customer_shares(&customer_id, &changes).await? {
+        Some(customer) => Ok(Json(super::views::customer_limits(&customer))),
+        None => Err(ApiError::not_found("customer_not_found", format!("no customer `{customer_id}`"))),
+    }
 }

@@ -2,6 +2,7 @@
 
 use super::extract::Authenticated;
 use super::{ApiError, AppState};
+use crate::money;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -48,19 +49,25 @@ async fn usage(
     }
     let rows = state.db.usage(&customer.id, from, to).await?;
     let summary = state.db.billing_summary(&customer.id).await?;
-    let (cost, charge) = rows.iter().fold((0.0, 0.0), |(c, ch), r| (c + r.cost_usd, ch + r.charge_usd));
+    let (cost, charge) = rows.iter().fold((0, 0), |(c, ch), r| (c + r.cost_nusd, ch + r.charge_nusd));
+    let days: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "day": r.day, "template_id": r.template_id, "events": r.events,
+                "cost_usd": money::usd(r.cost_nusd), "cost_nusd": r.cost_nusd,
+                "charge_usd": money::usd(r.charge_nusd), "charge_nusd": r.charge_nusd,
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "customer_id": customer.id,
         "from": super::views::timestamp(from),
         "to": super::views::timestamp(to),
-        "days": rows,
-        "total": { "cost_usd": cost, "charge_usd": charge },
-        "limits": summary.map(|s| json!({
-            "credit_usd": s.credit_usd,
-            "monthly_cap_usd": s.monthly_cap_usd,
-            "charged_usd": s.charged_usd,
-            "charged_this_month_usd": s.charged_this_month_usd,
-            "available_usd": (s.available_usd < 1e299).then_some(s.available_usd),
-        })),
+        "days": days,
+        "total": {
+            "cost_usd": money::usd(cost), "cost_nusd": cost, "charge_usd": money::usd(charge), "charge_nusd": charge,
+        },
+        "limits": summary.as_ref().map(super::views::limits),
     })))
 }

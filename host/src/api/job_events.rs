@@ -17,6 +17,46 @@ use std::time::Duration;
 /// How often a live stream re-reads the database when nothing in this process wakes it.
 const POLL: Duration = Duration::from_millis(500);
 
+/// Live streams one customer may hold open at once (each costs a task and database reads).
+pub const MAX_STREAMS_PER_CUSTOMER: u32 = 16;
+
+/// How often a live stream checks that the key it was opened with is still valid.
+const KEY_CHECK: Duration = Duration::from_secs(5);
+
+/// Open live streams per customer.
+#[derive(Default)]
+pub struct StreamSlots(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+/// One open stream; dropping it (the stream ended, the client left) frees its slot.
+struct StreamSlot {
+    slots: std::sync::Arc<StreamSlots>,
+    customer: String,
+}
+
+impl StreamSlots {
+    fn take(self: &std::sync::Arc<Self>, customer: &str) -> Option<StreamSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(customer.to_string()).or_default();
+        if *count >= MAX_STREAMS_PER_CUSTOMER {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot { slots: self.clone(), customer: customer.to_string() })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.customer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.customer);
+            }
+        }
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/templates/{template_id}/jobs/{job_id}/logs", get(logs))
@@ -44,7 +84,9 @@ async fn logs(
 }
 
 /// `log` events as they are written, `status` events when the job's status changes, and a
-/// final `end` event when the job has ended. Resumable with `Last-Event-ID`.
+/// final `end` event when the job has ended (or the key it was opened with is revoked:
+/// `{"reason": "key_revoked"}`). Resumable with `Last-Event-ID`. The stream's task ends as
+/// soon as the client leaves; a customer holds at most [`MAX_STREAMS_PER_CUSTOMER`] at once.
 async fn events(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -53,16 +95,36 @@ async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let job = owned_job(&state, &customer, &template_id, &job_id).await?;
     let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stream = async_stream(state, job.id, after);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    let key_hash = super::hash_key(headers.get("vidfarm-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default());
+    let Some(slot) = state.streams.take(&customer.id) else {
+        return Err(ApiError::TooManyRequests(5));
+    };
+    let stream = async_stream(state, job.id, after, (customer.id, key_hash, slot));
+    // A ping every few seconds: a client that left is noticed at the next write at the latest.
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(3))))
 }
 
-fn async_stream(state: AppState, job_id: String, mut after: i64) -> impl Stream<Item = Result<Event, Infallible>> {
+fn async_stream(
+    state: AppState,
+    job_id: String,
+    mut after: i64,
+    (customer_id, key_hash, slot): (String, String, StreamSlot),
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut changes = state.bus.subscribe();
     let mut last_status = String::new();
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::spawn(async move {
+        let _slot = slot;
+        let mut key_checked = tokio::time::Instant::now();
         loop {
+            if key_checked.elapsed() >= KEY_CHECK {
+                key_checked = tokio::time::Instant::now();
+                if !matches!(state.db.authenticate(&customer_id, &key_hash).await, Ok(Some(_))) {
+                    let end = json!({ "reason": "key_revoked" }).to_string();
+                    let _ = tx.send(Event::default().event("end").data(end)).await;
+                    return;
+                }
+            }
             let (rows, job) = match (state.db.events_after(&job_id, after, 500).await, state.db.job(&job_id).await) {
                 (Ok(rows), Ok(Some(job))) => (rows, job),
                 _ => return,
@@ -101,6 +163,8 @@ fn async_stream(state: AppState, job_id: String, mut after: i64) -> impl Stream<
             tokio::select! {
                 _ = tokio::time::timeout(POLL, wait) => {}
                 _ = state.bus.shutdown.cancelled() => return,
+                // The client left: stop reading the database for it.
+                _ = tx.closed() => return,
             }
         }
     });

@@ -5,7 +5,8 @@ use super::templates::find;
 use super::{ApiError, AppState, views};
 use crate::db::customers::Customer;
 use crate::db::jobs::{Inserted, JobRow, NewJob};
-use axum::extract::{Path, Query, State};
+use crate::money;
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -53,6 +54,7 @@ async fn webhook_url(state: &AppState, body: &Value) -> Result<Option<String>, A
 
 async fn create(
     State(state): State<AppState>,
+    Extension(request_id): Extension<super::RequestId>,
     Authenticated(customer): Authenticated,
     Path((template_id, operation)): Path<(String, String)>,
     JsonBody(body): JsonBody,
@@ -72,6 +74,14 @@ async fn create(
         .get("payload")
         .filter(|p| p.is_object())
         .ok_or_else(|| ApiError::invalid("payload", "is required and must be a JSON object"))?;
+    // The rate limit comes before anything slow (the webhook URL's DNS lookup): a customer
+    // over their rate costs the host no lookups.
+    let per_minute =
+        customer.jobs_per_minute.and_then(|n| u32::try_from(n).ok()).unwrap_or(state.config.jobs_per_minute);
+    if let Err(retry_after) = state.limiter.take(&customer.id, per_minute) {
+        state.metrics.jobs_rate_limited.fetch_add(1, Relaxed);
+        return Err(ApiError::TooManyRequests(retry_after));
+    }
     let webhook_url = webhook_url(&state, &body).await?;
     let idempotency_key = optional_string(&body, "idempotency_key", 200)?;
     if let Some(unknown) = body
@@ -89,12 +99,6 @@ async fn create(
             details: json!(details),
         });
     }
-    let per_minute =
-        customer.jobs_per_minute.and_then(|n| u32::try_from(n).ok()).unwrap_or(state.config.jobs_per_minute);
-    if let Err(retry_after) = state.limiter.take(&customer.id, per_minute) {
-        state.metrics.jobs_rate_limited.fetch_add(1, Relaxed);
-        return Err(ApiError::TooManyRequests(retry_after));
-    }
     let new = NewJob {
         id: format!("job_{}", uuid::Uuid::now_v7().simple()),
         customer_id: customer.id.clone(),
@@ -109,9 +113,12 @@ async fn create(
         webhook_url,
         parent_job_id: None,
         idempotency_key: idempotency_key.map(str::to_string),
-        max_retries: op.limits.max_retries.unwrap_or(state.catalog.runtime().config().defaults.max_retries),
-        reserve_usd: op.estimated_cost_usd.unwrap_or(state.config.default_estimate_usd)
-            * customer.margin.unwrap_or(state.config.default_margin),
+        max_retries: state.catalog.runtime().max_retries(op.limits.max_retries),
+        reserve_nusd: money::charge(
+            money::from_usd(op.estimated_cost_usd.unwrap_or(state.config.default_estimate_usd)).unwrap_or(0),
+            customer.margin.unwrap_or(state.config.default_margin),
+        ),
+        request_id: Some(request_id.0),
     };
     // Deliveries to the job's own URL are signed with the customer's webhook secret: the
     // first job that needs one creates it and shows it, once.
@@ -122,10 +129,11 @@ async fn create(
     let (row, created) = match state.db.insert_job(&new).await? {
         Inserted::Created(row) => (row, true),
         Inserted::Existing(row) => (row, false),
-        Inserted::OverLimit { headroom_usd } => {
+        Inserted::OverLimit { headroom_nusd } => {
             return Err(ApiError::PaymentRequired(format!(
-                "`{operation}` is estimated at ${:.2}; this customer may be charged ${headroom_usd:.2} more",
-                new.reserve_usd
+                "`{operation}` is estimated at {}; this customer may be charged {} more",
+                money::dollars(new.reserve_nusd),
+                money::dollars(headroom_nusd)
             )));
         }
     };
@@ -158,17 +166,16 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let job = owned_job(&state, &customer, &template_id, &job_id).await?;
     let charges = state.db.job_ledger(&job.id).await?;
+    let holds = state.db.job_holds(&job.id).await?;
     let mut view = views::job(&job);
-    view["billing"] = json!({
-        "reserved_usd": job.reserved_usd,
-        "charged_usd": charges.iter().map(|c| c.charge_usd).sum::<f64>(),
-        "charges": charges.iter().map(|c| json!({
-            "type": c.event_type, "cost_usd": c.cost_usd, "charge_usd": c.charge_usd,
-            "provider": c.provider, "model": c.model, "at": views::timestamp(c.created_at),
-        })).collect::<Vec<_>>(),
-    });
+    view["billing"] = views::job_billing(&job, &charges, &holds);
     Ok(Json(view))
 }
+
+/// The most jobs one page lists.
+const MAX_PAGE_JOBS: u32 = 100;
+/// The most payload and result bytes one page carries (one job is always shown).
+const MAX_PAGE_BYTES: usize = 4 << 20;
 
 #[derive(Deserialize)]
 struct ListQuery {
@@ -194,11 +201,22 @@ async fn list(
             message: format!("status `{status}` is not one of {}", STATUSES.join(", ")),
         });
     }
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE_JOBS);
     let rows =
         state.db.list_jobs(&customer.id, &template_id, query.status.as_deref(), query.before.as_deref(), limit).await?;
-    let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.clone())).flatten();
-    Ok(Json(json!({ "jobs": rows.iter().map(views::job).collect::<Vec<_>>(), "next_before": next })))
+    // A page ends at `limit` jobs or at MAX_PAGE_BYTES of payloads and results, whichever comes
+    // first: `next_before` continues from the last job shown.
+    let (mut jobs, mut bytes) = (Vec::with_capacity(rows.len()), 0usize);
+    for row in &rows {
+        bytes += row.payload.len() + row.result.as_ref().map_or(0, String::len);
+        if !jobs.is_empty() && bytes > MAX_PAGE_BYTES {
+            break;
+        }
+        jobs.push(row);
+    }
+    let cut = jobs.len() < rows.len() || rows.len() == limit as usize;
+    let next = cut.then(|| jobs.last().map(|r| r.id.clone())).flatten();
+    Ok(Json(json!({ "jobs": jobs.into_iter().map(views::job).collect::<Vec<_>>(), "next_before": next })))
 }
 
 async fn cancel(

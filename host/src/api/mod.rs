@@ -9,7 +9,6 @@ mod job_events;
 mod jobs;
 mod openapi;
 mod provider_keys;
-mod rate_limit;
 mod system;
 mod templates;
 pub mod views;
@@ -25,13 +24,15 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use tracing::Instrument;
 
-/// What every handler gets: the platform, plus the API's own rate limiter.
+/// What every handler gets: the platform, plus the API's cache of verified keys.
 #[derive(Clone)]
 pub struct AppState {
     pub platform: Platform,
-    pub limiter: Arc<rate_limit::RateLimiter>,
     pub auth_cache: Arc<extract::AuthCache>,
+    /// Open live event streams per customer.
+    pub streams: Arc<job_events::StreamSlots>,
 }
 
 impl std::ops::Deref for AppState {
@@ -42,7 +43,7 @@ impl std::ops::Deref for AppState {
 }
 
 pub fn router(platform: Platform) -> Router {
-    let state = AppState { platform, limiter: Arc::default(), auth_cache: Arc::default() };
+    let state = AppState { platform, auth_cache: Arc::default(), streams: Arc::default() };
     Router::new()
         .merge(system::router())
         .merge(templates::router())
@@ -55,12 +56,51 @@ pub fn router(platform: Platform) -> Router {
         .merge(files::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), count))
+        // No request may hold a handler forever (a live event stream's body is not counted:
+        // its handler answers at once), and the process serves a bounded number at once; the
+        // rest wait their turn instead of piling up tasks.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(state.config.max_concurrent_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// The id of one request: the client's own `x-request-id` when it is a sane token, else a
+/// new one. Handlers read it (a job keeps the id of the request that created it).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn of(request: &Request) -> Self {
+        let given = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).filter(|id| {
+            (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+        Self(given.map_or_else(|| format!("req_{}", uuid::Uuid::now_v7().simple()), str::to_string))
+    }
+}
+
+/// Every request: an id (echoed as `x-request-id`, carried by every log line of the request),
+/// one access-log line (method, route template, status, latency), and the HTTP counters.
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let id = RequestId::of(&request);
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_string(), |p| p.as_str().to_string());
+    request.extensions_mut().insert(id.clone());
+    let span = tracing::info_span!("request", request_id = %id.0, method = %method, route = %route);
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(target: "vidfarm::access", status, latency_ms, "request"));
     let metrics = &state.metrics;
     metrics.http_requests.fetch_add(1, Relaxed);
     if response.status().is_client_error() {

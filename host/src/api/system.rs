@@ -2,11 +2,12 @@
 
 use super::{ApiError, AppState};
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -20,7 +21,21 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     Ok(Json(json!({ "status": "ok", "env": state.config.env.as_str(), "templates": state.catalog.list().len() })))
 }
 
-async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+/// Prometheus text; behind `authorization: Bearer $VIDFARM_METRICS_TOKEN` when one is set
+/// (production refuses to start with `/metrics` public unless the operator opts in).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    if let Some(token) = &state.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if Sha256::digest(given.as_bytes()) != Sha256::digest(token.as_bytes()) {
+            return Err(ApiError::Unauthorized(
+                "/metrics needs `authorization: Bearer <VIDFARM_METRICS_TOKEN>`".into(),
+            ));
+        }
+    }
     let counts = state.db.job_counts().await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&counts)))
 }

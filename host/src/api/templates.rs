@@ -32,7 +32,7 @@ fn provider(p: Provider) -> &'static str {
     crate::providers::provider_name(p)
 }
 
-fn manifest(state: &AppState, t: &LoadedTemplate) -> Value {
+async fn manifest(state: &AppState, t: &LoadedTemplate) -> Value {
     let m = &t.manifest;
     let operations: Vec<Value> = m
         .operations
@@ -49,11 +49,12 @@ fn manifest(state: &AppState, t: &LoadedTemplate) -> Value {
             })
         })
         .collect();
+    let versions = state.catalog.versions(&m.id).await;
     json!({
         "id": m.id,
         "version": m.version,
         "active_version": m.version,
-        "versions": state.catalog.versions(&m.id),
+        "versions": versions,
         "digest": t.digest,
         "description": m.description,
         "config_schema": schema(&m.config_schema),
@@ -83,7 +84,8 @@ async fn show(
     _: Authenticated,
     Path(template_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(manifest(&state, &*find(&state, &template_id)?)))
+    let template = find(&state, &template_id)?;
+    Ok(Json(manifest(&state, &template).await))
 }
 
 async fn show_config(

@@ -17,6 +17,8 @@ pub enum CustomersCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Show or set a customer's fair-share caps (a number, or `none` for the host default).
+    Limits(super::customer_limits::LimitsArgs),
 }
 
 #[derive(Subcommand)]
@@ -74,15 +76,21 @@ pub enum BillingCommand {
 
 #[derive(Subcommand)]
 pub enum DbCommand {
-    /// A consistent online backup of the database into FILE.
+    /// A consistent online backup of the database into FILE, verified (integrity check).
     Backup {
+        file: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Put a backup back as the database of an empty data dir (after the integrity check).
+    Restore {
         file: PathBuf,
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
 }
 
-async fn open(data_dir: Option<PathBuf>) -> Result<Db, ExitCode> {
+pub(super) async fn open(data_dir: Option<PathBuf>) -> Result<Db, ExitCode> {
     let config = super::platform::config(data_dir, None).map_err(usage)?;
     std::fs::create_dir_all(&config.data_dir).map_err(failure)?;
     Db::open(&config.database_path()).await.map_err(failure)
@@ -91,7 +99,10 @@ async fn open(data_dir: Option<PathBuf>) -> Result<Db, ExitCode> {
 use crate::api::issue_api_key as new_key;
 
 pub async fn customers(command: CustomersCommand) -> ExitCode {
-    let CustomersCommand::Create { name, data_dir } = command;
+    let (name, data_dir) = match command {
+        CustomersCommand::Create { name, data_dir } => (name, data_dir),
+        CustomersCommand::Limits(args) => return super::customer_limits::run(args).await,
+    };
     if name.trim().is_empty() {
         return usage("--name must not be empty");
     }
@@ -158,20 +169,40 @@ pub async fn keys(command: KeysCommand) -> ExitCode {
 }
 
 pub async fn db(command: DbCommand) -> ExitCode {
-    let DbCommand::Backup { file, data_dir } = command;
-    if file.exists() {
-        return usage(format!("{} exists; backups never overwrite", file.display()));
-    }
-    let db = match open(data_dir).await {
-        Ok(db) => db,
-        Err(code) => return code,
-    };
-    match db.backup(&file).await {
-        Ok(()) => {
-            println!("{}", json!({ "backup": file }));
-            ExitCode::SUCCESS
+    match command {
+        DbCommand::Backup { file, data_dir } => {
+            if file.exists() {
+                return usage(format!("{} exists; backups never overwrite", file.display()));
+            }
+            let db = match open(data_dir).await {
+                Ok(db) => db,
+                Err(code) => return code,
+            };
+            if let Err(e) = db.backup(&file).await {
+                return failure(e);
+            }
+            match crate::backup::verify(&file).await {
+                Ok(verified) => {
+                    println!("{}", json!({ "backup": file, "verified": verified }));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failure(e),
+            }
         }
-        Err(e) => failure(e),
+        DbCommand::Restore { file, data_dir } => {
+            let config = match super::platform::config(data_dir, None) {
+                Ok(config) => config,
+                Err(e) => return usage(e),
+            };
+            match crate::backup::restore(&file, &config.database_path()).await {
+                Ok(verified) => {
+                    println!("{}", json!({ "restored": file, "into": config.database_path(), "verified": verified }));
+                    ExitCode::SUCCESS
+                }
+                Err(crate::backup::BackupError::Refused(why)) => usage(why),
+                Err(e) => failure(e),
+            }
+        }
     }
 }
 
@@ -187,6 +218,7 @@ pub async fn billing(command: BillingCommand) -> ExitCode {
     };
     if let BillingCommand::Terms { monthly_cap, margin, .. } = &command {
         let amount = |flag: &str, v: &Option<String>| -> Result<Option<Option<f64>>, String> {
+            // `--monthly-cap` in USD, `--margin` a multiplier; both checked here.
             match v.as_deref() {
                 None => Ok(None),
                 Some("none") => Ok(Some(None)),
@@ -203,6 +235,7 @@ pub async fn billing(command: BillingCommand) -> ExitCode {
         if margin.flatten().is_some_and(|m| m < 1.0) {
             return usage("--margin below 1.0 would charge less than cost");
         }
+        let cap = cap.map(|c| c.map(|usd| crate::money::from_usd(usd).unwrap_or(crate::money::UNLIMITED)));
         match db.set_billing_terms(&customer, cap, margin).await {
             Ok(true) => {}
             Ok(false) => return usage(format!("no customer `{customer}`")),
@@ -210,10 +243,10 @@ pub async fn billing(command: BillingCommand) -> ExitCode {
         }
     }
     if let BillingCommand::Credit { usd, .. } = command {
-        if !usd.is_finite() || usd <= 0.0 {
+        let Some(nusd) = crate::money::from_usd(usd).filter(|n| *n > 0) else {
             return usage("the credit must be a positive amount of USD");
-        }
-        match db.add_credit(&customer, usd).await {
+        };
+        match db.add_credit(&customer, nusd).await {
             Ok(true) => {}
             Ok(false) => return usage(format!("no customer `{customer}`")),
             Err(e) => return failure(e),
@@ -221,13 +254,9 @@ pub async fn billing(command: BillingCommand) -> ExitCode {
     }
     match db.billing_summary(&customer).await {
         Ok(Some(s)) => {
-            let available = (s.available_usd < 1e299).then_some(s.available_usd);
-            println!(
-                "{}",
-                json!({ "customer_id": customer, "credit_usd": s.credit_usd, "monthly_cap_usd": s.monthly_cap_usd,
-                "margin": s.margin, "charged_usd": s.charged_usd, "charged_this_month_usd": s.charged_this_month_usd,
-                "available_usd": available })
-            );
+            let mut shown = crate::api::views::limits(&s);
+            shown["customer_id"] = json!(customer);
+            println!("{shown}");
             ExitCode::SUCCESS
         }
         Ok(None) => usage(format!("no customer `{customer}`")),

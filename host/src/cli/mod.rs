@@ -1,7 +1,9 @@
-//! The command line. Operators: `serve`, `api`, `worker`, `customers`, `keys`, `db`.
+//! The command line. Operators: `serve`, `api`, `worker`, `doctor`, `customers`, `keys`, `db`.
 //! Authors: `template build|run`. Exit codes: 0 success, 1 failure, 2 bad usage.
 
 mod admin;
+mod customer_limits;
+pub mod doctor;
 mod platform;
 mod provider_keys;
 mod registry;
@@ -26,6 +28,9 @@ enum Command {
     Api(platform::ServeArgs),
     /// Run only workers.
     Worker(platform::ServeArgs),
+    /// Check what serving and rendering need (ffmpeg, Chromium, Node, the Remotion bundle,
+    /// storage, keys) and print the fix for what is missing; exit 1 if a required piece is.
+    Doctor(doctor::DoctorArgs),
     /// Manage customers.
     #[command(subcommand)]
     Customers(admin::CustomersCommand),
@@ -66,6 +71,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => platform::run(args, true, true).await,
             Command::Api(args) => platform::run(args, true, false).await,
             Command::Worker(args) => platform::run(args, false, true).await,
+            Command::Doctor(args) => doctor::run(args).await,
             Command::Customers(command) => admin::customers(command).await,
             Command::Keys(command) => admin::keys(command).await,
             Command::Db(command) => admin::db(command).await,

@@ -37,6 +37,8 @@ pub async fn run(args: ServeArgs, api: bool, workers: bool) -> ExitCode {
         Err(e) => return usage(e),
     };
     let listen = config.listen;
+    // The readiness checks log in the background: a missing renderer must not delay start-up.
+    tokio::spawn(super::doctor::log(config.clone()));
     let platform = match Platform::start(config).await {
         Ok(p) => p,
         Err(e) => return failure(e),

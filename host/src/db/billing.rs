@@ -1,6 +1,7 @@
-//! The billing ledger: append-only rows, one per billable event.
+//! The billing ledger: append-only rows, one per billable event, in integer nano-USD.
 
 use super::{Db, DbError, now_ms};
+use crate::money;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -10,22 +11,36 @@ pub struct LedgerRow {
     pub job_id: Option<String>,
     pub template_id: Option<String>,
     pub event_type: String,
-    pub cost_usd: f64,
-    pub charge_usd: f64,
     pub provider: Option<String>,
     pub model: Option<String>,
     pub metadata: String,
     pub created_at: i64,
+    pub effect_key: Option<String>,
+    /// What the platform paid, nano-USD.
+    pub cost_nusd: i64,
+    /// What the customer was charged, nano-USD.
+    pub charge_nusd: i64,
 }
 
 /// What appending a ledger row did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerWrite {
-    Written,
+    /// Written now, or by an earlier run of the same effect; the charge in nano-USD.
+    Written { charge_nusd: i64 },
     /// The charge would take the customer past a limit: nothing was written.
-    OverLimit,
+    OverLimit { headroom_nusd: i64 },
     /// The run no longer holds the job: nothing was written.
     LeaseLost,
+}
+
+/// What to do with a charge that does not fit what the customer may still be charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverLimit {
+    /// Write nothing (the effect has not happened yet and will not).
+    Refuse,
+    /// The money is spent (CPU burned): charge what still fits, record the rest as
+    /// `uncollected_nusd` in the row's metadata. A limit is never crossed.
+    ChargeWhatFits,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -33,19 +48,22 @@ pub struct UsageRow {
     pub day: String,
     pub template_id: String,
     pub events: i64,
-    pub cost_usd: f64,
-    pub charge_usd: f64,
+    pub cost_nusd: i64,
+    pub charge_nusd: i64,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct BillingSummary {
-    pub credit_usd: Option<f64>,
-    pub monthly_cap_usd: Option<f64>,
+    pub credit_nusd: Option<i64>,
+    pub monthly_cap_nusd: Option<i64>,
     pub margin: Option<f64>,
-    pub charged_usd: f64,
-    pub charged_this_month_usd: f64,
-    /// What may still be charged (after reservations); 1e300 when unlimited.
-    pub available_usd: f64,
+    pub charged_nusd: i64,
+    pub charged_this_month_nusd: i64,
+    /// Held by the open holds of unfinished jobs.
+    pub held_nusd: i64,
+    /// What may still be charged (after holds and reservations); `money::UNLIMITED` when the
+    /// customer has no limit.
+    pub available_nusd: i64,
 }
 
 /// A ledger row to append.
@@ -56,70 +74,80 @@ pub struct NewLedgerEntry<'a> {
     pub job_id: &'a str,
     pub template_id: &'a str,
     pub event_type: &'a str,
-    pub cost_usd: f64,
+    pub cost_nusd: i64,
     /// The template's explicit charge, if any.
-    pub charge_usd: Option<f64>,
+    pub charge_nusd: Option<i64>,
     pub provider: Option<&'a str>,
     pub model: Option<&'a str>,
     pub metadata: &'a str,
 }
 
 impl Db {
-    /// Append to the ledger if the lease still holds the job and, with `enforce_limit`, the
-    /// charge fits what the customer may still be charged (checked and written in one
-    /// statement; without it, for money already spent whose limit was checked beforehand). The charge is
-    /// cost × the customer's margin (or `default_margin`), or the template's explicit charge
-    /// when that is higher — never below cost × margin.
+    /// Append to the ledger if the lease still holds the job and the charge fits what the
+    /// customer may still be charged (read and written in one `BEGIN IMMEDIATE` transaction,
+    /// so racing jobs cannot both fit). The charge is cost × the customer's margin (or
+    /// `default_margin`), or the template's explicit charge when that is higher — never below
+    /// cost × margin. `over` says what happens when it does not fit.
     pub async fn insert_ledger(
         &self,
         entry: &NewLedgerEntry<'_>,
         lease_token: &str,
         default_margin: f64,
-        enforce_limit: bool,
+        over: OverLimit,
     ) -> Result<LedgerWrite, DbError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         if let Some(key) = entry.effect_key {
-            let applied: Option<i64> = sqlx::query_scalar("SELECT 1 FROM billing_events WHERE effect_key = ?")
-                .bind(key)
-                .fetch_optional(self.writer())
-                .await?;
-            if applied.is_some() {
-                return Ok(LedgerWrite::Written);
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT charge_nusd FROM billing_events WHERE effect_key = ?")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(charge_nusd) = applied {
+                return Ok(LedgerWrite::Written { charge_nusd });
             }
         }
-        let charge = "MAX(COALESCE(?6, 0), ?5 * COALESCE((SELECT margin FROM customers WHERE id = ?1), ?12))";
-        let headroom = super::limits::headroom("?1", "?2", "?13");
-        let done = sqlx::query(&format!(
-            "INSERT INTO billing_events (customer_id, job_id, template_id, event_type, cost_usd, charge_usd, provider, model,
-                metadata, created_at, effect_key)
-             SELECT ?1, ?2, ?3, ?4, ?5, {charge}, ?7, ?8, ?9, ?10, ?14
-             WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?2 AND lease_token = ?11) AND (NOT ?15 OR {charge} <= {headroom} + 1e-9)"
+        let headroom = super::limits::headroom("?1", "?2", "?4");
+        let found: Option<(i64, f64)> = sqlx::query_as(&format!(
+            "SELECT {headroom}, COALESCE((SELECT margin FROM customers WHERE id = ?1), ?3)
+             FROM jobs WHERE id = ?2 AND lease_token = ?5"
         ))
+        .bind(entry.customer_id)
+        .bind(entry.job_id)
+        .bind(default_margin)
+        .bind(super::limits::month_start_ms())
+        .bind(lease_token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((headroom_nusd, margin)) = found else { return Ok(LedgerWrite::LeaseLost) };
+        let wanted = money::charge(entry.cost_nusd, margin).max(entry.charge_nusd.unwrap_or(0));
+        let (charge, metadata) = if wanted <= headroom_nusd {
+            (wanted, entry.metadata.to_string())
+        } else if over == OverLimit::Refuse {
+            return Ok(LedgerWrite::OverLimit { headroom_nusd });
+        } else {
+            let fits = headroom_nusd.max(0);
+            (fits, with_uncollected(entry.metadata, wanted - fits))
+        };
+        sqlx::query(
+            "INSERT INTO billing_events (customer_id, job_id, template_id, event_type, cost_nusd, charge_nusd, provider,
+                model, metadata, created_at, effect_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
         .bind(entry.customer_id)
         .bind(entry.job_id)
         .bind(entry.template_id)
         .bind(entry.event_type)
-        .bind(entry.cost_usd)
-        .bind(entry.charge_usd)
+        .bind(entry.cost_nusd)
+        .bind(charge)
         .bind(entry.provider)
         .bind(entry.model)
-        .bind(entry.metadata)
+        .bind(metadata)
         .bind(now_ms())
-        .bind(lease_token)
-        .bind(default_margin)
-        .bind(super::limits::month_start_ms())
         .bind(entry.effect_key)
-        .bind(enforce_limit)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 1 {
-            return Ok(LedgerWrite::Written);
-        }
-        let leased: Option<i64> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ? AND lease_token = ?")
-            .bind(entry.job_id)
-            .bind(lease_token)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(if leased.is_some() { LedgerWrite::OverLimit } else { LedgerWrite::LeaseLost })
+        tx.commit().await?;
+        Ok(LedgerWrite::Written { charge_nusd: charge })
     }
 
     /// What the customer may still be charged beside this job's own reservation, and their
@@ -129,10 +157,11 @@ impl Db {
         customer_id: &str,
         job_id: &str,
         default_margin: f64,
-    ) -> Result<(f64, f64), DbError> {
+    ) -> Result<(i64, f64), DbError> {
         let headroom = super::limits::headroom("?1", "?2", "?3");
         sqlx::query_as(&format!(
-            "SELECT COALESCE({headroom}, 1e300), COALESCE((SELECT margin FROM customers WHERE id = ?1), ?4)"
+            "SELECT COALESCE({headroom}, {}), COALESCE((SELECT margin FROM customers WHERE id = ?1), ?4)",
+            money::UNLIMITED
         ))
         .bind(customer_id)
         .bind(job_id)
@@ -146,7 +175,7 @@ impl Db {
     pub async fn usage(&self, customer_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRow>, DbError> {
         sqlx::query_as(
             "SELECT date(created_at / 1000, 'unixepoch') AS day, COALESCE(template_id, '') AS template_id,
-                    COUNT(*) AS events, SUM(cost_usd) AS cost_usd, SUM(charge_usd) AS charge_usd
+                    COUNT(*) AS events, SUM(cost_nusd) AS cost_nusd, SUM(charge_nusd) AS charge_nusd
              FROM billing_events WHERE customer_id = ? AND created_at >= ? AND created_at < ?
              GROUP BY day, template_id ORDER BY day, template_id",
         )
@@ -158,9 +187,9 @@ impl Db {
     }
 
     /// Add prepaid credit (a customer without a prepaid limit gets one).
-    pub async fn add_credit(&self, customer_id: &str, usd: f64) -> Result<bool, DbError> {
-        let done = sqlx::query("UPDATE customers SET credit_usd = COALESCE(credit_usd, 0) + ? WHERE id = ?")
-            .bind(usd)
+    pub async fn add_credit(&self, customer_id: &str, nusd: i64) -> Result<bool, DbError> {
+        let done = sqlx::query("UPDATE customers SET credit_nusd = COALESCE(credit_nusd, 0) + ? WHERE id = ?")
+            .bind(nusd)
             .bind(customer_id)
             .execute(self.writer())
             .await?;
@@ -171,15 +200,15 @@ impl Db {
     pub async fn set_billing_terms(
         &self,
         customer_id: &str,
-        monthly_cap_usd: Option<Option<f64>>,
+        monthly_cap_nusd: Option<Option<i64>>,
         margin: Option<Option<f64>>,
     ) -> Result<bool, DbError> {
         let done = sqlx::query(
-            "UPDATE customers SET monthly_cap_usd = CASE WHEN ?1 THEN ?2 ELSE monthly_cap_usd END,
+            "UPDATE customers SET monthly_cap_nusd = CASE WHEN ?1 THEN ?2 ELSE monthly_cap_nusd END,
                                   margin = CASE WHEN ?3 THEN ?4 ELSE margin END WHERE id = ?5",
         )
-        .bind(monthly_cap_usd.is_some())
-        .bind(monthly_cap_usd.flatten())
+        .bind(monthly_cap_nusd.is_some())
+        .bind(monthly_cap_nusd.flatten())
         .bind(margin.is_some())
         .bind(margin.flatten())
         .bind(customer_id)
@@ -193,10 +222,14 @@ impl Db {
     pub async fn billing_summary(&self, customer_id: &str) -> Result<Option<BillingSummary>, DbError> {
         let headroom = super::limits::headroom("?1", "NULL", "?2");
         sqlx::query_as(&format!(
-            "SELECT c.credit_usd, c.monthly_cap_usd, c.margin,
-                    (SELECT TOTAL(charge_usd) FROM billing_events WHERE customer_id = c.id) AS charged_usd,
-                    (SELECT TOTAL(charge_usd) FROM billing_events WHERE customer_id = c.id AND created_at >= ?2) AS charged_this_month_usd,
-                    {headroom} AS available_usd
+            "SELECT c.credit_nusd, c.monthly_cap_nusd, c.margin,
+                    (SELECT COALESCE(SUM(charge_nusd), 0) FROM billing_events WHERE customer_id = c.id) AS charged_nusd,
+                    (SELECT COALESCE(SUM(charge_nusd), 0) FROM billing_events WHERE customer_id = c.id AND created_at >= ?2)
+                        AS charged_this_month_nusd,
+                    (SELECT COALESCE(SUM(h.held_nusd), 0) FROM billing_holds h JOIN jobs j ON j.id = h.job_id
+                     WHERE h.customer_id = c.id AND h.status = 'open'
+                       AND j.status NOT IN ('succeeded', 'failed', 'cancelled')) AS held_nusd,
+                    {headroom} AS available_nusd
              FROM customers c WHERE c.id = ?1"
         ))
         .bind(customer_id)
@@ -211,4 +244,13 @@ impl Db {
             .fetch_all(self.pool())
             .await
     }
+}
+
+/// `metadata` (a JSON object) with `uncollected_nusd` added: what a charge could not collect.
+pub(super) fn with_uncollected(metadata: &str, uncollected: i64) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(metadata).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(object) = value.as_object_mut() {
+        object.insert("uncollected_nusd".into(), uncollected.into());
+    }
+    value.to_string()
 }

@@ -12,8 +12,24 @@ pub struct Customer {
     pub created_at: i64,
     /// Charge = cost × margin; `None`: the host default.
     pub margin: Option<f64>,
-    pub credit_usd: Option<f64>,
-    pub monthly_cap_usd: Option<f64>,
+    /// Prepaid credit ever added, nano-USD; `None`: no prepaid limit.
+    pub credit_nusd: Option<i64>,
+    /// Most chargeable per calendar month, nano-USD; `None`: no cap.
+    pub monthly_cap_nusd: Option<i64>,
+    /// Renders running at once; `None`: the host default.
+    pub max_concurrent_renders: Option<i64>,
+    /// Webhook deliveries in flight at once; `None`: the host default.
+    pub max_concurrent_deliveries: Option<i64>,
+}
+
+/// Changes to a customer's fair-share caps: `None` leaves a cap as it is, `Some(None)` returns
+/// it to the host default, `Some(Some(n))` sets it (n >= 1, checked by the caller).
+#[derive(Debug, Clone, Default)]
+pub struct ShareChanges {
+    pub max_concurrent_jobs: Option<Option<i64>>,
+    pub jobs_per_minute: Option<Option<i64>>,
+    pub max_concurrent_renders: Option<Option<i64>>,
+    pub max_concurrent_deliveries: Option<Option<i64>>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -38,6 +54,36 @@ impl Db {
 
     pub async fn customer(&self, id: &str) -> Result<Option<Customer>, DbError> {
         sqlx::query_as("SELECT * FROM customers WHERE id = ?").bind(id).fetch_optional(self.pool()).await
+    }
+
+    /// Apply `changes` to a customer's caps; the customer as it is now, `None` if unknown.
+    pub async fn set_customer_shares(&self, id: &str, changes: &ShareChanges) -> Result<Option<Customer>, DbError> {
+        let set = |c: &Option<Option<i64>>| (c.is_some(), c.flatten());
+        let (jobs, per_minute, renders, deliveries) = (
+            set(&changes.max_concurrent_jobs),
+            set(&changes.jobs_per_minute),
+            set(&changes.max_concurrent_renders),
+            set(&changes.max_concurrent_deliveries),
+        );
+        sqlx::query_as(
+            "UPDATE customers SET
+                max_concurrent_jobs = CASE WHEN ?1 THEN ?2 ELSE max_concurrent_jobs END,
+                jobs_per_minute = CASE WHEN ?3 THEN ?4 ELSE jobs_per_minute END,
+                max_concurrent_renders = CASE WHEN ?5 THEN ?6 ELSE max_concurrent_renders END,
+                max_concurrent_deliveries = CASE WHEN ?7 THEN ?8 ELSE max_concurrent_deliveries END
+             WHERE id = ?9 RETURNING *",
+        )
+        .bind(jobs.0)
+        .bind(jobs.1)
+        .bind(per_minute.0)
+        .bind(per_minute.1)
+        .bind(renders.0)
+        .bind(renders.1)
+        .bind(deliveries.0)
+        .bind(deliveries.1)
+        .bind(id)
+        .fetch_optional(self.writer())
+        .await
     }
 
     pub async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> Result<(), DbError> {

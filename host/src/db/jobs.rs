@@ -38,7 +38,10 @@ pub struct JobRow {
     pub cancel_requested: i64,
     pub start_ms: i64,
     pub fuel_consumed: i64,
-    pub reserved_usd: f64,
+    /// The job's reservation (nano-USD), named by `reservation_id`.
+    pub reserved_nusd: i64,
+    /// The `x-request-id` of the request that created it (none for child jobs).
+    pub request_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub started_at: Option<i64>,
@@ -69,8 +72,11 @@ pub struct NewJob {
     pub parent_job_id: Option<String>,
     pub idempotency_key: Option<String>,
     pub max_retries: u32,
-    /// The estimated charge set aside from the customer's limit while the job is unfinished.
-    pub reserve_usd: f64,
+    /// The estimated charge set aside from the customer's limit while the job is unfinished
+    /// (nano-USD; 0: none, and the job has no `reservation_id`).
+    pub reserve_nusd: i64,
+    /// The `x-request-id` of the creating request, carried by the job's log lines.
+    pub request_id: Option<String>,
 }
 
 /// What inserting a job did.
@@ -81,7 +87,7 @@ pub enum Inserted {
     Existing(JobRow),
     /// The reservation does not fit what the customer may still be charged.
     OverLimit {
-        headroom_usd: f64,
+        headroom_nusd: i64,
     },
 }
 
@@ -172,8 +178,9 @@ impl Db {
         .await
     }
 
-    /// Claim up to `max` due jobs for one worker: one `UPDATE … RETURNING`, oldest `run_after`
-    /// first, never taking a customer past its concurrency cap.
+    /// Claim up to `max` due jobs for one worker: one `UPDATE … RETURNING`, round-robin across
+    /// customers, oldest `run_after` first within each, never taking a customer past its
+    /// concurrency cap (`customers.max_concurrent_jobs`, else `default_cap`).
     pub async fn claim_jobs(
         &self,
         max: u32,
@@ -182,20 +189,35 @@ impl Db {
         default_cap: u32,
     ) -> Result<Vec<JobRow>, DbError> {
         let now = now_ms();
+        // Round-robin across customers: every customer with queued jobs offers its oldest due
+        // ones, up to what its cap leaves free; a job's turn is its customer's running jobs
+        // plus its place in that customer's queue, and the lowest turns are claimed first (on
+        // a tie, the customer whose last job started longest ago).
+        // So a customer with 1,000 queued jobs never delays another customer who has fewer jobs
+        // running: the next free slot is theirs.
         sqlx::query_as(
-            "WITH candidates AS (
-                SELECT id, customer_id, run_after FROM jobs
-                WHERE status = 'queued' AND run_after <= ?1 ORDER BY run_after LIMIT ?2 * 4
-             ), ranked AS (
-                SELECT c.id, c.run_after,
-                       ROW_NUMBER() OVER (PARTITION BY c.customer_id ORDER BY c.run_after) AS rn,
-                       (SELECT COUNT(*) FROM jobs r WHERE r.customer_id = c.customer_id AND r.status = 'running') AS running,
-                       COALESCE((SELECT max_concurrent_jobs FROM customers WHERE id = c.customer_id), ?3) AS cap
-                FROM candidates c
+            "WITH RECURSIVE waiting(customer_id) AS (
+                SELECT MIN(customer_id) FROM jobs WHERE status = 'queued'
+                UNION ALL
+                SELECT (SELECT MIN(customer_id) FROM jobs WHERE status = 'queued' AND customer_id > w.customer_id)
+                FROM waiting w WHERE w.customer_id IS NOT NULL
+             ), shares AS (
+                SELECT w.customer_id,
+                       (SELECT COUNT(*) FROM jobs r WHERE r.customer_id = w.customer_id AND r.status = 'running') AS running,
+                       COALESCE((SELECT max_concurrent_jobs FROM customers c WHERE c.id = w.customer_id), ?3) AS cap,
+                       COALESCE((SELECT MAX(l.started_at) FROM jobs l WHERE l.customer_id = w.customer_id), 0) AS served
+                FROM waiting w WHERE w.customer_id IS NOT NULL
+             ), offered AS (
+                SELECT j.id, j.run_after, s.cap, s.served,
+                       s.running + ROW_NUMBER() OVER (PARTITION BY j.customer_id ORDER BY j.run_after, j.id) AS turn
+                FROM shares s JOIN jobs j ON j.id IN (
+                    SELECT q.id FROM jobs q WHERE q.customer_id = s.customer_id AND q.status = 'queued' AND q.run_after <= ?1
+                    ORDER BY q.run_after, q.id LIMIT ?2)
+                WHERE s.running < s.cap
              )
              UPDATE jobs SET status = 'running', lease_token = ?4, lease_expires_at = ?1 + ?5, attempt = attempt + 1,
                     started_at = COALESCE(started_at, ?1), updated_at = ?1
-             WHERE id IN (SELECT id FROM ranked WHERE running + rn <= cap ORDER BY run_after LIMIT ?2)
+             WHERE id IN (SELECT id FROM offered WHERE turn <= cap ORDER BY turn, served, run_after LIMIT ?2)
              RETURNING *",
         )
         .bind(now)
@@ -303,6 +325,7 @@ impl Db {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+                super::holds::settle_job_on(&mut tx, id).await?;
             }
         }
         let row = sqlx::query_as("SELECT * FROM jobs WHERE id = ?").bind(job_id).fetch_one(&mut *tx).await?;
@@ -330,16 +353,23 @@ impl Db {
     pub async fn sweep_orphans(&self) -> Result<u64, DbError> {
         let now = now_ms();
         let error = r#"{"code":"worker_lost","message":"the worker running this job stopped too many times"}"#;
-        let failed = sqlx::query(
+        // Failing a job settles its holds in the same transaction, like any other end.
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let failed: Vec<String> = sqlx::query_scalar(
             "UPDATE jobs SET status = 'failed', error = ?, lease_token = NULL, lease_expires_at = NULL,
-             finished_at = ?, updated_at = ? WHERE status = 'running' AND lease_expires_at < ? AND retries >= max_retries",
+             finished_at = ?, updated_at = ? WHERE status = 'running' AND lease_expires_at < ? AND retries >= max_retries
+             RETURNING id",
         )
         .bind(error)
         .bind(now)
         .bind(now)
         .bind(now)
-        .execute(self.writer())
+        .fetch_all(&mut *tx)
         .await?;
+        for id in &failed {
+            super::holds::settle_job_on(&mut tx, id).await?;
+        }
+        tx.commit().await?;
         let requeued = sqlx::query(
             "UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, retries = retries + 1,
              run_after = ?, updated_at = ? WHERE status = 'running' AND lease_expires_at < ?",
@@ -349,7 +379,7 @@ impl Db {
         .bind(now)
         .execute(self.writer())
         .await?;
-        Ok(failed.rows_affected() + requeued.rows_affected())
+        Ok(failed.len() as u64 + requeued.rows_affected())
     }
 
     /// Delete jobs (with their events and journals) finished before `cutoff_ms`.
@@ -390,11 +420,11 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
     let inserted = sqlx::query_as(&format!(
         "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
                 tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
-                start_ms, created_at, updated_at, reserved_usd)
+                start_ms, created_at, updated_at, reserved_nusd, reservation_id, request_id)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
                 COALESCE(?10, (SELECT config FROM template_configs WHERE customer_id = ?2 AND template_id = ?3), '{{}}'),
-                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19
-             WHERE ?19 <= 0 OR ?19 <= {headroom} + 1e-9
+                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, CASE WHEN ?19 > 0 THEN 'res_' || ?1 END, ?21
+             WHERE ?19 <= 0 OR ?19 <= {headroom}
              ON CONFLICT DO NOTHING RETURNING *"
     ))
     .bind(&job.id)
@@ -415,8 +445,9 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
     .bind(now)
     .bind(now)
     .bind(now)
-    .bind(job.reserve_usd)
+    .bind(job.reserve_nusd)
     .bind(super::limits::month_start_ms())
+    .bind(&job.request_id)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = inserted {
@@ -436,12 +467,12 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
     if let Some(row) = existing {
         return Ok(Inserted::Existing(row));
     }
-    let headroom: f64 = sqlx::query_scalar(&format!("SELECT {}", super::limits::headroom("?1", "NULL", "?2")))
+    let headroom: i64 = sqlx::query_scalar(&format!("SELECT {}", super::limits::headroom("?1", "NULL", "?2")))
         .bind(&job.customer_id)
         .bind(super::limits::month_start_ms())
         .fetch_one(&mut *conn)
         .await?;
-    Ok(Inserted::OverLimit { headroom_usd: headroom.max(0.0) })
+    Ok(Inserted::OverLimit { headroom_nusd: headroom.max(0) })
 }
 
 /// The update of [`Db::finish_run`] on the writing connection (inside a batch).
@@ -449,7 +480,8 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
 /// transaction: no extra commit per job), once per run attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuCharge {
-    pub cost_usd: f64,
+    /// The fuel's cost to the platform, nano-USD.
+    pub cost_nusd: i64,
     /// The margin of customers without their own.
     pub default_margin: f64,
 }
@@ -465,21 +497,26 @@ pub(super) async fn finish_run_on(
     let now = now_ms();
     let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
     if let Some(cpu) = cpu {
-        // Not checked against the limit: the CPU is spent. Keyed by attempt: written once.
-        sqlx::query(
-            "INSERT OR IGNORE INTO billing_events (customer_id, job_id, template_id, event_type, cost_usd, charge_usd,
+        // The CPU is spent whatever the limit says: charged up to what the customer may still
+        // be charged (the rest is the platform's), so a limit is never crossed. Keyed by the
+        // run's lease token: written once per run (a released run's attempt number is reused).
+        let headroom = super::limits::headroom("jobs.customer_id", "jobs.id", "?7");
+        sqlx::query(&format!(
+            "INSERT OR IGNORE INTO billing_events (customer_id, job_id, template_id, event_type, cost_nusd, charge_nusd,
                 metadata, created_at, effect_key)
              SELECT customer_id, id, template_id, 'cpu_estimate', ?1,
-                    ?1 * COALESCE((SELECT margin FROM customers c WHERE c.id = jobs.customer_id), ?2),
-                    json_object('fuel', ?3, 'attempt', attempt, 'recorded_by', 'host'), ?4, id || ':cpu:' || attempt
-             FROM jobs WHERE id = ?5 AND lease_token = ?6",
-        )
-        .bind(cpu.cost_usd)
+                    MAX(0, MIN(CAST(?1 * COALESCE((SELECT margin FROM customers c WHERE c.id = jobs.customer_id), ?2)
+                                    + 0.999999 AS INTEGER), {headroom})),
+                    json_object('fuel', ?3, 'attempt', attempt, 'recorded_by', 'host'), ?4, id || ':cpu:' || ?6
+             FROM jobs WHERE id = ?5 AND lease_token = ?6"
+        ))
+        .bind(cpu.cost_nusd)
         .bind(cpu.default_margin)
         .bind(fuel)
         .bind(now)
         .bind(job_id)
         .bind(lease_token)
+        .bind(super::limits::month_start_ms())
         .execute(&mut *conn)
         .await?;
     }
@@ -526,5 +563,9 @@ pub(super) async fn finish_run_on(
         );
     let done =
         sqlx::query(&sql).bind(job_id).bind(fuel).bind(now).bind(lease_token).bind(value).execute(&mut *conn).await?;
+    let ended = matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. });
+    if ended && done.rows_affected() == 1 {
+        super::holds::settle_job_on(conn, job_id).await?;
+    }
     Ok(done.rows_affected() == 1)
 }

@@ -21,8 +21,11 @@ impl Db {
             .collect())
     }
 
-    /// Append an entry if the lease still holds the job; false for a stale run.
+    /// Append an entry if the lease still holds the job; false for a stale run. The effect's
+    /// hold, if it has one with its actual charge noted, is captured in the same transaction:
+    /// an effect is journaled and charged together or not at all.
     pub async fn append_journal(&self, job_id: &str, lease_token: &str, entry: &JournalEntry) -> Result<bool, DbError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO job_journal (job_id, seq, kind, request_digest, result, at)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?7)",
@@ -34,8 +37,13 @@ impl Db {
         .bind(&entry.result)
         .bind(now_ms())
         .bind(lease_token)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let appended = done.rows_affected() == 1;
+        if appended {
+            super::holds::capture_on(&mut tx, &format!("{job_id}:{}", entry.seq)).await?;
+        }
+        tx.commit().await?;
+        Ok(appended)
     }
 }

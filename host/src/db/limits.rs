@@ -1,20 +1,29 @@
 //! Billing limits in SQL: how much a customer may still be charged. The expressions go inside
-//! the statements that insert a job or a ledger row, so checking and writing are one atomic
-//! statement and racing jobs can never push a balance below zero. Amounts are USD as REAL and
-//! compared with a 1e-9 USD tolerance, so sums like 0.2 × 5 fit a $1 limit exactly.
+//! the statements that insert a job, a hold or a ledger row, so checking and writing are one
+//! atomic statement and racing jobs can never push a balance below zero. Amounts are integer
+//! nano-USD (`crate::money`): comparisons are exact.
 
-/// What the customer `?cust` may still be charged, minus what unfinished jobs other than
-/// `?job` hold in reserve; `1e300` when the customer has no limit. `?month` is the start of
-/// the current month (unix ms).
+use crate::money::UNLIMITED;
+
+/// What the customer `?cust` may still be charged: the smaller of credit left and this
+/// month's cap left, minus every open hold of an unfinished job and what unfinished jobs other
+/// than `?job` still keep in reservation (their reservation less what they have charged and
+/// hold); [`UNLIMITED`] when the customer has no limit. `?month` is the start of the current
+/// month (unix ms).
 pub(super) fn headroom(cust: &str, job: &str, month: &str) -> String {
     format!(
-        "(SELECT CASE WHEN c.credit_usd IS NULL AND c.monthly_cap_usd IS NULL THEN 1e300 ELSE
-            MIN(COALESCE(c.credit_usd - (SELECT COALESCE(SUM(charge_usd), 0) FROM billing_events WHERE customer_id = c.id), 1e300),
-                COALESCE(c.monthly_cap_usd - (SELECT COALESCE(SUM(charge_usd), 0) FROM billing_events
-                                              WHERE customer_id = c.id AND created_at >= {month}), 1e300))
-            - (SELECT COALESCE(SUM(MAX(j.reserved_usd - (SELECT COALESCE(SUM(b.charge_usd), 0) FROM billing_events b WHERE b.job_id = j.id), 0)), 0)
-               FROM jobs j WHERE j.customer_id = c.id AND j.status NOT IN ('succeeded', 'failed', 'cancelled')
-                 AND j.id IS NOT {job})
+        "(SELECT CASE WHEN c.credit_nusd IS NULL AND c.monthly_cap_nusd IS NULL THEN {UNLIMITED} ELSE
+            MIN(COALESCE(c.credit_nusd - (SELECT COALESCE(SUM(charge_nusd), 0) FROM billing_events WHERE customer_id = c.id), {UNLIMITED}),
+                COALESCE(c.monthly_cap_nusd - (SELECT COALESCE(SUM(charge_nusd), 0) FROM billing_events
+                                              WHERE customer_id = c.id AND created_at >= {month}), {UNLIMITED}))
+            - (SELECT COALESCE(SUM(h.held_nusd), 0) FROM billing_holds h JOIN jobs hj ON hj.id = h.job_id
+               WHERE h.customer_id = c.id AND h.status = 'open' AND hj.status NOT IN ('succeeded', 'failed', 'cancelled'))
+            - (SELECT COALESCE(SUM(MAX(j.reserved_nusd
+                    - (SELECT COALESCE(SUM(b.charge_nusd), 0) FROM billing_events b WHERE b.job_id = j.id)
+                    - (SELECT COALESCE(SUM(h.held_nusd), 0) FROM billing_holds h WHERE h.job_id = j.id AND h.status = 'open'),
+                  0)), 0)
+               FROM jobs j WHERE j.customer_id = c.id AND j.reserved_nusd > 0
+                 AND j.status NOT IN ('succeeded', 'failed', 'cancelled') AND j.id IS NOT {job})
           END FROM customers c WHERE c.id = {cust})"
     )
 }

@@ -6,6 +6,7 @@ mod batch;
 pub mod billing;
 pub mod customers;
 pub mod events;
+pub mod holds;
 pub mod jobs;
 pub mod journal;
 pub mod key_leases;

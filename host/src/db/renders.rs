@@ -1,5 +1,6 @@
 //! Renders: created by a job's run (idempotent per effect), claimed by the render worker
-//! under a lease, heartbeated, finished with the host's `render` charge in one transaction.
+//! under a lease, heartbeated, finished with the host's `render` charge noted on the render's
+//! hold in one transaction (captured when the job journals the render's outcome).
 //! Ending a render wakes its job (trigger `renders_wake_job`); ending a job cancels its
 //! unfinished renders (trigger `jobs_cancel_renders`).
 
@@ -29,6 +30,9 @@ pub struct RenderRow {
     pub updated_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub expected_seconds: f64,
+    pub cost_nusd_per_second: f64,
+    pub margin: f64,
 }
 
 /// What a run asks to render.
@@ -41,14 +45,21 @@ pub struct NewRender<'a> {
     pub backend: &'a str,
     pub request: &'a str,
     pub output_key: &'a str,
+    /// The platform's cost per second of output, nano-USD, and the customer's margin, as the
+    /// render's hold was placed with.
+    pub cost_nusd_per_second: f64,
+    pub margin: f64,
 }
 
-/// How a render ended.
+/// How a render ended. Either way the render's cost is noted on its hold (placed before it
+/// was queued) and captured when the job journals the outcome: failed and timed-out renders
+/// cost the share of the hold their progress reached.
 pub enum RenderEnd<'a> {
-    /// The WIT render-result as JSON, and the host's charge for it (cost in USD, metadata).
-    Succeeded { result: &'a str, cost_usd: f64, metadata: &'a str, default_margin: f64 },
+    /// The WIT render-result as JSON, and the host's charge for it (cost in nano-USD,
+    /// metadata).
+    Succeeded { result: &'a str, cost_nusd: i64, metadata: &'a str, default_margin: f64 },
     /// `{kind, message}`.
-    Failed { error: &'a str },
+    Failed { error: &'a str, metadata: &'a str },
 }
 
 impl Db {
@@ -58,8 +69,8 @@ impl Db {
         let id = format!("{}_r{}", render.job_id, render.seq);
         sqlx::query(
             "INSERT OR IGNORE INTO renders (id, job_id, seq, customer_id, template_id, kind, backend, request,
-                output_key, status, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                output_key, status, created_at, updated_at, cost_nusd_per_second, margin)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(render.job_id)
@@ -72,18 +83,24 @@ impl Db {
         .bind(render.output_key)
         .bind(now)
         .bind(now)
+        .bind(render.cost_nusd_per_second)
+        .bind(render.margin)
         .execute(self.writer())
         .await?;
         sqlx::query_as("SELECT * FROM renders WHERE id = ?").bind(&id).fetch_one(self.writer()).await
     }
 
-    /// Claim the oldest due render: queued, or running under a lease that expired (its worker
-    /// died). One that has already been started `max_attempts` times fails instead.
+    /// Claim a due render: queued, or running under a lease that expired (its worker died).
+    /// Round-robin across customers: the customer with the fewest renders running goes first,
+    /// then the one served least recently (so with one slot, customers take turns), then the
+    /// oldest render; none past its cap (`customers.max_concurrent_renders`,
+    /// else `default_cap`). One already started `max_attempts` times fails instead.
     pub async fn claim_render(
         &self,
         token: &str,
         lease_ms: i64,
         max_attempts: i64,
+        default_cap: i64,
     ) -> Result<Option<RenderRow>, DbError> {
         let now = now_ms();
         let due = "(status = 'queued' OR (status = 'running' AND lease_expires_at < ?1))";
@@ -96,29 +113,47 @@ impl Db {
         .bind(max_attempts)
         .execute(self.writer())
         .await?;
+        let running = "(SELECT COUNT(*) FROM renders x WHERE x.customer_id = r.customer_id
+                          AND x.status = 'running' AND x.lease_expires_at >= ?1)";
         sqlx::query_as(&format!(
             "UPDATE renders SET status = 'running', lease_token = ?2, lease_expires_at = ?1 + ?3,
                 attempts = attempts + 1, started_at = COALESCE(started_at, ?1), updated_at = ?1
-             WHERE id = (SELECT id FROM renders WHERE {due} ORDER BY created_at LIMIT 1)
+             WHERE id = (SELECT r.id FROM renders r WHERE {due}
+                           AND {running} < COALESCE((SELECT max_concurrent_renders FROM customers c
+                                                      WHERE c.id = r.customer_id), ?4)
+                         ORDER BY {running},
+                                  (SELECT MAX(y.started_at) FROM renders y WHERE y.customer_id = r.customer_id) NULLS FIRST,
+                                  r.created_at
+                         LIMIT 1)
              RETURNING *"
         ))
         .bind(now)
         .bind(token)
         .bind(lease_ms)
+        .bind(default_cap)
         .fetch_optional(self.writer())
         .await
     }
 
     /// Extend a render's lease and record its progress; false when the render is no longer
     /// this worker's to run (cancelled with its job, or re-claimed).
-    pub async fn heartbeat_render(&self, id: &str, token: &str, lease_ms: i64, progress: f64) -> Result<bool, DbError> {
+    pub async fn heartbeat_render(
+        &self,
+        id: &str,
+        token: &str,
+        lease_ms: i64,
+        progress: f64,
+        output_seconds: f64,
+    ) -> Result<bool, DbError> {
         let now = now_ms();
         let done = sqlx::query(
-            "UPDATE renders SET lease_expires_at = ?, progress = MAX(progress, ?), updated_at = ?
+            "UPDATE renders SET lease_expires_at = ?, progress = MAX(progress, ?),
+                expected_seconds = MAX(expected_seconds, ?), updated_at = ?
              WHERE id = ? AND lease_token = ? AND status = 'running'",
         )
         .bind(now + lease_ms)
         .bind(progress)
+        .bind(output_seconds)
         .bind(now)
         .bind(id)
         .bind(token)
@@ -158,32 +193,64 @@ impl Db {
     pub async fn finish_render(&self, render: &RenderRow, token: &str, end: RenderEnd<'_>) -> Result<bool, DbError> {
         let now = now_ms();
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let effect_key = format!("{}:{}", render.job_id, render.seq);
         let (status, result, error) = match &end {
-            RenderEnd::Succeeded { result, cost_usd, metadata, default_margin } => {
-                if *cost_usd > 0.0 {
-                    sqlx::query(
-                        "INSERT OR IGNORE INTO billing_events (customer_id, job_id, template_id, event_type, cost_usd,
-                            charge_usd, metadata, created_at, effect_key)
-                         SELECT ?1, ?2, ?3, 'render', ?4, ?4 * COALESCE((SELECT margin FROM customers WHERE id = ?1), ?5),
-                                ?6, ?7, ?8
-                         WHERE EXISTS (SELECT 1 FROM renders WHERE id = ?9 AND lease_token = ?10 AND status = 'running')",
-                    )
-                    .bind(&render.customer_id)
-                    .bind(&render.job_id)
-                    .bind(&render.template_id)
-                    .bind(cost_usd)
-                    .bind(default_margin)
-                    .bind(metadata)
-                    .bind(now)
-                    .bind(format!("{}:{}", render.job_id, render.seq))
-                    .bind(&render.id)
-                    .bind(token)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+            RenderEnd::Succeeded { result, cost_nusd, metadata, default_margin } => {
+                sqlx::query(
+                    "UPDATE billing_holds SET cost_nusd = ?2, metadata = ?3,
+                        charge_nusd = MIN(held_nusd, CAST(?2 * COALESCE((SELECT margin FROM customers c
+                                          WHERE c.id = billing_holds.customer_id), ?4) + 0.999999 AS INTEGER))
+                     WHERE effect_key = ?1 AND status = 'open'
+                       AND EXISTS (SELECT 1 FROM renders WHERE id = ?5 AND lease_token = ?6 AND status = 'running')",
+                )
+                .bind(&effect_key)
+                .bind(cost_nusd)
+                .bind(metadata)
+                .bind(default_margin)
+                .bind(&render.id)
+                .bind(token)
+                .execute(&mut *tx)
+                .await?;
+                // A render queued before holds existed (an upgrade mid-render) has none: its
+                // charge is written directly, capped at what the customer may still be charged.
+                let headroom = super::limits::headroom("?1", "?2", "?9");
+                sqlx::query(&format!(
+                    "INSERT OR IGNORE INTO billing_events (customer_id, job_id, template_id, event_type, cost_nusd,
+                        charge_nusd, metadata, created_at, effect_key)
+                     SELECT ?1, ?2, ?3, 'render', ?4,
+                            MAX(0, MIN(CAST(?4 * COALESCE((SELECT margin FROM customers WHERE id = ?1), ?5) + 0.999999
+                                            AS INTEGER), {headroom})),
+                            ?6, ?7, ?8
+                     WHERE NOT EXISTS (SELECT 1 FROM billing_holds WHERE effect_key = ?8)"
+                ))
+                .bind(&render.customer_id)
+                .bind(&render.job_id)
+                .bind(&render.template_id)
+                .bind(cost_nusd)
+                .bind(default_margin)
+                .bind(metadata)
+                .bind(now)
+                .bind(&effect_key)
+                .bind(super::limits::month_start_ms())
+                .execute(&mut *tx)
+                .await?;
                 ("succeeded", Some(*result), None)
             }
-            RenderEnd::Failed { error } => ("failed", None, Some(*error)),
+            RenderEnd::Failed { error, metadata } => {
+                sqlx::query(&format!(
+                    "UPDATE billing_holds SET metadata = ?2, {}
+                     WHERE effect_key = ?1 AND status = 'open'
+                       AND EXISTS (SELECT 1 FROM renders WHERE id = ?3 AND lease_token = ?4 AND status = 'running')",
+                    super::holds::render_share_sql("?3")
+                ))
+                .bind(&effect_key)
+                .bind(metadata)
+                .bind(&render.id)
+                .bind(token)
+                .execute(&mut *tx)
+                .await?;
+                ("failed", None, Some(*error))
+            }
         };
         let done = sqlx::query(
             "UPDATE renders SET status = ?, result = ?, error = ?, progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END,

@@ -95,14 +95,18 @@ impl Db {
         sqlx::query_as("SELECT * FROM webhook_destinations WHERE id = ?").bind(id).fetch_optional(self.pool()).await
     }
 
-    /// Delete a destination; its pending deliveries fail (nothing is sent after a delete).
+    /// Delete one of the customer's destinations; its pending deliveries fail (nothing is
+    /// sent after a delete). Another customer's destination is untouched: both statements
+    /// name the owner, so an id guessed by someone else changes nothing.
     pub async fn delete_destination(&self, customer_id: &str, id: &str) -> Result<bool, DbError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        // Before the delete: deleting sets the deliveries' `destination_id` to NULL.
         sqlx::query(
             "UPDATE webhook_deliveries SET status = 'failed', last_error = 'the destination was deleted'
-             WHERE destination_id = ? AND status = 'pending'",
+             WHERE destination_id = ? AND customer_id = ? AND status = 'pending'",
         )
         .bind(id)
+        .bind(customer_id)
         .execute(&mut *tx)
         .await?;
         let done = sqlx::query("DELETE FROM webhook_destinations WHERE id = ? AND customer_id = ?")
@@ -110,8 +114,11 @@ impl Db {
             .bind(customer_id)
             .execute(&mut *tx)
             .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false); // not theirs (or gone): the transaction rolls back
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 
     /// The encrypted secret signing a customer's per-job webhooks.
@@ -143,20 +150,37 @@ impl Db {
 
     /// Take up to `max` due deliveries for `hold_ms` (another sender skips them meanwhile),
     /// each the oldest pending one of its job to its URL (so events arrive in order).
-    pub async fn claim_deliveries(&self, max: u32, hold_ms: i64) -> Result<Vec<DeliveryRow>, DbError> {
+    /// Round-robin across customers: a delivery's turn is its customer's deliveries in flight
+    /// plus its place among that customer's due ones; lowest turns first, and no customer
+    /// past its cap (`customers.max_concurrent_deliveries`, else `default_cap`) — so one
+    /// customer's slow endpoints never hold up another's.
+    pub async fn claim_deliveries(
+        &self,
+        max: u32,
+        hold_ms: i64,
+        default_cap: u32,
+    ) -> Result<Vec<DeliveryRow>, DbError> {
         let now = now_ms();
         sqlx::query_as(&format!(
             "UPDATE webhook_deliveries SET locked_until = ?1
-             WHERE id IN (SELECT d.id FROM webhook_deliveries d
-                          WHERE d.status = 'pending' AND d.next_attempt_at <= ?2 AND (d.locked_until IS NULL OR d.locked_until < ?2)
-                            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.job_id = d.job_id AND e.url = d.url
-                                            AND e.status = 'pending' AND e.rowid < d.rowid)
-                          ORDER BY d.next_attempt_at LIMIT ?3)
+             WHERE id IN (
+                SELECT id FROM (
+                    SELECT d.id, d.next_attempt_at,
+                           COALESCE((SELECT max_concurrent_deliveries FROM customers c WHERE c.id = d.customer_id), ?4) AS cap,
+                           ROW_NUMBER() OVER (PARTITION BY d.customer_id ORDER BY d.next_attempt_at, d.rowid)
+                             + (SELECT COUNT(*) FROM webhook_deliveries f WHERE f.customer_id = d.customer_id
+                                AND f.status = 'pending' AND f.locked_until >= ?2) AS turn
+                    FROM webhook_deliveries d
+                    WHERE d.status = 'pending' AND d.next_attempt_at <= ?2 AND (d.locked_until IS NULL OR d.locked_until < ?2)
+                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.job_id = d.job_id AND e.url = d.url
+                                      AND e.status = 'pending' AND e.rowid < d.rowid))
+                WHERE turn <= cap ORDER BY turn, next_attempt_at LIMIT ?3)
              RETURNING {DELIVERY_COLUMNS}"
         ))
         .bind(now + hold_ms)
         .bind(now)
         .bind(max)
+        .bind(default_cap)
         .fetch_all(self.writer())
         .await
     }

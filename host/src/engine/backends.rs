@@ -3,10 +3,11 @@
 
 use super::{Bus, Catalog};
 use crate::capabilities::*;
-use crate::db::billing::{LedgerWrite, NewLedgerEntry};
+use crate::db::billing::{LedgerWrite, NewLedgerEntry, OverLimit};
 use crate::db::events::NewEvent;
-use crate::db::jobs::NewJob;
+use crate::db::jobs::{Inserted, NewJob};
 use crate::db::{Db, DbError};
+use crate::money;
 use crate::providers::provider_name;
 use crate::runtime::bindings::billing::{BillingEvent, EventType};
 use crate::runtime::bindings::jobs::{ChildOutcome, ChildRequest, ChildResult, JobsError};
@@ -85,47 +86,59 @@ pub struct DbLedger {
 #[async_trait]
 impl BillingLedger for DbLedger {
     async fn record(&self, job: &JobScope, seq: u32, event: &BillingEvent) -> BackendResult<()> {
-        self.write(job, seq, event).await
+        let metadata = if event.metadata.trim().is_empty() { "{}" } else { &event.metadata };
+        // The capability validated both amounts: finite and >= 0.
+        let cost = money::cost_from_usd(event.cost_usd);
+        let charge = event.charge_usd.map(money::cost_from_usd);
+        let target = (event.provider.map(provider_name), event.model.as_deref());
+        self.write(job, seq, event_type(event.event_type), cost, charge, target, metadata).await
     }
 
     async fn record_storage_write(&self, job: &JobScope, seq: u32, bytes: u64) -> BackendResult<()> {
         if self.storage_usd_per_gb <= 0.0 {
             return Ok(());
         }
-        let event = BillingEvent {
-            event_type: EventType::StorageWrite,
-            cost_usd: bytes as f64 / 1e9 * self.storage_usd_per_gb,
-            charge_usd: None,
-            provider: None,
-            model: None,
-            metadata: serde_json::json!({ "bytes": bytes, "recorded_by": "host" }).to_string(),
-        };
-        self.write(job, seq, &event).await
+        let metadata = serde_json::json!({ "bytes": bytes, "recorded_by": "host" }).to_string();
+        let cost = money::cost_from_usd(bytes as f64 / 1e9 * self.storage_usd_per_gb);
+        self.write(job, seq, "storage_write", cost, None, (None, None), &metadata).await
     }
 }
 
 impl DbLedger {
-    async fn write(&self, job: &JobScope, seq: u32, event: &BillingEvent) -> BackendResult<()> {
+    /// A charge known before its effect (a template's own, a storage write): written only
+    /// if it fits what the customer may still be charged — a hold captured at once.
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &self,
+        job: &JobScope,
+        seq: u32,
+        event_type: &str,
+        cost_nusd: i64,
+        charge_nusd: Option<i64>,
+        (provider, model): (Option<&str>, Option<&str>),
+        metadata: &str,
+    ) -> BackendResult<()> {
         let effect_key = format!("{}:{seq}", job.job_id());
         let entry = NewLedgerEntry {
             effect_key: Some(&effect_key),
             customer_id: &job.context.customer.id,
             job_id: job.job_id(),
             template_id: &job.context.template_id,
-            event_type: event_type(event.event_type),
-            cost_usd: event.cost_usd,
-            charge_usd: event.charge_usd,
-            provider: event.provider.map(provider_name),
-            model: event.model.as_deref(),
-            metadata: if event.metadata.trim().is_empty() { "{}" } else { &event.metadata },
+            event_type,
+            cost_nusd,
+            charge_nusd,
+            provider,
+            model,
+            metadata,
         };
-        match self.db.insert_ledger(&entry, &job.lease_token, self.margin, true).await.map_err(fault)? {
-            LedgerWrite::Written => Ok(()),
+        match self.db.insert_ledger(&entry, &job.lease_token, self.margin, OverLimit::Refuse).await.map_err(fault)? {
+            LedgerWrite::Written { .. } => Ok(()),
             LedgerWrite::LeaseLost => Err(lease_lost()),
-            LedgerWrite::OverLimit => Err(HostTrap::Fail(RunError::BillingLimitReached {
+            LedgerWrite::OverLimit { headroom_nusd } => Err(HostTrap::Fail(RunError::BillingLimitReached {
                 message: format!(
-                    "a {} charge of ${:.4} cost would exceed the customer's remaining limit",
-                    entry.event_type, event.cost_usd
+                    "a {event_type} charge costing {} would exceed the customer's remaining limit ({} left)",
+                    money::dollars(cost_nusd),
+                    money::dollars(headroom_nusd.max(0))
                 ),
             })),
         }
@@ -145,6 +158,14 @@ pub fn event_type(t: EventType) -> &'static str {
 /// Child jobs are rows of `jobs` with `parent_job_id`; waits suspend the parent.
 pub struct DbJobs {
     pub db: Db,
+    /// The process's job-creation rate limiter: children count like jobs created over HTTP.
+    pub limiter: Arc<crate::rate_limit::RateLimiter>,
+    /// Job creations per customer per minute unless the customer has its own limit.
+    pub default_jobs_per_minute: u32,
+    /// The margin of customers without their own (a child reserves its estimate's charge).
+    pub default_margin: f64,
+    /// The reservation of an operation that declares no estimate, nano-USD.
+    pub default_estimate_nusd: i64,
     pub catalog: Arc<Catalog>,
     pub bus: Arc<Bus>,
 }
@@ -179,6 +200,7 @@ impl JobControl for DbJobs {
         // The id derives from the parent and the child's ordinal, so a replay that repeats
         // this call after a crash finds the same row instead of creating a second child.
         let id = format!("{}_c{ordinal}", ctx.job_id);
+        let margin = self.take_rate_token(&ctx.customer.id).await?;
         let new = NewJob {
             id: id.clone(),
             customer_id: ctx.customer.id.clone(),
@@ -193,11 +215,22 @@ impl JobControl for DbJobs {
             webhook_url: None,
             parent_job_id: Some(ctx.job_id.clone()),
             idempotency_key: None,
-            max_retries: operation.limits.max_retries.unwrap_or(3),
-            // Children draw on the limit as they charge; the parent's reservation covers its own.
-            reserve_usd: 0.0,
+            max_retries: self.catalog.runtime().max_retries(operation.limits.max_retries),
+            // A child reserves like a job created through the API: its operation's estimate
+            // (or the host default) must fit what the customer may still be charged.
+            reserve_nusd: money::charge(self.estimate_nusd(operation.estimated_cost_usd), margin),
+            request_id: None,
         };
-        self.db.insert_job(&new).await.map_err(fault)?;
+        if let Inserted::OverLimit { headroom_nusd } = self.db.insert_job(&new).await.map_err(fault)? {
+            return Err(HostTrap::Fail(RunError::BillingLimitReached {
+                message: format!(
+                    "a `{}` child is estimated at {}; the customer may be charged {} more",
+                    request.operation,
+                    money::dollars(new.reserve_nusd),
+                    money::dollars(headroom_nusd)
+                ),
+            }));
+        }
         self.bus.job_due.notify_one();
         Ok(Ok(id))
     }
@@ -240,6 +273,31 @@ impl JobControl for DbJobs {
                 prompt: serde_json::from_str(prompt).unwrap_or(serde_json::Value::String(prompt.into())),
             })),
         }
+    }
+}
+
+impl DbJobs {
+    /// Children count against the customer's job-creation rate like jobs created over HTTP;
+    /// over it, the parent waits (deferred, its slot freed) and its replay asks again.
+    /// Returns the customer's margin (a child's reservation is its estimate's charge).
+    async fn take_rate_token(&self, customer_id: &str) -> BackendResult<f64> {
+        let customer = self.db.customer(customer_id).await.map_err(fault)?;
+        let margin = customer.as_ref().and_then(|c| c.margin).unwrap_or(self.default_margin);
+        let per_minute = customer
+            .and_then(|c| c.jobs_per_minute)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(self.default_jobs_per_minute);
+        match self.limiter.take(customer_id, per_minute) {
+            Ok(()) => Ok(margin),
+            Err(wait_seconds) => Err(HostTrap::Suspend(Suspension::Deferred {
+                until_ms: crate::db::now_ms() + i64::try_from(wait_seconds).unwrap_or(60).saturating_mul(1000),
+                reason: format!("the customer's job-creation rate ({per_minute}/minute) is used up; children wait"),
+            })),
+        }
+    }
+
+    fn estimate_nusd(&self, estimate_usd: Option<f64>) -> i64 {
+        estimate_usd.and_then(money::from_usd).unwrap_or(self.default_estimate_nusd)
     }
 }
 

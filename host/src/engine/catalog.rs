@@ -31,11 +31,16 @@ pub struct Catalog {
     registry: ArtifactStore,
     trusted: TrustedKeys,
     templates: RwLock<HashMap<String, Versions>>,
+    /// Published versions per template and when they were read (see `versions`).
+    published: std::sync::Mutex<HashMap<String, (Vec<String>, std::time::Instant)>>,
 }
+
+/// How long a template's list of published versions is served from memory.
+const VERSIONS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Catalog {
     pub fn new(runtime: Arc<Runtime>, registry: ArtifactStore, trusted: TrustedKeys) -> Self {
-        Self { runtime, registry, trusted, templates: RwLock::default() }
+        Self { runtime, registry, trusted, templates: RwLock::default(), published: Default::default() }
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
@@ -125,8 +130,20 @@ impl Catalog {
     }
 
     /// Published versions of a template, oldest first.
-    pub fn versions(&self, id: &str) -> Vec<String> {
-        self.registry.versions(id).map(|v| v.into_iter().map(|v| v.version).collect()).unwrap_or_default()
+    /// Read from the manifests only (never the components), off the async threads, and
+    /// cached for [`VERSIONS_TTL`]: a busy `GET /templates/:id` costs no registry reads.
+    pub async fn versions(&self, id: &str) -> Vec<String> {
+        if let Some((versions, at)) = self.published.lock().unwrap_or_else(|p| p.into_inner()).get(id)
+            && at.elapsed() < VERSIONS_TTL
+        {
+            return versions.clone();
+        }
+        let owned = id.to_string();
+        let listed = self.blocking(move |registry| registry.versions(&owned)).await;
+        let versions: Vec<String> = listed.map(|v| v.into_iter().map(|v| v.version).collect()).unwrap_or_default();
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        published.insert(id.to_string(), (versions.clone(), std::time::Instant::now()));
+        versions
     }
 
     /// Every template's active version.

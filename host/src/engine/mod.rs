@@ -35,6 +35,8 @@ pub struct Platform {
     pub signer: UrlSigner,
     /// Runs renders (FFmpeg, Remotion) for waiting jobs.
     pub renders: Arc<crate::render::worker::RenderWorker>,
+    /// Job creations per customer per minute, API and child jobs alike.
+    pub limiter: Arc<crate::rate_limit::RateLimiter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,14 +55,25 @@ pub enum StartError {
     Registry(#[from] vidfarm_registry::RegistryError),
     #[error("AI providers: {0}")]
     Providers(#[from] crate::providers::ProviderSetupError),
+    #[error("refusing to start in production:\n  - {}", .0.join("\n  - "))]
+    Unsafe(Vec<String>),
 }
 
 impl Platform {
     /// Open the data dir, the database (migrated), the runtime and the built-in templates.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        let refusals = crate::guardrails::production_refusals(&config);
+        if !refusals.is_empty() {
+            return Err(StartError::Unsafe(refusals));
+        }
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Db::open(&config.database_path()).await?;
-        let runtime = Arc::new(crate::runtime::Runtime::new(config.runtime.clone())?);
+        let master_key = crate::providers::master_key(&config).map_err(crate::providers::ProviderSetupError::from)?;
+        let runtime_config = crate::runtime::RuntimeConfig {
+            cache_key: Some(master_key.derive("vidfarm compiled cache v1")),
+            ..config.runtime.clone()
+        };
+        let runtime = Arc::new(crate::runtime::Runtime::new(runtime_config)?);
         let registry = config.registry_store()?;
         let mut trusted = config.trusted_keys()?;
         if config.env == crate::config::Environment::Development {
@@ -75,7 +88,6 @@ impl Platform {
         tokio::spawn(follow_registry(catalog.clone(), config.registry_poll));
         let bus = Arc::new(Bus::default());
         let metrics = Arc::new(crate::metrics::Metrics::default());
-        let master_key = crate::providers::master_key(&config).map_err(crate::providers::ProviderSetupError::from)?;
         let providers = ProviderRouter::start(db.clone(), &config, master_key.clone(), metrics.clone()).await?;
         let signer = UrlSigner::new(master_key.derive("vidfarm file URLs v1"), &config.public_url, config.file_url_ttl);
         let storage: Arc<dyn crate::capabilities::ObjectStore> = match &config.s3 {
@@ -105,6 +117,7 @@ impl Platform {
             render_due,
             default_margin: config.default_margin,
         };
+        let limiter = Arc::new(crate::rate_limit::RateLimiter::default());
         let caps = Arc::new(Capabilities {
             events,
             storage,
@@ -115,10 +128,18 @@ impl Platform {
             }),
             providers: Arc::new(providers),
             renderer: Arc::new(renderer),
-            jobs: Arc::new(backends::DbJobs { db: db.clone(), catalog: catalog.clone(), bus: bus.clone() }),
+            jobs: Arc::new(backends::DbJobs {
+                db: db.clone(),
+                limiter: limiter.clone(),
+                default_jobs_per_minute: config.jobs_per_minute,
+                default_margin: config.default_margin,
+                default_estimate_nusd: crate::money::from_usd(config.default_estimate_usd).unwrap_or(0),
+                catalog: catalog.clone(),
+                bus: bus.clone(),
+            }),
             journal: Arc::new(backends::DbJournal { db: db.clone() }),
         });
-        Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics, master_key, signer, renders })
+        Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics, master_key, signer, renders, limiter })
     }
 }
 

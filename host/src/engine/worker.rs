@@ -15,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+/// The largest result a job may store: results are read with every poll of the job and copied
+/// into its webhooks, so large output belongs in storage (its key in the result).
+pub const MAX_RESULT_BYTES: usize = 256 << 10;
+
 pub struct Worker {
     platform: Platform,
     /// One permit per job this process may run at once.
@@ -47,7 +51,16 @@ impl Worker {
         let sweeps = tokio::spawn(super::sweeper::run(self.platform.clone(), shutdown.child_token()));
         while !shutdown.is_cancelled() {
             let free = self.slots.available_permits() as u32;
-            let claimed = if free == 0 { Vec::new() } else { self.claim(free.min(32)).await };
+            if free == 0 {
+                // Every slot is busy: wait for one to free up (not a busy loop, which would
+                // starve everything else on this thread).
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    permit = self.slots.acquire() => drop(permit),
+                }
+                continue;
+            }
+            let claimed = self.claim(free.min(32)).await;
             let drained = (claimed.len() as u32) < free.min(32);
             for job in claimed {
                 let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
@@ -112,8 +125,8 @@ impl Worker {
 
     /// Run a claimed job and record how it ended; logs carry the job id, template and version.
     async fn execute(&self, job: JobRow) {
-        let span =
-            tracing::info_span!("job", job_id = %job.id, template = %job.template_id, version = %job.template_version);
+        let span = tracing::info_span!("job", job_id = %job.id, template = %job.template_id, version = %job.template_version,
+                request_id = job.request_id.as_deref().unwrap_or(""));
         self.execute_in_span(job).instrument(span).await
     }
 
@@ -185,7 +198,15 @@ impl Worker {
         let report = runtime.run(&template, request, platform.caps.clone()).await;
         tracing::debug!(outcome = ?report.outcome, fuel = report.fuel_consumed, took = ?report.duration, "run ended");
         let finish = match report.outcome {
-            RunOutcome::Succeeded(value) => Finish::Succeeded { result: value.to_string() },
+            RunOutcome::Succeeded(value) => {
+                let result = value.to_string();
+                if result.len() > MAX_RESULT_BYTES {
+                    let too_large = RunError::ResultTooLarge { bytes: result.len(), limit: MAX_RESULT_BYTES };
+                    Finish::Failed { error: too_large.to_json().to_string() }
+                } else {
+                    Finish::Succeeded { result }
+                }
+            }
             // Our own release (shutdown) is not the customer's cancel: the job goes back.
             RunOutcome::Failed(RunError::Cancelled) if self.release.is_cancelled() => Finish::Release,
             RunOutcome::Failed(RunError::Cancelled) => {
@@ -215,7 +236,7 @@ impl Worker {
     fn cpu_charge(&self, fuel: u64) -> Option<crate::db::jobs::CpuCharge> {
         let config = &self.platform.config;
         (fuel > 0 && config.cpu_usd_per_billion_fuel > 0.0).then(|| crate::db::jobs::CpuCharge {
-            cost_usd: fuel as f64 / 1e9 * config.cpu_usd_per_billion_fuel,
+            cost_nusd: crate::money::cost_from_usd(fuel as f64 / 1e9 * config.cpu_usd_per_billion_fuel),
             default_margin: config.default_margin,
         })
     }

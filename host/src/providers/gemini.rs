@@ -4,6 +4,7 @@
 use super::openai::ChatAnswer;
 use super::wire::{CallError, Usage, count_at, send_json};
 use crate::runtime::bindings::providers::{ImageRequest, ImageResponse, TextRequest};
+use crate::runtime::bindings::types::Provider;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
@@ -20,7 +21,7 @@ impl Gemini<'_> {
             return Err(CallError::Rejected { status: 400, detail: format!("`{model}` is not a Gemini model name") });
         }
         let url = format!("{}/models/{model}:generateContent", self.base_url.trim_end_matches('/'));
-        send_json(self.http.post(url).header("x-goog-api-key", secret).json(body)).await
+        send_json(Provider::Gemini, self.http.post(url).header("x-goog-api-key", secret).json(body)).await
     }
 
     pub async fn text(&self, secret: &str, request: &TextRequest) -> Result<ChatAnswer, CallError> {
@@ -93,7 +94,9 @@ fn refusal(answer: &Value) -> String {
 fn usage(answer: &Value, images: u32) -> Usage {
     Usage {
         input_tokens: count_at(answer, "/usageMetadata/promptTokenCount"),
-        output_tokens: count_at(answer, "/usageMetadata/candidatesTokenCount"),
+        // Thinking tokens are billed as output (and count against `maxOutputTokens`).
+        output_tokens: count_at(answer, "/usageMetadata/candidatesTokenCount")
+            .saturating_add(count_at(answer, "/usageMetadata/thoughtsTokenCount")),
         images,
         reported_cost_usd: None,
     }

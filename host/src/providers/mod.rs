@@ -9,6 +9,7 @@ mod layout;
 mod openai;
 mod png;
 mod pricing;
+mod quote;
 mod rate_limit;
 mod router;
 pub mod secrets;
@@ -71,11 +72,15 @@ impl ProviderRouter {
         secret: &str,
         request: &LayoutRequest,
         inline: Option<&InlineImage>,
+        max_output: Option<u32>,
     ) -> Result<ChatAnswer, CallError> {
         let prompt = layout::user_prompt(request);
         if let (Provider::Gemini, Some((content_type, bytes))) = (request.provider, inline) {
             let parts = vec![json!({"text": prompt}), gemini::inline_image(content_type, bytes)];
-            let config = json!({"responseMimeType": "application/json", "temperature": 0.2});
+            let mut config = json!({"responseMimeType": "application/json", "temperature": 0.2});
+            if let Some(max) = max_output {
+                config["maxOutputTokens"] = json!(max);
+            }
             let body = gemini::body(Some(layout::SYSTEM), parts, config);
             return self.gemini().text_body(secret, &request.model, &body).await;
         }
@@ -91,6 +96,10 @@ impl ProviderRouter {
         });
         if request.provider != Provider::Perplexity {
             body["response_format"] = json!({"type": "json_object"});
+        }
+        if let Some(max) = max_output {
+            body[if request.provider == Provider::Openai { "max_completion_tokens" } else { "max_tokens" }] =
+                json!(max);
         }
         self.openai(request.provider).chat_body(secret, &body).await
     }

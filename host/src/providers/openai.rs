@@ -44,7 +44,7 @@ impl OpenAiCompatible<'_> {
 
     /// A chat call with a prepared body (vision and JSON-mode calls build their own).
     pub async fn chat_body(&self, secret: &str, body: &Value) -> Result<ChatAnswer, CallError> {
-        let answer = send_json(self.post("/chat/completions", secret, body)).await?;
+        let answer = send_json(self.provider, self.post("/chat/completions", secret, body)).await?;
         let text = text_at(&answer, "/choices/0/message/content")?.to_string();
         Ok(ChatAnswer { text, usage: chat_usage(&answer) })
     }
@@ -69,7 +69,7 @@ impl OpenAiCompatible<'_> {
         if request.model.starts_with("dall-e") {
             body["response_format"] = json!("b64_json"); // gpt-image models always answer in base64
         }
-        let answer = send_json(self.post("/images/generations", secret, &body)).await?;
+        let answer = send_json(self.provider, self.post("/images/generations", secret, &body)).await?;
         let encoded = text_at(&answer, "/data/0/b64_json")?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
@@ -98,7 +98,7 @@ impl OpenAiCompatible<'_> {
             "messages": [{"role": "user", "content": request.prompt}],
             "modalities": ["image", "text"],
         });
-        let answer = send_json(self.post("/chat/completions", secret, &body)).await?;
+        let answer = send_json(self.provider, self.post("/chat/completions", secret, &body)).await?;
         let url = text_at(&answer, "/choices/0/message/images/0/image_url/url")?;
         let (content_type, bytes) =
             decode_data_url(url).ok_or_else(|| CallError::BadAnswer("the image is not a base64 data URL".into()))?;

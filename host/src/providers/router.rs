@@ -3,15 +3,17 @@
 //! call runs), records the outcome on the key, and bills the call. A rate-limited or invalid
 //! key gives way to the next one; with none free the job is deferred, not spun.
 
+use super::quote::{self, Quote};
 use super::secrets::MasterKey;
 use super::wire::{CallError, Usage};
 use super::{dev_echo, layout, pricing, provider_name};
 use crate::capabilities::{BackendResult, HostTrap, JobScope, ProviderAnswer, ProviderCall, ProviderGateway};
 use crate::config::ProviderSettings;
 use crate::db::Db;
-use crate::db::billing::{LedgerWrite, NewLedgerEntry};
+use crate::db::holds::{Actual, Hold, HoldOutcome, HoldRequest};
 use crate::db::key_leases::{KeyLease, KeyOutcome, LeaseOutcome, LeaseRequest};
 use crate::metrics::Metrics;
+use crate::money;
 use crate::runtime::bindings::providers::ProviderError;
 use crate::runtime::bindings::types::Provider;
 use crate::runtime::{RunError, Suspension};
@@ -38,6 +40,10 @@ fn fault(e: impl std::fmt::Display) -> HostTrap {
     HostTrap::Fail(RunError::HostFault { message: format!("provider gateway: {e}") })
 }
 
+fn lease_lost() -> HostTrap {
+    HostTrap::Fail(RunError::HostFault { message: "the run lost its lease on the job".into() })
+}
+
 /// Why a leased call ended without an answer.
 enum Interrupted {
     Call(CallError),
@@ -56,11 +62,22 @@ impl ProviderGateway for ProviderRouter {
         if let Some(refusal) = refuse(call) {
             return Ok(Err(refusal));
         }
-        self.check_limit(job, call).await?;
+        let effect_key = format!("{}:{seq}", job.job_id());
+        let quote = Quote::of(call);
+        let hold = self.hold(job, &effect_key, call, &quote).await?;
+        let max_output = quote.max_output_tokens(hold.cost_budget_nusd);
+        let bounded = quote::with_output_bound(call, max_output);
+        let call = &bounded;
         let inline = match self.inline_image(call).await {
             Ok(inline) => inline,
-            Err(CallError::Rejected { detail, .. }) => return Ok(Err(ProviderError::InvalidRequest(detail))),
-            Err(other) => return Ok(Err(ProviderError::Upstream(format!("{other:?}")))),
+            Err(CallError::Rejected { detail, .. }) => {
+                self.drop_hold(&effect_key).await?;
+                return Ok(Err(ProviderError::InvalidRequest(detail)));
+            }
+            Err(other) => {
+                self.drop_hold(&effect_key).await?;
+                return Ok(Err(ProviderError::Upstream(format!("{other:?}"))));
+            }
         };
         let name = provider_name(provider);
         let (mut tried, mut failures) = (Vec::<String>::new(), 0u32);
@@ -98,6 +115,7 @@ impl ProviderGateway for ProviderRouter {
                 LeaseOutcome::NoUsableKey { invalid: 0, paused: 0, other_models: 0 }
                     if self.settings.dev_echo && !self.platform_providers.contains(&provider) =>
                 {
+                    self.drop_hold(&effect_key).await?;
                     return Ok(Ok(dev_echo::answer(call)));
                 }
                 LeaseOutcome::NoUsableKey { invalid, paused, other_models } => {
@@ -105,6 +123,7 @@ impl ProviderGateway for ProviderRouter {
                         "vidfarm_provider_lease_attempts_total",
                         &[("provider", name), ("result", "no_usable_key")],
                     );
+                    self.drop_hold(&effect_key).await?;
                     return Ok(Err(ProviderError::NoValidKey(format!(
                         "no usable {name} key for model `{model}`: {invalid} invalid, {paused} paused, \
                          {other_models} limited to other models (add or fix keys at /customers/me/provider-keys)"
@@ -115,19 +134,18 @@ impl ProviderGateway for ProviderRouter {
                 .provider("vidfarm_provider_lease_attempts_total", &[("provider", name), ("result", "granted")]);
             self.metrics.observe("vidfarm_provider_lease_wait_seconds", name, waiting.elapsed());
             let started = Instant::now();
-            let result = self.call_with_lease(job, &lease, call, inline.as_ref()).await;
+            let result = self.call_with_lease(job, &lease, call, inline.as_ref(), max_output).await;
             self.metrics.observe("vidfarm_provider_request_seconds", name, started.elapsed());
             let outcome = match result {
                 Ok((answer, usage)) => {
                     self.metrics.provider("vidfarm_provider_responses_total", &[("provider", name), ("status", "200")]);
-                    let cost = pricing::cost_usd(provider, model, &usage);
                     let success = KeyOutcome::Success {
                         input_tokens: i64::from(usage.input_tokens),
                         output_tokens: i64::from(usage.output_tokens),
-                        cost_usd: cost,
+                        cost_usd: pricing::cost_usd(provider, model, &usage),
                     };
                     self.db.finish_key_lease(&lease, job.job_id(), name, model, &success).await.map_err(fault)?;
-                    self.charge(job, seq, provider, model, &usage, cost, &lease.source).await?;
+                    self.note_cost(&effect_key, provider, model, &usage, max_output, &lease.source).await?;
                     return Ok(Ok(answer));
                 }
                 Err(Interrupted::Cancelled) => {
@@ -143,9 +161,10 @@ impl ProviderGateway for ProviderRouter {
                 CallError::BadAnswer(_) => "bad_answer".into(),
             };
             self.metrics.provider("vidfarm_provider_responses_total", &[("provider", name), ("status", &status)]);
-            let (record, answer) = self.judge(name, outcome, &mut failures);
+            let (record, answer) = self.judge(name, &lease.source, outcome, &mut failures);
             self.db.finish_key_lease(&lease, job.job_id(), name, model, &record).await.map_err(fault)?;
             if let Some(answer) = answer {
+                self.drop_hold(&effect_key).await?;
                 return Ok(Err(answer));
             }
             if let KeyOutcome::Failed { .. } = record {
@@ -159,8 +178,22 @@ impl ProviderGateway for ProviderRouter {
 impl ProviderRouter {
     /// What a failed call means for the key, and whether the template gets an answer now
     /// (otherwise the loop tries the next key).
-    fn judge(&self, name: &str, error: CallError, failures: &mut u32) -> (KeyOutcome, Option<ProviderError>) {
+    fn judge(
+        &self,
+        name: &str,
+        source: &str,
+        error: CallError,
+        failures: &mut u32,
+    ) -> (KeyOutcome, Option<ProviderError>) {
         match error {
+            // The platform's own keys serve every tenant: an auth error never disables them
+            // automatically (the operator decides); they cool down, and the operator is told.
+            CallError::Auth { status, detail } if source != "customer" => {
+                self.metrics.provider("vidfarm_provider_platform_key_auth_errors_total", &[("provider", name)]);
+                tracing::warn!(provider = name, status, %detail, "a platform key was refused as invalid; it cools down");
+                let until_ms = crate::db::now_ms().saturating_add(millis(self.settings.quota_cooldown));
+                (KeyOutcome::RateLimited { until_ms, quota: true, detail }, None)
+            }
             CallError::RateLimited { signal, detail } => {
                 self.metrics.provider("vidfarm_provider_cooldowns_total", &[("provider", name)]);
                 let wait = signal.retry_after.unwrap_or(self.settings.default_cooldown);
@@ -196,11 +229,12 @@ impl ProviderRouter {
         lease: &KeyLease,
         call: &ProviderCall,
         inline: Option<&super::InlineImage>,
+        max_output: Option<u32>,
     ) -> Result<(ProviderAnswer, Usage), Interrupted> {
         let secret = self.master.decrypt(&lease.key_id, &lease.encrypted_secret).map_err(|e| {
             Interrupted::Call(CallError::Auth { status: 0, detail: format!("the stored key is unusable: {e}") })
         })?;
-        let perform = self.perform(&secret, call, inline);
+        let perform = self.perform(&secret, call, inline, max_output);
         tokio::pin!(perform);
         let every = (self.settings.lease / 3).max(Duration::from_millis(20));
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -235,78 +269,75 @@ impl ProviderRouter {
         self.settings.retry_base.saturating_mul(1 << failures.min(6))
     }
 
-    /// Refuse a call the customer could not pay for: its upper-bound cost, at their margin,
-    /// must fit what they may still be charged (checked before any money is spent).
-    async fn check_limit(&self, job: &JobScope, call: &ProviderCall) -> BackendResult<()> {
+    /// Hold the call's worst case before any key is leased: what the template asked for, or
+    /// less when less is left (the output bound then shrinks to fit); refused with
+    /// `billing_limit_reached` when not even the smallest useful call fits. A replay after a
+    /// crash finds the hold its first run placed.
+    async fn hold(&self, job: &JobScope, effect_key: &str, call: &ProviderCall, quote: &Quote) -> BackendResult<Hold> {
         let (provider, model) = target(call);
-        let estimate = match call {
-            ProviderCall::Text(r) => pricing::estimate_usd(
-                provider,
-                model,
-                r.prompt.len() + r.system.as_ref().map_or(0, String::len),
-                r.max_output_tokens,
-                0,
-            ),
-            ProviderCall::Image(r) => pricing::estimate_usd(provider, model, r.prompt.len(), Some(0), 1),
-            ProviderCall::Layout(r) => {
-                pricing::estimate_usd(provider, model, r.overlay_text.len() + 2000, Some(512), 0)
-            }
+        let request = HoldRequest {
+            effect_key,
+            customer_id: &job.context.customer.id,
+            job_id: job.job_id(),
+            template_id: &job.context.template_id,
+            kind: "ai_generation",
+            want_cost_nusd: quote.want_cost_nusd,
+            min_cost_nusd: quote.min_cost_nusd,
+            lease_token: &job.lease_token,
         };
-        let (headroom, margin) =
-            self.db.charge_headroom(&job.context.customer.id, job.job_id(), self.margin).await.map_err(fault)?;
-        if estimate * margin > headroom + 1e-9 {
-            return Err(HostTrap::Fail(RunError::BillingLimitReached {
-                message: format!(
-                    "a {} call to `{model}` may cost up to ${:.4}; the customer may be charged ${:.4} more",
-                    provider_name(provider),
-                    estimate * margin,
-                    headroom.max(0.0)
-                ),
-            }));
+        match self.db.place_hold(&request, self.margin).await.map_err(fault)? {
+            HoldOutcome::Held(hold) => Ok(hold),
+            // Captured already: the effect is journaled, so a replay never asks again.
+            HoldOutcome::Settled => Err(fault("the call's hold is settled but the call is not journaled")),
+            HoldOutcome::LeaseLost => Err(lease_lost()),
+            HoldOutcome::Insufficient { headroom_nusd, min_charge_nusd } => {
+                Err(HostTrap::Fail(RunError::BillingLimitReached {
+                    message: format!(
+                        "a {} call to `{model}` needs at least {} held; the customer may be charged {} more",
+                        provider_name(provider),
+                        money::dollars(min_charge_nusd),
+                        money::dollars(headroom_nusd.max(0))
+                    ),
+                }))
+            }
         }
-        Ok(())
     }
 
-    /// Bill the call: an `ai_generation` event keyed by the effect, so a replay never
-    /// charges it twice. The money is already spent, so the limit was checked before.
-    #[allow(clippy::too_many_arguments)]
-    async fn charge(
+    /// Note the call's actual cost on its hold; the capture (an `ai_generation` ledger row,
+    /// never above the hold) commits with the call's journal entry, so a replay never charges
+    /// it twice and a crash before the journal leaves the hold for the replay to reuse.
+    async fn note_cost(
         &self,
-        job: &JobScope,
-        seq: u32,
+        effect_key: &str,
         provider: Provider,
         model: &str,
         usage: &Usage,
-        cost: f64,
+        max_output: Option<u32>,
         source: &str,
     ) -> BackendResult<()> {
-        let effect_key = format!("{}:{seq}", job.job_id());
         let metadata = serde_json::json!({
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
+            "max_output_tokens": max_output,
             "images": usage.images,
             "key_source": source,
             "recorded_by": "host",
         })
         .to_string();
-        let entry = NewLedgerEntry {
-            effect_key: Some(&effect_key),
-            customer_id: &job.context.customer.id,
-            job_id: job.job_id(),
-            template_id: &job.context.template_id,
-            event_type: "ai_generation",
-            cost_usd: cost,
-            charge_usd: None,
+        let actual = Actual {
+            cost_nusd: pricing::cost_nusd(provider, model, usage),
             provider: Some(provider_name(provider)),
             model: Some(model),
             metadata: &metadata,
         };
-        match self.db.insert_ledger(&entry, &job.lease_token, self.margin, false).await.map_err(fault)? {
-            LedgerWrite::Written | LedgerWrite::OverLimit => Ok(()),
-            LedgerWrite::LeaseLost => {
-                Err(HostTrap::Fail(RunError::HostFault { message: "the run lost its lease on the job".into() }))
-            }
-        }
+        self.db.note_hold_actual(effect_key, &actual, self.margin).await.map_err(fault)?;
+        Ok(())
+    }
+
+    /// A call that ended without costing anything (refused, no key, a provider error) frees
+    /// its hold at once instead of at the job's end.
+    async fn drop_hold(&self, effect_key: &str) -> BackendResult<()> {
+        self.db.drop_hold(effect_key).await.map_err(fault)
     }
 
     /// The adapter call for `call` with the plaintext key.
@@ -315,6 +346,7 @@ impl ProviderRouter {
         secret: &str,
         call: &ProviderCall,
         inline: Option<&super::InlineImage>,
+        max_output: Option<u32>,
     ) -> Result<(ProviderAnswer, Usage), CallError> {
         match call {
             ProviderCall::Text(request) => {
@@ -339,7 +371,7 @@ impl ProviderRouter {
                 Ok((ProviderAnswer::Image(image), usage))
             }
             ProviderCall::Layout(request) => {
-                let answer = self.vision(secret, request, inline).await?;
+                let answer = self.vision(secret, request, inline, max_output).await?;
                 let layout = layout::parse(&answer.text)
                     .map_err(|e| CallError::BadAnswer(format!("the model's layout answer is unusable: {e}")))?;
                 Ok((ProviderAnswer::Layout(layout), answer.usage))

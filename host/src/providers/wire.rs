@@ -2,6 +2,7 @@
 //! the key queue acts on (success, rate limit, bad key, the provider's fault, our fault).
 
 use super::rate_limit::{self, RateLimitSignal};
+use crate::runtime::bindings::types::Provider;
 use serde_json::Value;
 use std::time::SystemTime;
 
@@ -30,8 +31,8 @@ pub struct Usage {
     pub reported_cost_usd: Option<f64>,
 }
 
-/// Send `request` and return the JSON body of a 2xx, or classify the failure.
-pub async fn send_json(request: reqwest::RequestBuilder) -> Result<Value, CallError> {
+/// Send `request` to `provider` and return the JSON body of a 2xx, or classify the failure.
+pub async fn send_json(provider: Provider, request: reqwest::RequestBuilder) -> Result<Value, CallError> {
     let response = request.send().await.map_err(|e| CallError::Transient {
         status: None,
         detail: if e.is_timeout() { "the provider did not answer in time".into() } else { format!("{e}") },
@@ -48,11 +49,33 @@ pub async fn send_json(request: reqwest::RequestBuilder) -> Result<Value, CallEr
     let detail = error_message(&body, status);
     Err(match status {
         429 => CallError::RateLimited { signal: rate_limit::parse(&headers, &body, SystemTime::now()), detail },
-        401 | 403 => CallError::Auth { status, detail },
-        400 if body.contains("API_KEY_INVALID") => CallError::Auth { status, detail },
+        _ if is_invalid_key(provider, status, &body) => CallError::Auth { status, detail },
         408 | 500..=599 => CallError::Transient { status: Some(status), detail },
         _ => CallError::Rejected { status, detail },
     })
+}
+
+/// Whether an error answer says the key itself is invalid — only a provider's own structured
+/// statement of it: OpenAI's `error.code: "invalid_api_key"` (401), Gemini's
+/// `ErrorInfo.reason: "API_KEY_INVALID"` in `error.details` (400), a 401 from OpenRouter or
+/// Perplexity (whose 401 means exactly that). A 403 (no permission for a model, a moderation
+/// refusal) or a message that merely quotes those words is the request's problem, not the
+/// key's: a prompt cannot get a key disabled for every tenant.
+fn is_invalid_key(provider: Provider, status: u16, body: &str) -> bool {
+    let parsed: Value = serde_json::from_str(body).unwrap_or_default();
+    match provider {
+        Provider::Openai => status == 401 && parsed.pointer("/error/code") == Some(&Value::from("invalid_api_key")),
+        Provider::Gemini => {
+            status == 400
+                && parsed.pointer("/error/details").and_then(Value::as_array).is_some_and(|details| {
+                    details.iter().any(|d| {
+                        d["@type"].as_str().is_some_and(|t| t.ends_with("google.rpc.ErrorInfo"))
+                            && d["reason"] == "API_KEY_INVALID"
+                    })
+                })
+        }
+        Provider::Openrouter | Provider::Perplexity => status == 401,
+    }
 }
 
 /// The provider's own error message (`error.message` in all four formats), else the body.
@@ -95,6 +118,21 @@ mod tests {
         assert_eq!(decode_data_url("data:image/png;base64,aGk="), Some(("image/png".into(), b"hi".to_vec())));
         assert_eq!(decode_data_url("https://example.com/a.png"), None);
         assert_eq!(decode_data_url("data:text/plain,hi"), None);
+    }
+
+    #[test]
+    fn only_a_providers_structured_auth_error_marks_a_key_invalid() {
+        let openai_bad_key = r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+        assert!(is_invalid_key(Provider::Openai, 401, openai_bad_key));
+        assert!(!is_invalid_key(Provider::Openai, 401, r#"{"error":{"message":"no"}}"#), "a 401 without the code");
+        assert!(!is_invalid_key(Provider::Openai, 403, openai_bad_key), "403 is permission, not the key");
+        let gemini_bad_key = r#"{"error":{"code":400,"message":"API key not valid","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
+        assert!(is_invalid_key(Provider::Gemini, 400, gemini_bad_key));
+        let quoted = r#"{"error":{"code":400,"message":"your prompt said API_KEY_INVALID"}}"#;
+        assert!(!is_invalid_key(Provider::Gemini, 400, quoted), "words in a message are not the structured error");
+        assert!(!is_invalid_key(Provider::Gemini, 403, r#"{"error":{"status":"PERMISSION_DENIED"}}"#));
+        assert!(is_invalid_key(Provider::Openrouter, 401, "{}"));
+        assert!(!is_invalid_key(Provider::Openrouter, 403, r#"{"error":{"message":"flagged by moderation"}}"#));
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Debian's `ffmpeg`/`ffprobe` as child processes: probe a source's length, run a command
 //! reporting progress from `-progress pipe:1`, and die with the render when it is cancelled.
 
+use super::process::{ProcessLimits, confined};
 use super::timeline::Probe;
 use super::{Failure, Progress};
 use std::path::Path;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -19,8 +19,8 @@ pub struct Ffmpeg {
 
 impl Ffmpeg {
     /// The length and streams of a local file.
-    pub async fn probe(&self, path: &Path, field: &str) -> Result<Probe, Failure> {
-        let output = Command::new(&self.ffprobe)
+    pub async fn probe(&self, path: &Path, field: &str, limits: ProcessLimits) -> Result<Probe, Failure> {
+        let output = confined(&self.ffprobe, limits, &[])
             .args(["-v", "error", "-show_entries", "format=duration,format_name:stream=codec_type", "-of", "json"])
             .args(["-protocol_whitelist", "file,pipe", "-format_whitelist", super::timeline::SOURCE_FORMATS])
             .arg(path)
@@ -49,8 +49,10 @@ impl Ffmpeg {
         total_seconds: f64,
         progress: &watch::Sender<Progress>,
         cancel: &CancellationToken,
+        limits: ProcessLimits,
     ) -> Result<(), Failure> {
-        let mut child = Command::new(&self.ffmpeg)
+        progress.send_modify(|p| p.output_seconds = total_seconds);
+        let mut child = confined(&self.ffmpeg, limits, &[])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -8,10 +8,12 @@
 
 mod ffmpeg;
 mod pipeline;
+mod process;
 mod remotion;
 mod service;
 mod sources;
 pub mod spec;
+mod speed;
 pub mod timeline;
 pub mod worker;
 
@@ -31,6 +33,8 @@ pub struct RenderSettings {
     pub remotion: Option<RemotionSettings>,
     /// Renders one process runs at once (each is a whole FFmpeg or Chromium).
     pub slots: u32,
+    /// Renders one customer may have running at once, unless the operator set theirs.
+    pub per_customer: u32,
     /// What a minute of rendered output costs the platform (`render` events).
     pub usd_per_minute: f64,
     /// The longest output a render may produce (seconds).
@@ -47,6 +51,22 @@ pub struct RenderSettings {
     /// Scratch space for sources and outputs (deleted after each render); empty: under the
     /// data dir.
     pub work_dir: PathBuf,
+    /// The largest file a render process may write (its output), bytes.
+    pub max_output_bytes: u64,
+}
+
+impl RenderSettings {
+    /// The limits of one render process: the render timeout's worth of CPU on every core (so
+    /// the limit never cuts a render the timeout would allow), the output cap, and for FFmpeg
+    /// 4 GiB of address space.
+    pub(crate) fn process_limits(&self, address_space: bool) -> process::ProcessLimits {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        process::ProcessLimits {
+            cpu_seconds: self.timeout.as_secs().max(1) * cores,
+            file_bytes: self.max_output_bytes,
+            address_space_bytes: address_space.then_some(4 << 30),
+        }
+    }
 }
 
 /// Where a render stands.
@@ -55,11 +75,14 @@ pub struct Progress {
     /// In [0, 1], never going back.
     pub fraction: f64,
     pub stage: &'static str,
+    /// The output's length once the renderer knows it (0 before): what a render cut short is
+    /// charged a share of.
+    pub output_seconds: f64,
 }
 
 impl Default for Progress {
     fn default() -> Self {
-        Self { fraction: 0.0, stage: "queued" }
+        Self { fraction: 0.0, stage: "queued", output_seconds: 0.0 }
     }
 }
 

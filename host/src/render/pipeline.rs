@@ -37,7 +37,8 @@ impl RenderTask {
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub result: RenderResult,
-    pub cost_usd: f64,
+    /// What the render cost the platform, nano-USD (its output's minutes at the rate).
+    pub cost_nusd: i64,
     pub seconds: f64,
 }
 
@@ -46,6 +47,9 @@ pub struct Pipeline {
     pub settings: RenderSettings,
     pub store: Arc<dyn ObjectStore>,
     pub sources: Sources,
+    /// This host's measured FFmpeg speed: specs that could not finish within the timeout are
+    /// refused up front.
+    pub speed: super::speed::RenderSpeed,
 }
 
 impl Pipeline {
@@ -60,7 +64,7 @@ impl Pipeline {
             allow_private: settings.allow_private_sources,
             timeout: settings.timeout,
         };
-        Self { settings, store, sources }
+        Self { settings, store, sources, speed: Default::default() }
     }
 
     /// The backend `task` needs, or why it cannot run here.
@@ -81,8 +85,11 @@ impl Pipeline {
         self.backend_for(task)?;
         match task {
             RenderTask::Spec { spec } => {
-                RenderSpec::parse(&spec.to_string(), self.settings.max_seconds)
+                let spec = RenderSpec::parse(&spec.to_string(), self.settings.max_seconds)
                     .map_err(|e| Failure::Invalid(format!("spec.{e}")))?;
+                if let Some(seconds) = spec.duration {
+                    self.fits_timeout(seconds, &spec)?;
+                }
             }
             RenderTask::Remotion { composition_id, serve_url, .. } => {
                 if composition_id.trim().is_empty() {
@@ -133,7 +140,8 @@ impl Pipeline {
                         input_props: &input_props,
                         output: &output,
                     };
-                    Remotion { settings: remotion }.render(&request, progress, cancel).await
+                    let limits = self.settings.process_limits(false);
+                    Remotion { settings: remotion, limits }.render(&request, progress, cancel).await
                 }
             }
         };
@@ -160,7 +168,7 @@ impl Pipeline {
                 output_url: url,
                 metadata: metadata.to_string(),
             },
-            cost_usd: media.seconds / 60.0 * self.settings.usd_per_minute,
+            cost_nusd: crate::money::cost_from_usd(media.seconds / 60.0 * self.settings.usd_per_minute),
             seconds: media.seconds,
         })
     }
@@ -178,13 +186,14 @@ impl Pipeline {
             .map_err(|e| Failure::Invalid(format!("spec.{e}")))?;
         progress.send_modify(|p| p.stage = "fetching");
         let ffmpeg = &self.settings.ffmpeg;
+        let limits = self.settings.process_limits(true);
         let mut bg_paths = Vec::new();
         let mut bg_probes = Vec::new();
         for (i, track) in spec.backgrounds.iter().enumerate() {
             let field = format!("spec.backgrounds[{i}].src");
             let path = dir.join(format!("bg{i}"));
             self.sources.fetch(scope, &track.src, &field, &path).await?;
-            bg_probes.push(ffmpeg.probe(&path, &field).await?);
+            bg_probes.push(ffmpeg.probe(&path, &field, limits).await?);
             bg_paths.push(path);
         }
         let mut audio_paths = Vec::new();
@@ -193,16 +202,37 @@ impl Pipeline {
             let field = format!("spec.audio[{i}].src");
             let path = dir.join(format!("audio{i}"));
             self.sources.fetch(scope, &track.src, &field, &path).await?;
-            audio_probes.push(ffmpeg.probe(&path, &field).await?);
+            audio_probes.push(ffmpeg.probe(&path, &field, limits).await?);
             audio_paths.push(path);
         }
         let timeline = timeline::resolve(&spec, &bg_probes, &audio_probes, self.settings.max_seconds)
             .map_err(|e| Failure::Invalid(format!("spec.{e}")))?;
+        self.fits_timeout(timeline.duration, &spec)?;
         let bg: Vec<&Path> = bg_paths.iter().map(|p| p.as_path()).collect();
         let audio: Vec<&Path> = audio_paths.iter().map(|p| p.as_path()).collect();
         let args = timeline::ffmpeg_args(&spec, &timeline, &bg, &audio, output);
         progress.send_modify(|p| p.stage = "rendering");
-        ffmpeg.run(&args, timeline.duration, progress, cancel).await
+        let started = std::time::Instant::now();
+        ffmpeg.run(&args, timeline.duration, progress, cancel, limits).await?;
+        let canvas = &spec.canvas;
+        self.speed.observe(started.elapsed().as_secs_f64(), timeline.duration, canvas.width, canvas.height, canvas.fps);
+        Ok(())
+    }
+
+    /// Refuse a spec whose render would outlast the render timeout at this host's measured
+    /// speed: it could never finish.
+    fn fits_timeout(&self, seconds: f64, spec: &RenderSpec) -> Result<(), Failure> {
+        let canvas = &spec.canvas;
+        let estimate = self.speed.estimate(seconds, canvas.width, canvas.height, canvas.fps);
+        let timeout = self.settings.timeout.as_secs_f64();
+        if estimate <= timeout {
+            return Ok(());
+        }
+        Err(Failure::Invalid(format!(
+            "spec.duration: {seconds} s of {}×{} at {} fps takes about {estimate:.0} s to render on this host \
+             (measured), longer than the render timeout of {timeout:.0} s (VIDFARM_RENDER_TIMEOUT_SECS)",
+            canvas.width, canvas.height, canvas.fps
+        )))
     }
 
     /// Input props may name stored images as `job:<key>`, `workspace:<key>` or the host's own
@@ -264,7 +294,7 @@ impl Pipeline {
     }
 
     async fn describe_output(&self, output: &Path) -> Result<OutputMedia, Failure> {
-        let out = tokio::process::Command::new(&self.settings.ffmpeg.ffprobe)
+        let out = super::process::confined(&self.settings.ffmpeg.ffprobe, self.settings.process_limits(true), &[])
             .args([
                 "-v",
                 "error",

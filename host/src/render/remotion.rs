@@ -70,6 +70,9 @@ pub struct Request<'a> {
 
 pub struct Remotion<'a> {
     pub settings: &'a RemotionSettings,
+    /// The Node process's limits (CPU seconds, output size; no address-space cap: V8 and
+    /// Chromium reserve more than any sane cap).
+    pub limits: super::process::ProcessLimits,
 }
 
 impl Remotion<'_> {
@@ -79,7 +82,7 @@ impl Remotion<'_> {
         progress: &watch::Sender<Progress>,
         cancel: &CancellationToken,
     ) -> Result<(), Failure> {
-        let settings = self.settings;
+        let (settings, limits) = (self.settings, self.limits);
         let serve_url = request.serve_url.unwrap_or(&settings.serve_url);
         let mut body = serde_json::json!({
             "compositionId": request.composition_id,
@@ -97,10 +100,10 @@ impl Remotion<'_> {
                 body["functionName"] = function_name.as_str().into();
             }
         }
-        let mut command = tokio::process::Command::new(&settings.node);
+        // A cleared environment: the Lambda credentials (when configured) and nothing else.
+        let mut command = super::process::confined(&settings.node, limits, &settings.env);
         command
             .arg(&settings.script)
-            .envs(settings.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -5,7 +5,9 @@
 use super::{Failure, Pipeline, Progress, RenderScope, RenderTask};
 use crate::capabilities::{BackendResult, HostTrap, JobScope, Renderer};
 use crate::db::Db;
+use crate::db::holds::{HoldOutcome, HoldRequest};
 use crate::db::renders::NewRender;
+use crate::money;
 use crate::runtime::bindings::remotion::{RenderError, RenderResult};
 use crate::runtime::{RunError, Suspension};
 use crate::storage::keys;
@@ -33,6 +35,10 @@ fn identify(job: &JobScope, seq: u32, requested: Option<&str>) -> Result<(String
     Ok((render_id, full, relative))
 }
 
+fn fault_msg(message: &str) -> HostTrap {
+    HostTrap::Fail(RunError::HostFault { message: message.into() })
+}
+
 fn fault(e: crate::db::DbError) -> HostTrap {
     HostTrap::Fail(RunError::HostFault { message: format!("database: {e}") })
 }
@@ -43,7 +49,7 @@ pub struct RenderService {
     pub pipeline: Arc<Pipeline>,
     /// Wakes the render worker.
     pub render_due: Arc<Notify>,
-    /// The margin of customers without their own (for the pre-render limit check).
+    /// The margin of customers without their own (for the render's hold).
     pub default_margin: f64,
 }
 
@@ -61,11 +67,12 @@ impl Renderer for RenderService {
             Err(error) => return Ok(Err(error)),
         };
         let existing = self.db.render(&render_id).await.map_err(fault)?;
+        let mut margin = 1.0;
         if existing.is_none() {
             if let Err(failure) = self.pipeline.check(task) {
                 return Ok(Err(wit_error(failure)));
             }
-            self.check_limit(job, task).await?;
+            margin = self.hold(job, seq, task).await?;
         }
         let backend = self.pipeline.backend_for(task).unwrap_or("none");
         let request = serde_json::to_string(&(task, &relative)).unwrap_or_default();
@@ -82,6 +89,8 @@ impl Renderer for RenderService {
                     backend,
                     request: &request,
                     output_key: &full,
+                    cost_nusd_per_second: self.pipeline.settings.usd_per_minute / 60.0 * 1e9,
+                    margin,
                 })
                 .await
                 .map_err(fault)?,
@@ -103,28 +112,55 @@ impl Renderer for RenderService {
 }
 
 impl RenderService {
-    /// A customer already at their limit stops before the render (its length is known up
-    /// front only for specs with a `duration`; the charge itself comes after the render).
-    async fn check_limit(&self, job: &JobScope, task: &RenderTask) -> BackendResult<()> {
-        let seconds = match task {
-            RenderTask::Spec { spec } => spec["duration"].as_f64().unwrap_or(0.0),
-            RenderTask::Remotion { .. } => 0.0,
+    /// Hold the render's whole worst case before it is queued: a spec's stated duration, or
+    /// the longest output it could produce when the length is known only once rendered (a
+    /// render cannot be cut to fit a smaller hold, so all of it must fit). The capture charges
+    /// the output actually rendered; a customer at their limit stops here, before any work.
+    /// Returns the customer's margin (the render row keeps it for a render cut short).
+    async fn hold(&self, job: &JobScope, seq: u32, task: &RenderTask) -> BackendResult<f64> {
+        let settings = &self.pipeline.settings;
+        let stated = match task {
+            RenderTask::Spec { spec } => spec["duration"].as_f64().filter(|d| d.is_finite() && *d > 0.0),
+            RenderTask::Remotion { .. } => None,
         };
-        let estimate = seconds / 60.0 * self.pipeline.settings.usd_per_minute;
-        let (headroom, margin) = self
-            .db
-            .charge_headroom(&job.context.customer.id, job.job_id(), self.default_margin)
-            .await
-            .map_err(fault)?;
-        if headroom <= 1e-9 || estimate * margin > headroom + 1e-9 {
-            return Err(HostTrap::Fail(RunError::BillingLimitReached {
-                message: format!(
-                    "a render (estimated ${:.4}) would exceed the customer's remaining limit",
-                    estimate * margin
-                ),
-            }));
+        let price = |seconds: f64| money::cost_from_usd(seconds / 60.0 * settings.usd_per_minute);
+        // The longest output a render could produce: a Remotion render on this machine kind
+        // renders well below real time (0.3–0.44× measured), so within the timeout it cannot
+        // produce more than the timeout's length of video; FFmpeg is faster than real time, so
+        // only the host's output cap bounds an unstated spec.
+        let longest = match task {
+            RenderTask::Remotion { .. } => settings.max_seconds.min(settings.timeout.as_secs_f64()),
+            RenderTask::Spec { .. } => settings.max_seconds,
+        };
+        let want = price(stated.unwrap_or(longest));
+        let effect_key = format!("{}:{seq}", job.job_id());
+        let request = HoldRequest {
+            effect_key: &effect_key,
+            customer_id: &job.context.customer.id,
+            job_id: job.job_id(),
+            template_id: &job.context.template_id,
+            kind: "render",
+            want_cost_nusd: want,
+            min_cost_nusd: want,
+            lease_token: &job.lease_token,
+        };
+        match self.db.place_hold(&request, self.default_margin).await.map_err(fault)? {
+            HoldOutcome::Held(hold) => Ok(hold.margin),
+            // Captured already: the render is journaled, so a replay never asks again.
+            HoldOutcome::Settled => Err(fault_msg("the render's hold is settled but the render is not journaled")),
+            HoldOutcome::LeaseLost => {
+                Err(HostTrap::Fail(RunError::HostFault { message: "the run lost its lease on the job".into() }))
+            }
+            HoldOutcome::Insufficient { headroom_nusd, min_charge_nusd } => {
+                Err(HostTrap::Fail(RunError::BillingLimitReached {
+                    message: format!(
+                        "a render needs {} held (its longest possible output); the customer may be charged {} more",
+                        money::dollars(min_charge_nusd),
+                        money::dollars(headroom_nusd.max(0))
+                    ),
+                }))
+            }
         }
-        Ok(())
     }
 }
 

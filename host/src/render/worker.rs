@@ -65,7 +65,7 @@ impl RenderWorker {
         let settings = &self.pipeline.settings;
         let token = uuid::Uuid::new_v4().simple().to_string();
         let lease_ms = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
-        match self.db.claim_render(&token, lease_ms, settings.max_attempts).await {
+        match self.db.claim_render(&token, lease_ms, settings.max_attempts, i64::from(settings.per_customer)).await {
             Ok(render) => render,
             Err(e) => {
                 tracing::error!(error = %e, "claiming renders failed");
@@ -106,7 +106,7 @@ impl RenderWorker {
                 .to_string();
                 let end = RenderEnd::Succeeded {
                     result: &result,
-                    cost_usd: rendered.cost_usd,
+                    cost_nusd: rendered.cost_nusd,
                     metadata: &metadata,
                     default_margin: self.default_margin,
                 };
@@ -115,7 +115,11 @@ impl RenderWorker {
             Err(Failure::Cancelled) => Ok(false), // the row was already ended with the job
             Err(failure) => {
                 let error = failure.to_json().to_string();
-                self.db.finish_render(&render, &token, RenderEnd::Failed { error: &error }).await
+                let metadata = serde_json::json!({
+                    "render_id": render.id, "backend": render.backend, "failed": true, "recorded_by": "host",
+                })
+                .to_string();
+                self.db.finish_render(&render, &token, RenderEnd::Failed { error: &error, metadata: &metadata }).await
             }
         };
         match written {
@@ -167,7 +171,7 @@ impl RenderWorker {
                 _ = tokio::time::sleep(every) => {}
             }
             let now = *watcher.borrow_and_update();
-            match self.db.heartbeat_render(&render.id, token, lease_ms, now.fraction).await {
+            match self.db.heartbeat_render(&render.id, token, lease_ms, now.fraction, now.output_seconds).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::info!("the render is no longer ours (its job was cancelled): stopping it");

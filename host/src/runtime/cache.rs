@@ -1,7 +1,10 @@
 //! Compiled components on disk, keyed by the component's blake3 digest and the engine's
-//! fingerprint. `Component::deserialize` trusts its input, so every file carries a blake3
-//! checksum of its payload that is verified first: a corrupted file is discarded and the
-//! component recompiled, never loaded.
+//! fingerprint. `Component::deserialize` trusts its input (a compiled file is native code the
+//! host runs), so every file carries a MAC — blake3 keyed with a key derived from the master
+//! key — over the component's digest and the payload, verified first. A corrupted file, a
+//! file planted by someone without the master key, or another component's file copied under
+//! this digest fails it: it is discarded and the component recompiled, never loaded. The
+//! directory is created 0700.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -9,7 +12,11 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// Marks a cache file of this format; a file without it is not ours and is discarded.
-const MAGIC: &[u8; 8] = b"VFCWASM1";
+const MAGIC: &[u8; 8] = b"VFCWASM2";
+
+/// The MAC key of tools that have no master key (the registry and template CLIs): such a
+/// cache is checked for corruption only, and the server (keyed) never trusts its files.
+const UNKEYED: &str = "vidfarm compiled cache: integrity only";
 
 /// How a load went: callers report it, tests assert on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,19 +42,24 @@ pub enum CacheError {
 /// The on-disk cache (one per engine).
 pub struct ComponentCache {
     dir: Option<PathBuf>,
+    /// Keys each file's MAC: without it nobody can make a file this host will load.
+    key: [u8; 32],
     /// Compatibility fingerprint of the engine: settings that make artifacts incompatible.
     fingerprint: String,
 }
 
 impl ComponentCache {
-    pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Result<Self, CacheError> {
+    pub fn new(engine: &Engine, dir: Option<PathBuf>, key: Option<[u8; 32]>) -> Result<Self, CacheError> {
         if let Some(dir) = &dir {
-            std::fs::create_dir_all(dir)?;
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
+        let key = key.unwrap_or_else(|| blake3::derive_key(UNKEYED, b""));
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        Ok(Self { dir, fingerprint: format!("{:016x}", hasher.finish()) })
+        Ok(Self { dir, key, fingerprint: format!("{:016x}", hasher.finish()) })
     }
 
     /// The cache file of a component with this digest.
@@ -63,7 +75,7 @@ impl ComponentCache {
         };
         let mut outcome = CacheOutcome::Miss;
         if let Ok(file) = std::fs::read(&path) {
-            match verified_payload(&file) {
+            match verified_payload(&self.key, digest, &file) {
                 Some(payload) => match deserialize(engine, payload) {
                     Ok(component) => return Ok((component, CacheOutcome::Hit)),
                     Err(_) => outcome = CacheOutcome::Corrupt,
@@ -74,7 +86,7 @@ impl ComponentCache {
         }
         let component = compile(engine, bytes)?;
         let payload = component.serialize().map_err(|e| CacheError::Compile(e.to_string()))?;
-        write_atomically(&path, &payload)?;
+        write_atomically(&path, &mac(&self.key, digest, &payload), &payload)?;
         Ok((component, outcome))
     }
 }
@@ -83,26 +95,35 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, CacheError> {
     Component::new(engine, bytes).map_err(|e| CacheError::Compile(format!("{e:#}")))
 }
 
-/// The payload of a cache file if its magic and checksum hold.
-fn verified_payload(file: &[u8]) -> Option<&[u8]> {
+/// The MAC of a compiled `payload` for the component with `digest`.
+fn mac(key: &[u8; 32], digest: &str, payload: &[u8]) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new_keyed(key);
+    hasher.update(digest.as_bytes()).update(&[0]).update(payload);
+    hasher.finalize()
+}
+
+/// The payload of a cache file if its magic and MAC hold (compared in constant time).
+fn verified_payload<'a>(key: &[u8; 32], digest: &str, file: &'a [u8]) -> Option<&'a [u8]> {
     let rest = file.strip_prefix(MAGIC.as_slice())?;
-    let (checksum, payload) = rest.split_at_checked(32)?;
-    (blake3::hash(payload).as_bytes() == checksum).then_some(payload)
+    let (tag, payload) = rest.split_at_checked(32)?;
+    let tag: [u8; 32] = tag.try_into().ok()?;
+    (mac(key, digest, payload) == blake3::Hash::from(tag)).then_some(payload)
 }
 
 /// `Component::deserialize` on bytes we wrote and whose checksum just matched.
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: `payload` is exactly what `Component::serialize` produced for this engine
-    // configuration (the fingerprint is in the file name) and its blake3 checksum matches,
-    // so it is not corrupted or substituted; wasmtime checks version compatibility too.
+    // configuration (the fingerprint is in the file name) for this component: its MAC, keyed
+    // by a key only this host has, covers the digest and the bytes, so it is not corrupted,
+    // planted or swapped; wasmtime checks version compatibility too.
     unsafe { Component::deserialize(engine, payload) }
 }
 
-fn write_atomically(path: &Path, payload: &[u8]) -> std::io::Result<()> {
+fn write_atomically(path: &Path, tag: &blake3::Hash, payload: &[u8]) -> std::io::Result<()> {
     let mut file = Vec::with_capacity(MAGIC.len() + 32 + payload.len());
     file.extend_from_slice(MAGIC);
-    file.extend_from_slice(blake3::hash(payload).as_bytes());
+    file.extend_from_slice(tag.as_bytes());
     file.extend_from_slice(payload);
     let partial = path.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
     std::fs::write(&partial, &file)?;

@@ -38,6 +38,12 @@ pub enum RunError {
     /// The component broke the contract (e.g. returned invalid JSON).
     #[error("the template broke the host contract: {message}")]
     ContractViolation { message: String },
+    /// The run's result is larger than a job may store (it would be copied into every read
+    /// and webhook).
+    #[error(
+        "the result is {bytes} bytes; a job's result may be at most {limit} bytes (store large output with storage)"
+    )]
+    ResultTooLarge { bytes: usize, limit: usize },
     /// Something in the host failed (storage down, database error): retryable.
     #[error("a host fault interrupted the run: {message}")]
     HostFault { message: String },
@@ -58,6 +64,7 @@ impl RunError {
             Self::BillingLimitReached { .. } => "billing_limit_reached",
             Self::GuestTrap { .. } => "guest_trap",
             Self::ContractViolation { .. } => "contract_violation",
+            Self::ResultTooLarge { .. } => "result_too_large",
             Self::HostFault { .. } => "host_fault",
         }
     }

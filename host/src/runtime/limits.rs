@@ -70,10 +70,22 @@ impl Limits {
     }
 }
 
+/// Core module instances one component may hold (componentize-js and componentize-py make a
+/// few dozen at most; Rust guests a handful).
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+/// Tables one component may hold.
+pub const MAX_TABLES_PER_COMPONENT: u32 = 64;
+/// Linear memories one component may hold.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 8;
+
 /// Caps linear memory and remembers whether it refused a growth, so an abort that follows
 /// (Rust aborts on allocation failure) is reported as `memory_limit`, not as a bare trap.
 pub struct MemoryLimiter {
+    /// The run's cap on linear memory, summed across every memory of every core instance of
+    /// the component (a component with four memories gets the cap once, not four times).
     limit_bytes: usize,
+    /// Linear memory the run's memories hold now, in all.
+    in_use: usize,
     /// Set once a growth was refused; shared so the runner can read it after the store died.
     refused: Arc<AtomicBool>,
 }
@@ -82,6 +94,7 @@ impl MemoryLimiter {
     pub fn new(limit_bytes: u64) -> Self {
         Self {
             limit_bytes: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
+            in_use: 0,
             refused: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -92,9 +105,13 @@ impl MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.limit_bytes;
-        if !allowed {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // A new memory arrives with current = 0; a growth adds desired - current.
+        let total = self.in_use.saturating_sub(current).saturating_add(desired);
+        let allowed = total <= self.limit_bytes;
+        if allowed {
+            self.in_use = total;
+        } else {
             self.refused.store(true, Ordering::Relaxed);
         }
         Ok(allowed)
@@ -102,5 +119,19 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
+    }
+
+    /// Core instances, tables and memories one run may create: a component cannot fan out
+    /// into thousands of modules to get around the caps above.
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES_PER_COMPONENT as usize
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES_PER_COMPONENT as usize
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES_PER_COMPONENT as usize
     }
 }

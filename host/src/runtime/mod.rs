@@ -34,6 +34,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct RuntimeConfig {
     /// Where compiled components are cached; `None` compiles in memory every load.
     pub cache_dir: Option<PathBuf>,
+    /// Keys the compiled cache's MACs (the platform derives it from the master key); `None`:
+    /// an integrity check only, for tools without the master key.
+    pub cache_key: Option<[u8; 32]>,
     /// Limits of an operation that asks for nothing special.
     pub defaults: Limits,
     /// What no operation may exceed.
@@ -44,7 +47,13 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { cache_dir: None, defaults: Limits::default(), maxima: Limits::maxima(), max_instances: 256 }
+        Self {
+            cache_dir: None,
+            cache_key: None,
+            defaults: Limits::default(),
+            maxima: Limits::maxima(),
+            max_instances: 256,
+        }
     }
 }
 
@@ -74,7 +83,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         Template::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let cache = Arc::new(cache::ComponentCache::new(&engine, config.cache_dir.clone())?);
+        let cache = Arc::new(cache::ComponentCache::new(&engine, config.cache_dir.clone(), config.cache_key)?);
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Self { engine, linker, cache, config, ticker_stop })
@@ -82,6 +91,13 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The retries a job of an operation that asks for `asked` gets: the host default, or
+    /// what it asks, never past the host's maximum (a template cannot retry without end).
+    pub fn max_retries(&self, asked: Option<u32>) -> u32 {
+        let config = self.config();
+        asked.unwrap_or(config.defaults.max_retries).min(config.maxima.max_retries)
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -103,7 +119,10 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         .total_memories(instances.saturating_mul(2))
         .total_tables(instances.saturating_mul(4))
         .total_stacks(instances)
-        .max_memory_size(usize::try_from(config.maxima.memory_bytes).unwrap_or(usize::MAX));
+        .max_memory_size(usize::try_from(config.maxima.memory_bytes).unwrap_or(usize::MAX))
+        .max_core_instances_per_component(limits::MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(limits::MAX_MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(limits::MAX_TABLES_PER_COMPONENT);
     let mut wasm = Config::new();
     wasm.wasm_component_model(true)
         .consume_fuel(true)

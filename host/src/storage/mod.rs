@@ -7,6 +7,7 @@ mod s3_registry;
 pub mod signed_urls;
 
 pub use local::LocalObjectStore;
+pub(crate) use s3::client as s3_client;
 pub use s3::{S3ObjectStore, S3Settings};
 pub use s3_registry::S3Blobs;
 pub use signed_urls::UrlSigner;

@@ -62,6 +62,14 @@ impl S3ObjectStore {
         }
     }
 
+    /// A HeadBucket: the bucket exists and these credentials reach it (`vidfarm doctor`).
+    pub async fn check_bucket(&self) -> Result<(), StoreError> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(unavailable(aws_sdk_s3::error::DisplayErrorContext(e))),
+        }
+    }
+
     fn presigning(&self) -> Option<PresigningConfig> {
         PresigningConfig::expires_in(self.url_ttl).ok()
     }

@@ -12,13 +12,12 @@ use crate::engine::Platform;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Deliveries one sender handles at once.
-const BATCH: u32 = 16;
-
 /// The longest `Retry-After` honoured.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(86_400);
 
-/// Send due deliveries until `shutdown` (an attempt under way finishes first).
+/// Send due deliveries until `shutdown` (attempts under way finish first). Deliveries run
+/// side by side, up to `max_in_flight`; a finished one frees its place at once, so a slow
+/// endpoint holds only its own places (and its customer's share), never the whole sender.
 pub async fn run(platform: Platform, shutdown: CancellationToken) {
     let settings = platform.config.webhooks.clone();
     let http = match reqwest::Client::builder()
@@ -34,28 +33,45 @@ pub async fn run(platform: Platform, shutdown: CancellationToken) {
         }
     };
     let hold_ms = i64::try_from(settings.timeout.as_millis()).unwrap_or(i64::MAX / 4) * 2 + 5_000;
-    let sender = Sender { platform: &platform, http };
+    let poll = platform.config.poll_interval;
+    let sender = std::sync::Arc::new(Sender { platform: platform.clone(), http });
+    let mut in_flight = tokio::task::JoinSet::new();
     while !shutdown.is_cancelled() {
-        let due = match platform.db.claim_deliveries(BATCH, hold_ms).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "claiming webhook deliveries failed");
-                Vec::new()
+        let free = settings.max_in_flight.saturating_sub(u32::try_from(in_flight.len()).unwrap_or(u32::MAX));
+        let due = if free == 0 {
+            Vec::new()
+        } else {
+            match platform.db.claim_deliveries(free, hold_ms, settings.per_customer).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming webhook deliveries failed");
+                    Vec::new()
+                }
             }
         };
-        let idle = due.is_empty();
-        futures::future::join_all(due.into_iter().map(|d| sender.deliver(d))).await;
-        if idle {
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = tokio::time::sleep(platform.config.poll_interval) => {}
-            }
+        let claimed = !due.is_empty();
+        for delivery in due {
+            let sender = sender.clone();
+            in_flight.spawn(async move { sender.deliver(delivery).await });
+        }
+        if claimed && in_flight.len() < settings.max_in_flight as usize {
+            continue; // more may be due
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = tokio::time::sleep(poll) => {}
         }
     }
+    // Attempts under way may finish within the grace period; after it they are dropped
+    // (their lock runs out and the next sender sends them again: receivers dedupe by id).
+    let grace = platform.config.shutdown_grace;
+    let _ = tokio::time::timeout(grace, async { while in_flight.join_next().await.is_some() {} }).await;
+    in_flight.abort_all();
 }
 
-struct Sender<'a> {
-    platform: &'a Platform,
+struct Sender {
+    platform: Platform,
     http: reqwest::Client,
 }
 
@@ -68,7 +84,7 @@ struct Attempt {
     permanent: bool,
 }
 
-impl Sender<'_> {
+impl Sender {
     async fn deliver(&self, delivery: DeliveryRow) {
         let started = Instant::now();
         let attempt = self.attempt(&delivery).await;

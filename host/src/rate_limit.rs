@@ -1,5 +1,7 @@
 //! Per-customer job-creation rate limit: a token bucket per customer, refilled continuously,
-//! holding at most one minute's allowance.
+//! holding at most one minute's allowance. One per process, shared by the API (jobs created
+//! over HTTP) and the engine (child jobs a template enqueues): both count against the same
+//! allowance.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,0 +1,61 @@
+//! How render processes start: with a cleared environment plus an allow-list (FFmpeg, Node and
+//! Chromium never see the master key, the admin token or the S3 keys the host runs with), and
+//! under resource limits set by util-linux's `prlimit` (no `unsafe` `pre_exec` in the host):
+//! CPU seconds and the largest file a render may write for every process; address space too
+//! for FFmpeg (Chromium and V8 reserve huge virtual ranges, so Node's tree is bounded by CPU
+//! time, file size and the render timeout instead).
+
+use tokio::process::Command;
+
+/// Variables a render process may inherit: where programs are, the locale, the time zone.
+const ALLOWED: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+/// Limits of one render process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessLimits {
+    /// RLIMIT_CPU: seconds of CPU the process may use.
+    pub cpu_seconds: u64,
+    /// RLIMIT_FSIZE: the largest file it may write (its output).
+    pub file_bytes: u64,
+    /// RLIMIT_AS: its address space, when it can live with one.
+    pub address_space_bytes: Option<u64>,
+}
+
+/// `program` started through `prlimit` with `limits` and a cleared environment, plus `extra`
+/// variables the caller names (e.g. the Lambda credentials a Lambda render needs).
+pub fn confined(program: &str, limits: ProcessLimits, extra: &[(String, String)]) -> Command {
+    let mut command = Command::new("prlimit");
+    command.arg(format!("--cpu={}", limits.cpu_seconds)).arg(format!("--fsize={}", limits.file_bytes));
+    if let Some(bytes) = limits.address_space_bytes {
+        command.arg(format!("--as={bytes}"));
+    }
+    command.arg("--").arg(program).env_clear();
+    for name in ALLOWED {
+        if let Ok(value) = std::env::var(name) {
+            command.env(name, value);
+        }
+    }
+    command.envs(extra.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_render_process_sees_no_secret_of_the_host_and_runs_under_its_limits() {
+        // The test runs under cargo: its CARGO_* and RUST* variables stand for the host's secrets.
+        let limits = ProcessLimits { cpu_seconds: 7, file_bytes: 1 << 20, address_space_bytes: Some(1 << 31) };
+        let shown = confined("sh", limits, &[("ALLOWED_EXTRA".into(), "yes".into())])
+            .args(["-c", "env; echo cpu=$(ulimit -t) fsize=$(ulimit -f)"])
+            .output()
+            .await
+            .expect("sh runs");
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(text.contains("ALLOWED_EXTRA=yes") && text.contains("PATH="), "{text}");
+        assert!(!text.contains("CARGO") && !text.contains("RUST"), "the host's environment leaked: {text}");
+        assert!(text.contains("cpu=7"), "{text}");
+        assert!(text.contains("fsize=2048"), "1 MiB in 512-byte blocks: {text}");
+    }
+}

@@ -1,0 +1,78 @@
+//! The bounds wall, tried as a hostile customer: what a customer or a template sizes — a
+//! result, a page of jobs — has a cap, and hitting it is a clear error or a shorter page,
+//! never an unbounded response.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use vidfarm_tests::server::TestServer;
+
+#[tokio::test]
+async fn a_result_over_the_cap_fails_the_job_with_result_too_large() {
+    let server = TestServer::start().await;
+    let blob = "x".repeat(300 << 10);
+    let job_id = server.create_job("sandbox-probe", "echo", json!({ "blob": blob })).await;
+    let job = server.wait_for("sandbox-probe", &job_id, &["succeeded", "failed"], Duration::from_secs(30)).await;
+    assert_eq!(job["error"]["code"], "result_too_large", "{}", job["error"]);
+    assert!(job["error"]["message"].as_str().is_some_and(|m| m.contains("262144")), "{}", job["error"]);
+    assert!(job["result"].is_null());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_page_of_jobs_stops_at_its_byte_budget_and_the_cursor_goes_on() {
+    let server = TestServer::start_with(|_| {}, false).await;
+    let blob = "y".repeat(900 << 10);
+    for _ in 0..8 {
+        server.create_job("sandbox-probe", "echo", json!({ "blob": blob })).await;
+    }
+    let (mut seen, mut before, mut pages) = (0, None::<String>, 0);
+    loop {
+        let path = match &before {
+            Some(id) => format!("/templates/sandbox-probe/jobs?limit=100&before={id}"),
+            None => "/templates/sandbox-probe/jobs?limit=100".to_string(),
+        };
+        let response = server.get(&path).send().await.expect("sent");
+        let body = response.bytes().await.expect("a body");
+        assert!(body.len() < 5 << 20, "a page is at most ~4 MiB of payloads: {} bytes", body.len());
+        let page: Value = serde_json::from_slice(&body).expect("json");
+        seen += page["jobs"].as_array().map_or(0, Vec::len);
+        pages += 1;
+        match page["next_before"].as_str() {
+            Some(id) => before = Some(id.to_string()),
+            None => break,
+        }
+        assert!(pages < 10, "the cursor ends");
+    }
+    assert_eq!(seen, 8, "every job is reachable through the cursor");
+    assert!(pages >= 2, "eight 900 KiB jobs do not fit one page");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_customers_live_streams_are_capped_and_a_stream_left_by_its_client_frees_its_slot() {
+    let server = TestServer::start_with(|_| {}, false).await;
+    let job_id = server.create_job("sandbox-probe", "echo", json!({})).await;
+    let path = format!("/templates/sandbox-probe/jobs/{job_id}/events");
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        let stream = server.get(&path).send().await.expect("sent");
+        assert_eq!(stream.status(), 200);
+        open.push(stream);
+    }
+    let refused = server.get(&path).send().await.expect("sent");
+    assert_eq!(refused.status(), 429, "the 17th stream of one customer is refused");
+    let other = server.new_customer("Other").await;
+    let theirs = server.as_customer(&other, server.http.get(server.url(&path))).send().await.expect("sent");
+    assert_eq!(theirs.status(), 404, "another customer has slots of their own but not this job");
+    drop(open);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let again = server.get(&path).send().await.expect("sent");
+        if again.status() == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the streams the client left never ended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.stop().await;
+}
