@@ -223,9 +223,8 @@ impl Db {
         let headroom = super::limits::headroom("?1", "NULL", "?2");
         sqlx::query_as(&format!(
             "SELECT c.credit_nusd, c.monthly_cap_nusd, c.margin,
-                    (SELECT COALESCE(SUM(charge_nusd), 0) FROM billing_events WHERE customer_id = c.id) AS charged_nusd,
-                    (SELECT COALESCE(SUM(charge_nusd), 0) FROM billing_events WHERE customer_id = c.id AND created_at >= ?2)
-                        AS charged_this_month_nusd,
+                    c.charged_nusd AS charged_nusd,
+                    CASE WHEN c.month_start_ms = ?2 THEN c.charged_month_nusd ELSE 0 END AS charged_this_month_nusd,
                     (SELECT COALESCE(SUM(h.held_nusd), 0) FROM billing_holds h JOIN jobs j ON j.id = h.job_id
                      WHERE h.customer_id = c.id AND h.status = 'open'
                        AND j.status NOT IN ('succeeded', 'failed', 'cancelled')) AS held_nusd,

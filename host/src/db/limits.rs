@@ -13,9 +13,9 @@ use crate::money::UNLIMITED;
 pub(super) fn headroom(cust: &str, job: &str, month: &str) -> String {
     format!(
         "(SELECT CASE WHEN c.credit_nusd IS NULL AND c.monthly_cap_nusd IS NULL THEN {UNLIMITED} ELSE
-            MIN(COALESCE(c.credit_nusd - (SELECT COALESCE(SUM(charge_nusd), 0) FROM billing_events WHERE customer_id = c.id), {UNLIMITED}),
-                COALESCE(c.monthly_cap_nusd - (SELECT COALESCE(SUM(charge_nusd), 0) FROM billing_events
-                                              WHERE customer_id = c.id AND created_at >= {month}), {UNLIMITED}))
+            MIN(COALESCE(c.credit_nusd - c.charged_nusd, {UNLIMITED}),
+                COALESCE(c.monthly_cap_nusd - CASE WHEN c.month_start_ms = {month} THEN c.charged_month_nusd ELSE 0 END,
+                         {UNLIMITED}))
             - (SELECT COALESCE(SUM(h.held_nusd), 0) FROM billing_holds h JOIN jobs hj ON hj.id = h.job_id
                WHERE h.customer_id = c.id AND h.status = 'open' AND hj.status NOT IN ('succeeded', 'failed', 'cancelled'))
             - (SELECT COALESCE(SUM(MAX(j.reserved_nusd
@@ -23,7 +23,7 @@ pub(super) fn headroom(cust: &str, job: &str, month: &str) -> String {
                     - (SELECT COALESCE(SUM(h.held_nusd), 0) FROM billing_holds h WHERE h.job_id = j.id AND h.status = 'open'),
                   0)), 0)
                FROM jobs j WHERE j.customer_id = c.id AND j.reserved_nusd > 0
-                 AND j.status NOT IN ('succeeded', 'failed', 'cancelled') AND j.id IS NOT {job})
+                 AND j.status IN ('queued', 'running', 'waiting_for_child', 'waiting_for_human') AND j.id IS NOT {job})
           END FROM customers c WHERE c.id = {cust})"
     )
 }
