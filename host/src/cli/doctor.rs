@@ -15,7 +15,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 /// Every external command and the S3 request get this long.
-const TIMEOUT: Duration = Duration::from_secs(5);
+const TIMEOUT: Duration = Duration::from_secs(10);
 const SETUP: &str = "scripts/setup.sh";
 const FFMPEG_FIX: &str = "scripts/setup.sh or apt-get install ffmpeg";
 const CHROMIUM_FIX: &str = "scripts/setup.sh or apt-get install chromium";

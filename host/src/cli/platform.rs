@@ -27,6 +27,10 @@ pub fn config(data_dir: Option<PathBuf>, listen: Option<SocketAddr>) -> Result<C
     }
     if let Some(listen) = listen {
         config.listen = listen;
+        // Signed file URLs point where the host listens unless the operator says otherwise.
+        if std::env::var_os("VIDFARM_PUBLIC_URL").is_none() {
+            config.public_url = format!("http://{listen}");
+        }
     }
     Ok(config)
 }
@@ -37,8 +41,7 @@ pub async fn run(args: ServeArgs, api: bool, workers: bool) -> ExitCode {
         Err(e) => return usage(e),
     };
     let listen = config.listen;
-    // The readiness checks log in the background: a missing renderer must not delay start-up.
-    tokio::spawn(super::doctor::log(config.clone()));
+    let checked = config.clone();
     let platform = match Platform::start(config).await {
         Ok(p) => p,
         Err(e) => return failure(e),
@@ -51,6 +54,9 @@ pub async fn run(args: ServeArgs, api: bool, workers: bool) -> ExitCode {
     } else {
         None
     };
+    // The readiness checks log in the background once the platform is up (its start-up
+    // compiles templates; a check timed against that would mislead), never delaying it.
+    tokio::spawn(super::doctor::log(checked));
     let shutdown = crate::server::shutdown_on_signals();
     match crate::server::run(platform, listener, workers, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
