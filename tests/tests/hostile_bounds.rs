@@ -76,3 +76,15 @@ async fn a_customers_live_streams_are_capped_and_a_stream_left_by_its_client_fre
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_answer_only_the_operators_token_when_one_is_set() {
+    let server = TestServer::start_with(|c| c.metrics_token = Some("m3trics".into()), false).await;
+    let without = server.http.get(server.url("/metrics")).send().await.expect("sent");
+    assert_eq!(without.status(), 401, "every customer's queue is not public");
+    let wrong = server.http.get(server.url("/metrics")).bearer_auth("guess").send().await.expect("sent");
+    assert_eq!(wrong.status(), 401);
+    let with = server.http.get(server.url("/metrics")).bearer_auth("m3trics").send().await.expect("sent");
+    assert_eq!(with.status(), 200);
+    server.stop().await;
+}

@@ -8,7 +8,6 @@ use axum::http::HeaderMap;
 use axum::routing::{patch, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,12 +21,7 @@ fn operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.config.admin_token else {
         return Err(ApiError::not_found("not_found", "no such route"));
     };
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()) {
+    if super::extract::bearer_matches(headers, token) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized("the operator token is missing or wrong".into()))

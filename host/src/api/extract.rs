@@ -118,3 +118,14 @@ impl FromRequest<AppState> for JsonBody {
         }
     }
 }
+
+/// Whether `headers` carry `authorization: Bearer <token>` (compared as digests, so timing says
+/// nothing about the token): the operator's routes and a protected `/metrics`.
+pub fn bearer_matches(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes())
+}

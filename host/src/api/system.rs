@@ -7,7 +7,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,17 +23,10 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 /// Prometheus text; behind `authorization: Bearer $VIDFARM_METRICS_TOKEN` when one is set
 /// (production refuses to start with `/metrics` public unless the operator opts in).
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
-    if let Some(token) = &state.config.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if Sha256::digest(given.as_bytes()) != Sha256::digest(token.as_bytes()) {
-            return Err(ApiError::Unauthorized(
-                "/metrics needs `authorization: Bearer <VIDFARM_METRICS_TOKEN>`".into(),
-            ));
-        }
+    if let Some(token) = &state.config.metrics_token
+        && !super::extract::bearer_matches(&headers, token)
+    {
+        return Err(ApiError::Unauthorized("/metrics needs `authorization: Bearer <VIDFARM_METRICS_TOKEN>`".into()));
     }
     let counts = state.db.job_counts().await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&counts)))

@@ -106,18 +106,13 @@ impl Db {
                 return Ok(LedgerWrite::Written { charge_nusd });
             }
         }
-        let headroom = super::limits::headroom("?1", "?2", "?4");
-        let found: Option<(i64, f64)> = sqlx::query_as(&format!(
-            "SELECT {headroom}, COALESCE((SELECT margin FROM customers WHERE id = ?1), ?3)
-             FROM jobs WHERE id = ?2 AND lease_token = ?5"
-        ))
-        .bind(entry.customer_id)
-        .bind(entry.job_id)
-        .bind(default_margin)
-        .bind(super::limits::month_start_ms())
-        .bind(lease_token)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let charging = super::limits::Charging {
+            customer_id: entry.customer_id,
+            job_id: entry.job_id,
+            lease_token,
+            default_margin,
+        };
+        let found = super::limits::headroom_under_lease(&mut tx, &charging).await?;
         let Some((headroom_nusd, margin)) = found else { return Ok(LedgerWrite::LeaseLost) };
         let wanted = money::charge(entry.cost_nusd, margin).max(entry.charge_nusd.unwrap_or(0));
         let (charge, metadata) = if wanted <= headroom_nusd {

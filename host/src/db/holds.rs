@@ -80,18 +80,13 @@ impl Db {
     /// Place (or find again) the hold of one effect.
     pub async fn place_hold(&self, request: &HoldRequest<'_>, default_margin: f64) -> Result<HoldOutcome, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let headroom = super::limits::headroom("?1", "?2", "?4");
-        let found: Option<(i64, f64)> = sqlx::query_as(&format!(
-            "SELECT {headroom}, COALESCE((SELECT margin FROM customers WHERE id = ?1), ?3)
-             FROM jobs WHERE id = ?2 AND lease_token = ?5"
-        ))
-        .bind(request.customer_id)
-        .bind(request.job_id)
-        .bind(default_margin)
-        .bind(super::limits::month_start_ms())
-        .bind(request.lease_token)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let charging = super::limits::Charging {
+            customer_id: request.customer_id,
+            job_id: request.job_id,
+            lease_token: request.lease_token,
+            default_margin,
+        };
+        let found = super::limits::headroom_under_lease(&mut tx, &charging).await?;
         let Some((headroom, margin)) = found else { return Ok(HoldOutcome::LeaseLost) };
         let existing: Option<(i64, String)> =
             sqlx::query_as("SELECT held_nusd, status FROM billing_holds WHERE effect_key = ?")

@@ -28,6 +28,35 @@ pub(super) fn headroom(cust: &str, job: &str, month: &str) -> String {
     )
 }
 
+/// Who is charging what, for [`headroom_under_lease`].
+pub(super) struct Charging<'a> {
+    pub customer_id: &'a str,
+    pub job_id: &'a str,
+    pub lease_token: &'a str,
+    /// The margin of customers without their own.
+    pub default_margin: f64,
+}
+
+/// What the customer may still be charged beside this job's own reservation, and their margin,
+/// read on the caller's (write) transaction; `None` when the run no longer holds the job.
+pub(super) async fn headroom_under_lease(
+    conn: &mut sqlx::SqliteConnection,
+    charging: &Charging<'_>,
+) -> Result<Option<(i64, f64)>, super::DbError> {
+    let headroom = headroom("?1", "?2", "?4");
+    sqlx::query_as(&format!(
+        "SELECT {headroom}, COALESCE((SELECT margin FROM customers WHERE id = ?1), ?3)
+         FROM jobs WHERE id = ?2 AND lease_token = ?5"
+    ))
+    .bind(charging.customer_id)
+    .bind(charging.job_id)
+    .bind(charging.default_margin)
+    .bind(month_start_ms())
+    .bind(charging.lease_token)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Unix ms of the first instant of the current UTC month.
 pub fn month_start_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();
