@@ -25,4 +25,5 @@ pub mod render;
 pub mod runtime;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
 pub mod webhooks;

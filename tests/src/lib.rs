@@ -3,6 +3,7 @@
 
 pub mod fake_providers;
 pub mod media;
+pub mod otlp;
 pub mod receiver;
 pub mod s3;
 pub mod server;

@@ -142,6 +142,31 @@ async fn a_bad_spec_is_refused_with_a_422_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_spec_this_host_could_not_render_within_its_timeout_is_refused_with_a_422() {
+    // 1080p30 renders at about 0.5 s per second of output here: 3 h would take 1.5 h, past
+    // the 1 h render timeout; 1 h of 360p30 (a quarter of the work at least) fits.
+    let server = TestServer::start_with(|c| c.render.timeout = Duration::from_secs(3600), false).await;
+    let mut long = spec();
+    long["canvas"] = json!({ "width": 1920, "height": 1080, "fps": 30 });
+    long["duration"] = json!(10_800);
+    let body = json!({ "tracer": "too-long", "payload": long });
+    let response = server.post("/templates/json-to-video/operations/render", &body).send().await.expect("sent");
+    assert_eq!(response.status(), 422);
+    let error: Value = response.json().await.expect("json");
+    assert_eq!(error["error"]["details"][0]["field"], "payload.duration", "{error}");
+    let problem = error["error"]["details"][0]["problem"].as_str().unwrap_or_default();
+    assert!(problem.contains("render timeout of 3600 s"), "{error}");
+
+    let mut fits = spec();
+    fits["canvas"] = json!({ "width": 640, "height": 360, "fps": 30 });
+    fits["duration"] = json!(3_600);
+    let body = json!({ "tracer": "fits", "payload": fits });
+    let response = server.post("/templates/json-to-video/operations/render", &body).send().await.expect("sent");
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap_or_default());
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_source_that_is_not_media_fails_the_job_naming_it() {
     let server = TestServer::start().await;
     upload_fixtures(&server).await;

@@ -47,6 +47,12 @@ fn optional_string<'a>(body: &'a Value, field: &str, max: usize) -> Result<Optio
     }
 }
 
+/// A client's well-formed `traceparent` header, kept as sent.
+fn client_traceparent(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    crate::telemetry::context_from_traceparent(value, None).map(|_| value.to_string())
+}
+
 async fn webhook_url(state: &AppState, body: &Value) -> Result<Option<String>, ApiError> {
     let Some(url) = optional_string(body, "webhook_url", 2048)? else { return Ok(None) };
     super::webhooks::check_url(state, "webhook_url", url).await.map(Some)
@@ -57,6 +63,7 @@ async fn create(
     Extension(request_id): Extension<super::RequestId>,
     Authenticated(customer): Authenticated,
     Path((template_id, operation)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let template = find(&state, &template_id)?;
@@ -99,6 +106,7 @@ async fn create(
             details: json!(details),
         });
     }
+    preflight_render_specs(&state, &op.input_schema, payload)?;
     let new = NewJob {
         id: format!("job_{}", uuid::Uuid::now_v7().simple()),
         customer_id: customer.id.clone(),
@@ -119,6 +127,9 @@ async fn create(
             customer.margin.unwrap_or(state.config.default_margin),
         ),
         request_id: Some(request_id.0),
+        // The request's span (whose parent is the client's `traceparent`, if it sent one);
+        // without trace export, the client's own header, so a later worker still joins it.
+        traceparent: crate::telemetry::current_traceparent().or_else(|| client_traceparent(&headers)),
     };
     // Deliveries to the job's own URL are signed with the customer's webhook secret: the
     // first job that needs one creates it and shows it, once.
@@ -256,4 +267,36 @@ async fn resume(
     state.bus.job_due.notify_one();
     state.bus.changed(&job.id);
     Ok(Json(views::job(&row)))
+}
+
+/// The input-schema keyword that marks a payload (or one of its top-level fields) as a render
+/// spec the host's renderer will be given: checked here, so a spec that could never render is
+/// refused with a 422 before any job exists, not an hour into a render slot.
+const RENDER_SPEC_KEYWORD: &str = "x-vidfarm-render-spec";
+
+fn preflight_render_specs(state: &AppState, input_schema: &str, payload: &Value) -> Result<(), ApiError> {
+    if !input_schema.contains(RENDER_SPEC_KEYWORD) {
+        return Ok(());
+    }
+    let Ok(schema) = serde_json::from_str::<Value>(input_schema) else { return Ok(()) };
+    let marked = |s: &Value| s.get(RENDER_SPEC_KEYWORD).and_then(Value::as_bool) == Some(true);
+    let mut specs = Vec::new();
+    if marked(&schema) {
+        specs.push((String::from("payload"), payload));
+    }
+    for (name, property) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
+        if let (true, Some(value)) = (marked(property), payload.get(name)) {
+            specs.push((format!("payload.{name}"), value));
+        }
+    }
+    for (at, spec) in specs {
+        if let Err((field, problem)) = state.renders.pipeline.preflight_spec(spec) {
+            let field = format!("{at}.{field}");
+            return Err(ApiError::Unprocessable {
+                message: format!("the render spec cannot be rendered: {field} {problem}"),
+                details: json!([{ "field": field, "problem": problem }]),
+            });
+        }
+    }
+    Ok(())
 }

@@ -92,13 +92,20 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "(unmatched)".to_string(), |p| p.as_str().to_string());
     request.extensions_mut().insert(id.clone());
-    let span = tracing::info_span!("request", request_id = %id.0, method = %method, route = %route);
+    let span = tracing::info_span!("request", request_id = %id.0, method = %method, route = %route,
+        otel.name = %format!("{method} {route}"), otel.kind = "server", http.request.method = %method,
+        http.route = %route, http.response.status_code = tracing::field::Empty);
+    // A client's `traceparent` makes this request a step of its trace (and so the job it creates).
+    if let Some(parent) = crate::telemetry::context_from_headers(request.headers()) {
+        crate::telemetry::set_parent(&span, parent);
+    }
     let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = axum::http::HeaderValue::from_str(&id.0) {
         response.headers_mut().insert("x-request-id", value);
     }
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(target: "vidfarm::access", status, latency_ms, "request"));
     let metrics = &state.metrics;

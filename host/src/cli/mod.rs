@@ -58,7 +58,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let server = matches!(cli.command, Command::Serve(_) | Command::Api(_) | Command::Worker(_));
-    init_logging(server);
+    let traces = init_logging(server);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -66,7 +66,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => platform::run(args, true, true).await,
             Command::Api(args) => platform::run(args, true, false).await,
@@ -80,22 +80,38 @@ pub fn main() -> ExitCode {
             Command::Registry(command) => registry::run(command).await,
             Command::Template(command) => template::run(command).await,
         }
-    })
+    });
+    // The last spans (the shutdown's) are exported before the process exits.
+    drop(traces);
+    code
 }
 
 /// Servers log to stdout (JSON lines in production, readable in development); other
-/// commands log to stderr so their stdout stays machine-readable.
-fn init_logging(server: bool) {
+/// commands log to stderr so their stdout stays machine-readable. Spans are exported over
+/// OTLP when the standard `OTEL_EXPORTER_OTLP_*` environment asks for it (`crate::telemetry`);
+/// the guard flushes them at exit.
+fn init_logging(server: bool) -> Option<crate::telemetry::TracerGuard> {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIDFARM_LOG")
         .unwrap_or_else(|_| if server { "info,sqlx=warn" } else { "warn" }.into());
     let production = std::env::var("VIDFARM_ENV").is_ok_and(|e| e == "production");
     let ansi = if server { std::io::stdout().is_terminal() } else { std::io::stderr().is_terminal() };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
-    match (server, production) {
-        (true, true) => builder.json().with_writer(std::io::stdout).init(),
-        (true, false) => builder.with_writer(std::io::stdout).init(),
-        (false, _) => builder.with_writer(std::io::stderr).init(),
+    let (otlp, guard, otlp_error) = match crate::telemetry::otlp_layer() {
+        Ok(Some((layer, guard))) => (Some(layer), Some(guard), None),
+        Ok(None) => (None, None, None),
+        Err(e) => (None, None, Some(e)),
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(ansi);
+    let fmt = match (server, production) {
+        (true, true) => fmt.json().with_writer(std::io::stdout).boxed(),
+        (true, false) => fmt.with_writer(std::io::stdout).boxed(),
+        (false, _) => fmt.with_writer(std::io::stderr).boxed(),
+    };
+    tracing_subscriber::registry().with(otlp).with(fmt.with_filter(filter)).init();
+    if let Some(e) = otlp_error {
+        tracing::error!(error = %e, "OTLP trace export is configured but cannot start; no spans are exported");
     }
+    guard
 }
 
 /// A usage error: printed to stderr, exit code 2.

@@ -1,8 +1,10 @@
-//! Group commit for the two hottest writes — creating a job and recording how a run ended.
+//! Group commit for the hottest writes — creating a job, holding a run's fuel and recording
+//! how a run ended.
 //! Callers queue their write; one task takes everything queued so far and commits it in one
 //! `BEGIN IMMEDIATE` transaction, so under load many jobs share a commit, and when idle a
 //! write is one autocommit statement as before.
 
+use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
 use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
 use super::{Db, DbError};
 use sqlx::SqlitePool;
@@ -14,11 +16,13 @@ const MAX_BATCH: usize = 256;
 pub(crate) enum Write {
     InsertJob(Box<NewJob>),
     FinishRun { job_id: String, lease_token: String, fuel: u64, finish: Finish, cpu: Option<CpuCharge> },
+    HoldRunFuel(Box<RunFuelHold>),
 }
 
 pub(crate) enum Written {
     Job(Box<Inserted>),
     Finished(bool),
+    Held(HoldOutcome),
 }
 
 pub(crate) type Queued = (Write, oneshot::Sender<Result<Written, DbError>>);
@@ -44,6 +48,7 @@ async fn apply(conn: &mut sqlx::SqliteConnection, write: &Write) -> Result<Writt
         Write::FinishRun { job_id, lease_token, fuel, finish, cpu } => {
             finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref()).await.map(Written::Finished)
         }
+        Write::HoldRunFuel(hold) => hold_run_fuel_on(conn, hold).await.map(Written::Held),
     }
 }
 

@@ -80,54 +80,19 @@ impl Db {
     /// Place (or find again) the hold of one effect.
     pub async fn place_hold(&self, request: &HoldRequest<'_>, default_margin: f64) -> Result<HoldOutcome, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let charging = super::limits::Charging {
-            customer_id: request.customer_id,
-            job_id: request.job_id,
-            lease_token: request.lease_token,
-            default_margin,
-        };
-        let found = super::limits::headroom_under_lease(&mut tx, &charging).await?;
-        let Some((headroom, margin)) = found else { return Ok(HoldOutcome::LeaseLost) };
-        let existing: Option<(i64, String)> =
-            sqlx::query_as("SELECT held_nusd, status FROM billing_holds WHERE effect_key = ?")
-                .bind(request.effect_key)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match existing {
-            Some((held, status)) if status == "open" => {
-                let cost_budget_nusd = money::cost_within(held, margin);
-                // A replay may ask for more than the first run did: the hold must still cover
-                // the smallest version of this call.
-                if cost_budget_nusd < request.min_cost_nusd {
-                    let min_charge_nusd = money::charge(request.min_cost_nusd, margin);
-                    return Ok(HoldOutcome::Insufficient { headroom_nusd: held, min_charge_nusd });
-                }
-                return Ok(HoldOutcome::Held(Hold { held_nusd: held, cost_budget_nusd, reused: true, margin }));
-            }
-            Some(_) => return Ok(HoldOutcome::Settled),
-            None => {}
-        }
-        let min_charge_nusd = money::charge(request.min_cost_nusd, margin);
-        let held = money::charge(request.want_cost_nusd, margin).min(headroom);
-        if held < min_charge_nusd || held < 0 {
-            return Ok(HoldOutcome::Insufficient { headroom_nusd: headroom, min_charge_nusd });
-        }
-        sqlx::query(
-            "INSERT INTO billing_holds (effect_key, customer_id, job_id, template_id, kind, held_nusd, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(request.effect_key)
-        .bind(request.customer_id)
-        .bind(request.job_id)
-        .bind(request.template_id)
-        .bind(request.kind)
-        .bind(held)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        let outcome = place_hold_on(&mut tx, request, default_margin, 1).await?;
         tx.commit().await?;
-        let cost_budget_nusd = money::cost_within(held, margin).min(request.want_cost_nusd.max(0));
-        Ok(HoldOutcome::Held(Hold { held_nusd: held, cost_budget_nusd, reused: false, margin }))
+        Ok(outcome)
+    }
+
+    /// Hold a run's fuel budget at the CPU price before the run starts (queued with the other
+    /// hot writes, so under load it shares their commit). The run is then limited to the fuel
+    /// the hold pays for; `finish_run` captures the fuel it burned.
+    pub async fn hold_run_fuel(&self, hold: RunFuelHold) -> Result<HoldOutcome, DbError> {
+        match self.batched(super::batch::Write::HoldRunFuel(Box::new(hold))).await? {
+            super::batch::Written::Held(outcome) => Ok(outcome),
+            _ => Err(DbError::Protocol("a fuel hold answered with another write's outcome".into())),
+        }
     }
 
     /// Note what the effect actually cost (its charge at the margin, never above the hold:
@@ -193,6 +158,106 @@ impl Db {
         .fetch_all(self.pool())
         .await
     }
+}
+
+/// A run's fuel hold, owned (it waits in the write queue).
+pub struct RunFuelHold {
+    pub customer_id: String,
+    pub job_id: String,
+    pub template_id: String,
+    pub lease_token: String,
+    /// The price of the run's whole fuel budget, nano-USD.
+    pub want_cost_nusd: i64,
+    /// The price of the least fuel worth starting a run with.
+    pub min_cost_nusd: i64,
+    pub default_margin: f64,
+}
+
+impl RunFuelHold {
+    /// One hold per run: a run is named by its lease token.
+    pub fn effect_key(job_id: &str, lease_token: &str) -> String {
+        format!("{job_id}:cpu:{lease_token}")
+    }
+}
+
+pub(super) async fn hold_run_fuel_on(
+    conn: &mut sqlx::SqliteConnection,
+    hold: &RunFuelHold,
+) -> Result<HoldOutcome, DbError> {
+    let effect_key = RunFuelHold::effect_key(&hold.job_id, &hold.lease_token);
+    let request = HoldRequest {
+        effect_key: &effect_key,
+        customer_id: &hold.customer_id,
+        job_id: &hold.job_id,
+        template_id: &hold.template_id,
+        kind: "cpu_estimate",
+        want_cost_nusd: hold.want_cost_nusd,
+        min_cost_nusd: hold.min_cost_nusd,
+        lease_token: &hold.lease_token,
+    };
+    place_hold_on(conn, &request, hold.default_margin, RUN_FUEL_SHARE).await
+}
+
+/// A run whose whole fuel budget costs more than this share of what the customer may still
+/// be charged holds only the share (at least its minimal run): one run never locks up the
+/// credit that the customer's other jobs, and its own children, need to start.
+const RUN_FUEL_SHARE: i64 = 4;
+
+/// [`Db::place_hold`] on the caller's write transaction; the hold takes at most
+/// `1/share` of what is left, unless the minimal effect needs more.
+async fn place_hold_on(
+    conn: &mut sqlx::SqliteConnection,
+    request: &HoldRequest<'_>,
+    default_margin: f64,
+    share: i64,
+) -> Result<HoldOutcome, DbError> {
+    let charging = super::limits::Charging {
+        customer_id: request.customer_id,
+        job_id: request.job_id,
+        lease_token: request.lease_token,
+        default_margin,
+    };
+    let found = super::limits::headroom_under_lease(&mut *conn, &charging).await?;
+    let Some((headroom, margin)) = found else { return Ok(HoldOutcome::LeaseLost) };
+    let existing: Option<(i64, String)> =
+        sqlx::query_as("SELECT held_nusd, status FROM billing_holds WHERE effect_key = ?")
+            .bind(request.effect_key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match existing {
+        Some((held, status)) if status == "open" => {
+            let cost_budget_nusd = money::cost_within(held, margin);
+            // A replay may ask for more than the first run did: the hold must still cover
+            // the smallest version of this call.
+            if cost_budget_nusd < request.min_cost_nusd {
+                let min_charge_nusd = money::charge(request.min_cost_nusd, margin);
+                return Ok(HoldOutcome::Insufficient { headroom_nusd: held, min_charge_nusd });
+            }
+            return Ok(HoldOutcome::Held(Hold { held_nusd: held, cost_budget_nusd, reused: true, margin }));
+        }
+        Some(_) => return Ok(HoldOutcome::Settled),
+        None => {}
+    }
+    let min_charge_nusd = money::charge(request.min_cost_nusd, margin);
+    if headroom < min_charge_nusd || headroom < 0 {
+        return Ok(HoldOutcome::Insufficient { headroom_nusd: headroom, min_charge_nusd });
+    }
+    let held = money::charge(request.want_cost_nusd, margin).min((headroom / share.max(1)).max(min_charge_nusd));
+    sqlx::query(
+        "INSERT INTO billing_holds (effect_key, customer_id, job_id, template_id, kind, held_nusd, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(request.effect_key)
+    .bind(request.customer_id)
+    .bind(request.job_id)
+    .bind(request.template_id)
+    .bind(request.kind)
+    .bind(held)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    let cost_budget_nusd = money::cost_within(held, margin).min(request.want_cost_nusd.max(0));
+    Ok(HoldOutcome::Held(Hold { held_nusd: held, cost_budget_nusd, reused: false, margin }))
 }
 
 /// Capture the open hold of `effect_key` whose actual is known: its ledger row (keyed by the

@@ -42,6 +42,8 @@ pub struct JobRow {
     pub reserved_nusd: i64,
     /// The `x-request-id` of the request that created it (none for child jobs).
     pub request_id: Option<String>,
+    /// The W3C `traceparent` of the span that created it (see `NewJob::traceparent`).
+    pub traceparent: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub started_at: Option<i64>,
@@ -77,6 +79,8 @@ pub struct NewJob {
     pub reserve_nusd: i64,
     /// The `x-request-id` of the creating request, carried by the job's log lines.
     pub request_id: Option<String>,
+    /// The creating span as a W3C `traceparent`: the job's spans continue its trace.
+    pub traceparent: Option<String>,
 }
 
 /// What inserting a job did.
@@ -131,9 +135,7 @@ impl Db {
     pub async fn insert_job(&self, job: &NewJob) -> Result<Inserted, DbError> {
         match self.batched(super::batch::Write::InsertJob(Box::new(job.clone()))).await? {
             super::batch::Written::Job(inserted) => Ok(*inserted),
-            super::batch::Written::Finished(_) => {
-                Err(DbError::Protocol("the batch writer answered out of turn".into()))
-            }
+            _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
         }
     }
 
@@ -265,7 +267,7 @@ impl Db {
         };
         match self.batched(write).await? {
             super::batch::Written::Finished(owned) => Ok(owned),
-            super::batch::Written::Job(_) => Err(DbError::Protocol("the batch writer answered out of turn".into())),
+            _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
         }
     }
 
@@ -420,10 +422,10 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
     let inserted = sqlx::query_as(&format!(
         "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
                 tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
-                start_ms, created_at, updated_at, reserved_nusd, reservation_id, request_id)
+                start_ms, created_at, updated_at, reserved_nusd, reservation_id, request_id, traceparent)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
                 COALESCE(?10, (SELECT config FROM template_configs WHERE customer_id = ?2 AND template_id = ?3), '{{}}'),
-                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, CASE WHEN ?19 > 0 THEN 'res_' || ?1 END, ?21
+                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, CASE WHEN ?19 > 0 THEN 'res_' || ?1 END, ?21, ?22
              WHERE ?19 <= 0 OR ?19 <= {headroom}
              ON CONFLICT DO NOTHING RETURNING *"
     ))
@@ -448,6 +450,7 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
     .bind(job.reserve_nusd)
     .bind(super::limits::month_start_ms())
     .bind(&job.request_id)
+    .bind(&job.traceparent)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = inserted {
@@ -497,6 +500,26 @@ pub(super) async fn finish_run_on(
     let now = now_ms();
     let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
     if let Some(cpu) = cpu {
+        // A run that held its fuel (a customer with a limit): the fuel burned is charged
+        // within the hold and captured; the rest of the hold is released.
+        let hold_key = super::holds::RunFuelHold::effect_key(job_id, lease_token);
+        sqlx::query(
+            "UPDATE billing_holds SET cost_nusd = ?2,
+                    charge_nusd = MIN(held_nusd, CAST(?2 * COALESCE((SELECT margin FROM customers c
+                                      WHERE c.id = billing_holds.customer_id), ?3) + 0.999999 AS INTEGER)),
+                    metadata = json_object('fuel', ?4, 'recorded_by', 'host')
+             WHERE effect_key = ?1 AND status = 'open'
+               AND EXISTS (SELECT 1 FROM jobs WHERE id = ?5 AND lease_token = ?6)",
+        )
+        .bind(&hold_key)
+        .bind(cpu.cost_nusd)
+        .bind(cpu.default_margin)
+        .bind(fuel)
+        .bind(job_id)
+        .bind(lease_token)
+        .execute(&mut *conn)
+        .await?;
+        super::holds::capture_on(conn, &hold_key).await?;
         // The CPU is spent whatever the limit says: charged up to what the customer may still
         // be charged (the rest is the platform's), so a limit is never crossed. Keyed by the
         // run's lease token: written once per run (a released run's attempt number is reused).

@@ -34,6 +34,10 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub delivered_at: Option<i64>,
+    /// The job's `traceparent` (claimed deliveries only): the delivery joins the job's trace.
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -175,7 +179,8 @@ impl Db {
                       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.job_id = d.job_id AND e.url = d.url
                                       AND e.status = 'pending' AND e.rowid < d.rowid))
                 WHERE turn <= cap ORDER BY turn, next_attempt_at LIMIT ?3)
-             RETURNING {DELIVERY_COLUMNS}"
+             RETURNING {DELIVERY_COLUMNS},
+                 (SELECT j.traceparent FROM jobs j WHERE j.id = webhook_deliveries.job_id) AS traceparent"
         ))
         .bind(now + hold_ms)
         .bind(now)

@@ -220,6 +220,8 @@ impl JobControl for DbJobs {
             // (or the host default) must fit what the customer may still be charged.
             reserve_nusd: money::charge(self.estimate_nusd(operation.estimated_cost_usd), margin),
             request_id: None,
+            // The parent's capability span: the child's spans join the parent's trace.
+            traceparent: crate::telemetry::current_traceparent(),
         };
         if let Inserted::OverLimit { headroom_nusd } = self.db.insert_job(&new).await.map_err(fault)? {
             return Err(HostTrap::Fail(RunError::BillingLimitReached {

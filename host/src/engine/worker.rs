@@ -4,6 +4,7 @@
 //! period, and releases the rest for another worker.
 
 use super::Platform;
+use crate::db::holds::HoldOutcome;
 use crate::db::jobs::{Finish, JobRow};
 use crate::runtime::bindings::types::{Customer, Environment, JobContext};
 use crate::runtime::{RunError, RunOutcome, RunRequest, Suspension};
@@ -19,6 +20,18 @@ use tracing::Instrument;
 /// into its webhooks, so large output belongs in storage (its key in the result).
 pub const MAX_RESULT_BYTES: usize = 256 << 10;
 
+/// The least fuel a run is started with when the customer's limit is nearly reached (a
+/// small guest's whole run); less than this and the job fails with `billing_limit_reached`.
+const MIN_RUN_FUEL: u64 = 10_000_000;
+
+/// What a run needs to know of its customer.
+#[derive(Clone)]
+struct CustomerFacts {
+    name: String,
+    /// A prepaid credit or a monthly cap is set: runs hold their fuel.
+    limited: bool,
+}
+
 pub struct Worker {
     platform: Platform,
     /// One permit per job this process may run at once.
@@ -26,8 +39,10 @@ pub struct Worker {
     /// Fired at the end of the grace period: runs still going are interrupted and released.
     release: CancellationToken,
     tasks: TaskTracker,
-    /// Customer names by id (names rarely change; a stale one is cosmetic).
-    names: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Customers by id, read at most once a second: names are cosmetic, and whether a
+    /// customer has a limit decides if runs hold their fuel (a limit set within that second
+    /// still holds: the CPU charge is then capped at what the customer may still be charged).
+    customers: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, CustomerFacts)>>,
 }
 
 impl Worker {
@@ -38,7 +53,7 @@ impl Worker {
             slots,
             release: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            names: Default::default(),
+            customers: Default::default(),
         })
     }
 
@@ -126,7 +141,11 @@ impl Worker {
     /// Run a claimed job and record how it ended; logs carry the job id, template and version.
     async fn execute(&self, job: JobRow) {
         let span = tracing::info_span!("job", job_id = %job.id, template = %job.template_id, version = %job.template_version,
-                request_id = job.request_id.as_deref().unwrap_or(""));
+                request_id = job.request_id.as_deref().unwrap_or(""),
+                otel.name = %format!("job {}.{}", job.template_id, job.operation), attempt = job.attempt,
+                queued_ms = job.started_at.map_or(0, |s| s - job.created_at));
+        // The job's spans continue the trace of the request (or parent job) that created it.
+        crate::telemetry::continue_trace(&span, job.traceparent.as_deref(), None);
         self.execute_in_span(job).instrument(span).await
     }
 
@@ -170,8 +189,16 @@ impl Worker {
             return failed(RunError::ContractViolation { message: format!("no operation `{}`", job.operation) });
         };
         let runtime = platform.catalog.runtime();
-        let limits = runtime.config().defaults.for_operation(&operation.limits, &runtime.config().maxima);
-        let customer_name = self.customer_name(&job.customer_id).await;
+        let mut limits = runtime.config().defaults.for_operation(&operation.limits, &runtime.config().maxima);
+        let customer = self.customer(&job.customer_id).await;
+        let fuel_held = match self.hold_fuel(job, lease, &customer, limits.fuel).await {
+            Ok(held) => held,
+            Err(finish) => return (finish, 0),
+        };
+        if let Some(fuel) = fuel_held {
+            limits.fuel = limits.fuel.min(fuel);
+        }
+        let customer_name = customer.name;
         let request = RunRequest {
             workflow: job.workflow.clone(),
             context: JobContext {
@@ -195,7 +222,8 @@ impl Worker {
             cancel: cancel.clone(),
             lease_token: lease.to_string(),
         };
-        let report = runtime.run(&template, request, platform.caps.clone()).await;
+        let run_span = tracing::info_span!("run", otel.name = "guest run", fuel_limit = limits.fuel);
+        let report = runtime.run(&template, request, platform.caps.clone()).instrument(run_span).await;
         tracing::debug!(outcome = ?report.outcome, fuel = report.fuel_consumed, took = ?report.duration, "run ended");
         let finish = match report.outcome {
             RunOutcome::Succeeded(value) => {
@@ -211,6 +239,11 @@ impl Worker {
             RunOutcome::Failed(RunError::Cancelled) if self.release.is_cancelled() => Finish::Release,
             RunOutcome::Failed(RunError::Cancelled) => {
                 Finish::Cancelled { error: RunError::Cancelled.to_json().to_string() }
+            }
+            // The hold cut the fuel budget: the customer's limit stopped the run, not the budget.
+            RunOutcome::Failed(RunError::OutOfFuel { budget }) if fuel_held.is_some_and(|held| held == budget) => {
+                let message = format!("the run used the {budget} fuel units the customer's remaining limit pays for");
+                Finish::Failed { error: RunError::BillingLimitReached { message }.to_json().to_string() }
             }
             RunOutcome::Failed(e) if e.is_retryable() && job.retries < job.max_retries => Finish::Requeue {
                 run_after: crate::db::now_ms() + self.backoff_ms(job.retries),
@@ -241,13 +274,73 @@ impl Worker {
         })
     }
 
-    async fn customer_name(&self, id: &str) -> String {
-        if let Some(name) = self.names.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
-            return name.clone();
+    /// The customer's name and whether they have a limit, from a cache at most a second old.
+    async fn customer(&self, id: &str) -> CustomerFacts {
+        let fresh = |at: &std::time::Instant| at.elapsed() < Duration::from_secs(1);
+        if let Some((at, facts)) = self.customers.lock().unwrap_or_else(|p| p.into_inner()).get(id)
+            && fresh(at)
+        {
+            return facts.clone();
         }
-        let name = self.platform.db.customer(id).await.ok().flatten().map(|c| c.name).unwrap_or_default();
-        self.names.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), name.clone());
-        name
+        let facts = match self.platform.db.customer(id).await {
+            Ok(Some(c)) => {
+                CustomerFacts { limited: c.credit_nusd.is_some() || c.monthly_cap_nusd.is_some(), name: c.name }
+            }
+            // Unknown (or unreadable): treat as limited, so the run holds its fuel.
+            _ => CustomerFacts { name: String::new(), limited: true },
+        };
+        self.customers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), (std::time::Instant::now(), facts.clone()));
+        facts
+    }
+
+    /// Hold the price of the run's fuel budget when the CPU is priced and the customer has a
+    /// limit. `Ok(Some(fuel))`: the run may burn at most that much (what the hold pays for);
+    /// `Ok(None)`: no hold needed; `Err`: the run must not start (how the job ends instead).
+    async fn hold_fuel(
+        &self,
+        job: &JobRow,
+        lease: &str,
+        customer: &CustomerFacts,
+        fuel: u64,
+    ) -> Result<Option<u64>, Finish> {
+        let config = &self.platform.config;
+        if !customer.limited || config.cpu_usd_per_billion_fuel <= 0.0 {
+            return Ok(None);
+        }
+        let price = |fuel: u64| crate::money::cost_from_usd(fuel as f64 / 1e9 * config.cpu_usd_per_billion_fuel);
+        let hold = crate::db::holds::RunFuelHold {
+            customer_id: job.customer_id.clone(),
+            job_id: job.id.clone(),
+            template_id: job.template_id.clone(),
+            lease_token: lease.to_string(),
+            want_cost_nusd: price(fuel),
+            min_cost_nusd: price(MIN_RUN_FUEL.min(fuel)),
+            default_margin: config.default_margin,
+        };
+        match self.platform.db.hold_run_fuel(hold).await {
+            Ok(HoldOutcome::Held(hold)) => {
+                let per_fuel = config.cpu_usd_per_billion_fuel / 1e9;
+                let affordable = (hold.cost_budget_nusd as f64 / 1e9 / per_fuel).floor() as u64;
+                Ok(Some(affordable.min(fuel)))
+            }
+            Ok(HoldOutcome::Insufficient { headroom_nusd, min_charge_nusd }) => {
+                let message = format!(
+                    "starting a run needs {} of the customer's limit for its CPU; {} is left",
+                    crate::money::dollars(min_charge_nusd),
+                    crate::money::dollars(headroom_nusd.max(0))
+                );
+                Err(Finish::Failed { error: RunError::BillingLimitReached { message }.to_json().to_string() })
+            }
+            // Another worker holds the job now, or this run's hold was settled: do not run.
+            Ok(HoldOutcome::LeaseLost | HoldOutcome::Settled) => Err(Finish::Release),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not hold the run's fuel; the job goes back to the queue");
+                Err(Finish::Release)
+            }
+        }
     }
 
     /// Exponential backoff with full jitter: a random delay in [base·2ⁿ/2, base·2ⁿ], capped.

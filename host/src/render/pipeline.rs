@@ -222,17 +222,34 @@ impl Pipeline {
     /// Refuse a spec whose render would outlast the render timeout at this host's measured
     /// speed: it could never finish.
     fn fits_timeout(&self, seconds: f64, spec: &RenderSpec) -> Result<(), Failure> {
+        self.too_slow(seconds, spec)
+            .map_or(Ok(()), |problem| Err(Failure::Invalid(format!("spec.duration: {problem}"))))
+    }
+
+    fn too_slow(&self, seconds: f64, spec: &RenderSpec) -> Option<String> {
         let canvas = &spec.canvas;
         let estimate = self.speed.estimate(seconds, canvas.width, canvas.height, canvas.fps);
         let timeout = self.settings.timeout.as_secs_f64();
-        if estimate <= timeout {
-            return Ok(());
+        (estimate > timeout).then(|| {
+            format!(
+                "{seconds} s of {}×{} at {} fps takes about {estimate:.0} s to render on this host (measured), \
+                 longer than the render timeout of {timeout:.0} s (VIDFARM_RENDER_TIMEOUT_SECS)",
+                canvas.width, canvas.height, canvas.fps
+            )
+        })
+    }
+
+    /// Check a spec a customer sent before any job exists (an operation whose input schema
+    /// marks it `x-vidfarm-render-spec`): its shape and limits, and, when it states its
+    /// length, that this host can render it within the timeout. `Err((field, problem))`, the
+    /// field relative to the spec. (A length decided by its media is checked when the render
+    /// has fetched them.)
+    pub fn preflight_spec(&self, spec: &serde_json::Value) -> Result<(), (String, String)> {
+        let spec = RenderSpec::parse(&spec.to_string(), self.settings.max_seconds).map_err(|e| (e.field, e.problem))?;
+        match spec.duration.and_then(|seconds| self.too_slow(seconds, &spec)) {
+            Some(problem) => Err(("duration".into(), problem)),
+            None => Ok(()),
         }
-        Err(Failure::Invalid(format!(
-            "spec.duration: {seconds} s of {}×{} at {} fps takes about {estimate:.0} s to render on this host \
-             (measured), longer than the render timeout of {timeout:.0} s (VIDFARM_RENDER_TIMEOUT_SECS)",
-            canvas.width, canvas.height, canvas.fps
-        )))
     }
 
     /// Input props may name stored images as `job:<key>`, `workspace:<key>` or the host's own

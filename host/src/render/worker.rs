@@ -77,6 +77,9 @@ impl RenderWorker {
     async fn execute(&self, render: RenderRow, shutdown: CancellationToken) {
         let span =
             tracing::info_span!("render", render_id = %render.id, job_id = %render.job_id, backend = %render.backend);
+        // The render is a step of its job's trace.
+        let traceparent = self.db.job(&render.job_id).await.ok().flatten().and_then(|job| job.traceparent);
+        crate::telemetry::continue_trace(&span, traceparent.as_deref(), None);
         self.execute_in_span(render, shutdown).instrument(span).await
     }
 

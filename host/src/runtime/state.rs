@@ -9,6 +9,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use std::future::Future;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -107,8 +108,12 @@ impl HostState {
         if let Some(recorded) = self.journal.replay(kind, &digest)? {
             return Ok(recorded);
         }
-        let result = perform(self.caps.clone(), self.job.clone(), request).await.map_err(wasmtime::Error::new)?;
-        self.journal.record(&self.caps, &self.job, kind, digest, &result).await?;
+        // One span per performed effect (a replayed one costs nothing and has none): the
+        // provider call, storage write, render or child job in the job's trace.
+        let span = tracing::info_span!("effect", otel.name = %kind, effect = %kind, job_id = %self.job.job_id());
+        let performed = perform(self.caps.clone(), self.job.clone(), request).instrument(span.clone()).await;
+        let result = performed.map_err(wasmtime::Error::new)?;
+        self.journal.record(&self.caps, &self.job, kind, digest, &result).instrument(span).await?;
         Ok(result)
     }
 }

@@ -11,6 +11,7 @@ use crate::db::webhooks::{AttemptOutcome, DeliveryRow};
 use crate::engine::Platform;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// The longest `Retry-After` honoured.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(86_400);
@@ -86,8 +87,19 @@ struct Attempt {
 
 impl Sender {
     async fn deliver(&self, delivery: DeliveryRow) {
+        let span = tracing::info_span!("webhook.deliver", otel.kind = "client", delivery = %delivery.id,
+            job_id = delivery.job_id.as_deref().unwrap_or(""), event_type = %delivery.event_type,
+            attempt = delivery.attempts + 1, http.response.status_code = tracing::field::Empty);
+        crate::telemetry::continue_trace(&span, delivery.traceparent.as_deref(), None);
+        self.deliver_in_span(delivery).instrument(span).await
+    }
+
+    async fn deliver_in_span(&self, delivery: DeliveryRow) {
         let started = Instant::now();
         let attempt = self.attempt(&delivery).await;
+        if let Some(status) = attempt.status {
+            tracing::Span::current().record("http.response.status_code", status);
+        }
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let now = crate::db::now_ms();
         let delivered = attempt.status.is_some_and(|s| (200..300).contains(&s));

@@ -7,9 +7,12 @@
 use schemars::{Schema, SchemaGenerator, json_schema};
 use vidfarm_guest::prelude::*;
 
-/// The spec (the payload of `render`): the host's render-spec format, field for field.
+/// The spec (the payload of `render`): the host's render-spec format, field for field. Marked
+/// `x-vidfarm-render-spec`, so the host checks it too (including whether it can render it
+/// within its render timeout) before the job is created.
 #[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("x-vidfarm-render-spec" = true))]
 struct RenderSpec {
     canvas: Canvas,
     /// The output's length in seconds; without it, the `parentDurationDecider` tracks (or the
