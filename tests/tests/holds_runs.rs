@@ -33,7 +33,7 @@ async fn limits(server: &TestServer) -> Value {
 #[tokio::test]
 async fn a_spinning_run_stops_at_the_fuel_its_hold_pays_for_and_a_spent_credit_starts_no_run() {
     let server = priced_server(FIVE_CENTS, 0.0).await;
-    // A 10-billion-unit budget would cost $10 (× margin 2); a run holds at most a quarter of
+    // A 10-billion-unit budget would cost $10 (× margin 2); a run holds at most a sixteenth of
     // what is left, and never less than its 10-million-unit minimum ($0.02 charged): two
     // spinning runs each stop at 10 million units, and the $0.01 left starts none.
     let mut spins = Vec::new();

@@ -148,7 +148,7 @@ async fn research_render(s3: Option<&S3Server>) {
     assert!((5.0..=7.0).contains(&video.duration), "two scenes of 3 s: {video:?}");
     let job_id = job["job_id"].as_str().or(job["id"].as_str()).expect("the job id");
     let notes_key = format!("templates/research-render/users/{}/jobs/{job_id}/research.md", server.customer.id);
-    let notes = server.platform.caps.storage.get(&notes_key).await.expect("research notes stored");
+    let notes = server.platform.caps.storage.get(&notes_key, 1 << 30).await.expect("research notes stored");
     assert!(String::from_utf8_lossy(&notes).contains("coral reefs"));
     let seen: Vec<&str> = fakes.seen().iter().map(|s| s.provider).collect();
     for provider in ["perplexity", "openai", "gemini"] {

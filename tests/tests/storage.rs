@@ -67,7 +67,7 @@ async fn a_customer_uploads_into_their_own_workspace_with_a_signed_url() {
     let put = server.http.put(&url).body("a brief about tide pools").send().await.expect("sent");
     assert_eq!(put.status(), 201);
     let workspace_key = format!("customers/{}/workspace/inputs/brief.txt", server.customer.id);
-    let stored = server.platform.caps.storage.get(&workspace_key).await.expect("stored");
+    let stored = server.platform.caps.storage.get(&workspace_key, 1 << 30).await.expect("stored");
     assert_eq!(stored, b"a brief about tide pools");
     // The URL is for that key and for PUT only.
     let elsewhere = url.replace("brief.txt", "other.txt");
@@ -113,7 +113,7 @@ async fn on_s3_artifacts_land_under_the_jobs_prefix_and_presigned_urls_fetch_the
     let put = put.send().await.expect("sent");
     assert!(put.status().is_success(), "{}", put.text().await.unwrap_or_default());
     let workspace_key = format!("customers/{}/workspace/inputs/clip.txt", server.customer.id);
-    assert_eq!(server.platform.caps.storage.get(&workspace_key).await.expect("stored"), b"uploaded to S3");
+    assert_eq!(server.platform.caps.storage.get(&workspace_key, 1 << 30).await.expect("stored"), b"uploaded to S3");
 }
 
 #[tokio::test]

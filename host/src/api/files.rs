@@ -7,7 +7,6 @@ use super::{ApiError, AppState};
 use crate::capabilities::StoreError;
 use crate::storage::keys;
 use crate::storage::signed_urls::SignatureError;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -81,8 +80,16 @@ async fn download(
     if let Err(refused) = check(&state, "GET", &key, query) {
         return forbidden(refused);
     }
-    match state.caps.storage.get(&key).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, content_type(&key))], bytes).into_response(),
+    // Streamed from the store: a 1 GB video costs the host a few buffers, not 1 GB.
+    match state.caps.storage.open(&key).await {
+        Ok(object) => {
+            let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(object.body));
+            let mut response = ([(header::CONTENT_TYPE, content_type(&key))], body).into_response();
+            if object.size != u64::MAX {
+                response.headers_mut().insert(header::CONTENT_LENGTH, object.size.into());
+            }
+            response
+        }
         Err(StoreError::NotFound(_)) => ApiError::not_found("file_not_found", "no such file").into_response(),
         Err(e) => ApiError::Internal(e.to_string()).into_response(),
     }
@@ -92,17 +99,46 @@ async fn upload(
     State(state): State<AppState>,
     Path(key): Path<String>,
     query: Result<Query<Signed>, axum::extract::rejection::QueryRejection>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     if let Err(refused) = check(&state, "PUT", &key, query) {
         return forbidden(refused);
     }
-    // Only workspace files are uploaded; the signature already pins the exact key.
-    let size = body.len();
-    match state.caps.storage.put(&key, body.to_vec(), "application/octet-stream").await {
-        Ok(_) => (StatusCode::CREATED, Json(json!({ "key": key, "size": size }))).into_response(),
+    // Only workspace files are uploaded; the signature already pins the exact key. The body
+    // goes to a temporary file as it arrives (never whole in memory), then to the store.
+    let spooled = match spool(&state, body).await {
+        Ok(spooled) => spooled,
+        Err(e) => return e.into_response(),
+    };
+    match state.caps.storage.put_file(&key, &spooled, "application/octet-stream").await {
+        Ok(size) => (StatusCode::CREATED, Json(json!({ "key": key, "size": size }))).into_response(),
         Err(e) => ApiError::Internal(e.to_string()).into_response(),
     }
+}
+
+/// Write a request body to a temporary file under the data dir, refusing it (413) once it
+/// passes `MAX_UPLOAD_BYTES`.
+async fn spool(state: &AppState, body: axum::body::Body) -> Result<tempfile::TempPath, ApiError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let dir = state.config.data_dir.join("uploads");
+    let internal = |e: std::io::Error| ApiError::Internal(format!("spooling an upload: {e}"));
+    tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
+    let temp = tempfile::NamedTempFile::new_in(&dir).map_err(internal)?;
+    let (file, path) = temp.into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let mut stream = body.into_data_stream();
+    let mut written = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid("(body)", format!("the upload broke off: {e}")))?;
+        written += chunk.len();
+        if written > MAX_UPLOAD_BYTES {
+            return Err(ApiError::PayloadTooLarge(MAX_UPLOAD_BYTES));
+        }
+        file.write_all(&chunk).await.map_err(internal)?;
+    }
+    file.flush().await.map_err(internal)?;
+    Ok(path)
 }
 
 /// An upload URL for `key` in the caller's workspace (`customers/:id/workspace/<key>`).

@@ -38,7 +38,7 @@ impl ObjectStore for Inert {
     async fn put(&self, _: &str, _: Vec<u8>, _: &str) -> Result<u64, StoreError> {
         Err(StoreError::Unavailable("no storage during describe".into()))
     }
-    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+    async fn open(&self, key: &str) -> Result<super::ObjectReader, StoreError> {
         Err(StoreError::NotFound(key.into()))
     }
     async fn public_url(&self, _: &str) -> Option<String> {

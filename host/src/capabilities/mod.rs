@@ -72,7 +72,40 @@ pub trait EventSink: Send + Sync {
 pub trait ObjectStore: Send + Sync {
     /// Store the bytes; returns the size written.
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<u64, StoreError>;
-    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// Open an object for streaming: its size and its bytes as they arrive, never the whole
+    /// object in memory.
+    async fn open(&self, key: &str) -> Result<ObjectReader, StoreError>;
+    /// The whole object when it is at most `max` bytes; `TooLarge` (without reading it) when
+    /// it is larger.
+    async fn get(&self, key: &str, max: u64) -> Result<Vec<u8>, StoreError> {
+        use tokio::io::AsyncReadExt;
+        let object = self.open(key).await?;
+        if object.size > max {
+            return Err(StoreError::TooLarge { limit: max });
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(object.size).unwrap_or(0));
+        // A backend's size could be stale: never read past the cap whatever it said.
+        object.body.take(max + 1).read_to_end(&mut bytes).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if bytes.len() as u64 > max {
+            return Err(StoreError::TooLarge { limit: max });
+        }
+        Ok(bytes)
+    }
+    /// Copy an object of at most `max` bytes to a local file, streamed; returns its size.
+    async fn get_to_file(&self, key: &str, dest: &std::path::Path, max: u64) -> Result<u64, StoreError> {
+        use tokio::io::AsyncReadExt;
+        let object = self.open(key).await?;
+        if object.size > max {
+            return Err(StoreError::TooLarge { limit: max });
+        }
+        let unavailable = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", dest.display()));
+        let mut file = tokio::fs::File::create(dest).await.map_err(unavailable)?;
+        let copied = tokio::io::copy(&mut object.body.take(max + 1), &mut file).await.map_err(unavailable)?;
+        if copied > max {
+            return Err(StoreError::TooLarge { limit: max });
+        }
+        Ok(copied)
+    }
     /// Store a local file (a render's output) without holding it in memory where the backend
     /// can stream it; returns the size written.
     async fn put_file(&self, key: &str, path: &std::path::Path, content_type: &str) -> Result<u64, StoreError> {
@@ -105,8 +138,16 @@ pub struct UploadUrl {
 pub enum StoreError {
     #[error("no object at `{0}`")]
     NotFound(String),
+    #[error("the object is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// An object being read: its size (from the backend, before any byte is read) and its bytes.
+pub struct ObjectReader {
+    pub size: u64,
+    pub body: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
 }
 
 /// Billable events. The ledger decides charges and enforces the customer's limits.

@@ -89,8 +89,7 @@ impl HostState {
             Ok(full) => full,
             Err(reason) => return Ok(Err(StorageError::InvalidKey(reason))),
         };
-        Ok(match self.caps.storage.get(&full_key).await {
-            Ok(bytes) if bytes.len() as u64 > MAX_OBJECT_BYTES => Err(StorageError::TooLarge(MAX_OBJECT_BYTES)),
+        Ok(match self.caps.storage.get(&full_key, MAX_OBJECT_BYTES).await {
             Ok(bytes) => Ok(bytes),
             Err(StoreError::NotFound(_)) => Err(StorageError::NotFound(key.to_string())),
             Err(e) => Err(storage_error(e)),
@@ -101,6 +100,7 @@ impl HostState {
 fn storage_error(error: StoreError) -> StorageError {
     match error {
         StoreError::NotFound(key) => StorageError::NotFound(key),
+        StoreError::TooLarge { limit } => StorageError::TooLarge(limit),
         StoreError::Unavailable(message) => StorageError::Unavailable(message),
     }
 }

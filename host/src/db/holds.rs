@@ -198,10 +198,10 @@ pub(super) async fn hold_run_fuel_on(
     place_hold_on(conn, &request, hold.default_margin, RUN_FUEL_SHARE).await
 }
 
-/// A run whose whole fuel budget costs more than this share of what the customer may still
+/// A run whose whole fuel budget costs more than this share (1/16) of what the customer may still
 /// be charged holds only the share (at least its minimal run): one run never locks up the
 /// credit that the customer's other jobs, and its own children, need to start.
-const RUN_FUEL_SHARE: i64 = 4;
+const RUN_FUEL_SHARE: i64 = 16;
 
 /// [`Db::place_hold`] on the caller's write transaction; the hold takes at most
 /// `1/share` of what is left, unless the minimal effect needs more.

@@ -21,7 +21,8 @@ impl Ffmpeg {
     /// The length and streams of a local file.
     pub async fn probe(&self, path: &Path, field: &str, limits: ProcessLimits) -> Result<Probe, Failure> {
         let output = confined(&self.ffprobe, limits, &[])
-            .args(["-v", "error", "-show_entries", "format=duration,format_name:stream=codec_type", "-of", "json"])
+            .args(["-v", "error", "-show_entries", "format=duration,format_name:stream=codec_type,width,height"])
+            .args(["-of", "json"])
             .args(["-protocol_whitelist", "file,pipe", "-format_whitelist", super::timeline::SOURCE_FORMATS])
             .arg(path)
             .kill_on_drop(true)
@@ -34,6 +35,17 @@ impl Ffmpeg {
         let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
         let streams = info["streams"].as_array().cloned().unwrap_or_default();
         let has = |kind: &str| streams.iter().any(|s| s["codec_type"] == kind);
+        // A decompression bomb (a small PNG of 100,000 × 100,000 pixels) is refused from its
+        // header, before any decoder allocates its frames (the render's decoders also run
+        // under `-max_pixels`; ffprobe is not given it, as it then reports no size at all).
+        for stream in streams.iter().filter(|s| s["codec_type"] == "video") {
+            let (width, height) = (stream["width"].as_u64().unwrap_or(0), stream["height"].as_u64().unwrap_or(0));
+            if width.saturating_mul(height) > super::timeline::MAX_INPUT_PIXELS {
+                return Err(Failure::Invalid(format!(
+                    "{field}: {width}×{height} pixels is more than a source may have (8K: 7680×4320)"
+                )));
+            }
+        }
         // Still images report an `image2`/`*_pipe` format and no meaningful duration.
         let format = info["format"]["format_name"].as_str().unwrap_or_default();
         let still = format.contains("image2") || format.ends_with("_pipe") || format == "gif" && !has("audio");

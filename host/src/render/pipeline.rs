@@ -252,10 +252,14 @@ impl Pipeline {
         }
     }
 
-    /// Input props may name stored images as `job:<key>`, `workspace:<key>` or the host's own
-    /// signed URLs. Locally they reach the browser as `data:` URLs, so Chromium needs no route
-    /// to the store (capped at 64 MiB in all); on Lambda (where props over ~194 KB go through
-    /// S3) `job:`/`workspace:` names become the store's signed URLs, which AWS must reach.
+    /// Input props may name stored images as `job:<key>`, `workspace:<key>`, the host's own
+    /// signed URLs, or any other http(s) URL. Locally every one of them is fetched by the host
+    /// (other URLs under the outbound policy: public addresses only in production, DNS pinned,
+    /// streamed and capped at 64 MiB in all) and reaches the browser as a `data:` URL, so
+    /// Chromium — whose own network stack Remotion launches with no proxy and private-network
+    /// checks off — never fetches anything a customer named. On Lambda (where props over ~194
+    /// KB go through S3) `job:`/`workspace:` names become the store's signed URLs, which AWS
+    /// must reach, and other URLs must pass the outbound policy as they are.
     async fn inline_assets(
         &self,
         scope: &RenderScope,
@@ -266,11 +270,25 @@ impl Pipeline {
         let mut refs = Vec::new();
         let own_url =
             |s: &str| self.sources.signer.as_ref().is_some_and(|signer| signer.own_object(s, now_s()).is_some());
-        collect_refs(props, &|s| is_ref(s) || (!lambda && own_url(s)), &mut refs);
+        collect_refs(
+            props,
+            &|s, field| is_ref(s) || (is_remote(s) && (is_media_field(field) || own_url(s))),
+            &mut refs,
+        );
         let mut inlined = std::collections::HashMap::new();
         let mut total = 0;
         for reference in refs {
             if inlined.contains_key(&reference) {
+                continue;
+            }
+            if lambda && !is_ref(&reference) {
+                // The host's own signed URLs stay as they are (AWS fetches them); any other URL
+                // must pass the outbound policy before AWS is asked to fetch it.
+                if !own_url(&reference) {
+                    crate::outbound::check_destination(&reference, self.settings.allow_private_sources)
+                        .await
+                        .map_err(|reason| Failure::Invalid(format!("input-props `{reference}`: {reason}")))?;
+                }
                 continue;
             }
             if lambda {
@@ -292,12 +310,16 @@ impl Pipeline {
             let dir =
                 tempfile::tempdir_in(&self.settings.work_dir).map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
             let path = dir.path().join("asset");
-            self.sources.fetch(scope, &reference, &format!("input-props `{reference}`"), &path).await?;
+            let field = format!("input-props `{reference}`");
+            let left = (BUDGET - total) as u64;
+            self.sources.fetch_capped(scope, &reference, &field, &path, left).await.map_err(|e| match e {
+                Failure::Invalid(m) if m.contains("larger than") => {
+                    Failure::Invalid("input-props: the referenced files exceed 64 MiB".into())
+                }
+                other => other,
+            })?;
             let bytes = tokio::fs::read(&path).await.map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
             total += bytes.len();
-            if total > BUDGET {
-                return Err(Failure::Invalid("input-props: the referenced files exceed 64 MiB".into()));
-            }
             let url = format!(
                 "data:{};base64,{}",
                 sniff(&bytes),
@@ -352,6 +374,12 @@ struct OutputMedia {
     has_audio: bool,
 }
 
+/// An http(s) URL: the host fetches it (locally) or checks it (Lambda), never passes it blind.
+fn is_remote(text: &str) -> bool {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
 fn is_ref(text: &str) -> bool {
     text.strip_prefix("job:")
         .or_else(|| text.strip_prefix("workspace:"))
@@ -362,14 +390,28 @@ fn now_s() -> i64 {
     crate::db::now_ms() / 1000
 }
 
-/// The strings of `value` that name stored objects (`wanted`).
-fn collect_refs(value: &serde_json::Value, wanted: &dyn Fn(&str) -> bool, refs: &mut Vec<String>) {
-    match value {
-        serde_json::Value::String(s) if wanted(s) => refs.push(s.clone()),
-        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, wanted, refs)),
-        serde_json::Value::Object(map) => map.values().for_each(|v| collect_refs(v, wanted, refs)),
-        _ => {}
+/// The strings of `value` that name objects to fetch (`wanted`, given the string and the
+/// name of the field it is in, or of the list it is an item of).
+fn collect_refs(value: &serde_json::Value, wanted: &dyn Fn(&str, &str) -> bool, refs: &mut Vec<String>) {
+    fn walk(value: &serde_json::Value, field: &str, wanted: &dyn Fn(&str, &str) -> bool, refs: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) if wanted(s, field) => refs.push(s.clone()),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, field, wanted, refs)),
+            serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| walk(v, k, wanted, refs)),
+            _ => {}
+        }
     }
+    walk(value, "", wanted, refs)
+}
+
+/// A field whose URL a composition loads as media (`imageUrl`, `src`, `backgroundVideo`, …),
+/// as the operator's compositions name them; a URL in any other field (a caption that reads
+/// like a link) is text and is left alone.
+fn is_media_field(field: &str) -> bool {
+    let field = field.to_ascii_lowercase();
+    ["url", "src", "image", "video", "audio", "poster", "font", "background", "logo", "music", "voice"]
+        .iter()
+        .any(|part| field.contains(part))
 }
 
 fn replace_refs(value: &mut serde_json::Value, inlined: &std::collections::HashMap<String, String>) {

@@ -25,8 +25,20 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// Put `src` (named `field` in errors) at `dest`.
+    /// Put `src` (named `field` in errors) at `dest`; at most the largest source a render takes.
     pub async fn fetch(&self, scope: &RenderScope, src: &str, field: &str, dest: &Path) -> Result<(), Failure> {
+        self.fetch_capped(scope, src, field, dest, MAX_SOURCE_BYTES).await.map(|_| ())
+    }
+
+    /// Put `src` at `dest`, streamed, refusing it once it passes `max` bytes; returns its size.
+    pub async fn fetch_capped(
+        &self,
+        scope: &RenderScope,
+        src: &str,
+        field: &str,
+        dest: &Path,
+        max: u64,
+    ) -> Result<u64, Failure> {
         let now_s = crate::db::now_ms() / 1000;
         let object = if let Some(key) = src.strip_prefix("job:") {
             Some(keys::resolve(&scope.artifact_prefix, key))
@@ -38,17 +50,17 @@ impl Sources {
         match object {
             Some(key) => {
                 let key = key.map_err(|reason| Failure::Invalid(format!("{field}: {reason}")))?;
-                let bytes = self.store.get(&key).await.map_err(|e| match e {
+                self.store.get_to_file(&key, dest, max).await.map_err(|e| match e {
                     StoreError::NotFound(_) => Failure::Invalid(format!("{field}: no object at `{src}`")),
+                    StoreError::TooLarge { limit } => Failure::Invalid(format!("{field}: larger than {limit} bytes")),
                     StoreError::Unavailable(m) => Failure::Failed(format!("storage: {m}")),
-                })?;
-                tokio::fs::write(dest, bytes).await.map_err(|e| Failure::Failed(format!("work dir: {e}")))
+                })
             }
-            None => self.download(src, field, dest).await,
+            None => self.download(src, field, dest, max).await,
         }
     }
 
-    async fn download(&self, url: &str, field: &str, dest: &Path) -> Result<(), Failure> {
+    async fn download(&self, url: &str, field: &str, dest: &Path, max: u64) -> Result<u64, Failure> {
         let (parsed, addrs) = crate::outbound::check_destination(url, self.allow_private)
             .await
             .map_err(|reason| Failure::Invalid(format!("{field}: {reason}")))?;
@@ -62,17 +74,22 @@ impl Sources {
         if !response.status().is_success() {
             return Err(Failure::Invalid(format!("{field}: `{url}` answered {}", response.status())));
         }
+        let too_large = || Failure::Invalid(format!("{field}: larger than {max} bytes"));
+        if response.content_length().is_some_and(|n| n > max) {
+            return Err(too_large());
+        }
         let mut file = tokio::fs::File::create(dest).await.map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
         let mut written = 0u64;
         while let Some(chunk) =
             response.chunk().await.map_err(|e| Failure::Invalid(format!("{field}: reading `{url}`: {e}")))?
         {
             written += chunk.len() as u64;
-            if written > MAX_SOURCE_BYTES {
-                return Err(Failure::Invalid(format!("{field}: larger than {} GiB", MAX_SOURCE_BYTES >> 30)));
+            if written > max {
+                return Err(too_large());
             }
             file.write_all(&chunk).await.map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
         }
-        file.flush().await.map_err(|e| Failure::Failed(format!("work dir: {e}")))
+        file.flush().await.map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
+        Ok(written)
     }
 }

@@ -235,9 +235,16 @@ pub fn ffmpeg_args(
 pub const SOURCE_FORMATS: &str =
     "mov,mp4,m4a,matroska,webm,avi,flv,mpegts,mp3,wav,ogg,flac,aac,png_pipe,jpeg_pipe,webp_pipe,gif,bmp_pipe,image2";
 
-/// One local source, readable only as a file and only by a media demuxer.
-fn input(path: &Path) -> [String; 6] {
+/// The most pixels a source frame may have (8K): checked when a source is probed, and set as
+/// the decoders' own limit (`-max_pixels`), so no input can make FFmpeg allocate giant frames.
+pub const MAX_INPUT_PIXELS: u64 = 7680 * 4320;
+
+/// One local source, readable only as a file and only by a media demuxer, decoded under the
+/// pixel limit.
+fn input(path: &Path) -> [String; 8] {
     [
+        "-max_pixels".into(),
+        MAX_INPUT_PIXELS.to_string(),
         "-protocol_whitelist".into(),
         "file,pipe".into(),
         "-format_whitelist".into(),

@@ -4,7 +4,7 @@
 //! capability first; this backend also refuses anything but plain relative paths.
 
 use super::UrlSigner;
-use crate::capabilities::{ObjectStore, StoreError, UploadUrl};
+use crate::capabilities::{ObjectReader, ObjectStore, StoreError, UploadUrl};
 use async_trait::async_trait;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
@@ -89,11 +89,17 @@ impl ObjectStore for LocalObjectStore {
         .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
-    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+    async fn open(&self, key: &str) -> Result<ObjectReader, StoreError> {
         let relative = self.relative(key)?;
         let dir = self.dir.clone();
-        match blocking(move || dir.read(&relative)).await {
-            Ok(bytes) => Ok(bytes),
+        let opened = blocking(move || {
+            let file = dir.open(&relative)?;
+            let size = file.metadata()?.len();
+            Ok((file.into_std(), size))
+        })
+        .await;
+        match opened {
+            Ok((file, size)) => Ok(ObjectReader { size, body: Box::pin(tokio::fs::File::from_std(file)) }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(key.to_string())),
             Err(e) => Err(StoreError::Unavailable(e.to_string())),
         }
@@ -123,12 +129,12 @@ mod tests {
         let store = LocalObjectStore::new(root.path(), None).expect("a store");
 
         store.put("a/b/c.txt", b"inside".to_vec(), "text/plain").await.expect("stored");
-        assert_eq!(store.get("a/b/c.txt").await.expect("read"), b"inside");
-        assert!(matches!(store.get("a/missing.txt").await, Err(StoreError::NotFound(_))));
+        assert_eq!(store.get("a/b/c.txt", 1 << 20).await.expect("read"), b"inside");
+        assert!(matches!(store.get("a/missing.txt", 1 << 20).await, Err(StoreError::NotFound(_))));
 
-        assert!(store.get("link/secret.txt").await.is_err(), "read through a symlink out of the root");
+        assert!(store.get("link/secret.txt", 1 << 20).await.is_err(), "read through a symlink out of the root");
         assert!(store.put("link/new.txt", b"x".to_vec(), "text/plain").await.is_err());
         assert!(!outside.path().join("new.txt").exists(), "nothing was written outside the root");
-        assert!(store.get("../secret.txt").await.is_err());
+        assert!(store.get("../secret.txt", 1 << 20).await.is_err());
     }
 }

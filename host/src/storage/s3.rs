@@ -1,7 +1,7 @@
 //! Objects in an S3 bucket (AWS or any S3-compatible server) through aws-sdk-s3: the same
 //! keys as the local backend, presigned GET URLs for customers, presigned PUT URLs for uploads.
 
-use crate::capabilities::{ObjectStore, StoreError, UploadUrl};
+use crate::capabilities::{ObjectReader, ObjectStore, StoreError, UploadUrl};
 use async_trait::async_trait;
 use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -108,9 +108,13 @@ impl ObjectStore for S3ObjectStore {
         Ok(size)
     }
 
-    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+    async fn open(&self, key: &str) -> Result<ObjectReader, StoreError> {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
-            Ok(object) => object.body.collect().await.map(|b| b.into_bytes().to_vec()).map_err(unavailable),
+            Ok(object) => {
+                // The size from the response headers, before the body is read.
+                let size = object.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(u64::MAX);
+                Ok(ObjectReader { size, body: Box::pin(object.body.into_async_read()) })
+            }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Err(StoreError::NotFound(key.into())),
             Err(e) => Err(unavailable(aws_sdk_s3::error::DisplayErrorContext(e))),
         }

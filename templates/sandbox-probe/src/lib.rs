@@ -170,6 +170,27 @@ fn effects(ctx: &Context, input: Effects) -> Result<Value, TemplateError> {
     Ok(json!({ "steps": input.steps }))
 }
 
+/// The payload of `render-props`: a customer's props, passed to the operator's composition.
+#[derive(Deserialize, JsonSchema)]
+struct PropsRender {
+    /// `Slideshow` or `TitleCard`.
+    composition: String,
+    props: Value,
+}
+
+/// Render the operator's composition with the customer's props as they are: whatever URLs
+/// they name reach the renderer, which must treat them like any other outside input.
+fn render_props(ctx: &Context, input: PropsRender) -> Result<Value, TemplateError> {
+    let rendered = ctx.remotion.render(&RenderRequest {
+        composition_id: input.composition,
+        serve_url: None,
+        entry_point: None,
+        output_key: Some("props.mp4".into()),
+        input_props: input.props.to_string(),
+    })?;
+    Ok(json!({ "render_id": rendered.render_id, "output_key": rendered.output_key }))
+}
+
 #[derive(Deserialize, JsonSchema)]
 struct Spinners {
     #[schemars(range(min = 1, max = 10))]
@@ -221,6 +242,7 @@ fn template() -> Template {
     .operation(Operation::new("escape-storage", "Try to leave the job's storage prefix.", escape_storage))
     .operation(Operation::new("escape-render", "Try to render with what the job may not reach.", escape_render))
     .operation(Operation::new("fork-children", "Enqueue children without end.", fork_children))
+    .operation(Operation::new("render-props", "Render a composition with the customer's props.", render_props))
     .operation(Operation::new("spawn-spinners", "Enqueue spinning children and wait for them.", spawn_spinners))
     .operation(Operation::new("effects", "Charge, store and log in rounds, with CPU work between.", effects))
     .operation(
