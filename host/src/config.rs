@@ -66,6 +66,9 @@ pub struct Config {
     pub default_estimate_usd: f64,
     /// What storing a byte costs the platform, per GB (`storage_write` events the host records).
     pub storage_usd_per_gb: f64,
+    /// Bytes one customer may store (job artifacts, uploads, render outputs), unless the
+    /// operator set their own quota.
+    pub storage_quota_bytes: u64,
     /// What a run's CPU costs the platform, per billion fuel units (`cpu_estimate` events).
     pub cpu_usd_per_billion_fuel: f64,
     /// The template registry directory, when not `<data dir>/registry`.
@@ -275,6 +278,7 @@ impl Config {
             registry_dir: var("VIDFARM_REGISTRY_DIR").map(PathBuf::from),
             default_estimate_usd: parse("VIDFARM_DEFAULT_ESTIMATE_USD", "0")?,
             storage_usd_per_gb: parse("VIDFARM_STORAGE_USD_PER_GB", "0.023")?,
+            storage_quota_bytes: parse("VIDFARM_STORAGE_QUOTA_BYTES", "10737418240")?,
             cpu_usd_per_billion_fuel: parse("VIDFARM_CPU_USD_PER_BILLION_FUEL", "0.00001")?,
             registry_poll: Duration::from_millis(parse("VIDFARM_REGISTRY_POLL_MS", "250")?),
             trusted_keys: var("VIDFARM_TRUSTED_KEYS").unwrap_or_default(),

@@ -137,3 +137,35 @@ async fn health_metrics_and_openapi_describe_the_service() {
     }
     server.stop().await;
 }
+
+/// Every route the API's routers declare (read from their source) has its methods in the
+/// OpenAPI document, so the document cannot fall behind the code.
+#[test]
+fn every_route_and_method_the_routers_declare_is_in_the_openapi_document() {
+    let doc = vidfarm::api::openapi::document();
+    // Parameter names may differ (`{key_id}` in the router, `{id}` in the document).
+    let shape = |path: &str| {
+        path.split('/').map(|part| if part.starts_with('{') { "{}" } else { part }).collect::<Vec<_>>().join("/")
+    };
+    let documented: std::collections::HashMap<String, &serde_json::Value> =
+        doc["paths"].as_object().expect("paths").iter().map(|(path, ops)| (shape(path), ops)).collect();
+    let api_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src/api");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&api_dir).expect("the api sources") {
+        let source = std::fs::read_to_string(entry.expect("an entry").path()).expect("readable");
+        for declared in source.split(".route(\"").skip(1) {
+            let (path, rest) = declared.split_once('"').expect("a quoted path");
+            let path = shape(path);
+            // `get(list).post(add))` — the rest of the route's line.
+            let handlers = rest.lines().next().unwrap_or_default();
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if handlers.contains(&format!("{method}(")) {
+                    let ops = documented.get(&path).unwrap_or_else(|| panic!("{path} is not in /openapi.json"));
+                    assert!(ops.get(method).is_some(), "{method} {path} is not in /openapi.json");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 33, "only {checked} routes found: is the pattern still right?");
+}

@@ -13,7 +13,7 @@ const WITHIN: Duration = Duration::from_secs(120);
 
 /// Upload `bytes` into the customer's workspace through `POST /files/sign-upload`.
 async fn upload(server: &TestServer, key: &str, bytes: Vec<u8>, content_type: &str) {
-    let body = json!({ "key": key, "content_type": content_type });
+    let body = json!({ "key": key, "content_type": content_type, "size": bytes.len() });
     let signed: Value =
         server.post("/files/sign-upload", &body).send().await.expect("sent").json().await.expect("json");
     let url = on_server(server, signed["url"].as_str().expect("a URL"));

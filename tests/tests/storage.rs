@@ -52,16 +52,16 @@ async fn local_artifact_urls_are_signed_for_one_key_and_expire() {
     assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("expired")), "{error}");
 }
 
-/// An upload URL for a text file at `key` in the default customer's workspace.
-async fn sign_upload(server: &TestServer, key: &str) -> Value {
-    let body = json!({ "key": key, "content_type": "text/plain" });
+/// An upload URL for a text file of `size` bytes at `key` in the default customer's workspace.
+async fn sign_upload(server: &TestServer, key: &str, size: usize) -> Value {
+    let body = json!({ "key": key, "content_type": "text/plain", "size": size });
     server.post("/files/sign-upload", &body).send().await.expect("sent").json().await.expect("json")
 }
 
 #[tokio::test]
 async fn a_customer_uploads_into_their_own_workspace_with_a_signed_url() {
     let server = TestServer::start().await;
-    let signed = sign_upload(&server, "inputs/brief.txt").await;
+    let signed = sign_upload(&server, "inputs/brief.txt", "a brief about tide pools".len()).await;
     assert_eq!(signed["method"], "PUT", "{signed}");
     let url = on_server(&server, signed["url"].as_str().expect("a URL"));
     let put = server.http.put(&url).body("a brief about tide pools").send().await.expect("sent");
@@ -105,7 +105,7 @@ async fn on_s3_artifacts_land_under_the_jobs_prefix_and_presigned_urls_fetch_the
     let forged = format!("{}{flipped}{}", &url[..at], &url[at + 1..]);
     assert_eq!(reqwest::get(&forged).await.expect("sent").status(), 403, "s3s-fs checks signatures");
 
-    let signed = sign_upload(&server, "inputs/clip.txt").await;
+    let signed = sign_upload(&server, "inputs/clip.txt", "uploaded to S3".len()).await;
     let mut put = server.http.put(signed["url"].as_str().expect("a URL")).body("uploaded to S3");
     for (name, value) in signed["headers"].as_object().expect("headers") {
         put = put.header(name.as_str(), value.as_str().expect("a value"));

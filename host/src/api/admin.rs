@@ -84,7 +84,7 @@ async fn rollback(
 
 /// `PATCH /admin/customers/:id/limits` with any of `max_concurrent_jobs`, `jobs_per_minute`,
 /// `max_concurrent_renders`, `max_concurrent_deliveries`: a whole number from 1, or `null`
-/// for the host default; absent fields stay as they are.
+/// for the host default; `storage_quota_bytes` likewise (bytes); absent fields stay as they are.
 async fn set_limits(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -93,8 +93,13 @@ async fn set_limits(
 ) -> Result<Json<Value>, ApiError> {
     operator(&state, &headers)?;
     let Some(fields) = body.as_object() else { return Err(ApiError::invalid("body", "must be a JSON object")) };
-    const CAPS: [&str; 4] =
-        ["max_concurrent_jobs", "jobs_per_minute", "max_concurrent_renders", "max_concurrent_deliveries"];
+    const CAPS: [&str; 5] = [
+        "max_concurrent_jobs",
+        "jobs_per_minute",
+        "max_concurrent_renders",
+        "max_concurrent_deliveries",
+        "storage_quota_bytes",
+    ];
     if let Some(unknown) = fields.keys().find(|k| !CAPS.contains(&k.as_str())) {
         return Err(ApiError::invalid(unknown, format!("is not a cap; the caps are {}", CAPS.join(", "))));
     }
@@ -102,10 +107,13 @@ async fn set_limits(
         match fields.get(name) {
             None => Ok(None),
             Some(Value::Null) => Ok(Some(None)),
-            Some(v) => match v.as_i64() {
-                Some(n) if (1..=1_000_000_000).contains(&n) => Ok(Some(Some(n))),
-                _ => Err(ApiError::invalid(name, "must be a whole number from 1 to 1000000000, or null")),
-            },
+            Some(v) => {
+                let most = if name == "storage_quota_bytes" { 1 << 50 } else { 1_000_000_000 };
+                match v.as_i64() {
+                    Some(n) if (1..=most).contains(&n) => Ok(Some(Some(n))),
+                    _ => Err(ApiError::invalid(name, format!("must be a whole number from 1 to {most}, or null"))),
+                }
+            }
         }
     };
     let changes = crate::db::customers::ShareChanges {
@@ -113,6 +121,7 @@ async fn set_limits(
         jobs_per_minute: cap(CAPS[1])?,
         max_concurrent_renders: cap(CAPS[2])?,
         max_concurrent_deliveries: cap(CAPS[3])?,
+        storage_quota_bytes: cap(CAPS[4])?,
     };
     match state.db.set_customer_shares(&customer_id, &changes).await? {
         Some(customer) => Ok(Json(super::views::customer_limits(&customer))),

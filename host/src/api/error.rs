@@ -26,6 +26,9 @@ pub enum ApiError {
     /// 413: the body is over the limit.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// 413: storing this would pass the customer's storage quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// 422: well-formed but invalid; `details` names each failing field.
     #[error("{message}")]
     Unprocessable { message: String, details: Value },
@@ -58,6 +61,7 @@ impl ApiError {
             Self::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::QuotaExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "storage_quota_exceeded"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),

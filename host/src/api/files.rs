@@ -5,6 +5,7 @@
 use super::extract::{Authenticated, JsonBody};
 use super::{ApiError, AppState};
 use crate::capabilities::StoreError;
+use crate::db::storage_quota::{Recorded, StoredObject};
 use crate::storage::keys;
 use crate::storage::signed_urls::SignatureError;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -17,6 +18,8 @@ use serde_json::{Value, json};
 
 /// The largest upload through the host's own PUT URL.
 const MAX_UPLOAD_BYTES: usize = 512 << 20;
+/// The largest presigned upload (one S3 PUT).
+const MAX_SIGNED_UPLOAD_BYTES: u64 = 5 << 30;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -110,6 +113,10 @@ async fn upload(
         Ok(spooled) => spooled,
         Err(e) => return e.into_response(),
     };
+    let size = std::fs::metadata(&spooled).map_or(0, |m| m.len());
+    if let Err(e) = record_upload(&state, &key, size).await {
+        return e.into_response();
+    }
     match state.caps.storage.put_file(&key, &spooled, "application/octet-stream").await {
         Ok(size) => (StatusCode::CREATED, Json(json!({ "key": key, "size": size }))).into_response(),
         Err(e) => ApiError::Internal(e.to_string()).into_response(),
@@ -141,6 +148,25 @@ async fn spool(state: &AppState, body: axum::body::Body) -> Result<tempfile::Tem
     Ok(path)
 }
 
+/// Count an upload of `size` bytes at the workspace key `key` against its customer's quota
+/// (413 `storage_quota_exceeded` when it does not fit).
+async fn record_upload(state: &AppState, key: &str, size: u64) -> Result<(), ApiError> {
+    let customer_id = key.strip_prefix("customers/").and_then(|rest| rest.split('/').next()).unwrap_or_default();
+    let object = StoredObject {
+        key: key.to_string(),
+        customer_id: customer_id.to_string(),
+        bytes: size,
+        default_quota: state.config.storage_quota_bytes,
+        force: false,
+    };
+    match state.db.record_stored_object(object).await? {
+        Recorded::Fits => Ok(()),
+        Recorded::OverQuota { stored, quota } => Err(ApiError::QuotaExceeded(format!(
+            "storing {size} bytes would pass the storage quota: {stored} of {quota} bytes are in use"
+        ))),
+    }
+}
+
 /// An upload URL for `key` in the caller's workspace (`customers/:id/workspace/<key>`).
 async fn sign_upload(
     State(state): State<AppState>,
@@ -155,10 +181,37 @@ async fn sign_upload(
     };
     let full = keys::resolve(&format!("customers/{}/workspace", customer.id), key)
         .map_err(|problem| ApiError::invalid("key", problem))?;
+    let size = match body.get("size") {
+        None | Some(Value::Null) => None,
+        Some(n) => match n.as_u64() {
+            Some(size) if size <= MAX_SIGNED_UPLOAD_BYTES => Some(size),
+            _ => {
+                return Err(ApiError::invalid("size", format!("must be a byte count up to {MAX_SIGNED_UPLOAD_BYTES}")));
+            }
+        },
+    };
+    if let Some(unknown) =
+        body.as_object().and_then(|o| o.keys().find(|k| !["key", "content_type", "size"].contains(&k.as_str())))
+    {
+        return Err(ApiError::invalid(unknown, "is not a field of an upload request"));
+    }
+    // Uploads that bypass the host (presigned S3 PUTs) are counted against the quota now, for
+    // the size the URL is signed for; the host's own PUT counts what actually arrives.
+    let presigned = state.config.s3.is_some();
+    match (size, presigned) {
+        (Some(size), true) => record_upload(&state, &full, size).await.map_err(|e| match e {
+            ApiError::QuotaExceeded(problem) => ApiError::invalid("size", problem),
+            other => other,
+        })?,
+        (None, true) => {
+            return Err(ApiError::invalid("size", "is required: the upload URL is signed for exactly that many bytes"));
+        }
+        (_, false) => {}
+    }
     let upload = state
         .caps
         .storage
-        .upload_url(&full, content_type)
+        .upload_url(&full, content_type, size)
         .await
         .ok_or_else(|| ApiError::Internal("this storage backend cannot sign uploads".into()))?;
     let expires_at = crate::db::now_ms() + i64::try_from(upload.ttl.as_millis()).unwrap_or(0);

@@ -7,7 +7,7 @@ mod extract;
 mod files;
 mod job_events;
 mod jobs;
-mod openapi;
+pub mod openapi;
 mod provider_keys;
 mod system;
 mod templates;

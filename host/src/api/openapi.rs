@@ -132,10 +132,54 @@ pub fn document() -> Value {
             },
         },
     });
-    if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), account_paths()) {
-        paths.extend(more);
+    for more in [account_paths(), file_and_admin_paths()] {
+        if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
     }
+    document["components"]["securitySchemes"]["operatorToken"] = json!({ "type": "http", "scheme": "bearer" });
     document
+}
+
+/// Signed file URLs, uploads, and the operator's admin routes (`VIDFARM_ADMIN_TOKEN`).
+fn file_and_admin_paths() -> Value {
+    let object = json!({ "type": "object" });
+    let signed = json!([
+        { "name": "key", "in": "path", "required": true, "schema": { "type": "string" } },
+        { "name": "expires", "in": "query", "required": true, "schema": { "type": "integer" } },
+        { "name": "sig", "in": "query", "required": true, "schema": { "type": "string" } },
+    ]);
+    let operator = |summary: &str, params: &[&str], responses: Value| {
+        let mut all = responses;
+        all["401"] = error_response("Missing or wrong operator token");
+        json!({ "summary": summary, "security": [{ "operatorToken": [] }], "parameters": path_params(params), "responses": all })
+    };
+    let upload = json!({ "type": "object", "required": ["key"], "additionalProperties": false, "properties": {
+        "key": { "type": "string" }, "content_type": { "type": "string" },
+        "size": { "type": "integer", "minimum": 0, "description": "Bytes; required on S3 (the URL is signed for exactly this length)" } } });
+    let limits = json!({ "type": "object", "additionalProperties": false, "properties": {
+        "max_concurrent_jobs": { "type": ["integer", "null"], "minimum": 1 }, "jobs_per_minute": { "type": ["integer", "null"], "minimum": 1 },
+        "max_concurrent_renders": { "type": ["integer", "null"], "minimum": 1 },
+        "max_concurrent_deliveries": { "type": ["integer", "null"], "minimum": 1 },
+        "storage_quota_bytes": { "type": ["integer", "null"], "minimum": 1 } } });
+    json!({
+        "/files/sign-upload": { "post": with_body(customer_op("An upload URL into the customer's workspace (counted against the storage quota)", &[], json!({
+            "200": ok("{key, workspace_key, method, url, headers, expires_at}", object.clone()),
+            "422": error_response("A field is invalid (`key` escapes the workspace, `size` missing on S3 or past the quota)") })), upload) },
+        "/files/{key}": {
+            "get": { "summary": "A stored object through a signed URL (streamed)", "parameters": signed.clone(), "responses": {
+                "200": { "description": "The object" }, "403": error_response("Bad or expired signature"), "404": error_response("No such object") } },
+            "put": { "summary": "Upload through the host's own signed URL (local store; streamed, at most 512 MiB)", "parameters": signed, "responses": {
+                "201": ok("{key, size}", object.clone()), "403": error_response("Bad or expired signature"),
+                "413": error_response("Larger than 512 MiB (`payload_too_large`) or past the storage quota (`storage_quota_exceeded`)") } },
+        },
+        "/admin/templates/{template_id}/activate": { "post": operator("Make a published version active (forward only)", &["template_id"], json!({
+            "200": ok("The active version", object.clone()), "409": error_response("Older than the active version: use rollback"), "404": error_response("No such version") })) },
+        "/admin/templates/{template_id}/rollback": { "post": operator("Make the previous version active", &["template_id"], json!({
+            "200": ok("The active version", object.clone()), "404": error_response("Nothing to roll back to") })) },
+        "/admin/customers/{customer_id}/limits": { "patch": with_body(operator("Set a customer's fair-share caps and storage quota (null: host default)", &["customer_id"], json!({
+            "200": ok("The caps in force", object), "404": error_response("No such customer"), "422": error_response("A field is invalid") })), limits) },
+    })
 }
 
 fn with_body(mut op: Value, schema: Value) -> Value {

@@ -73,6 +73,8 @@ pub fn customer_limits(customer: &Customer) -> Value {
         "jobs_per_minute": customer.jobs_per_minute,
         "max_concurrent_renders": customer.max_concurrent_renders,
         "max_concurrent_deliveries": customer.max_concurrent_deliveries,
+        "storage_quota_bytes": customer.storage_quota_bytes,
+        "stored_bytes": customer.stored_bytes,
     })
 }
 

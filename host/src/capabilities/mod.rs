@@ -118,7 +118,8 @@ pub trait ObjectStore: Send + Sync {
     /// give one.
     async fn public_url(&self, key: &str) -> Option<String>;
     /// A signed URL a customer can upload the object with, when the backend can give one.
-    async fn upload_url(&self, _key: &str, _content_type: &str) -> Option<UploadUrl> {
+    /// With `size`, the URL accepts exactly that many bytes (S3 signs the content length).
+    async fn upload_url(&self, _key: &str, _content_type: &str, _size: Option<u64>) -> Option<UploadUrl> {
         None
     }
 }
@@ -160,7 +161,7 @@ pub trait BillingLedger: Send + Sync {
     /// The host's own `storage_write` charge for `bytes` stored by effect `seq` (made before
     /// the write, so a customer at their limit stops before it). Backends that do not bill
     /// storage ignore it.
-    async fn record_storage_write(&self, _job: &JobScope, _seq: u32, _bytes: u64) -> BackendResult<()> {
+    async fn record_storage_write(&self, _job: &JobScope, _seq: u32, _key: &str, _bytes: u64) -> BackendResult<()> {
         Ok(())
     }
 }

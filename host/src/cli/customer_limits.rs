@@ -23,6 +23,9 @@ pub struct LimitsArgs {
     /// Webhook deliveries in flight at once.
     #[arg(long)]
     max_concurrent_deliveries: Option<String>,
+    /// Bytes the customer may store (artifacts, uploads, render outputs).
+    #[arg(long)]
+    storage_quota_bytes: Option<String>,
     #[arg(long)]
     data_dir: Option<PathBuf>,
 }
@@ -32,9 +35,10 @@ fn parse_cap(field: &str, text: &str) -> Result<Option<i64>, String> {
     if text == "none" {
         return Ok(None);
     }
+    let most: i64 = if field == "--storage-quota-bytes" { 1 << 50 } else { 1_000_000_000 };
     match text.parse::<i64>() {
-        Ok(n) if (1..=1_000_000_000).contains(&n) => Ok(Some(n)),
-        _ => Err(format!("{field} must be a whole number from 1 to 1000000000, or `none`; got `{text}`")),
+        Ok(n) if (1..=most).contains(&n) => Ok(Some(n)),
+        _ => Err(format!("{field} must be a whole number from 1 to {most}, or `none`; got `{text}`")),
     }
 }
 
@@ -44,6 +48,7 @@ pub async fn run(args: LimitsArgs) -> ExitCode {
         ("--jobs-per-minute", &args.jobs_per_minute),
         ("--max-concurrent-renders", &args.max_concurrent_renders),
         ("--max-concurrent-deliveries", &args.max_concurrent_deliveries),
+        ("--storage-quota-bytes", &args.storage_quota_bytes),
     ];
     let mut parsed = Vec::with_capacity(given.len());
     for (flag, value) in given {
@@ -57,6 +62,7 @@ pub async fn run(args: LimitsArgs) -> ExitCode {
         jobs_per_minute: parsed[1],
         max_concurrent_renders: parsed[2],
         max_concurrent_deliveries: parsed[3],
+        storage_quota_bytes: parsed[4],
     };
     let db = match super::admin::open(args.data_dir).await {
         Ok(db) => db,

@@ -6,6 +6,7 @@
 
 use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
 use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
+use super::storage_quota::{Recorded, StoredObject, record_object_on};
 use super::{Db, DbError};
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
@@ -17,12 +18,14 @@ pub(crate) enum Write {
     InsertJob(Box<NewJob>),
     FinishRun { job_id: String, lease_token: String, fuel: u64, finish: Finish, cpu: Option<CpuCharge> },
     HoldRunFuel(Box<RunFuelHold>),
+    RecordObject(Box<StoredObject>),
 }
 
 pub(crate) enum Written {
     Job(Box<Inserted>),
     Finished(bool),
     Held(HoldOutcome),
+    Object(Recorded),
 }
 
 pub(crate) type Queued = (Write, oneshot::Sender<Result<Written, DbError>>);
@@ -49,6 +52,7 @@ async fn apply(conn: &mut sqlx::SqliteConnection, write: &Write) -> Result<Writt
             finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref()).await.map(Written::Finished)
         }
         Write::HoldRunFuel(hold) => hold_run_fuel_on(conn, hold).await.map(Written::Held),
+        Write::RecordObject(object) => record_object_on(conn, object).await.map(Written::Object),
     }
 }
 

@@ -20,6 +20,10 @@ pub struct Customer {
     pub max_concurrent_renders: Option<i64>,
     /// Webhook deliveries in flight at once; `None`: the host default.
     pub max_concurrent_deliveries: Option<i64>,
+    /// Bytes this customer may store; `None`: the host default.
+    pub storage_quota_bytes: Option<i64>,
+    /// Bytes stored now (kept by a trigger on `stored_objects`).
+    pub stored_bytes: i64,
 }
 
 /// Changes to a customer's fair-share caps: `None` leaves a cap as it is, `Some(None)` returns
@@ -30,6 +34,7 @@ pub struct ShareChanges {
     pub jobs_per_minute: Option<Option<i64>>,
     pub max_concurrent_renders: Option<Option<i64>>,
     pub max_concurrent_deliveries: Option<Option<i64>>,
+    pub storage_quota_bytes: Option<Option<i64>>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -59,18 +64,20 @@ impl Db {
     /// Apply `changes` to a customer's caps; the customer as it is now, `None` if unknown.
     pub async fn set_customer_shares(&self, id: &str, changes: &ShareChanges) -> Result<Option<Customer>, DbError> {
         let set = |c: &Option<Option<i64>>| (c.is_some(), c.flatten());
-        let (jobs, per_minute, renders, deliveries) = (
+        let (jobs, per_minute, renders, deliveries, quota) = (
             set(&changes.max_concurrent_jobs),
             set(&changes.jobs_per_minute),
             set(&changes.max_concurrent_renders),
             set(&changes.max_concurrent_deliveries),
+            set(&changes.storage_quota_bytes),
         );
         sqlx::query_as(
             "UPDATE customers SET
                 max_concurrent_jobs = CASE WHEN ?1 THEN ?2 ELSE max_concurrent_jobs END,
                 jobs_per_minute = CASE WHEN ?3 THEN ?4 ELSE jobs_per_minute END,
                 max_concurrent_renders = CASE WHEN ?5 THEN ?6 ELSE max_concurrent_renders END,
-                max_concurrent_deliveries = CASE WHEN ?7 THEN ?8 ELSE max_concurrent_deliveries END
+                max_concurrent_deliveries = CASE WHEN ?7 THEN ?8 ELSE max_concurrent_deliveries END,
+                storage_quota_bytes = CASE WHEN ?10 THEN ?11 ELSE storage_quota_bytes END
              WHERE id = ?9 RETURNING *",
         )
         .bind(jobs.0)
@@ -82,6 +89,8 @@ impl Db {
         .bind(deliveries.0)
         .bind(deliveries.1)
         .bind(id)
+        .bind(quota.0)
+        .bind(quota.1)
         .fetch_optional(self.writer())
         .await
     }

@@ -13,6 +13,7 @@ pub mod key_leases;
 mod limits;
 pub mod provider_keys;
 pub mod renders;
+pub mod storage_quota;
 pub mod webhooks;
 
 pub use limits::month_start_ms;

@@ -6,6 +6,7 @@ use crate::capabilities::*;
 use crate::db::billing::{LedgerWrite, NewLedgerEntry, OverLimit};
 use crate::db::events::NewEvent;
 use crate::db::jobs::{Inserted, NewJob};
+use crate::db::storage_quota::{Recorded, StoredObject};
 use crate::db::{Db, DbError};
 use crate::money;
 use crate::providers::provider_name;
@@ -81,6 +82,8 @@ pub struct DbLedger {
     pub margin: f64,
     /// Storage's cost per GB written.
     pub storage_usd_per_gb: f64,
+    /// Bytes a customer may store, unless the operator set their own quota.
+    pub storage_quota_bytes: u64,
 }
 
 #[async_trait]
@@ -94,7 +97,21 @@ impl BillingLedger for DbLedger {
         self.write(job, seq, event_type(event.event_type), cost, charge, target, metadata).await
     }
 
-    async fn record_storage_write(&self, job: &JobScope, seq: u32, bytes: u64) -> BackendResult<()> {
+    async fn record_storage_write(&self, job: &JobScope, seq: u32, key: &str, bytes: u64) -> BackendResult<()> {
+        let object = StoredObject {
+            key: key.to_string(),
+            customer_id: job.context.customer.id.clone(),
+            bytes,
+            default_quota: self.storage_quota_bytes,
+            force: false,
+        };
+        if let Recorded::OverQuota { stored, quota } = self.db.record_stored_object(object).await.map_err(fault)? {
+            return Err(HostTrap::Fail(RunError::StorageQuotaExceeded {
+                message: format!(
+                    "storing {bytes} bytes at `{key}` would pass the quota: {stored} of {quota} bytes are in use"
+                ),
+            }));
+        }
         if self.storage_usd_per_gb <= 0.0 {
             return Ok(());
         }

@@ -125,6 +125,7 @@ impl Platform {
                 db: db.clone(),
                 margin: config.default_margin,
                 storage_usd_per_gb: config.storage_usd_per_gb,
+                storage_quota_bytes: config.storage_quota_bytes,
             }),
             providers: Arc::new(providers),
             renderer: Arc::new(renderer),

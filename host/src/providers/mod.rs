@@ -114,10 +114,14 @@ impl ProviderRouter {
 
     /// The image at `url` (a `data:` URL, or http(s) to a public address in production).
     async fn fetch_image(&self, url: &str) -> Result<InlineImage, CallError> {
+        const MAX_IMAGE_BYTES: usize = 20 << 20;
+        let rejected = |detail: String| CallError::Rejected { status: 400, detail };
         if let Some(decoded) = wire::decode_data_url(url) {
+            if decoded.1.len() > MAX_IMAGE_BYTES {
+                return Err(rejected("the image is larger than 20 MiB".into()));
+            }
             return Ok(decoded);
         }
-        let rejected = |detail: String| CallError::Rejected { status: 400, detail };
         let (checked, addrs) =
             crate::outbound::check_destination(url, self.settings.allow_private_urls).await.map_err(rejected)?;
         let client = if addrs.is_empty() {
@@ -126,14 +130,23 @@ impl ProviderRouter {
             crate::outbound::pinned_client(&checked, &addrs, self.settings.timeout)
                 .map_err(|e| rejected(format!("fetching the image: {e}")))?
         };
-        let response = client.get(checked).send().await.map_err(|e| rejected(format!("fetching the image: {e}")))?;
+        let mut response =
+            client.get(checked).send().await.map_err(|e| rejected(format!("fetching the image: {e}")))?;
         if !response.status().is_success() {
             return Err(rejected(format!("fetching the image: HTTP {}", response.status())));
         }
-        let bytes = response.bytes().await.map_err(|e| rejected(format!("reading the image: {e}")))?;
-        if bytes.len() > 20 << 20 {
-            return Err(rejected("the image is larger than 20 MiB".into()));
+        // Read as it arrives and stop at the cap: a 400 MB answer costs 20 MiB, not 400 MB.
+        let too_large = || rejected("the image is larger than 20 MiB".into());
+        if response.content_length().is_some_and(|n| n > MAX_IMAGE_BYTES as u64) {
+            return Err(too_large());
         }
-        Ok((openai::sniff_image_type(&bytes).to_string(), bytes.to_vec()))
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| rejected(format!("reading the image: {e}")))? {
+            if bytes.len() + chunk.len() > MAX_IMAGE_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((openai::sniff_image_type(&bytes).to_string(), bytes))
     }
 }

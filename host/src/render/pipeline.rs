@@ -40,6 +40,8 @@ pub struct Rendered {
     /// What the render cost the platform, nano-USD (its output's minutes at the rate).
     pub cost_nusd: i64,
     pub seconds: f64,
+    /// The stored output's size (counted against the customer's storage quota).
+    pub bytes: u64,
 }
 
 /// Everything a render needs; shared by the render worker and the dev runner.
@@ -170,6 +172,7 @@ impl Pipeline {
             },
             cost_nusd: crate::money::cost_from_usd(media.seconds / 60.0 * self.settings.usd_per_minute),
             seconds: media.seconds,
+            bytes: size,
         })
     }
 

@@ -102,6 +102,18 @@ impl RenderWorker {
         }
         let written = match &outcome {
             Ok(rendered) => {
+                // The output is stored already: it counts against the quota even past it (the
+                // customer's next writes are refused).
+                let object = crate::db::storage_quota::StoredObject {
+                    key: render.output_key.clone(),
+                    customer_id: render.customer_id.clone(),
+                    bytes: rendered.bytes,
+                    default_quota: 0,
+                    force: true,
+                };
+                if let Err(e) = self.db.record_stored_object(object).await {
+                    tracing::warn!(error = %e, "could not count the render's output against the storage quota");
+                }
                 let result = serde_json::to_string(&rendered.result).unwrap_or_default();
                 let metadata = serde_json::json!({
                     "render_id": render.id, "backend": render.backend, "seconds": rendered.seconds, "recorded_by": "host",

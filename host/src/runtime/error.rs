@@ -32,6 +32,9 @@ pub enum RunError {
     /// The next charge would cross the customer's billing limit.
     #[error("the customer's billing limit is reached: {message}")]
     BillingLimitReached { message: String },
+    /// The next stored object would take the customer past their storage quota.
+    #[error("the customer's storage quota is reached: {message}")]
+    StorageQuotaExceeded { message: String },
     /// The guest trapped for a reason of its own (e.g. an out-of-bounds access).
     #[error("the template trapped: {message}")]
     GuestTrap { message: String },
@@ -62,6 +65,7 @@ impl RunError {
             Self::Cancelled => "cancelled",
             Self::NonDeterministic { .. } => "non_deterministic",
             Self::BillingLimitReached { .. } => "billing_limit_reached",
+            Self::StorageQuotaExceeded { .. } => "storage_quota_exceeded",
             Self::GuestTrap { .. } => "guest_trap",
             Self::ContractViolation { .. } => "contract_violation",
             Self::ResultTooLarge { .. } => "result_too_large",

@@ -109,7 +109,7 @@ impl ObjectStore for LocalObjectStore {
         self.signer.as_ref().map(|signer| signer.url("GET", key, now_s()).0)
     }
 
-    async fn upload_url(&self, key: &str, _content_type: &str) -> Option<UploadUrl> {
+    async fn upload_url(&self, key: &str, _content_type: &str, _size: Option<u64>) -> Option<UploadUrl> {
         let signer = self.signer.as_ref()?;
         let (url, _) = signer.url("PUT", key, now_s());
         Some(UploadUrl { url, method: "PUT".into(), headers: Vec::new(), ttl: signer.ttl })

@@ -125,8 +125,13 @@ impl ObjectStore for S3ObjectStore {
         Some(request.presigned(self.presigning()?).await.ok()?.uri().to_string())
     }
 
-    async fn upload_url(&self, key: &str, content_type: &str) -> Option<UploadUrl> {
-        let request = self.client.put_object().bucket(&self.bucket).key(key).content_type(content_type);
+    async fn upload_url(&self, key: &str, content_type: &str, size: Option<u64>) -> Option<UploadUrl> {
+        let mut request = self.client.put_object().bucket(&self.bucket).key(key).content_type(content_type);
+        // Signed into the URL: S3 refuses a body of any other length, so the customer cannot
+        // upload more than the quota was checked for.
+        if let Some(size) = size {
+            request = request.content_length(i64::try_from(size).ok()?);
+        }
         let presigned = request.presigned(self.presigning()?).await.ok()?;
         let headers = presigned.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Some(UploadUrl { url: presigned.uri().to_string(), method: "PUT".into(), headers, ttl: self.url_ttl })

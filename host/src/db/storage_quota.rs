@@ -1,0 +1,94 @@
+//! Stored bytes against each customer's quota: every object a customer's jobs or uploads
+//! write is recorded with its size (its latest size, for a key written again), and a trigger
+//! keeps the customer's total (`customers.stored_bytes`). Recording checks the quota in the
+//! same statement, so concurrent writers cannot pass it together.
+
+use super::{Db, DbError, now_ms};
+
+/// An object to record for a customer.
+pub struct StoredObject {
+    pub key: String,
+    pub customer_id: String,
+    pub bytes: u64,
+    /// The host's default quota, for customers without their own.
+    pub default_quota: u64,
+    /// Record it even past the quota (the bytes are already stored: a render's output).
+    pub force: bool,
+}
+
+/// What recording did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Fits,
+    /// The object would take the customer past their quota: nothing was recorded.
+    OverQuota {
+        stored: u64,
+        quota: u64,
+    },
+}
+
+/// A customer's storage as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageUsage {
+    pub stored_bytes: u64,
+    pub quota_bytes: u64,
+}
+
+impl Db {
+    /// Record `object` (queued with the other hot writes: it shares their commit).
+    pub async fn record_stored_object(&self, object: StoredObject) -> Result<Recorded, DbError> {
+        match self.batched(super::batch::Write::RecordObject(Box::new(object))).await? {
+            super::batch::Written::Object(recorded) => Ok(recorded),
+            _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
+        }
+    }
+
+    pub async fn storage_usage(&self, customer_id: &str, default_quota: u64) -> Result<Option<StorageUsage>, DbError> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT stored_bytes, COALESCE(storage_quota_bytes, ?2) FROM customers WHERE id = ?1")
+                .bind(customer_id)
+                .bind(i64::try_from(default_quota).unwrap_or(i64::MAX))
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(stored, quota)| StorageUsage {
+            stored_bytes: u64::try_from(stored).unwrap_or(0),
+            quota_bytes: u64::try_from(quota).unwrap_or(0),
+        }))
+    }
+}
+
+/// [`Db::record_stored_object`] on the writing connection (inside a batch).
+pub(super) async fn record_object_on(
+    conn: &mut sqlx::SqliteConnection,
+    object: &StoredObject,
+) -> Result<Recorded, DbError> {
+    let bytes = i64::try_from(object.bytes).unwrap_or(i64::MAX);
+    let quota = i64::try_from(object.default_quota).unwrap_or(i64::MAX);
+    let written = sqlx::query(
+        "INSERT INTO stored_objects (key, customer_id, bytes, updated_at)
+         SELECT ?1, ?2, ?3, ?4
+         WHERE ?6 OR (SELECT stored_bytes FROM customers WHERE id = ?2)
+                     - COALESCE((SELECT bytes FROM stored_objects WHERE key = ?1), 0) + ?3
+                     <= COALESCE((SELECT storage_quota_bytes FROM customers WHERE id = ?2), ?5)
+         ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, updated_at = excluded.updated_at",
+    )
+    .bind(&object.key)
+    .bind(&object.customer_id)
+    .bind(bytes)
+    .bind(now_ms())
+    .bind(quota)
+    .bind(object.force)
+    .execute(&mut *conn)
+    .await?;
+    if written.rows_affected() > 0 {
+        return Ok(Recorded::Fits);
+    }
+    let (stored, quota): (i64, i64) =
+        sqlx::query_as("SELECT stored_bytes, COALESCE(storage_quota_bytes, ?2) FROM customers WHERE id = ?1")
+            .bind(&object.customer_id)
+            .bind(quota)
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or((0, 0));
+    Ok(Recorded::OverQuota { stored: u64::try_from(stored).unwrap_or(0), quota: u64::try_from(quota).unwrap_or(0) })
+}

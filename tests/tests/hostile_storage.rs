@@ -1,0 +1,113 @@
+//! Storage as a way to exhaust the host, tried as a hostile customer would: stored bytes
+//! count against a per-customer quota (job artifacts, uploads through the host, presigned
+//! uploads), presigned S3 uploads are signed for exactly the size that was counted, and an
+//! upload is never held whole in memory.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use vidfarm_tests::s3::S3Server;
+use vidfarm_tests::server::TestServer;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+async fn set_quota(server: &TestServer, bytes: i64) {
+    let url = server.url(&format!("/admin/customers/{}/limits", server.customer.id));
+    let set = server.http.patch(&url).bearer_auth("op-token").json(&json!({ "storage_quota_bytes": bytes })).send();
+    let set: Value = set.await.expect("sent").json().await.expect("json");
+    assert_eq!(set["storage_quota_bytes"], bytes, "{set}");
+}
+
+async fn stored_bytes(server: &TestServer) -> i64 {
+    let customer = server.platform.db.customer(&server.customer.id).await.expect("read").expect("a customer");
+    customer.stored_bytes
+}
+
+async fn sign(server: &TestServer, body: Value) -> reqwest::Response {
+    server.post("/files/sign-upload", &body).send().await.expect("sent")
+}
+
+#[tokio::test]
+async fn a_customers_jobs_stop_storing_at_their_quota() {
+    let server = TestServer::start_with(|c| c.admin_token = Some("op-token".into()), true).await;
+    // "Hello, Ada!" is 11 bytes: three greetings fit in 40 bytes, the fourth does not.
+    set_quota(&server, 40).await;
+    let mut outcomes = Vec::new();
+    for name in ["Ada", "Bob", "Cyd", "Dee"] {
+        let job_id = server.create_job("hello", "greet", json!({ "name": name })).await;
+        let job = server.wait_for("hello", &job_id, &["succeeded", "failed"], WITHIN).await;
+        outcomes.push(if job["status"] == "succeeded" {
+            "stored".to_string()
+        } else {
+            job["error"]["code"].to_string()
+        });
+    }
+    assert_eq!(outcomes, ["stored", "stored", "stored", "\"storage_quota_exceeded\""]);
+    assert_eq!(stored_bytes(&server).await, 33);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_through_the_host_past_the_quota_is_refused_and_not_stored() {
+    let server = TestServer::start_with(|c| c.admin_token = Some("op-token".into()), false).await;
+    set_quota(&server, 1_000).await;
+    let signed: Value = sign(&server, json!({ "key": "in/big.bin" })).await.json().await.expect("json");
+    let url = signed["url"].as_str().expect("a URL");
+    let put = server.http.put(server.url(&url[url.find("/files/").expect("a host URL")..])).body(vec![7u8; 2_000]);
+    let refused = put.send().await.expect("sent");
+    assert_eq!(refused.status(), 413);
+    let error: Value = refused.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "storage_quota_exceeded", "{error}");
+    assert_eq!(stored_bytes(&server).await, 0);
+    let key = format!("customers/{}/workspace/in/big.bin", server.customer.id);
+    assert!(server.platform.caps.storage.get(&key, 1 << 20).await.is_err(), "nothing was stored");
+
+    // Within the quota it is stored, and counted once however often it is written again.
+    for _ in 0..2 {
+        let put = server.http.put(server.url(&url[url.find("/files/").expect("a host URL")..])).body(vec![7u8; 600]);
+        assert_eq!(put.send().await.expect("sent").status(), 201);
+    }
+    assert_eq!(stored_bytes(&server).await, 600);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_presigned_s3_upload_is_signed_for_the_size_counted_against_the_quota() {
+    let s3 = S3Server::start().await;
+    let settings = s3.settings.clone();
+    let server = TestServer::start_with(
+        move |c| {
+            c.s3 = Some(settings);
+            c.admin_token = Some("op-token".into());
+        },
+        false,
+    )
+    .await;
+    set_quota(&server, 10_000).await;
+
+    let missing = sign(&server, json!({ "key": "in/clip.bin" })).await;
+    assert_eq!(missing.status(), 422);
+    let error: Value = missing.json().await.expect("json");
+    assert_eq!(error["error"]["details"][0]["field"], "size", "{error}");
+    let over = sign(&server, json!({ "key": "in/clip.bin", "size": 20_000 })).await;
+    assert_eq!(over.status(), 422);
+    let error: Value = over.json().await.expect("json");
+    assert_eq!(error["error"]["details"][0]["field"], "size", "{error}");
+
+    let signed: Value = sign(&server, json!({ "key": "in/clip.bin", "size": 4_000 })).await.json().await.expect("json");
+    assert_eq!(stored_bytes(&server).await, 4_000, "counted when signed");
+    let put = |bytes: Vec<u8>| {
+        let mut put = server.http.put(signed["url"].as_str().expect("a URL")).body(bytes);
+        for (name, value) in signed["headers"].as_object().expect("headers") {
+            if name != "content-length" {
+                put = put.header(name.as_str(), value.as_str().expect("a value"));
+            }
+        }
+        put.send()
+    };
+    let larger = put(vec![1u8; 9_000]).await.expect("sent");
+    assert!(larger.status().is_client_error(), "S3 refuses another length: {}", larger.status());
+    assert!(s3.keys().is_empty(), "nothing landed: {:?}", s3.keys());
+    let exact = put(vec![1u8; 4_000]).await.expect("sent");
+    assert!(exact.status().is_success(), "{}", exact.text().await.unwrap_or_default());
+    server.stop().await;
+}
