@@ -175,9 +175,10 @@ async fn show(
     Authenticated(customer): Authenticated,
     Path((template_id, job_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let job = owned_job(&state, &customer, &template_id, &job_id).await?;
-    let charges = state.db.job_ledger(&job.id).await?;
-    let holds = state.db.job_holds(&job.id).await?;
+    let found = state.db.customer_job_with_billing(&customer.id, &template_id, &job_id).await?;
+    let (job, charges, holds) = found.ok_or_else(|| {
+        ApiError::not_found("job_not_found", format!("no job `{job_id}` of template `{template_id}`"))
+    })?;
     let mut view = views::job(&job);
     view["billing"] = views::job_billing(&job, &charges, &holds);
     Ok(Json(view))

@@ -4,8 +4,11 @@
 //! `BEGIN IMMEDIATE` transaction, so under load many jobs share a commit, and when idle a
 //! write is one autocommit statement as before.
 
+use super::billing::{LedgerInsert, LedgerWrite, insert_ledger_on};
+use super::events::{OwnedEvent, insert_event_on};
 use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
 use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
+use super::journal::{Appended, append_journal_on};
 use super::storage_quota::{Recorded, StoredObject, record_object_on};
 use super::{Db, DbError};
 use sqlx::SqlitePool;
@@ -19,6 +22,9 @@ pub(crate) enum Write {
     FinishRun { job_id: String, lease_token: String, fuel: u64, finish: Finish, cpu: Option<CpuCharge> },
     HoldRunFuel(Box<RunFuelHold>),
     RecordObject(Box<StoredObject>),
+    Event(Box<OwnedEvent>),
+    Journal(Box<Appended>),
+    Ledger(Box<LedgerInsert>),
 }
 
 pub(crate) enum Written {
@@ -26,6 +32,9 @@ pub(crate) enum Written {
     Finished(bool),
     Held(HoldOutcome),
     Object(Recorded),
+    Event(bool),
+    Journaled(bool),
+    Ledger(LedgerWrite),
 }
 
 pub(crate) type Queued = (Write, oneshot::Sender<Result<Written, DbError>>);
@@ -53,6 +62,9 @@ async fn apply(conn: &mut sqlx::SqliteConnection, write: &Write) -> Result<Writt
         }
         Write::HoldRunFuel(hold) => hold_run_fuel_on(conn, hold).await.map(Written::Held),
         Write::RecordObject(object) => record_object_on(conn, object).await.map(Written::Object),
+        Write::Event(event) => insert_event_on(conn, event).await.map(Written::Event),
+        Write::Journal(write) => append_journal_on(conn, write).await.map(Written::Journaled),
+        Write::Ledger(write) => insert_ledger_on(conn, write).await.map(Written::Ledger),
     }
 }
 
@@ -64,7 +76,9 @@ async fn commit(writer: &SqlitePool, batch: &mut Vec<Queued>) -> Vec<Reply> {
         Ok(conn) => conn,
         Err(e) => return fail_all(batch, &e),
     };
-    if batch.len() == 1 {
+    // A lone one-statement write commits on its own; anything with more statements (a run's
+    // end, a hold, an event with its progress) goes in a transaction, so it is all or nothing.
+    if batch.len() == 1 && matches!(batch[0].0, Write::InsertJob(_)) {
         let (write, reply) = batch.remove(0);
         let result = apply(&mut conn, &write).await;
         return vec![(reply, result)];
@@ -73,8 +87,22 @@ async fn commit(writer: &SqlitePool, batch: &mut Vec<Queued>) -> Vec<Reply> {
         return fail_all(batch, &e);
     }
     for (write, reply) in batch.drain(..) {
-        // A failed statement is undone on its own; the others still commit.
-        let result = apply(&mut conn, &write).await;
+        // Each write in a savepoint of its own: one that fails is undone whole (a write may be
+        // several statements: a hold's check and insert, an effect's journal and capture), and
+        // the others still commit.
+        let result = match sqlx::query("SAVEPOINT write").execute(&mut *conn).await {
+            Ok(_) => {
+                let result = apply(&mut conn, &write).await;
+                if result.is_err() {
+                    let _ = sqlx::query("ROLLBACK TO write").execute(&mut *conn).await;
+                }
+                match sqlx::query("RELEASE write").execute(&mut *conn).await {
+                    Ok(_) => result,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
         replies.push((reply, result));
     }
     if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {

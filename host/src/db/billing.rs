@@ -4,7 +4,7 @@ use super::{Db, DbError, now_ms};
 use crate::money;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct LedgerRow {
     pub id: i64,
     pub customer_id: String,
@@ -95,54 +95,27 @@ impl Db {
         default_margin: f64,
         over: OverLimit,
     ) -> Result<LedgerWrite, DbError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        if let Some(key) = entry.effect_key {
-            let applied: Option<i64> =
-                sqlx::query_scalar("SELECT charge_nusd FROM billing_events WHERE effect_key = ?")
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(charge_nusd) = applied {
-                return Ok(LedgerWrite::Written { charge_nusd });
-            }
-        }
-        let charging = super::limits::Charging {
-            customer_id: entry.customer_id,
-            job_id: entry.job_id,
-            lease_token,
+        let write = LedgerInsert {
+            effect_key: entry.effect_key.map(str::to_string),
+            customer_id: entry.customer_id.to_string(),
+            job_id: entry.job_id.to_string(),
+            template_id: entry.template_id.to_string(),
+            event_type: entry.event_type.to_string(),
+            cost_nusd: entry.cost_nusd,
+            charge_nusd: entry.charge_nusd,
+            provider: entry.provider.map(str::to_string),
+            model: entry.model.map(str::to_string),
+            metadata: entry.metadata.to_string(),
+            lease_token: lease_token.to_string(),
             default_margin,
+            over,
         };
-        let found = super::limits::headroom_under_lease(&mut tx, &charging).await?;
-        let Some((headroom_nusd, margin)) = found else { return Ok(LedgerWrite::LeaseLost) };
-        let wanted = money::charge(entry.cost_nusd, margin).max(entry.charge_nusd.unwrap_or(0));
-        let (charge, metadata) = if wanted <= headroom_nusd {
-            (wanted, entry.metadata.to_string())
-        } else if over == OverLimit::Refuse {
-            return Ok(LedgerWrite::OverLimit { headroom_nusd });
-        } else {
-            let fits = headroom_nusd.max(0);
-            (fits, with_uncollected(entry.metadata, wanted - fits))
-        };
-        sqlx::query(
-            "INSERT INTO billing_events (customer_id, job_id, template_id, event_type, cost_nusd, charge_nusd, provider,
-                model, metadata, created_at, effect_key)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(entry.customer_id)
-        .bind(entry.job_id)
-        .bind(entry.template_id)
-        .bind(entry.event_type)
-        .bind(entry.cost_nusd)
-        .bind(charge)
-        .bind(entry.provider)
-        .bind(entry.model)
-        .bind(metadata)
-        .bind(now_ms())
-        .bind(entry.effect_key)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(LedgerWrite::Written { charge_nusd: charge })
+        // Queued with the other hot writes: the check and the row share one transaction
+        // (the batch's), so racing jobs still cannot both fit.
+        match self.batched(super::batch::Write::Ledger(Box::new(write))).await? {
+            super::batch::Written::Ledger(written) => Ok(written),
+            _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
+        }
     }
 
     /// What the customer may still be charged beside this job's own reservation, and their
@@ -247,4 +220,70 @@ pub(super) fn with_uncollected(metadata: &str, uncollected: i64) -> String {
         object.insert("uncollected_nusd".into(), uncollected.into());
     }
     value.to_string()
+}
+
+/// A ledger row waiting in the write queue, with what deciding it needs.
+pub struct LedgerInsert {
+    pub effect_key: Option<String>,
+    pub customer_id: String,
+    pub job_id: String,
+    pub template_id: String,
+    pub event_type: String,
+    pub cost_nusd: i64,
+    pub charge_nusd: Option<i64>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub metadata: String,
+    pub lease_token: String,
+    pub default_margin: f64,
+    pub over: OverLimit,
+}
+
+/// [`Db::insert_ledger`] on the writing connection (inside a batch's transaction).
+pub(super) async fn insert_ledger_on(
+    conn: &mut sqlx::SqliteConnection,
+    entry: &LedgerInsert,
+) -> Result<LedgerWrite, DbError> {
+    let (lease_token, default_margin, over) = (entry.lease_token.as_str(), entry.default_margin, entry.over);
+    if let Some(key) = &entry.effect_key {
+        let applied: Option<i64> = sqlx::query_scalar("SELECT charge_nusd FROM billing_events WHERE effect_key = ?")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(charge_nusd) = applied {
+            return Ok(LedgerWrite::Written { charge_nusd });
+        }
+    }
+    let charging =
+        super::limits::Charging { customer_id: &entry.customer_id, job_id: &entry.job_id, lease_token, default_margin };
+    let found = super::limits::headroom_under_lease(&mut *conn, &charging).await?;
+    let Some((headroom_nusd, margin)) = found else { return Ok(LedgerWrite::LeaseLost) };
+    let wanted = money::charge(entry.cost_nusd, margin).max(entry.charge_nusd.unwrap_or(0));
+    let (charge, metadata) = if wanted <= headroom_nusd {
+        (wanted, entry.metadata.to_string())
+    } else if over == OverLimit::Refuse {
+        return Ok(LedgerWrite::OverLimit { headroom_nusd });
+    } else {
+        let fits = headroom_nusd.max(0);
+        (fits, with_uncollected(&entry.metadata, wanted - fits))
+    };
+    sqlx::query(
+        "INSERT INTO billing_events (customer_id, job_id, template_id, event_type, cost_nusd, charge_nusd, provider,
+                model, metadata, created_at, effect_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&entry.customer_id)
+    .bind(&entry.job_id)
+    .bind(&entry.template_id)
+    .bind(&entry.event_type)
+    .bind(entry.cost_nusd)
+    .bind(charge)
+    .bind(&entry.provider)
+    .bind(&entry.model)
+    .bind(metadata)
+    .bind(now_ms())
+    .bind(&entry.effect_key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(LedgerWrite::Written { charge_nusd: charge })
 }

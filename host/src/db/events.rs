@@ -36,24 +36,22 @@ impl Db {
         (position, ordinal): (u32, u32),
         event: &NewEvent<'_>,
     ) -> Result<bool, DbError> {
-        let done = sqlx::query(
-            "INSERT OR IGNORE INTO job_events (job_id, at, level, message, metadata, progress, artifact, position, ordinal)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10 WHERE ?8 IS NULL OR EXISTS
-                (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?8)",
-        )
-        .bind(job_id)
-        .bind(now_ms())
-        .bind(event.level)
-        .bind(event.message)
-        .bind(event.metadata)
-        .bind(event.progress)
-        .bind(event.artifact)
-        .bind(lease_token)
-        .bind(i64::from(position))
-        .bind(i64::from(ordinal))
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let owned = OwnedEvent {
+            job_id: job_id.to_string(),
+            lease_token: lease_token.map(str::to_string),
+            position,
+            ordinal,
+            level: event.level.to_string(),
+            message: event.message.to_string(),
+            metadata: event.metadata.to_string(),
+            progress: event.progress,
+            artifact: event.artifact.map(str::to_string),
+        };
+        // Queued with the other hot writes: a run's events share commits with other jobs'.
+        match self.batched(super::batch::Write::Event(Box::new(owned))).await? {
+            super::batch::Written::Event(written) => Ok(written),
+            _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
+        }
     }
 
     /// Events of a job after event id `after`, oldest first.
@@ -65,4 +63,54 @@ impl Db {
             .fetch_all(self.pool())
             .await
     }
+}
+
+/// An event waiting in the write queue.
+pub struct OwnedEvent {
+    pub job_id: String,
+    pub lease_token: Option<String>,
+    pub position: u32,
+    pub ordinal: u32,
+    pub level: String,
+    pub message: String,
+    pub metadata: String,
+    pub progress: Option<f64>,
+    pub artifact: Option<String>,
+}
+
+/// [`Db::insert_event`] on the writing connection (inside a batch): the event, and with a
+/// progress value (from a run holding the lease) the job row's progress, together.
+pub(super) async fn insert_event_on(conn: &mut sqlx::SqliteConnection, event: &OwnedEvent) -> Result<bool, DbError> {
+    let now = now_ms();
+    let done = sqlx::query(
+        "INSERT OR IGNORE INTO job_events (job_id, at, level, message, metadata, progress, artifact, position, ordinal)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10 WHERE ?8 IS NULL OR EXISTS
+            (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?8)",
+    )
+    .bind(&event.job_id)
+    .bind(now)
+    .bind(&event.level)
+    .bind(&event.message)
+    .bind(&event.metadata)
+    .bind(event.progress)
+    .bind(&event.artifact)
+    .bind(&event.lease_token)
+    .bind(i64::from(event.position))
+    .bind(i64::from(event.ordinal))
+    .execute(&mut *conn)
+    .await?;
+    let written = done.rows_affected() == 1;
+    if let (true, Some(progress), Some(lease)) = (written, event.progress, &event.lease_token) {
+        sqlx::query(
+            "UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND lease_token = ?",
+        )
+        .bind(progress)
+        .bind(&event.message)
+        .bind(now)
+        .bind(&event.job_id)
+        .bind(lease)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(written)
 }

@@ -158,6 +158,45 @@ impl Db {
             .await
     }
 
+    /// A customer's job with its charges and holds, in one read (a status poll's whole cost).
+    pub async fn customer_job_with_billing(
+        &self,
+        customer_id: &str,
+        template_id: &str,
+        id: &str,
+    ) -> Result<Option<(JobRow, Vec<super::billing::LedgerRow>, Vec<super::holds::HoldRow>)>, DbError> {
+        #[derive(sqlx::FromRow)]
+        struct WithBilling {
+            #[sqlx(flatten)]
+            job: JobRow,
+            ledger_json: String,
+            holds_json: String,
+        }
+        let found: Option<WithBilling> = sqlx::query_as(
+            "SELECT jobs.*,
+                (SELECT json_group_array(json_object('id', id, 'customer_id', customer_id, 'job_id', job_id,
+                        'template_id', template_id, 'event_type', event_type, 'provider', provider, 'model', model,
+                        'metadata', metadata, 'created_at', created_at, 'effect_key', effect_key,
+                        'cost_nusd', cost_nusd, 'charge_nusd', charge_nusd))
+                 FROM (SELECT * FROM billing_events b WHERE b.job_id = jobs.id ORDER BY b.id)) AS ledger_json,
+                (SELECT json_group_array(json_object('effect_key', effect_key, 'kind', kind, 'status', status,
+                        'held_nusd', held_nusd, 'captured_nusd', captured_nusd, 'created_at', created_at,
+                        'settled_at', settled_at))
+                 FROM (SELECT * FROM billing_holds h WHERE h.job_id = jobs.id ORDER BY h.id)) AS holds_json
+             FROM jobs WHERE id = ? AND customer_id = ? AND template_id = ?",
+        )
+        .bind(id)
+        .bind(customer_id)
+        .bind(template_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(found) = found else { return Ok(None) };
+        let parse = |what: &str, e: serde_json::Error| DbError::Protocol(format!("the job's {what}: {e}"));
+        let ledger = serde_json::from_str(&found.ledger_json).map_err(|e| parse("charges", e))?;
+        let holds = serde_json::from_str(&found.holds_json).map_err(|e| parse("holds", e))?;
+        Ok(Some((found.job, ledger, holds)))
+    }
+
     /// A customer's jobs of a template, newest first, paged by id (`before`).
     pub async fn list_jobs(
         &self,
@@ -269,27 +308,6 @@ impl Db {
             super::batch::Written::Finished(owned) => Ok(owned),
             _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
         }
-    }
-
-    /// Progress shown on the job (from progress events), if the lease is still ours.
-    pub async fn set_progress(
-        &self,
-        job_id: &str,
-        lease_token: &str,
-        progress: f64,
-        message: &str,
-    ) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND lease_token = ?",
-        )
-        .bind(progress)
-        .bind(message)
-        .bind(now_ms())
-        .bind(job_id)
-        .bind(lease_token)
-        .execute(self.writer())
-        .await?;
-        Ok(())
     }
 
     /// Cancel a job and its unfinished descendants: waiting and queued ones at once, running
@@ -503,7 +521,7 @@ pub(super) async fn finish_run_on(
         // A run that held its fuel (a customer with a limit): the fuel burned is charged
         // within the hold and captured; the rest of the hold is released.
         let hold_key = super::holds::RunFuelHold::effect_key(job_id, lease_token);
-        sqlx::query(
+        let noted = sqlx::query(
             "UPDATE billing_holds SET cost_nusd = ?2,
                     charge_nusd = MIN(held_nusd, CAST(?2 * COALESCE((SELECT margin FROM customers c
                                       WHERE c.id = billing_holds.customer_id), ?3) + 0.999999 AS INTEGER)),
@@ -519,7 +537,9 @@ pub(super) async fn finish_run_on(
         .bind(lease_token)
         .execute(&mut *conn)
         .await?;
-        super::holds::capture_on(conn, &hold_key).await?;
+        if noted.rows_affected() > 0 {
+            super::holds::capture_on(conn, &hold_key).await?;
+        }
         // The CPU is spent whatever the limit says: charged up to what the customer may still
         // be charged (the rest is the platform's), so a limit is never crossed. Keyed by the
         // run's lease token: written once per run (a released run's attempt number is reused).

@@ -23,27 +23,43 @@ impl Db {
 
     /// Append an entry if the lease still holds the job; false for a stale run. The effect's
     /// hold, if it has one with its actual charge noted, is captured in the same transaction:
-    /// an effect is journaled and charged together or not at all.
+    /// an effect is journaled and charged together or not at all. Queued with the other hot
+    /// writes, so under load many effects share a commit.
     pub async fn append_journal(&self, job_id: &str, lease_token: &str, entry: &JournalEntry) -> Result<bool, DbError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(
-            "INSERT INTO job_journal (job_id, seq, kind, request_digest, result, at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?7)",
-        )
-        .bind(job_id)
-        .bind(i64::from(entry.seq))
-        .bind(&entry.kind)
-        .bind(&entry.request_digest)
-        .bind(&entry.result)
-        .bind(now_ms())
-        .bind(lease_token)
-        .execute(&mut *tx)
-        .await?;
-        let appended = done.rows_affected() == 1;
-        if appended {
-            super::holds::capture_on(&mut tx, &format!("{job_id}:{}", entry.seq)).await?;
+        let write = Appended { job_id: job_id.to_string(), lease_token: lease_token.to_string(), entry: entry.clone() };
+        match self.batched(super::batch::Write::Journal(Box::new(write))).await? {
+            super::batch::Written::Journaled(appended) => Ok(appended),
+            _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
         }
-        tx.commit().await?;
-        Ok(appended)
     }
+}
+
+/// A journal entry waiting in the write queue.
+pub struct Appended {
+    pub job_id: String,
+    pub lease_token: String,
+    pub entry: JournalEntry,
+}
+
+/// [`Db::append_journal`] on the writing connection (inside a batch's transaction).
+pub(super) async fn append_journal_on(conn: &mut sqlx::SqliteConnection, write: &Appended) -> Result<bool, DbError> {
+    let Appended { job_id, lease_token, entry } = write;
+    let done = sqlx::query(
+        "INSERT INTO job_journal (job_id, seq, kind, request_digest, result, at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?7)",
+    )
+    .bind(job_id)
+    .bind(i64::from(entry.seq))
+    .bind(&entry.kind)
+    .bind(&entry.request_digest)
+    .bind(&entry.result)
+    .bind(now_ms())
+    .bind(lease_token)
+    .execute(&mut *conn)
+    .await?;
+    let appended = done.rows_affected() == 1;
+    if appended {
+        super::holds::capture_on(conn, &format!("{job_id}:{}", entry.seq)).await?;
+    }
+    Ok(appended)
 }

@@ -44,11 +44,9 @@ impl EventSink for DbEvents {
             artifact: artifact.as_deref(),
         };
         let lease = Some(job.lease_token.as_str()).filter(|t| !t.is_empty());
+        // The event and (for a progress event) the job's progress, in one queued write.
         if !self.db.insert_event(job.job_id(), lease, (key.position, key.ordinal), &row).await.map_err(fault)? {
             return Ok(()); // already recorded by an earlier run, or the lease is gone
-        }
-        if let (Some(progress), Some(lease)) = (event.progress, lease) {
-            self.db.set_progress(job.job_id(), lease, progress, &event.message).await.map_err(fault)?;
         }
         self.bus.changed(job.job_id());
         Ok(())
