@@ -139,3 +139,30 @@ async fn the_host_bills_storage_writes_and_cpu_on_its_own() {
     let metadata: Value = serde_json::from_str(&cpu[0].metadata).expect("JSON");
     assert_eq!(metadata["recorded_by"], "host");
 }
+
+#[tokio::test]
+async fn a_write_that_fails_in_a_shared_commit_takes_none_of_the_others_down() {
+    // Writes queued together share one transaction; one that fails (an event for a job that
+    // does not exist breaks a foreign key) must fail alone, and every other must be kept.
+    let server = TestServer::start_with(|_| {}, false).await;
+    let job_id = server.create_job("sandbox-probe", "echo", json!({})).await;
+    let db = &server.platform.db;
+    let event = vidfarm::db::events::NewEvent {
+        level: "info",
+        message: "queued together",
+        metadata: "{}",
+        progress: None,
+        artifact: None,
+    };
+    let writes = (0..40u32).map(|i| {
+        let target = if i == 20 { "job_missing" } else { job_id.as_str() };
+        db.insert_event(target, None, (1_000 + i, 0), &event)
+    });
+    let outcomes = futures::future::join_all(writes).await;
+    assert!(outcomes[20].is_err(), "the event of a missing job fails: {:?}", outcomes[20]);
+    let kept = outcomes.iter().enumerate().filter(|(i, o)| *i != 20 && matches!(o, Ok(true))).count();
+    assert_eq!(kept, 39, "{outcomes:?}");
+    let stored = db.events_after(&job_id, 0, 1_000).await.expect("events");
+    assert_eq!(stored.iter().filter(|e| e.message == "queued together").count(), 39);
+    server.stop().await;
+}

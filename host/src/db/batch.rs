@@ -71,7 +71,6 @@ async fn apply(conn: &mut sqlx::SqliteConnection, write: &Write) -> Result<Writt
 type Reply = (oneshot::Sender<Result<Written, DbError>>, Result<Written, DbError>);
 
 async fn commit(writer: &SqlitePool, batch: &mut Vec<Queued>) -> Vec<Reply> {
-    let mut replies = Vec::with_capacity(batch.len());
     let mut conn = match writer.acquire().await {
         Ok(conn) => conn,
         Err(e) => return fail_all(batch, &e),
@@ -83,37 +82,47 @@ async fn commit(writer: &SqlitePool, batch: &mut Vec<Queued>) -> Vec<Reply> {
         let result = apply(&mut conn, &write).await;
         return vec![(reply, result)];
     }
-    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        return fail_all(batch, &e);
-    }
-    for (write, reply) in batch.drain(..) {
-        // Each write in a savepoint of its own: one that fails is undone whole (a write may be
-        // several statements: a hold's check and insert, an effect's journal and capture), and
-        // the others still commit.
-        let result = match sqlx::query("SAVEPOINT write").execute(&mut *conn).await {
-            Ok(_) => {
-                let result = apply(&mut conn, &write).await;
-                if result.is_err() {
-                    let _ = sqlx::query("ROLLBACK TO write").execute(&mut *conn).await;
-                }
-                match sqlx::query("RELEASE write").execute(&mut *conn).await {
-                    Ok(_) => result,
+    match in_one_transaction(&mut conn, batch).await {
+        Ok(results) => batch.drain(..).zip(results).map(|((_, reply), result)| (reply, Ok(result))).collect(),
+        // A write failed (a database error, not an outcome such as "over the limit"): nothing
+        // of the batch was kept, and each write runs again in a transaction of its own, so
+        // one bad write neither half-happens nor takes the others down with it.
+        Err(_) => {
+            let mut replies = Vec::with_capacity(batch.len());
+            for (write, reply) in batch.drain(..) {
+                let result = match in_one_transaction(&mut conn, std::slice::from_ref(&(write, ()))).await {
+                    Ok(mut results) => Ok(results.remove(0)),
                     Err(e) => Err(e),
-                }
+                };
+                replies.push((reply, result));
             }
-            Err(e) => Err(e),
-        };
-        replies.push((reply, result));
+            replies
+        }
+    }
+}
+
+/// Apply `writes` in one `BEGIN IMMEDIATE` transaction: all their outcomes, or the first
+/// error with the transaction rolled back.
+async fn in_one_transaction<R>(
+    conn: &mut sqlx::SqliteConnection,
+    writes: &[(Write, R)],
+) -> Result<Vec<Written>, DbError> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let mut results = Vec::with_capacity(writes.len());
+    for (write, _) in writes {
+        match apply(conn, write).await {
+            Ok(result) => results.push(result),
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                return Err(e);
+            }
+        }
     }
     if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        let message = e.to_string();
-        return replies
-            .into_iter()
-            .map(|(reply, _)| (reply, Err(DbError::Protocol(format!("commit failed: {message}")))))
-            .collect();
+        return Err(e);
     }
-    replies
+    Ok(results)
 }
 
 fn fail_all(batch: &mut Vec<Queued>, e: &DbError) -> Vec<Reply> {
