@@ -88,3 +88,45 @@ async fn metrics_answer_only_the_operators_token_when_one_is_set() {
     assert_eq!(with.status(), 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_live_stream_ends_when_its_api_key_is_revoked() {
+    let server = TestServer::start_with(|_| {}, false).await;
+    let job_id = server.create_job("sandbox-probe", "echo", json!({})).await;
+    let mut stream = server.get(&format!("/templates/sandbox-probe/jobs/{job_id}/events")).send().await.expect("sent");
+    assert_eq!(stream.status(), 200);
+    let keys = server.platform.db.api_keys(&server.customer.id).await.expect("keys");
+    assert!(server.platform.db.revoke_api_key(&keys[0].id).await.expect("revoked"));
+    // The key is checked every few seconds; the stream then says why it ends, and ends.
+    let mut seen = String::new();
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(chunk) = stream.chunk().await.expect("a chunk") {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream went on after its key was revoked: {seen}");
+    assert!(seen.contains("event: end") && seen.contains("key_revoked"), "{seen}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_over_the_rate_limit_costs_the_host_no_webhook_lookup() {
+    // The rate limit comes first: the second request is a 429, not the 422 its private
+    // webhook URL would earn once looked up.
+    let server = TestServer::start_with(
+        |c| {
+            c.jobs_per_minute = 1;
+            c.webhooks.allow_private = false;
+        },
+        false,
+    )
+    .await;
+    let first = json!({ "tracer": "t", "payload": { "name": "Ada" } });
+    let created = server.post("/templates/hello/operations/greet", &first).send().await.expect("sent");
+    assert_eq!(created.status(), 202);
+    let second = json!({ "tracer": "t", "payload": { "name": "Bob" }, "webhook_url": "http://127.0.0.1:9/h" });
+    let refused = server.post("/templates/hello/operations/greet", &second).send().await.expect("sent");
+    assert_eq!(refused.status(), 429);
+    server.stop().await;
+}

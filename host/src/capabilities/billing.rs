@@ -19,6 +19,10 @@ impl Host for HostState {
     }
 }
 
+/// The most metadata one charge carries: it is kept in the ledger and shown with every read
+/// of the job's billing.
+const MAX_METADATA_BYTES: usize = 16 << 10;
+
 fn validate(event: &BillingEvent) -> Result<(), String> {
     if !event.cost_usd.is_finite() || event.cost_usd < 0.0 {
         return Err(format!("cost-usd must be a finite number >= 0, got {}", event.cost_usd));
@@ -27,6 +31,9 @@ fn validate(event: &BillingEvent) -> Result<(), String> {
         && (!charge.is_finite() || charge < 0.0)
     {
         return Err(format!("charge-usd must be a finite number >= 0, got {charge}"));
+    }
+    if event.metadata.len() > MAX_METADATA_BYTES {
+        return Err(format!("metadata must be at most {MAX_METADATA_BYTES} bytes, got {}", event.metadata.len()));
     }
     if !event.metadata.trim().is_empty() && serde_json::from_str::<serde_json::Value>(&event.metadata).is_err() {
         return Err("metadata must be JSON".into());

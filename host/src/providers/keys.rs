@@ -103,7 +103,12 @@ pub fn view(row: &ProviderKeyRow) -> Value {
         "provider": row.provider,
         "label": row.label,
         "secret_hint": format!("…{}", row.secret_last4),
-        "status": row.status,
+        // A key cooling down after a rate limit is not used until it is over: it reads so.
+        "status": if row.status == "active" && row.cooldown_until.is_some_and(|t| t > crate::db::now_ms()) {
+            "rate_limited"
+        } else {
+            row.status.as_str()
+        },
         "weight": row.weight,
         "models": row.models(),
         "source": row.source,

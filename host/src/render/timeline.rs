@@ -315,6 +315,7 @@ mod tests {
             (Path::new("/w/a.png"), Path::new("/w/b.png"), Path::new("/w/v.mp3"), Path::new("/w/o.mp4"));
         let args = ffmpeg_args(&s, &t, &[a, b], &[v], out).join(" ");
         assert_eq!(args.matches("-protocol_whitelist file,pipe -format_whitelist").count(), 3, "per input: {args}");
+        assert_eq!(args.matches("-max_pixels 33177600 -protocol_whitelist").count(), 3, "decoders capped: {args}");
         assert!(args.contains("xfade=transition=fade:duration=0.500:offset=3.000"), "{args}");
         assert!(args.contains("afade=t=out:st=5.000:d=1.000"), "{args}");
         assert!(args.ends_with("-t 6.000 -progress pipe:1 /w/o.mp4"), "{args}");

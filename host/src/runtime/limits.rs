@@ -135,3 +135,35 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         MAX_MEMORIES_PER_COMPONENT as usize
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn memory_is_capped_across_every_memory_of_a_component_not_per_memory() {
+        const MIB: usize = 1 << 20;
+        let mut limiter = MemoryLimiter::new(64 << 20);
+        assert!(limiter.memory_growing(0, 40 * MIB, None).expect("asked"), "the first memory fits");
+        assert!(!limiter.memory_growing(0, 40 * MIB, None).expect("asked"), "a second 40 MiB would make 80");
+        assert!(limiter.refused().load(Ordering::Relaxed), "the refusal is remembered");
+        assert!(limiter.memory_growing(40 * MIB, 50 * MIB, None).expect("asked"), "the first may still grow to 50");
+        assert!(!limiter.memory_growing(50 * MIB, 65 * MIB, None).expect("asked"), "but not past the cap");
+        assert_eq!((limiter.instances(), limiter.memories(), limiter.tables()), (64, 8, 64));
+    }
+
+    #[test]
+    fn an_operation_cannot_ask_for_more_retries_than_the_host_allows() {
+        let asked = types::Limits {
+            fuel: None,
+            memory_mib: None,
+            timeout_ms: None,
+            max_children: None,
+            max_retries: Some(1_000),
+        };
+        assert_eq!(Limits::default().for_operation(&asked, &Limits::maxima()).max_retries, 10);
+        let none = types::Limits { max_retries: None, ..asked };
+        assert_eq!(Limits::default().for_operation(&none, &Limits::maxima()).max_retries, 3);
+    }
+}

@@ -199,10 +199,15 @@ async fn call_export(
                 RunOutcome::Failed(RunError::ContractViolation { message: format!("`run` returned invalid JSON: {e}") })
             }
         },
+        // A template's error is copied into the job row, every read and every webhook of it:
+        // its code, message and details are capped like a result is.
         Err(e) => RunOutcome::Failed(RunError::Template {
-            code: if e.code.is_empty() { "template_error".into() } else { e.code },
-            message: e.message,
-            details: e.details.and_then(|d| serde_json::from_str(&d).ok()),
+            code: if e.code.is_empty() { "template_error".into() } else { truncated(e.code, 128) },
+            message: truncated(e.message, MAX_ERROR_MESSAGE_BYTES),
+            details: e
+                .details
+                .filter(|d| d.len() <= MAX_ERROR_DETAILS_BYTES)
+                .and_then(|d| serde_json::from_str(&d).ok()),
         }),
     })
 }
@@ -255,5 +260,37 @@ async fn forward_output(caps: &Capabilities, job: &JobScope, position: u32, outp
         if let Err(e) = caps.events.emit(job, EventKey { position, ordinal }, event).await {
             tracing::warn!(job_id = job.job_id(), error = %e, "could not store guest output");
         }
+    }
+}
+
+/// The most bytes of a template error's message kept (the rest is cut, and said so).
+const MAX_ERROR_MESSAGE_BYTES: usize = 4 << 10;
+/// Template error details larger than this are dropped.
+const MAX_ERROR_DETAILS_BYTES: usize = 16 << 10;
+
+/// `text` cut to at most `max` bytes on a character boundary, marked when cut.
+fn truncated(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str("… (cut)");
+    text
+}
+
+#[cfg(test)]
+mod error_caps {
+    use super::truncated;
+
+    #[test]
+    fn a_long_error_message_is_cut_on_a_character_boundary_and_marked() {
+        let cut = truncated("é".repeat(3_000), 4_096);
+        assert!(cut.len() <= 4_096 + "… (cut)".len(), "{}", cut.len());
+        assert!(cut.ends_with("… (cut)"));
+        assert_eq!(truncated("short".into(), 4_096), "short");
     }
 }
