@@ -13,6 +13,8 @@ scripts/setup.sh
 # componentize-js), for TypeScript/JavaScript templates.
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 npm ci --prefix guest-sdk/js --no-audit --no-fund --loglevel=error
+# The TS SDK type-checks, with seed 000's own `defineTemplate` example compiled against it.
+npm run --prefix guest-sdk/js --silent typecheck
 # A real S3-compatible server that checks SigV4 signatures, for the storage tests (built once
 # into the target dir; newer versions need a newer rustc).
 tools="${CARGO_TARGET_DIR:-$PWD/target}/tools"

@@ -71,6 +71,10 @@ impl Logger {
     pub fn progress(&self, fraction: f64, message: &str) {
         logging::progress(fraction, message, "{}");
     }
+    /// Progress with metadata (frames done, the step's name): kept on the progress event.
+    pub fn progress_with(&self, fraction: f64, message: &str, metadata: serde_json::Value) {
+        logging::progress(fraction, message, &metadata.to_string());
+    }
 }
 
 /// Artifacts under the job's prefix, and the customer's workspace (read-only).

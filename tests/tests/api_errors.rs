@@ -63,6 +63,12 @@ async fn each_bad_request_gets_its_own_status_and_a_json_error() {
     )
     .await;
     assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("webhook_url")), "{body}");
+    // An operation whose manifest has no webhook support refuses a webhook URL.
+    let spin = "/templates/sandbox-probe/operations/spin";
+    let with_hook = json!({ "tracer": "t", "payload": {}, "webhook_url": "https://example.com/hook" });
+    let (status, body) = error_of(server.post(spin, &with_hook).send().await.expect("sent")).await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("webhook_url")), "{body}");
+    assert!(body["error"]["details"][0]["problem"].as_str().is_some_and(|p| p.contains("webhook")), "{body}");
 
     let huge = json!({ "tracer": "t", "payload": { "name": "x".repeat(2 << 20) } });
     let (status, body) = error_of(server.post(greet, &huge).send().await.expect("sent")).await;

@@ -5,18 +5,31 @@ import * as billing from "vidfarm:template/billing@0.1.0";
 import * as providers from "vidfarm:template/providers@0.1.0";
 import * as remotion from "vidfarm:template/remotion@0.1.0";
 import type { Provider } from "vidfarm:template/types@0.1.0";
-import { billingError, callImport, parseJson, providerError, renderError } from "./errors";
+import { billingError, callImport, parseJson, providerError, renderError, TemplateError } from "./errors";
 
 export type { Provider };
-export type EventType = billing.EventType;
+/** The WIT's event types (`ai-generation`), or the spec's spelling of them (`ai_generation`). */
+export type EventType = billing.EventType | "ai_generation" | "storage_write" | "cpu_estimate";
 export type TextResponse = providers.TextResponse;
 export type LayoutResponse = providers.LayoutResponse;
 
 /** A billable event the template records (the host adds its own for providers and renders). */
-export interface BillingEvent {
+export type BillingEvent = BillingEventFields &
+  (
+    | {
+        /** What it cost the platform; finite and >= 0. */
+        costUsd: number;
+        estimatedCostUsd?: number;
+      }
+    | {
+        /** The spec's name for `costUsd` (give one of them; both only if they are equal). */
+        estimatedCostUsd: number;
+        costUsd?: number;
+      }
+  );
+
+export interface BillingEventFields {
   type: EventType;
-  /** What it cost the platform; finite and >= 0. */
-  costUsd: number;
   /** What to charge the customer; never below cost × the customer's margin. */
   chargeUsd?: number;
   provider?: Provider;
@@ -24,14 +37,37 @@ export interface BillingEvent {
   metadata?: Record<string, unknown>;
 }
 
+const EVENT_TYPES: Record<string, billing.EventType> = {
+  "ai-generation": "ai-generation",
+  ai_generation: "ai-generation",
+  render: "render",
+  "storage-write": "storage-write",
+  storage_write: "storage-write",
+  "cpu-estimate": "cpu-estimate",
+  cpu_estimate: "cpu-estimate",
+  egress: "egress",
+};
+
+function invalidEvent(message: string): TemplateError {
+  return new TemplateError("billing_invalid_event", message);
+}
+
 export class Billing {
   /** Record a billable event; a charge past the customer's limit ends the run. */
   async record(event: BillingEvent): Promise<void> {
+    const eventType = Object.prototype.hasOwnProperty.call(EVENT_TYPES, event.type) ? EVENT_TYPES[event.type] : undefined;
+    if (eventType === undefined) throw invalidEvent(`unknown billing event type \`${String(event.type)}\``);
+    const { costUsd, estimatedCostUsd } = event;
+    if (costUsd !== undefined && estimatedCostUsd !== undefined && costUsd !== estimatedCostUsd) {
+      throw invalidEvent(`costUsd (${costUsd}) and estimatedCostUsd (${estimatedCostUsd}) differ; give one`);
+    }
+    const cost = costUsd ?? estimatedCostUsd;
+    if (typeof cost !== "number") throw invalidEvent("a billing event needs `costUsd` (or `estimatedCostUsd`)");
     callImport(
       () =>
         billing.record({
-          eventType: event.type,
-          costUsd: event.costUsd,
+          eventType,
+          costUsd: cost,
           chargeUsd: event.chargeUsd,
           provider: event.provider,
           model: event.model,

@@ -33,6 +33,8 @@ export class Context<Config = Record<string, unknown>> {
   readonly customer: Customer;
   /** The customer's template config, parsed by the template's `configSchema` (defaults applied). */
   readonly config: Config;
+  /** The spec's name for `config` (the same object). */
+  readonly templateConfig: Config;
   readonly logger = new Logger();
   readonly storage = new Storage();
   readonly billing = new Billing();
@@ -53,10 +55,14 @@ export class Context<Config = Record<string, unknown>> {
     this.env = job.env;
     this.customer = { id: job.customer.id, name: job.customer.name };
     this.config = config;
+    this.templateConfig = config;
   }
 }
 
-/** Structured job events and progress. Events are capped per job; past the cap the run ends. */
+/** The spec's name for the context a workflow receives. */
+export type TemplateJobContext<Config = Record<string, unknown>> = Context<Config>;
+
+/** Structured job events and progress, each with an optional metadata object. Events are capped per job; past the cap the run ends. */
 export class Logger {
   debug(message: string, metadata: Metadata = {}): void {
     log("debug", message, JSON.stringify(metadata));

@@ -13,7 +13,7 @@
 //     jobs: {
 //       async greet(ctx, input) {
 //         const greeting = `Hello, ${input.name}!`;
-//         await ctx.storage.putText("greeting.txt", greeting);
+//         await ctx.storage.putText("greeting.txt", greeting, "text/plain; charset=utf-8");
 //         return { greeting };
 //       },
 //     },
@@ -27,13 +27,14 @@ export { z } from "zod";
 export { defineTemplate, Template } from "./template";
 export type { Limits, OperationDef, TemplateDef, Workflow } from "./template";
 export { Context, Logger } from "./context";
-export type { JobInfo, Metadata } from "./context";
+export type { JobInfo, Metadata, TemplateJobContext } from "./context";
 export { TemplateError } from "./errors";
 export { Storage } from "./storage";
-export type { PutOptions, StoredObject } from "./storage";
+export type { PutOptions, PutOptionsOrContentType, StoredObject } from "./storage";
 export { Billing, Providers, Remotion } from "./capabilities";
 export type {
   BillingEvent,
+  BillingEventFields,
   EventType,
   ImageRequest,
   ImageResponse,
@@ -46,5 +47,7 @@ export type {
   TextResponse,
 } from "./capabilities";
 export { Jobs } from "./jobs";
-export type { ChildOptions, ChildOutcome, ChildResult } from "./jobs";
+export type { ChildOptions, ChildOutcome, ChildRef, ChildResult, EnqueueChildInput, EnqueuedChild } from "./jobs";
 export type { Customer, Environment } from "vidfarm:template/types@0.1.0";
+/** The spec's names of `Customer` and `Provider`. */
+export type { Customer as CustomerContext, Provider as ProviderType } from "vidfarm:template/types@0.1.0";

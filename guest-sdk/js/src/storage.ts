@@ -23,33 +23,51 @@ export interface StoredObject {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** `putText`/`putJson`/`putBuffer`'s third argument: options, or (as in the spec) a content type. */
+export type PutOptionsOrContentType = PutOptions | string;
+
+function putOptions(
+  options: PutOptionsOrContentType | undefined,
+  defaultContentType: string,
+): PutOptions & { contentType: string } {
+  const given: PutOptions = typeof options === "string" ? { contentType: options } : (options ?? {});
+  return { ...given, contentType: given.contentType ?? defaultContentType };
+}
+
 /**
- * Every method is `async` to match the spec's API; the host answers synchronously, so each
- * promise is already settled when it is returned.
+ * The spec's `storage` (`putJson`, `putText`, `putBuffer`, `getPublicUrl`) plus reads. The
+ * `put*` methods are `async` as in the spec; the host answers synchronously, so each promise is
+ * already settled when it is returned. `putBytes` and `publicUrl` are the older names.
  */
 export class Storage {
   /** Write bytes under `key` (journaled: a replay does not write twice). */
-  async putBytes(key: string, bytes: Uint8Array, options: PutOptions = {}): Promise<StoredObject> {
+  async putBuffer(key: string, value: Uint8Array, options?: PutOptionsOrContentType): Promise<StoredObject> {
+    const { contentType, kind, metadata } = putOptions(options, "application/octet-stream");
     const stored = callImport(
       () =>
-        storage.put(key, bytes, {
-          contentType: options.contentType ?? "application/octet-stream",
-          kind: options.kind,
-          metadata: JSON.stringify(options.metadata ?? {}),
+        storage.put(key, value, {
+          contentType,
+          kind,
+          metadata: JSON.stringify(metadata ?? {}),
         }),
       storageError,
     );
     return { key: stored.key, url: stored.url ?? null, size: Number(stored.size) };
   }
 
-  async putText(key: string, text: string, options: PutOptions = {}): Promise<StoredObject> {
-    const contentType = options.contentType ?? "text/plain; charset=utf-8";
-    return this.putBytes(key, encoder.encode(text), { ...options, contentType });
+  /** The older name of `putBuffer`. */
+  async putBytes(key: string, bytes: Uint8Array, options?: PutOptionsOrContentType): Promise<StoredObject> {
+    return this.putBuffer(key, bytes, options);
   }
 
-  async putJson(key: string, value: unknown, options: PutOptions = {}): Promise<StoredObject> {
-    const contentType = options.contentType ?? "application/json";
-    return this.putBytes(key, encoder.encode(JSON.stringify(value)), { ...options, contentType });
+  /** Store text (UTF-8); the third argument is a content type (spec) or `PutOptions`. */
+  async putText(key: string, value: string, options?: PutOptionsOrContentType): Promise<StoredObject> {
+    return this.putBuffer(key, encoder.encode(value), putOptions(options, "text/plain; charset=utf-8"));
+  }
+
+  /** Store `JSON.stringify(value)`; the third argument is a content type or `PutOptions`. */
+  async putJson(key: string, value: unknown, options?: PutOptionsOrContentType): Promise<StoredObject> {
+    return this.putBuffer(key, encoder.encode(JSON.stringify(value)), putOptions(options, "application/json"));
   }
 
   /** Read back an artifact of this job. */
@@ -74,8 +92,16 @@ export class Storage {
     return decoder.decode(await this.readWorkspace(key));
   }
 
-  /** A signed public URL of an artifact of this job, when the backend can give one. */
-  async publicUrl(key: string): Promise<string | null> {
+  /**
+   * A signed public URL of an artifact of this job, or `null` when the backend cannot give one.
+   * Synchronous as in the spec (the host call is); a malformed key throws `storage_invalid_key`.
+   */
+  getPublicUrl(key: string): string | null {
     return callImport(() => storage.publicUrl(key), storageError) ?? null;
+  }
+
+  /** The older, `async` form of `getPublicUrl`. */
+  async publicUrl(key: string): Promise<string | null> {
+    return this.getPublicUrl(key);
   }
 }

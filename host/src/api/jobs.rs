@@ -90,6 +90,12 @@ async fn create(
         return Err(ApiError::TooManyRequests(retry_after));
     }
     let webhook_url = webhook_url(&state, &body).await?;
+    if webhook_url.is_some() && !op.webhook_support {
+        return Err(ApiError::invalid(
+            "webhook_url",
+            format!("operation `{operation}` does not send webhooks (its manifest has no webhook support)"),
+        ));
+    }
     let idempotency_key = optional_string(&body, "idempotency_key", 200)?;
     if let Some(unknown) = body
         .as_object()

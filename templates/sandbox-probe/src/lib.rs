@@ -234,7 +234,7 @@ fn template() -> Template {
         env!("CARGO_PKG_VERSION"),
         "Attacks the sandbox, one limit per operation (tests only).",
     )
-    .operation(Operation::new("echo", "Return the payload.", echo))
+    .operation(Operation::new("echo", "Return the payload.", echo).webhooks())
     .operation(Operation::new("spin", "Loop forever.", spin))
     .operation(Operation::new("hog-memory", "Allocate until refused.", hog_memory))
     .operation(Operation::new("panic", "Panic with a message.", panic))
