@@ -39,16 +39,22 @@ impl Host for HostState {
     }
 }
 
-fn bounded(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE_BYTES {
-        let mut cut = MAX_MESSAGE_BYTES;
-        while !message.is_char_boundary(cut) {
+fn bounded(message: String) -> String {
+    cut_to(message, MAX_MESSAGE_BYTES)
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, marked when cut (log messages,
+/// template errors: text a template sizes that every read copies).
+pub(crate) fn cut_to(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
             cut -= 1;
         }
-        message.truncate(cut);
-        message.push_str(" …[truncated]");
+        text.truncate(cut);
+        text.push_str(" …[truncated]");
     }
-    message
+    text
 }
 
 /// The guest's metadata as JSON: an object, `{}` when empty, or a note when invalid/too big.

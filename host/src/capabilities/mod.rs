@@ -5,7 +5,7 @@
 mod billing;
 mod inert;
 mod jobs;
-mod logging;
+pub(crate) mod logging;
 mod no_renderer;
 mod providers;
 mod remotion;

@@ -7,6 +7,7 @@ use super::error::{HostTrap, RunError, Suspension, fail};
 use super::limits::MemoryLimiter;
 use super::state::{HostState, JobScope, Journal};
 use super::{Limits, LoadedTemplate, Runtime, wasi};
+use crate::capabilities::logging::cut_to as truncated;
 use crate::capabilities::{Capabilities, EventKey, JobEvent};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -268,20 +269,6 @@ const MAX_ERROR_MESSAGE_BYTES: usize = 4 << 10;
 /// Template error details larger than this are dropped.
 const MAX_ERROR_DETAILS_BYTES: usize = 16 << 10;
 
-/// `text` cut to at most `max` bytes on a character boundary, marked when cut.
-fn truncated(mut text: String, max: usize) -> String {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.push_str("… (cut)");
-    text
-}
-
 #[cfg(test)]
 mod error_caps {
     use super::truncated;
@@ -289,8 +276,8 @@ mod error_caps {
     #[test]
     fn a_long_error_message_is_cut_on_a_character_boundary_and_marked() {
         let cut = truncated("é".repeat(3_000), 4_096);
-        assert!(cut.len() <= 4_096 + "… (cut)".len(), "{}", cut.len());
-        assert!(cut.ends_with("… (cut)"));
+        assert!(cut.len() <= 4_096 + " …[truncated]".len(), "{}", cut.len());
+        assert!(cut.ends_with(" …[truncated]"));
         assert_eq!(truncated("short".into(), 4_096), "short");
     }
 }
