@@ -66,11 +66,22 @@ async fn a_url_in_remotion_props_is_fetched_by_the_host_and_handed_to_chromium_i
     let internal = internal_server(vidfarm_tests::media::png(dir.path(), "s.png", "red", "64x48")).await;
     // Development's policy allows loopback: the host fetches the image itself.
     let server = TestServer::start_with(|c| c.render.allow_private_sources = true, true).await;
-    let job_id = server.create_job("sandbox-probe", "render-props", slideshow(&internal.url)).await;
-    let job = server.wait_for("sandbox-probe", &job_id, &["failed", "succeeded"], WITHIN).await;
+    let mut job = Value::Null;
+    let mut jobs = 0;
+    // On a loaded machine Chromium has once missed Remotion's 25 s launch window; that is the
+    // browser starting, not what is tested here, so such a render is tried once more.
+    for _ in 0..2 {
+        let job_id = server.create_job("sandbox-probe", "render-props", slideshow(&internal.url)).await;
+        job = server.wait_for("sandbox-probe", &job_id, &["failed", "succeeded"], WITHIN).await;
+        jobs += 1;
+        let launch = job["error"]["message"].as_str().is_some_and(|m| m.contains("connect to the browser"));
+        if !launch {
+            break;
+        }
+    }
     assert_eq!(job["status"], "succeeded", "{job}");
     let agents = internal.agents.lock().expect("lock").clone();
-    assert_eq!(agents.len(), 1, "fetched once: {agents:?}");
+    assert_eq!(agents.len(), jobs, "fetched once per job: {agents:?}");
     assert!(!agents[0].contains("Chrome"), "by the host, not by Chromium: {agents:?}");
     server.stop().await;
 }
