@@ -118,27 +118,6 @@ impl Db {
         }
     }
 
-    /// What the customer may still be charged beside this job's own reservation, and their
-    /// margin (or `default_margin`).
-    pub async fn charge_headroom(
-        &self,
-        customer_id: &str,
-        job_id: &str,
-        default_margin: f64,
-    ) -> Result<(i64, f64), DbError> {
-        let headroom = super::limits::headroom("?1", "?2", "?3");
-        sqlx::query_as(&format!(
-            "SELECT COALESCE({headroom}, {}), COALESCE((SELECT margin FROM customers WHERE id = ?1), ?4)",
-            money::UNLIMITED
-        ))
-        .bind(customer_id)
-        .bind(job_id)
-        .bind(super::limits::month_start_ms())
-        .bind(default_margin)
-        .fetch_one(self.pool())
-        .await
-    }
-
     /// Charges per day and template between two unix-ms instants.
     pub async fn usage(&self, customer_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<UsageRow>, DbError> {
         sqlx::query_as(
