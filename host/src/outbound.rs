@@ -34,15 +34,70 @@ pub async fn check_destination(url: &str, allow_private: bool) -> Result<(reqwes
     let port = parsed.port_or_known_default().unwrap_or(443);
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
     // A resolver that never answers must not hold a job, a webhook sender or a request.
-    let lookup = tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((host.as_str(), port)))
-        .await
-        .map_err(|_| format!("`{host}` did not resolve within {} s", DNS_TIMEOUT.as_secs()))?;
-    let addrs: Vec<SocketAddr> = lookup.map_err(|e| format!("`{host}` does not resolve: {e}"))?.collect();
+    let addrs = resolve_within(&host, DNS_TIMEOUT, tokio::net::lookup_host((host.as_str(), port))).await?;
     match addrs.iter().find(|a| !is_public(a.ip())) {
         Some(a) => Err(format!("`{host}` resolves to {}, a private or local address", a.ip())),
         None if addrs.is_empty() => Err(format!("`{host}` does not resolve")),
         None => Ok((parsed, addrs)),
     }
+}
+
+/// The addresses a lookup gives, or an error once `limit` has passed without an answer.
+async fn resolve_within<I: Iterator<Item = SocketAddr>>(
+    host: &str,
+    limit: Duration,
+    lookup: impl std::future::Future<Output = std::io::Result<I>>,
+) -> Result<Vec<SocketAddr>, String> {
+    match tokio::time::timeout(limit, lookup).await {
+        Err(_) => Err(format!("`{host}` did not resolve within {} s", limit.as_secs())),
+        Ok(Err(e)) => Err(format!("`{host}` does not resolve: {e}")),
+        Ok(Ok(addrs)) => Ok(addrs.collect()),
+    }
+}
+
+/// Why a capped download stopped.
+#[derive(Debug)]
+pub enum DownloadError {
+    /// The URL is malformed or the outbound policy refuses its destination.
+    Refused(String),
+    /// The destination could not be reached, answered an error status or broke off.
+    Unreachable(String),
+    /// The body passed the cap (announced or counted as it arrived).
+    TooLarge { limit: u64 },
+    /// Writing what arrived failed (the host's disk, not the customer's input).
+    Sink(std::io::Error),
+}
+
+/// GET `url` under the outbound policy and copy its body into `sink` as it arrives, stopping
+/// at `max` bytes without reading the rest; returns the bytes written. The one place the
+/// host reads a body whose size someone else chose.
+pub async fn download_capped<W: tokio::io::AsyncWrite + Unpin>(
+    url: &str,
+    allow_private: bool,
+    timeout: Duration,
+    max: u64,
+    sink: &mut W,
+) -> Result<u64, DownloadError> {
+    use tokio::io::AsyncWriteExt;
+    let (parsed, addrs) = check_destination(url, allow_private).await.map_err(DownloadError::Refused)?;
+    let client = pinned_client(&parsed, &addrs, timeout).map_err(|e| DownloadError::Unreachable(e.to_string()))?;
+    let mut response = client.get(parsed).send().await.map_err(|e| DownloadError::Unreachable(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(DownloadError::Unreachable(format!("HTTP {}", response.status())));
+    }
+    if response.content_length().is_some_and(|n| n > max) {
+        return Err(DownloadError::TooLarge { limit: max });
+    }
+    let mut written = 0u64;
+    while let Some(chunk) = response.chunk().await.map_err(|e| DownloadError::Unreachable(e.to_string()))? {
+        written += chunk.len() as u64;
+        if written > max {
+            return Err(DownloadError::TooLarge { limit: max });
+        }
+        sink.write_all(&chunk).await.map_err(DownloadError::Sink)?;
+    }
+    sink.flush().await.map_err(DownloadError::Sink)?;
+    Ok(written)
 }
 
 /// Whether an address is on the public internet.
@@ -139,6 +194,51 @@ mod tests {
         for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"] {
             assert!(is_public(ip.parse().expect("an address")), "{ip} refused");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resolver_that_never_answers_is_given_up_on_after_the_dns_time_box() {
+        let never = std::future::pending::<std::io::Result<std::vec::IntoIter<SocketAddr>>>();
+        let started = tokio::time::Instant::now();
+        let error = resolve_within("stuck.example", DNS_TIMEOUT, never).await.expect_err("given up");
+        assert!(error.contains("did not resolve within 5 s"), "{error}");
+        assert_eq!(started.elapsed(), DNS_TIMEOUT);
+        let answered = std::future::ready(Ok(vec![SocketAddr::from(([93, 184, 216, 34], 80))].into_iter()));
+        assert_eq!(resolve_within("example.com", DNS_TIMEOUT, answered).await.expect("resolved").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_cap_stops_the_download_without_reading_the_rest() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // A server that announces no length and would stream 64 MiB; the download must stop at
+        // the 1 MiB cap long before the server is done.
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+            let head = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n";
+            socket.write_all(head).await.expect("head");
+            let chunk = vec![7u8; 64 << 10];
+            let mut sent = 0usize;
+            for _ in 0..1024 {
+                if socket.write_all(&chunk).await.is_err() {
+                    break;
+                }
+                sent += chunk.len();
+            }
+            sent
+        });
+        let mut sink = Vec::new();
+        let url = format!("http://{addr}/big");
+        let error = download_capped(&url, true, Duration::from_secs(10), 1 << 20, &mut sink).await.expect_err("capped");
+        assert!(matches!(error, DownloadError::TooLarge { limit } if limit == 1 << 20), "{error:?}");
+        assert!(sink.len() <= 1 << 20, "kept {} bytes", sink.len());
+        let sent = server.await.expect("server");
+        assert!(sent < 32 << 20, "the server got to send {sent} bytes");
+        let refused = download_capped(&url, false, Duration::from_secs(1), 1, &mut Vec::new()).await;
+        assert!(matches!(refused, Err(DownloadError::Refused(_))));
     }
 
     #[tokio::test]

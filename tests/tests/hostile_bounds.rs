@@ -130,3 +130,52 @@ async fn a_customer_over_the_rate_limit_costs_the_host_no_webhook_lookup() {
     assert_eq!(refused.status(), 429);
     server.stop().await;
 }
+
+/// Open a request that announces a body and never sends it: the slowest client there is.
+async fn stalled_request(server: &TestServer) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(address).await.expect("connected");
+    let head = format!(
+        "POST /templates/hello/operations/greet HTTP/1.1\r\nhost: x\r\nvidfarm-api-key: {}\r\n\
+         vidfarm-user-id: {}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"tra",
+        server.customer.key, server.customer.id
+    );
+    socket.write_all(head.as_bytes()).await.expect("head sent");
+    socket
+}
+
+#[tokio::test]
+async fn a_request_whose_body_never_arrives_is_answered_408_at_the_request_timeout() {
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start_with(|c| c.request_timeout = Duration::from_millis(800), false).await;
+    let mut socket = stalled_request(&server).await;
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut answer)).await;
+    let n = read.expect("answered before the client gave up").expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn requests_past_the_concurrency_limit_wait_for_a_slot_instead_of_running() {
+    let server = TestServer::start_with(
+        |c| {
+            c.max_concurrent_requests = 2;
+            c.request_timeout = Duration::from_secs(3);
+        },
+        false,
+    )
+    .await;
+    let held = [stalled_request(&server).await, stalled_request(&server).await];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both slots are taken by stalled bodies: a third request is not served meanwhile...
+    let waiting = server.get("/health").timeout(Duration::from_millis(1_000)).send().await;
+    assert!(waiting.is_err_and(|e| e.is_timeout()), "a third request ran while both slots were taken");
+    // ...and is served once the request timeout frees them.
+    let served = server.get("/health").timeout(Duration::from_secs(10)).send().await.expect("served");
+    assert_eq!(served.status(), 200);
+    drop(held);
+    server.stop().await;
+}

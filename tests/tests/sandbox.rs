@@ -200,3 +200,27 @@ async fn the_same_job_sees_the_same_randomness_and_time_on_replay() {
     assert_eq!(run("job-a").await, run("job-a").await);
     assert_ne!(run("job-a").await, run("job-b").await, "another job gets another random stream");
 }
+
+#[tokio::test]
+async fn the_log_cap_counts_every_run_of_a_job_not_each_run_alone() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let rt = runtime(dir.path());
+    let probe = load(&rt, "sandbox-probe").await;
+    let b = backends(dir.path());
+    let limits = || Limits { max_log_events: 500, ..Limits::default() };
+    // The first run logs 300 lines after its first round of effects.
+    let first = json!({ "steps": 1, "log_lines": [300] });
+    let report = rt.run(&probe, request(&probe, "job-logs", "effects", first, limits()), b.caps.clone()).await;
+    assert!(matches!(report.outcome, RunOutcome::Succeeded(_)), "{:?}", report.outcome);
+    // A later run of the same job (a guest that behaves differently on a retry) replays that
+    // round silently and logs 300 new lines after a second one: 600 for the job, over its cap.
+    let second = json!({ "steps": 2, "log_lines": [0, 300] });
+    let report = rt.run(&probe, request(&probe, "job-logs", "effects", second, limits()), b.caps.clone()).await;
+    assert_eq!(failure_code(&report.outcome), "log_limit_exceeded", "{:?}", report.outcome);
+    let stored = b.events.0.lock().expect("events").iter().filter(|(job, _)| job == "job-logs").count();
+    assert_eq!(stored, 500, "the job keeps exactly its cap of events");
+    // A plain replay of the first run re-emits its 300 events and is not counted twice.
+    let replay = json!({ "steps": 1, "log_lines": [300] });
+    let report = rt.run(&probe, request(&probe, "job-logs", "effects", replay, limits()), b.caps).await;
+    assert!(matches!(report.outcome, RunOutcome::Succeeded(_)), "a replay was counted again: {:?}", report.outcome);
+}

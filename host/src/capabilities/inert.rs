@@ -31,6 +31,9 @@ impl EventSink for Inert {
     async fn emit(&self, _: &JobScope, _: EventKey, _: JobEvent) -> BackendResult<()> {
         refuse()
     }
+    async fn stored_keys(&self, _: &str) -> BackendResult<Vec<EventKey>> {
+        Ok(Vec::new())
+    }
 }
 
 #[async_trait]

@@ -65,6 +65,8 @@ pub struct EventKey {
 #[async_trait]
 pub trait EventSink: Send + Sync {
     async fn emit(&self, job: &JobScope, key: EventKey, event: JobEvent) -> BackendResult<()>;
+    /// The keys of the events the job's earlier runs stored.
+    async fn stored_keys(&self, job_id: &str) -> BackendResult<Vec<EventKey>>;
 }
 
 /// Object storage addressed by full keys (already validated and prefixed by the capability).

@@ -55,6 +55,18 @@ impl Db {
     }
 
     /// Events of a job after event id `after`, oldest first.
+    /// The (position, ordinal) keys of the events stored for a job.
+    pub async fn event_keys(&self, job_id: &str) -> Result<Vec<(u32, u32)>, DbError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT position, ordinal FROM job_events WHERE job_id = ?")
+            .bind(job_id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, o)| (u32::try_from(p).unwrap_or(u32::MAX), u32::try_from(o).unwrap_or(u32::MAX)))
+            .collect())
+    }
+
     pub async fn events_after(&self, job_id: &str, after: i64, limit: u32) -> Result<Vec<EventRow>, DbError> {
         sqlx::query_as("SELECT * FROM job_events WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?")
             .bind(job_id)

@@ -24,6 +24,9 @@ impl EventSink for MemoryEvents {
         }
         Ok(())
     }
+    async fn stored_keys(&self, job_id: &str) -> BackendResult<Vec<EventKey>> {
+        Ok(lock(&self.1).iter().filter(|(id, _)| id == job_id).map(|(_, key)| *key).collect())
+    }
 }
 
 #[derive(Default)]

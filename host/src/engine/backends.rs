@@ -51,6 +51,11 @@ impl EventSink for DbEvents {
         self.bus.changed(job.job_id());
         Ok(())
     }
+
+    async fn stored_keys(&self, job_id: &str) -> BackendResult<Vec<EventKey>> {
+        let keys = self.db.event_keys(job_id).await.map_err(fault)?;
+        Ok(keys.into_iter().map(|(position, ordinal)| EventKey { position, ordinal }).collect())
+    }
 }
 
 pub struct DbJournal {

@@ -23,6 +23,7 @@ pub use secrets::MasterKey;
 pub use setup::{ProviderSetupError, env_keys, master_key};
 
 use crate::capabilities::ProviderCall;
+use crate::outbound::DownloadError;
 use crate::runtime::bindings::providers::LayoutRequest;
 use crate::runtime::bindings::types::Provider;
 use openai::{ChatAnswer, OpenAiCompatible};
@@ -122,31 +123,17 @@ impl ProviderRouter {
             }
             return Ok(decoded);
         }
-        let (checked, addrs) =
-            crate::outbound::check_destination(url, self.settings.allow_private_urls).await.map_err(rejected)?;
-        let client = if addrs.is_empty() {
-            self.http.clone()
-        } else {
-            crate::outbound::pinned_client(&checked, &addrs, self.settings.timeout)
-                .map_err(|e| rejected(format!("fetching the image: {e}")))?
-        };
-        let mut response =
-            client.get(checked).send().await.map_err(|e| rejected(format!("fetching the image: {e}")))?;
-        if !response.status().is_success() {
-            return Err(rejected(format!("fetching the image: HTTP {}", response.status())));
-        }
         // Read as it arrives and stop at the cap: a 400 MB answer costs 20 MiB, not 400 MB.
-        let too_large = || rejected("the image is larger than 20 MiB".into());
-        if response.content_length().is_some_and(|n| n > MAX_IMAGE_BYTES as u64) {
-            return Err(too_large());
-        }
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| rejected(format!("reading the image: {e}")))? {
-            if bytes.len() + chunk.len() > MAX_IMAGE_BYTES {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let allow_private = self.settings.allow_private_urls;
+        crate::outbound::download_capped(url, allow_private, self.settings.timeout, MAX_IMAGE_BYTES as u64, &mut bytes)
+            .await
+            .map_err(|e| match e {
+                DownloadError::Refused(reason) => rejected(reason),
+                DownloadError::TooLarge { .. } => rejected("the image is larger than 20 MiB".into()),
+                DownloadError::Unreachable(m) => rejected(format!("fetching the image: {m}")),
+                DownloadError::Sink(e) => rejected(format!("fetching the image: {e}")),
+            })?;
         Ok((openai::sniff_image_type(&bytes).to_string(), bytes))
     }
 }

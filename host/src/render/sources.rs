@@ -9,7 +9,6 @@ use crate::storage::{UrlSigner, keys};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// The largest source a render downloads.
 const MAX_SOURCE_BYTES: u64 = 2 << 30;
@@ -61,35 +60,15 @@ impl Sources {
     }
 
     async fn download(&self, url: &str, field: &str, dest: &Path, max: u64) -> Result<u64, Failure> {
-        let (parsed, addrs) = crate::outbound::check_destination(url, self.allow_private)
-            .await
-            .map_err(|reason| Failure::Invalid(format!("{field}: {reason}")))?;
-        let client = crate::outbound::pinned_client(&parsed, &addrs, self.timeout)
-            .map_err(|e| Failure::Failed(format!("http client: {e}")))?;
-        let mut response = client
-            .get(parsed)
-            .send()
-            .await
-            .map_err(|e| Failure::Invalid(format!("{field}: cannot fetch `{url}`: {e}")))?;
-        if !response.status().is_success() {
-            return Err(Failure::Invalid(format!("{field}: `{url}` answered {}", response.status())));
-        }
-        let too_large = || Failure::Invalid(format!("{field}: larger than {max} bytes"));
-        if response.content_length().is_some_and(|n| n > max) {
-            return Err(too_large());
-        }
+        use crate::outbound::DownloadError;
         let mut file = tokio::fs::File::create(dest).await.map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
-        let mut written = 0u64;
-        while let Some(chunk) =
-            response.chunk().await.map_err(|e| Failure::Invalid(format!("{field}: reading `{url}`: {e}")))?
-        {
-            written += chunk.len() as u64;
-            if written > max {
-                return Err(too_large());
+        crate::outbound::download_capped(url, self.allow_private, self.timeout, max, &mut file).await.map_err(|e| {
+            match e {
+                DownloadError::Refused(reason) => Failure::Invalid(format!("{field}: {reason}")),
+                DownloadError::Unreachable(m) => Failure::Invalid(format!("{field}: cannot fetch `{url}`: {m}")),
+                DownloadError::TooLarge { limit } => Failure::Invalid(format!("{field}: larger than {limit} bytes")),
+                DownloadError::Sink(e) => Failure::Failed(format!("work dir: {e}")),
             }
-            file.write_all(&chunk).await.map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
-        }
-        file.flush().await.map_err(|e| Failure::Failed(format!("work dir: {e}")))?;
-        Ok(written)
+        })
     }
 }

@@ -116,6 +116,16 @@ impl Runtime {
             },
             Call::Describe => Vec::new(),
         };
+        // With an empty journal every event of an earlier run sits at position 0 and a new run
+        // reuses those keys; past an effect, earlier runs' events count against this one's cap.
+        let stored_events: std::collections::HashSet<_> = if recorded.is_empty() {
+            Default::default()
+        } else {
+            match caps.events.stored_keys(job.job_id()).await {
+                Ok(keys) => keys.into_iter().collect(),
+                Err(trap) => return report(outcome_of_trap(trap), 0, 0),
+            }
+        };
         let seed = *blake3::hash(request.context.job_id.as_bytes()).as_bytes();
         let (wasi, output) = wasi::context(request.start_ms, seed, limits.max_output_bytes);
         let limiter = MemoryLimiter::new(limits.memory_bytes);
@@ -128,7 +138,8 @@ impl Runtime {
             job: job.clone(),
             caps: caps.clone(),
             journal: Journal::new(recorded),
-            log_events: 0,
+            log_events: stored_events.len() as u64,
+            stored_events,
             last_event: None,
             children: 0,
         };

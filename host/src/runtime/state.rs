@@ -51,8 +51,11 @@ pub struct HostState {
     pub(crate) job: Arc<JobScope>,
     pub(crate) caps: Arc<Capabilities>,
     pub(crate) journal: Journal,
-    /// Log events emitted by this run (checked against `limits.max_log_events`).
+    /// Events of the job, earlier runs' included (checked against `limits.max_log_events`:
+    /// the cap is per job, so a guest that logs differently on each retry cannot multiply it).
     pub(crate) log_events: u64,
+    /// Keys of the events earlier runs stored: re-emitting one (a replay) is not counted again.
+    pub(crate) stored_events: std::collections::HashSet<EventKey>,
     /// Key of the last event emitted (see [`EventKey`]).
     pub(crate) last_event: Option<EventKey>,
     /// Children enqueued by this run, replayed ones included (checked against the cap).
@@ -82,9 +85,11 @@ impl HostState {
         };
         let key = EventKey { position, ordinal };
         self.last_event = Some(key);
-        self.log_events += 1;
-        if self.log_events > self.limits.max_log_events {
-            return Err(fail(RunError::LogLimitExceeded { limit: self.limits.max_log_events }));
+        if !self.stored_events.contains(&key) {
+            self.log_events += 1;
+            if self.log_events > self.limits.max_log_events {
+                return Err(fail(RunError::LogLimitExceeded { limit: self.limits.max_log_events }));
+            }
         }
         self.caps.events.emit(&self.job, key, event).await.map_err(wasmtime::Error::new)
     }

@@ -142,6 +142,9 @@ struct Effects {
     /// The cost each round records (USD).
     #[serde(default = "default_cost")]
     cost: f64,
+    /// Log lines of each round (one when absent): a test varies them between runs of one job.
+    #[serde(default)]
+    log_lines: Vec<u32>,
 }
 
 fn default_cost() -> f64 {
@@ -161,7 +164,9 @@ fn effects(ctx: &Context, input: Effects) -> Result<Value, TemplateError> {
             metadata: json!({ "step": step }).to_string(),
         })?;
         ctx.storage.put_text(&format!("steps/{step}.txt"), &format!("step {step}"))?;
-        ctx.logger.info("step done", json!({ "step": step }));
+        for line in 0..input.log_lines.get(step as usize).copied().unwrap_or(1) {
+            ctx.logger.info("step done", json!({ "step": step, "line": line }));
+        }
         let mut x = 0u64;
         for i in 0..input.spin {
             x = std::hint::black_box(x.wrapping_add(i));
