@@ -111,3 +111,46 @@ async fn a_presigned_s3_upload_is_signed_for_the_size_counted_against_the_quota(
     assert!(exact.status().is_success(), "{}", exact.text().await.unwrap_or_default());
     server.stop().await;
 }
+
+/// A still image in the workspace (`in/still.png`), uploaded through the host.
+async fn upload_still(server: &TestServer) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let png = vidfarm_tests::media::png(dir.path(), "still.png", "orange", "160x120");
+    let body = json!({ "key": "in/still.png", "content_type": "image/png", "size": png.len() });
+    let signed: Value = sign(server, body).await.json().await.expect("json");
+    let url = signed["url"].as_str().expect("a URL");
+    let mut put = server.http.put(server.url(&url[url.find("/files/").expect("a host file URL")..])).body(png);
+    for (name, value) in signed["headers"].as_object().into_iter().flatten() {
+        put = put.header(name.as_str(), value.as_str().expect("a header value"));
+    }
+    assert!(put.send().await.expect("sent").status().is_success());
+}
+
+#[tokio::test]
+async fn a_renders_output_counts_against_the_quota_and_a_customer_past_it_starts_no_render() {
+    let server = TestServer::start_with(|c| c.admin_token = Some("op-token".into()), true).await;
+    upload_still(&server).await;
+    let before = stored_bytes(&server).await;
+    // One byte of room: the render may start, and its output is counted even past the quota.
+    set_quota(&server, before + 1).await;
+    let spec = json!({
+        "canvas": { "width": 160, "height": 120, "fps": 10 },
+        "duration": 1,
+        "backgrounds": [{ "src": "workspace:in/still.png", "type": "image" }]
+    });
+    let first = server.create_job("json-to-video", "render", spec.clone()).await;
+    let job = server.wait_for("json-to-video", &first, &["succeeded", "failed"], Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let after = stored_bytes(&server).await;
+    assert!(after > before + 1_000, "the MP4 was not counted: {before} → {after} bytes");
+    // Now past the quota: the next render is refused before anything is queued or held.
+    let second = server.create_job("json-to-video", "render", spec.clone()).await;
+    let job = server.wait_for("json-to-video", &second, &["succeeded", "failed"], Duration::from_secs(120)).await;
+    assert_eq!(job["error"]["code"], "storage_quota_exceeded", "{job}");
+    for seq in 0..8 {
+        let render = server.platform.db.render(&format!("{second}_r{seq}")).await.expect("read");
+        assert!(render.is_none(), "a render was queued at effect {seq}");
+    }
+    assert_eq!(stored_bytes(&server).await, after);
+    server.stop().await;
+}

@@ -116,6 +116,7 @@ impl Platform {
             pipeline,
             render_due,
             default_margin: config.default_margin,
+            storage_quota_bytes: config.storage_quota_bytes,
         };
         let limiter = Arc::new(crate::rate_limit::RateLimiter::default());
         let caps = Arc::new(Capabilities {

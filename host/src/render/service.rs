@@ -51,6 +51,9 @@ pub struct RenderService {
     pub render_due: Arc<Notify>,
     /// The margin of customers without their own (for the render's hold).
     pub default_margin: f64,
+    /// Bytes a customer may store, unless the operator set their own quota: a customer at it
+    /// starts no render (its output would be stored past the quota).
+    pub storage_quota_bytes: u64,
 }
 
 #[async_trait]
@@ -71,6 +74,16 @@ impl Renderer for RenderService {
         if existing.is_none() {
             if let Err(failure) = self.pipeline.check(task) {
                 return Ok(Err(wit_error(failure)));
+            }
+            let customer = &job.context.customer.id;
+            let usage = self.db.storage_usage(customer, self.storage_quota_bytes).await.map_err(fault)?;
+            if let Some(usage) = usage.filter(|u| u.stored_bytes >= u.quota_bytes) {
+                return Err(HostTrap::Fail(RunError::StorageQuotaExceeded {
+                    message: format!(
+                        "a render's output would pass the storage quota: {} of {} bytes are in use",
+                        usage.stored_bytes, usage.quota_bytes
+                    ),
+                }));
             }
             margin = self.hold(job, seq, task).await?;
         }
