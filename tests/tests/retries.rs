@@ -25,6 +25,9 @@ impl EventSink for FlakyEvents {
         }
         self.inner.emit(job, key, event).await
     }
+    async fn stored_keys(&self, job_id: &str) -> BackendResult<Vec<EventKey>> {
+        self.inner.stored_keys(job_id).await
+    }
 }
 
 async fn server_with_flaky_events(failures: u32) -> TestServer {
