@@ -6,6 +6,7 @@
 # `scripts/serve.sh`, `tests/run-all.sh` and the Dockerfile all run this one script.
 #   scripts/setup.sh              everything
 #   scripts/setup.sh toolchain    only the toolchain and target
+#   scripts/setup.sh tests        everything, and what only the tests need (chromedriver)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -36,6 +37,8 @@ missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+# The dashboard's browser tests drive Debian's Chromium through its WebDriver.
+if [ "$what" = tests ]; then command -v chromedriver >/dev/null || missing+=(chromium-driver); fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian" >&2
   apt_install "${missing[@]}"

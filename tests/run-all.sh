@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # What serving and rendering need, the same script the README's first command and the
 # Dockerfile run: the pinned toolchain and the wasm32-wasip2 target, Debian's ffmpeg, chromium
-# and Node, the Remotion renderer's packages and bundle.
-scripts/setup.sh
+# and Node, the Remotion renderer's packages and bundle; and chromedriver for the dashboard's
+# browser tests.
+scripts/setup.sh tests
 # From PyPI: the Standard Webhooks reference verifier the tests check signatures with, and
 # componentize-py for Python templates. From npm: the JS SDK's build tools (esbuild,
 # componentize-js), for TypeScript/JavaScript templates.

@@ -29,6 +29,28 @@ impl Environment {
     }
 }
 
+/// Who may create a dashboard account (`VIDFARM_SIGNUP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupMode {
+    /// Anyone (the development default).
+    Open,
+    /// Only emails the operator invited (`vidfarm customers invite`).
+    Invite,
+    /// Nobody: accounts come from the operator (the production default).
+    Closed,
+}
+
+impl SignupMode {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "open" => Ok(Self::Open),
+            "invite" => Ok(Self::Invite),
+            "closed" => Ok(Self::Closed),
+            other => Err(format!("VIDFARM_SIGNUP must be `open`, `invite` or `closed`, not `{other}`")),
+        }
+    }
+}
+
 /// Everything the host is told. Defaults make `vidfarm serve` work with no setting at all.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -82,6 +104,9 @@ pub struct Config {
     pub trusted_keys: String,
     /// Operator token for `/admin/*`; the admin API is off without one.
     pub admin_token: Option<String>,
+    /// `VIDFARM_SIGNUP`: who may sign up on the dashboard (open in development, closed in
+    /// production unless set).
+    pub signup: SignupMode,
     /// `VIDFARM_METRICS_TOKEN`: `/metrics` answers only `authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
     /// `VIDFARM_METRICS_PUBLIC=true`: production serves `/metrics` to anyone (opt-in).
@@ -283,6 +308,11 @@ impl Config {
             registry_poll: Duration::from_millis(parse("VIDFARM_REGISTRY_POLL_MS", "250")?),
             trusted_keys: var("VIDFARM_TRUSTED_KEYS").unwrap_or_default(),
             admin_token: var("VIDFARM_ADMIN_TOKEN"),
+            signup: match var("VIDFARM_SIGNUP") {
+                Some(mode) => SignupMode::parse(&mode)?,
+                None if env == Environment::Production => SignupMode::Closed,
+                None => SignupMode::Open,
+            },
             metrics_token: var("VIDFARM_METRICS_TOKEN"),
             metrics_public: parse("VIDFARM_METRICS_PUBLIC", "false")?,
             allow_local_objects: parse("VIDFARM_ALLOW_LOCAL_OBJECTS", "false")?,

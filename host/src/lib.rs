@@ -12,6 +12,7 @@ pub mod backup;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod devrun;
 pub mod engine;

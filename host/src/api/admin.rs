@@ -1,11 +1,12 @@
 //! `/admin/*`: operator routes, behind `authorization: Bearer $VIDFARM_ADMIN_TOKEN` (distinct
-//! from customer keys; the routes answer 404 when no token is configured).
+//! from customer keys; the routes answer 404 when no token is configured), or an operator's
+//! dashboard session (signed in with that token) with its CSRF token.
 
 use super::extract::JsonBody;
 use super::{ApiError, AppState};
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::routing::{patch, post};
+use axum::http::{HeaderMap, Method};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
@@ -14,18 +15,66 @@ pub fn router() -> Router<AppState> {
         .route("/admin/templates/{template_id}/activate", post(activate))
         .route("/admin/templates/{template_id}/rollback", post(rollback))
         .route("/admin/customers/{customer_id}/limits", patch(set_limits))
+        .route("/admin/templates", get(templates))
+        .route("/admin/invites", post(invite))
 }
 
-/// The caller is the operator: compares digests, so timing says nothing about the token.
-fn operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// The caller is the operator: the token (compared as digests, so timing says nothing about
+/// it) or an operator's session; returns who it was, for the registry's history.
+async fn operator(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<&'static str, ApiError> {
     let Some(token) = &state.config.admin_token else {
         return Err(ApiError::not_found("not_found", "no such route"));
     };
     if super::extract::bearer_matches(headers, token) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized("the operator token is missing or wrong".into()))
+        return Ok("admin-api");
     }
+    if !headers.contains_key("authorization")
+        && let Some((_, session)) = crate::dashboard::session::current(state, headers).await?
+        && session.operator
+    {
+        crate::dashboard::session::check_csrf(method, headers, &session)?;
+        return Ok("dashboard");
+    }
+    Err(ApiError::Unauthorized("the operator token is missing or wrong".into()))
+}
+
+/// Every template with its active version, its versions and its last changes.
+async fn templates(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    operator(&state, &method, &headers).await?;
+    let mut templates = Vec::new();
+    for t in state.catalog.list() {
+        let id = &t.manifest.id;
+        let history = state.catalog.registry().history(id).unwrap_or_default();
+        let recent: Vec<Value> = history
+            .iter()
+            .rev()
+            .take(10)
+            .map(|r| json!({ "action": r.action, "from": r.from, "to": r.to, "actor": r.actor, "at": super::views::timestamp(r.at) }))
+            .collect();
+        templates.push(json!({
+            "id": id,
+            "active_version": t.manifest.version,
+            "versions": state.catalog.versions(id).await,
+            "history": recent,
+        }));
+    }
+    Ok(Json(json!({ "templates": templates })))
+}
+
+/// `POST /admin/invites {"email"}`: the email may sign up while `VIDFARM_SIGNUP=invite`.
+async fn invite(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &method, &headers).await?;
+    let email = body.get("email").and_then(Value::as_str).map(|e| e.trim().to_lowercase()).unwrap_or_default();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(ApiError::invalid("email", "must be an email address"));
+    }
+    state.db.invite(&email).await?;
+    Ok(Json(json!({ "email": email, "invited": true })))
 }
 
 fn registry_error(e: vidfarm_registry::RegistryError) -> ApiError {
@@ -61,24 +110,26 @@ async fn switched(
 
 async fn activate(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
     Path(template_id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    operator(&state, &headers)?;
+    let actor = operator(&state, &method, &headers).await?;
     let version =
         body.get("version").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("version", "is required"))?;
-    let record = state.catalog.registry().activate(&template_id, version, "admin-api").map_err(registry_error)?;
+    let record = state.catalog.registry().activate(&template_id, version, actor).map_err(registry_error)?;
     switched(&state, &template_id, record).await
 }
 
 async fn rollback(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
     Path(template_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    operator(&state, &headers)?;
-    let record = state.catalog.registry().rollback(&template_id, "admin-api").map_err(registry_error)?;
+    let actor = operator(&state, &method, &headers).await?;
+    let record = state.catalog.registry().rollback(&template_id, actor).map_err(registry_error)?;
     switched(&state, &template_id, record).await
 }
 
@@ -87,11 +138,12 @@ async fn rollback(
 /// for the host default; `storage_quota_bytes` likewise (bytes); absent fields stay as they are.
 async fn set_limits(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
     Path(customer_id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    operator(&state, &headers)?;
+    operator(&state, &method, &headers).await?;
     let Some(fields) = body.as_object() else { return Err(ApiError::invalid("body", "must be a JSON object")) };
     const CAPS: [&str; 5] = [
         "max_concurrent_jobs",

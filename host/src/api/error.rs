@@ -14,6 +14,9 @@ pub enum ApiError {
     /// 401: missing or wrong credentials.
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: authenticated, but the request lacks what it needs (a session's CSRF token).
+    #[error("{0}")]
+    Forbidden(String),
     /// 402: the customer's billing limit would be exceeded.
     #[error("{0}")]
     PaymentRequired(String),
@@ -58,6 +61,7 @@ impl ApiError {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "billing_limit_reached"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

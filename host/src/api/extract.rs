@@ -8,7 +8,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
-/// The customer named by `vidfarm-user-id` whose live key is `vidfarm-api-key`.
+/// The customer named by `vidfarm-user-id` whose live key is `vidfarm-api-key`, or (with
+/// neither header) the customer of the dashboard session the cookie names; a session's
+/// state-changing requests must carry its CSRF token.
 pub struct Authenticated(pub Customer);
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -23,6 +25,10 @@ impl FromRequestParts<AppState> for Authenticated {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| ApiError::Unauthorized(format!("the `{name}` header is missing")))
         };
+        let keyless = !parts.headers.contains_key("vidfarm-user-id") && !parts.headers.contains_key("vidfarm-api-key");
+        if keyless && crate::dashboard::session::cookie(&parts.headers, crate::dashboard::session::COOKIE).is_some() {
+            return session_customer(parts, state).await.map(Self);
+        }
         let (user, key) = (header("vidfarm-user-id")?, header("vidfarm-api-key")?);
         let key_hash = hash_key(key);
         if let Some(customer) = state.auth_cache.get(user, &key_hash) {
@@ -31,11 +37,26 @@ impl FromRequestParts<AppState> for Authenticated {
         match state.db.authenticate(user, &key_hash).await? {
             Some(customer) => {
                 state.auth_cache.put(&key_hash, &customer);
+                // Last use, to the cache's few seconds; off the request's path.
+                let (db, hash) = (state.db.clone(), key_hash.clone());
+                tokio::spawn(async move { db.touch_api_key(&hash).await });
                 Ok(Self(customer))
             }
             None => Err(ApiError::Unauthorized("unknown customer or invalid API key".into())),
         }
     }
+}
+
+async fn session_customer(parts: &Parts, state: &AppState) -> Result<Customer, ApiError> {
+    use crate::dashboard::session;
+    let Some((_, live)) = session::current(state, &parts.headers).await? else {
+        return Err(ApiError::Unauthorized("the session has ended: sign in again".into()));
+    };
+    session::check_csrf(&parts.method, &parts.headers, &live)?;
+    let Some(customer_id) = live.customer_id.as_deref() else {
+        return Err(ApiError::Unauthorized("an operator's session has no customer: use a customer's account".into()));
+    };
+    state.db.customer(customer_id).await?.ok_or_else(|| ApiError::Unauthorized("the customer is gone".into()))
 }
 
 /// Recently verified keys, so a busy client costs one hash per request instead of a query.
@@ -57,6 +78,11 @@ impl AuthCache {
             }
             None => None,
         }
+    }
+
+    /// Forget every verified key of a customer (one was revoked: it stops working at once).
+    pub fn forget_customer(&self, customer_id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (c, _)| c.id != customer_id);
     }
 
     fn put(&self, key_hash: &str, customer: &Customer) {
@@ -81,6 +107,15 @@ pub async fn issue_api_key(
     customer_id: &str,
     label: Option<String>,
 ) -> Result<String, crate::db::DbError> {
+    issue_api_key_record(db, customer_id, label).await.map(|(key, _)| key)
+}
+
+/// [`issue_api_key`], with the stored record.
+pub async fn issue_api_key_record(
+    db: &crate::db::Db,
+    customer_id: &str,
+    label: Option<String>,
+) -> Result<(String, crate::db::customers::ApiKey), crate::db::DbError> {
     use rand::Rng;
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
@@ -92,9 +127,11 @@ pub async fn issue_api_key(
         label,
         created_at: crate::db::now_ms(),
         revoked_at: None,
+        last_four: Some(key[key.len() - 4..].to_string()),
+        last_used_at: None,
     };
     db.insert_api_key(&record, &hash_key(&key)).await?;
-    Ok(key)
+    Ok((key, record))
 }
 
 /// A JSON body as a `serde_json::Value`; handlers validate fields themselves so every 422

@@ -95,20 +95,46 @@ async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let job = owned_job(&state, &customer, &template_id, &job_id).await?;
     let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let key_hash = super::hash_key(headers.get("vidfarm-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default());
+    // The credential the stream was opened with, checked again while it lasts.
+    let credential = match headers.get("vidfarm-api-key").and_then(|v| v.to_str().ok()) {
+        Some(key) => Credential::Key(super::hash_key(key)),
+        None => Credential::Session(
+            crate::dashboard::session::cookie(&headers, crate::dashboard::session::COOKIE)
+                .map(crate::dashboard::session::token_hash)
+                .unwrap_or_default(),
+        ),
+    };
     let Some(slot) = state.streams.take(&customer.id) else {
         return Err(ApiError::TooManyRequests(5));
     };
-    let stream = async_stream(state, job.id, after, (customer.id, key_hash, slot));
+    let stream = async_stream(state, job.id, after, (customer.id, credential, slot));
     // A ping every few seconds: a client that left is noticed at the next write at the latest.
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(3))))
+}
+
+/// What opened a stream: an API key (its hash) or a dashboard session (its token's hash).
+enum Credential {
+    Key(String),
+    Session(String),
+}
+
+impl Credential {
+    async fn still_valid(&self, state: &AppState, customer_id: &str) -> bool {
+        match self {
+            Self::Key(hash) => matches!(state.db.authenticate(customer_id, hash).await, Ok(Some(_))),
+            Self::Session(hash) => matches!(
+                state.db.session(hash).await,
+                Ok(Some(s)) if s.customer_id.as_deref() == Some(customer_id)
+            ),
+        }
+    }
 }
 
 fn async_stream(
     state: AppState,
     job_id: String,
     mut after: i64,
-    (customer_id, key_hash, slot): (String, String, StreamSlot),
+    (customer_id, credential, slot): (String, Credential, StreamSlot),
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut changes = state.bus.subscribe();
     let mut last_status = String::new();
@@ -119,7 +145,7 @@ fn async_stream(
         loop {
             if key_checked.elapsed() >= KEY_CHECK {
                 key_checked = tokio::time::Instant::now();
-                if !matches!(state.db.authenticate(&customer_id, &key_hash).await, Ok(Some(_))) {
+                if !credential.still_valid(&state, &customer_id).await {
                     let end = json!({ "reason": "key_revoked" }).to_string();
                     let _ = tx.send(Event::default().event("end").data(end)).await;
                     return;

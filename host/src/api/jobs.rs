@@ -21,6 +21,8 @@ pub fn router() -> Router<AppState> {
         .route("/templates/{template_id}/jobs/{job_id}", get(show))
         .route("/templates/{template_id}/jobs/{job_id}/cancel", post(cancel))
         .route("/templates/{template_id}/jobs/{job_id}/resume", post(resume))
+        .route("/templates/{template_id}/jobs/{job_id}/retry", post(retry))
+        .route("/jobs", get(list_all))
 }
 
 /// The customer's job of this template, or 404 (also for another customer's job).
@@ -66,7 +68,29 @@ async fn create(
     headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let template = find(&state, &template_id)?;
+    let request = Submission { request_id, headers: &headers, retry_of: None };
+    submit(&state, &customer, &template_id, &operation, &body, request).await
+}
+
+/// What a job request carries besides its body.
+struct Submission<'a> {
+    request_id: super::RequestId,
+    headers: &'a axum::http::HeaderMap,
+    /// The job a retry repeats.
+    retry_of: Option<String>,
+}
+
+/// Validate a job request and create its job (or find the one its idempotency key names).
+async fn submit(
+    state: &AppState,
+    customer: &Customer,
+    template_id: &str,
+    operation: &str,
+    body: &Value,
+    Submission { request_id, headers, retry_of }: Submission<'_>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (template_id, operation) = (template_id.to_string(), operation.to_string());
+    let template = find(state, &template_id)?;
     let Some(op) = template.operation(&operation) else {
         return Err(ApiError::not_found(
             "operation_not_found",
@@ -76,7 +100,7 @@ async fn create(
     if !body.is_object() {
         return Err(ApiError::invalid("(body)", "must be a JSON object with `tracer` and `payload`"));
     }
-    let tracer = optional_string(&body, "tracer", 256)?.ok_or_else(|| ApiError::invalid("tracer", "is required"))?;
+    let tracer = optional_string(body, "tracer", 256)?.ok_or_else(|| ApiError::invalid("tracer", "is required"))?;
     let payload = body
         .get("payload")
         .filter(|p| p.is_object())
@@ -89,14 +113,14 @@ async fn create(
         state.metrics.jobs_rate_limited.fetch_add(1, Relaxed);
         return Err(ApiError::TooManyRequests(retry_after));
     }
-    let webhook_url = webhook_url(&state, &body).await?;
+    let webhook_url = webhook_url(state, body).await?;
     if webhook_url.is_some() && !op.webhook_support {
         return Err(ApiError::invalid(
             "webhook_url",
             format!("operation `{operation}` does not send webhooks (its manifest has no webhook support)"),
         ));
     }
-    let idempotency_key = optional_string(&body, "idempotency_key", 200)?;
+    let idempotency_key = optional_string(body, "idempotency_key", 200)?;
     if let Some(unknown) = body
         .as_object()
         .and_then(|o| o.keys().find(|k| !["tracer", "payload", "webhook_url", "idempotency_key"].contains(&k.as_str())))
@@ -112,7 +136,7 @@ async fn create(
             details: json!(details),
         });
     }
-    preflight_render_specs(&state, &op.input_schema, payload)?;
+    preflight_render_specs(state, &op.input_schema, payload)?;
     let new = NewJob {
         id: format!("job_{}", uuid::Uuid::now_v7().simple()),
         customer_id: customer.id.clone(),
@@ -135,12 +159,13 @@ async fn create(
         request_id: Some(request_id.0),
         // The request's span (whose parent is the client's `traceparent`, if it sent one);
         // without trace export, the client's own header, so a later worker still joins it.
-        traceparent: crate::telemetry::current_traceparent().or_else(|| client_traceparent(&headers)),
+        traceparent: crate::telemetry::current_traceparent().or_else(|| client_traceparent(headers)),
+        retry_of,
     };
     // Deliveries to the job's own URL are signed with the customer's webhook secret: the
     // first job that needs one creates it and shows it, once.
     let new_secret = match &new.webhook_url {
-        Some(_) => super::webhooks::ensure_customer_secret(&state, &customer.id).await?,
+        Some(_) => super::webhooks::ensure_customer_secret(state, &customer.id).await?,
         None => None,
     };
     let (row, created) = match state.db.insert_job(&new).await? {
@@ -200,6 +225,83 @@ struct ListQuery {
     status: Option<String>,
     before: Option<String>,
     limit: Option<u32>,
+    /// Only `GET /jobs`: one template's jobs.
+    template_id: Option<String>,
+    /// Only `GET /jobs`: the jobs created with this tracer.
+    tracer: Option<String>,
+}
+
+fn check_status(status: Option<&str>) -> Result<(), ApiError> {
+    match status.filter(|s| !STATUSES.contains(s)) {
+        Some(status) => Err(ApiError::BadRequest {
+            code: "invalid_query",
+            message: format!("status `{status}` is not one of {}", STATUSES.join(", ")),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// One page of rows: at most `limit` jobs or [`MAX_PAGE_BYTES`] of payloads and results,
+/// whichever comes first; `next_before` continues from the last job shown.
+fn page(rows: &[JobRow], limit: u32) -> Json<Value> {
+    let (mut jobs, mut bytes) = (Vec::with_capacity(rows.len()), 0usize);
+    for row in rows {
+        bytes += row.payload.len() + row.result.as_ref().map_or(0, String::len);
+        if !jobs.is_empty() && bytes > MAX_PAGE_BYTES {
+            break;
+        }
+        jobs.push(row);
+    }
+    let cut = jobs.len() < rows.len() || rows.len() == limit as usize;
+    let next = cut.then(|| jobs.last().map(|r| r.id.clone())).flatten();
+    Json(json!({ "jobs": jobs.into_iter().map(views::job).collect::<Vec<_>>(), "next_before": next }))
+}
+
+/// `GET /jobs`: the customer's jobs across templates, newest first, filtered by status,
+/// template and tracer.
+async fn list_all(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query?;
+    check_status(query.status.as_deref())?;
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE_JOBS);
+    let filter = crate::db::job_list::JobFilter {
+        status: query.status.as_deref(),
+        template_id: query.template_id.as_deref().filter(|t| !t.is_empty()),
+        tracer: query.tracer.as_deref().filter(|t| !t.is_empty()),
+        before: query.before.as_deref(),
+    };
+    let rows = state.db.customer_jobs(&customer.id, &filter, limit).await?;
+    Ok(page(&rows, limit))
+}
+
+/// A new job with the failed (or cancelled) job's tracer, payload and webhook URL, run by the
+/// template's active version; `retry_of` links it to the old one.
+async fn retry(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<super::RequestId>,
+    Authenticated(customer): Authenticated,
+    Path((template_id, job_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let job = owned_job(&state, &customer, &template_id, &job_id).await?;
+    if !matches!(job.status.as_str(), "failed" | "cancelled") {
+        return Err(ApiError::Conflict {
+            code: "job_not_retryable",
+            message: format!("only a failed or cancelled job can be retried; this one is {}", job.status),
+        });
+    }
+    let payload: Value = serde_json::from_str(&job.payload).unwrap_or_else(|_| json!({}));
+    let mut body = json!({ "tracer": job.tracer, "payload": payload });
+    if let Some(url) = &job.webhook_url {
+        body["webhook_url"] = json!(url);
+    }
+    let request = Submission { request_id, headers: &headers, retry_of: Some(job.id.clone()) };
+    let (status, Json(mut answer)) = submit(&state, &customer, &template_id, &job.operation, &body, request).await?;
+    answer["retry_of"] = json!(job.id);
+    Ok((status, Json(answer)))
 }
 
 const STATUSES: [&str; 7] =
@@ -213,28 +315,11 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query?;
     find(&state, &template_id)?;
-    if let Some(status) = query.status.as_deref().filter(|s| !STATUSES.contains(s)) {
-        return Err(ApiError::BadRequest {
-            code: "invalid_query",
-            message: format!("status `{status}` is not one of {}", STATUSES.join(", ")),
-        });
-    }
+    check_status(query.status.as_deref())?;
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE_JOBS);
     let rows =
         state.db.list_jobs(&customer.id, &template_id, query.status.as_deref(), query.before.as_deref(), limit).await?;
-    // A page ends at `limit` jobs or at MAX_PAGE_BYTES of payloads and results, whichever comes
-    // first: `next_before` continues from the last job shown.
-    let (mut jobs, mut bytes) = (Vec::with_capacity(rows.len()), 0usize);
-    for row in &rows {
-        bytes += row.payload.len() + row.result.as_ref().map_or(0, String::len);
-        if !jobs.is_empty() && bytes > MAX_PAGE_BYTES {
-            break;
-        }
-        jobs.push(row);
-    }
-    let cut = jobs.len() < rows.len() || rows.len() == limit as usize;
-    let next = cut.then(|| jobs.last().map(|r| r.id.clone())).flatten();
-    Ok(Json(json!({ "jobs": jobs.into_iter().map(views::job).collect::<Vec<_>>(), "next_before": next })))
+    Ok(page(&rows, limit))
 }
 
 async fn cancel(

@@ -2,6 +2,7 @@
 
 mod admin;
 mod billing;
+mod customers;
 mod error;
 mod extract;
 mod files;
@@ -54,6 +55,8 @@ pub fn router(platform: Platform) -> Router {
         .merge(provider_keys::router())
         .merge(webhooks::router())
         .merge(files::router())
+        .merge(customers::router())
+        .merge(crate::dashboard::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         // No request may hold a handler forever (a live event stream's body is not counted:

@@ -22,7 +22,7 @@ fn path_params(names: &[&str]) -> Value {
 fn customer_op(summary: &str, params: &[&str], responses: Value) -> Value {
     let mut all = responses;
     all["401"] = error_response("Missing or invalid credentials");
-    json!({ "summary": summary, "security": [{ "userId": [], "apiKey": [] }], "parameters": path_params(params), "responses": all })
+    json!({ "summary": summary, "security": [{ "userId": [], "apiKey": [] }, { "session": [] }], "parameters": path_params(params), "responses": all })
 }
 
 pub fn document() -> Value {
@@ -105,6 +105,7 @@ pub fn document() -> Value {
             "securitySchemes": {
                 "userId": { "type": "apiKey", "in": "header", "name": "vidfarm-user-id" },
                 "apiKey": { "type": "apiKey", "in": "header", "name": "vidfarm-api-key" },
+                "session": { "type": "apiKey", "in": "cookie", "name": "vf_session", "description": "The dashboard's session (sign in at /signin); every request that is not GET must carry the session's CSRF token in `x-csrf-token`" },
             },
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" }, "details": {} } } } },
@@ -177,6 +178,9 @@ fn file_and_admin_paths() -> Value {
             "200": ok("The active version", object.clone()), "409": error_response("Older than the active version: use rollback"), "404": error_response("No such version") })) },
         "/admin/templates/{template_id}/rollback": { "post": operator("Make the previous version active", &["template_id"], json!({
             "200": ok("The active version", object.clone()), "404": error_response("Nothing to roll back to") })) },
+        "/admin/templates": { "get": operator("Every template: active version, versions, last 10 publishes/activations/rollbacks", &[], json!({ "200": ok("{templates: [...]}", object.clone()) })) },
+        "/admin/invites": { "post": with_body(operator("Invite an email to sign up (VIDFARM_SIGNUP=invite)", &[], json!({ "200": ok("{email, invited}", object.clone()), "422": error_response("`email` is invalid") })),
+            json!({ "type": "object", "required": ["email"], "properties": { "email": { "type": "string", "format": "email" } } })) },
         "/admin/customers/{customer_id}/limits": { "patch": with_body(operator("Set a customer's fair-share caps and storage quota (null: host default)", &["customer_id"], json!({
             "200": ok("The caps in force", object), "404": error_response("No such customer"), "422": error_response("A field is invalid") })), limits) },
     })
@@ -219,6 +223,15 @@ fn account_paths() -> Value {
         "/customers/me/webhook-deliveries": { "get": customer_op("Webhook deliveries, newest first, with every attempt (?job_id, ?status, ?limit)", &[], json!({ "200": ok("Deliveries", object.clone()), "400": error_response("Bad query") })) },
         "/customers/me/webhook-deliveries/{id}": { "get": customer_op("One delivery with its attempts", &id, json!({ "200": ok("The delivery", object.clone()), "404": error_response("No such delivery") })) },
         "/customers/me/webhook-deliveries/{id}/redeliver": { "post": customer_op("Send a delivery again now (same webhook-id)", &id, json!({ "202": ok("Queued", object.clone()), "404": error_response("No such delivery") })) },
+        "/customers/me": { "get": customer_op("Who the credentials belong to: customer id, name, dashboard email", &[], json!({ "200": ok("{customer_id, name, email}", object.clone()) })) },
+        "/customers/me/api-keys": {
+            "get": customer_op("This customer's API keys: label, prefix, last four characters, created, last used, revoked (never the key)", &[], json!({ "200": ok("{keys: [...]}", object.clone()) })),
+            "post": with_body(customer_op("A new API key, shown in this response only", &[], json!({ "201": ok("The key's record with `key` and `customer_id`", object.clone()), "409": error_response("50 live keys already"), "422": error_response("`label` is invalid") })),
+                json!({ "type": "object", "properties": { "label": { "type": ["string", "null"], "maxLength": 100 } } })),
+        },
+        "/customers/me/api-keys/{id}": { "delete": customer_op("Revoke a key (requests with it fail at once)", &id, json!({ "204": { "description": "Revoked" }, "404": error_response("No such live key") })) },
+        "/jobs": { "get": customer_op("This customer's jobs across templates, newest first (?status, ?template_id, ?tracer, ?before, ?limit ≤ 100); a page stops at 4 MiB of payloads", &[], json!({ "200": ok("{jobs, next_before}", object.clone()), "400": error_response("Bad query") })) },
+        "/templates/{template_id}/jobs/{job_id}/retry": { "post": customer_op("A new job with a failed or cancelled job's tracer, payload and webhook URL (`retry_of` links them)", &["template_id", "job_id"], json!({ "202": ok("{job_id, tracer, status, retry_of}", object.clone()), "404": error_response("No such job"), "409": error_response("The job is not failed or cancelled"), "402": error_response("The estimate does not fit the customer's limit") })) },
         "/billing/usage": { "get": customer_op("Charges per day and template (?from, ?to: YYYY-MM-DD) and the customer's limits", &[], json!({ "200": ok("Usage", object), "400": error_response("Bad query") })) },
     })
 }

@@ -45,6 +45,7 @@ pub fn job(row: &JobRow) -> Value {
         "progress_message": row.progress_message,
         "webhook_url": row.webhook_url,
         "parent_job_id": row.parent_job_id,
+        "retry_of": row.retry_of,
         "customer_id": row.customer_id,
         "reservation_id": row.reservation_id,
         "idempotency_key": row.idempotency_key,

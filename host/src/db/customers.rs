@@ -45,6 +45,10 @@ pub struct ApiKey {
     pub label: Option<String>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// The key's last four characters (keys made before the dashboard have none).
+    pub last_four: Option<String>,
+    /// When a request last authenticated with it (to a few seconds).
+    pub last_used_at: Option<i64>,
 }
 
 impl Db {
@@ -97,7 +101,8 @@ impl Db {
 
     pub async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> Result<(), DbError> {
         sqlx::query(
-            "INSERT INTO api_keys (id, customer_id, key_hash, prefix, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_keys (id, customer_id, key_hash, prefix, label, created_at, last_four)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.id)
         .bind(&key.customer_id)
@@ -105,6 +110,7 @@ impl Db {
         .bind(&key.prefix)
         .bind(&key.label)
         .bind(key.created_at)
+        .bind(&key.last_four)
         .execute(self.writer())
         .await?;
         Ok(())
@@ -112,11 +118,34 @@ impl Db {
 
     pub async fn api_keys(&self, customer_id: &str) -> Result<Vec<ApiKey>, DbError> {
         sqlx::query_as(
-            "SELECT id, customer_id, prefix, label, created_at, revoked_at FROM api_keys WHERE customer_id = ? ORDER BY created_at",
+            "SELECT id, customer_id, prefix, label, created_at, revoked_at, last_four, last_used_at
+             FROM api_keys WHERE customer_id = ? ORDER BY created_at",
         )
         .bind(customer_id)
         .fetch_all(self.pool())
         .await
+    }
+
+    /// Note that a key was just used.
+    pub async fn touch_api_key(&self, key_hash: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE key_hash = ?")
+            .bind(now_ms())
+            .bind(key_hash)
+            .execute(self.writer())
+            .await
+            .map(drop)
+    }
+
+    /// Revoke a customer's own key; false if they have no such live key.
+    pub async fn revoke_customer_api_key(&self, customer_id: &str, key_id: &str) -> Result<bool, DbError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND customer_id = ? AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(key_id)
+                .bind(customer_id)
+                .execute(self.writer())
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Revoke a key; false if there is no such live key.

@@ -44,6 +44,8 @@ pub struct JobRow {
     pub request_id: Option<String>,
     /// The W3C `traceparent` of the span that created it (see `NewJob::traceparent`).
     pub traceparent: Option<String>,
+    /// The job this one retries.
+    pub retry_of: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub started_at: Option<i64>,
@@ -81,6 +83,8 @@ pub struct NewJob {
     pub request_id: Option<String>,
     /// The creating span as a W3C `traceparent`: the job's spans continue its trace.
     pub traceparent: Option<String>,
+    /// The job this one retries (`POST …/retry`).
+    pub retry_of: Option<String>,
 }
 
 /// What inserting a job did.
@@ -440,10 +444,10 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
     let inserted = sqlx::query_as(&format!(
         "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
                 tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
-                start_ms, created_at, updated_at, reserved_nusd, reservation_id, request_id, traceparent)
+                start_ms, created_at, updated_at, reserved_nusd, reservation_id, request_id, traceparent, retry_of)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
                 COALESCE(?10, (SELECT config FROM template_configs WHERE customer_id = ?2 AND template_id = ?3), '{{}}'),
-                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, CASE WHEN ?19 > 0 THEN 'res_' || ?1 END, ?21, ?22
+                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, CASE WHEN ?19 > 0 THEN 'res_' || ?1 END, ?21, ?22, ?23
              WHERE ?19 <= 0 OR ?19 <= {headroom}
              ON CONFLICT DO NOTHING RETURNING *"
     ))
@@ -469,6 +473,7 @@ pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJo
     .bind(super::limits::month_start_ms())
     .bind(&job.request_id)
     .bind(&job.traceparent)
+    .bind(&job.retry_of)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = inserted {

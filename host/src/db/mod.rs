@@ -2,11 +2,13 @@
 //! callers). SQLite in WAL mode, `synchronous=NORMAL`, a busy timeout, foreign keys on, and
 //! `BEGIN IMMEDIATE` for every transaction that reads before it writes.
 
+pub mod accounts;
 mod batch;
 pub mod billing;
 pub mod customers;
 pub mod events;
 pub mod holds;
+pub mod job_list;
 pub mod jobs;
 pub mod journal;
 pub mod key_leases;

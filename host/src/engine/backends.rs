@@ -235,6 +235,7 @@ impl JobControl for DbJobs {
             webhook_url: None,
             parent_job_id: Some(ctx.job_id.clone()),
             idempotency_key: None,
+            retry_of: None,
             max_retries: self.catalog.runtime().max_retries(operation.limits.max_retries),
             // A child reserves like a job created through the API: its operation's estimate
             // (or the host default) must fit what the customer may still be charged.

@@ -1,0 +1,514 @@
+// The dashboard's pages, drawn from the REST API with the session cookie and its CSRF token.
+// Every value from the server is set as text (`textContent`, attributes), never as markup, so
+// a template's log line or a job's result cannot run script here.
+
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const me = document.body.dataset;
+const operator = me.operator === "true";
+const app = document.getElementById("app");
+
+/** An element: `attrs` are properties/attributes (`on*` functions become listeners). */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "text") node.textContent = value;
+    else if (name in node && typeof value !== "string") node[name] = value;
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** A REST call as the signed-in customer (or operator). */
+async function api(method, path, body) {
+  const headers = { "x-csrf-token": csrf };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const response = await fetch(path, {
+    method,
+    headers,
+    credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  const parsed = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new ApiError(response.status, parsed);
+  return parsed;
+}
+
+const json = (value) => JSON.stringify(value, null, 2);
+const when = (ts) => (ts ? new Date(ts).toLocaleString() : "—");
+const FINISHED = ["succeeded", "failed", "cancelled"];
+
+function problem(error) {
+  const box = el("div", { class: "error", role: "alert" }, error.message);
+  for (const d of error.body?.error?.details || []) {
+    if (d && d.field) box.append(el("div", {}, `${d.field}: ${d.problem}`));
+  }
+  return box;
+}
+
+function show(title, ...content) {
+  document.title = `${title} · Vidfarm`;
+  app.replaceChildren(el("h1", { text: title }), ...content);
+}
+
+function nav() {
+  const links = operator && !me.customerId
+    ? [["/app/admin", "Templates (operator)"]]
+    : [["/", "Overview"], ["/app/jobs", "Jobs"], ["/app/templates", "Templates"], ["/app/keys", "API keys"], ["/account", "Account"]];
+  if (operator && me.customerId) links.push(["/app/admin", "Operator"]);
+  document.getElementById("nav").replaceChildren(
+    ...links.map(([href, label]) =>
+      el("a", { href, "aria-current": location.pathname === href ? "page" : null }, label)),
+  );
+}
+
+// ---- Overview ---------------------------------------------------------------------------
+
+async function overview() {
+  const [usage, running, waiting] = await Promise.all([
+    api("GET", "/billing/usage"),
+    api("GET", "/jobs?status=running&limit=20"),
+    api("GET", "/jobs?status=waiting_for_human&limit=20"),
+  ]);
+  const limits = usage.limits || {};
+  const cards = el("dl", { class: "cards" },
+    el("div", {}, el("dt", {}, "Balance (credit)"), el("dd", { id: "balance" }, limits.credit_usd ?? "unlimited")),
+    el("div", {}, el("dt", {}, "Charged this month"), el("dd", {}, `$${limits.charged_this_month_usd ?? usage.total.charge_usd}`)),
+    el("div", {}, el("dt", {}, "Held for running work"), el("dd", {}, `$${limits.held_usd ?? "0"}`)),
+    el("div", {}, el("dt", {}, "Running jobs"), el("dd", { id: "running-count" }, running.jobs.length)),
+    el("div", {}, el("dt", {}, "Waiting for you"), el("dd", {}, waiting.jobs.length)),
+  );
+  show(`Hello, ${me.customerName}`, cards,
+    el("h2", {}, "Running"), jobTable(running.jobs),
+    el("h2", {}, "Waiting for an answer"), jobTable(waiting.jobs),
+    el("h2", {}, "Usage this month"), usageChart(usage.days));
+}
+
+/** Charges per day as bars (an SVG drawn from the numbers; no chart library). */
+function usageChart(days) {
+  if (!days.length) return el("p", {}, "No charges yet this month.");
+  const byDay = new Map();
+  for (const d of days) byDay.set(d.day, (byDay.get(d.day) || 0) + d.charge_nusd);
+  const entries = [...byDay.entries()];
+  const max = Math.max(...entries.map(([, v]) => v), 1);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${entries.length * 24} 100`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "Charges per day");
+  svg.classList.add("chart");
+  entries.forEach(([day, value], i) => {
+    const bar = document.createElementNS(ns, "rect");
+    const h = Math.max(1, (value / max) * 95);
+    bar.setAttribute("x", i * 24 + 2);
+    bar.setAttribute("y", 100 - h);
+    bar.setAttribute("width", 20);
+    bar.setAttribute("height", h);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${day}: $${(value / 1e9).toFixed(4)}`;
+    bar.append(title);
+    svg.append(bar);
+  });
+  return svg;
+}
+
+// ---- Jobs -------------------------------------------------------------------------------
+
+function jobLink(job) {
+  return el("a", { href: `/app/jobs/${encodeURIComponent(job.template_id)}/${encodeURIComponent(job.job_id)}` }, job.job_id);
+}
+
+function jobTable(jobs) {
+  if (!jobs.length) return el("p", { class: "empty" }, "No jobs.");
+  return el("table", {},
+    el("thead", {}, el("tr", {}, ...["Job", "Template", "Operation", "Tracer", "Status", "Progress", "Created"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...jobs.map((job) => el("tr", { "data-job-id": job.job_id },
+      el("td", {}, jobLink(job)),
+      el("td", {}, job.template_id),
+      el("td", {}, job.operation_name),
+      el("td", {}, job.tracer),
+      el("td", {}, el("span", { class: `status ${job.status}` }, job.status)),
+      el("td", {}, el("progress", { max: 1, value: job.progress })),
+      el("td", {}, when(job.created_at)),
+    ))),
+  );
+}
+
+async function jobs() {
+  const params = new URLSearchParams(location.search);
+  const statuses = ["", "queued", "running", "waiting_for_child", "waiting_for_human", "succeeded", "failed", "cancelled"];
+  const filters = el("form", { class: "filters", role: "search" },
+    el("label", { for: "f-status" }, "Status"),
+    el("select", { id: "f-status", name: "status" }, ...statuses.map((s) =>
+      el("option", { value: s, selected: params.get("status") === s }, s || "any"))),
+    el("label", { for: "f-template" }, "Template"),
+    el("input", { id: "f-template", name: "template_id", value: params.get("template_id") || "" }),
+    el("label", { for: "f-tracer" }, "Tracer"),
+    el("input", { id: "f-tracer", name: "tracer", value: params.get("tracer") || "" }),
+    el("button", { type: "submit" }, "Filter"),
+  );
+  const list = el("div", { id: "job-list", "aria-live": "polite" });
+  const more = el("p");
+  show("Jobs", filters, list, more);
+  const query = new URLSearchParams();
+  for (const name of ["status", "template_id", "tracer", "before"]) if (params.get(name)) query.set(name, params.get(name));
+  const draw = async () => {
+    const page = await api("GET", `/jobs?${query}`);
+    list.replaceChildren(jobTable(page.jobs));
+    const next = new URLSearchParams(query);
+    if (page.next_before) next.set("before", page.next_before);
+    more.replaceChildren(page.next_before ? el("a", { href: `/app/jobs?${next}` }, "Older jobs →") : "");
+  };
+  await draw();
+  // The first page follows new jobs and status changes while it is open.
+  if (!params.get("before")) every(2000, draw);
+}
+
+let timers = [];
+function every(ms, fn) {
+  timers.push(setInterval(() => fn().catch(() => {}), ms));
+}
+
+// ---- One job ----------------------------------------------------------------------------
+
+/** The host's own file URLs, on this page's origin (the configured public URL may name
+ * another way in to the same host). */
+function local(url) {
+  try {
+    const parsed = new URL(url, location.href);
+    return parsed.pathname.startsWith("/files/") ? parsed.pathname + parsed.search : url;
+  } catch {
+    return url;
+  }
+}
+
+function preview(artifact) {
+  const type = artifact.content_type || "";
+  if (!artifact.url) return el("span", {}, artifact.key);
+  artifact = { ...artifact, url: local(artifact.url) };
+  if (type.startsWith("video/")) return el("video", { controls: true, preload: "metadata", src: artifact.url, class: "preview" });
+  if (type.startsWith("image/")) return el("img", { src: artifact.url, alt: artifact.key, class: "preview" });
+  if (type.startsWith("audio/")) return el("audio", { controls: true, src: artifact.url });
+  const box = el("pre", { class: "preview" }, "…");
+  if (type.startsWith("text/") || type.includes("json")) {
+    fetch(artifact.url, { credentials: "same-origin" }).then((r) => r.text()).then((t) => { box.textContent = t.slice(0, 20000); });
+  } else box.replaceChildren(el("a", { href: artifact.url }, `Download ${artifact.key}`));
+  return box;
+}
+
+/** Previews of what a result links to: any `{url}` whose key or path names a media file. */
+function resultPreviews(value, out = []) {
+  if (Array.isArray(value)) value.forEach((v) => resultPreviews(v, out));
+  else if (value && typeof value === "object") {
+    if (typeof value.url === "string" && /^(https?:\/\/|\/)/.test(value.url)) {
+      const name = (value.key || value.output_key || new URL(value.url, location.href).pathname).toLowerCase();
+      const type = value.content_type || (/\.mp4$/.test(name) ? "video/mp4" : /\.(png|jpe?g|webp|gif)$/.test(name) ? "image/*" : /\.(mp3|wav)$/.test(name) ? "audio/*" : "");
+      if (type) out.push(preview({ url: value.url, key: name, content_type: type }));
+    }
+    Object.values(value).forEach((v) => resultPreviews(v, out));
+  }
+  return out;
+}
+
+function timelineItem(event) {
+  const item = el("li", { class: `event ${event.level}` },
+    el("time", {}, when(event.timestamp)), " ",
+    el("span", { class: "level" }, event.level), " ",
+    el("span", { class: "message" }, event.message));
+  if (event.progress !== null && event.progress !== undefined) item.append(" ", el("progress", { max: 1, value: event.progress }));
+  if (event.metadata && Object.keys(event.metadata).length) item.append(el("pre", { class: "metadata" }, json(event.metadata)));
+  if (event.artifact) item.append(el("div", { class: "artifact" }, preview(event.artifact)));
+  return item;
+}
+
+async function job(templateId, jobId) {
+  const base = `/templates/${encodeURIComponent(templateId)}/jobs/${encodeURIComponent(jobId)}`;
+  let current = await api("GET", base);
+  const status = el("span", { id: "job-status", class: `status ${current.status}` }, current.status);
+  const bar = el("progress", { id: "job-progress", max: 1, value: current.progress, "aria-label": "Progress" });
+  const actions = el("div", { class: "actions" });
+  const result = el("section", { id: "job-result", "aria-live": "polite" });
+  const timeline = el("ol", { id: "timeline", class: "timeline", "aria-live": "polite" });
+  const errors = el("div");
+  const facts = el("dl", { class: "facts" },
+    el("dt", {}, "Template"), el("dd", {}, `${current.template_id} ${current.template_version}`),
+    el("dt", {}, "Operation"), el("dd", {}, current.operation_name),
+    el("dt", {}, "Tracer"), el("dd", {}, current.tracer),
+    el("dt", {}, "Created"), el("dd", {}, when(current.created_at)),
+    el("dt", {}, "Parent"), el("dd", {}, current.parent_job_id ? el("a", { href: `/app/jobs/${encodeURIComponent(templateId)}/${encodeURIComponent(current.parent_job_id)}` }, current.parent_job_id) : "—"),
+  );
+  show(`Job ${jobId}`, el("p", {}, "Status: ", status, " ", bar), facts, errors, actions, result,
+    el("h2", {}, "Payload"), el("pre", {}, json(current.payload)),
+    el("h2", {}, "Timeline"), timeline);
+
+  const act = (label, fn) => el("button", { type: "button", onclick: async () => {
+    errors.replaceChildren();
+    try { await fn(); } catch (e) { errors.replaceChildren(problem(e)); }
+  } }, label);
+  const draw = () => {
+    status.textContent = current.status;
+    status.className = `status ${current.status}`;
+    bar.value = current.progress ?? 0;
+    actions.replaceChildren();
+    if (!FINISHED.includes(current.status)) {
+      actions.append(act("Cancel job", async () => { current = await api("POST", `${base}/cancel`); draw(); }));
+    } else if (current.status !== "succeeded") {
+      actions.append(act("Retry job", async () => {
+        const retried = await api("POST", `${base}/retry`, {});
+        navigate(`/app/jobs/${encodeURIComponent(templateId)}/${encodeURIComponent(retried.job_id)}`);
+      }));
+    }
+    if (current.status === "waiting_for_human") actions.append(humanForm(base, current.waiting_for?.human, async () => {
+      current = await api("GET", base);
+      draw();
+    }));
+    const children = current.waiting_for?.children;
+    result.replaceChildren(
+      children && children.length ? el("p", {}, `Waiting for ${children.length} child job(s).`) : "",
+      current.result !== null && current.result !== undefined ? el("div", {}, el("h2", {}, "Result"), el("pre", { id: "result-json" }, json(current.result)), ...resultPreviews(current.result)) : "",
+      current.error ? el("div", {}, el("h2", {}, "Error"), el("pre", { class: "error" }, json(current.error))) : "",
+    );
+  };
+  draw();
+
+  // The timeline and the status, live: the same event stream API customers use.
+  const stream = new EventSource(`${base}/events`);
+  streams.push(stream);
+  stream.addEventListener("log", (e) => timeline.append(timelineItem(JSON.parse(e.data))));
+  stream.addEventListener("status", async (e) => {
+    const s = JSON.parse(e.data);
+    current = { ...current, ...s };
+    if (s.status === "waiting_for_human" || FINISHED.includes(s.status)) current = await api("GET", base);
+    draw();
+  });
+  stream.addEventListener("end", () => stream.close());
+}
+
+function humanForm(base, prompt, done) {
+  const answer = el("textarea", { id: "human-answer", name: "answer", rows: 4 }, "{}");
+  return el("form", { class: "human", onsubmit: async (e) => {
+    e.preventDefault();
+    let body;
+    try { body = JSON.parse(answer.value); } catch { answer.setCustomValidity("The answer must be JSON"); answer.reportValidity(); return; }
+    await api("POST", `${base}/resume`, body);
+    await done();
+  } },
+  el("h2", {}, "The job asks"), el("pre", {}, json(prompt)),
+  el("label", { for: "human-answer" }, "Your answer (JSON)"), answer,
+  el("button", { type: "submit" }, "Send answer"));
+}
+
+// ---- Templates and their operation forms --------------------------------------------------
+
+async function templates() {
+  const list = await api("GET", "/templates");
+  show("Templates", el("ul", { class: "templates" }, ...list.templates.map((t) => el("li", {},
+    el("a", { href: `/app/templates/${encodeURIComponent(t.id)}` }, t.id), ` ${t.version} — ${t.description}`,
+    el("div", { class: "ops" }, t.operations.join(" · "))))));
+}
+
+const FILE_FIELD = /(url|src|image|video|audio|file|logo|poster|music|voice)$/i;
+
+/** Inputs for a JSON Schema; returns [node, read()] where read() gives the value. */
+function schemaInput(schema, name, label, required) {
+  schema = schema || {};
+  const id = `f-${name.replace(/[^a-z0-9_-]/gi, "-")}`;
+  const title = el("label", { for: id }, label + (required ? " *" : ""));
+  const hint = schema.description ? el("small", { class: "hint" }, schema.description) : "";
+  const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
+  if (schema.enum) {
+    const select = el("select", { id, name }, ...(required ? [] : [el("option", { value: "" }, "—")]),
+      ...schema.enum.map((v) => el("option", { value: JSON.stringify(v) }, String(v))));
+    return [el("div", { class: "field" }, title, select, hint), () => (select.value === "" ? undefined : JSON.parse(select.value))];
+  }
+  if (type === "object" && schema.properties) {
+    const parts = Object.entries(schema.properties).map(([key, sub]) =>
+      [key, schemaInput(sub, `${name}.${key}`, key, (schema.required || []).includes(key))]);
+    const set = el("fieldset", {}, el("legend", {}, label), hint, ...parts.map(([, [node]]) => node));
+    return [set, () => {
+      const out = {};
+      for (const [key, [, read]] of parts) { const v = read(); if (v !== undefined) out[key] = v; }
+      return out;
+    }];
+  }
+  if (type === "boolean") {
+    const box = el("input", { id, name, type: "checkbox", checked: schema.default === true });
+    return [el("div", { class: "field check" }, box, title, hint), () => box.checked];
+  }
+  if (type === "integer" || type === "number") {
+    const input = el("input", { id, name, type: "number", step: type === "integer" ? 1 : "any", required,
+      min: schema.minimum, max: schema.maximum, value: schema.default ?? "" });
+    return [el("div", { class: "field" }, title, input, hint), () => (input.value === "" ? undefined : Number(input.value))];
+  }
+  if (type === "string") {
+    const long = !schema.maxLength || schema.maxLength > 200;
+    const input = long && !FILE_FIELD.test(name)
+      ? el("textarea", { id, name, rows: 3, required, maxlength: schema.maxLength }, schema.default ?? "")
+      : el("input", { id, name, required, maxlength: schema.maxLength, value: schema.default ?? "" });
+    const node = el("div", { class: "field" }, title, input, hint);
+    if (FILE_FIELD.test(name)) node.append(uploader(input, id));
+    return [node, () => (input.value === "" ? undefined : input.value)];
+  }
+  // Arrays and anything else: JSON text.
+  const area = el("textarea", { id, name, rows: 4, required }, schema.default !== undefined ? json(schema.default) : "");
+  return [el("div", { class: "field" }, title, area, el("small", { class: "hint" }, "JSON"), hint), () => {
+    if (area.value.trim() === "") return undefined;
+    try { return JSON.parse(area.value); } catch { throw new Error(`${label}: must be JSON`); }
+  }];
+}
+
+/** A file input that uploads into the workspace and fills the field with its reference. */
+function uploader(input, id) {
+  const file = el("input", { type: "file", id: `${id}-file`, "aria-label": "Upload a file into the workspace" });
+  file.addEventListener("change", async () => {
+    const chosen = file.files[0];
+    if (!chosen) return;
+    const key = `uploads/${Date.now()}-${chosen.name.replace(/[^A-Za-z0-9._-]/g, "_")}`;
+    const signed = await api("POST", "/files/sign-upload", { key, content_type: chosen.type || "application/octet-stream", size: chosen.size });
+    const put = await fetch(local(signed.url), { method: "PUT", headers: signed.headers || {}, body: chosen });
+    if (!put.ok) throw new Error(`upload failed: HTTP ${put.status}`);
+    input.value = `workspace:${key}`;
+  });
+  return file;
+}
+
+async function template(templateId) {
+  const t = await api("GET", `/templates/${encodeURIComponent(templateId)}`);
+  const sections = t.operations.map((op) => {
+    const [fields, read] = schemaInput(op.input_schema, op.name, "Payload", true);
+    const tracer = el("input", { id: `tracer-${op.name}`, name: "tracer", value: "dashboard", required: true });
+    const errors = el("div");
+    const form = el("form", { class: "operation", "data-operation": op.name, onsubmit: async (e) => {
+      e.preventDefault();
+      errors.replaceChildren();
+      try {
+        const created = await api("POST", `/templates/${encodeURIComponent(templateId)}/operations/${encodeURIComponent(op.name)}`,
+          { tracer: tracer.value, payload: read() || {} });
+        navigate(`/app/jobs/${encodeURIComponent(templateId)}/${encodeURIComponent(created.job_id)}`);
+      } catch (error) { errors.replaceChildren(problem(error)); }
+    } }, el("label", { for: `tracer-${op.name}` }, "Tracer"), tracer, fields, errors,
+    el("button", { type: "submit" }, `Run ${op.name}`));
+    return el("section", {}, el("h2", {}, op.name), el("p", {}, op.description),
+      op.estimated_cost_usd ? el("p", {}, `Estimated cost: $${op.estimated_cost_usd}`) : "", form);
+  });
+  show(`${t.id} ${t.version}`, el("p", {}, t.description), ...sections);
+}
+
+// ---- API keys ---------------------------------------------------------------------------
+
+async function keys() {
+  const list = await api("GET", "/customers/me/api-keys");
+  const shown = el("div", { id: "new-key", "aria-live": "polite" });
+  const label = el("input", { id: "key-label", name: "label", maxlength: 100 });
+  const errors = el("div");
+  const form = el("form", { id: "new-key-form", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      const created = await api("POST", "/customers/me/api-keys", { label: label.value || null });
+      const curl = `curl -X POST ${location.origin}/templates/hello/operations/greet \\\n  -H 'vidfarm-user-id: ${me.customerId}' -H 'vidfarm-api-key: ${created.key}' \\\n  -H 'content-type: application/json' -d '{"tracer":"first","payload":{"name":"Ada"}}'`;
+      await keys();
+      document.getElementById("new-key").replaceChildren(
+        el("p", { class: "notice" }, "Your new key — shown this once; store it now:"),
+        el("pre", { id: "new-key-value" }, created.key),
+        el("p", {}, `Customer id: ${me.customerId}`),
+        el("pre", {}, curl));
+    } catch (error) { errors.replaceChildren(problem(error)); }
+  } }, el("label", { for: "key-label" }, "Label"), label, el("button", { type: "submit" }, "Create API key"));
+  const rows = list.keys.map((k) => el("tr", { "data-key-id": k.id },
+    el("td", {}, k.label || "—"), el("td", {}, `…${k.last_four}`), el("td", {}, when(k.created_at)),
+    el("td", {}, when(k.last_used_at)), el("td", {}, k.revoked_at ? `revoked ${when(k.revoked_at)}` : "active"),
+    el("td", {}, k.revoked_at ? "" : el("button", { type: "button", onclick: async () => {
+      if (!confirm("Revoke this key? Calls made with it will fail.")) return;
+      await api("DELETE", `/customers/me/api-keys/${encodeURIComponent(k.id)}`);
+      await keys();
+    } }, "Revoke"))));
+  show("API keys", shown, form, errors, el("table", {},
+    el("thead", {}, el("tr", {}, ...["Label", "Key", "Created", "Last used", "State", ""].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...rows)));
+}
+
+// ---- Operator: versions, activate and roll back -----------------------------------------------
+
+async function admin() {
+  const list = await api("GET", "/admin/templates");
+  const errors = el("div");
+  const rows = list.templates.map((t) => {
+    const choice = el("select", { "aria-label": `Version of ${t.id}` }, ...t.versions.map((v) =>
+      el("option", { value: v, selected: v === t.active_version }, v)));
+    const run = (label, fn) => el("button", { type: "button", onclick: async () => {
+      errors.replaceChildren();
+      try { await fn(); await admin(); } catch (error) { errors.replaceChildren(problem(error)); }
+    } }, label);
+    return el("tr", { "data-template-id": t.id },
+      el("td", {}, t.id), el("td", { class: "active-version" }, t.active_version), el("td", {}, choice),
+      el("td", {}, run("Activate", () => api("POST", `/admin/templates/${encodeURIComponent(t.id)}/activate`, { version: choice.value })),
+        " ", run("Roll back", () => api("POST", `/admin/templates/${encodeURIComponent(t.id)}/rollback`, {}))));
+  });
+  show("Templates (operator)", errors, el("table", {},
+    el("thead", {}, el("tr", {}, ...["Template", "Active", "Versions", ""].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...rows)));
+}
+
+// ---- Routing ----------------------------------------------------------------------------
+
+let streams = [];
+const routes = [
+  [/^\/$/, overview],
+  [/^\/app\/jobs$/, jobs],
+  [/^\/app\/jobs\/([^/]+)\/([^/]+)$/, job],
+  [/^\/app\/templates$/, templates],
+  [/^\/app\/templates\/([^/]+)$/, template],
+  [/^\/app\/keys$/, keys],
+  [/^\/app\/admin$/, admin],
+];
+
+async function route() {
+  for (const t of timers) clearInterval(t);
+  for (const s of streams) s.close();
+  timers = [];
+  streams = [];
+  nav();
+  const path = location.pathname;
+  for (const [pattern, page] of routes) {
+    const match = path.match(pattern);
+    if (!match) continue;
+    try {
+      await page(...match.slice(1).map(decodeURIComponent));
+    } catch (error) {
+      show(error.status === 404 ? "Not found" : "Something went wrong", problem(error));
+    }
+    app.focus({ preventScroll: true });
+    return;
+  }
+  show("Not found", el("p", {}, "No such page."));
+}
+
+function navigate(path) {
+  history.pushState(null, "", path);
+  route();
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[href^='/']");
+  if (!link || link.target || event.ctrlKey || event.metaKey || link.getAttribute("href").startsWith("/account")) return;
+  if (link.getAttribute("href").startsWith("/files/")) return;
+  event.preventDefault();
+  navigate(link.getAttribute("href"));
+});
+addEventListener("popstate", route);
+if (operator && !me.customerId && location.pathname === "/") history.replaceState(null, "", "/app/admin");
+route();

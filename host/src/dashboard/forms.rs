@@ -1,0 +1,332 @@
+//! Sign-up, sign-in (customers by email and password, operators by the admin token),
+//! sign-out and password change: plain HTML forms that work without script. The forms
+//! before a session carry a double-submit CSRF token (a cookie and a field that must match);
+//! the forms of a session carry the session's own.
+
+use super::html::{alert, csrf, escape, field, page};
+use super::session::{self, COOKIE, FORM_COOKIE};
+use crate::api::{ApiError, AppState};
+use crate::config::SignupMode;
+use crate::db::accounts::SignedUp;
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+/// Shortest password accepted.
+const MIN_PASSWORD: usize = 10;
+/// Longest password accepted (argon2 hashes any length; this bounds the work a request buys).
+const MAX_PASSWORD: usize = 256;
+/// Sign-in attempts per email (and for the operator) per minute.
+const SIGNIN_PER_MINUTE: u32 = 10;
+
+#[derive(Deserialize, Default)]
+pub struct SignupForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct SigninForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    admin_token: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// A form page with a fresh double-submit token (cookie + hidden field).
+fn with_form_token(status: StatusCode, title: &str, render: impl FnOnce(&str) -> String) -> Response {
+    let token = session::random_token();
+    let mut response = page(status, title, &render(&token));
+    response.headers_mut().append(header::SET_COOKIE, session::set_cookie(FORM_COOKIE, &token, 3600, false));
+    response
+}
+
+fn form_token_ok(headers: &HeaderMap, given: &str) -> bool {
+    session::cookie(headers, FORM_COOKIE).is_some_and(|cookie| session::same_secret(cookie, given))
+}
+
+fn signup_body(state: &AppState, token: &str, error: Option<&str>, form: &SignupForm) -> String {
+    let note = match state.config.signup {
+        SignupMode::Invite => "<p>Sign-up is by invitation: use the email address you were invited with.</p>",
+        _ => "",
+    };
+    format!(
+        "{note}{}<form method=\"post\" action=\"/signup\">{}{}{}{}{}<button type=\"submit\">Create account</button></form>\
+         <p>Have an account? <a href=\"/signin\">Sign in</a></p>",
+        alert(error),
+        csrf(token),
+        field("Name", "name", "text", &form.name, "required maxlength=\"200\" autocomplete=\"organization\""),
+        field("Email", "email", "email", &form.email, "required maxlength=\"254\" autocomplete=\"email\""),
+        field(
+            "Password",
+            "password",
+            "password",
+            "",
+            &format!(
+                "required minlength=\"{MIN_PASSWORD}\" maxlength=\"{MAX_PASSWORD}\" autocomplete=\"new-password\""
+            )
+        ),
+        "<p class=\"hint\">At least 10 characters.</p>",
+    )
+}
+
+pub async fn signup_page(State(state): State<AppState>) -> Response {
+    if state.config.signup == SignupMode::Closed {
+        return page(StatusCode::FORBIDDEN, "Sign-up is closed", "<p>Ask the operator for an account.</p>");
+    }
+    with_form_token(StatusCode::OK, "Create your account", |t| signup_body(&state, t, None, &SignupForm::default()))
+}
+
+/// A normalised email, or why it is not one.
+fn email(raw: &str) -> Result<String, &'static str> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid { Ok(email) } else { Err("email: must be an email address") }
+}
+
+fn password_problem(password: &str) -> Option<String> {
+    let n = password.chars().count();
+    (!(MIN_PASSWORD..=MAX_PASSWORD).contains(&n))
+        .then(|| format!("password: must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"))
+}
+
+pub async fn signup(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SignupForm>) -> Response {
+    let again = |status, error: &str, form: &SignupForm| {
+        with_form_token(status, "Create your account", |t| signup_body(&state, t, Some(error), form))
+    };
+    if state.config.signup == SignupMode::Closed {
+        return page(StatusCode::FORBIDDEN, "Sign-up is closed", "<p>Ask the operator for an account.</p>");
+    }
+    if !form_token_ok(&headers, &form.csrf_token) {
+        return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.", &form);
+    }
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return again(StatusCode::UNPROCESSABLE_ENTITY, "name: must be 1 to 200 characters", &form);
+    }
+    let email = match email(&form.email) {
+        Ok(email) => email,
+        Err(problem) => return again(StatusCode::UNPROCESSABLE_ENTITY, problem, &form),
+    };
+    if let Some(problem) = password_problem(&form.password) {
+        return again(StatusCode::UNPROCESSABLE_ENTITY, &problem, &form);
+    }
+    let result = async {
+        let hash = session::hash_password(form.password.clone()).await?;
+        let id = format!("cus_{}", uuid::Uuid::now_v7().simple());
+        let invite_only = state.config.signup == SignupMode::Invite;
+        Ok::<_, ApiError>(state.db.sign_up(&id, name, &email, &hash, invite_only).await?)
+    };
+    match result.await {
+        Ok(SignedUp::Created(customer)) => match session::start(&state, &headers, Some(&customer.id), false).await {
+            Ok(cookie) => signed_in(cookie, "/"),
+            Err(e) => e.into_response(),
+        },
+        Ok(SignedUp::EmailTaken) => again(StatusCode::CONFLICT, "email: an account with this email exists", &form),
+        Ok(SignedUp::NotInvited) => again(StatusCode::FORBIDDEN, "email: has no invitation", &form),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn signin_body(state: &AppState, token: &str, error: Option<&str>, email: &str) -> String {
+    let signup = if state.config.signup == SignupMode::Closed {
+        ""
+    } else {
+        "<p>New here? <a href=\"/signup\">Create an account</a></p>"
+    };
+    let operator = if state.config.admin_token.is_some() {
+        format!(
+            "<details><summary>Operator sign-in</summary><form method=\"post\" action=\"/signin\">{}{}\
+             <button type=\"submit\">Sign in as operator</button></form></details>",
+            csrf(token),
+            field("Admin token", "admin_token", "password", "", "required autocomplete=\"off\""),
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{}<form method=\"post\" action=\"/signin\">{}{}{}<button type=\"submit\">Sign in</button></form>{signup}{operator}",
+        alert(error),
+        csrf(token),
+        field("Email", "email", "email", email, "required autocomplete=\"username\""),
+        field("Password", "password", "password", "", "required autocomplete=\"current-password\""),
+    )
+}
+
+pub async fn signin_page(State(state): State<AppState>) -> Response {
+    with_form_token(StatusCode::OK, "Sign in", |t| signin_body(&state, t, None, ""))
+}
+
+pub async fn signin(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SigninForm>) -> Response {
+    let again =
+        |status, error: &str| with_form_token(status, "Sign in", |t| signin_body(&state, t, Some(error), &form.email));
+    if !form_token_ok(&headers, &form.csrf_token) {
+        return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.");
+    }
+    if !form.admin_token.is_empty() {
+        if state.limiter.take("signin:operator", SIGNIN_PER_MINUTE).is_err() {
+            return again(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts: wait a minute.");
+        }
+        let matches = state.config.admin_token.as_deref().is_some_and(|t| session::same_secret(t, &form.admin_token));
+        if !matches {
+            return again(StatusCode::UNAUTHORIZED, "admin_token: wrong token");
+        }
+        return match session::start(&state, &headers, None, true).await {
+            Ok(cookie) => signed_in(cookie, "/app/admin"),
+            Err(e) => e.into_response(),
+        };
+    }
+    let Ok(email) = email(&form.email) else {
+        return again(StatusCode::UNAUTHORIZED, "Wrong email or password.");
+    };
+    if state.limiter.take(&format!("signin:{email}"), SIGNIN_PER_MINUTE).is_err() {
+        return again(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts: wait a minute.");
+    }
+    let account = match state.db.account_by_email(&email).await {
+        Ok(account) => account,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let hash = account.as_ref().map(|a| a.password_hash.clone());
+    if !session::verify_password(form.password.clone(), hash).await {
+        return again(StatusCode::UNAUTHORIZED, "Wrong email or password.");
+    }
+    let customer_id = account.map(|a| a.customer_id);
+    match session::start(&state, &headers, customer_id.as_deref(), false).await {
+        Ok(cookie) => signed_in(cookie, "/"),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn signed_in(cookie: HeaderValue, to: &str) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub async fn signout(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfOnly>) -> Response {
+    match session::current(&state, &headers).await {
+        Ok(Some((id_hash, s))) if session::same_secret(&s.csrf_token, &form.csrf_token) => {
+            if let Err(e) = state.db.delete_session(&id_hash).await {
+                return ApiError::from(e).into_response();
+            }
+        }
+        Ok(Some(_)) => return page(StatusCode::FORBIDDEN, "Sign out", "<p>The form expired.</p>"),
+        Ok(None) => {}
+        Err(e) => return e.into_response(),
+    }
+    let mut response = Redirect::to("/signin").into_response();
+    let clear = session::set_cookie(COOKIE, "", 0, session::over_https(&state, &headers));
+    response.headers_mut().append(header::SET_COOKIE, clear);
+    response
+}
+
+fn account_body(token: &str, email: &str, message: Option<&str>, error: Option<&str>) -> String {
+    let done = message.map_or_else(String::new, |m| format!("<p class=\"notice\" role=\"status\">{}</p>", escape(m)));
+    format!(
+        "<p><a href=\"/\">← Dashboard</a></p><p>Signed in as <strong>{}</strong>.</p>{done}{}\
+         <h2>Change password</h2><form method=\"post\" action=\"/account\">{}{}{}\
+         <button type=\"submit\">Change password</button></form>",
+        escape(email),
+        alert(error),
+        csrf(token),
+        field("Current password", "current_password", "password", "", "required autocomplete=\"current-password\""),
+        field(
+            "New password",
+            "new_password",
+            "password",
+            "",
+            &format!("required minlength=\"{MIN_PASSWORD}\" autocomplete=\"new-password\"")
+        ),
+    )
+}
+
+pub async fn account_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Ok(Some((_, s))) = session::current(&state, &headers).await else {
+        return Redirect::to("/signin").into_response();
+    };
+    let Some(customer_id) = s.customer_id.as_deref() else { return Redirect::to("/app/admin").into_response() };
+    let email = match state.db.account_of(customer_id).await {
+        Ok(a) => a.map(|a| a.email).unwrap_or_default(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    page(StatusCode::OK, "Account", &account_body(&s.csrf_token, &email, None, None))
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let Ok(Some((id_hash, s))) = session::current(&state, &headers).await else {
+        return Redirect::to("/signin").into_response();
+    };
+    let Some(customer_id) = s.customer_id.clone() else { return Redirect::to("/app/admin").into_response() };
+    let account = match state.db.account_of(&customer_id).await {
+        Ok(Some(account)) => account,
+        Ok(None) => return Redirect::to("/signin").into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let again =
+        |status, error: &str| page(status, "Account", &account_body(&s.csrf_token, &account.email, None, Some(error)));
+    if !session::same_secret(&s.csrf_token, &form.csrf_token) {
+        return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.");
+    }
+    if state.limiter.take(&format!("signin:{}", account.email), SIGNIN_PER_MINUTE).is_err() {
+        return again(StatusCode::TOO_MANY_REQUESTS, "Too many attempts: wait a minute.");
+    }
+    if !session::verify_password(form.current_password.clone(), Some(account.password_hash.clone())).await {
+        return again(StatusCode::UNAUTHORIZED, "current_password: wrong password");
+    }
+    if let Some(problem) = password_problem(&form.new_password) {
+        return again(StatusCode::UNPROCESSABLE_ENTITY, &problem.replace("password:", "new_password:"));
+    }
+    let changed = async {
+        let hash = session::hash_password(form.new_password.clone()).await?;
+        Ok::<_, ApiError>(state.db.change_password(&customer_id, &hash, &id_hash).await?)
+    };
+    match changed.await {
+        Ok(()) => page(
+            StatusCode::OK,
+            "Account",
+            &account_body(
+                &s.csrf_token,
+                &account.email,
+                Some("Password changed; your other sessions were signed out."),
+                None,
+            ),
+        ),
+        Err(e) => e.into_response(),
+    }
+}
