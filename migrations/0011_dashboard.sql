@@ -15,6 +15,9 @@ CREATE TABLE sessions (
     -- NULL: an operator's session (signed in with the admin token).
     customer_id TEXT REFERENCES customers(id) ON DELETE CASCADE,
     operator    INTEGER NOT NULL DEFAULT 0,
+    -- An operator's session: the SHA-256 of the admin token it was opened with (a new token
+    -- ends it).
+    token_digest TEXT,
     csrf_token  TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL

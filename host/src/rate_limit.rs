@@ -19,11 +19,23 @@ struct Bucket {
 
 impl RateLimiter {
     /// Take one token for `customer` allowed `per_minute`; `Err(seconds)` to wait if none.
+    /// The tokens `key` has now (a full minute's allowance when it has no bucket), taking none.
+    pub fn peek(&self, key: &str, per_minute: u32) -> f64 {
+        let capacity = f64::from(per_minute.max(1));
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets.get(key).map_or(capacity, |b| (b.tokens + b.at.elapsed().as_secs_f64() * capacity / 60.0).min(capacity))
+    }
+
     pub fn take(&self, customer: &str, per_minute: u32) -> Result<(), u64> {
         let capacity = f64::from(per_minute.max(1));
         let per_second = capacity / 60.0;
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        // A bucket untouched for a minute is full again: forgetting it changes nothing, so
+        // keys nobody uses (random emails at sign-in, say) cannot grow the map for ever.
+        if buckets.len() >= 10_000 {
+            buckets.retain(|_, b| now.duration_since(b.at).as_secs() < 60);
+        }
         let bucket = buckets.entry(customer.to_string()).or_insert(Bucket { tokens: capacity, at: now });
         bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * per_second).min(capacity);
         bucket.at = now;

@@ -25,7 +25,9 @@ pub async fn run(
     if let Some(listener) = listener {
         tracing::info!(addr = %listener.local_addr()?, env = platform.config.env.as_str(), "listening");
         let stop = shutdown.clone();
-        axum::serve(listener, api::router(platform))
+        // The peer's address reaches handlers (the dashboard's sign-in limits per client).
+        let app = api::router(platform).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 stop.cancelled().await;
                 bus.shutdown.cancel();

@@ -131,7 +131,14 @@ impl Browser {
             if ok(&text) {
                 return text;
             }
-            assert!(started.elapsed() < within, "`{css}` still reads {text:?} on {}", self.url().await);
+            if started.elapsed() >= within {
+                let page = self.eval("return document.body.innerText", json!([])).await;
+                panic!(
+                    "`{css}` still reads {text:?} on {}; the page reads:\n{}",
+                    self.url().await,
+                    page.as_str().unwrap_or_default()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }

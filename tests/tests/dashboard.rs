@@ -142,6 +142,9 @@ async fn a_rendered_mp4_plays_in_the_job_page() {
     let server = server().await;
     let browser = Browser::start("render").await;
     sign_up(&browser, &server, "render@example.com").await;
+    // The render form follows the schema's `$ref`s: the canvas is a group of number fields.
+    browser.goto(&server.url("/app/templates/json-to-video")).await;
+    browser.find("fieldset #f-render-canvas-width[type='number']").await;
     // A still image made in the page, uploaded into the workspace and rendered, all with the
     // session (the API the page's own forms use).
     let job_id = browser
@@ -222,24 +225,29 @@ async fn an_operator_activates_and_rolls_back_a_version_with_a_click() {
 
 /// A signed-up customer's session cookie (`vf_session=…`) and CSRF token, over plain HTTP.
 async fn session_of(server: &TestServer, email: &str) -> (String, String) {
+    let signed = sign_up_over_http(server, email).await;
+    assert_eq!(signed.status(), 303, "signed up");
+    let session = format!("vf_session={}", cookie(&signed, "vf_session"));
+    let http = reqwest::Client::new();
+    let shell =
+        http.get(server.url("/")).header("cookie", &session).send().await.expect("sent").text().await.expect("html");
+    let csrf = shell.split("name=\"csrf-token\" content=\"").nth(1).and_then(|s| s.split('"').next()).expect("a token");
+    (session, csrf.to_string())
+}
+
+/// The sign-up form fetched, filled in and posted, as a browser without script would.
+async fn sign_up_over_http(server: &TestServer, email: &str) -> reqwest::Response {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let form_page = http.get(server.url("/signup")).send().await.expect("sent");
     let form_cookie = cookie(&form_page, "vf_form");
     let body = form_page.text().await.expect("html");
     let token = hidden(&body, "csrf_token");
-    let signed = http
-        .post(server.url("/signup"))
+    http.post(server.url("/signup"))
         .header("cookie", format!("vf_form={form_cookie}"))
         .form(&[("name", "Eve"), ("email", email), ("password", "a long enough password"), ("csrf_token", &token)])
         .send()
         .await
-        .expect("sent");
-    assert_eq!(signed.status(), 303, "signed up");
-    let session = format!("vf_session={}", cookie(&signed, "vf_session"));
-    let shell =
-        http.get(server.url("/")).header("cookie", &session).send().await.expect("sent").text().await.expect("html");
-    let csrf = shell.split("name=\"csrf-token\" content=\"").nth(1).and_then(|s| s.split('"').next()).expect("a token");
-    (session, csrf.to_string())
+        .expect("sent")
 }
 
 fn cookie(response: &reqwest::Response, name: &str) -> String {
@@ -367,5 +375,30 @@ async fn another_customers_job_and_key_are_404_to_a_session() {
         .expect("json");
     assert_eq!(listed["jobs"], json!([]), "{listed}");
     assert!(server.platform.db.api_keys(&server.customer.id).await.expect("keys")[0].revoked_at.is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn with_invite_only_sign_up_an_uninvited_email_is_refused_and_an_invite_works_once() {
+    let server = TestServer::start_with(
+        |c| {
+            c.admin_token = Some(TOKEN.into());
+            c.signup = vidfarm::config::SignupMode::Invite;
+        },
+        false,
+    )
+    .await;
+    assert_eq!(sign_up_over_http(&server, "guest@example.com").await.status(), 403);
+    let invited = server
+        .http
+        .post(server.url("/admin/invites"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "email": " Guest@Example.com " }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(invited.status(), 200);
+    assert_eq!(sign_up_over_http(&server, "guest@example.com").await.status(), 303, "the invite is used");
+    assert_eq!(sign_up_over_http(&server, "guest@example.com").await.status(), 403, "the invite is spent");
     server.stop().await;
 }

@@ -30,7 +30,7 @@ async fn operator(state: &AppState, method: &Method, headers: &HeaderMap) -> Res
     }
     if !headers.contains_key("authorization")
         && let Some((_, session)) = crate::dashboard::session::current(state, headers).await?
-        && session.operator
+        && crate::dashboard::session::is_operator(state, &session)
     {
         crate::dashboard::session::check_csrf(method, headers, &session)?;
         return Ok("dashboard");
@@ -69,10 +69,9 @@ async fn invite(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     operator(&state, &method, &headers).await?;
-    let email = body.get("email").and_then(Value::as_str).map(|e| e.trim().to_lowercase()).unwrap_or_default();
-    if !email.contains('@') || email.len() > 254 {
-        return Err(ApiError::invalid("email", "must be an email address"));
-    }
+    let raw = body.get("email").and_then(Value::as_str).unwrap_or_default();
+    let email = crate::dashboard::session::normalized_email(raw)
+        .map_err(|_| ApiError::invalid("email", "must be an email address"))?;
     state.db.invite(&email).await?;
     Ok(Json(json!({ "email": email, "invited": true })))
 }

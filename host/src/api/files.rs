@@ -88,6 +88,16 @@ async fn download(
         Ok(object) => {
             let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(object.body));
             let mut response = ([(header::CONTENT_TYPE, content_type(&key))], body).into_response();
+            // Served from the dashboard's origin: a stored HTML or SVG file must not run as a
+            // page of it (no sniffing, a sandbox without script or same-origin access).
+            let h = response.headers_mut();
+            h.insert(header::X_CONTENT_TYPE_OPTIONS, axum::http::HeaderValue::from_static("nosniff"));
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                axum::http::HeaderValue::from_static(
+                    "sandbox; default-src 'none'; media-src 'self'; img-src 'self'; style-src 'unsafe-inline'",
+                ),
+            );
             if object.size != u64::MAX {
                 response.headers_mut().insert(header::CONTENT_LENGTH, object.size.into());
             }

@@ -294,7 +294,8 @@ async fn retry(
         });
     }
     let payload: Value = serde_json::from_str(&job.payload).unwrap_or_else(|_| json!({}));
-    let mut body = json!({ "tracer": job.tracer, "payload": payload });
+    // One retry per job: a second click (or a client's retry of the request) finds the first.
+    let mut body = json!({ "tracer": job.tracer, "payload": payload, "idempotency_key": format!("retry:{}", job.id) });
     if let Some(url) = &job.webhook_url {
         body["webhook_url"] = json!(url);
     }

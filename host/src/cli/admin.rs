@@ -19,6 +19,10 @@ pub enum CustomersCommand {
     },
     /// Show or set a customer's fair-share caps (a number, or `none` for the host default).
     Limits(super::customer_limits::LimitsArgs),
+    /// Give a customer a dashboard sign-in: an email and a password read from stdin.
+    Password(super::accounts::PasswordArgs),
+    /// Let an email sign up on the dashboard (`VIDFARM_SIGNUP=invite`).
+    Invite(super::accounts::InviteArgs),
 }
 
 #[derive(Subcommand)]
@@ -102,6 +106,8 @@ pub async fn customers(command: CustomersCommand) -> ExitCode {
     let (name, data_dir) = match command {
         CustomersCommand::Create { name, data_dir } => (name, data_dir),
         CustomersCommand::Limits(args) => return super::customer_limits::run(args).await,
+        CustomersCommand::Password(args) => return super::accounts::password(args).await,
+        CustomersCommand::Invite(args) => return super::accounts::invite(args).await,
     };
     if name.trim().is_empty() {
         return usage("--name must not be empty");

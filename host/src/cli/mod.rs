@@ -1,6 +1,7 @@
 //! The command line. Operators: `serve`, `api`, `worker`, `doctor`, `customers`, `keys`, `db`.
 //! Authors: `template build|run`. Exit codes: 0 success, 1 failure, 2 bad usage.
 
+mod accounts;
 mod admin;
 mod customer_limits;
 pub mod doctor;

@@ -14,12 +14,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-/// Shortest password accepted.
-const MIN_PASSWORD: usize = 10;
-/// Longest password accepted (argon2 hashes any length; this bounds the work a request buys).
-const MAX_PASSWORD: usize = 256;
-/// Sign-in attempts per email (and for the operator) per minute.
-const SIGNIN_PER_MINUTE: u32 = 10;
+/// Failed sign-ins per client and email (or operator token) a minute.
+const FAILURES_PER_MINUTE: u32 = 10;
+/// Sign-in and sign-up attempts per client a minute, whatever the email.
+const ATTEMPTS_PER_MINUTE: u32 = 30;
 
 #[derive(Deserialize, Default)]
 pub struct SignupForm {
@@ -56,11 +54,29 @@ pub struct PasswordForm {
 }
 
 /// A form page with a fresh double-submit token (cookie + hidden field).
-fn with_form_token(status: StatusCode, title: &str, render: impl FnOnce(&str) -> String) -> Response {
+fn with_form_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    title: &str,
+    render: impl FnOnce(&str) -> String,
+) -> Response {
     let token = session::random_token();
     let mut response = page(status, title, &render(&token));
-    response.headers_mut().append(header::SET_COOKIE, session::set_cookie(FORM_COOKIE, &token, 3600, false));
+    let cookie = session::set_cookie(FORM_COOKIE, &token, 3600, session::over_https(state, headers));
+    response.headers_mut().append(header::SET_COOKIE, cookie);
     response
+}
+
+/// The client's address, for the sign-in limits.
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(session::client_ip(&parts.extensions)))
+    }
 }
 
 fn form_token_ok(headers: &HeaderMap, given: &str) -> bool {
@@ -92,39 +108,39 @@ fn signup_body(state: &AppState, token: &str, error: Option<&str>, form: &Signup
     )
 }
 
-pub async fn signup_page(State(state): State<AppState>) -> Response {
+pub async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if state.config.signup == SignupMode::Closed {
         return page(StatusCode::FORBIDDEN, "Sign-up is closed", "<p>Ask the operator for an account.</p>");
     }
-    with_form_token(StatusCode::OK, "Create your account", |t| signup_body(&state, t, None, &SignupForm::default()))
+    with_form_token(&state, &headers, StatusCode::OK, "Create your account", |t| {
+        signup_body(&state, t, None, &SignupForm::default())
+    })
 }
 
-/// A normalised email, or why it is not one.
-fn email(raw: &str) -> Result<String, &'static str> {
-    let email = raw.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(user, domain)| {
-            !user.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
-        })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid { Ok(email) } else { Err("email: must be an email address") }
+use session::{MAX_PASSWORD, MIN_PASSWORD, normalized_email as email, password_problem};
+
+/// One more attempt from this client; `false` once it is past its minute's allowance.
+fn attempt_allowed(state: &AppState, ip: &str) -> bool {
+    state.limiter.take(&format!("signin-ip:{ip}"), ATTEMPTS_PER_MINUTE).is_ok()
 }
 
-fn password_problem(password: &str) -> Option<String> {
-    let n = password.chars().count();
-    (!(MIN_PASSWORD..=MAX_PASSWORD).contains(&n))
-        .then(|| format!("password: must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"))
-}
-
-pub async fn signup(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SignupForm>) -> Response {
+pub async fn signup(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<SignupForm>,
+) -> Response {
     let again = |status, error: &str, form: &SignupForm| {
-        with_form_token(status, "Create your account", |t| signup_body(&state, t, Some(error), form))
+        with_form_token(&state, &headers, status, "Create your account", |t| signup_body(&state, t, Some(error), form))
     };
     if state.config.signup == SignupMode::Closed {
         return page(StatusCode::FORBIDDEN, "Sign-up is closed", "<p>Ask the operator for an account.</p>");
     }
     if !form_token_ok(&headers, &form.csrf_token) {
         return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.", &form);
+    }
+    if !attempt_allowed(&state, &ip) {
+        return again(StatusCode::TOO_MANY_REQUESTS, "Too many attempts: wait a minute.", &form);
     }
     let name = form.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
@@ -137,10 +153,16 @@ pub async fn signup(State(state): State<AppState>, headers: HeaderMap, Form(form
     if let Some(problem) = password_problem(&form.password) {
         return again(StatusCode::UNPROCESSABLE_ENTITY, &problem, &form);
     }
+    let invite_only = state.config.signup == SignupMode::Invite;
+    // An uninvited email costs no hashing.
+    match state.db.has_invite(&email).await {
+        Ok(false) if invite_only => return again(StatusCode::FORBIDDEN, "email: has no invitation", &form),
+        Err(e) => return ApiError::from(e).into_response(),
+        _ => {}
+    }
     let result = async {
         let hash = session::hash_password(form.password.clone()).await?;
         let id = format!("cus_{}", uuid::Uuid::now_v7().simple());
-        let invite_only = state.config.signup == SignupMode::Invite;
         Ok::<_, ApiError>(state.db.sign_up(&id, name, &email, &hash, invite_only).await?)
     };
     match result.await {
@@ -179,22 +201,33 @@ fn signin_body(state: &AppState, token: &str, error: Option<&str>, email: &str) 
     )
 }
 
-pub async fn signin_page(State(state): State<AppState>) -> Response {
-    with_form_token(StatusCode::OK, "Sign in", |t| signin_body(&state, t, None, ""))
+pub async fn signin_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    with_form_token(&state, &headers, StatusCode::OK, "Sign in", |t| signin_body(&state, t, None, ""))
 }
 
-pub async fn signin(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SigninForm>) -> Response {
-    let again =
-        |status, error: &str| with_form_token(status, "Sign in", |t| signin_body(&state, t, Some(error), &form.email));
+pub async fn signin(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<SigninForm>,
+) -> Response {
+    let again = |status, error: &str| {
+        with_form_token(&state, &headers, status, "Sign in", |t| signin_body(&state, t, Some(error), &form.email))
+    };
     if !form_token_ok(&headers, &form.csrf_token) {
         return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.");
     }
+    if !attempt_allowed(&state, &ip) {
+        return again(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts: wait a minute.");
+    }
     if !form.admin_token.is_empty() {
-        if state.limiter.take("signin:operator", SIGNIN_PER_MINUTE).is_err() {
+        let failures = format!("signin-operator:{ip}");
+        if state.limiter.peek(&failures, FAILURES_PER_MINUTE) < 1.0 {
             return again(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts: wait a minute.");
         }
         let matches = state.config.admin_token.as_deref().is_some_and(|t| session::same_secret(t, &form.admin_token));
         if !matches {
+            let _ = state.limiter.take(&failures, FAILURES_PER_MINUTE);
             return again(StatusCode::UNAUTHORIZED, "admin_token: wrong token");
         }
         return match session::start(&state, &headers, None, true).await {
@@ -205,7 +238,10 @@ pub async fn signin(State(state): State<AppState>, headers: HeaderMap, Form(form
     let Ok(email) = email(&form.email) else {
         return again(StatusCode::UNAUTHORIZED, "Wrong email or password.");
     };
-    if state.limiter.take(&format!("signin:{email}"), SIGNIN_PER_MINUTE).is_err() {
+    // Failures count per client and email: a stranger's wrong guesses cannot lock the
+    // customer out from everywhere, and a success costs nothing.
+    let failures = format!("signin:{ip}:{email}");
+    if state.limiter.peek(&failures, FAILURES_PER_MINUTE) < 1.0 {
         return again(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts: wait a minute.");
     }
     let account = match state.db.account_by_email(&email).await {
@@ -213,8 +249,13 @@ pub async fn signin(State(state): State<AppState>, headers: HeaderMap, Form(form
         Err(e) => return ApiError::from(e).into_response(),
     };
     let hash = account.as_ref().map(|a| a.password_hash.clone());
-    if !session::verify_password(form.password.clone(), hash).await {
-        return again(StatusCode::UNAUTHORIZED, "Wrong email or password.");
+    match session::verify_password(form.password.clone(), hash).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = state.limiter.take(&failures, FAILURES_PER_MINUTE);
+            return again(StatusCode::UNAUTHORIZED, "Wrong email or password.");
+        }
+        Err(e) => return e.into_response(),
     }
     let customer_id = account.map(|a| a.customer_id);
     match session::start(&state, &headers, customer_id.as_deref(), false).await {
@@ -303,11 +344,17 @@ pub async fn change_password(
     if !session::same_secret(&s.csrf_token, &form.csrf_token) {
         return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.");
     }
-    if state.limiter.take(&format!("signin:{}", account.email), SIGNIN_PER_MINUTE).is_err() {
+    let failures = format!("password:{customer_id}");
+    if state.limiter.peek(&failures, FAILURES_PER_MINUTE) < 1.0 {
         return again(StatusCode::TOO_MANY_REQUESTS, "Too many attempts: wait a minute.");
     }
-    if !session::verify_password(form.current_password.clone(), Some(account.password_hash.clone())).await {
-        return again(StatusCode::UNAUTHORIZED, "current_password: wrong password");
+    match session::verify_password(form.current_password.clone(), Some(account.password_hash.clone())).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = state.limiter.take(&failures, FAILURES_PER_MINUTE);
+            return again(StatusCode::UNAUTHORIZED, "current_password: wrong password");
+        }
+        Err(e) => return e.into_response(),
     }
     if let Some(problem) = password_problem(&form.new_password) {
         return again(StatusCode::UNPROCESSABLE_ENTITY, &problem.replace("password:", "new_password:"));

@@ -30,7 +30,24 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
         escape(title),
         escape(title)
     );
-    (status, Html(html)).into_response()
+    let mut response = (status, Html(html)).into_response();
+    secure_page(&mut response, "default-src 'self'; style-src 'self'; script-src 'none'");
+    response
+}
+
+/// The headers of every page the dashboard serves: never cached (forms carry CSRF tokens),
+/// never framed, only the host's own resources.
+pub fn secure_page(response: &mut Response, policy: &str) {
+    use axum::http::{HeaderValue, header};
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    let policy = format!("{policy}; frame-ancestors 'none'; form-action 'self'; base-uri 'none'");
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        h.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
 }
 
 /// An error line above a form (`role=alert`, so screen readers announce it).

@@ -63,16 +63,11 @@ async fn shell(State(state): State<AppState>, headers: HeaderMap) -> Response {
         operator = session.operator,
     );
     let mut response = Html(page).into_response();
-    // The shell carries the CSRF token: never cached, never framed.
-    let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, "no-store".parse().expect("a header value"));
-    h.insert("x-frame-options", "DENY".parse().expect("a header value"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
+    // Media and uploads may live in S3 (presigned https URLs); script only from this host.
+    html::secure_page(
+        &mut response,
         "default-src 'self'; img-src 'self' data: blob: https:; media-src 'self' blob: https:; \
-         style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
-            .parse()
-            .expect("a header value"),
+         style-src 'self'; script-src 'self'; connect-src 'self' https:",
     );
     response
 }

@@ -16,9 +16,49 @@ pub const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 /// The header a script's state-changing request carries its session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 10;
+/// Longest password accepted (checked before any hashing: it bounds the work a request buys).
+pub const MAX_PASSWORD: usize = 256;
+/// How long an operator's session lasts (shorter than a customer's: it holds the platform).
+pub const OPERATOR_SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+
+/// Argon2 hashes at once (19 MiB and a core each): a flood of sign-ins waits its turn or is
+/// refused, it cannot take the host's memory.
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
+/// A hashing slot, waiting at most 2 s for one.
+async fn hashing_slot() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), HASHING.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::TooManyRequests(1)),
+    }
+}
+
+/// Why a password is not acceptable, if it is not.
+pub fn password_problem(password: &str) -> Option<String> {
+    let n = password.chars().count();
+    (!(MIN_PASSWORD..=MAX_PASSWORD).contains(&n))
+        .then(|| format!("password: must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"))
+}
+
+/// A normalised email (trimmed, lower-cased), or why it is not one.
+pub fn normalized_email(raw: &str) -> Result<String, &'static str> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid { Ok(email) } else { Err("email: must be an email address") }
+}
+
 /// An argon2id hash (the crate's defaults: 19 MiB, 2 passes) of `password`, off the runtime's
 /// threads.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    let _slot = hashing_slot().await?;
     tokio::task::spawn_blocking(move || {
         use argon2::password_hash::{PasswordHasher, SaltString};
         use rand::Rng;
@@ -36,7 +76,11 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 
 /// Whether `password` matches `hash`. With no hash (an unknown email) a dummy hash is checked
 /// anyway, so the answer takes as long as for a known one and timing tells no email apart.
-pub async fn verify_password(password: String, hash: Option<String>) -> bool {
+pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
+    if password.chars().count() > MAX_PASSWORD {
+        return Ok(false);
+    }
+    let _slot = hashing_slot().await?;
     const DUMMY: &str =
         "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0GVi5s2uQX8v3S8mYx3gFTJmXoQ0bSxq1tK9vqk0xJ4";
     let known = hash.is_some();
@@ -47,7 +91,7 @@ pub async fn verify_password(password: String, hash: Option<String>) -> bool {
         argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && known
     })
     .await
-    .unwrap_or(false)
+    .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// 256 random bits, hex.
@@ -86,6 +130,25 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 pub fn over_https(state: &AppState, headers: &HeaderMap) -> bool {
     state.config.public_url.starts_with("https://")
         || headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https")
+}
+
+/// The client's address as the server saw it ("unknown" when served without it): behind a
+/// proxy this is the proxy, so its limits then apply per proxy.
+pub fn client_ip(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+}
+
+/// The digest an operator's session keeps of the admin token it was opened with: a new token
+/// ends every operator session opened with the old one.
+pub fn operator_digest(state: &AppState) -> Option<String> {
+    state.config.admin_token.as_deref().map(token_hash)
+}
+
+/// Whether `session` is a live operator session for the admin token in force now.
+pub fn is_operator(state: &AppState, session: &Session) -> bool {
+    session.operator && session.token_digest.is_some() && session.token_digest == operator_digest(state)
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, the whole site; `max_age_s` 0 clears it.
@@ -128,7 +191,15 @@ pub async fn start(
         state.db.delete_session(&token_hash(old)).await?;
     }
     let token = random_token();
-    let expires_at = crate::db::now_ms() + SESSION_TTL_MS;
-    state.db.create_session(&token_hash(&token), customer_id, operator, &random_token(), expires_at).await?;
-    Ok(set_cookie(COOKIE, &token, SESSION_TTL_MS / 1000, over_https(state, headers)))
+    let ttl = if operator { OPERATOR_SESSION_TTL_MS } else { SESSION_TTL_MS };
+    let digest = if operator { operator_digest(state) } else { None };
+    let new = crate::db::accounts::NewSession {
+        id_hash: &token_hash(&token),
+        customer_id,
+        token_digest: digest.as_deref(),
+        csrf_token: &random_token(),
+        expires_at: crate::db::now_ms() + ttl,
+    };
+    state.db.create_session(&new).await?;
+    Ok(set_cookie(COOKIE, &token, ttl / 1000, over_https(state, headers)))
 }

@@ -18,12 +18,29 @@ pub struct Account {
 pub struct Session {
     /// The customer signed in; `None` for an operator's session (signed in with the admin token).
     pub customer_id: Option<String>,
-    /// Whether the session may use the operator's routes.
+    /// Whether the session was opened with the admin token.
     pub operator: bool,
+    /// The SHA-256 of that admin token (the session is the operator's only while it is the
+    /// token in force).
+    pub token_digest: Option<String>,
     /// What every state-changing request of this session must carry (form field or header).
     pub csrf_token: String,
     pub expires_at: i64,
 }
+
+/// A session to store.
+pub struct NewSession<'a> {
+    pub id_hash: &'a str,
+    /// `None` for an operator.
+    pub customer_id: Option<&'a str>,
+    /// An operator's: the digest of the admin token.
+    pub token_digest: Option<&'a str>,
+    pub csrf_token: &'a str,
+    pub expires_at: i64,
+}
+
+/// The most sessions a customer keeps; signing in past it ends the oldest.
+const MAX_SESSIONS_PER_CUSTOMER: i64 = 20;
 
 /// What [`Db::sign_up`] did.
 #[derive(Debug)]
@@ -89,8 +106,17 @@ impl Db {
             .await
     }
 
-    /// Give a customer (one made by the CLI, say) an email and password, or change them.
-    /// `false` if the email belongs to another customer.
+    /// Whether an unused invite exists for this email (checked before the work of hashing).
+    pub async fn has_invite(&self, email: &str) -> Result<bool, DbError> {
+        let found: Option<(String,)> = sqlx::query_as("SELECT email FROM invites WHERE email = ? AND used_at IS NULL")
+            .bind(email)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Give a customer (one made by the CLI, say) an email and password, or change them; their
+    /// sessions end. `false` if the email belongs to another customer.
     pub async fn set_account(&self, customer_id: &str, email: &str, password_hash: &str) -> Result<bool, DbError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let owner: Option<(String,)> = sqlx::query_as("SELECT customer_id FROM accounts WHERE email = ?")
@@ -101,6 +127,7 @@ impl Db {
             return Ok(false);
         }
         sqlx::query("DELETE FROM accounts WHERE customer_id = ?").bind(customer_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE customer_id = ?").bind(customer_id).execute(&mut *tx).await?;
         insert_account(&mut tx, customer_id, email, password_hash).await?;
         tx.commit().await?;
         Ok(true)
@@ -128,36 +155,42 @@ impl Db {
         tx.commit().await
     }
 
-    pub async fn create_session(
-        &self,
-        id_hash: &str,
-        customer_id: Option<&str>,
-        operator: bool,
-        csrf_token: &str,
-        expires_at: i64,
-    ) -> Result<(), DbError> {
+    /// Store a session; expired ones go, and a customer's oldest past the cap.
+    pub async fn create_session(&self, new: &NewSession<'_>) -> Result<(), DbError> {
         let now = now_ms();
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
-            "INSERT INTO sessions (id_hash, customer_id, operator, csrf_token, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id_hash, customer_id, operator, token_digest, csrf_token, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(id_hash)
-        .bind(customer_id)
-        .bind(operator)
-        .bind(csrf_token)
+        .bind(new.id_hash)
+        .bind(new.customer_id)
+        .bind(new.customer_id.is_none())
+        .bind(new.token_digest)
+        .bind(new.csrf_token)
         .bind(now)
-        .bind(expires_at)
-        .execute(self.writer())
+        .bind(new.expires_at)
+        .execute(&mut *tx)
         .await?;
-        // Expired sessions go on the way (one indexed delete; sign-ins are rare).
-        sqlx::query("DELETE FROM sessions WHERE expires_at < ?").bind(now).execute(self.writer()).await?;
-        Ok(())
+        sqlx::query("DELETE FROM sessions WHERE expires_at < ?").bind(now).execute(&mut *tx).await?;
+        if let Some(customer_id) = new.customer_id {
+            sqlx::query(
+                "DELETE FROM sessions WHERE customer_id = ?1 AND id_hash NOT IN
+                    (SELECT id_hash FROM sessions WHERE customer_id = ?1 ORDER BY created_at DESC LIMIT ?2)",
+            )
+            .bind(customer_id)
+            .bind(MAX_SESSIONS_PER_CUSTOMER)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
     }
 
     /// The live session with this token hash.
     pub async fn session(&self, id_hash: &str) -> Result<Option<Session>, DbError> {
         sqlx::query_as(
-            "SELECT customer_id, operator, csrf_token, expires_at FROM sessions WHERE id_hash = ? AND expires_at > ?",
+            "SELECT customer_id, operator, token_digest, csrf_token, expires_at FROM sessions
+             WHERE id_hash = ? AND expires_at > ?",
         )
         .bind(id_hash)
         .bind(now_ms())

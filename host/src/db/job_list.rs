@@ -36,13 +36,4 @@ impl Db {
         .fetch_all(self.pool())
         .await
     }
-
-    /// The children of a job, oldest first (at most `limit`).
-    pub async fn child_jobs(&self, parent_id: &str, limit: u32) -> Result<Vec<JobRow>, DbError> {
-        sqlx::query_as("SELECT * FROM jobs WHERE parent_job_id = ? ORDER BY id LIMIT ?")
-            .bind(parent_id)
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
-            .await
-    }
 }

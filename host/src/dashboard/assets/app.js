@@ -43,7 +43,14 @@ async function api(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  const parsed = text ? JSON.parse(text) : null;
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = { error: { message: text.slice(0, 300) } };
+  }
+  // The session ended (signed out elsewhere, expired, password changed): sign in again.
+  if (response.status === 401) location.assign("/signin");
   if (!response.ok) throw new ApiError(response.status, parsed);
   return parsed;
 }
@@ -190,21 +197,24 @@ function every(ms, fn) {
 function local(url) {
   try {
     const parsed = new URL(url, location.href);
-    return parsed.pathname.startsWith("/files/") ? parsed.pathname + parsed.search : url;
+    if (parsed.pathname.startsWith("/files/")) return parsed.pathname + parsed.search;
+    return parsed.protocol === "https:" ? parsed.href : null;
   } catch {
-    return url;
+    return null;
   }
 }
 
 function preview(artifact) {
   const type = artifact.content_type || "";
-  if (!artifact.url) return el("span", {}, artifact.key);
-  artifact = { ...artifact, url: local(artifact.url) };
+  // Only the host's own files and https URLs are shown; anything else stays a name.
+  const url = artifact.url && local(artifact.url);
+  if (!url) return el("span", {}, artifact.key);
+  artifact = { ...artifact, url };
   if (type.startsWith("video/")) return el("video", { controls: true, preload: "metadata", src: artifact.url, class: "preview" });
   if (type.startsWith("image/")) return el("img", { src: artifact.url, alt: artifact.key, class: "preview" });
   if (type.startsWith("audio/")) return el("audio", { controls: true, src: artifact.url });
   const box = el("pre", { class: "preview" }, "…");
-  if (type.startsWith("text/") || type.includes("json")) {
+  if ((type.startsWith("text/") || type.includes("json")) && url.startsWith("/files/")) {
     fetch(artifact.url, { credentials: "same-origin" }).then((r) => r.text()).then((t) => { box.textContent = t.slice(0, 20000); });
   } else box.replaceChildren(el("a", { href: artifact.url }, `Download ${artifact.key}`));
   return box;
@@ -214,8 +224,8 @@ function preview(artifact) {
 function resultPreviews(value, out = []) {
   if (Array.isArray(value)) value.forEach((v) => resultPreviews(v, out));
   else if (value && typeof value === "object") {
-    if (typeof value.url === "string" && /^(https?:\/\/|\/)/.test(value.url)) {
-      const name = (value.key || value.output_key || new URL(value.url, location.href).pathname).toLowerCase();
+    if (typeof value.url === "string" && local(value.url)) {
+      const name = String(value.key || value.output_key || local(value.url).split("?")[0]).toLowerCase();
       const type = value.content_type || (/\.mp4$/.test(name) ? "video/mp4" : /\.(png|jpe?g|webp|gif)$/.test(name) ? "image/*" : /\.(mp3|wav)$/.test(name) ? "audio/*" : "");
       if (type) out.push(preview({ url: value.url, key: name, content_type: type }));
     }
@@ -255,14 +265,20 @@ async function job(templateId, jobId) {
     el("h2", {}, "Payload"), el("pre", {}, json(current.payload)),
     el("h2", {}, "Timeline"), timeline);
 
-  const act = (label, fn) => el("button", { type: "button", onclick: async () => {
+  const act = (label, fn) => el("button", { type: "button", onclick: async (event) => {
+    const button = event.currentTarget;
+    button.disabled = true;
     errors.replaceChildren();
-    try { await fn(); } catch (e) { errors.replaceChildren(problem(e)); }
+    try { await fn(); } catch (e) { errors.replaceChildren(problem(e)); } finally { button.disabled = false; }
   } }, label);
   const draw = () => {
     status.textContent = current.status;
     status.className = `status ${current.status}`;
     bar.value = current.progress ?? 0;
+    // The buttons and the answer form change with the status only: a redraw for progress must
+    // not wipe an answer being typed.
+    if (actions.dataset.status === current.status) return drawResult();
+    actions.dataset.status = current.status;
     actions.replaceChildren();
     if (!FINISHED.includes(current.status)) {
       actions.append(act("Cancel job", async () => { current = await api("POST", `${base}/cancel`); draw(); }));
@@ -272,10 +288,13 @@ async function job(templateId, jobId) {
         navigate(`/app/jobs/${encodeURIComponent(templateId)}/${encodeURIComponent(retried.job_id)}`);
       }));
     }
-    if (current.status === "waiting_for_human") actions.append(humanForm(base, current.waiting_for?.human, async () => {
+    if (current.status === "waiting_for_human") actions.append(humanForm(base, current.waiting_for?.human, errors, async () => {
       current = await api("GET", base);
       draw();
     }));
+    drawResult();
+  };
+  const drawResult = () => {
     const children = current.waiting_for?.children;
     result.replaceChildren(
       children && children.length ? el("p", {}, `Waiting for ${children.length} child job(s).`) : "",
@@ -298,14 +317,17 @@ async function job(templateId, jobId) {
   stream.addEventListener("end", () => stream.close());
 }
 
-function humanForm(base, prompt, done) {
+function humanForm(base, prompt, errors, done) {
   const answer = el("textarea", { id: "human-answer", name: "answer", rows: 4 }, "{}");
+  answer.addEventListener("input", () => answer.setCustomValidity(""));
   return el("form", { class: "human", onsubmit: async (e) => {
     e.preventDefault();
     let body;
     try { body = JSON.parse(answer.value); } catch { answer.setCustomValidity("The answer must be JSON"); answer.reportValidity(); return; }
-    await api("POST", `${base}/resume`, body);
-    await done();
+    try {
+      await api("POST", `${base}/resume`, body);
+      await done();
+    } catch (error) { errors.replaceChildren(problem(error)); }
   } },
   el("h2", {}, "The job asks"), el("pre", {}, json(prompt)),
   el("label", { for: "human-answer" }, "Your answer (JSON)"), answer,
@@ -323,31 +345,64 @@ async function templates() {
 
 const FILE_FIELD = /(url|src|image|video|audio|file|logo|poster|music|voice)$/i;
 
-/** Inputs for a JSON Schema; returns [node, read()] where read() gives the value. */
-function schemaInput(schema, name, label, required) {
-  schema = schema || {};
+/** `schema` with its `$ref` followed (to the operation schema's `$defs`/`definitions`) and a
+ * nullable `anyOf`/`oneOf` (schemars' `Option<T>`) reduced to its one non-null branch. */
+function resolve(schema, root) {
+  for (let depth = 0; schema && depth < 16; depth++) {
+    if (typeof schema.$ref === "string") {
+      const path = schema.$ref.replace(/^#\//, "").split("/");
+      const target = path.reduce((node, part) => node?.[part], root);
+      const { $ref, ...rest } = schema;
+      schema = { ...(target || {}), ...rest };
+      continue;
+    }
+    const branches = schema.anyOf || schema.oneOf;
+    if (Array.isArray(branches)) {
+      const real = branches.filter((b) => b.type !== "null");
+      if (real.length === 1) {
+        const { anyOf, oneOf, ...rest } = schema;
+        schema = { ...real[0], ...rest, nullable: true };
+        continue;
+      }
+    }
+    return schema;
+  }
+  return schema || {};
+}
+
+/** Inputs for a JSON Schema; returns [node, read()] where read() gives the value
+ * (`undefined` when the customer left an optional field alone). */
+function schemaInput(schema, name, label, required, root = schema) {
+  schema = resolve(schema || {}, root);
   const id = `f-${name.replace(/[^a-z0-9_-]/gi, "-")}`;
   const title = el("label", { for: id }, label + (required ? " *" : ""));
   const hint = schema.description ? el("small", { class: "hint" }, schema.description) : "";
   const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
   if (schema.enum) {
     const select = el("select", { id, name }, ...(required ? [] : [el("option", { value: "" }, "—")]),
-      ...schema.enum.map((v) => el("option", { value: JSON.stringify(v) }, String(v))));
+      ...schema.enum.filter((v) => v !== null).map((v) => el("option", { value: JSON.stringify(v) }, String(v))));
     return [el("div", { class: "field" }, title, select, hint), () => (select.value === "" ? undefined : JSON.parse(select.value))];
   }
   if (type === "object" && schema.properties) {
     const parts = Object.entries(schema.properties).map(([key, sub]) =>
-      [key, schemaInput(sub, `${name}.${key}`, key, (schema.required || []).includes(key))]);
+      [key, schemaInput(sub, `${name}.${key}`, key, (schema.required || []).includes(key), root)]);
     const set = el("fieldset", {}, el("legend", {}, label), hint, ...parts.map(([, [node]]) => node));
     return [set, () => {
       const out = {};
       for (const [key, [, read]] of parts) { const v = read(); if (v !== undefined) out[key] = v; }
-      return out;
+      // An optional object left empty is left out, not sent as `{}`.
+      return !required && Object.keys(out).length === 0 ? undefined : out;
     }];
   }
   if (type === "boolean") {
-    const box = el("input", { id, name, type: "checkbox", checked: schema.default === true });
-    return [el("div", { class: "field check" }, box, title, hint), () => box.checked];
+    if (required) {
+      const box = el("input", { id, name, type: "checkbox", checked: schema.default === true });
+      return [el("div", { class: "field check" }, box, title, hint), () => box.checked];
+    }
+    // Optional: yes, no, or leave it to the template's default.
+    const select = el("select", { id, name }, el("option", { value: "" }, "default"),
+      el("option", { value: "true" }, "yes"), el("option", { value: "false" }, "no"));
+    return [el("div", { class: "field" }, title, select, hint), () => (select.value === "" ? undefined : select.value === "true")];
   }
   if (type === "integer" || type === "number") {
     const input = el("input", { id, name, type: "number", step: type === "integer" ? 1 : "any", required,
@@ -360,7 +415,7 @@ function schemaInput(schema, name, label, required) {
       ? el("textarea", { id, name, rows: 3, required, maxlength: schema.maxLength }, schema.default ?? "")
       : el("input", { id, name, required, maxlength: schema.maxLength, value: schema.default ?? "" });
     const node = el("div", { class: "field" }, title, input, hint);
-    if (FILE_FIELD.test(name)) node.append(uploader(input, id));
+    if (FILE_FIELD.test(name)) node.append(uploader(input, id, node));
     return [node, () => (input.value === "" ? undefined : input.value)];
   }
   // Arrays and anything else: JSON text.
@@ -372,18 +427,26 @@ function schemaInput(schema, name, label, required) {
 }
 
 /** A file input that uploads into the workspace and fills the field with its reference. */
-function uploader(input, id) {
+function uploader(input, id, field) {
   const file = el("input", { type: "file", id: `${id}-file`, "aria-label": "Upload a file into the workspace" });
+  const status = el("small", { class: "hint", role: "status" });
   file.addEventListener("change", async () => {
     const chosen = file.files[0];
     if (!chosen) return;
-    const key = `uploads/${Date.now()}-${chosen.name.replace(/[^A-Za-z0-9._-]/g, "_")}`;
-    const signed = await api("POST", "/files/sign-upload", { key, content_type: chosen.type || "application/octet-stream", size: chosen.size });
-    const put = await fetch(local(signed.url), { method: "PUT", headers: signed.headers || {}, body: chosen });
-    if (!put.ok) throw new Error(`upload failed: HTTP ${put.status}`);
-    input.value = `workspace:${key}`;
+    status.textContent = "Uploading…";
+    try {
+      const key = `uploads/${Date.now()}-${chosen.name.replace(/[^A-Za-z0-9._-]/g, "_")}`;
+      const signed = await api("POST", "/files/sign-upload", { key, content_type: chosen.type || "application/octet-stream", size: chosen.size });
+      const put = await fetch(local(signed.url) || signed.url, { method: "PUT", headers: signed.headers || {}, body: chosen });
+      if (!put.ok) throw new Error(`the upload failed: HTTP ${put.status}`);
+      input.value = `workspace:${key}`;
+      status.textContent = "Uploaded.";
+    } catch (error) {
+      status.textContent = "";
+      field.append(problem(error));
+    }
   });
-  return file;
+  return el("span", {}, file, status);
 }
 
 async function template(templateId) {
@@ -433,8 +496,10 @@ async function keys() {
     el("td", {}, when(k.last_used_at)), el("td", {}, k.revoked_at ? `revoked ${when(k.revoked_at)}` : "active"),
     el("td", {}, k.revoked_at ? "" : el("button", { type: "button", onclick: async () => {
       if (!confirm("Revoke this key? Calls made with it will fail.")) return;
-      await api("DELETE", `/customers/me/api-keys/${encodeURIComponent(k.id)}`);
-      await keys();
+      try {
+        await api("DELETE", `/customers/me/api-keys/${encodeURIComponent(k.id)}`);
+        await keys();
+      } catch (error) { errors.replaceChildren(problem(error)); }
     } }, "Revoke"))));
   show("API keys", shown, form, errors, el("table", {},
     el("thead", {}, el("tr", {}, ...["Label", "Key", "Created", "Last used", "State", ""].map((h) => el("th", { scope: "col" }, h)))),
