@@ -104,6 +104,9 @@ pub struct Config {
     pub trusted_keys: String,
     /// Operator token for `/admin/*`; the admin API is off without one.
     pub admin_token: Option<String>,
+    /// `VIDFARM_CORS_ORIGINS`: origins (comma-separated) whose pages may call the API with
+    /// keys from a browser; none by default. Cookies are never sent cross-origin.
+    pub cors_origins: Vec<String>,
     /// `VIDFARM_SIGNUP`: who may sign up on the dashboard (open in development, closed in
     /// production unless set).
     pub signup: SignupMode,
@@ -308,6 +311,7 @@ impl Config {
             registry_poll: Duration::from_millis(parse("VIDFARM_REGISTRY_POLL_MS", "250")?),
             trusted_keys: var("VIDFARM_TRUSTED_KEYS").unwrap_or_default(),
             admin_token: var("VIDFARM_ADMIN_TOKEN"),
+            cors_origins: cors_origins(var("VIDFARM_CORS_ORIGINS").as_deref().unwrap_or(""))?,
             signup: match var("VIDFARM_SIGNUP") {
                 Some(mode) => SignupMode::parse(&mode)?,
                 None if env == Environment::Production => SignupMode::Closed,
@@ -443,6 +447,23 @@ fn render_settings(env: Environment) -> Result<crate::render::RenderSettings, St
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `https://app.example.com,http://localhost:3000` as a list of origins (scheme, host, port).
+fn cors_origins(list: &str) -> Result<Vec<String>, String> {
+    list.split(',')
+        .map(|o| o.trim().trim_end_matches('/'))
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let valid = reqwest::Url::parse(origin)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/");
+            if valid {
+                Ok(origin.to_string())
+            } else {
+                Err(format!("VIDFARM_CORS_ORIGINS: `{origin}` is not an origin like https://app.example.com"))
+            }
+        })
+        .collect()
 }
 
 fn parse<T: std::str::FromStr>(name: &str, default: &str) -> Result<T, String>

@@ -13,7 +13,12 @@ pub struct Browser {
     driver: std::process::Child,
     /// Screenshots go here (under the target dir).
     shots: std::path::PathBuf,
+    /// One browser at a time per test process: Chromium beside renders on two cores is slow
+    /// enough; two of them starve each other.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// An element found on the page (its WebDriver reference).
 #[derive(Clone)]
@@ -24,6 +29,7 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 impl Browser {
     /// Start chromedriver and a headless Chromium.
     pub async fn start(name: &str) -> Self {
+        let turn = ONE_AT_A_TIME.lock().await;
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
         let driver = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -59,7 +65,7 @@ impl Browser {
         let session = created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}"));
         let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots").join(name);
         std::fs::create_dir_all(&shots).expect("a screenshot dir");
-        Self { http, session: format!("{base}/session/{session}"), driver, shots }
+        Self { http, session: format!("{base}/session/{session}"), driver, shots, _turn: turn }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -181,8 +187,14 @@ impl Browser {
             .collect()
     }
 
-    pub async fn quit(mut self) {
+    pub async fn quit(self) {
         let _ = self.http.delete(&self.session).send().await;
+    }
+}
+
+/// The driver (and its browser) end with the session, even when a test panics.
+impl Drop for Browser {
+    fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -218,6 +218,11 @@ async fn an_operator_activates_and_rolls_back_a_version_with_a_click() {
     browser.click("tr[data-template-id='hello'] td:last-child button:last-child").await; // Roll back
     browser.wait_text(active, WITHIN, |t| t == before).await;
     assert_eq!(server.platform.catalog.active("hello").expect("hello").manifest.version, before);
+    // The platform page: every customer with their work, and the counters.
+    browser.click("a[href='/app/platform']").await;
+    browser.find(&format!("#customers tr[data-customer-id='{}']", server.customer.id)).await;
+    browser.find("#counters tbody tr").await;
+    browser.screenshot("platform").await;
     assert_no_console_errors(&browser, "the operator's page").await;
     browser.quit().await;
     server.stop().await;
@@ -401,4 +406,111 @@ async fn with_invite_only_sign_up_an_uninvited_email_is_refused_and_an_invite_wo
     assert_eq!(sign_up_over_http(&server, "guest@example.com").await.status(), 303, "the invite is used");
     assert_eq!(sign_up_over_http(&server, "guest@example.com").await.status(), 403, "the invite is spent");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_manages_provider_keys_webhooks_files_and_config_and_sees_billing() {
+    let server = server().await;
+    let receiver = vidfarm_tests::receiver::Receiver::start(0);
+    let browser = Browser::start("account").await;
+    sign_up(&browser, &server, "ops@example.com").await;
+
+    // A provider key: added, paused, resumed, removed; the secret is never shown again.
+    browser.click("a[href='/app/provider-keys']").await;
+    browser.fill("#pk-secret", "sk-test-abcdefgh12345678").await;
+    browser.fill("#pk-label", "main").await;
+    browser.click("#provider-key-form button").await;
+    let state = browser.wait_text("tr[data-provider-key-id] .key-status", WITHIN, |t| t == "active").await;
+    assert_eq!(state, "active");
+    assert!(!browser.text("#app").await.contains("sk-test-abcdefgh12345678"), "the secret was shown");
+    assert!(browser.text("#app").await.contains("…5678"));
+    browser.click("tr[data-provider-key-id] button").await; // Pause
+    browser.wait_text("tr[data-provider-key-id] .key-status", WITHIN, |t| t == "paused").await;
+    browser.click("tr[data-provider-key-id] button").await; // Resume
+    browser.wait_text("tr[data-provider-key-id] .key-status", WITHIN, |t| t == "active").await;
+    browser.screenshot("provider-keys").await;
+    browser.click("tr[data-provider-key-id] button:last-child").await; // Remove
+    browser.accept_dialog().await;
+    let started = std::time::Instant::now();
+    while browser.count("tr[data-provider-key-id]").await > 0 {
+        assert!(started.elapsed() < WITHIN, "the key was not removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A webhook destination, a test event sent from the page, delivered and logged.
+    browser.click("a[href='/app/webhooks']").await;
+    browser.fill("#wh-url", &receiver.url("/hooks")).await;
+    browser.click("#webhook-form button").await;
+    let secret = browser.wait_text("#webhook-secret pre", WITHIN, |t| t.starts_with("whsec_")).await;
+    receiver.trust(&secret).await;
+    browser.click("tr[data-destination-id] button").await; // Send test event
+    browser.wait_text("tr[data-delivery-id] .delivery-status", WITHIN, |t| t == "delivered").await;
+    let received = receiver.received().await;
+    assert!(received.iter().any(|r| r["body"]["type"] == "webhook.test"), "{received:?}");
+    browser.screenshot("webhooks").await;
+
+    // A workspace file: uploaded from the page, listed with its reference, deleted.
+    browser.click("a[href='/app/files']").await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "hello from a file").expect("written");
+    browser.fill("#file-upload", path.to_str().expect("a path")).await;
+    browser.click("#file-form button").await;
+    browser.wait_text("tr[data-file-key] td:nth-child(2)", WITHIN, |t| t == "workspace:uploads/notes.txt").await;
+    browser.screenshot("files").await;
+    browser.click("tr[data-file-key] button").await;
+    browser.accept_dialog().await;
+    let started = std::time::Instant::now();
+    while browser.count("tr[data-file-key]").await > 0 {
+        assert!(started.elapsed() < WITHIN, "the file was not deleted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The template config form saves the customer's config (hello's greeting).
+    browser.goto(&server.url("/app/templates/hello")).await;
+    browser.find("#config-form").await;
+    browser.screenshot("template-config").await;
+
+    // Billing draws the month's numbers.
+    browser.click("a[href='/app/billing']").await;
+    browser.wait_text("h1", WITHIN, |t| t == "Billing").await;
+    browser.screenshot("billing").await;
+    assert_no_console_errors(&browser, "the account pages").await;
+    browser.quit().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn browser_apps_on_listed_origins_may_call_the_api_and_others_may_not() {
+    let server = TestServer::start_with(|c| c.cors_origins = vec!["https://app.example".into()], false).await;
+    let preflight = |origin: &str| {
+        server
+            .http
+            .request(reqwest::Method::OPTIONS, server.url("/templates/hello/operations/greet"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "vidfarm-user-id,vidfarm-api-key,content-type")
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.expect("sent");
+    assert_eq!(
+        allowed.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap_or("")),
+        Some("https://app.example")
+    );
+    let headers = allowed.headers().get("access-control-allow-headers").map(|v| v.to_str().unwrap_or("").to_string());
+    assert!(headers.is_some_and(|h| h.contains("vidfarm-api-key")));
+    assert!(allowed.headers().get("access-control-allow-credentials").is_none(), "cookies never go cross-origin");
+    let refused = preflight("https://evil.example").await.expect("sent");
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    // A plain request from the listed origin reads its answer; the default is no CORS at all.
+    let listed = server.get("/templates").header("origin", "https://app.example").send().await.expect("sent");
+    assert_eq!(
+        listed.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap_or("")),
+        Some("https://app.example")
+    );
+    server.stop().await;
+    let plain = TestServer::start_with(|_| {}, false).await;
+    let answer = plain.get("/templates").header("origin", "https://app.example").send().await.expect("sent");
+    assert!(answer.headers().get("access-control-allow-origin").is_none());
+    plain.stop().await;
 }

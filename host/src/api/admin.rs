@@ -17,6 +17,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/customers/{customer_id}/limits", patch(set_limits))
         .route("/admin/templates", get(templates))
         .route("/admin/invites", post(invite))
+        .route("/admin/overview", get(overview))
+        .route("/admin/metrics", get(metrics))
 }
 
 /// The caller is the operator: the token (compared as digests, so timing says nothing about
@@ -59,6 +61,39 @@ async fn templates(State(state): State<AppState>, method: Method, headers: Heade
         }));
     }
     Ok(Json(json!({ "templates": templates })))
+}
+
+/// Customers (newest 500) with their money, caps, keys and work, and the queue's totals.
+async fn overview(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    operator(&state, &method, &headers).await?;
+    let rows = state.db.customers_overview(500).await?;
+    let money = |n: Option<i64>| n.map(crate::money::usd);
+    let customers: Vec<Value> = rows
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id, "name": c.name, "created_at": super::views::timestamp(c.created_at),
+                "credit_usd": money(c.credit_nusd), "monthly_cap_usd": money(c.monthly_cap_nusd),
+                "max_concurrent_jobs": c.max_concurrent_jobs, "jobs_per_minute": c.jobs_per_minute,
+                "max_concurrent_renders": c.max_concurrent_renders,
+                "storage_quota_bytes": c.storage_quota_bytes, "stored_bytes": c.stored_bytes,
+                "live_keys": c.live_keys, "queued": c.queued, "running": c.running, "waiting": c.waiting,
+                "renders": c.renders,
+            })
+        })
+        .collect();
+    let sum = |f: fn(&crate::db::admin_views::CustomerOverview) -> i64| rows.iter().map(f).sum::<i64>();
+    Ok(Json(json!({
+        "customers": customers,
+        "queue": { "queued": sum(|c| c.queued), "running": sum(|c| c.running), "waiting": sum(|c| c.waiting), "renders": sum(|c| c.renders) },
+    })))
+}
+
+/// The Prometheus counters, for the operator's dashboard (whatever `/metrics` requires).
+async fn metrics(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Result<String, ApiError> {
+    operator(&state, &method, &headers).await?;
+    let counts = state.db.job_counts().await?;
+    Ok(state.metrics.render(&counts))
 }
 
 /// `POST /admin/invites {"email"}`: the email may sign up while `VIDFARM_SIGNUP=invite`.

@@ -2,6 +2,7 @@
 
 mod admin;
 mod billing;
+mod customer_files;
 mod customers;
 mod error;
 mod extract;
@@ -45,7 +46,7 @@ impl std::ops::Deref for AppState {
 
 pub fn router(platform: Platform) -> Router {
     let state = AppState { platform, auth_cache: Arc::default(), streams: Arc::default() };
-    Router::new()
+    let router = Router::new()
         .merge(system::router())
         .merge(templates::router())
         .merge(jobs::router())
@@ -56,6 +57,7 @@ pub fn router(platform: Platform) -> Router {
         .merge(webhooks::router())
         .merge(files::router())
         .merge(customers::router())
+        .merge(customer_files::router())
         .merge(crate::dashboard::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
@@ -67,8 +69,33 @@ pub fn router(platform: Platform) -> Router {
             state.config.request_timeout,
         ))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(state.config.max_concurrent_requests))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), observe));
+    // Browser apps of the customers' own, on the origins the operator lists, may call the API
+    // with keys; preflights are answered before anything else runs. No credentials: a
+    // dashboard session's cookie is never sent cross-origin.
+    let router = match cors(&state.config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.with_state(state)
+}
+
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    if origins.is_empty() {
+        return None;
+    }
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let headers = ["vidfarm-user-id", "vidfarm-api-key", "x-request-id", "traceparent", "last-event-id"]
+        .map(HeaderName::from_static);
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(tower_http::cors::AllowOrigin::list(allowed))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([&[header::CONTENT_TYPE][..], &headers[..]].concat())
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// The id of one request: the client's own `x-request-id` when it is a sane token, else a

@@ -179,6 +179,8 @@ fn file_and_admin_paths() -> Value {
         "/admin/templates/{template_id}/rollback": { "post": operator("Make the previous version active", &["template_id"], json!({
             "200": ok("The active version", object.clone()), "404": error_response("Nothing to roll back to") })) },
         "/admin/templates": { "get": operator("Every template: active version, versions, last 10 publishes/activations/rollbacks", &[], json!({ "200": ok("{templates: [...]}", object.clone()) })) },
+        "/admin/overview": { "get": operator("Customers (newest 500) with credit, caps, storage, live keys, queued/running/waiting jobs and renders; the queue's totals", &[], json!({ "200": ok("{customers, queue}", object.clone()) })) },
+        "/admin/metrics": { "get": operator("The Prometheus counters (the same text as /metrics), for the operator's dashboard", &[], json!({ "200": { "description": "Text exposition format", "content": { "text/plain": {} } } })) },
         "/admin/invites": { "post": with_body(operator("Invite an email to sign up (VIDFARM_SIGNUP=invite)", &[], json!({ "200": ok("{email, invited}", object.clone()), "422": error_response("`email` is invalid") })),
             json!({ "type": "object", "required": ["email"], "properties": { "email": { "type": "string", "format": "email" } } })) },
         "/admin/customers/{customer_id}/limits": { "patch": with_body(operator("Set a customer's fair-share caps and storage quota (null: host default)", &["customer_id"], json!({
@@ -223,6 +225,9 @@ fn account_paths() -> Value {
         "/customers/me/webhook-deliveries": { "get": customer_op("Webhook deliveries, newest first, with every attempt (?job_id, ?status, ?limit)", &[], json!({ "200": ok("Deliveries", object.clone()), "400": error_response("Bad query") })) },
         "/customers/me/webhook-deliveries/{id}": { "get": customer_op("One delivery with its attempts", &id, json!({ "200": ok("The delivery", object.clone()), "404": error_response("No such delivery") })) },
         "/customers/me/webhook-deliveries/{id}/redeliver": { "post": customer_op("Send a delivery again now (same webhook-id)", &id, json!({ "202": ok("Queued", object.clone()), "404": error_response("No such delivery") })) },
+        "/customers/me/files": { "get": customer_op("The workspace's files, in key order (?after, ?limit ≤ 500): key, size, changed, a signed download URL; and the storage in use and the quota", &[], json!({ "200": ok("{files, next_after, stored_bytes, quota_bytes}", object.clone()), "400": error_response("Bad query") })) },
+        "/customers/me/files/{key}": { "delete": customer_op("Delete a workspace file (its bytes leave the quota)", &["key"], json!({ "204": { "description": "Deleted" }, "404": error_response("No such file"), "422": error_response("The key leaves the workspace") })) },
+        "/customers/me/webhooks/{id}/test": { "post": customer_op("Send a `webhook.test` event to a destination (it shows in the delivery log)", &id, json!({ "202": ok("{id, status}", object.clone()), "404": error_response("No such active destination") })) },
         "/customers/me": { "get": customer_op("Who the credentials belong to: customer id, name, dashboard email", &[], json!({ "200": ok("{customer_id, name, email}", object.clone()) })) },
         "/customers/me/api-keys": {
             "get": customer_op("This customer's API keys: label, prefix, last four characters, created, last used, revoked (never the key)", &[], json!({ "200": ok("{keys: [...]}", object.clone()) })),

@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/customers/me/webhooks", get(list).post(add))
         .route("/customers/me/webhooks/{id}", delete(remove))
+        .route("/customers/me/webhooks/{id}/test", post(send_test))
         .route("/customers/me/webhook-secret", post(rotate_secret))
         .route("/customers/me/webhook-deliveries", get(deliveries))
         .route("/customers/me/webhook-deliveries/{id}", get(delivery))
@@ -97,6 +98,18 @@ async fn remove(
 }
 
 /// A new secret for deliveries to jobs' own `webhook_url`s (the old one stops at once).
+/// Queue a `webhook.test` event to one destination (it shows in the delivery log).
+async fn send_test(
+    State(state): State<AppState>,
+    Authenticated(customer): Authenticated,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    match state.db.insert_test_delivery(&customer.id, &id).await? {
+        Some(delivery) => Ok((StatusCode::ACCEPTED, Json(json!({ "id": delivery, "status": "pending" })))),
+        None => Err(ApiError::not_found("webhook_not_found", format!("no active webhook destination `{id}`"))),
+    }
+}
+
 async fn rotate_secret(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,

@@ -119,6 +119,10 @@ pub trait ObjectStore: Send + Sync {
     /// A signed URL a customer can fetch the object from for a while, when the backend can
     /// give one.
     async fn public_url(&self, key: &str) -> Option<String>;
+    /// Remove an object (gone already is fine).
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(format!("this store cannot delete `{key}`")))
+    }
     /// A signed URL a customer can upload the object with, when the backend can give one.
     /// With `size`, the URL accepts exactly that many bytes (S3 signs the content length).
     async fn upload_url(&self, _key: &str, _content_type: &str, _size: Option<u64>) -> Option<UploadUrl> {

@@ -3,6 +3,7 @@
 //! `BEGIN IMMEDIATE` for every transaction that reads before it writes.
 
 pub mod accounts;
+pub mod admin_views;
 mod batch;
 pub mod billing;
 pub mod customers;

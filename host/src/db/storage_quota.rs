@@ -57,6 +57,48 @@ impl Db {
     }
 }
 
+/// An object as the workspace list shows it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct StoredObjectRow {
+    pub key: String,
+    pub bytes: i64,
+    pub updated_at: i64,
+}
+
+impl Db {
+    /// Objects whose keys start with `prefix` (which ends with `/`), in key order, after `after`.
+    pub async fn stored_objects_under(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredObjectRow>, DbError> {
+        // `prefix/` .. `prefix0`: the keys under the prefix, as a range of the primary key.
+        let end = format!("{}0", prefix.trim_end_matches('/'));
+        sqlx::query_as(
+            "SELECT key, bytes, updated_at FROM stored_objects
+             WHERE key >= ?1 AND key < ?2 AND (?3 IS NULL OR key > ?3) ORDER BY key LIMIT ?4",
+        )
+        .bind(prefix)
+        .bind(end)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+    }
+
+    pub async fn stored_object_exists(&self, key: &str) -> Result<bool, DbError> {
+        let found: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM stored_objects WHERE key = ?").bind(key).fetch_optional(self.pool()).await?;
+        Ok(found.is_some())
+    }
+
+    /// The object is gone: its bytes leave the customer's total (a trigger).
+    pub async fn forget_stored_object(&self, key: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM stored_objects WHERE key = ?").bind(key).execute(self.writer()).await.map(drop)
+    }
+}
+
 /// [`Db::record_stored_object`] on the writing connection (inside a batch).
 pub(super) async fn record_object_on(
     conn: &mut sqlx::SqliteConnection,

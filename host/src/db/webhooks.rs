@@ -282,6 +282,33 @@ impl Db {
     }
 
     /// Send a delivery again now (same `webhook-id`); false if it is not the customer's.
+    /// Queue a `webhook.test` delivery to one of the customer's active destinations; its id,
+    /// or `None` when the customer has no such destination.
+    pub async fn insert_test_delivery(
+        &self,
+        customer_id: &str,
+        destination_id: &str,
+    ) -> Result<Option<String>, DbError> {
+        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+        let now = super::now_ms();
+        let done = sqlx::query(
+            "INSERT INTO webhook_deliveries (id, customer_id, job_id, target, destination_id, url, event_type, payload,
+                                             next_attempt_at, created_at)
+             SELECT ?1, d.customer_id, NULL, 'destination', d.id, d.url, 'webhook.test',
+                    json_object('type', 'webhook.test', 'timestamp', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                                'data', json_object('destination_id', d.id, 'message', 'A test event from the Vidfarm dashboard')),
+                    ?3, ?3
+             FROM webhook_destinations d WHERE d.id = ?2 AND d.customer_id = ?4 AND d.status = 'active'",
+        )
+        .bind(&id)
+        .bind(destination_id)
+        .bind(now)
+        .bind(customer_id)
+        .execute(self.writer())
+        .await?;
+        Ok((done.rows_affected() == 1).then_some(id))
+    }
+
     pub async fn redeliver(&self, customer_id: &str, id: &str) -> Result<bool, DbError> {
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?, locked_until = NULL

@@ -109,6 +109,17 @@ impl ObjectStore for LocalObjectStore {
         self.signer.as_ref().map(|signer| signer.url("GET", key, now_s()).0)
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let relative = self.relative(key)?;
+        let dir = self.dir.clone();
+        blocking(move || match dir.remove_file(&relative) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
     async fn upload_url(&self, key: &str, _content_type: &str, _size: Option<u64>) -> Option<UploadUrl> {
         let signer = self.signer.as_ref()?;
         let (url, _) = signer.url("PUT", key, now_s());

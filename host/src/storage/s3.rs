@@ -120,6 +120,17 @@ impl ObjectStore for S3ObjectStore {
         }
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
     async fn public_url(&self, key: &str) -> Option<String> {
         let request = self.client.get_object().bucket(&self.bucket).key(key);
         Some(request.presigned(self.presigning()?).await.ok()?.uri().to_string())

@@ -74,9 +74,10 @@ function show(title, ...content) {
 
 function nav() {
   const links = operator && !me.customerId
-    ? [["/app/admin", "Templates (operator)"]]
-    : [["/", "Overview"], ["/app/jobs", "Jobs"], ["/app/templates", "Templates"], ["/app/keys", "API keys"], ["/account", "Account"]];
-  if (operator && me.customerId) links.push(["/app/admin", "Operator"]);
+    ? [["/app/platform", "Platform"], ["/app/admin", "Template versions"]]
+    : [["/", "Overview"], ["/app/jobs", "Jobs"], ["/app/templates", "Templates"], ["/app/files", "Files"],
+       ["/app/billing", "Billing"], ["/app/keys", "API keys"], ["/app/provider-keys", "Provider keys"],
+       ["/app/webhooks", "Webhooks"], ["/account", "Account"]];
   document.getElementById("nav").replaceChildren(
     ...links.map(([href, label]) =>
       el("a", { href, "aria-current": location.pathname === href ? "page" : null }, label)),
@@ -93,7 +94,7 @@ async function overview() {
   ]);
   const limits = usage.limits || {};
   const cards = el("dl", { class: "cards" },
-    el("div", {}, el("dt", {}, "Balance (credit)"), el("dd", { id: "balance" }, limits.credit_usd ?? "unlimited")),
+    el("div", {}, el("dt", {}, "May still be charged"), el("dd", { id: "balance" }, limits.available_usd ? `$${limits.available_usd}` : "no limit")),
     el("div", {}, el("dt", {}, "Charged this month"), el("dd", {}, `$${limits.charged_this_month_usd ?? usage.total.charge_usd}`)),
     el("div", {}, el("dt", {}, "Held for running work"), el("dd", {}, `$${limits.held_usd ?? "0"}`)),
     el("div", {}, el("dt", {}, "Running jobs"), el("dd", { id: "running-count" }, running.jobs.length)),
@@ -468,7 +469,32 @@ async function template(templateId) {
     return el("section", {}, el("h2", {}, op.name), el("p", {}, op.description),
       op.estimated_cost_usd ? el("p", {}, `Estimated cost: $${op.estimated_cost_usd}`) : "", form);
   });
-  show(`${t.id} ${t.version}`, el("p", {}, t.description), ...sections);
+  show(`${t.id} ${t.version}`, el("p", {}, t.description), ...sections, await configForm(t));
+}
+
+/** This customer's config of a template, as a form from its config schema. */
+async function configForm(t) {
+  const schema = t.config_schema;
+  if (!schema || !schema.properties || !Object.keys(schema.properties).length) return "";
+  const current = await api("GET", `/templates/${encodeURIComponent(t.id)}/config`);
+  const [fields, read] = schemaInput(schema, "config", "Config", true);
+  for (const [key, value] of Object.entries(current.config || {})) {
+    const input = fields.querySelector(`#f-config-${CSS.escape(key)}`);
+    if (input && typeof value !== "object") input.value = String(value);
+  }
+  const status = el("p", { role: "status" });
+  const errors = el("div");
+  return el("section", {}, el("h2", {}, "Your config of this template"),
+    el("p", {}, "Every job you start from this template runs with it."),
+    el("form", { id: "config-form", onsubmit: async (e) => {
+      e.preventDefault();
+      errors.replaceChildren();
+      status.textContent = "";
+      try {
+        await api("POST", `/templates/${encodeURIComponent(t.id)}/config`, read() || {});
+        status.textContent = "Saved.";
+      } catch (error) { errors.replaceChildren(problem(error)); }
+    } }, fields, errors, status, el("button", { type: "submit" }, "Save config")));
 }
 
 // ---- API keys ---------------------------------------------------------------------------
@@ -528,6 +554,238 @@ async function admin() {
     el("tbody", {}, ...rows)));
 }
 
+// ---- Provider keys ----------------------------------------------------------------------
+
+async function providerKeys() {
+  const list = await api("GET", "/customers/me/provider-keys");
+  const errors = el("div");
+  const field = (id, label, input) => el("div", { class: "field" }, el("label", { for: id }, label), input);
+  const provider = el("select", { id: "pk-provider", name: "provider" },
+    ...["openai", "gemini", "openrouter", "perplexity"].map((p) => el("option", { value: p }, p)));
+  const secret = el("input", { id: "pk-secret", name: "secret", type: "password", autocomplete: "off", required: true, minlength: 8 });
+  const label = el("input", { id: "pk-label", name: "label", maxlength: 100 });
+  const weight = el("input", { id: "pk-weight", name: "weight", type: "number", min: 1, max: 1000, value: 1 });
+  const form = el("form", { id: "provider-key-form", onsubmit: async (e) => {
+    e.preventDefault();
+    errors.replaceChildren();
+    try {
+      await api("POST", "/customers/me/provider-keys", { provider: provider.value, secret: secret.value, label: label.value || undefined, weight: Number(weight.value) });
+      await providerKeys();
+    } catch (error) { errors.replaceChildren(problem(error)); }
+  } }, field("pk-provider", "Provider", provider), field("pk-secret", "Secret", secret),
+  field("pk-label", "Label", label), field("pk-weight", "Weight", weight), el("button", { type: "submit" }, "Add key"));
+  const change = (k, body) => async () => {
+    errors.replaceChildren();
+    try {
+      if (body === null) {
+        if (!confirm("Remove this key?")) return;
+        await api("DELETE", `/customers/me/provider-keys/${encodeURIComponent(k.id)}`);
+      } else await api("PATCH", `/customers/me/provider-keys/${encodeURIComponent(k.id)}`, body);
+      await providerKeys();
+    } catch (error) { errors.replaceChildren(problem(error)); }
+  };
+  const rows = list.data.map((k) => el("tr", { "data-provider-key-id": k.id },
+    el("td", {}, k.provider), el("td", {}, k.label || "—"), el("td", {}, k.secret_hint),
+    el("td", { class: "key-status" }, k.status, k.cooldown_until ? ` until ${when(k.cooldown_until)}` : "", k.disabled_reason ? ` — ${k.disabled_reason}` : ""),
+    el("td", {}, k.weight), el("td", {}, when(k.last_used_at)),
+    el("td", {}, k.source === "customer" || !k.source ? [
+      k.status === "paused"
+        ? el("button", { type: "button", onclick: change(k, { status: "active" }) }, "Resume")
+        : el("button", { type: "button", onclick: change(k, { status: "paused" }) }, "Pause"),
+      " ", el("button", { type: "button", onclick: change(k, null) }, "Remove")] : "")));
+  show("Provider keys", el("p", {}, "Your own AI provider keys: jobs call providers with them (encrypted at rest, never shown again)."),
+    errors, form, el("table", {},
+      el("thead", {}, el("tr", {}, ...["Provider", "Label", "Key", "State", "Weight", "Last used", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, ...rows)));
+}
+
+// ---- Webhooks ---------------------------------------------------------------------------
+
+async function webhooks() {
+  const [destinations, deliveries] = await Promise.all([
+    api("GET", "/customers/me/webhooks"),
+    api("GET", "/customers/me/webhook-deliveries?limit=50"),
+  ]);
+  const errors = el("div");
+  const shown = el("div", { "aria-live": "polite" });
+  const url = el("input", { id: "wh-url", name: "url", type: "url", required: true, placeholder: "https://example.com/hooks/vidfarm" });
+  const description = el("input", { id: "wh-description", name: "description", maxlength: 200 });
+  const run = (fn) => async () => {
+    errors.replaceChildren();
+    try { await fn(); } catch (error) { errors.replaceChildren(problem(error)); }
+  };
+  const form = el("form", { id: "webhook-form", onsubmit: async (e) => {
+    e.preventDefault();
+    await run(async () => {
+      const created = await api("POST", "/customers/me/webhooks", { url: url.value, description: description.value || null });
+      await webhooks();
+      document.getElementById("webhook-secret").replaceChildren(
+        el("p", { class: "notice" }, "Signing secret of the new destination — shown this once:"), el("pre", {}, created.secret));
+    })();
+  } }, el("label", { for: "wh-url" }, "URL"), url, el("label", { for: "wh-description" }, "Description"), description,
+  el("button", { type: "submit" }, "Add destination"));
+  const destinationRows = destinations.data.map((d) => el("tr", { "data-destination-id": d.id },
+    el("td", {}, d.url), el("td", {}, d.description || "—"), el("td", {}, d.status, d.disabled_reason ? ` — ${d.disabled_reason}` : ""),
+    el("td", {},
+      el("button", { type: "button", onclick: run(async () => { await api("POST", `/customers/me/webhooks/${encodeURIComponent(d.id)}/test`, {}); await webhooks(); }) }, "Send test event"), " ",
+      el("button", { type: "button", onclick: run(async () => {
+        if (!confirm("Remove this destination?")) return;
+        await api("DELETE", `/customers/me/webhooks/${encodeURIComponent(d.id)}`);
+        await webhooks();
+      }) }, "Remove"))));
+  const deliveryRows = deliveries.data.map((d) => el("tr", { "data-delivery-id": d.id },
+    el("td", {}, when(d.created_at)), el("td", {}, d.event_type), el("td", {}, d.url),
+    el("td", { class: "delivery-status" }, d.status), el("td", {}, d.attempt_count),
+    el("td", {}, d.last_status ?? d.last_error ?? "—"),
+    el("td", {}, el("details", {}, el("summary", {}, "Attempts"),
+      el("ul", {}, ...d.attempts.map((a) => el("li", {}, `#${a.attempt} ${when(a.at)}: ${a.status_code ?? a.error ?? "—"} (${a.latency_ms ?? "?"} ms)`))),
+      el("pre", {}, json(d.payload)))),
+    el("td", {}, el("button", { type: "button", onclick: run(async () => { await api("POST", `/customers/me/webhook-deliveries/${encodeURIComponent(d.id)}/redeliver`, {}); await webhooks(); }) }, "Redeliver"))));
+  show("Webhooks", errors, el("div", { id: "webhook-secret" }), shown, form,
+    el("h2", {}, "Destinations"), el("table", {},
+      el("thead", {}, el("tr", {}, ...["URL", "Description", "State", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, ...destinationRows)),
+    el("h2", {}, "Deliveries"), el("table", {},
+      el("thead", {}, el("tr", {}, ...["Created", "Event", "URL", "State", "Attempts", "Last answer", "", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, ...deliveryRows)));
+  every(3000, async () => {
+    const fresh = await api("GET", "/customers/me/webhook-deliveries?limit=50");
+    for (const d of fresh.data) {
+      const cell = document.querySelector(`tr[data-delivery-id="${CSS.escape(d.id)}"] .delivery-status`);
+      if (cell) cell.textContent = d.status;
+    }
+    if (fresh.data.some((d) => !document.querySelector(`tr[data-delivery-id="${CSS.escape(d.id)}"]`))) await webhooks();
+  });
+}
+
+// ---- Billing ----------------------------------------------------------------------------
+
+async function billing() {
+  const usage = await api("GET", "/billing/usage");
+  const limits = usage.limits || {};
+  const byTemplate = new Map();
+  for (const d of usage.days) byTemplate.set(d.template_id, (byTemplate.get(d.template_id) || 0) + d.charge_nusd);
+  show("Billing",
+    el("dl", { class: "cards" },
+      el("div", {}, el("dt", {}, "Credit"), el("dd", {}, limits.credit_usd ?? "unlimited")),
+      el("div", {}, el("dt", {}, "Monthly cap"), el("dd", {}, limits.monthly_cap_usd ?? "none")),
+      el("div", {}, el("dt", {}, "Charged this month"), el("dd", {}, `$${limits.charged_this_month_usd ?? usage.total.charge_usd}`)),
+      el("div", {}, el("dt", {}, "Held"), el("dd", {}, `$${limits.held_usd ?? "0"}`)),
+      el("div", {}, el("dt", {}, "May still be charged"), el("dd", {}, limits.available_usd ? `$${limits.available_usd}` : "no limit"))),
+    el("h2", {}, "Charges per day"), usageChart(usage.days),
+    el("h2", {}, "Per day and template"), el("table", {},
+      el("thead", {}, el("tr", {}, ...["Day", "Template", "Events", "Charged"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, ...usage.days.map((d) => el("tr", {}, el("td", {}, d.day), el("td", {}, d.template_id), el("td", {}, d.events), el("td", {}, `$${d.charge_usd}`))))),
+    el("h2", {}, "Per template this period"), el("ul", {}, ...[...byTemplate.entries()].map(([t, v]) => el("li", {}, `${t}: $${(v / 1e9).toFixed(6)}`))));
+}
+
+// ---- Workspace files --------------------------------------------------------------------
+
+async function files() {
+  const list = await api("GET", "/customers/me/files");
+  const errors = el("div");
+  const picker = el("input", { id: "file-upload", type: "file" });
+  const upload = el("form", { id: "file-form", onsubmit: async (e) => {
+    e.preventDefault();
+    errors.replaceChildren();
+    const chosen = picker.files[0];
+    if (!chosen) return;
+    try {
+      const key = `uploads/${chosen.name.replace(/[^A-Za-z0-9._-]/g, "_")}`;
+      const signed = await api("POST", "/files/sign-upload", { key, content_type: chosen.type || "application/octet-stream", size: chosen.size });
+      const put = await fetch(local(signed.url) || signed.url, { method: "PUT", headers: signed.headers || {}, body: chosen });
+      if (!put.ok) throw new Error(`the upload failed: HTTP ${put.status}`);
+      await files();
+    } catch (error) { errors.replaceChildren(problem(error)); }
+  } }, el("label", { for: "file-upload" }, "Upload into the workspace"), picker, el("button", { type: "submit" }, "Upload"));
+  const rows = list.files.map((f) => el("tr", { "data-file-key": f.key },
+    el("td", {}, f.url && local(f.url) ? el("a", { href: local(f.url), download: f.key.split("/").pop() }, f.key) : f.key),
+    el("td", {}, `workspace:${f.key}`), el("td", {}, f.size), el("td", {}, when(f.updated_at)),
+    el("td", {}, el("button", { type: "button", onclick: async () => {
+      if (!confirm(`Delete ${f.key}?`)) return;
+      try {
+        await api("DELETE", `/customers/me/files/${f.key.split("/").map(encodeURIComponent).join("/")}`);
+        await files();
+      } catch (error) { errors.replaceChildren(problem(error)); }
+    } }, "Delete"))));
+  show("Files", el("p", {}, `${list.stored_bytes} of ${list.quota_bytes} bytes of storage in use.`), errors, upload,
+    el("table", {},
+      el("thead", {}, el("tr", {}, ...["File", "Reference", "Bytes", "Changed", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, ...rows)));
+}
+
+// ---- Operator: customers, queue and counters --------------------------------------------
+
+/** Prometheus text as {name{labels}: value}. */
+function parseMetrics(text) {
+  const out = new Map();
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const at = line.lastIndexOf(" ");
+    const value = Number(line.slice(at + 1));
+    if (Number.isFinite(value)) out.set(line.slice(0, at), value);
+  }
+  return out;
+}
+
+/** A small line of the last values (an SVG polyline). */
+function sparkline(values) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 100 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.classList.add("spark");
+  const max = Math.max(...values, 1);
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", values.map((v, i) => `${(i / Math.max(values.length - 1, 1)) * 100},${24 - (v / max) * 22}`).join(" "));
+  svg.append(line);
+  return svg;
+}
+
+async function adminOverview() {
+  const [overview, metricsText] = await Promise.all([api("GET", "/admin/overview"), adminMetrics()]);
+  const counters = el("table", { id: "counters" });
+  const history = new Map();
+  const drawCounters = (metrics) => {
+    const rows = [];
+    for (const [name, value] of metrics) {
+      if (!/_total|jobs_|renders_|webhook|http_requests/.test(name) || name.includes("_bucket")) continue;
+      const series = history.get(name) || [];
+      series.push(value);
+      if (series.length > 30) series.shift();
+      history.set(name, series);
+      const rates = series.slice(1).map((v, i) => Math.max(0, v - series[i]));
+      rows.push(el("tr", {}, el("td", {}, name), el("td", {}, value), el("td", {}, rates.length ? sparkline(rates) : "")));
+    }
+    counters.replaceChildren(el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Counter"), el("th", { scope: "col" }, "Value"), el("th", { scope: "col" }, "Change per 5 s"))), el("tbody", {}, ...rows.slice(0, 40)));
+  };
+  drawCounters(parseMetrics(metricsText));
+  const q = overview.queue;
+  show("Platform (operator)",
+    el("p", {}, el("a", { href: "/app/admin" }, "Templates and versions →")),
+    el("dl", { class: "cards" },
+      el("div", {}, el("dt", {}, "Queued jobs"), el("dd", { id: "queued" }, q.queued)),
+      el("div", {}, el("dt", {}, "Running jobs"), el("dd", {}, q.running)),
+      el("div", {}, el("dt", {}, "Waiting jobs"), el("dd", {}, q.waiting)),
+      el("div", {}, el("dt", {}, "Renders queued or running"), el("dd", {}, q.renders))),
+    el("h2", {}, "Customers"), el("table", { id: "customers" },
+      el("thead", {}, el("tr", {}, ...["Customer", "Credit", "Monthly cap", "Caps (jobs / per min / renders)", "Stored", "Live keys", "Queued", "Running", "Waiting", "Renders"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, ...overview.customers.map((c) => el("tr", { "data-customer-id": c.id },
+        el("td", {}, c.name, el("br"), el("small", {}, c.id)),
+        el("td", {}, c.credit_usd ?? "unlimited"), el("td", {}, c.monthly_cap_usd ?? "none"),
+        el("td", {}, `${c.max_concurrent_jobs ?? "default"} / ${c.jobs_per_minute ?? "default"} / ${c.max_concurrent_renders ?? "default"}`),
+        el("td", {}, `${c.stored_bytes} of ${c.storage_quota_bytes ?? "default"}`),
+        el("td", {}, c.live_keys), el("td", {}, c.queued), el("td", {}, c.running), el("td", {}, c.waiting), el("td", {}, c.renders))))),
+    el("h2", {}, "Counters"), counters);
+  every(5000, async () => drawCounters(parseMetrics(await adminMetrics())));
+}
+
+async function adminMetrics() {
+  const response = await fetch("/admin/metrics", { credentials: "same-origin" });
+  if (response.status === 401) location.assign("/signin");
+  return response.ok ? response.text() : "";
+}
+
 // ---- Routing ----------------------------------------------------------------------------
 
 let streams = [];
@@ -539,6 +797,11 @@ const routes = [
   [/^\/app\/templates\/([^/]+)$/, template],
   [/^\/app\/keys$/, keys],
   [/^\/app\/admin$/, admin],
+  [/^\/app\/platform$/, adminOverview],
+  [/^\/app\/provider-keys$/, providerKeys],
+  [/^\/app\/webhooks$/, webhooks],
+  [/^\/app\/billing$/, billing],
+  [/^\/app\/files$/, files],
 ];
 
 async function route() {
@@ -575,5 +838,5 @@ document.addEventListener("click", (event) => {
   navigate(link.getAttribute("href"));
 });
 addEventListener("popstate", route);
-if (operator && !me.customerId && location.pathname === "/") history.replaceState(null, "", "/app/admin");
+if (operator && !me.customerId && location.pathname === "/") history.replaceState(null, "", "/app/platform");
 route();
