@@ -85,6 +85,11 @@ impl Browser {
         self.post("/url", json!({ "url": url })).await;
     }
 
+    /// Set a cookie for the page's current origin.
+    pub async fn add_cookie(&self, name: &str, value: &str) {
+        self.post("/cookie", json!({ "cookie": { "name": name, "value": value, "path": "/" } })).await;
+    }
+
     pub async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_string()
     }

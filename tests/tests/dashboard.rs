@@ -19,6 +19,7 @@ async fn server() -> TestServer {
 /// Sign up in the browser; returns the new customer's id.
 async fn sign_up(browser: &Browser, server: &TestServer, email: &str) -> String {
     browser.goto(&server.url("/signup")).await;
+    browser.screenshot("signup").await;
     browser.fill("#name", "Ada's Studio").await;
     browser.fill("#email", email).await;
     browser.fill("#password", "correct horse battery").await;
@@ -201,6 +202,7 @@ async fn an_operator_activates_and_rolls_back_a_version_with_a_click() {
     let browser = Browser::start("operator").await;
     browser.goto(&server.url("/signin")).await;
     browser.eval("document.querySelector('details').open = true", json!([])).await;
+    browser.screenshot("signin").await;
     browser.fill("#admin_token", TOKEN).await;
     browser.click("details form button").await;
     let active = "tr[data-template-id='hello'] .active-version";
@@ -471,8 +473,13 @@ async fn a_customer_manages_provider_keys_webhooks_files_and_config_and_sees_bil
     browser.find("#config-form").await;
     browser.screenshot("template-config").await;
 
+    // The account page: the password form.
+    browser.goto(&server.url("/account")).await;
+    browser.find("#current_password").await;
+    browser.screenshot("account").await;
+
     // Billing draws the month's numbers.
-    browser.click("a[href='/app/billing']").await;
+    browser.goto(&server.url("/app/billing")).await;
     browser.wait_text("h1", WITHIN, |t| t == "Billing").await;
     browser.screenshot("billing").await;
     assert_no_console_errors(&browser, "the account pages").await;

@@ -229,6 +229,8 @@ struct ListQuery {
     template_id: Option<String>,
     /// Only `GET /jobs`: the jobs created with this tracer.
     tracer: Option<String>,
+    /// Only `GET /jobs`: the children of this job.
+    parent_job_id: Option<String>,
 }
 
 fn check_status(status: Option<&str>) -> Result<(), ApiError> {
@@ -272,6 +274,7 @@ async fn list_all(
         template_id: query.template_id.as_deref().filter(|t| !t.is_empty()),
         tracer: query.tracer.as_deref().filter(|t| !t.is_empty()),
         before: query.before.as_deref(),
+        parent_job_id: query.parent_job_id.as_deref().filter(|p| !p.is_empty()),
     };
     let rows = state.db.customer_jobs(&customer.id, &filter, limit).await?;
     Ok(page(&rows, limit))

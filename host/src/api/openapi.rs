@@ -235,7 +235,7 @@ fn account_paths() -> Value {
                 json!({ "type": "object", "properties": { "label": { "type": ["string", "null"], "maxLength": 100 } } })),
         },
         "/customers/me/api-keys/{id}": { "delete": customer_op("Revoke a key (requests with it fail at once)", &id, json!({ "204": { "description": "Revoked" }, "404": error_response("No such live key") })) },
-        "/jobs": { "get": customer_op("This customer's jobs across templates, newest first (?status, ?template_id, ?tracer, ?before, ?limit ≤ 100); a page stops at 4 MiB of payloads", &[], json!({ "200": ok("{jobs, next_before}", object.clone()), "400": error_response("Bad query") })) },
+        "/jobs": { "get": customer_op("This customer's jobs across templates, newest first (?status, ?template_id, ?tracer, ?parent_job_id, ?before, ?limit ≤ 100); a page stops at 4 MiB of payloads", &[], json!({ "200": ok("{jobs, next_before}", object.clone()), "400": error_response("Bad query") })) },
         "/templates/{template_id}/jobs/{job_id}/retry": { "post": customer_op("A new job with a failed or cancelled job's tracer, payload and webhook URL (`retry_of` links them)", &["template_id", "job_id"], json!({ "202": ok("{job_id, tracer, status, retry_of}", object.clone()), "404": error_response("No such job"), "409": error_response("The job is not failed or cancelled"), "402": error_response("The estimate does not fit the customer's limit") })) },
         "/billing/usage": { "get": customer_op("Charges per day and template (?from, ?to: YYYY-MM-DD) and the customer's limits", &[], json!({ "200": ok("Usage", object), "400": error_response("Bad query") })) },
     })

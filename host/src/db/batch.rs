@@ -132,8 +132,14 @@ fn fail_all(batch: &mut Vec<Queued>, e: &DbError) -> Vec<Reply> {
 
 impl Db {
     pub(crate) async fn batched(&self, write: Write) -> Result<Written, DbError> {
+        self.enqueue(write)?.await.map_err(|_| DbError::PoolClosed)?
+    }
+
+    /// Put `write` in the queue now (behind everything queued before it, ahead of everything
+    /// queued after) and return the answer to wait for, or not.
+    pub(crate) fn enqueue(&self, write: Write) -> Result<oneshot::Receiver<Result<Written, DbError>>, DbError> {
         let (reply, answer) = oneshot::channel();
         self.batch.send((write, reply)).map_err(|_| DbError::PoolClosed)?;
-        answer.await.map_err(|_| DbError::PoolClosed)?
+        Ok(answer)
     }
 }

@@ -54,6 +54,44 @@ impl Db {
         }
     }
 
+    /// [`Db::insert_event`] without waiting for the commit: the event is queued now, ahead of
+    /// every write queued after it (the run's end among them, so a finished job never lacks an
+    /// event it emitted); `written` learns later whether it was stored. A host that dies first
+    /// loses it with the rest of the unfinished run, and the replay emits it again.
+    pub fn queue_event(
+        &self,
+        job_id: &str,
+        lease_token: Option<&str>,
+        key: (u32, u32),
+        event: &NewEvent<'_>,
+        written: impl FnOnce(Result<bool, DbError>) + Send + 'static,
+    ) {
+        let owned = OwnedEvent {
+            job_id: job_id.to_string(),
+            lease_token: lease_token.map(str::to_string),
+            position: key.0,
+            ordinal: key.1,
+            level: event.level.to_string(),
+            message: event.message.to_string(),
+            metadata: event.metadata.to_string(),
+            progress: event.progress,
+            artifact: event.artifact.map(str::to_string),
+        };
+        match self.enqueue(super::batch::Write::Event(Box::new(owned))) {
+            Ok(answer) => {
+                tokio::spawn(async move {
+                    written(match answer.await {
+                        Ok(Ok(super::batch::Written::Event(stored))) => Ok(stored),
+                        Ok(Ok(_)) => Err(DbError::Protocol("the batch writer answered out of turn".into())),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(DbError::PoolClosed),
+                    })
+                });
+            }
+            Err(e) => written(Err(e)),
+        }
+    }
+
     /// Events of a job after event id `after`, oldest first.
     /// The (position, ordinal) keys of the events stored for a job.
     pub async fn event_keys(&self, job_id: &str) -> Result<Vec<(u32, u32)>, DbError> {

@@ -12,6 +12,8 @@ pub struct JobFilter<'a> {
     pub tracer: Option<&'a str>,
     /// Only jobs older than this one (the cursor of the previous page).
     pub before: Option<&'a str>,
+    /// Only the children of this job.
+    pub parent_job_id: Option<&'a str>,
 }
 
 impl Db {
@@ -25,6 +27,7 @@ impl Db {
         sqlx::query_as(
             "SELECT * FROM jobs WHERE customer_id = ?1 AND (?2 IS NULL OR status = ?2)
                AND (?3 IS NULL OR template_id = ?3) AND (?4 IS NULL OR tracer = ?4) AND (?5 IS NULL OR id < ?5)
+               AND (?7 IS NULL OR parent_job_id = ?7)
              ORDER BY id DESC LIMIT ?6",
         )
         .bind(customer_id)
@@ -33,6 +36,7 @@ impl Db {
         .bind(filter.tracer)
         .bind(filter.before)
         .bind(i64::from(limit))
+        .bind(filter.parent_job_id)
         .fetch_all(self.pool())
         .await
     }

@@ -44,11 +44,15 @@ impl EventSink for DbEvents {
             artifact: artifact.as_deref(),
         };
         let lease = Some(job.lease_token.as_str()).filter(|t| !t.is_empty());
-        // The event and (for a progress event) the job's progress, in one queued write.
-        if !self.db.insert_event(job.job_id(), lease, (key.position, key.ordinal), &row).await.map_err(fault)? {
-            return Ok(()); // already recorded by an earlier run, or the lease is gone
-        }
-        self.bus.changed(job.job_id());
+        // The event and (for a progress event) the job's progress, in one queued write that the
+        // run does not wait for: the queue keeps it ahead of the run's later writes (its end
+        // included), and a run cut short replays it under the same key.
+        let (bus, job_id) = (self.bus.clone(), job.job_id().to_string());
+        self.db.queue_event(job.job_id(), lease, (key.position, key.ordinal), &row, move |written| match written {
+            Ok(true) => bus.changed(&job_id),
+            Ok(false) => {} // already recorded by an earlier run, or the lease is gone
+            Err(e) => tracing::warn!(job_id, error = %e, "a job event could not be stored"),
+        });
         Ok(())
     }
 

@@ -262,9 +262,15 @@ async function job(templateId, jobId) {
     el("dt", {}, "Created"), el("dd", {}, when(current.created_at)),
     el("dt", {}, "Parent"), el("dd", {}, current.parent_job_id ? el("a", { href: `/app/jobs/${encodeURIComponent(templateId)}/${encodeURIComponent(current.parent_job_id)}` }, current.parent_job_id) : "—"),
   );
-  show(`Job ${jobId}`, el("p", {}, "Status: ", status, " ", bar), facts, errors, actions, result,
+  const children = el("section", { id: "children" });
+  show(`Job ${jobId}`, el("p", {}, "Status: ", status, " ", bar), facts, errors, actions, result, children,
     el("h2", {}, "Payload"), el("pre", {}, json(current.payload)),
     el("h2", {}, "Timeline"), timeline);
+  const drawChildren = async () => {
+    const page = await api("GET", `/jobs?parent_job_id=${encodeURIComponent(jobId)}&limit=100`);
+    children.replaceChildren(...(page.jobs.length ? [el("h2", {}, `Children (${page.jobs.length})`), jobTable(page.jobs)] : []));
+  };
+  await drawChildren();
 
   const act = (label, fn) => el("button", { type: "button", onclick: async (event) => {
     const button = event.currentTarget;
@@ -314,6 +320,7 @@ async function job(templateId, jobId) {
     current = { ...current, ...s };
     if (s.status === "waiting_for_human" || FINISHED.includes(s.status)) current = await api("GET", base);
     draw();
+    await drawChildren();
   });
   stream.addEventListener("end", () => stream.close());
 }
@@ -544,8 +551,10 @@ async function admin() {
       errors.replaceChildren();
       try { await fn(); await admin(); } catch (error) { errors.replaceChildren(problem(error)); }
     } }, label);
+    const history = el("details", {}, el("summary", {}, "History"), el("ol", {}, ...(t.history || []).map((h) =>
+      el("li", {}, `${when(h.at)} ${h.action} ${h.from ? `${h.from} → ` : ""}${h.to} by ${h.actor}`))));
     return el("tr", { "data-template-id": t.id },
-      el("td", {}, t.id), el("td", { class: "active-version" }, t.active_version), el("td", {}, choice),
+      el("td", {}, t.id, history), el("td", { class: "active-version" }, t.active_version), el("td", {}, choice),
       el("td", {}, run("Activate", () => api("POST", `/admin/templates/${encodeURIComponent(t.id)}/activate`, { version: choice.value })),
         " ", run("Roll back", () => api("POST", `/admin/templates/${encodeURIComponent(t.id)}/rollback`, {}))));
   });

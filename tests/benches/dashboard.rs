@@ -1,0 +1,144 @@
+//! The dashboard's job list with 10,000 jobs: what a browser downloads to show it (page weight)
+//! and how long after navigation the first page of jobs is drawn, in headless Chromium; plus
+//! the `GET /jobs` call behind it. `cargo bench -p vidfarm-tests --bench dashboard`.
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use vidfarm::db::jobs::NewJob;
+use vidfarm_tests::browser::Browser;
+use vidfarm_tests::server::TestServer;
+
+const JOBS: usize = 10_000;
+const RUNS: usize = 7;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Sign up over HTTP; the session cookie's value and the customer's id.
+async fn sign_up(server: &TestServer) -> (String, String) {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
+    let page = http.get(server.url("/signup")).send().await.expect("sent");
+    let cookie = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")).and_then(|rest| rest.split(';').next()))
+            .expect("the cookie")
+            .to_string()
+    };
+    let form = cookie(&page, "vf_form");
+    let html = page.text().await.expect("html");
+    let token = html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("a token");
+    let signed = http
+        .post(server.url("/signup"))
+        .header("cookie", format!("vf_form={form}"))
+        .form(&[
+            ("name", "Bench"),
+            ("email", "bench@example.com"),
+            ("password", "a long enough password"),
+            ("csrf_token", token),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    let session = cookie(&signed, "vf_session");
+    let me: Value = http
+        .get(server.url("/customers/me"))
+        .header("cookie", format!("vf_session={session}"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    (session, me["customer_id"].as_str().expect("an id").to_string())
+}
+
+#[tokio::main]
+async fn main() {
+    let server = TestServer::start_with(|_| {}, false).await;
+    let (session, customer_id) = sign_up(&server).await;
+    let hello = server.platform.catalog.active("hello").expect("hello");
+    let started = Instant::now();
+    let inserts = (0..JOBS).map(|i| {
+        let db = server.platform.db.clone();
+        let job = NewJob {
+            id: format!("job_bench{i:08}"),
+            customer_id: customer_id.clone(),
+            template_id: "hello".into(),
+            template_version: hello.manifest.version.clone(),
+            template_digest: hello.digest.clone(),
+            operation: "greet".into(),
+            workflow: "greet".into(),
+            tracer: format!("bench-{}", i % 100),
+            payload: json!({ "name": format!("Customer {i}") }).to_string(),
+            config: None,
+            webhook_url: None,
+            parent_job_id: None,
+            idempotency_key: None,
+            max_retries: 0,
+            reserve_nusd: 0,
+            request_id: None,
+            traceparent: None,
+            retry_of: None,
+        };
+        async move { db.insert_job(&job).await.expect("inserted") }
+    });
+    futures::future::join_all(inserts).await;
+    println!("inserted {JOBS} jobs in {:.1} s", started.elapsed().as_secs_f64());
+
+    // Page weight: the shell, its assets, and the first page of jobs the script asks for.
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(server.url(path)).header("cookie", format!("vf_session={session}")).send();
+    let mut weight = Vec::new();
+    for path in ["/app/jobs", "/assets/app.js", "/assets/app.css", "/assets/icon.svg", "/jobs"] {
+        let bytes = get(path).await.expect("sent").bytes().await.expect("a body").len();
+        weight.push((path, bytes));
+    }
+    let total: usize = weight.iter().map(|(_, b)| b).sum();
+    for (path, bytes) in &weight {
+        println!("  {path:<18} {bytes:>8} bytes");
+    }
+    println!("page weight (uncompressed): {total} bytes");
+
+    // The list's API call, server side.
+    let mut api_ms = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        let page: Value = get("/jobs").await.expect("sent").json().await.expect("json");
+        api_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(page["jobs"].as_array().map(Vec::len), Some(50));
+    }
+    println!("GET /jobs (50 of {JOBS}): median {:.2} ms", median(api_ms));
+
+    // Time to first render: navigation start to the first page of rows in the DOM.
+    let browser = Browser::start("bench").await;
+    browser.goto(&server.url("/assets/icon.svg")).await;
+    browser.add_cookie("vf_session", &session).await;
+    let mut render_ms = Vec::new();
+    for _ in 0..RUNS {
+        browser.goto(&server.url("/app/jobs")).await;
+        let drawn = browser
+            .eval(
+                "const start = Date.now();
+                 while (document.querySelectorAll('#job-list tr[data-job-id]').length < 50) {
+                   if (Date.now() - start > 20000) return -1;
+                   await new Promise(r => setTimeout(r, 5));
+                 }
+                 return performance.now();",
+                json!([]),
+            )
+            .await;
+        let ms = drawn.as_f64().expect("a time");
+        assert!(ms > 0.0, "the list was not drawn");
+        render_ms.push(ms);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("time to first render of the job list: median {:.0} ms over {RUNS} loads", median(render_ms));
+    browser.quit().await;
+    server.stop().await;
+}
