@@ -127,3 +127,46 @@ fn provider_keys_are_added_from_stdin_listed_without_secrets_paused_resumed_and_
     let found = |bytes: &[u8]| bytes.windows(10).any(|w| w == b"CLI-SECRET");
     assert!(!found(&database) && !found(&wal), "no plaintext provider key on disk");
 }
+
+/// Run the CLI with `stdin` as its standard input.
+fn vidfarm_with_input(args: &[&str], data_dir: &Path, stdin: &str) -> (i32, Value, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vidfarm"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("written");
+    let out = child.wait_with_output().expect("ends");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_customer_made_by_the_cli_gets_a_dashboard_password_read_from_stdin() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (_, created, _) = vidfarm(&["customers", "create", "--name", "Acme"], dir.path());
+    let customer = created["customer_id"].as_str().expect("an id").to_string();
+    let args = ["customers", "password", customer.as_str(), "--email", " Ops@Acme.example "];
+    let (code, _, err) = vidfarm_with_input(&args, dir.path(), "short\n");
+    assert_eq!((code, err.contains("password: must be 10 to 256 characters")), (2, true), "{err}");
+    let (code, set, err) = vidfarm_with_input(&args, dir.path(), "a long enough password\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(set["email"], "ops@acme.example");
+    let database = std::fs::read(dir.path().join("vidfarm.sqlite")).expect("the database");
+    let wal = std::fs::read(dir.path().join("vidfarm.sqlite-wal")).unwrap_or_default();
+    let found = |bytes: &[u8]| bytes.windows(22).any(|w| w == b"a long enough password");
+    assert!(!found(&database) && !found(&wal), "no plaintext password on disk");
+    let (code, _, err) = vidfarm_with_input(
+        &["customers", "password", "cus_nobody", "--email", "x@y.example"],
+        dir.path(),
+        "a long enough password\n",
+    );
+    assert_eq!((code, err.contains("no customer")), (2, true), "{err}");
+    let (code, invited, err) = vidfarm(&["customers", "invite", "Guest@Example.com"], dir.path());
+    assert_eq!((code, invited["email"].as_str()), (0, Some("guest@example.com")), "{err}");
+}
