@@ -16,52 +16,11 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Sign up over HTTP; the session cookie's value and the customer's id.
-async fn sign_up(server: &TestServer) -> (String, String) {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
-    let page = http.get(server.url("/signup")).send().await.expect("sent");
-    let cookie = |response: &reqwest::Response, name: &str| {
-        response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.strip_prefix(&format!("{name}=")).and_then(|rest| rest.split(';').next()))
-            .expect("the cookie")
-            .to_string()
-    };
-    let form = cookie(&page, "vf_form");
-    let html = page.text().await.expect("html");
-    let token = html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("a token");
-    let signed = http
-        .post(server.url("/signup"))
-        .header("cookie", format!("vf_form={form}"))
-        .form(&[
-            ("name", "Bench"),
-            ("email", "bench@example.com"),
-            ("password", "a long enough password"),
-            ("csrf_token", token),
-        ])
-        .send()
-        .await
-        .expect("sent");
-    let session = cookie(&signed, "vf_session");
-    let me: Value = http
-        .get(server.url("/customers/me"))
-        .header("cookie", format!("vf_session={session}"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    (session, me["customer_id"].as_str().expect("an id").to_string())
-}
-
 #[tokio::main]
 async fn main() {
     let server = TestServer::start_with(|_| {}, false).await;
-    let (session, customer_id) = sign_up(&server).await;
+    let signed = vidfarm_tests::accounts::signed_up(&server, "bench@example.com").await;
+    let (session, customer_id) = (signed.cookie.trim_start_matches("vf_session=").to_string(), signed.customer_id);
     let hello = server.platform.catalog.active("hello").expect("hello");
     let started = Instant::now();
     let inserts = (0..JOBS).map(|i| {

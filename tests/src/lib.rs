@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: a real runtime, the real built-in components,
 //! local backends in a temporary directory.
 
+pub mod accounts;
 pub mod browser;
 pub mod fake_providers;
 pub mod media;

@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
+use vidfarm_tests::accounts::{cookie, hidden, sign_up_over_http, signed_up};
 use vidfarm_tests::browser::Browser;
 use vidfarm_tests::server::TestServer;
 
@@ -232,45 +233,8 @@ async fn an_operator_activates_and_rolls_back_a_version_with_a_click() {
 
 /// A signed-up customer's session cookie (`vf_session=…`) and CSRF token, over plain HTTP.
 async fn session_of(server: &TestServer, email: &str) -> (String, String) {
-    let signed = sign_up_over_http(server, email).await;
-    assert_eq!(signed.status(), 303, "signed up");
-    let session = format!("vf_session={}", cookie(&signed, "vf_session"));
-    let http = reqwest::Client::new();
-    let shell =
-        http.get(server.url("/")).header("cookie", &session).send().await.expect("sent").text().await.expect("html");
-    let csrf = shell.split("name=\"csrf-token\" content=\"").nth(1).and_then(|s| s.split('"').next()).expect("a token");
-    (session, csrf.to_string())
-}
-
-/// The sign-up form fetched, filled in and posted, as a browser without script would.
-async fn sign_up_over_http(server: &TestServer, email: &str) -> reqwest::Response {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let form_page = http.get(server.url("/signup")).send().await.expect("sent");
-    let form_cookie = cookie(&form_page, "vf_form");
-    let body = form_page.text().await.expect("html");
-    let token = hidden(&body, "csrf_token");
-    http.post(server.url("/signup"))
-        .header("cookie", format!("vf_form={form_cookie}"))
-        .form(&[("name", "Eve"), ("email", email), ("password", "a long enough password"), ("csrf_token", &token)])
-        .send()
-        .await
-        .expect("sent")
-}
-
-fn cookie(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix(&format!("{name}=")).and_then(|rest| rest.split(';').next()))
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-        .to_string()
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let at = html.find(&format!("name=\"{name}\" value=\"")).expect("the hidden field");
-    html[at..].split("value=\"").nth(1).and_then(|s| s.split('"').next()).expect("a value").to_string()
+    let session = signed_up(server, email).await;
+    (session.cookie, session.csrf)
 }
 
 #[tokio::test]
