@@ -55,14 +55,19 @@ async fn main() {
     let get = |path: &str| http.get(server.url(path)).header("cookie", format!("vf_session={session}")).send();
     let mut weight = Vec::new();
     for path in ["/app/jobs", "/assets/app.js", "/assets/app.css", "/assets/icon.svg", "/jobs"] {
-        let bytes = get(path).await.expect("sent").bytes().await.expect("a body").len();
-        weight.push((path, bytes));
+        let plain = get(path).await.expect("sent").bytes().await.expect("a body").len();
+        // As a browser fetches it (this client does not decompress: the bytes on the wire).
+        let request = http.get(server.url(path)).header("cookie", format!("vf_session={session}"));
+        let gzipped = request.header("accept-encoding", "gzip").send().await.expect("sent");
+        let gzipped = gzipped.bytes().await.expect("a body").len();
+        weight.push((path, plain, gzipped));
     }
-    let total: usize = weight.iter().map(|(_, b)| b).sum();
-    for (path, bytes) in &weight {
-        println!("  {path:<18} {bytes:>8} bytes");
+    for (path, plain, gzipped) in &weight {
+        println!("  {path:<18} {plain:>8} bytes, {gzipped:>8} gzipped");
     }
-    println!("page weight (uncompressed): {total} bytes");
+    let plain: usize = weight.iter().map(|(_, b, _)| b).sum();
+    let gzipped: usize = weight.iter().map(|(_, _, g)| g).sum();
+    println!("page weight: {plain} bytes uncompressed, {gzipped} bytes gzipped");
 
     // The list's API call, server side.
     let mut api_ms = Vec::new();

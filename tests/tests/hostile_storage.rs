@@ -143,6 +143,12 @@ async fn a_renders_output_counts_against_the_quota_and_a_customer_past_it_starts
     assert_eq!(job["status"], "succeeded", "{job}");
     let after = stored_bytes(&server).await;
     assert!(after > before + 1_000, "the MP4 was not counted: {before} → {after} bytes");
+    // The output is an artifact event of the job, like the objects it stores itself.
+    let logs = server.get_json(&format!("/templates/json-to-video/jobs/{first}/logs")).await;
+    let artifact = logs["events"].as_array().into_iter().flatten().find_map(|e| e["artifact"].as_object().cloned());
+    let artifact = artifact.expect("an artifact event");
+    assert_eq!((artifact["kind"].as_str(), artifact["content_type"].as_str()), (Some("render"), Some("video/mp4")));
+    assert!(artifact["size"].as_u64().is_some_and(|n| n > 1_000), "{artifact:?}");
     // Now past the quota: the next render is refused before anything is queued or held.
     let second = server.create_job("json-to-video", "render", spec.clone()).await;
     let job = server.wait_for("json-to-video", &second, &["succeeded", "failed"], Duration::from_secs(120)).await;

@@ -256,3 +256,24 @@ async fn production_refuses_webhooks_to_loopback_and_private_addresses() {
         assert_eq!(error["error"]["details"][0]["field"], "webhook_url", "{url}: {error}");
     }
 }
+
+#[tokio::test]
+async fn a_job_waiting_on_its_render_still_sends_progress_webhooks() {
+    let server = server_with_schedule("0").await;
+    let receiver = Receiver::start(0);
+    let destination = add_destination(&server, &receiver.url("/hooks")).await;
+    receiver.trust(destination["secret"].as_str().expect("a secret")).await;
+    // A parent waiting on spinning children stands in for a job waiting on its render: the
+    // render worker moves such a job's progress the same way.
+    let job_id = server.create_job("sandbox-probe", "spawn-spinners", json!({ "children": 1 })).await;
+    server.wait_for("sandbox-probe", &job_id, &["waiting_for_child"], WITHIN).await;
+    server.platform.db.set_render_progress(&job_id, 0.4, "rendering: frames 40%").await.expect("written");
+    let received = wait_received(&receiver, |r| r.iter().any(|d| d["body"]["type"] == "job.progress")).await;
+    let progress = received.iter().find(|d| d["body"]["type"] == "job.progress").expect("a progress webhook");
+    assert_eq!(progress["body"]["data"]["status"], "waiting_for_child", "{progress}");
+    assert_eq!(progress["body"]["data"]["progress"], 0.4);
+    assert_eq!(progress["body"]["data"]["progress_message"], "rendering: frames 40%");
+    let cancel = server.post(&format!("/templates/sandbox-probe/jobs/{job_id}/cancel"), &json!({})).send().await;
+    assert_eq!(cancel.expect("sent").status(), 200);
+    server.stop().await;
+}

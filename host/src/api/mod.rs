@@ -69,6 +69,9 @@ pub fn router(platform: Platform) -> Router {
             state.config.request_timeout,
         ))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(state.config.max_concurrent_requests))
+        // Text the dashboard downloads (its script, pages and JSON) is gzipped for clients that
+        // ask; media, uploads, downloads and event streams go as they are.
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true).compress_when(compressible))
         .layer(middleware::from_fn_with_state(state.clone(), observe));
     // Browser apps of the customers' own, on the origins the operator lists, may call the API
     // with keys; preflights are answered before anything else runs. No credentials: a
@@ -78,6 +81,25 @@ pub fn router(platform: Platform) -> Router {
         None => router,
     };
     router.with_state(state)
+}
+
+/// Whether a response is text worth compressing: JSON, HTML, script, CSS, SVG or plain text of
+/// more than 1 KiB (a body of unknown length included).
+fn compressible(
+    _: axum::http::StatusCode,
+    _: axum::http::Version,
+    headers: &axum::http::HeaderMap,
+    _: &axum::http::Extensions,
+) -> bool {
+    let kind = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let text = ["application/json", "text/html", "text/javascript", "text/css", "image/svg+xml", "text/plain"]
+        .iter()
+        .any(|t| kind.starts_with(t));
+    let length = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    text && length.is_none_or(|n| n > 1024)
 }
 
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {

@@ -144,7 +144,15 @@ impl RenderWorker {
                     Err(f) => format!("render {} failed: {f}", render.id),
                 };
                 let level = if outcome.is_ok() { "info" } else { "error" };
-                self.emit(&render, u32::MAX - 1, level, message, None).await;
+                // The output is an artifact of the job like any it stores itself: the timeline
+                // and the dashboard show it where it happened.
+                let artifact = outcome.as_ref().ok().map(|r| {
+                    serde_json::json!({
+                        "key": r.result.output_key, "url": r.result.output_url, "size": r.bytes,
+                        "content_type": "video/mp4", "kind": "render",
+                    })
+                });
+                self.emit_with(&render, u32::MAX - 1, level, message, None, artifact).await;
             }
             Ok(false) => tracing::info!("the render ended elsewhere (cancelled with its job?); outcome dropped"),
             Err(e) => tracing::error!(error = %e, "could not record the render's outcome; it will run again"),
@@ -180,6 +188,7 @@ impl RenderWorker {
         let every = (settings.lease / 3).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut reported = Progress::default();
         let mut ordinal = 1;
+        let started = std::time::Instant::now();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -196,7 +205,15 @@ impl RenderWorker {
                 Err(e) => tracing::warn!(error = %e, "render heartbeat failed"),
             }
             if now.stage != reported.stage || now.fraction - reported.fraction >= 0.01 {
-                let message = format!("rendering: {} {:.0}%", now.stage, now.fraction * 100.0);
+                // Time left, from the pace so far (once there is a pace to go by).
+                let left = (now.fraction >= 0.02 && now.fraction < 1.0)
+                    .then(|| started.elapsed().as_secs_f64() * (1.0 - now.fraction) / now.fraction);
+                let message = match left {
+                    Some(s) => {
+                        format!("rendering: {} {:.0}%, about {:.0} s left", now.stage, now.fraction * 100.0, s.ceil())
+                    }
+                    None => format!("rendering: {} {:.0}%", now.stage, now.fraction * 100.0),
+                };
                 let _ = self.db.set_render_progress(&render.job_id, now.fraction, &message).await;
                 self.emit(render, ordinal, "info", message, Some(now.fraction)).await;
                 ordinal += 1;
@@ -208,6 +225,18 @@ impl RenderWorker {
 
     /// A job event about the render, placed at the render's journal position.
     async fn emit(&self, render: &RenderRow, ordinal: u32, level: &str, message: String, progress: Option<f64>) {
+        self.emit_with(render, ordinal, level, message, progress, None).await;
+    }
+
+    async fn emit_with(
+        &self,
+        render: &RenderRow,
+        ordinal: u32,
+        level: &str,
+        message: String,
+        progress: Option<f64>,
+        artifact: Option<serde_json::Value>,
+    ) {
         let scope = render_scope(render);
         let key = EventKey {
             position: u32::try_from(render.seq - 1).unwrap_or(0),
@@ -218,7 +247,7 @@ impl RenderWorker {
             message,
             metadata: serde_json::json!({ "render_id": render.id, "backend": render.backend, "attempt": render.attempts }),
             progress,
-            artifact: None,
+            artifact,
         };
         if let Err(e) = self.events.emit(&scope, key, event).await {
             tracing::warn!(error = %e, "could not record a render event");
