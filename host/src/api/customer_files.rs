@@ -64,10 +64,25 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let full =
         crate::storage::keys::resolve(&workspace(&customer.id), &key).map_err(|p| ApiError::invalid("key", p))?;
-    if !state.db.stored_object_exists(&full).await? {
+    let Some(object) = state.db.stored_object(&customer.id, &full).await? else {
         return Err(ApiError::not_found("file_not_found", format!("no file `{key}` in the workspace")));
+    };
+    // A presigned S3 upload is counted when it is signed and stays usable until its URL
+    // expires: deleting the object before then would let the upload land uncounted.
+    let settles_at = object.updated_at + i64::try_from(state.config.file_url_ttl.as_millis()).unwrap_or(i64::MAX);
+    if state.config.s3.is_some() && crate::db::now_ms() < settles_at {
+        return Err(ApiError::Conflict {
+            code: "upload_window_open",
+            message: format!("`{key}` was signed for upload recently; it can be deleted once that URL has expired"),
+        });
     }
-    state.caps.storage.delete(&full).await.map_err(|e| ApiError::Internal(format!("deleting `{key}`: {e:?}")))?;
-    state.db.forget_stored_object(&full).await?;
+    match state.caps.storage.delete(&full).await {
+        Ok(()) => {}
+        Err(crate::capabilities::StoreError::Unavailable(m)) => {
+            return Err(ApiError::Internal(format!("deleting `{key}`: {m}")));
+        }
+        Err(e) => return Err(ApiError::Internal(format!("deleting `{key}`: {e:?}"))),
+    }
+    state.db.forget_stored_object(&customer.id, &full).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -84,7 +84,8 @@ pub fn router(platform: Platform) -> Router {
 }
 
 /// Whether a response is text worth compressing: JSON, HTML, script, CSS, SVG or plain text of
-/// more than 1 KiB (a body of unknown length included).
+/// 1 KiB to 4 MiB (a body of unknown length included). A larger stored file (a download) goes
+/// as it is: compressing it would cost the host a core per download and drop its length.
 fn compressible(
     _: axum::http::StatusCode,
     _: axum::http::Version,
@@ -99,7 +100,7 @@ fn compressible(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    text && length.is_none_or(|n| n > 1024)
+    text && length.is_none_or(|n| n > 1024 && n <= 4 << 20)
 }
 
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {

@@ -97,7 +97,6 @@ async fn remove(
     }
 }
 
-/// A new secret for deliveries to jobs' own `webhook_url`s (the old one stops at once).
 /// Queue a `webhook.test` event to one destination (it shows in the delivery log).
 async fn send_test(
     State(state): State<AppState>,
@@ -110,6 +109,7 @@ async fn send_test(
     }
 }
 
+/// A new secret for deliveries to jobs' own `webhook_url`s (the old one stops at once).
 async fn rotate_secret(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,

@@ -44,14 +44,53 @@ pub(crate) fn spawn(writer: SqlitePool) -> mpsc::UnboundedSender<Queued> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        // Runs (by job and lease) one of whose events could not be stored: runs do not wait for
+        // their events, so the writer refuses their later journal entries and their end
+        // instead. The run then ends as a host fault and its replay emits the event again; a
+        // job never finishes without an event its run emitted.
+        let mut lost_events: std::collections::HashSet<(String, String)> = Default::default();
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            if !lost_events.is_empty() {
+                refuse_runs_that_lost_events(&mut batch, &mut lost_events);
+            }
+            let events: Vec<Option<(String, String)>> = batch.iter().map(|(write, _)| run_of_event(write)).collect();
             let replies = commit(&writer, &mut batch).await;
-            for (reply, result) in replies {
+            for ((reply, result), event) in replies.into_iter().zip(events) {
+                if let (Err(_), Some(run)) = (&result, event) {
+                    lost_events.insert(run);
+                }
                 let _ = reply.send(result);
             }
         }
     });
     tx
+}
+
+/// The run (job, lease) an event write belongs to; none for the host's own events.
+fn run_of_event(write: &Write) -> Option<(String, String)> {
+    match write {
+        Write::Event(e) => e.lease_token.clone().map(|lease| (e.job_id.clone(), lease)),
+        _ => None,
+    }
+}
+
+/// Answer the journal entries and ends of runs that lost an event with an error, out of the
+/// batch; a refused end also forgets the run (its replay runs under a new lease).
+fn refuse_runs_that_lost_events(batch: &mut Vec<Queued>, lost: &mut std::collections::HashSet<(String, String)>) {
+    let refused = |write: &Write| match write {
+        Write::Journal(a) => lost.contains(&(a.job_id.clone(), a.lease_token.clone())),
+        Write::FinishRun { job_id, lease_token, .. } => lost.contains(&(job_id.clone(), lease_token.clone())),
+        _ => false,
+    };
+    let (out, kept): (Vec<Queued>, Vec<Queued>) = batch.drain(..).partition(|(write, _)| refused(write));
+    batch.extend(kept);
+    for (write, reply) in out {
+        if let Write::FinishRun { job_id, lease_token, .. } = &write {
+            lost.remove(&(job_id.clone(), lease_token.clone()));
+        }
+        let _ =
+            reply.send(Err(DbError::Protocol("an event of this run was not stored: the run will be replayed".into())));
+    }
 }
 
 async fn apply(conn: &mut sqlx::SqliteConnection, write: &Write) -> Result<Written, DbError> {

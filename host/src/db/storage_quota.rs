@@ -87,15 +87,23 @@ impl Db {
         .await
     }
 
-    pub async fn stored_object_exists(&self, key: &str) -> Result<bool, DbError> {
-        let found: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM stored_objects WHERE key = ?").bind(key).fetch_optional(self.pool()).await?;
-        Ok(found.is_some())
+    /// A customer's recorded object.
+    pub async fn stored_object(&self, customer_id: &str, key: &str) -> Result<Option<StoredObjectRow>, DbError> {
+        sqlx::query_as("SELECT key, bytes, updated_at FROM stored_objects WHERE key = ? AND customer_id = ?")
+            .bind(key)
+            .bind(customer_id)
+            .fetch_optional(self.pool())
+            .await
     }
 
     /// The object is gone: its bytes leave the customer's total (a trigger).
-    pub async fn forget_stored_object(&self, key: &str) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM stored_objects WHERE key = ?").bind(key).execute(self.writer()).await.map(drop)
+    pub async fn forget_stored_object(&self, customer_id: &str, key: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM stored_objects WHERE key = ? AND customer_id = ?")
+            .bind(key)
+            .bind(customer_id)
+            .execute(self.writer())
+            .await
+            .map(drop)
     }
 }
 

@@ -281,7 +281,6 @@ impl Db {
         .await
     }
 
-    /// Send a delivery again now (same `webhook-id`); false if it is not the customer's.
     /// Queue a `webhook.test` delivery to one of the customer's active destinations; its id,
     /// or `None` when the customer has no such destination.
     pub async fn insert_test_delivery(
@@ -309,6 +308,7 @@ impl Db {
         Ok((done.rows_affected() == 1).then_some(id))
     }
 
+    /// Send a delivery again now (same `webhook-id`); false if it is not the customer's.
     pub async fn redeliver(&self, customer_id: &str, id: &str) -> Result<bool, DbError> {
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?, locked_until = NULL
