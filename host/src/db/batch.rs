@@ -2,7 +2,10 @@
 //! how a run ended.
 //! Callers queue their write; one task takes everything queued so far and commits it in one
 //! `BEGIN IMMEDIATE` transaction, so under load many jobs share a commit, and when idle a
-//! write is one autocommit statement as before.
+//! write is one autocommit statement as before. The batch runs as one synchronous call on the
+//! writer thread (`direct`): one thread hop per batch instead of one per statement. While it
+//! runs the task holds the sqlx writing connection, so this process's other writes wait in
+//! memory rather than on SQLite's busy lock.
 
 use super::billing::{LedgerInsert, LedgerWrite, insert_ledger_on};
 use super::events::{OwnedEvent, insert_event_on};
@@ -10,8 +13,11 @@ use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
 use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
 use super::journal::{Appended, append_journal_on};
 use super::storage_quota::{Recorded, StoredObject, record_object_on};
+use super::direct::{self, WriterThread};
 use super::{Db, DbError};
+use rusqlite::{Connection, TransactionBehavior};
 use sqlx::SqlitePool;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most writes one transaction carries.
@@ -40,7 +46,7 @@ pub(crate) enum Written {
 pub(crate) type Queued = (Write, oneshot::Sender<Result<Written, DbError>>);
 
 /// The queue in front of the writing connection.
-pub(crate) fn spawn(writer: SqlitePool) -> mpsc::UnboundedSender<Queued> {
+pub(crate) fn spawn(writer: SqlitePool, thread: Arc<WriterThread>) -> mpsc::UnboundedSender<Queued> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -54,7 +60,7 @@ pub(crate) fn spawn(writer: SqlitePool) -> mpsc::UnboundedSender<Queued> {
                 refuse_runs_that_lost_events(&mut batch, &mut lost_events);
             }
             let events: Vec<Option<(String, String)>> = batch.iter().map(|(write, _)| run_of_event(write)).collect();
-            let replies = commit(&writer, &mut batch).await;
+            let replies = commit(&writer, &thread, &mut batch).await;
             for ((reply, result), event) in replies.into_iter().zip(events) {
                 if let (Err(_), Some(run)) = (&result, event) {
                     lost_events.insert(run);
@@ -93,74 +99,68 @@ fn refuse_runs_that_lost_events(batch: &mut Vec<Queued>, lost: &mut std::collect
     }
 }
 
-async fn apply(conn: &mut sqlx::SqliteConnection, write: &Write) -> Result<Written, DbError> {
+fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
     match write {
-        Write::InsertJob(job) => insert_job_on(conn, job).await.map(|inserted| Written::Job(Box::new(inserted))),
+        Write::InsertJob(job) => insert_job_on(conn, job).map(|inserted| Written::Job(Box::new(inserted))),
         Write::FinishRun { job_id, lease_token, fuel, finish, cpu } => {
-            finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref()).await.map(Written::Finished)
+            finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref()).map(Written::Finished)
         }
-        Write::HoldRunFuel(hold) => hold_run_fuel_on(conn, hold).await.map(Written::Held),
-        Write::RecordObject(object) => record_object_on(conn, object).await.map(Written::Object),
-        Write::Event(event) => insert_event_on(conn, event).await.map(Written::Event),
-        Write::Journal(write) => append_journal_on(conn, write).await.map(Written::Journaled),
-        Write::Ledger(write) => insert_ledger_on(conn, write).await.map(Written::Ledger),
+        Write::HoldRunFuel(hold) => hold_run_fuel_on(conn, hold).map(Written::Held),
+        Write::RecordObject(object) => record_object_on(conn, object).map(Written::Object),
+        Write::Event(event) => insert_event_on(conn, event).map(Written::Event),
+        Write::Journal(write) => append_journal_on(conn, write).map(Written::Journaled),
+        Write::Ledger(write) => insert_ledger_on(conn, write).map(Written::Ledger),
     }
 }
 
 type Reply = (oneshot::Sender<Result<Written, DbError>>, Result<Written, DbError>);
 
-async fn commit(writer: &SqlitePool, batch: &mut Vec<Queued>) -> Vec<Reply> {
-    let mut conn = match writer.acquire().await {
+async fn commit(writer: &SqlitePool, thread: &WriterThread, batch: &mut Vec<Queued>) -> Vec<Reply> {
+    // The sqlx writing connection, held as the process's write lock (see the module docs).
+    let lock = match writer.acquire().await {
         Ok(conn) => conn,
         Err(e) => return fail_all(batch, &e),
     };
+    let (writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
+    let results = thread.run(move |conn| commit_on(conn, &writes)).await;
+    drop(lock);
+    match results {
+        Ok(results) => replies.into_iter().zip(results).collect(),
+        Err(e) => {
+            let message = e.to_string();
+            let failed = |_| Err(DbError::Protocol(format!("write failed: {message}")));
+            replies.into_iter().map(|reply| (reply, failed(()))).collect()
+        }
+    }
+}
+
+/// Commit `writes` on the writing connection: one result per write, in order.
+fn commit_on(conn: &mut Connection, writes: &[Write]) -> Vec<Result<Written, DbError>> {
     // A lone one-statement write commits on its own; anything with more statements (a run's
     // end, a hold, an event with its progress) goes in a transaction, so it is all or nothing.
-    if batch.len() == 1 && matches!(batch[0].0, Write::InsertJob(_)) {
-        let (write, reply) = batch.remove(0);
-        let result = apply(&mut conn, &write).await;
-        return vec![(reply, result)];
+    if let [write @ Write::InsertJob(_)] = writes {
+        return vec![apply(conn, write).map_err(direct::error)];
     }
-    match in_one_transaction(&mut conn, batch).await {
-        Ok(results) => batch.drain(..).zip(results).map(|((_, reply), result)| (reply, Ok(result))).collect(),
+    match in_one_transaction(conn, writes) {
+        Ok(results) => results.into_iter().map(Ok).collect(),
         // A write failed (a database error, not an outcome such as "over the limit"): nothing
         // of the batch was kept, and each write runs again in a transaction of its own, so
         // one bad write neither half-happens nor takes the others down with it.
-        Err(_) => {
-            let mut replies = Vec::with_capacity(batch.len());
-            for (write, reply) in batch.drain(..) {
-                let result = match in_one_transaction(&mut conn, std::slice::from_ref(&(write, ()))).await {
-                    Ok(mut results) => Ok(results.remove(0)),
-                    Err(e) => Err(e),
-                };
-                replies.push((reply, result));
-            }
-            replies
-        }
+        Err(_) => writes
+            .iter()
+            .map(|write| {
+                in_one_transaction(conn, std::slice::from_ref(write)).map(|mut r| r.remove(0)).map_err(direct::error)
+            })
+            .collect(),
     }
 }
 
 /// Apply `writes` in one `BEGIN IMMEDIATE` transaction: all their outcomes, or the first
 /// error with the transaction rolled back.
-async fn in_one_transaction<R>(
-    conn: &mut sqlx::SqliteConnection,
-    writes: &[(Write, R)],
-) -> Result<Vec<Written>, DbError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let mut results = Vec::with_capacity(writes.len());
-    for (write, _) in writes {
-        match apply(conn, write).await {
-            Ok(result) => results.push(result),
-            Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                return Err(e);
-            }
-        }
-    }
-    if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        return Err(e);
-    }
+fn in_one_transaction(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<Vec<Written>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let results = writes.iter().map(|write| apply(&tx, write)).collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.commit()?;
     Ok(results)
 }
 
@@ -170,6 +170,24 @@ fn fail_all(batch: &mut Vec<Queued>, e: &DbError) -> Vec<Reply> {
 }
 
 impl Db {
+    /// Run `work` in one `BEGIN IMMEDIATE` transaction on the writer thread (for writes that
+    /// share statements with the batch), holding the sqlx writer like a batch does.
+    pub(super) async fn write_direct<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let _lock = self.writer.acquire().await?;
+        self.direct
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let done = work(&tx)?;
+                tx.commit()?;
+                Ok(done)
+            })
+            .await?
+            .map_err(direct::error)
+    }
+
     pub(crate) async fn batched(&self, write: Write) -> Result<Written, DbError> {
         self.enqueue(write)?.await.map_err(|_| DbError::PoolClosed)?
     }

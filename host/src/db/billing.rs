@@ -219,23 +219,21 @@ pub struct LedgerInsert {
 }
 
 /// [`Db::insert_ledger`] on the writing connection (inside a batch's transaction).
-pub(super) async fn insert_ledger_on(
-    conn: &mut sqlx::SqliteConnection,
-    entry: &LedgerInsert,
-) -> Result<LedgerWrite, DbError> {
+pub(super) fn insert_ledger_on(conn: &rusqlite::Connection, entry: &LedgerInsert) -> rusqlite::Result<LedgerWrite> {
+    use rusqlite::{OptionalExtension, params};
     let (lease_token, default_margin, over) = (entry.lease_token.as_str(), entry.default_margin, entry.over);
     if let Some(key) = &entry.effect_key {
-        let applied: Option<i64> = sqlx::query_scalar("SELECT charge_nusd FROM billing_events WHERE effect_key = ?")
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let applied: Option<i64> = conn
+            .prepare_cached("SELECT charge_nusd FROM billing_events WHERE effect_key = ?")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
         if let Some(charge_nusd) = applied {
             return Ok(LedgerWrite::Written { charge_nusd });
         }
     }
     let charging =
         super::limits::Charging { customer_id: &entry.customer_id, job_id: &entry.job_id, lease_token, default_margin };
-    let found = super::limits::headroom_under_lease(&mut *conn, &charging).await?;
+    let found = super::limits::headroom_under_lease(conn, &charging)?;
     let Some((headroom_nusd, margin)) = found else { return Ok(LedgerWrite::LeaseLost) };
     let wanted = money::charge(entry.cost_nusd, margin).max(entry.charge_nusd.unwrap_or(0));
     let (charge, metadata) = if wanted <= headroom_nusd {
@@ -246,23 +244,23 @@ pub(super) async fn insert_ledger_on(
         let fits = headroom_nusd.max(0);
         (fits, with_uncollected(&entry.metadata, wanted - fits))
     };
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO billing_events (customer_id, job_id, template_id, event_type, cost_nusd, charge_nusd, provider,
                 model, metadata, created_at, effect_key)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&entry.customer_id)
-    .bind(&entry.job_id)
-    .bind(&entry.template_id)
-    .bind(&entry.event_type)
-    .bind(entry.cost_nusd)
-    .bind(charge)
-    .bind(&entry.provider)
-    .bind(&entry.model)
-    .bind(metadata)
-    .bind(now_ms())
-    .bind(&entry.effect_key)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        entry.customer_id,
+        entry.job_id,
+        entry.template_id,
+        entry.event_type,
+        entry.cost_nusd,
+        charge,
+        entry.provider,
+        entry.model,
+        metadata,
+        now_ms(),
+        entry.effect_key
+    ])?;
     Ok(LedgerWrite::Written { charge_nusd: charge })
 }

@@ -130,37 +130,33 @@ pub struct OwnedEvent {
 
 /// [`Db::insert_event`] on the writing connection (inside a batch): the event, and with a
 /// progress value (from a run holding the lease) the job row's progress, together.
-pub(super) async fn insert_event_on(conn: &mut sqlx::SqliteConnection, event: &OwnedEvent) -> Result<bool, DbError> {
+pub(super) fn insert_event_on(conn: &rusqlite::Connection, event: &OwnedEvent) -> rusqlite::Result<bool> {
+    use rusqlite::params;
     let now = now_ms();
-    let done = sqlx::query(
-        "INSERT OR IGNORE INTO job_events (job_id, at, level, message, metadata, progress, artifact, position, ordinal)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10 WHERE ?8 IS NULL OR EXISTS
-            (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?8)",
-    )
-    .bind(&event.job_id)
-    .bind(now)
-    .bind(&event.level)
-    .bind(&event.message)
-    .bind(&event.metadata)
-    .bind(event.progress)
-    .bind(&event.artifact)
-    .bind(&event.lease_token)
-    .bind(i64::from(event.position))
-    .bind(i64::from(event.ordinal))
-    .execute(&mut *conn)
-    .await?;
-    let written = done.rows_affected() == 1;
+    let written = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO job_events (job_id, at, level, message, metadata, progress, artifact, position, ordinal)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10 WHERE ?8 IS NULL OR EXISTS
+                (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?8)",
+        )?
+        .execute(params![
+            event.job_id,
+            now,
+            event.level,
+            event.message,
+            event.metadata,
+            event.progress,
+            event.artifact,
+            event.lease_token,
+            i64::from(event.position),
+            i64::from(event.ordinal)
+        ])?
+        == 1;
     if let (true, Some(progress), Some(lease)) = (written, event.progress, &event.lease_token) {
-        sqlx::query(
+        conn.prepare_cached(
             "UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND lease_token = ?",
-        )
-        .bind(progress)
-        .bind(&event.message)
-        .bind(now)
-        .bind(&event.job_id)
-        .bind(lease)
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![progress, event.message, now, event.job_id, lease])?;
     }
     Ok(written)
 }

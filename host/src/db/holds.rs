@@ -8,6 +8,7 @@
 
 use super::{Db, DbError, now_ms};
 use crate::money;
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// A hold to place for one effect.
@@ -27,6 +28,48 @@ pub struct HoldRequest<'a> {
     pub min_cost_nusd: i64,
     /// The run's lease on the job: a stale run places no hold.
     pub lease_token: &'a str,
+}
+
+/// A [`HoldRequest`] that can move to the writer's thread.
+struct OwnedHoldRequest {
+    effect_key: String,
+    customer_id: String,
+    job_id: String,
+    template_id: String,
+    kind: String,
+    want_cost_nusd: i64,
+    min_cost_nusd: i64,
+    lease_token: String,
+}
+
+impl HoldRequest<'_> {
+    fn to_owned_hold(&self) -> OwnedHoldRequest {
+        OwnedHoldRequest {
+            effect_key: self.effect_key.into(),
+            customer_id: self.customer_id.into(),
+            job_id: self.job_id.into(),
+            template_id: self.template_id.into(),
+            kind: self.kind.into(),
+            want_cost_nusd: self.want_cost_nusd,
+            min_cost_nusd: self.min_cost_nusd,
+            lease_token: self.lease_token.into(),
+        }
+    }
+}
+
+impl OwnedHoldRequest {
+    fn borrowed(&self) -> HoldRequest<'_> {
+        HoldRequest {
+            effect_key: &self.effect_key,
+            customer_id: &self.customer_id,
+            job_id: &self.job_id,
+            template_id: &self.template_id,
+            kind: &self.kind,
+            want_cost_nusd: self.want_cost_nusd,
+            min_cost_nusd: self.min_cost_nusd,
+            lease_token: &self.lease_token,
+        }
+    }
 }
 
 /// A placed hold.
@@ -79,10 +122,8 @@ pub struct Actual<'a> {
 impl Db {
     /// Place (or find again) the hold of one effect.
     pub async fn place_hold(&self, request: &HoldRequest<'_>, default_margin: f64) -> Result<HoldOutcome, DbError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = place_hold_on(&mut tx, request, default_margin, 1).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        let request = request.to_owned_hold();
+        self.write_direct(move |tx| place_hold_on(tx, &request.borrowed(), default_margin, 1)).await
     }
 
     /// Hold a run's fuel budget at the CPU price before the run starts (queued with the other
@@ -180,10 +221,7 @@ impl RunFuelHold {
     }
 }
 
-pub(super) async fn hold_run_fuel_on(
-    conn: &mut sqlx::SqliteConnection,
-    hold: &RunFuelHold,
-) -> Result<HoldOutcome, DbError> {
+pub(super) fn hold_run_fuel_on(conn: &Connection, hold: &RunFuelHold) -> rusqlite::Result<HoldOutcome> {
     let effect_key = RunFuelHold::effect_key(&hold.job_id, &hold.lease_token);
     let request = HoldRequest {
         effect_key: &effect_key,
@@ -195,7 +233,7 @@ pub(super) async fn hold_run_fuel_on(
         min_cost_nusd: hold.min_cost_nusd,
         lease_token: &hold.lease_token,
     };
-    place_hold_on(conn, &request, hold.default_margin, RUN_FUEL_SHARE).await
+    place_hold_on(conn, &request, hold.default_margin, RUN_FUEL_SHARE)
 }
 
 /// A run whose whole fuel budget costs more than this share (1/16) of what the customer may still
@@ -205,25 +243,24 @@ const RUN_FUEL_SHARE: i64 = 16;
 
 /// [`Db::place_hold`] on the caller's write transaction; the hold takes at most
 /// `1/share` of what is left, unless the minimal effect needs more.
-async fn place_hold_on(
-    conn: &mut sqlx::SqliteConnection,
+fn place_hold_on(
+    conn: &Connection,
     request: &HoldRequest<'_>,
     default_margin: f64,
     share: i64,
-) -> Result<HoldOutcome, DbError> {
+) -> rusqlite::Result<HoldOutcome> {
     let charging = super::limits::Charging {
         customer_id: request.customer_id,
         job_id: request.job_id,
         lease_token: request.lease_token,
         default_margin,
     };
-    let found = super::limits::headroom_under_lease(&mut *conn, &charging).await?;
+    let found = super::limits::headroom_under_lease(conn, &charging)?;
     let Some((headroom, margin)) = found else { return Ok(HoldOutcome::LeaseLost) };
-    let existing: Option<(i64, String)> =
-        sqlx::query_as("SELECT held_nusd, status FROM billing_holds WHERE effect_key = ?")
-            .bind(request.effect_key)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let existing: Option<(i64, String)> = conn
+        .prepare_cached("SELECT held_nusd, status FROM billing_holds WHERE effect_key = ?")?
+        .query_row([request.effect_key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     match existing {
         Some((held, status)) if status == "open" => {
             let cost_budget_nusd = money::cost_within(held, margin);
@@ -243,19 +280,19 @@ async fn place_hold_on(
         return Ok(HoldOutcome::Insufficient { headroom_nusd: headroom, min_charge_nusd });
     }
     let held = money::charge(request.want_cost_nusd, margin).min((headroom / share.max(1)).max(min_charge_nusd));
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO billing_holds (effect_key, customer_id, job_id, template_id, kind, held_nusd, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(request.effect_key)
-    .bind(request.customer_id)
-    .bind(request.job_id)
-    .bind(request.template_id)
-    .bind(request.kind)
-    .bind(held)
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        request.effect_key,
+        request.customer_id,
+        request.job_id,
+        request.template_id,
+        request.kind,
+        held,
+        now_ms()
+    ])?;
     let cost_budget_nusd = money::cost_within(held, margin).min(request.want_cost_nusd.max(0));
     Ok(HoldOutcome::Held(Hold { held_nusd: held, cost_budget_nusd, reused: false, margin }))
 }
@@ -263,38 +300,29 @@ async fn place_hold_on(
 /// Capture the open hold of `effect_key` whose actual is known: its ledger row (keyed by the
 /// effect, so never twice) and the hold marked captured, the rest released. Runs inside the
 /// transaction that journals the effect.
-pub(super) async fn capture_on(conn: &mut sqlx::SqliteConnection, effect_key: &str) -> Result<(), DbError> {
+pub(super) fn capture_on(conn: &Connection, effect_key: &str) -> rusqlite::Result<()> {
     let now = now_ms();
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT OR IGNORE INTO billing_events (customer_id, job_id, template_id, event_type, cost_nusd, charge_nusd,
              provider, model, metadata, created_at, effect_key)
          SELECT customer_id, job_id, template_id, kind, cost_nusd, charge_nusd, provider, model,
                 COALESCE(metadata, '{}'), ?2, effect_key
          FROM billing_holds WHERE effect_key = ?1 AND status = 'open' AND charge_nusd > 0",
-    )
-    .bind(effect_key)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
+    )?
+    .execute(params![effect_key, now])?;
+    conn.prepare_cached(
         "UPDATE billing_holds SET status = 'captured', captured_nusd = charge_nusd, settled_at = ?2
          WHERE effect_key = ?1 AND status = 'open' AND charge_nusd > 0",
-    )
-    .bind(effect_key)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![effect_key, now])?;
     // The effect is journaled, so it is over: a hold of it that noted no cost (a render that
     // failed before it resolved its length: no ledger row of $0) is released now, not when
     // the job ends.
-    sqlx::query(
+    conn.prepare_cached(
         "UPDATE billing_holds SET status = 'released', captured_nusd = 0, settled_at = ?2
          WHERE effect_key = ?1 AND status = 'open'",
-    )
-    .bind(effect_key)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![effect_key, now])?;
     Ok(())
 }
 
@@ -316,45 +344,38 @@ pub(super) fn render_share_sql(render_id: &str) -> String {
 /// Settle every hold a job left open as it ends: one whose effect's cost is known (the money
 /// was spent, the journal entry lost to a crash or a cancel) is captured; the others are
 /// released. Runs in the transaction that ends the job.
-pub(super) async fn settle_job_on(conn: &mut sqlx::SqliteConnection, job_id: &str) -> Result<(), DbError> {
+pub(super) fn settle_job_on(conn: &Connection, job_id: &str) -> rusqlite::Result<()> {
     // Most jobs end with no hold open (customers without limits place none): one indexed
     // read instead of four statements that would find nothing.
-    let open: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM billing_holds WHERE job_id = ? AND status = 'open' LIMIT 1")
-            .bind(job_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if open.is_none() {
+    let open = conn
+        .prepare_cached("SELECT 1 FROM billing_holds WHERE job_id = ? AND status = 'open' LIMIT 1")?
+        .exists([job_id])?;
+    if !open {
         return Ok(());
     }
     // A render cut short with its job (cancelled mid-render) is charged the share of its hold
     // its progress reached: that much of the render ran.
     let render_id =
         "billing_holds.job_id || '_r' || substr(billing_holds.effect_key, length(billing_holds.job_id) + 2)";
-    sqlx::query(&format!(
+    conn.prepare_cached(&format!(
         "UPDATE billing_holds SET metadata = json_object('recorded_by', 'host', 'cut_short', 1), {}
          WHERE job_id = ? AND status = 'open' AND kind = 'render' AND charge_nusd IS NULL",
         render_share_sql(render_id)
-    ))
-    .bind(job_id)
-    .execute(&mut *conn)
-    .await?;
-    let keys: Vec<String> = sqlx::query_scalar(
-        "SELECT effect_key FROM billing_holds WHERE job_id = ? AND status = 'open' AND charge_nusd > 0",
-    )
-    .bind(job_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    ))?
+    .execute([job_id])?;
+    let keys = conn
+        .prepare_cached(
+            "SELECT effect_key FROM billing_holds WHERE job_id = ? AND status = 'open' AND charge_nusd > 0",
+        )?
+        .query_map([job_id], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
     for key in keys {
-        capture_on(conn, &key).await?;
+        capture_on(conn, &key)?;
     }
-    sqlx::query(
+    conn.prepare_cached(
         "UPDATE billing_holds SET status = 'released', captured_nusd = 0, settled_at = ?2
          WHERE job_id = ?1 AND status = 'open'",
-    )
-    .bind(job_id)
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![job_id, now_ms()])?;
     Ok(())
 }

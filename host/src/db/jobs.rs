@@ -3,6 +3,7 @@
 //! lease token so a stale run can never overwrite the current one.
 
 use super::{Db, DbError, now_ms};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// A job as stored.
@@ -53,10 +54,62 @@ pub struct JobRow {
 }
 
 impl JobRow {
+    /// A row read by the direct (rusqlite) paths: the same columns as `sqlx::FromRow`.
+    /// A row read by the direct (rusqlite) paths, selected as [`JOB_COLUMNS`] from column 0:
+    /// by position (a lookup by name compares strings for every column of every row).
+    pub(super) fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            customer_id: row.get(1)?,
+            template_id: row.get(2)?,
+            template_version: row.get(3)?,
+            template_digest: row.get(4)?,
+            operation: row.get(5)?,
+            workflow: row.get(6)?,
+            tracer: row.get(7)?,
+            status: row.get(8)?,
+            payload: row.get(9)?,
+            config: row.get(10)?,
+            result: row.get(11)?,
+            error: row.get(12)?,
+            progress: row.get(13)?,
+            progress_message: row.get(14)?,
+            webhook_url: row.get(15)?,
+            parent_job_id: row.get(16)?,
+            idempotency_key: row.get(17)?,
+            reservation_id: row.get(18)?,
+            attempt: row.get(19)?,
+            retries: row.get(20)?,
+            max_retries: row.get(21)?,
+            run_after: row.get(22)?,
+            lease_token: row.get(23)?,
+            lease_expires_at: row.get(24)?,
+            waiting_on: row.get(25)?,
+            human_answer: row.get(26)?,
+            cancel_requested: row.get(27)?,
+            start_ms: row.get(28)?,
+            fuel_consumed: row.get(29)?,
+            reserved_nusd: row.get(30)?,
+            request_id: row.get(31)?,
+            traceparent: row.get(32)?,
+            retry_of: row.get(33)?,
+            created_at: row.get(34)?,
+            updated_at: row.get(35)?,
+            started_at: row.get(36)?,
+            finished_at: row.get(37)?,
+        })
+    }
+
     pub fn is_finished(&self) -> bool {
         matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled")
     }
 }
+
+/// The columns of [`JobRow`] in its field order, for the direct paths' `SELECT`s.
+pub(super) const JOB_COLUMNS: &str = "id, customer_id, template_id, template_version, template_digest, operation, workflow, tracer, status, payload, config, result, error, progress, progress_message, webhook_url, parent_job_id, idempotency_key, reservation_id, attempt, retries, max_retries, run_after, lease_token, lease_expires_at, waiting_on, human_answer, cancel_requested, start_ms, fuel_consumed, reserved_nusd, request_id, traceparent, retry_of, created_at, updated_at, started_at, finished_at";
+
+/// How many columns [`JOB_COLUMNS`] names.
+const JOB_FIELDS: usize = 38;
 
 /// What creating a job needs.
 #[derive(Debug, Clone)]
@@ -163,37 +216,42 @@ impl Db {
     }
 
     /// A customer's job with its charges and holds, in one read (a status poll's whole cost).
+    #[allow(clippy::type_complexity)]
     pub async fn customer_job_with_billing(
         &self,
         customer_id: &str,
         template_id: &str,
         id: &str,
     ) -> Result<Option<(JobRow, Vec<super::billing::LedgerRow>, Vec<super::holds::HoldRow>)>, DbError> {
-        #[derive(sqlx::FromRow)]
         struct WithBilling {
-            #[sqlx(flatten)]
             job: JobRow,
             ledger_json: String,
             holds_json: String,
         }
-        let found: Option<WithBilling> = sqlx::query_as(
-            "SELECT jobs.*,
-                (SELECT json_group_array(json_object('id', id, 'customer_id', customer_id, 'job_id', job_id,
-                        'template_id', template_id, 'event_type', event_type, 'provider', provider, 'model', model,
-                        'metadata', metadata, 'created_at', created_at, 'effect_key', effect_key,
-                        'cost_nusd', cost_nusd, 'charge_nusd', charge_nusd))
-                 FROM (SELECT * FROM billing_events b WHERE b.job_id = jobs.id ORDER BY b.id)) AS ledger_json,
-                (SELECT json_group_array(json_object('effect_key', effect_key, 'kind', kind, 'status', status,
-                        'held_nusd', held_nusd, 'captured_nusd', captured_nusd, 'created_at', created_at,
-                        'settled_at', settled_at))
-                 FROM (SELECT * FROM billing_holds h WHERE h.job_id = jobs.id ORDER BY h.id)) AS holds_json
-             FROM jobs WHERE id = ? AND customer_id = ? AND template_id = ?",
-        )
-        .bind(id)
-        .bind(customer_id)
-        .bind(template_id)
-        .fetch_optional(self.pool())
-        .await?;
+        // A point read on this thread (a status poll is the most frequent request; see `direct`).
+        let found = self.read_direct(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS},
+                    (SELECT json_group_array(json_object('id', id, 'customer_id', customer_id, 'job_id', job_id,
+                            'template_id', template_id, 'event_type', event_type, 'provider', provider, 'model', model,
+                            'metadata', metadata, 'created_at', created_at, 'effect_key', effect_key,
+                            'cost_nusd', cost_nusd, 'charge_nusd', charge_nusd))
+                     FROM (SELECT * FROM billing_events b WHERE b.job_id = jobs.id ORDER BY b.id)) AS ledger_json,
+                    (SELECT json_group_array(json_object('effect_key', effect_key, 'kind', kind, 'status', status,
+                            'held_nusd', held_nusd, 'captured_nusd', captured_nusd, 'created_at', created_at,
+                            'settled_at', settled_at))
+                     FROM (SELECT * FROM billing_holds h WHERE h.job_id = jobs.id ORDER BY h.id)) AS holds_json
+                 FROM jobs WHERE id = ? AND customer_id = ? AND template_id = ?"
+            ))?
+            .query_row([id, customer_id, template_id], |r| {
+                Ok(WithBilling {
+                    job: JobRow::from_direct(r)?,
+                    ledger_json: r.get(JOB_FIELDS)?,
+                    holds_json: r.get(JOB_FIELDS + 1)?,
+                })
+            })
+            .optional()
+        })?;
         let Some(found) = found else { return Ok(None) };
         let parse = |what: &str, e: serde_json::Error| DbError::Protocol(format!("the job's {what}: {e}"));
         let ledger = serde_json::from_str(&found.ledger_json).map_err(|e| parse("charges", e))?;
@@ -318,43 +376,8 @@ impl Db {
     /// ones by request (their worker stops them at the next yield or host call). Returns the
     /// job after the change, or `None` if it was already finished.
     pub async fn cancel_job(&self, job_id: &str) -> Result<Option<JobRow>, DbError> {
-        let now = now_ms();
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let tree: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
-            "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL SELECT j.id FROM jobs j JOIN tree t ON j.parent_job_id = t.id)
-             SELECT id, status, parent_job_id FROM jobs WHERE id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}"
-        ))
-        .bind(job_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        if !tree.iter().any(|(id, _, _)| id == job_id) {
-            return Ok(None);
-        }
-        let error = r#"{"code":"cancelled","message":"the job was cancelled"}"#;
-        for (id, status, _) in &tree {
-            if status == "running" {
-                sqlx::query("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?")
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            } else {
-                sqlx::query(
-                    "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, error = ?, waiting_on = NULL,
-                     finished_at = ?, updated_at = ? WHERE id = ?",
-                )
-                .bind(error)
-                .bind(now)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                super::holds::settle_job_on(&mut tx, id).await?;
-            }
-        }
-        let row = sqlx::query_as("SELECT * FROM jobs WHERE id = ?").bind(job_id).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(Some(row))
+        let job_id = job_id.to_string();
+        self.write_direct(move |tx| cancel_job_on(tx, &job_id)).await
     }
 
     /// Answer a job waiting for a human; `None` if it is not waiting for one.
@@ -378,22 +401,23 @@ impl Db {
         let now = now_ms();
         let error = r#"{"code":"worker_lost","message":"the worker running this job stopped too many times"}"#;
         // Failing a job settles its holds in the same transaction, like any other end.
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let failed: Vec<String> = sqlx::query_scalar(
-            "UPDATE jobs SET status = 'failed', error = ?, lease_token = NULL, lease_expires_at = NULL,
-             finished_at = ?, updated_at = ? WHERE status = 'running' AND lease_expires_at < ? AND retries >= max_retries
-             RETURNING id",
-        )
-        .bind(error)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        for id in &failed {
-            super::holds::settle_job_on(&mut tx, id).await?;
-        }
-        tx.commit().await?;
+        let failed = self
+            .write_direct(move |tx| {
+                let failed = tx
+                    .prepare_cached(
+                        "UPDATE jobs SET status = 'failed', error = ?, lease_token = NULL, lease_expires_at = NULL,
+                         finished_at = ?, updated_at = ? WHERE status = 'running' AND lease_expires_at < ?
+                           AND retries >= max_retries
+                         RETURNING id",
+                    )?
+                    .query_map(params![error, now, now, now], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                for id in &failed {
+                    super::holds::settle_job_on(tx, id)?;
+                }
+                Ok(failed)
+            })
+            .await?;
         let requeued = sqlx::query(
             "UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, retries = retries + 1,
              run_after = ?, updated_at = ? WHERE status = 'running' AND lease_expires_at < ?",
@@ -437,67 +461,100 @@ impl Db {
     }
 }
 
+/// [`Db::cancel_job`] in the writer's transaction.
+fn cancel_job_on(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> {
+    let now = now_ms();
+    let tree = conn
+        .prepare_cached(&format!(
+            "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL SELECT j.id FROM jobs j JOIN tree t ON j.parent_job_id = t.id)
+             SELECT id, status FROM jobs WHERE id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}"
+        ))?
+        .query_map([job_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if !tree.iter().any(|(id, _)| id == job_id) {
+        return Ok(None);
+    }
+    let error = r#"{"code":"cancelled","message":"the job was cancelled"}"#;
+    for (id, status) in &tree {
+        if status == "running" {
+            conn.prepare_cached("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?")?
+                .execute(params![now, id])?;
+        } else {
+            conn.prepare_cached(
+                "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, error = ?, waiting_on = NULL,
+                 finished_at = ?, updated_at = ? WHERE id = ?",
+            )?
+            .execute(params![error, now, now, id])?;
+            super::holds::settle_job_on(conn, id)?;
+        }
+    }
+    conn.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))?
+        .query_row([job_id], JobRow::from_direct)
+        .map(Some)
+}
+
 /// The insert of [`Db::insert_job`] on the writing connection (inside a batch).
-pub(super) async fn insert_job_on(conn: &mut sqlx::SqliteConnection, job: &NewJob) -> Result<Inserted, DbError> {
+pub(super) fn insert_job_on(conn: &Connection, job: &NewJob) -> rusqlite::Result<Inserted> {
     let now = now_ms();
     let headroom = super::limits::headroom("?2", "NULL", "?20");
-    let inserted = sqlx::query_as(&format!(
-        "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
+    let inserted = conn
+        .prepare_cached(&format!(
+            "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
                 tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
                 start_ms, created_at, updated_at, reserved_nusd, reservation_id, request_id, traceparent, retry_of)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9,
                 COALESCE(?10, (SELECT config FROM template_configs WHERE customer_id = ?2 AND template_id = ?3), '{{}}'),
                 ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, CASE WHEN ?19 > 0 THEN 'res_' || ?1 END, ?21, ?22, ?23
              WHERE ?19 <= 0 OR ?19 <= {headroom}
-             ON CONFLICT DO NOTHING RETURNING *"
-    ))
-    .bind(&job.id)
-    .bind(&job.customer_id)
-    .bind(&job.template_id)
-    .bind(&job.template_version)
-    .bind(&job.template_digest)
-    .bind(&job.operation)
-    .bind(&job.workflow)
-    .bind(&job.tracer)
-    .bind(&job.payload)
-    .bind(&job.config)
-    .bind(&job.webhook_url)
-    .bind(&job.parent_job_id)
-    .bind(&job.idempotency_key)
-    .bind(i64::from(job.max_retries))
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(job.reserve_nusd)
-    .bind(super::limits::month_start_ms())
-    .bind(&job.request_id)
-    .bind(&job.traceparent)
-    .bind(&job.retry_of)
-    .fetch_optional(&mut *conn)
-    .await?;
+             ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}"
+        ))?
+        .query_row(
+            params![
+                job.id,
+                job.customer_id,
+                job.template_id,
+                job.template_version,
+                job.template_digest,
+                job.operation,
+                job.workflow,
+                job.tracer,
+                job.payload,
+                job.config,
+                job.webhook_url,
+                job.parent_job_id,
+                job.idempotency_key,
+                i64::from(job.max_retries),
+                now,
+                now,
+                now,
+                now,
+                job.reserve_nusd,
+                super::limits::month_start_ms(),
+                job.request_id,
+                job.traceparent,
+                job.retry_of,
+            ],
+            JobRow::from_direct,
+        )
+        .optional()?;
     if let Some(row) = inserted {
         return Ok(Inserted::Created(row));
     }
     // A conflict (the same id: a replayed child enqueue; or the same idempotency key), or
     // the reservation did not fit the customer's limit.
-    let existing = sqlx::query_as(
-        "SELECT * FROM jobs WHERE id = ? OR (customer_id = ? AND template_id = ? AND idempotency_key = ?)",
-    )
-    .bind(&job.id)
-    .bind(&job.customer_id)
-    .bind(&job.template_id)
-    .bind(&job.idempotency_key)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let existing = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE id = ? OR (customer_id = ? AND template_id = ? AND idempotency_key = ?)"
+        ))?
+        .query_row(params![job.id, job.customer_id, job.template_id, job.idempotency_key], JobRow::from_direct)
+        .optional()?;
     if let Some(row) = existing {
         return Ok(Inserted::Existing(row));
     }
-    let headroom: i64 = sqlx::query_scalar(&format!("SELECT {}", super::limits::headroom("?1", "NULL", "?2")))
-        .bind(&job.customer_id)
-        .bind(super::limits::month_start_ms())
-        .fetch_one(&mut *conn)
-        .await?;
+    let headroom: i64 = conn
+        .prepare_cached(&format!("SELECT {}", super::limits::headroom("?1", "NULL", "?2")))?
+        .query_row(params![job.customer_id, super::limits::month_start_ms()], |r| r.get(0))?;
     Ok(Inserted::OverLimit { headroom_nusd: headroom.max(0) })
 }
 
@@ -512,44 +569,38 @@ pub struct CpuCharge {
     pub default_margin: f64,
 }
 
-pub(super) async fn finish_run_on(
-    conn: &mut sqlx::SqliteConnection,
+pub(super) fn finish_run_on(
+    conn: &Connection,
     job_id: &str,
     lease_token: &str,
     fuel: u64,
     finish: &Finish,
     cpu: Option<&CpuCharge>,
-) -> Result<bool, DbError> {
+) -> rusqlite::Result<bool> {
     let now = now_ms();
     let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
     if let Some(cpu) = cpu {
         // A run that held its fuel (a customer with a limit): the fuel burned is charged
         // within the hold and captured; the rest of the hold is released.
         let hold_key = super::holds::RunFuelHold::effect_key(job_id, lease_token);
-        let noted = sqlx::query(
-            "UPDATE billing_holds SET cost_nusd = ?2,
+        let noted = conn
+            .prepare_cached(
+                "UPDATE billing_holds SET cost_nusd = ?2,
                     charge_nusd = MIN(held_nusd, CAST(?2 * COALESCE((SELECT margin FROM customers c
                                       WHERE c.id = billing_holds.customer_id), ?3) + 0.999999 AS INTEGER)),
                     metadata = json_object('fuel', ?4, 'recorded_by', 'host')
-             WHERE effect_key = ?1 AND status = 'open'
-               AND EXISTS (SELECT 1 FROM jobs WHERE id = ?5 AND lease_token = ?6)",
-        )
-        .bind(&hold_key)
-        .bind(cpu.cost_nusd)
-        .bind(cpu.default_margin)
-        .bind(fuel)
-        .bind(job_id)
-        .bind(lease_token)
-        .execute(&mut *conn)
-        .await?;
-        if noted.rows_affected() > 0 {
-            super::holds::capture_on(conn, &hold_key).await?;
+                 WHERE effect_key = ?1 AND status = 'open'
+                   AND EXISTS (SELECT 1 FROM jobs WHERE id = ?5 AND lease_token = ?6)",
+            )?
+            .execute(params![hold_key, cpu.cost_nusd, cpu.default_margin, fuel, job_id, lease_token])?;
+        if noted > 0 {
+            super::holds::capture_on(conn, &hold_key)?;
         }
         // The CPU is spent whatever the limit says: charged up to what the customer may still
         // be charged (the rest is the platform's), so a limit is never crossed. Keyed by the
         // run's lease token: written once per run (a released run's attempt number is reused).
         let headroom = super::limits::headroom("jobs.customer_id", "jobs.id", "?7");
-        sqlx::query(&format!(
+        conn.prepare_cached(&format!(
             "INSERT OR IGNORE INTO billing_events (customer_id, job_id, template_id, event_type, cost_nusd, charge_nusd,
                 metadata, created_at, effect_key)
              SELECT customer_id, id, template_id, 'cpu_estimate', ?1,
@@ -557,63 +608,74 @@ pub(super) async fn finish_run_on(
                                     + 0.999999 AS INTEGER), {headroom})),
                     json_object('fuel', ?3, 'attempt', attempt, 'recorded_by', 'host'), ?4, id || ':cpu:' || ?6
              FROM jobs WHERE id = ?5 AND lease_token = ?6"
-        ))
-        .bind(cpu.cost_nusd)
-        .bind(cpu.default_margin)
-        .bind(fuel)
-        .bind(now)
-        .bind(job_id)
-        .bind(lease_token)
-        .bind(super::limits::month_start_ms())
-        .execute(&mut *conn)
-        .await?;
+        ))?
+        .execute(params![
+            cpu.cost_nusd,
+            cpu.default_margin,
+            fuel,
+            now,
+            job_id,
+            lease_token,
+            super::limits::month_start_ms()
+        ])?;
     }
-    let (set, value): (String, Option<String>) = match finish {
-            Finish::Succeeded { result } => {
-                ("status = 'succeeded', result = ?5, progress = 1, waiting_on = NULL, finished_at = ?3".into(), Some(result.clone()))
-            }
-            Finish::Failed { error } => ("status = 'failed', error = ?5, waiting_on = NULL, finished_at = ?3".into(), Some(error.clone())),
-            Finish::Cancelled { error } => {
-                ("status = 'cancelled', error = ?5, waiting_on = NULL, finished_at = ?3".into(), Some(error.clone()))
-            }
-            Finish::Requeue { run_after, error, counts_as_retry } => (
-                format!(
-                    "status = 'queued', run_after = {run_after}, error = COALESCE(?5, error), retries = retries + {}",
-                    i64::from(*counts_as_retry)
-                ),
-                error.clone(),
-            ),
-            Finish::Release => ("status = 'queued', run_after = ?3, attempt = MAX(attempt - 1, 0)".into(), None),
-            Finish::WaitForChildren { ids } => (
-                format!(
-                    "waiting_on = ?5, run_after = ?3, status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_job_id = ?1
-                       AND c.id IN (SELECT value FROM json_each(?5)) AND c.status NOT IN {FINISHED})
-                     THEN 'waiting_for_child' ELSE 'queued' END"
-                ),
-                Some(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
-            ),
-            Finish::WaitForRender { render_id } => (
-                "waiting_on = json_object('render', ?5), run_after = ?3, status = CASE WHEN EXISTS
-                   (SELECT 1 FROM renders r WHERE r.id = ?5 AND r.status IN ('queued', 'running'))
-                 THEN 'waiting_for_child' ELSE 'queued' END"
-                    .into(),
-                Some(render_id.clone()),
-            ),
-            Finish::WaitForHuman { prompt } => (
-                "waiting_on = ?5, run_after = ?3, status = CASE WHEN human_answer IS NULL THEN 'waiting_for_human' ELSE 'queued' END"
-                    .into(),
-                Some(prompt.clone()),
-            ),
-        };
-    let sql = format!(
+    let (set, value) = finish_set(finish);
+    let done = conn
+        .prepare_cached(&format!(
             "UPDATE jobs SET lease_token = NULL, lease_expires_at = NULL, fuel_consumed = fuel_consumed + ?2, updated_at = ?3, {set}
              WHERE id = ?1 AND lease_token = ?4 AND status = 'running'"
-        );
-    let done =
-        sqlx::query(&sql).bind(job_id).bind(fuel).bind(now).bind(lease_token).bind(value).execute(&mut *conn).await?;
+        ))?
+        .execute(params![job_id, fuel, now, lease_token, value])?;
     let ended = matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. });
-    if ended && done.rows_affected() == 1 {
-        super::holds::settle_job_on(conn, job_id).await?;
+    if ended && done == 1 {
+        super::holds::settle_job_on(conn, job_id)?;
     }
-    Ok(done.rows_affected() == 1)
+    Ok(done == 1)
+}
+
+/// The `SET` of a run's end (`?1` the job, `?3` now, `?5` the value) and the value.
+fn finish_set(finish: &Finish) -> (String, Option<String>) {
+    match finish {
+        Finish::Succeeded { result } => (
+            "status = 'succeeded', result = ?5, progress = 1, waiting_on = NULL, finished_at = ?3".into(),
+            Some(result.clone()),
+        ),
+        Finish::Failed { error } => {
+            ("status = 'failed', error = ?5, waiting_on = NULL, finished_at = ?3".into(), Some(error.clone()))
+        }
+        Finish::Cancelled { error } => {
+            ("status = 'cancelled', error = ?5, waiting_on = NULL, finished_at = ?3".into(), Some(error.clone()))
+        }
+        Finish::Requeue { run_after, error, counts_as_retry } => (
+            format!(
+                "status = 'queued', run_after = {run_after}, error = COALESCE(?5, error), retries = retries + {}",
+                i64::from(*counts_as_retry)
+            ),
+            error.clone(),
+        ),
+        // `?5` (NULL) keeps the error: every variant binds the same five parameters.
+        Finish::Release => {
+            ("status = 'queued', run_after = ?3, attempt = MAX(attempt - 1, 0), error = COALESCE(?5, error)".into(), None)
+        }
+        Finish::WaitForChildren { ids } => (
+            format!(
+                "waiting_on = ?5, run_after = ?3, status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_job_id = ?1
+                   AND c.id IN (SELECT value FROM json_each(?5)) AND c.status NOT IN {FINISHED})
+                 THEN 'waiting_for_child' ELSE 'queued' END"
+            ),
+            Some(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
+        ),
+        Finish::WaitForRender { render_id } => (
+            "waiting_on = json_object('render', ?5), run_after = ?3, status = CASE WHEN EXISTS
+               (SELECT 1 FROM renders r WHERE r.id = ?5 AND r.status IN ('queued', 'running'))
+             THEN 'waiting_for_child' ELSE 'queued' END"
+                .into(),
+            Some(render_id.clone()),
+        ),
+        Finish::WaitForHuman { prompt } => (
+            "waiting_on = ?5, run_after = ?3, status = CASE WHEN human_answer IS NULL THEN 'waiting_for_human' ELSE 'queued' END"
+                .into(),
+            Some(prompt.clone()),
+        ),
+    }
 }

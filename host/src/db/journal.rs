@@ -5,20 +5,19 @@ use crate::capabilities::JournalEntry;
 
 impl Db {
     pub async fn journal(&self, job_id: &str) -> Result<Vec<JournalEntry>, DbError> {
-        let rows: Vec<(i64, String, String, String)> =
-            sqlx::query_as("SELECT seq, kind, request_digest, result FROM job_journal WHERE job_id = ? ORDER BY seq")
-                .bind(job_id)
-                .fetch_all(self.pool())
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, kind, request_digest, result)| JournalEntry {
-                seq: u32::try_from(seq).unwrap_or(u32::MAX),
-                kind,
-                request_digest,
-                result,
-            })
-            .collect())
+        // An indexed read of a few rows, on this thread (see `direct`).
+        self.read_direct(|conn| {
+            conn.prepare_cached("SELECT seq, kind, request_digest, result FROM job_journal WHERE job_id = ? ORDER BY seq")?
+                .query_map([job_id], |r| {
+                    Ok(JournalEntry {
+                        seq: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(u32::MAX),
+                        kind: r.get(1)?,
+                        request_digest: r.get(2)?,
+                        result: r.get(3)?,
+                    })
+                })?
+                .collect()
+        })
     }
 
     /// Append an entry if the lease still holds the job; false for a stale run. The effect's
@@ -42,24 +41,25 @@ pub struct Appended {
 }
 
 /// [`Db::append_journal`] on the writing connection (inside a batch's transaction).
-pub(super) async fn append_journal_on(conn: &mut sqlx::SqliteConnection, write: &Appended) -> Result<bool, DbError> {
+pub(super) fn append_journal_on(conn: &rusqlite::Connection, write: &Appended) -> rusqlite::Result<bool> {
     let Appended { job_id, lease_token, entry } = write;
-    let done = sqlx::query(
-        "INSERT INTO job_journal (job_id, seq, kind, request_digest, result, at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?7)",
-    )
-    .bind(job_id)
-    .bind(i64::from(entry.seq))
-    .bind(&entry.kind)
-    .bind(&entry.request_digest)
-    .bind(&entry.result)
-    .bind(now_ms())
-    .bind(lease_token)
-    .execute(&mut *conn)
-    .await?;
-    let appended = done.rows_affected() == 1;
+    let appended = conn
+        .prepare_cached(
+            "INSERT INTO job_journal (job_id, seq, kind, request_digest, result, at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?7)",
+        )?
+        .execute(rusqlite::params![
+            job_id,
+            i64::from(entry.seq),
+            entry.kind,
+            entry.request_digest,
+            entry.result,
+            now_ms(),
+            lease_token
+        ])?
+        == 1;
     if appended {
-        super::holds::capture_on(conn, &format!("{job_id}:{}", entry.seq)).await?;
+        super::holds::capture_on(conn, &format!("{job_id}:{}", entry.seq))?;
     }
     Ok(appended)
 }

@@ -39,22 +39,27 @@ pub(super) struct Charging<'a> {
 
 /// What the customer may still be charged beside this job's own reservation, and their margin,
 /// read on the caller's (write) transaction; `None` when the run no longer holds the job.
-pub(super) async fn headroom_under_lease(
-    conn: &mut sqlx::SqliteConnection,
+pub(super) fn headroom_under_lease(
+    conn: &rusqlite::Connection,
     charging: &Charging<'_>,
-) -> Result<Option<(i64, f64)>, super::DbError> {
+) -> rusqlite::Result<Option<(i64, f64)>> {
+    use rusqlite::OptionalExtension;
     let headroom = headroom("?1", "?2", "?4");
-    sqlx::query_as(&format!(
+    conn.prepare_cached(&format!(
         "SELECT {headroom}, COALESCE((SELECT margin FROM customers WHERE id = ?1), ?3)
          FROM jobs WHERE id = ?2 AND lease_token = ?5"
-    ))
-    .bind(charging.customer_id)
-    .bind(charging.job_id)
-    .bind(charging.default_margin)
-    .bind(month_start_ms())
-    .bind(charging.lease_token)
-    .fetch_optional(conn)
-    .await
+    ))?
+    .query_row(
+        rusqlite::params![
+            charging.customer_id,
+            charging.job_id,
+            charging.default_margin,
+            month_start_ms(),
+            charging.lease_token
+        ],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
 }
 
 /// Unix ms of the first instant of the current UTC month.

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod admin_views;
 mod batch;
+mod direct;
 pub mod billing;
 pub mod customers;
 pub mod events;
@@ -37,6 +38,10 @@ pub struct Db {
     writer: SqlitePool,
     /// Group-commit queue for job inserts and run finishes (see `batch`).
     batch: tokio::sync::mpsc::UnboundedSender<batch::Queued>,
+    /// The thread that owns the batch's writing connection (see `direct`).
+    direct: std::sync::Arc<direct::WriterThread>,
+    /// Connections for point reads on the caller's thread (see `direct`).
+    readers: std::sync::Arc<direct::Readers>,
 }
 
 impl Db {
@@ -53,16 +58,33 @@ impl Db {
             // their indexes did not fit) and reads through mmap instead of read() copies.
             .pragma("cache_size", "-65536")
             .pragma("mmap_size", "268435456");
-        let writer =
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+        // No health check on acquire: it is a statement (a thread hop) per use, and the batch
+        // acquires this connection for every commit.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
         sqlx::migrate!("../migrations").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        let batch = batch::spawn(writer.clone());
-        Ok(Self { pool, writer, batch })
+        let direct = std::sync::Arc::new(direct::WriterThread::spawn(path)?);
+        let readers = std::sync::Arc::new(direct::Readers::new(path));
+        let batch = batch::spawn(writer.clone(), direct.clone());
+        Ok(Self { pool, writer, batch, direct, readers })
+    }
+
+    /// Run a short indexed read on this thread (see `direct`).
+    pub(super) fn read_direct<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, DbError> {
+        self.readers.read(read)
     }
 
     /// The readers' pool.

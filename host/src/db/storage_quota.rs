@@ -108,37 +108,27 @@ impl Db {
 }
 
 /// [`Db::record_stored_object`] on the writing connection (inside a batch).
-pub(super) async fn record_object_on(
-    conn: &mut sqlx::SqliteConnection,
-    object: &StoredObject,
-) -> Result<Recorded, DbError> {
+pub(super) fn record_object_on(conn: &rusqlite::Connection, object: &StoredObject) -> rusqlite::Result<Recorded> {
+    use rusqlite::{OptionalExtension, params};
     let bytes = i64::try_from(object.bytes).unwrap_or(i64::MAX);
     let quota = i64::try_from(object.default_quota).unwrap_or(i64::MAX);
-    let written = sqlx::query(
-        "INSERT INTO stored_objects (key, customer_id, bytes, updated_at)
-         SELECT ?1, ?2, ?3, ?4
-         WHERE ?6 OR (SELECT stored_bytes FROM customers WHERE id = ?2)
-                     - COALESCE((SELECT bytes FROM stored_objects WHERE key = ?1), 0) + ?3
-                     <= COALESCE((SELECT storage_quota_bytes FROM customers WHERE id = ?2), ?5)
-         ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, updated_at = excluded.updated_at",
-    )
-    .bind(&object.key)
-    .bind(&object.customer_id)
-    .bind(bytes)
-    .bind(now_ms())
-    .bind(quota)
-    .bind(object.force)
-    .execute(&mut *conn)
-    .await?;
-    if written.rows_affected() > 0 {
+    let written = conn
+        .prepare_cached(
+            "INSERT INTO stored_objects (key, customer_id, bytes, updated_at)
+             SELECT ?1, ?2, ?3, ?4
+             WHERE ?6 OR (SELECT stored_bytes FROM customers WHERE id = ?2)
+                         - COALESCE((SELECT bytes FROM stored_objects WHERE key = ?1), 0) + ?3
+                         <= COALESCE((SELECT storage_quota_bytes FROM customers WHERE id = ?2), ?5)
+             ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, updated_at = excluded.updated_at",
+        )?
+        .execute(params![object.key, object.customer_id, bytes, now_ms(), quota, object.force])?;
+    if written > 0 {
         return Ok(Recorded::Fits);
     }
-    let (stored, quota): (i64, i64) =
-        sqlx::query_as("SELECT stored_bytes, COALESCE(storage_quota_bytes, ?2) FROM customers WHERE id = ?1")
-            .bind(&object.customer_id)
-            .bind(quota)
-            .fetch_optional(&mut *conn)
-            .await?
-            .unwrap_or((0, 0));
+    let (stored, quota): (i64, i64) = conn
+        .prepare_cached("SELECT stored_bytes, COALESCE(storage_quota_bytes, ?2) FROM customers WHERE id = ?1")?
+        .query_row(params![object.customer_id, quota], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0));
     Ok(Recorded::OverQuota { stored: u64::try_from(stored).unwrap_or(0), quota: u64::try_from(quota).unwrap_or(0) })
 }
