@@ -8,12 +8,12 @@
 //! memory rather than on SQLite's busy lock.
 
 use super::billing::{LedgerInsert, LedgerWrite, insert_ledger_on};
+use super::direct::{self, WriterThread};
 use super::events::{OwnedEvent, insert_event_on};
 use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
 use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
 use super::journal::{Appended, append_journal_on};
 use super::storage_quota::{Recorded, StoredObject, record_object_on};
-use super::direct::{self, WriterThread};
 use super::{Db, DbError};
 use rusqlite::{Connection, TransactionBehavior};
 use sqlx::SqlitePool;

@@ -7,16 +7,18 @@ impl Db {
     pub async fn journal(&self, job_id: &str) -> Result<Vec<JournalEntry>, DbError> {
         // An indexed read of a few rows, on this thread (see `direct`).
         self.read_direct(|conn| {
-            conn.prepare_cached("SELECT seq, kind, request_digest, result FROM job_journal WHERE job_id = ? ORDER BY seq")?
-                .query_map([job_id], |r| {
-                    Ok(JournalEntry {
-                        seq: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(u32::MAX),
-                        kind: r.get(1)?,
-                        request_digest: r.get(2)?,
-                        result: r.get(3)?,
-                    })
-                })?
-                .collect()
+            conn.prepare_cached(
+                "SELECT seq, kind, request_digest, result FROM job_journal WHERE job_id = ? ORDER BY seq",
+            )?
+            .query_map([job_id], |r| {
+                Ok(JournalEntry {
+                    seq: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(u32::MAX),
+                    kind: r.get(1)?,
+                    request_digest: r.get(2)?,
+                    result: r.get(3)?,
+                })
+            })?
+            .collect()
         })
     }
 
@@ -43,8 +45,8 @@ pub struct Appended {
 /// [`Db::append_journal`] on the writing connection (inside a batch's transaction).
 pub(super) fn append_journal_on(conn: &rusqlite::Connection, write: &Appended) -> rusqlite::Result<bool> {
     let Appended { job_id, lease_token, entry } = write;
-    let appended = conn
-        .prepare_cached(
+    let appended =
+        conn.prepare_cached(
             "INSERT INTO job_journal (job_id, seq, kind, request_digest, result, at)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?7)",
         )?
@@ -56,8 +58,7 @@ pub(super) fn append_journal_on(conn: &rusqlite::Connection, write: &Appended) -
             entry.result,
             now_ms(),
             lease_token
-        ])?
-        == 1;
+        ])? == 1;
     if appended {
         super::holds::capture_on(conn, &format!("{job_id}:{}", entry.seq))?;
     }

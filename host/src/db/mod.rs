@@ -5,9 +5,9 @@
 pub mod accounts;
 pub mod admin_views;
 mod batch;
-mod direct;
 pub mod billing;
 pub mod customers;
+mod direct;
 pub mod events;
 pub mod holds;
 pub mod job_list;
