@@ -155,3 +155,76 @@ impl sqlx::error::DatabaseError for DirectError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::db::Db;
+    use crate::db::jobs::{Inserted, NewJob};
+
+    fn new_job(id: &str) -> NewJob {
+        NewJob {
+            id: id.into(),
+            customer_id: "cus_1".into(),
+            template_id: "hello".into(),
+            template_version: "1.0.0".into(),
+            template_digest: "sha256:0".into(),
+            operation: "greet".into(),
+            workflow: "greet".into(),
+            tracer: "t-1".into(),
+            payload: r#"{"name":"Ada"}"#.into(),
+            config: None,
+            webhook_url: Some("https://example.com/hook".into()),
+            parent_job_id: None,
+            idempotency_key: Some("key-1".into()),
+            max_retries: 3,
+            reserve_nusd: 0,
+            request_id: Some("req-1".into()),
+            traceparent: None,
+            retry_of: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_direct_paths_select_every_column_of_the_jobs_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db.sqlite")).await.unwrap();
+        let table: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('jobs')").fetch_all(db.pool()).await.unwrap();
+        let mut selected: Vec<&str> = super::super::jobs::JOB_COLUMNS.split(", ").collect();
+        let mut table: Vec<&str> = table.iter().map(String::as_str).collect();
+        selected.sort_unstable();
+        table.sort_unstable();
+        assert_eq!(selected, table);
+    }
+
+    #[tokio::test]
+    async fn a_job_read_directly_is_the_job_sqlx_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db.sqlite")).await.unwrap();
+        db.create_customer("cus_1", "one").await.unwrap();
+        let Inserted::Created(created) = db.insert_job(&new_job("job_1")).await.unwrap() else {
+            panic!("the job is created")
+        };
+        let through_sqlx = db.customer_job("cus_1", "hello", "job_1").await.unwrap().expect("sqlx reads it");
+        let (direct, charges, holds) =
+            db.customer_job_with_billing("cus_1", "hello", "job_1").await.unwrap().expect("read directly");
+        assert_eq!(format!("{direct:?}"), format!("{through_sqlx:?}"));
+        assert_eq!(format!("{created:?}"), format!("{through_sqlx:?}"));
+        assert!(charges.is_empty() && holds.is_empty());
+        // The same idempotency key finds the original, through the direct path too.
+        let Inserted::Existing(again) = db.insert_job(&new_job("job_2")).await.unwrap() else {
+            panic!("the idempotency key finds the first job")
+        };
+        assert_eq!(again.id, "job_1");
+    }
+
+    #[tokio::test]
+    async fn a_unique_violation_on_the_direct_paths_is_recognised() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t VALUES ('a');").unwrap();
+        let e = conn.execute("INSERT INTO t VALUES ('a')", []).unwrap_err();
+        assert!(crate::db::is_unique_violation(&super::error(e)));
+        let e = conn.execute("INSERT INTO nowhere VALUES ('a')", []).unwrap_err();
+        assert!(!crate::db::is_unique_violation(&super::error(e)));
+    }
+}

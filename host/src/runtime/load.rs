@@ -61,7 +61,7 @@ pub struct SchemaViolation {
 fn violations(validator: &jsonschema::Validator, value: &serde_json::Value) -> Vec<SchemaViolation> {
     validator
         .iter_errors(value)
-        .map(|e| SchemaViolation { field: e.instance_path.to_string(), problem: e.to_string() })
+        .map(|e| SchemaViolation { field: e.instance_path().to_string(), problem: e.to_string() })
         .collect()
 }
 

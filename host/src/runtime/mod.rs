@@ -78,12 +78,14 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        let engine = Engine::new(&engine_config(&config)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let wasm_config = engine_config(&config);
+        let engine = Engine::new(&wasm_config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         Template::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let cache = Arc::new(cache::ComponentCache::new(&engine, config.cache_dir.clone(), config.cache_key)?);
+        let cache =
+            Arc::new(cache::ComponentCache::new(&engine, wasm_config, config.cache_dir.clone(), config.cache_key)?);
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Self { engine, linker, cache, config, ticker_stop })
