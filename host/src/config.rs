@@ -58,7 +58,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub env: Environment,
-    /// Job runs one process executes at once.
+    /// Job runs one process executes at once. A run spends most of its time waiting (for a
+    /// commit, a provider, storage) in a suspended fiber, so this is far above the core count:
+    /// at 64 the `hello greet` benchmark was bound by runs waiting, not by CPU (issue #16).
     pub worker_slots: u32,
     /// How long a claim holds a job without a heartbeat; a dead worker's jobs are re-queued
     /// after this.
@@ -215,7 +217,7 @@ impl Config {
             max_retries: parse("VIDFARM_MAX_RETRIES", "3")?,
             ..Limits::default()
         };
-        let worker_slots = parse("VIDFARM_WORKER_SLOTS", "64")?;
+        let worker_slots = parse("VIDFARM_WORKER_SLOTS", "256")?;
         let schedule = var("VIDFARM_WEBHOOK_RETRY_SCHEDULE").unwrap_or_else(|| "0,5s,5m,30m,2h,5h,10h,10h".into());
         let retry_schedule = schedule
             .split(',')
