@@ -186,10 +186,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_direct_paths_select_every_column_of_the_jobs_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("db.sqlite")).await.unwrap();
-        let table: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM pragma_table_info('jobs')").fetch_all(db.pool()).await.unwrap();
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
+        let table: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('jobs')")
+            .fetch_all(db.pool())
+            .await
+            .expect("the columns");
         let mut selected: Vec<&str> = super::super::jobs::JOB_COLUMNS.split(", ").collect();
         let mut table: Vec<&str> = table.iter().map(String::as_str).collect();
         selected.sort_unstable();
@@ -199,20 +201,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_read_directly_is_the_job_sqlx_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("db.sqlite")).await.unwrap();
-        db.create_customer("cus_1", "one").await.unwrap();
-        let Inserted::Created(created) = db.insert_job(&new_job("job_1")).await.unwrap() else {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
+        db.create_customer("cus_1", "one").await.expect("a customer");
+        let Inserted::Created(created) = db.insert_job(&new_job("job_1")).await.expect("the insert") else {
             panic!("the job is created")
         };
-        let through_sqlx = db.customer_job("cus_1", "hello", "job_1").await.unwrap().expect("sqlx reads it");
+        let through_sqlx = db.customer_job("cus_1", "hello", "job_1").await.expect("the read").expect("sqlx reads it");
         let (direct, charges, holds) =
-            db.customer_job_with_billing("cus_1", "hello", "job_1").await.unwrap().expect("read directly");
+            db.customer_job_with_billing("cus_1", "hello", "job_1").await.expect("the read").expect("read directly");
         assert_eq!(format!("{direct:?}"), format!("{through_sqlx:?}"));
         assert_eq!(format!("{created:?}"), format!("{through_sqlx:?}"));
         assert!(charges.is_empty() && holds.is_empty());
         // The same idempotency key finds the original, through the direct path too.
-        let Inserted::Existing(again) = db.insert_job(&new_job("job_2")).await.unwrap() else {
+        let Inserted::Existing(again) = db.insert_job(&new_job("job_2")).await.expect("the insert") else {
             panic!("the idempotency key finds the first job")
         };
         assert_eq!(again.id, "job_1");
@@ -220,11 +222,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_unique_violation_on_the_direct_paths_is_recognised() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t VALUES ('a');").unwrap();
-        let e = conn.execute("INSERT INTO t VALUES ('a')", []).unwrap_err();
+        let conn = rusqlite::Connection::open_in_memory().expect("a database");
+        conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t VALUES ('a');").expect("a table");
+        let e = conn.execute("INSERT INTO t VALUES ('a')", []).expect_err("a duplicate");
         assert!(crate::db::is_unique_violation(&super::error(e)));
-        let e = conn.execute("INSERT INTO nowhere VALUES ('a')", []).unwrap_err();
+        let e = conn.execute("INSERT INTO nowhere VALUES ('a')", []).expect_err("no table");
         assert!(!crate::db::is_unique_violation(&super::error(e)));
     }
 }
