@@ -97,12 +97,18 @@ async fn remove(
     }
 }
 
+/// Test events one customer may send per minute: each is an outbound request from the host, so
+/// a loop of clicks or a script cannot grow the outbox or hammer a URL without end.
+const TEST_EVENTS_PER_MINUTE: u32 = 10;
+
 /// Queue a `webhook.test` event to one destination (it shows in the delivery log).
 async fn send_test(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let bucket = format!("webhook-test:{}", customer.id);
+    state.limiter.take(&bucket, TEST_EVENTS_PER_MINUTE).map_err(ApiError::TooManyRequests)?;
     match state.db.insert_test_delivery(&customer.id, &id).await? {
         Some(delivery) => Ok((StatusCode::ACCEPTED, Json(json!({ "id": delivery, "status": "pending" })))),
         None => Err(ApiError::not_found("webhook_not_found", format!("no active webhook destination `{id}`"))),
