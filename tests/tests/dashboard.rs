@@ -45,6 +45,7 @@ async fn a_customer_signs_up_makes_a_key_and_runs_and_watches_jobs_in_the_browse
     // An API key, shown once, with a ready curl line.
     browser.click("a[href='/app/keys']").await;
     browser.fill("#key-label", "ci").await;
+    browser.fill("#key-password", "correct horse battery").await;
     browser.click("#new-key-form button").await;
     let key = browser.wait_text("#new-key-value", WITHIN, |t| t.starts_with("vf_")).await;
     browser.screenshot("api-keys").await;
@@ -246,7 +247,7 @@ async fn a_session_changes_nothing_without_its_csrf_token() {
             .http
             .post(server.url("/customers/me/api-keys"))
             .header("cookie", &session)
-            .json(&json!({ "label": "x" }));
+            .json(&json!({ "label": "x", "password": "a long enough password" }));
         if let Some(token) = token {
             request = request.header("x-csrf-token", token);
         }
@@ -263,6 +264,116 @@ async fn a_session_changes_nothing_without_its_csrf_token() {
     let forged =
         server.http.post(server.url("/signin")).form(&[("email", "eve@example.com"), ("password", "x")]).send().await;
     assert_eq!(forged.expect("sent").status(), 403);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stolen_session_cannot_make_itself_a_lasting_key_or_webhook_without_the_password() {
+    let server = server().await;
+    let (session, csrf) = session_of(&server, "thief@example.com").await;
+    let make = |body: Value| {
+        server
+            .http
+            .post(server.url("/customers/me/api-keys"))
+            .header("cookie", &session)
+            .header("x-csrf-token", &csrf)
+            .json(&body)
+            .send()
+    };
+    let without = make(json!({ "label": "mine now" })).await.expect("sent");
+    assert_eq!(without.status(), 422);
+    let error: Value = without.json().await.expect("json");
+    assert_eq!(error["error"]["details"][0]["field"], "password", "{error}");
+    let mut wrong = Vec::new();
+    for _ in 0..11 {
+        wrong.push(make(json!({ "password": "a guess at it!" })).await.expect("sent").status().as_u16());
+    }
+    assert_eq!(&wrong[..10], &[403; 10], "{wrong:?}");
+    assert_eq!(wrong[10], 429, "guessing is rate-limited: {wrong:?}");
+    let account = server.platform.db.account_by_email("thief@example.com").await.expect("read").expect("an account");
+    assert!(server.platform.db.api_keys(&account.customer_id).await.expect("keys").is_empty(), "no key was made");
+    // Nor a webhook destination, which would receive every job's events from then on.
+    let hook = server
+        .http
+        .post(server.url("/customers/me/webhooks"))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "url": "https://attacker.example/hook" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(hook.status(), 422);
+    assert!(server.platform.db.destinations(&account.customer_id).await.expect("read").is_empty());
+    server.stop().await;
+
+    // With the password (and no guesses spent) the owner gets the key; a key-authenticated
+    // request needs none.
+    let server = self::server().await;
+    let (session, csrf) = session_of(&server, "owner@example.com").await;
+    let made = server
+        .http
+        .post(server.url("/customers/me/api-keys"))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "password": "a long enough password" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(made.status(), 201);
+    let made = server.post("/customers/me/api-keys", &json!({ "label": "from a key" })).send().await.expect("sent");
+    assert_eq!(made.status(), 201);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn over_https_the_session_cookies_are_host_prefixed_and_secure_and_only_those_count() {
+    let server = server().await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let https = |request: reqwest::RequestBuilder| request.header("x-forwarded-proto", "https");
+    let page = https(http.get(server.url("/signup"))).send().await.expect("sent");
+    let set: Vec<String> =
+        page.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
+    assert!(
+        set.iter().any(|c| c.starts_with("__Host-vf_form=") && c.contains("; Secure") && c.contains("Path=/")),
+        "{set:?}"
+    );
+    assert!(!set.iter().any(|c| c.contains("Domain=")), "a __Host- cookie names no domain: {set:?}");
+    let form_cookie = cookie(&page, "__Host-vf_form");
+    let token = hidden(&page.text().await.expect("html"), "csrf_token");
+    let form =
+        [("name", "Eve"), ("email", "tls@example.com"), ("password", "a long enough password"), ("csrf_token", &token)];
+    // The bare name is not read over https: a cookie planted without the prefix counts for nothing.
+    let planted = https(http.post(server.url("/signup")))
+        .header("cookie", format!("vf_form={form_cookie}"))
+        .form(&form)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(planted.status(), 403);
+    let signed = https(http.post(server.url("/signup")))
+        .header("cookie", format!("__Host-vf_form={form_cookie}"))
+        .form(&form)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(signed.status(), 303);
+    let session = cookie(&signed, "__Host-vf_session");
+    let read = |name: &str| https(http.get(server.url("/jobs"))).header("cookie", format!("{name}={session}")).send();
+    assert_eq!(read("__Host-vf_session").await.expect("sent").status(), 200);
+    assert_eq!(read("vf_session").await.expect("sent").status(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn probing_sign_up_for_which_emails_have_accounts_is_cut_off_after_ten_answers_a_minute() {
+    let server = server().await;
+    assert_eq!(sign_up_over_http(&server, "known@example.com").await.status(), 303);
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(sign_up_over_http(&server, "known@example.com").await.status().as_u16());
+    }
+    assert_eq!(&statuses[..10], &[409; 10], "{statuses:?}");
+    assert_eq!(statuses[10], 429, "the eleventh probe is refused before it is answered: {statuses:?}");
     server.stop().await;
 }
 
@@ -406,6 +517,7 @@ async fn a_customer_manages_provider_keys_webhooks_files_and_config_and_sees_bil
     // A webhook destination, a test event sent from the page, delivered and logged.
     browser.click("a[href='/app/webhooks']").await;
     browser.fill("#wh-url", &receiver.url("/hooks")).await;
+    browser.fill("#wh-password", "correct horse battery").await;
     browser.click("#webhook-form button").await;
     let secret = browser.wait_text("#webhook-secret pre", WITHIN, |t| t.starts_with("whsec_")).await;
     receiver.trust(&secret).await;

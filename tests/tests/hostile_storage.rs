@@ -112,6 +112,37 @@ async fn a_presigned_s3_upload_is_signed_for_the_size_counted_against_the_quota(
     server.stop().await;
 }
 
+#[tokio::test]
+async fn re_signing_a_key_for_fewer_bytes_never_lowers_its_count() {
+    let s3 = S3Server::start().await;
+    let settings = s3.settings.clone();
+    let server = TestServer::start_with(
+        move |c| {
+            c.s3 = Some(settings);
+            c.admin_token = Some("op-token".into());
+        },
+        false,
+    )
+    .await;
+    set_quota(&server, 10_000).await;
+    let large = sign(&server, json!({ "key": "in/clip.bin", "size": 9_000 })).await;
+    assert_eq!(large.status(), 200);
+    assert_eq!(stored_bytes(&server).await, 9_000);
+
+    // The 9,000-byte URL may still be used (or its object still be there): a 1-byte re-sign is
+    // signed, but the count stays.
+    let smaller = sign(&server, json!({ "key": "in/clip.bin", "size": 1 })).await;
+    assert_eq!(smaller.status(), 200);
+    assert_eq!(stored_bytes(&server).await, 9_000, "the count never drops on a re-sign");
+    // So a second key cannot use room the re-sign seemed to free.
+    let other = sign(&server, json!({ "key": "in/other.bin", "size": 5_000 })).await;
+    assert_eq!(other.status(), 422);
+    // A larger re-sign raises it.
+    assert_eq!(sign(&server, json!({ "key": "in/clip.bin", "size": 9_500 })).await.status(), 200);
+    assert_eq!(stored_bytes(&server).await, 9_500);
+    server.stop().await;
+}
+
 /// A still image in the workspace (`in/still.png`), uploaded through the host.
 async fn upload_still(server: &TestServer) {
     let dir = tempfile::tempdir().expect("a temp dir");

@@ -2,23 +2,24 @@
 //! from customer keys; the routes answer 404 when no token is configured), or an operator's
 //! dashboard session (signed in with that token) with its CSRF token.
 
+use super::error::ErrorBody;
 use super::extract::JsonBody;
 use super::{ApiError, AppState};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/templates/{template_id}/activate", post(activate))
-        .route("/admin/templates/{template_id}/rollback", post(rollback))
-        .route("/admin/customers/{customer_id}/limits", patch(set_limits))
-        .route("/admin/templates", get(templates))
-        .route("/admin/invites", post(invite))
-        .route("/admin/overview", get(overview))
-        .route("/admin/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(activate))
+        .routes(routes!(rollback))
+        .routes(routes!(set_limits))
+        .routes(routes!(templates))
+        .routes(routes!(invite))
+        .routes(routes!(overview))
+        .routes(routes!(metrics))
 }
 
 /// The caller is the operator: the token (compared as digests, so timing says nothing about
@@ -40,7 +41,10 @@ async fn operator(state: &AppState, method: &Method, headers: &HeaderMap) -> Res
     Err(ApiError::Unauthorized("the operator token is missing or wrong".into()))
 }
 
-/// Every template with its active version, its versions and its last changes.
+/// Every template with its active version, its versions and its last 10 publishes,
+/// activations and rollbacks.
+#[utoipa::path(get, path = "/admin/templates", tag = "admin", security(("operatorToken" = [])),
+    responses((status = 200, description = "`{templates: [{id, active_version, versions, history}]}`", body = Value)))]
 async fn templates(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     operator(&state, &method, &headers).await?;
     let mut templates = Vec::new();
@@ -64,6 +68,8 @@ async fn templates(State(state): State<AppState>, method: Method, headers: Heade
 }
 
 /// Customers (newest 500) with their money, caps, keys and work, and the queue's totals.
+#[utoipa::path(get, path = "/admin/overview", tag = "admin", security(("operatorToken" = [])),
+    responses((status = 200, description = "`{customers, queue}`", body = Value)))]
 async fn overview(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     operator(&state, &method, &headers).await?;
     let rows = state.db.customers_overview(500).await?;
@@ -90,6 +96,8 @@ async fn overview(State(state): State<AppState>, method: Method, headers: Header
 }
 
 /// The Prometheus counters, for the operator's dashboard (whatever `/metrics` requires).
+#[utoipa::path(get, path = "/admin/metrics", tag = "admin", security(("operatorToken" = [])),
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Result<String, ApiError> {
     operator(&state, &method, &headers).await?;
     let counts = state.db.job_counts().await?;
@@ -97,6 +105,12 @@ async fn metrics(State(state): State<AppState>, method: Method, headers: HeaderM
 }
 
 /// `POST /admin/invites {"email"}`: the email may sign up while `VIDFARM_SIGNUP=invite`.
+#[utoipa::path(post, path = "/admin/invites", tag = "admin", security(("operatorToken" = [])),
+    request_body = super::openapi::Invite,
+    responses(
+        (status = 200, description = "`{email, invited}`", body = Value),
+        (status = 422, description = "`email` is invalid", body = ErrorBody),
+    ))]
 async fn invite(
     State(state): State<AppState>,
     method: Method,
@@ -142,6 +156,15 @@ async fn switched(
     ))
 }
 
+/// Make a published version active (forward only): the hot swap, on every host at once.
+#[utoipa::path(post, path = "/admin/templates/{template_id}/activate", tag = "admin", security(("operatorToken" = [])),
+    params(("template_id" = String, Path)),
+    request_body = super::openapi::Activation,
+    responses(
+        (status = 200, description = "`{template_id, active_version, previous_version, at}`", body = Value),
+        (status = 404, description = "No such template or version", body = ErrorBody),
+        (status = 422, description = "`version` missing, not newer than the active one (use rollback), or failing verification", body = ErrorBody),
+    ))]
 async fn activate(
     State(state): State<AppState>,
     method: Method,
@@ -156,6 +179,13 @@ async fn activate(
     switched(&state, &template_id, record).await
 }
 
+/// Make the previous version active.
+#[utoipa::path(post, path = "/admin/templates/{template_id}/rollback", tag = "admin", security(("operatorToken" = [])),
+    params(("template_id" = String, Path)),
+    responses(
+        (status = 200, description = "`{template_id, active_version, previous_version, at}`", body = Value),
+        (status = 404, description = "Nothing to roll back to", body = ErrorBody),
+    ))]
 async fn rollback(
     State(state): State<AppState>,
     method: Method,
@@ -170,6 +200,14 @@ async fn rollback(
 /// `PATCH /admin/customers/:id/limits` with any of `max_concurrent_jobs`, `jobs_per_minute`,
 /// `max_concurrent_renders`, `max_concurrent_deliveries`: a whole number from 1, or `null`
 /// for the host default; `storage_quota_bytes` likewise (bytes); absent fields stay as they are.
+#[utoipa::path(patch, path = "/admin/customers/{customer_id}/limits", tag = "admin", security(("operatorToken" = [])),
+    params(("customer_id" = String, Path)),
+    request_body = super::openapi::Limits,
+    responses(
+        (status = 200, description = "The caps in force", body = Value),
+        (status = 404, description = "No such customer", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+    ))]
 async fn set_limits(
     State(state): State<AppState>,
     method: Method,

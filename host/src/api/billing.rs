@@ -3,17 +3,18 @@
 use super::extract::Authenticated;
 use super::{ApiError, AppState};
 use crate::money;
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/billing/usage", get(usage))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(usage))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Period {
     /// `YYYY-MM-DD` (inclusive), default: the start of this month.
     from: Option<String>,
@@ -30,6 +31,13 @@ fn day_ms(field: &str, day: &str) -> Result<i64, ApiError> {
     Ok(i64::try_from(date.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
 }
 
+/// Charges per day and template, and the customer's limits.
+#[utoipa::path(get, path = "/billing/usage", tag = "billing",
+    params(Period),
+    responses(
+        (status = 200, description = "`{from, to, days: [{day, template_id, charged_usd, ...}], limits}`", body = Value),
+        (status = 400, description = "Bad query (a date that is not YYYY-MM-DD)", body = super::error::ErrorBody),
+    ))]
 async fn usage(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,

@@ -1,17 +1,18 @@
 //! `/customers/me/files`: the customer's workspace as the dashboard shows it — list (key, size,
 //! when, a signed download URL) and delete (the bytes leave the quota).
 
+use super::error::ErrorBody;
 use super::extract::Authenticated;
 use super::{ApiError, AppState, views};
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/customers/me/files", get(list)).route("/customers/me/files/{*key}", delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(list)).routes(routes!(remove))
 }
 
 fn workspace(customer_id: &str) -> String {
@@ -25,6 +26,17 @@ struct Page {
     limit: Option<u32>,
 }
 
+/// The workspace's files in key order: key, size, changed, a signed download URL; and the
+/// storage in use and the quota.
+#[utoipa::path(get, path = "/customers/me/files", tag = "files",
+    params(
+        ("after" = Option<String>, Query, description = "Only keys after this one (the previous page's `next_after`)"),
+        ("limit" = Option<u32>, Query, description = "1 to 500 (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "`{files: [{key, size, updated_at, url}], next_after, stored_bytes, quota_bytes}`", body = Value),
+        (status = 400, description = "Bad query", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -57,6 +69,15 @@ async fn list(
     })))
 }
 
+/// Delete a workspace file (its bytes leave the quota).
+#[utoipa::path(delete, path = "/customers/me/files/{*key}", tag = "files",
+    params(("key" = String, Path, description = "The file's key in the workspace (may contain `/`)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such file", body = ErrorBody),
+        (status = 409, description = "Signed for upload by a URL still valid (`upload_window_open`)", body = ErrorBody),
+        (status = 422, description = "The key leaves the workspace", body = ErrorBody),
+    ))]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -69,7 +90,10 @@ async fn remove(
     };
     // A presigned S3 upload is counted when it is signed and stays usable until its URL
     // expires: deleting the object before then would let the upload land uncounted.
-    let settles_at = object.updated_at + i64::try_from(state.config.file_url_ttl.as_millis()).unwrap_or(i64::MAX);
+    // Five minutes more: the URL is signed just after the count is recorded, and S3's clock may
+    // run behind ours.
+    let window = state.config.file_url_ttl + std::time::Duration::from_secs(300);
+    let settles_at = object.updated_at.saturating_add(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
     if state.config.s3.is_some() && crate::db::now_ms() < settles_at {
         return Err(ApiError::Conflict {
             code: "upload_window_open",

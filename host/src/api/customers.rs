@@ -1,24 +1,25 @@
 //! `/customers/me/*`: the signed-in customer's own API keys — list (last four characters and
 //! last use, never the key), create (the key is shown once), revoke.
 
+use super::error::ErrorBody;
 use super::extract::{Authenticated, JsonBody};
 use super::{ApiError, AppState, views};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The most live keys a customer holds (each is a credential to watch).
 const MAX_LIVE_KEYS: usize = 50;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers/me", get(me))
-        .route("/customers/me/api-keys", get(list).post(create))
-        .route("/customers/me/api-keys/{key_id}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(me)).routes(routes!(list, create)).routes(routes!(revoke))
 }
 
+/// Who the credentials belong to.
+#[utoipa::path(get, path = "/customers/me", tag = "account",
+    responses((status = 200, description = "`{customer_id, name, email}`", body = Value)))]
 async fn me(State(state): State<AppState>, Authenticated(customer): Authenticated) -> Result<Json<Value>, ApiError> {
     let email = state.db.account_of(&customer.id).await?.map(|a| a.email);
     Ok(Json(json!({ "customer_id": customer.id, "name": customer.name, "email": email })))
@@ -36,16 +37,38 @@ fn key_view(key: &crate::db::customers::ApiKey) -> Value {
     })
 }
 
+/// This customer's API keys: label, prefix, last four characters, created, last used,
+/// revoked (never the key).
+#[utoipa::path(get, path = "/customers/me/api-keys", tag = "account",
+    responses((status = 200, description = "`{keys: [...]}`", body = Value)))]
 async fn list(State(state): State<AppState>, Authenticated(customer): Authenticated) -> Result<Json<Value>, ApiError> {
     let keys = state.db.api_keys(&customer.id).await?;
     Ok(Json(json!({ "keys": keys.iter().map(key_view).collect::<Vec<_>>() })))
 }
 
+/// A new API key, shown in this response only. Made with a dashboard session, it needs the
+/// account's password too.
+#[utoipa::path(post, path = "/customers/me/api-keys", tag = "account",
+    request_body = super::openapi::ApiKeyRequest,
+    responses(
+        (status = 201, description = "The key's record with `key` and `customer_id`", body = Value),
+        (status = 403, description = "A session's `password` is wrong", body = ErrorBody),
+        (status = 409, description = "50 live keys already", body = ErrorBody),
+        (status = 422, description = "`label` is invalid, or a session gave no `password`", body = ErrorBody),
+        (status = 429, description = "10 passwords tried this minute", body = ErrorBody),
+    ))]
 async fn create(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if let Some(unknown) =
+        body.as_object().and_then(|o| o.keys().find(|k| !["label", "password"].contains(&k.as_str())))
+    {
+        return Err(ApiError::invalid(unknown, "is not a field of a key request"));
+    }
+    super::extract::confirm_session_password(&state, &headers, &customer.id, &body).await?;
     let label = match body.get("label") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.chars().count() <= 100 => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
@@ -66,6 +89,13 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Revoke a key (requests with it fail at once).
+#[utoipa::path(delete, path = "/customers/me/api-keys/{key_id}", tag = "account",
+    params(("key_id" = String, Path)),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such live key", body = ErrorBody),
+    ))]
 async fn revoke(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,

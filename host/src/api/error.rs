@@ -6,6 +6,23 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+/// Every error's body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code (`validation_failed`, `job_not_found`, ...).
+    pub code: String,
+    pub message: String,
+    /// With `validation_failed`: `[{field, problem}]`, one per failing field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: malformed JSON, wrong content type, bad query parameter.
@@ -96,11 +113,12 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut error = json!({ "code": code, "message": message });
-        if let Self::Unprocessable { details, .. } = &self {
-            error["details"] = details.clone();
-        }
-        let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
+        let details = match &self {
+            Self::Unprocessable { details, .. } => Some(details.clone()),
+            _ => None,
+        };
+        let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message, details } };
+        let mut response = (status, axum::Json(body)).into_response();
         if let Self::TooManyRequests(secs) = self
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {

@@ -25,8 +25,7 @@ impl FromRequestParts<AppState> for Authenticated {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| ApiError::Unauthorized(format!("the `{name}` header is missing")))
         };
-        let keyless = !parts.headers.contains_key("vidfarm-user-id") && !parts.headers.contains_key("vidfarm-api-key");
-        if keyless && crate::dashboard::session::cookie(&parts.headers, crate::dashboard::session::COOKIE).is_some() {
+        if by_session(state, &parts.headers) {
             return session_customer(parts, state).await.map(Self);
         }
         let (user, key) = (header("vidfarm-user-id")?, header("vidfarm-api-key")?);
@@ -45,6 +44,44 @@ impl FromRequestParts<AppState> for Authenticated {
             None => Err(ApiError::Unauthorized("unknown customer or invalid API key".into())),
         }
     }
+}
+
+/// Whether a request is authenticated by a dashboard session: it has a session cookie and
+/// neither API-key header.
+pub fn by_session(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let keyless = !headers.contains_key("vidfarm-user-id") && !headers.contains_key("vidfarm-api-key");
+    keyless && crate::dashboard::session::read(state, headers, crate::dashboard::session::COOKIE).is_some()
+}
+
+/// Passwords a customer may try per minute when a session does something lasting.
+const PASSWORD_ATTEMPTS_PER_MINUTE: u32 = 10;
+
+/// What outlasts a session (an API key, a webhook destination that receives every job's events)
+/// needs the account's `password` in the body when the request is made with a dashboard
+/// session: a stolen session (a few days at most) must not turn itself into lasting access. A
+/// request made with an API key needs none.
+pub async fn confirm_session_password(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    customer_id: &str,
+    body: &serde_json::Value,
+) -> Result<(), ApiError> {
+    if !by_session(state, headers) {
+        return Ok(());
+    }
+    let Some(serde_json::Value::String(password)) = body.get("password") else {
+        return Err(ApiError::invalid("password", "is required when a dashboard session does this"));
+    };
+    // Every attempt is charged before the (slow) check: a burst of parallel guesses cannot all
+    // pass the allowance before the first failure is counted.
+    if state.limiter.take(&format!("reauth:{customer_id}"), PASSWORD_ATTEMPTS_PER_MINUTE).is_err() {
+        return Err(ApiError::TooManyRequests(60));
+    }
+    let hash = state.db.account_of(customer_id).await?.map(|a| a.password_hash);
+    if crate::dashboard::session::verify_password(password.clone(), hash).await? {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden("password: does not match the account's password".into()))
 }
 
 async fn session_customer(parts: &Parts, state: &AppState) -> Result<Customer, ApiError> {

@@ -2,29 +2,31 @@
 //! upload into a customer's workspace), and `POST /files/sign-upload`, which hands a customer
 //! an upload URL (presigned S3, or the host's own) for a file in their workspace.
 
+use super::error::ErrorBody;
 use super::extract::{Authenticated, JsonBody};
 use super::{ApiError, AppState};
 use crate::capabilities::StoreError;
 use crate::db::storage_quota::{Recorded, StoredObject};
 use crate::storage::keys;
 use crate::storage::signed_urls::SignatureError;
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// The largest upload through the host's own PUT URL.
 const MAX_UPLOAD_BYTES: usize = 512 << 20;
 /// The largest presigned upload (one S3 PUT).
 const MAX_SIGNED_UPLOAD_BYTES: u64 = 5 << 30;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/files/sign-upload", post(sign_upload))
-        .route("/files/{*key}", get(download).put(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(sign_upload))
+        .routes(routes!(download, upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
 }
 
 #[derive(Deserialize)]
@@ -75,6 +77,18 @@ fn content_type(key: &str) -> &'static str {
     }
 }
 
+/// A stored object through a signed URL (streamed).
+#[utoipa::path(get, path = "/files/{*key}", tag = "files", security(()),
+    params(
+        ("key" = String, Path, description = "The object's key (may contain `/`)"),
+        ("expires" = i64, Query, description = "Unix seconds the URL expires at"),
+        ("sig" = String, Query, description = "The URL's signature"),
+    ),
+    responses(
+        (status = 200, description = "The object", content_type = "application/octet-stream"),
+        (status = 403, description = "Bad or expired signature", body = ErrorBody),
+        (status = 404, description = "No such object", body = ErrorBody),
+    ))]
 async fn download(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -108,6 +122,19 @@ async fn download(
     }
 }
 
+/// Upload through the host's own signed URL (local store; streamed, at most 512 MiB).
+#[utoipa::path(put, path = "/files/{*key}", tag = "files", security(()),
+    params(
+        ("key" = String, Path, description = "The workspace key the URL was signed for"),
+        ("expires" = i64, Query, description = "Unix seconds the URL expires at"),
+        ("sig" = String, Query, description = "The URL's signature"),
+    ),
+    request_body(content(("application/octet-stream")), description = "The file's bytes"),
+    responses(
+        (status = 201, description = "`{key, size}`", body = Value),
+        (status = 403, description = "Bad or expired signature", body = ErrorBody),
+        (status = 413, description = "Larger than 512 MiB (`payload_too_large`) or past the storage quota (`storage_quota_exceeded`)", body = ErrorBody),
+    ))]
 async fn upload(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -124,7 +151,7 @@ async fn upload(
         Err(e) => return e.into_response(),
     };
     let size = std::fs::metadata(&spooled).map_or(0, |m| m.len());
-    if let Err(e) = record_upload(&state, &key, size).await {
+    if let Err(e) = record_upload(&state, &key, size, false).await {
         return e.into_response();
     }
     match state.caps.storage.put_file(&key, &spooled, "application/octet-stream").await {
@@ -159,8 +186,9 @@ async fn spool(state: &AppState, body: axum::body::Body) -> Result<tempfile::Tem
 }
 
 /// Count an upload of `size` bytes at the workspace key `key` against its customer's quota
-/// (413 `storage_quota_exceeded` when it does not fit).
-async fn record_upload(state: &AppState, key: &str, size: u64) -> Result<(), ApiError> {
+/// (413 `storage_quota_exceeded` when it does not fit). `presigned`: see
+/// [`StoredObject::keep_larger`].
+async fn record_upload(state: &AppState, key: &str, size: u64, presigned: bool) -> Result<(), ApiError> {
     let customer_id = key.strip_prefix("customers/").and_then(|rest| rest.split('/').next()).unwrap_or_default();
     let object = StoredObject {
         key: key.to_string(),
@@ -168,6 +196,7 @@ async fn record_upload(state: &AppState, key: &str, size: u64) -> Result<(), Api
         bytes: size,
         default_quota: state.config.storage_quota_bytes,
         force: false,
+        keep_larger: presigned,
     };
     match state.db.record_stored_object(object).await? {
         Recorded::Fits => Ok(()),
@@ -177,7 +206,14 @@ async fn record_upload(state: &AppState, key: &str, size: u64) -> Result<(), Api
     }
 }
 
-/// An upload URL for `key` in the caller's workspace (`customers/:id/workspace/<key>`).
+/// An upload URL for `key` in the caller's workspace (`customers/:id/workspace/<key>`),
+/// counted against the storage quota.
+#[utoipa::path(post, path = "/files/sign-upload", tag = "files",
+    request_body = super::openapi::UploadRequest,
+    responses(
+        (status = 200, description = "`{key, workspace_key, method, url, headers, expires_at}`", body = Value),
+        (status = 422, description = "A field is invalid (`key` escapes the workspace, `size` missing on S3 or past the quota)", body = ErrorBody),
+    ))]
 async fn sign_upload(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -206,10 +242,11 @@ async fn sign_upload(
         return Err(ApiError::invalid(unknown, "is not a field of an upload request"));
     }
     // Uploads that bypass the host (presigned S3 PUTs) are counted against the quota now, for
-    // the size the URL is signed for; the host's own PUT counts what actually arrives.
+    // the size the URL is signed for; the host's own PUT counts what actually arrives. A
+    // re-sign for fewer bytes never lowers the count (see `StoredObject::keep_larger`).
     let presigned = state.config.s3.is_some();
     match (size, presigned) {
-        (Some(size), true) => record_upload(&state, &full, size).await.map_err(|e| match e {
+        (Some(size), true) => record_upload(&state, &full, size, true).await.map_err(|e| match e {
             ApiError::QuotaExceeded(problem) => ApiError::invalid("size", problem),
             other => other,
         })?,

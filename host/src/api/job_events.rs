@@ -3,16 +3,16 @@
 use super::extract::Authenticated;
 use super::jobs::owned_job;
 use super::{ApiError, AppState, views};
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::{Json, Router};
 use futures::Stream;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// How often a live stream re-reads the database when nothing in this process wakes it.
 const POLL: Duration = Duration::from_millis(500);
@@ -57,10 +57,8 @@ impl Drop for StreamSlot {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/templates/{template_id}/jobs/{job_id}/logs", get(logs))
-        .route("/templates/{template_id}/jobs/{job_id}/events", get(events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(logs)).routes(routes!(events))
 }
 
 #[derive(Deserialize)]
@@ -69,24 +67,53 @@ struct Page {
     limit: Option<u32>,
 }
 
+/// A page of a job's events.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct EventPage {
+    events: Vec<views::Event>,
+    /// The `after` of the next page; null on the last.
+    next_after: Option<i64>,
+}
+
+/// A job's structured events, oldest first.
+#[utoipa::path(get, path = "/templates/{template_id}/jobs/{job_id}/logs", tag = "jobs",
+    params(
+        ("template_id" = String, Path), ("job_id" = String, Path),
+        ("after" = Option<i64>, Query, description = "An event id: later events than it"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = EventPage),
+        (status = 404, description = "No such job", body = super::error::ErrorBody),
+    ))]
 async fn logs(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
     Path((template_id, job_id)): Path<(String, String)>,
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     let Query(page) = query?;
     let job = owned_job(&state, &customer, &template_id, &job_id).await?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let rows = state.db.events_after(&job.id, page.after.unwrap_or(0), limit).await?;
     let next = rows.last().map(|r| r.id).filter(|_| rows.len() == limit as usize);
-    Ok(Json(json!({ "events": rows.iter().map(views::event).collect::<Vec<_>>(), "next_after": next })))
+    Ok(Json(EventPage { events: rows.iter().map(views::Event::from).collect(), next_after: next }))
 }
 
 /// `log` events as they are written, `status` events when the job's status changes, and a
 /// final `end` event when the job has ended (or the key it was opened with is revoked:
 /// `{"reason": "key_revoked"}`). Resumable with `Last-Event-ID`. The stream's task ends as
 /// soon as the client leaves; a customer holds at most [`MAX_STREAMS_PER_CUSTOMER`] at once.
+#[utoipa::path(get, path = "/templates/{template_id}/jobs/{job_id}/events", tag = "jobs",
+    params(
+        ("template_id" = String, Path), ("job_id" = String, Path),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `log` (an Event), `status` ({status, progress, result, error}), `end`", content_type = "text/event-stream"),
+        (status = 404, description = "No such job", body = super::error::ErrorBody),
+        (status = 429, description = "This customer has 5 live streams open", body = super::error::ErrorBody),
+    ))]
 async fn events(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -99,7 +126,7 @@ async fn events(
     let credential = match headers.get("vidfarm-api-key").and_then(|v| v.to_str().ok()) {
         Some(key) => Credential::Key(super::hash_key(key)),
         None => Credential::Session(
-            crate::dashboard::session::cookie(&headers, crate::dashboard::session::COOKIE)
+            crate::dashboard::session::read(&state, &headers, crate::dashboard::session::COOKIE)
                 .map(crate::dashboard::session::token_hash)
                 .unwrap_or_default(),
         ),

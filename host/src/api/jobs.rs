@@ -1,28 +1,30 @@
 //! Jobs: create (validated, idempotent, rate-limited), read, list, cancel, resume.
 
+use super::error::ErrorBody;
 use super::extract::{Authenticated, JsonBody};
+use super::openapi::{JobCreated, JobRequest};
 use super::templates::find;
 use super::{ApiError, AppState, views};
 use crate::db::customers::Customer;
 use crate::db::jobs::{Inserted, JobRow, NewJob};
 use crate::money;
+use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering::Relaxed;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/templates/{template_id}/operations/{operation}", post(create))
-        .route("/templates/{template_id}/jobs", get(list))
-        .route("/templates/{template_id}/jobs/{job_id}", get(show))
-        .route("/templates/{template_id}/jobs/{job_id}/cancel", post(cancel))
-        .route("/templates/{template_id}/jobs/{job_id}/resume", post(resume))
-        .route("/templates/{template_id}/jobs/{job_id}/retry", post(retry))
-        .route("/jobs", get(list_all))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(cancel))
+        .routes(routes!(resume))
+        .routes(routes!(retry))
+        .routes(routes!(list_all))
 }
 
 /// The customer's job of this template, or 404 (also for another customer's job).
@@ -60,6 +62,21 @@ async fn webhook_url(state: &AppState, body: &Value) -> Result<Option<String>, A
     super::webhooks::check_url(state, "webhook_url", url).await.map(Some)
 }
 
+/// Create a job running an operation: validated, then queued; answers at once.
+#[utoipa::path(post, path = "/templates/{template_id}/operations/{operation}", tag = "jobs",
+    params(("template_id" = String, Path), ("operation" = String, Path)),
+    request_body = JobRequest,
+    responses(
+        (status = 202, description = "The job was created", body = JobCreated),
+        (status = 200, description = "The idempotency key was used before: the original job", body = JobCreated),
+        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorBody),
+        (status = 402, description = "The job's estimate does not fit the customer's limit", body = ErrorBody),
+        (status = 404, description = "No such template or operation", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used for another request", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 422, description = "The request or payload fails validation; details name each field", body = ErrorBody),
+        (status = 429, description = "Job-creation rate limit; see Retry-After", body = ErrorBody),
+    ))]
 async fn create(
     State(state): State<AppState>,
     Extension(request_id): Extension<super::RequestId>,
@@ -201,18 +218,24 @@ async fn submit(
     Ok((status, Json(answer)))
 }
 
+/// A job, with every field and its money.
+#[utoipa::path(get, path = "/templates/{template_id}/jobs/{job_id}", tag = "jobs",
+    params(("template_id" = String, Path), ("job_id" = String, Path)),
+    responses(
+        (status = 200, description = "The job", body = views::JobWithBilling),
+        (status = 404, description = "No such job (or another customer's)", body = ErrorBody),
+    ))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
     Path((template_id, job_id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::JobWithBilling>, ApiError> {
     let found = state.db.customer_job_with_billing(&customer.id, &template_id, &job_id).await?;
     let (job, charges, holds) = found.ok_or_else(|| {
         ApiError::not_found("job_not_found", format!("no job `{job_id}` of template `{template_id}`"))
     })?;
-    let mut view = views::job(&job);
-    view["billing"] = views::job_billing(&job, &charges, &holds);
-    Ok(Json(view))
+    let billing = views::job_billing(&job, &charges, &holds);
+    Ok(Json(views::JobWithBilling { job: views::Job::from(&job), billing }))
 }
 
 /// The most jobs one page lists.
@@ -220,10 +243,15 @@ const MAX_PAGE_JOBS: u32 = 100;
 /// The most payload and result bytes one page carries (one job is always shown).
 const MAX_PAGE_BYTES: usize = 4 << 20;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only jobs in this status.
+    #[param(value_type = Option<views::JobStatus>)]
     status: Option<String>,
+    /// A job id: older jobs than it (the previous page's `next_before`).
     before: Option<String>,
+    /// 1 to 100 (default 50).
     limit: Option<u32>,
     /// Only `GET /jobs`: one template's jobs.
     template_id: Option<String>,
@@ -245,7 +273,7 @@ fn check_status(status: Option<&str>) -> Result<(), ApiError> {
 
 /// One page of rows: at most `limit` jobs or [`MAX_PAGE_BYTES`] of payloads and results,
 /// whichever comes first; `next_before` continues from the last job shown.
-fn page(rows: &[JobRow], limit: u32) -> Json<Value> {
+fn page(rows: &[JobRow], limit: u32) -> Json<JobPage> {
     let (mut jobs, mut bytes) = (Vec::with_capacity(rows.len()), 0usize);
     for row in rows {
         bytes += row.payload.len() + row.result.as_ref().map_or(0, String::len);
@@ -256,16 +284,30 @@ fn page(rows: &[JobRow], limit: u32) -> Json<Value> {
     }
     let cut = jobs.len() < rows.len() || rows.len() == limit as usize;
     let next = cut.then(|| jobs.last().map(|r| r.id.clone())).flatten();
-    Json(json!({ "jobs": jobs.into_iter().map(views::job).collect::<Vec<_>>(), "next_before": next }))
+    Json(JobPage { jobs: jobs.into_iter().map(views::Job::from).collect(), next_before: next })
+}
+
+/// A page of jobs, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct JobPage {
+    jobs: Vec<views::Job>,
+    /// The `before` of the next page; null on the last.
+    next_before: Option<String>,
 }
 
 /// `GET /jobs`: the customer's jobs across templates, newest first, filtered by status,
 /// template and tracer.
+#[utoipa::path(get, path = "/jobs", tag = "jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobPage),
+        (status = 400, description = "Bad query", body = ErrorBody),
+    ))]
 async fn list_all(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobPage>, ApiError> {
     let Query(query) = query?;
     check_status(query.status.as_deref())?;
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE_JOBS);
@@ -282,6 +324,14 @@ async fn list_all(
 
 /// A new job with the failed (or cancelled) job's tracer, payload and webhook URL, run by the
 /// template's active version; `retry_of` links it to the old one.
+#[utoipa::path(post, path = "/templates/{template_id}/jobs/{job_id}/retry", tag = "jobs",
+    params(("template_id" = String, Path), ("job_id" = String, Path)),
+    responses(
+        (status = 202, description = "`{job_id, tracer, status, retry_of}`", body = Value),
+        (status = 402, description = "The estimate does not fit the customer's limit", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not failed or cancelled", body = ErrorBody),
+    ))]
 async fn retry(
     State(state): State<AppState>,
     Extension(request_id): Extension<super::RequestId>,
@@ -311,12 +361,25 @@ async fn retry(
 const STATUSES: [&str; 7] =
     ["queued", "running", "waiting_for_child", "waiting_for_human", "succeeded", "failed", "cancelled"];
 
+/// This customer's jobs of a template, newest first.
+#[utoipa::path(get, path = "/templates/{template_id}/jobs", tag = "jobs",
+    params(
+        ("template_id" = String, Path),
+        ("status" = Option<views::JobStatus>, Query, description = "Only jobs in this status"),
+        ("before" = Option<String>, Query, description = "A job id: older jobs than it"),
+        ("limit" = Option<u32>, Query, description = "1 to 100 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobPage),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 404, description = "No such template", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
     Path(template_id): Path<String>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobPage>, ApiError> {
     let Query(query) = query?;
     find(&state, &template_id)?;
     check_status(query.status.as_deref())?;
@@ -326,11 +389,19 @@ async fn list(
     Ok(page(&rows, limit))
 }
 
+/// Cancel a job and its children (running jobs stop at their next yield).
+#[utoipa::path(post, path = "/templates/{template_id}/jobs/{job_id}/cancel", tag = "jobs",
+    params(("template_id" = String, Path), ("job_id" = String, Path)),
+    responses(
+        (status = 200, description = "The job after cancellation", body = views::Job),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job already ended", body = ErrorBody),
+    ))]
 async fn cancel(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
     Path((template_id, job_id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Job>, ApiError> {
     let job = owned_job(&state, &customer, &template_id, &job_id).await?;
     let Some(row) = state.db.cancel_job(&job.id).await? else {
         return Err(ApiError::Conflict {
@@ -344,15 +415,24 @@ async fn cancel(
     for id in &tree {
         state.bus.changed(id);
     }
-    Ok(Json(views::job(&row)))
+    Ok(Json(views::Job::from(&row)))
 }
 
+/// Answer a job waiting for a human: the answer is any JSON, and the job is queued again.
+#[utoipa::path(post, path = "/templates/{template_id}/jobs/{job_id}/resume", tag = "jobs",
+    params(("template_id" = String, Path), ("job_id" = String, Path)),
+    request_body(content = Value, description = "The answer to the job's prompt"),
+    responses(
+        (status = 200, description = "The job, queued again", body = views::Job),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not waiting for a human", body = ErrorBody),
+    ))]
 async fn resume(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
     Path((template_id, job_id)): Path<(String, String)>,
     JsonBody(answer): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Job>, ApiError> {
     let job = owned_job(&state, &customer, &template_id, &job_id).await?;
     let Some(row) = state.db.resume_job(&job.id, &answer.to_string()).await? else {
         return Err(ApiError::Conflict {
@@ -362,7 +442,7 @@ async fn resume(
     };
     state.bus.job_due.notify_one();
     state.bus.changed(&job.id);
-    Ok(Json(views::job(&row)))
+    Ok(Json(views::Job::from(&row)))
 }
 
 /// The input-schema keyword that marks a payload (or one of its top-level fields) as a render

@@ -44,9 +44,9 @@ impl std::ops::Deref for AppState {
     }
 }
 
-pub fn router(platform: Platform) -> Router {
-    let state = AppState { platform, auth_cache: Arc::default(), streams: Arc::default() };
-    let router = Router::new()
+/// The REST API's routes, each registered with its OpenAPI entry (see `openapi`).
+fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    openapi::base()
         .merge(system::router())
         .merge(templates::router())
         .merge(jobs::router())
@@ -58,6 +58,13 @@ pub fn router(platform: Platform) -> Router {
         .merge(files::router())
         .merge(customers::router())
         .merge(customer_files::router())
+}
+
+pub fn router(platform: Platform) -> Router {
+    let state = AppState { platform, auth_cache: Arc::default(), streams: Arc::default() };
+    let (api, _) = routes().split_for_parts();
+    let router = Router::new()
+        .merge(api)
         .merge(crate::dashboard::router())
         .fallback(|| async { ApiError::not_found("not_found", "no such route") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -1,19 +1,18 @@
 //! `/customers/me/provider-keys`: a customer's own AI provider keys. Secrets go in once and
 //! never come back out (lists show the last four characters).
 
+use super::error::ErrorBody;
 use super::extract::{Authenticated, JsonBody};
 use super::{ApiError, AppState};
 use crate::providers::keys::{self, Invalid, KeyInput};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers/me/provider-keys", get(list).post(add))
-        .route("/customers/me/provider-keys/{key_id}", get(show).patch(change).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(list, add)).routes(routes!(show, change, remove))
 }
 
 fn invalid((field, problem): Invalid) -> ApiError {
@@ -24,11 +23,22 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found("provider_key_not_found", format!("no provider key `{id}`"))
 }
 
+/// This customer's AI provider keys (never the secret: `secret_hint` shows its last four
+/// characters), with their state (`active`, `paused`, `rate_limited` until when, `invalid`).
+#[utoipa::path(get, path = "/customers/me/provider-keys", tag = "provider keys",
+    responses((status = 200, description = "`{data: [key]}`", body = Value)))]
 async fn list(State(state): State<AppState>, Authenticated(customer): Authenticated) -> Result<Json<Value>, ApiError> {
     let rows = state.db.provider_keys(Some(&customer.id)).await?;
     Ok(Json(json!({ "data": rows.iter().map(keys::view).collect::<Vec<_>>() })))
 }
 
+/// Add an AI provider key (encrypted at rest, never returned).
+#[utoipa::path(post, path = "/customers/me/provider-keys", tag = "provider keys",
+    request_body = super::openapi::ProviderKeyInput,
+    responses(
+        (status = 201, description = "The key", body = Value),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+    ))]
 async fn add(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -61,6 +71,13 @@ async fn add(
     Ok((StatusCode::CREATED, Json(keys::view(&row))))
 }
 
+/// One provider key.
+#[utoipa::path(get, path = "/customers/me/provider-keys/{key_id}", tag = "provider keys",
+    params(("key_id" = String, Path)),
+    responses(
+        (status = 200, description = "The key", body = Value),
+        (status = 404, description = "No such key", body = ErrorBody),
+    ))]
 async fn show(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -70,6 +87,15 @@ async fn show(
     Ok(Json(keys::view(&row)))
 }
 
+/// Change a key: label, weight, models, status (`active`/`paused`), secret (rotation).
+#[utoipa::path(patch, path = "/customers/me/provider-keys/{key_id}", tag = "provider keys",
+    params(("key_id" = String, Path)),
+    request_body = super::openapi::ProviderKeyChange,
+    responses(
+        (status = 200, description = "The key", body = Value),
+        (status = 404, description = "No such key", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+    ))]
 async fn change(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -87,6 +113,13 @@ async fn change(
     Ok(Json(keys::view(&row)))
 }
 
+/// Delete a key.
+#[utoipa::path(delete, path = "/customers/me/provider-keys/{key_id}", tag = "provider keys",
+    params(("key_id" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such key", body = ErrorBody),
+    ))]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,

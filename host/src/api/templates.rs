@@ -4,17 +4,14 @@ use super::extract::{Authenticated, JsonBody};
 use super::{ApiError, AppState};
 use crate::runtime::LoadedTemplate;
 use crate::runtime::bindings::types::Provider;
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/templates", get(list))
-        .route("/templates/{template_id}", get(show))
-        .route("/templates/{template_id}/config", get(show_config).post(set_config))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(list)).routes(routes!(show)).routes(routes!(show_config, set_config))
 }
 
 pub(super) fn find(state: &AppState, template_id: &str) -> Result<Arc<LoadedTemplate>, ApiError> {
@@ -62,6 +59,9 @@ async fn manifest(state: &AppState, t: &LoadedTemplate) -> Value {
     })
 }
 
+/// The templates (active versions).
+#[utoipa::path(get, path = "/templates", tag = "templates",
+    responses((status = 200, description = "`{templates: [{id, version, description, operations}]}`", body = Value)))]
 async fn list(State(state): State<AppState>, _: Authenticated) -> Json<Value> {
     let templates: Vec<Value> = state
         .catalog
@@ -79,6 +79,13 @@ async fn list(State(state): State<AppState>, _: Authenticated) -> Json<Value> {
     Json(json!({ "templates": templates }))
 }
 
+/// A template's manifest: operations with their input schemas, the config schema, versions.
+#[utoipa::path(get, path = "/templates/{template_id}", tag = "templates",
+    params(("template_id" = String, Path)),
+    responses(
+        (status = 200, description = "The manifest", body = Value),
+        (status = 404, description = "No such template", body = super::error::ErrorBody),
+    ))]
 async fn show(
     State(state): State<AppState>,
     _: Authenticated,
@@ -88,6 +95,13 @@ async fn show(
     Ok(Json(manifest(&state, &template).await))
 }
 
+/// This customer's config of a template.
+#[utoipa::path(get, path = "/templates/{template_id}/config", tag = "templates",
+    params(("template_id" = String, Path)),
+    responses(
+        (status = 200, description = "`{template_id, config}`", body = Value),
+        (status = 404, description = "No such template", body = super::error::ErrorBody),
+    ))]
 async fn show_config(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -99,6 +113,15 @@ async fn show_config(
     Ok(Json(json!({ "template_id": template_id, "config": config })))
 }
 
+/// Set this customer's config of a template (checked against its config schema).
+#[utoipa::path(post, path = "/templates/{template_id}/config", tag = "templates",
+    params(("template_id" = String, Path)),
+    request_body(content = Value, description = "The config: a JSON object"),
+    responses(
+        (status = 200, description = "Stored: `{template_id, config}`", body = Value),
+        (status = 404, description = "No such template", body = super::error::ErrorBody),
+        (status = 422, description = "The config fails the config schema", body = super::error::ErrorBody),
+    ))]
 async fn set_config(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,

@@ -6,7 +6,9 @@ use crate::db::events::EventRow;
 use crate::db::holds::HoldRow;
 use crate::db::jobs::JobRow;
 use crate::money;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 /// RFC 3339 (UTC, milliseconds) from unix milliseconds.
 pub fn timestamp(ms: i64) -> Value {
@@ -20,44 +22,121 @@ fn parsed(text: Option<&str>) -> Value {
     text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null)
 }
 
-/// Every job field of the spec.
+/// RFC 3339 text of unix milliseconds (none when out of range).
+fn rfc3339(ms: i64) -> Option<String> {
+    timestamp(ms).as_str().map(str::to_string)
+}
+
+/// The statuses a job passes through (a schema only: the status is stored and shown as text).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    WaitingForChild,
+    WaitingForHuman,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// A job: every field of the spec (never internal fields like its lease).
+#[derive(Serialize, ToSchema)]
+pub struct Job {
+    pub job_id: String,
+    pub template_id: String,
+    /// The template version that runs (or ran) it.
+    pub template_version: String,
+    pub operation_name: String,
+    /// The client's own correlation id, as given.
+    pub tracer: String,
+    #[schema(value_type = JobStatus)]
+    pub status: String,
+    /// The validated input.
+    pub payload: Value,
+    /// What the operation returned (when succeeded).
+    pub result: Value,
+    /// `{code, message, ...}` (when failed or cancelled).
+    pub error: Value,
+    /// 0 to 1.
+    pub progress: f64,
+    pub progress_message: Option<String>,
+    pub webhook_url: Option<String>,
+    pub parent_job_id: Option<String>,
+    /// The failed or cancelled job this one retries.
+    pub retry_of: Option<String>,
+    pub customer_id: String,
+    pub reservation_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub attempt: i64,
+    pub retries: i64,
+    /// `{"children": [...]}`, `{"render": "<id>"}` or `{"human": <prompt>}` while waiting.
+    pub waiting_for: Value,
+    pub fuel_consumed: i64,
+    #[schema(format = DateTime)]
+    pub created_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+}
+
+impl From<&JobRow> for Job {
+    fn from(row: &JobRow) -> Self {
+        let waiting_for = match row.status.as_str() {
+            // A render the host runs is the job's child too: `{"render": "<render id>"}`.
+            "waiting_for_child" => match parsed(row.waiting_on.as_deref()) {
+                Value::Object(render) => Value::Object(render),
+                children => json!({ "children": children }),
+            },
+            "waiting_for_human" => json!({ "human": parsed(row.waiting_on.as_deref()) }),
+            _ => Value::Null,
+        };
+        Self {
+            job_id: row.id.clone(),
+            template_id: row.template_id.clone(),
+            template_version: row.template_version.clone(),
+            operation_name: row.operation.clone(),
+            tracer: row.tracer.clone(),
+            status: row.status.clone(),
+            payload: parsed(Some(&row.payload)),
+            result: parsed(row.result.as_deref()),
+            error: parsed(row.error.as_deref()),
+            progress: row.progress,
+            progress_message: row.progress_message.clone(),
+            webhook_url: row.webhook_url.clone(),
+            parent_job_id: row.parent_job_id.clone(),
+            retry_of: row.retry_of.clone(),
+            customer_id: row.customer_id.clone(),
+            reservation_id: row.reservation_id.clone(),
+            idempotency_key: row.idempotency_key.clone(),
+            attempt: row.attempt,
+            retries: row.retries,
+            waiting_for,
+            fuel_consumed: row.fuel_consumed,
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+            started_at: row.started_at.and_then(rfc3339),
+            finished_at: row.finished_at.and_then(rfc3339),
+        }
+    }
+}
+
+/// A job with its money (`GET .../jobs/:id`).
+#[derive(Serialize, ToSchema)]
+pub struct JobWithBilling {
+    #[serde(flatten)]
+    pub job: Job,
+    /// The reservation, holds (held, captured, released) and charges of the job.
+    pub billing: Value,
+}
+
+/// Every job field of the spec, as JSON.
 pub fn job(row: &JobRow) -> Value {
-    let waiting_for = match row.status.as_str() {
-        // A render the host runs is the job's child too: `{"render": "<render id>"}`.
-        "waiting_for_child" => match parsed(row.waiting_on.as_deref()) {
-            Value::Object(render) => Value::Object(render),
-            children => json!({ "children": children }),
-        },
-        "waiting_for_human" => json!({ "human": parsed(row.waiting_on.as_deref()) }),
-        _ => Value::Null,
-    };
-    json!({
-        "job_id": row.id,
-        "template_id": row.template_id,
-        "template_version": row.template_version,
-        "operation_name": row.operation,
-        "tracer": row.tracer,
-        "status": row.status,
-        "payload": parsed(Some(&row.payload)),
-        "result": parsed(row.result.as_deref()),
-        "error": parsed(row.error.as_deref()),
-        "progress": row.progress,
-        "progress_message": row.progress_message,
-        "webhook_url": row.webhook_url,
-        "parent_job_id": row.parent_job_id,
-        "retry_of": row.retry_of,
-        "customer_id": row.customer_id,
-        "reservation_id": row.reservation_id,
-        "idempotency_key": row.idempotency_key,
-        "attempt": row.attempt,
-        "retries": row.retries,
-        "waiting_for": waiting_for,
-        "fuel_consumed": row.fuel_consumed,
-        "created_at": timestamp(row.created_at),
-        "updated_at": timestamp(row.updated_at),
-        "started_at": row.started_at.map_or(Value::Null, timestamp),
-        "finished_at": row.finished_at.map_or(Value::Null, timestamp),
-    })
+    serde_json::to_value(Job::from(row)).unwrap_or(Value::Null)
 }
 
 /// An amount as the API shows it: exact nano-USD and the same as a decimal USD string.
@@ -125,14 +204,36 @@ pub fn job_billing(job: &JobRow, charges: &[LedgerRow], holds: &[HoldRow]) -> Va
     })
 }
 
+/// One structured event of a job's timeline.
+#[derive(Serialize, ToSchema)]
+pub struct Event {
+    /// Increasing per job: the cursor of `after` and `Last-Event-ID`.
+    pub id: i64,
+    #[schema(format = DateTime)]
+    pub timestamp: Option<String>,
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    pub message: String,
+    pub metadata: Value,
+    pub progress: Option<f64>,
+    /// `{key, url, content_type, ...}` when the event announces a stored file.
+    pub artifact: Value,
+}
+
+impl From<&EventRow> for Event {
+    fn from(row: &EventRow) -> Self {
+        Self {
+            id: row.id,
+            timestamp: rfc3339(row.at),
+            level: row.level.clone(),
+            message: row.message.clone(),
+            metadata: parsed(Some(&row.metadata)),
+            progress: row.progress,
+            artifact: parsed(row.artifact.as_deref()),
+        }
+    }
+}
+
 pub fn event(row: &EventRow) -> Value {
-    json!({
-        "id": row.id,
-        "timestamp": timestamp(row.at),
-        "level": row.level,
-        "message": row.message,
-        "metadata": parsed(Some(&row.metadata)),
-        "progress": row.progress,
-        "artifact": parsed(row.artifact.as_deref()),
-    })
+    serde_json::to_value(Event::from(row)).unwrap_or(Value::Null)
 }

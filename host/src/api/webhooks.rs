@@ -2,27 +2,28 @@
 //! `/customers/me/webhook-secret`: where a customer's job events go, and what happened to
 //! each delivery. Secrets are shown once, when created.
 
+use super::error::ErrorBody;
 use super::extract::{Authenticated, JsonBody};
 use super::views::timestamp;
 use super::{ApiError, AppState};
 use crate::db::webhooks::{DeliveryRow, DestinationRow};
 use crate::webhooks::{customer_secret_id, signing};
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers/me/webhooks", get(list).post(add))
-        .route("/customers/me/webhooks/{id}", delete(remove))
-        .route("/customers/me/webhooks/{id}/test", post(send_test))
-        .route("/customers/me/webhook-secret", post(rotate_secret))
-        .route("/customers/me/webhook-deliveries", get(deliveries))
-        .route("/customers/me/webhook-deliveries/{id}", get(delivery))
-        .route("/customers/me/webhook-deliveries/{id}/redeliver", post(redeliver))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list, add))
+        .routes(routes!(remove))
+        .routes(routes!(send_test))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(deliveries))
+        .routes(routes!(delivery))
+        .routes(routes!(redeliver))
 }
 
 /// An http(s) URL the host may send to: in production, public addresses only (SSRF).
@@ -54,20 +55,34 @@ fn destination_view(row: &DestinationRow) -> Value {
     })
 }
 
+/// Webhook destinations: every event of all this customer's jobs goes to each.
+#[utoipa::path(get, path = "/customers/me/webhooks", tag = "webhooks",
+    responses((status = 200, description = "`{data: [destination]}`", body = Value)))]
 async fn list(State(state): State<AppState>, Authenticated(customer): Authenticated) -> Result<Json<Value>, ApiError> {
     let rows = state.db.destinations(&customer.id).await?;
     Ok(Json(json!({ "data": rows.iter().map(destination_view).collect::<Vec<_>>() })))
 }
 
+/// Add a destination; its `whsec_` secret is in this response only.
+#[utoipa::path(post, path = "/customers/me/webhooks", tag = "webhooks",
+    request_body = super::openapi::WebhookInput,
+    responses(
+        (status = 201, description = "The destination with `secret`", body = Value),
+        (status = 403, description = "A session's `password` is wrong", body = ErrorBody),
+        (status = 422, description = "The URL is invalid or (in production) not public, or a session gave no `password`", body = ErrorBody),
+        (status = 429, description = "10 passwords tried this minute", body = ErrorBody),
+    ))]
 async fn add(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let object = body.as_object().ok_or_else(|| ApiError::invalid("body", "must be a JSON object"))?;
-    if let Some(unknown) = object.keys().find(|k| !["url", "description"].contains(&k.as_str())) {
+    if let Some(unknown) = object.keys().find(|k| !["url", "description", "password"].contains(&k.as_str())) {
         return Err(ApiError::invalid("body", format!("has an unknown field `{unknown}`")));
     }
+    super::extract::confirm_session_password(&state, &headers, &customer.id, &body).await?;
     let url = object.get("url").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("url", "is required"))?;
     let url = check_url(&state, "url", url).await?;
     let description = match object.get("description") {
@@ -85,6 +100,13 @@ async fn add(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Remove a destination.
+#[utoipa::path(delete, path = "/customers/me/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such destination", body = ErrorBody),
+    ))]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -102,6 +124,13 @@ async fn remove(
 const TEST_EVENTS_PER_MINUTE: u32 = 10;
 
 /// Queue a `webhook.test` event to one destination (it shows in the delivery log).
+#[utoipa::path(post, path = "/customers/me/webhooks/{id}/test", tag = "webhooks",
+    params(("id" = String, Path)),
+    responses(
+        (status = 202, description = "`{id, status}`", body = Value),
+        (status = 404, description = "No such active destination", body = ErrorBody),
+        (status = 429, description = "10 test events this minute; see Retry-After", body = ErrorBody),
+    ))]
 async fn send_test(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -116,6 +145,8 @@ async fn send_test(
 }
 
 /// A new secret for deliveries to jobs' own `webhook_url`s (the old one stops at once).
+#[utoipa::path(post, path = "/customers/me/webhook-secret", tag = "webhooks",
+    responses((status = 200, description = "`{secret}`, shown once", body = Value)))]
 async fn rotate_secret(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -126,10 +157,14 @@ async fn rotate_secret(
     Ok(Json(json!({ "secret": secret })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeliveryQuery {
+    /// Only one job's deliveries.
     job_id: Option<String>,
+    /// `pending`, `delivered` or `failed`.
     status: Option<String>,
+    /// 1 to 500 (default 100).
     limit: Option<u32>,
 }
 
@@ -149,6 +184,13 @@ async fn delivery_view(state: &AppState, row: &DeliveryRow) -> Result<Value, Api
     }))
 }
 
+/// Webhook deliveries, newest first, with every attempt.
+#[utoipa::path(get, path = "/customers/me/webhook-deliveries", tag = "webhooks",
+    params(DeliveryQuery),
+    responses(
+        (status = 200, description = "`{data: [delivery]}`", body = Value),
+        (status = 400, description = "Bad query", body = ErrorBody),
+    ))]
 async fn deliveries(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -172,6 +214,13 @@ async fn deliveries(
     Ok(Json(json!({ "data": data })))
 }
 
+/// One delivery with its attempts.
+#[utoipa::path(get, path = "/customers/me/webhook-deliveries/{id}", tag = "webhooks",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The delivery", body = Value),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+    ))]
 async fn delivery(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
@@ -185,6 +234,13 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found("delivery_not_found", format!("no webhook delivery `{id}`"))
 }
 
+/// Send a delivery again now (same `webhook-id`).
+#[utoipa::path(post, path = "/customers/me/webhook-deliveries/{id}/redeliver", tag = "webhooks",
+    params(("id" = String, Path)),
+    responses(
+        (status = 202, description = "Queued", body = Value),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+    ))]
 async fn redeliver(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,

@@ -63,7 +63,7 @@ fn with_form_token(
 ) -> Response {
     let token = session::random_token();
     let mut response = page(status, title, &render(&token));
-    let cookie = session::set_cookie(FORM_COOKIE, &token, 3600, session::over_https(state, headers));
+    let cookie = session::set(state, headers, FORM_COOKIE, &token, 3600);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     response
 }
@@ -79,8 +79,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
     }
 }
 
-fn form_token_ok(headers: &HeaderMap, given: &str) -> bool {
-    session::cookie(headers, FORM_COOKIE).is_some_and(|cookie| session::same_secret(cookie, given))
+fn form_token_ok(state: &AppState, headers: &HeaderMap, given: &str) -> bool {
+    session::read(state, headers, FORM_COOKIE).is_some_and(|cookie| session::same_secret(cookie, given))
 }
 
 fn signup_body(state: &AppState, token: &str, error: Option<&str>, form: &SignupForm) -> String {
@@ -136,7 +136,7 @@ pub async fn signup(
     if state.config.signup == SignupMode::Closed {
         return page(StatusCode::FORBIDDEN, "Sign-up is closed", "<p>Ask the operator for an account.</p>");
     }
-    if !form_token_ok(&headers, &form.csrf_token) {
+    if !form_token_ok(&state, &headers, &form.csrf_token) {
         return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.", &form);
     }
     if !attempt_allowed(&state, &ip) {
@@ -153,10 +153,19 @@ pub async fn signup(
     if let Some(problem) = password_problem(&form.password) {
         return again(StatusCode::UNPROCESSABLE_ENTITY, &problem, &form);
     }
+    // Sign-up without email verification tells whether an email has an account; each such
+    // answer costs from a small per-client allowance, so probing many emails is slow.
+    let taken = format!("signup-taken:{ip}");
+    if state.limiter.peek(&taken, FAILURES_PER_MINUTE) < 1.0 {
+        return again(StatusCode::TOO_MANY_REQUESTS, "Too many attempts: wait a minute.", &form);
+    }
     let invite_only = state.config.signup == SignupMode::Invite;
     // An uninvited email costs no hashing.
     match state.db.has_invite(&email).await {
-        Ok(false) if invite_only => return again(StatusCode::FORBIDDEN, "email: has no invitation", &form),
+        Ok(false) if invite_only => {
+            let _ = state.limiter.take(&taken, FAILURES_PER_MINUTE);
+            return again(StatusCode::FORBIDDEN, "email: has no invitation", &form);
+        }
         Err(e) => return ApiError::from(e).into_response(),
         _ => {}
     }
@@ -170,8 +179,14 @@ pub async fn signup(
             Ok(cookie) => signed_in(cookie, "/"),
             Err(e) => e.into_response(),
         },
-        Ok(SignedUp::EmailTaken) => again(StatusCode::CONFLICT, "email: an account with this email exists", &form),
-        Ok(SignedUp::NotInvited) => again(StatusCode::FORBIDDEN, "email: has no invitation", &form),
+        Ok(SignedUp::EmailTaken) => {
+            let _ = state.limiter.take(&taken, FAILURES_PER_MINUTE);
+            again(StatusCode::CONFLICT, "email: an account with this email exists", &form)
+        }
+        Ok(SignedUp::NotInvited) => {
+            let _ = state.limiter.take(&taken, FAILURES_PER_MINUTE);
+            again(StatusCode::FORBIDDEN, "email: has no invitation", &form)
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -214,7 +229,7 @@ pub async fn signin(
     let again = |status, error: &str| {
         with_form_token(&state, &headers, status, "Sign in", |t| signin_body(&state, t, Some(error), &form.email))
     };
-    if !form_token_ok(&headers, &form.csrf_token) {
+    if !form_token_ok(&state, &headers, &form.csrf_token) {
         return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.");
     }
     if !attempt_allowed(&state, &ip) {
@@ -288,7 +303,7 @@ pub async fn signout(State(state): State<AppState>, headers: HeaderMap, Form(for
         Err(e) => return e.into_response(),
     }
     let mut response = Redirect::to("/signin").into_response();
-    let clear = session::set_cookie(COOKIE, "", 0, session::over_https(&state, &headers));
+    let clear = session::set(&state, &headers, COOKIE, "", 0);
     response.headers_mut().append(header::SET_COOKIE, clear);
     response
 }

@@ -7,7 +7,7 @@ use crate::db::accounts::Session;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use sha2::{Digest, Sha256};
 
-/// The session cookie's name.
+/// The session cookie's name (over https with the `__Host-` prefix: see [`named`]).
 pub const COOKIE: &str = "vf_session";
 /// The pre-session CSRF cookie of the sign-in and sign-up forms (double submit).
 pub const FORM_COOKIE: &str = "vf_form";
@@ -151,8 +151,27 @@ pub fn is_operator(state: &AppState, session: &Session) -> bool {
     session.operator && session.token_digest.is_some() && session.token_digest == operator_digest(state)
 }
 
+/// The name cookie `base` goes by for this request. Over https it is `__Host-<base>`: the
+/// browser keeps such a cookie only if it is Secure, for the whole site and set by this very
+/// host, so a sibling subdomain or a plain-http page cannot plant or shadow it; and only that
+/// name is read there. Over plain http (development on localhost) browsers refuse the prefix,
+/// so the bare name is used.
+pub fn named(state: &AppState, headers: &HeaderMap, base: &str) -> String {
+    if over_https(state, headers) { format!("__Host-{base}") } else { base.to_string() }
+}
+
+/// The value of cookie `base` (by the name it has for this request: [`named`]).
+pub fn read<'h>(state: &AppState, headers: &'h HeaderMap, base: &str) -> Option<&'h str> {
+    cookie(headers, &named(state, headers, base))
+}
+
+/// A `Set-Cookie` for cookie `base` (by [`named`]), Secure over https.
+pub fn set(state: &AppState, headers: &HeaderMap, base: &str, value: &str, max_age_s: i64) -> HeaderValue {
+    set_cookie(&named(state, headers, base), value, max_age_s, over_https(state, headers))
+}
+
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, the whole site; `max_age_s` 0 clears it.
-pub fn set_cookie(name: &str, value: &str, max_age_s: i64, secure: bool) -> HeaderValue {
+fn set_cookie(name: &str, value: &str, max_age_s: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}"))
         .unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -160,7 +179,7 @@ pub fn set_cookie(name: &str, value: &str, max_age_s: i64, secure: bool) -> Head
 
 /// The live session a request's cookie names, with its token's hash.
 pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<(String, Session)>, ApiError> {
-    let Some(token) = cookie(headers, COOKIE) else { return Ok(None) };
+    let Some(token) = read(state, headers, COOKIE) else { return Ok(None) };
     let id_hash = token_hash(token);
     Ok(state.db.session(&id_hash).await?.map(|s| (id_hash, s)))
 }
@@ -187,7 +206,7 @@ pub async fn start(
     customer_id: Option<&str>,
     operator: bool,
 ) -> Result<HeaderValue, ApiError> {
-    if let Some(old) = cookie(headers, COOKIE) {
+    if let Some(old) = read(state, headers, COOKIE) {
         state.db.delete_session(&token_hash(old)).await?;
     }
     let token = random_token();
@@ -201,5 +220,5 @@ pub async fn start(
         expires_at: crate::db::now_ms() + ttl,
     };
     state.db.create_session(&new).await?;
-    Ok(set_cookie(COOKIE, &token, ttl / 1000, over_https(state, headers)))
+    Ok(set(state, headers, COOKIE, &token, ttl / 1000))
 }

@@ -119,18 +119,14 @@ async fn commit(writer: &SqlitePool, thread: &WriterThread, batch: &mut Vec<Queu
     // The sqlx writing connection, held as the process's write lock (see the module docs).
     let lock = match writer.acquire().await {
         Ok(conn) => conn,
-        Err(e) => return fail_all(batch, &e),
+        Err(e) => return fail_all(batch.drain(..).map(|(_, reply)| reply), &e),
     };
     let (writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
     let results = thread.run(move |conn| commit_on(conn, &writes)).await;
     drop(lock);
     match results {
         Ok(results) => replies.into_iter().zip(results).collect(),
-        Err(e) => {
-            let message = e.to_string();
-            let failed = |_| Err(DbError::Protocol(format!("write failed: {message}")));
-            replies.into_iter().map(|reply| (reply, failed(()))).collect()
-        }
+        Err(e) => fail_all(replies, &e),
     }
 }
 
@@ -164,9 +160,9 @@ fn in_one_transaction(conn: &mut Connection, writes: &[Write]) -> rusqlite::Resu
     Ok(results)
 }
 
-fn fail_all(batch: &mut Vec<Queued>, e: &DbError) -> Vec<Reply> {
+fn fail_all(replies: impl IntoIterator<Item = oneshot::Sender<Result<Written, DbError>>>, e: &DbError) -> Vec<Reply> {
     let message = e.to_string();
-    batch.drain(..).map(|(_, reply)| (reply, Err(DbError::Protocol(format!("write failed: {message}"))))).collect()
+    replies.into_iter().map(|reply| (reply, Err(DbError::Protocol(format!("write failed: {message}"))))).collect()
 }
 
 impl Db {

@@ -79,7 +79,20 @@ impl WriterThread {
             .name("vidfarm-db-writer".into())
             .spawn(move || {
                 while let Ok(work) = queue.recv() {
-                    work(&mut conn);
+                    // A host bug that panics in one batch fails that batch (its callers get an
+                    // error, its open transaction is rolled back), not every later write.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut conn)));
+                    if let Err(panic) = outcome {
+                        let message = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        tracing::error!(panic = %message, "a database write panicked: its batch failed and was rolled back");
+                        if !conn.is_autocommit() {
+                            let _ = conn.execute_batch("ROLLBACK");
+                        }
+                    }
                 }
             })
             .map_err(|e| DbError::Protocol(format!("starting the writer thread: {e}")))?;
@@ -96,7 +109,8 @@ impl WriterThread {
             let _ = reply.send(work(conn));
         });
         self.work.send(job).map_err(|_| DbError::PoolClosed)?;
-        answer.await.map_err(|_| DbError::PoolClosed)
+        // No answer: the work panicked (the thread lives on) or the thread is gone.
+        answer.await.map_err(|_| DbError::Protocol("the database write failed on a host bug; see the log".into()))
     }
 }
 
@@ -218,6 +232,29 @@ mod tests {
             panic!("the idempotency key finds the first job")
         };
         assert_eq!(again.id, "job_1");
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_one_write_fails_that_write_and_rolls_it_back_and_later_writes_go_on() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("db.sqlite");
+        rusqlite::Connection::open(&path).expect("a file").execute_batch("CREATE TABLE t (k TEXT)").expect("a table");
+        let writer = super::WriterThread::spawn(&path).expect("the writer starts");
+        let failed = writer
+            .run(|conn| {
+                conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES ('half-written')").expect("written");
+                panic!("a host bug in the middle of a batch")
+            })
+            .await;
+        assert!(failed.is_err(), "the panicking write reports an error");
+        let count = writer
+            .run(|conn| {
+                conn.execute("INSERT INTO t VALUES ('next')", []).expect("the next write goes through");
+                conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0)).expect("a count")
+            })
+            .await
+            .expect("the writer lives on");
+        assert_eq!(count, 1, "the half-written row was rolled back, the next one stored");
     }
 
     #[tokio::test]

@@ -14,6 +14,11 @@ pub struct StoredObject {
     pub default_quota: u64,
     /// Record it even past the quota (the bytes are already stored: a render's output).
     pub force: bool,
+    /// A presigned upload's size, counted before anything arrives: it may raise the key's
+    /// count but never lower it. An earlier URL signed for more may still be used, or the
+    /// larger object it uploaded may still be there; only a delete (or the host's own PUT,
+    /// which counts what arrived) lowers it.
+    pub keep_larger: bool,
 }
 
 /// What recording did.
@@ -119,9 +124,10 @@ pub(super) fn record_object_on(conn: &rusqlite::Connection, object: &StoredObjec
              WHERE ?6 OR (SELECT stored_bytes FROM customers WHERE id = ?2)
                          - COALESCE((SELECT bytes FROM stored_objects WHERE key = ?1), 0) + ?3
                          <= COALESCE((SELECT storage_quota_bytes FROM customers WHERE id = ?2), ?5)
-             ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, updated_at = excluded.updated_at",
+             ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at,
+                bytes = CASE WHEN ?7 THEN MAX(stored_objects.bytes, excluded.bytes) ELSE excluded.bytes END",
         )?
-        .execute(params![object.key, object.customer_id, bytes, now_ms(), quota, object.force])?;
+        .execute(params![object.key, object.customer_id, bytes, now_ms(), quota, object.force, object.keep_larger])?;
     if written > 0 {
         return Ok(Recorded::Fits);
     }

@@ -111,6 +111,7 @@ impl BillingLedger for DbLedger {
             bytes,
             default_quota: self.storage_quota_bytes,
             force: false,
+            keep_larger: false,
         };
         if let Recorded::OverQuota { stored, quota } = self.db.record_stored_object(object).await.map_err(fault)? {
             return Err(HostTrap::Fail(RunError::StorageQuotaExceeded {

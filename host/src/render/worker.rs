@@ -110,6 +110,7 @@ impl RenderWorker {
                     bytes: rendered.bytes,
                     default_quota: 0,
                     force: true,
+                    keep_larger: false,
                 };
                 if let Err(e) = self.db.record_stored_object(object).await {
                     tracing::warn!(error = %e, "could not count the render's output against the storage quota");

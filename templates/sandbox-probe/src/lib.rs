@@ -209,6 +209,20 @@ fn spawn_spinners(ctx: &Context, input: Spinners) -> Result<Value, TemplateError
     Ok(json!({ "children": results.len() }))
 }
 
+/// A job that suspends until a human answers (no instance is held while it waits).
+fn wait_for_human(ctx: &Context, _: Nothing) -> Result<Value, TemplateError> {
+    let answer: Value = ctx.jobs.await_human(&json!({ "question": "Go on?" }))?;
+    Ok(json!({ "answer": answer }))
+}
+
+/// A parent waiting for one child that waits for a human: two suspended jobs, for measuring
+/// what a host holds per waiting job.
+fn await_waiting_child(ctx: &Context, _: Nothing) -> Result<Value, TemplateError> {
+    let child = ctx.jobs.enqueue_child("wait-for-human", &json!({}))?;
+    let results = ctx.jobs.await_children(&[child])?;
+    Ok(json!({ "children": results.len() }))
+}
+
 /// What the guest can see of the host through std: it must be nothing.
 fn inspect_ambient(_: &Context, _: Nothing) -> Result<Value, TemplateError> {
     let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
@@ -255,6 +269,12 @@ fn template() -> Template {
             .estimated_cost_usd(2.5),
     )
     .operation(Operation::new("inspect-ambient", "Report what of the host is visible.", inspect_ambient))
+    .operation(Operation::new("wait-for-human", "Suspend until a human answers.", wait_for_human))
+    .operation(Operation::new(
+        "await-waiting-child",
+        "Wait for a child that waits for a human.",
+        await_waiting_child,
+    ))
 }
 
 vidfarm_guest::export_template!(template);

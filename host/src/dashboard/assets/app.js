@@ -510,11 +510,13 @@ async function keys() {
   const list = await api("GET", "/customers/me/api-keys");
   const shown = el("div", { id: "new-key", "aria-live": "polite" });
   const label = el("input", { id: "key-label", name: "label", maxlength: 100 });
+  // A session alone cannot make a lasting key: the account's password confirms it.
+  const password = el("input", { id: "key-password", name: "password", type: "password", required: true, autocomplete: "current-password" });
   const errors = el("div");
   const form = el("form", { id: "new-key-form", onsubmit: async (e) => {
     e.preventDefault();
     try {
-      const created = await api("POST", "/customers/me/api-keys", { label: label.value || null });
+      const created = await api("POST", "/customers/me/api-keys", { label: label.value || null, password: password.value });
       const curl = `curl -X POST ${location.origin}/templates/hello/operations/greet \\\n  -H 'vidfarm-user-id: ${me.customerId}' -H 'vidfarm-api-key: ${created.key}' \\\n  -H 'content-type: application/json' -d '{"tracer":"first","payload":{"name":"Ada"}}'`;
       await keys();
       document.getElementById("new-key").replaceChildren(
@@ -523,7 +525,8 @@ async function keys() {
         el("p", {}, `Customer id: ${me.customerId}`),
         el("pre", {}, curl));
     } catch (error) { errors.replaceChildren(problem(error)); }
-  } }, el("label", { for: "key-label" }, "Label"), label, el("button", { type: "submit" }, "Create API key"));
+  } }, el("label", { for: "key-label" }, "Label"), label,
+    el("label", { for: "key-password" }, "Your password"), password, el("button", { type: "submit" }, "Create API key"));
   const rows = list.keys.map((k) => el("tr", { "data-key-id": k.id },
     el("td", {}, k.label || "—"), el("td", {}, `…${k.last_four}`), el("td", {}, when(k.created_at)),
     el("td", {}, when(k.last_used_at)), el("td", {}, k.revoked_at ? `revoked ${when(k.revoked_at)}` : "active"),
@@ -619,6 +622,8 @@ async function webhooks() {
   const shown = el("div", { "aria-live": "polite" });
   const url = el("input", { id: "wh-url", name: "url", type: "url", required: true, placeholder: "https://example.com/hooks/vidfarm" });
   const description = el("input", { id: "wh-description", name: "description", maxlength: 200 });
+  // A destination receives every job's events from now on: the account's password confirms it.
+  const password = el("input", { id: "wh-password", name: "password", type: "password", required: true, autocomplete: "current-password" });
   const run = (fn) => async () => {
     errors.replaceChildren();
     try { await fn(); } catch (error) { errors.replaceChildren(problem(error)); }
@@ -626,13 +631,13 @@ async function webhooks() {
   const form = el("form", { id: "webhook-form", onsubmit: async (e) => {
     e.preventDefault();
     await run(async () => {
-      const created = await api("POST", "/customers/me/webhooks", { url: url.value, description: description.value || null });
+      const created = await api("POST", "/customers/me/webhooks", { url: url.value, description: description.value || null, password: password.value });
       await webhooks();
       document.getElementById("webhook-secret").replaceChildren(
         el("p", { class: "notice" }, "Signing secret of the new destination — shown this once:"), el("pre", {}, created.secret));
     })();
   } }, el("label", { for: "wh-url" }, "URL"), url, el("label", { for: "wh-description" }, "Description"), description,
-  el("button", { type: "submit" }, "Add destination"));
+  el("label", { for: "wh-password" }, "Your password"), password, el("button", { type: "submit" }, "Add destination"));
   const destinationRows = destinations.data.map((d) => el("tr", { "data-destination-id": d.id },
     el("td", {}, d.url), el("td", {}, d.description || "—"), el("td", {}, d.status, d.disabled_reason ? ` — ${d.disabled_reason}` : ""),
     el("td", {},
