@@ -22,6 +22,22 @@ async fn stored_bytes(server: &TestServer) -> i64 {
     customer.stored_bytes
 }
 
+/// An S3-compatible server and a host storing on it, the customer's quota set to `bytes`.
+async fn on_s3_with_quota(bytes: i64) -> (S3Server, TestServer) {
+    let s3 = S3Server::start().await;
+    let settings = s3.settings.clone();
+    let server = TestServer::start_with(
+        move |c| {
+            c.s3 = Some(settings);
+            c.admin_token = Some("op-token".into());
+        },
+        false,
+    )
+    .await;
+    set_quota(&server, bytes).await;
+    (s3, server)
+}
+
 async fn sign(server: &TestServer, body: Value) -> reqwest::Response {
     server.post("/files/sign-upload", &body).send().await.expect("sent")
 }
@@ -72,17 +88,7 @@ async fn an_upload_through_the_host_past_the_quota_is_refused_and_not_stored() {
 
 #[tokio::test]
 async fn a_presigned_s3_upload_is_signed_for_the_size_counted_against_the_quota() {
-    let s3 = S3Server::start().await;
-    let settings = s3.settings.clone();
-    let server = TestServer::start_with(
-        move |c| {
-            c.s3 = Some(settings);
-            c.admin_token = Some("op-token".into());
-        },
-        false,
-    )
-    .await;
-    set_quota(&server, 10_000).await;
+    let (s3, server) = on_s3_with_quota(10_000).await;
 
     let missing = sign(&server, json!({ "key": "in/clip.bin" })).await;
     assert_eq!(missing.status(), 422);
@@ -114,17 +120,7 @@ async fn a_presigned_s3_upload_is_signed_for_the_size_counted_against_the_quota(
 
 #[tokio::test]
 async fn re_signing_a_key_for_fewer_bytes_never_lowers_its_count() {
-    let s3 = S3Server::start().await;
-    let settings = s3.settings.clone();
-    let server = TestServer::start_with(
-        move |c| {
-            c.s3 = Some(settings);
-            c.admin_token = Some("op-token".into());
-        },
-        false,
-    )
-    .await;
-    set_quota(&server, 10_000).await;
+    let (_s3, server) = on_s3_with_quota(10_000).await;
     let large = sign(&server, json!({ "key": "in/clip.bin", "size": 9_000 })).await;
     assert_eq!(large.status(), 200);
     assert_eq!(stored_bytes(&server).await, 9_000);
