@@ -304,6 +304,16 @@ async fn a_stolen_session_cannot_make_itself_a_lasting_key_or_webhook_without_th
         .expect("sent");
     assert_eq!(hook.status(), 422);
     assert!(server.platform.db.destinations(&account.customer_id).await.expect("read").is_empty());
+    // Nor the secret that signs deliveries to its jobs' own webhook URLs.
+    let secret = server
+        .http
+        .post(server.url("/customers/me/webhook-secret"))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(secret.status(), 422);
     server.stop().await;
 
     // With the password (and no guesses spent) the owner gets the key; a key-authenticated

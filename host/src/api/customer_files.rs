@@ -92,7 +92,7 @@ async fn remove(
     // expires: deleting the object before then would let the upload land uncounted.
     // Five minutes more: the URL is signed just after the count is recorded, and S3's clock may
     // run behind ours.
-    let window = state.config.file_url_ttl + std::time::Duration::from_secs(300);
+    let window = state.config.file_url_ttl.saturating_add(std::time::Duration::from_secs(300));
     let settles_at = object.updated_at.saturating_add(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
     if state.config.s3.is_some() && crate::db::now_ms() < settles_at {
         return Err(ApiError::Conflict {

@@ -56,8 +56,8 @@ pub fn by_session(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
 /// Passwords a customer may try per minute when a session does something lasting.
 const PASSWORD_ATTEMPTS_PER_MINUTE: u32 = 10;
 
-/// What outlasts a session (an API key, a webhook destination that receives every job's events)
-/// needs the account's `password` in the body when the request is made with a dashboard
+/// What outlasts a session (an API key, a webhook destination that receives every job's events,
+/// the secret that signs deliveries to jobs' own webhook URLs) needs the account's `password` in the body when the request is made with a dashboard
 /// session: a stolen session (a few days at most) must not turn itself into lasting access. A
 /// request made with an API key needs none.
 pub async fn confirm_session_password(
@@ -74,9 +74,10 @@ pub async fn confirm_session_password(
     };
     // Every attempt is charged before the (slow) check: a burst of parallel guesses cannot all
     // pass the allowance before the first failure is counted.
-    if state.limiter.take(&format!("reauth:{customer_id}"), PASSWORD_ATTEMPTS_PER_MINUTE).is_err() {
-        return Err(ApiError::TooManyRequests(60));
-    }
+    state
+        .limiter
+        .take(&format!("reauth:{customer_id}"), PASSWORD_ATTEMPTS_PER_MINUTE)
+        .map_err(ApiError::TooManyRequests)?;
     let hash = state.db.account_of(customer_id).await?.map(|a| a.password_hash);
     if crate::dashboard::session::verify_password(password.clone(), hash).await? {
         return Ok(());

@@ -171,3 +171,10 @@ pub struct Activation {
     /// A published version newer than the active one (use rollback to go back).
     version: String,
 }
+
+/// `{"password"}`: the account's password, confirming a dashboard session's request.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PasswordConfirmation {
+    password: String,
+}

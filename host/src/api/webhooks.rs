@@ -144,13 +144,24 @@ async fn send_test(
     }
 }
 
-/// A new secret for deliveries to jobs' own `webhook_url`s (the old one stops at once).
+/// A new secret for deliveries to jobs' own `webhook_url`s (the old one stops at once). The
+/// body may be empty; a dashboard session sends `{"password"}`.
 #[utoipa::path(post, path = "/customers/me/webhook-secret", tag = "webhooks",
-    responses((status = 200, description = "`{secret}`, shown once", body = Value)))]
+    request_body(content = Option<super::openapi::PasswordConfirmation>, description = "Only with a dashboard session"),
+    responses(
+        (status = 200, description = "`{secret}`, shown once", body = Value),
+        (status = 403, description = "A session's `password` is wrong", body = ErrorBody),
+        (status = 422, description = "A session gave no `password`", body = ErrorBody),
+        (status = 429, description = "10 passwords tried this minute", body = ErrorBody),
+    ))]
 async fn rotate_secret(
     State(state): State<AppState>,
     Authenticated(customer): Authenticated,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    super::extract::confirm_session_password(&state, &headers, &customer.id, &body).await?;
     let secret = signing::new_secret();
     let encrypted = state.master_key.encrypt(&customer_secret_id(&customer.id), &secret);
     state.db.set_customer_webhook_secret(&customer.id, &encrypted, true).await?;
