@@ -184,14 +184,16 @@ fn async_stream(
             };
             for row in &rows {
                 after = row.id;
-                let event = Event::default().id(row.id.to_string()).event("log").data(views::event(row).to_string());
+                let data = serde_json::to_string(&views::Event::from(row)).unwrap_or_default();
+                let event = Event::default().id(row.id.to_string()).event("log").data(data);
                 if tx.send(event).await.is_err() {
                     return;
                 }
             }
             if job.status != last_status {
                 last_status = job.status.clone();
-                let status = json!({ "status": job.status, "progress": job.progress, "result": views::job(&job)["result"], "error": views::job(&job)["error"] });
+                let view = views::Job::from(&job);
+                let status = json!({ "status": view.status, "progress": view.progress, "result": view.result, "error": view.error });
                 if tx.send(Event::default().event("status").data(status.to_string())).await.is_err() {
                     return;
                 }

@@ -134,11 +134,6 @@ pub struct JobWithBilling {
     pub billing: Value,
 }
 
-/// Every job field of the spec, as JSON.
-pub fn job(row: &JobRow) -> Value {
-    serde_json::to_value(Job::from(row)).unwrap_or(Value::Null)
-}
-
 /// An amount as the API shows it: exact nano-USD and the same as a decimal USD string.
 pub fn amount(nanos: i64) -> Value {
     json!({ "usd": money::usd(nanos), "nusd": nanos })
@@ -232,8 +227,4 @@ impl From<&EventRow> for Event {
             artifact: parsed(row.artifact.as_deref()),
         }
     }
-}
-
-pub fn event(row: &EventRow) -> Value {
-    serde_json::to_value(Event::from(row)).unwrap_or(Value::Null)
 }
