@@ -89,7 +89,7 @@ CUSTOMER="$("$BIN" customers create --name bench --data-dir "$DATA")"
 CUS="$(jq -r .customer_id <<<"$CUSTOMER")" KEY="$(jq -r .api_key <<<"$CUSTOMER")"
 "$BIN" customers limits "$CUS" --max-concurrent-jobs 100000 --jobs-per-minute 1000000000 --data-dir "$DATA" >&2
 PORT="$(free_port)" BASE=""
-VIDFARM_SHUTDOWN_GRACE_MS=2000 "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" >"$WORK/vidfarm.log" 2>&1 &
+VIDFARM_EXAMPLE_TEMPLATES=off VIDFARM_SHUTDOWN_GRACE_MS=2000 "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" >"$WORK/vidfarm.log" 2>&1 &
 VF_PID=$!
 for _ in $(seq 3000); do
   curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && { BASE="http://127.0.0.1:$PORT"; break; }

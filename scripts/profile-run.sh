@@ -23,7 +23,7 @@ CUS="$(jq -r .customer_id <<<"$CUSTOMER")" KEY="$(jq -r .api_key <<<"$CUSTOMER")
 "$BIN" customers limits "$CUS" --max-concurrent-jobs 100000 --jobs-per-minute 1000000000 --data-dir "$DATA" >/dev/null
 PORT="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})")"
 # shellcheck disable=SC2086
-env ${SERVE_ENV:-} VIDFARM_SHUTDOWN_GRACE_MS=2000 "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
+env ${SERVE_ENV:-} VIDFARM_EXAMPLE_TEMPLATES=off VIDFARM_SHUTDOWN_GRACE_MS=2000 "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
 PID=$!
 trap 'kill "$PID" 2>/dev/null || true' EXIT
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done

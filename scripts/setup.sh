@@ -2,7 +2,8 @@
 # What `vidfarm serve` needs beside the binary, installed when missing (all steps idempotent):
 # the pinned toolchain with the wasm32-wasip2 target (the built-in templates compile to it),
 # Debian's ffmpeg (the FFmpeg render path, ffprobe for every rendered video) and chromium
-# (Remotion renders), and the Remotion renderer's npm packages with its compositions bundled.
+# (Remotion renders), the Remotion renderer's npm packages with its compositions bundled, and
+# the TS/Python examples' build tools (the JS SDK's npm packages, componentize-py).
 # `scripts/serve.sh`, `tests/run-all.sh` and the Dockerfile all run this one script.
 #   scripts/setup.sh              everything
 #   scripts/setup.sh toolchain    only the toolchain and target
@@ -52,4 +53,18 @@ if [ ! -d "$renderer/node_modules" ] || [ "$renderer/package-lock.json" -nt "$re
 fi
 if [ ! -f "$renderer/build/index.html" ] || [ -n "$(find "$renderer/src" "$renderer/build-bundle.mjs" -newer "$renderer/build/index.html" -print -quit)" ]; then
   npm run --prefix "$renderer" --silent bundle >/dev/null
+fi
+
+# What `serve` builds its TypeScript and Python example templates with (in the background, once
+# per source change): the JS SDK's build tools from npm, componentize-py from PyPI. Serving works
+# without them (those examples are then skipped, with a warning), so a failure here only warns.
+sdk=guest-sdk/js
+if [ ! -d "$sdk/node_modules" ] || [ "$sdk/package-lock.json" -nt "$sdk/node_modules/.package-lock.json" ]; then
+  npm ci --prefix "$sdk" --no-audit --no-fund --loglevel=error \
+    || echo "setup: the JS SDK's packages did not install; serve will skip the TypeScript examples" >&2
+fi
+pinned=$(sed -n 's/^componentize-py==//p' guest-sdk/python/requirements.txt)
+if [ "$(componentize-py --version 2>/dev/null | awk '{print $2}')" != "$pinned" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r guest-sdk/python/requirements.txt \
+    || echo "setup: componentize-py did not install; serve will skip the Python examples" >&2
 fi

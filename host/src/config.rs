@@ -102,6 +102,12 @@ pub struct Config {
     pub registry_s3: Option<(crate::storage::S3Settings, String)>,
     /// How often the registry is checked for activations.
     pub registry_poll: Duration,
+    /// Development only: the folder whose TypeScript, JavaScript and Python example templates
+    /// `serve` builds and publishes in the background (`VIDFARM_EXAMPLE_TEMPLATES`; `off` for
+    /// none; default the checkout's `templates/` when the binary runs beside it).
+    pub example_templates: Option<PathBuf>,
+    /// Where those builds are kept (`VIDFARM_EXAMPLE_CACHE`; default `<data dir>/example-builds`).
+    pub example_cache: Option<PathBuf>,
     /// Public keys artifacts may be signed with: a list or a file of `<key id>:<base64>`.
     pub trusted_keys: String,
     /// Operator token for `/admin/*`; the admin API is off without one.
@@ -311,6 +317,14 @@ impl Config {
             storage_quota_bytes: parse("VIDFARM_STORAGE_QUOTA_BYTES", "10737418240")?,
             cpu_usd_per_billion_fuel: parse("VIDFARM_CPU_USD_PER_BILLION_FUEL", "0.00001")?,
             registry_poll: Duration::from_millis(parse("VIDFARM_REGISTRY_POLL_MS", "250")?),
+            example_templates: match var("VIDFARM_EXAMPLE_TEMPLATES") {
+                Some(off) if off == "off" => None,
+                Some(dir) => Some(PathBuf::from(dir)),
+                None => {
+                    Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../templates"))).filter(|dir| dir.is_dir())
+                }
+            },
+            example_cache: var("VIDFARM_EXAMPLE_CACHE").map(PathBuf::from),
             trusted_keys: var("VIDFARM_TRUSTED_KEYS").unwrap_or_default(),
             admin_token: var("VIDFARM_ADMIN_TOKEN"),
             cors_origins: cors_origins(var("VIDFARM_CORS_ORIGINS").as_deref().unwrap_or(""))?,

@@ -44,6 +44,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     // Fair-share caps as the tests were written against (production defaults are 4 running
     // jobs and 60 jobs a minute per customer); the fair-share tests set their own.
     config.max_concurrent_jobs = 16;
+    // Building the TS/Python examples in the background is `serve`'s own test's business.
+    config.example_templates = None;
     config.jobs_per_minute = 1_000_000;
     // The repo's Remotion renderer (tests/run-all.sh installs and bundles it), whatever the
     // working directory.

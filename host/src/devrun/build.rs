@@ -49,30 +49,49 @@ impl Language {
     }
 }
 
-/// Build the template in `dir`; the component's path (`out`, or the language's default).
+/// Build the template in `dir`; the component's path (`out`, or the language's default). The
+/// tools' output goes to this process's terminal.
 pub fn build(dir: &Path, out: Option<&Path>) -> Result<PathBuf, String> {
+    build_with(dir, out, Output::Inherit)
+}
+
+/// [`build`] with the tools' output kept back and returned (its tail) only if a step fails: for
+/// a server building in the background, whose stdout is its log.
+pub fn build_captured(dir: &Path, out: Option<&Path>) -> Result<PathBuf, String> {
+    build_with(dir, out, Output::Captured)
+}
+
+/// Where the build tools' output goes.
+#[derive(Clone, Copy)]
+enum Output {
+    Inherit,
+    Captured,
+}
+
+fn build_with(dir: &Path, out: Option<&Path>, output: Output) -> Result<PathBuf, String> {
+    let step = |command: &mut Command, what: &str| run(command, what, output);
     match Language::of(dir)? {
         Language::Rust => build_rust(dir, out),
         Language::TypeScript | Language::JavaScript => {
             let sdk = sdk_dir(dir)?.join("js");
             if !sdk.join("node_modules").exists() {
-                run(
+                step(
                     Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&sdk),
                     "npm ci (the JS SDK)",
                 )?;
             }
             if !dir.join("node_modules").exists() {
-                run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir), "npm ci")?;
+                step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir), "npm ci")?;
             }
             let out = out.map(Path::to_path_buf).unwrap_or_else(|| default_out(dir));
-            run(Command::new("node").arg(sdk.join("bin/vidfarm-build.mjs")).arg(dir).arg(&out), "vidfarm-build")?;
+            step(Command::new("node").arg(sdk.join("bin/vidfarm-build.mjs")).arg(dir).arg(&out), "vidfarm-build")?;
             Ok(out)
         }
         Language::Python => {
             let script = sdk_dir(dir)?.join("python/vidfarm_build.py");
             let python = std::env::var("VIDFARM_PYTHON").unwrap_or_else(|_| "python3".into());
             let out = out.map(Path::to_path_buf).unwrap_or_else(|| default_out(dir));
-            run(Command::new(python).arg(script).arg(dir).arg(&out), "vidfarm_build.py")?;
+            step(Command::new(python).arg(script).arg(dir).arg(&out), "vidfarm_build.py")?;
             Ok(out)
         }
     }
@@ -97,12 +116,23 @@ fn sdk_dir(dir: &Path) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("no guest-sdk/ above {}: set VIDFARM_GUEST_SDK to the SDKs' directory", dir.display()))
 }
 
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
-    let status = command.stdout(Stdio::inherit()).stderr(Stdio::inherit()).status();
-    match status {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(format!("{what} failed ({s}); its errors are above")),
-        Err(e) => Err(format!("cannot run {what}: {e}")),
+fn run(command: &mut Command, what: &str, output: Output) -> Result<(), String> {
+    match output {
+        Output::Inherit => match command.stdout(Stdio::inherit()).stderr(Stdio::inherit()).status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!("{what} failed ({s}); its errors are above")),
+            Err(e) => Err(format!("cannot run {what}: {e}")),
+        },
+        Output::Captured => match command.stdin(Stdio::null()).output() {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => {
+                let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                Err(format!("{what} failed ({}):\n{tail}", o.status))
+            }
+            Err(e) => Err(format!("cannot run {what}: {e}")),
+        },
     }
 }
 

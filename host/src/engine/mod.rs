@@ -5,6 +5,7 @@
 pub mod backends;
 mod bus;
 mod catalog;
+pub mod examples;
 pub mod publish;
 mod sweeper;
 mod worker;
@@ -76,14 +77,23 @@ impl Platform {
         let runtime = Arc::new(crate::runtime::Runtime::new(runtime_config)?);
         let registry = config.registry_store()?;
         let mut trusted = config.trusted_keys()?;
-        if config.env == crate::config::Environment::Development {
-            let key = publish::dev_key(&config.data_dir.join("registry-dev.key"))?;
-            trusted.add(&key);
-            publish::publish_builtins(&runtime, &registry, &key).await?;
-        }
+        let dev_key = match config.env {
+            crate::config::Environment::Development => {
+                let key = publish::dev_key(&config.data_dir.join("registry-dev.key"))?;
+                trusted.add(&key);
+                publish::publish_builtins(&runtime, &registry, &key).await?;
+                Some(key)
+            }
+            crate::config::Environment::Production => None,
+        };
         let catalog = Arc::new(Catalog::new(runtime, registry, trusted));
         for (template, error) in catalog.sync().await {
             tracing::error!(template, %error, "a template in the registry was refused");
+        }
+        if let (Some(key), Some(dir)) = (dev_key, &config.example_templates) {
+            let cache = config.example_cache.clone().unwrap_or_else(|| config.data_dir.join("example-builds"));
+            let examples = examples::Examples { dir: dir.clone(), cache };
+            tokio::spawn(examples::publish_all(catalog.clone(), key, examples));
         }
         tokio::spawn(follow_registry(catalog.clone(), config.registry_poll));
         let bus = Arc::new(Bus::default());

@@ -46,16 +46,28 @@ pub fn dev_key(path: &std::path::Path) -> Result<SigningKey, RegistryError> {
 /// version) and activate it where nothing else is active or the active one is an older dev
 /// build. Development only.
 pub async fn publish_builtins(runtime: &Runtime, store: &ArtifactStore, key: &SigningKey) -> Result<(), CatalogError> {
-    for (id, _, bytes) in vidfarm_template_artifacts::ALL {
-        let build = &vidfarm_registry::digest(bytes)[..12];
-        let stored = publish(runtime, store, key, bytes, Some(build), "dev-autopublish").await?;
-        let active = store.active(id)?;
-        let dev_build_or_none = active.as_deref().is_none_or(|v| v.contains('+'));
-        if dev_build_or_none && active.as_deref() != Some(stored.version.as_str()) {
-            store.activate(id, &stored.version, "dev-autopublish")?;
-        }
+    for (_, _, bytes) in vidfarm_template_artifacts::ALL {
+        publish_dev_build(runtime, store, key, bytes).await?;
     }
     Ok(())
+}
+
+/// Publish a development build of a component (its version tagged `+<digest>`) and activate it
+/// unless an operator's release (a version without `+`) is active. The version published.
+pub async fn publish_dev_build(
+    runtime: &Runtime,
+    store: &ArtifactStore,
+    key: &SigningKey,
+    bytes: &[u8],
+) -> Result<String, CatalogError> {
+    let build = &vidfarm_registry::digest(bytes)[..12];
+    let stored = publish(runtime, store, key, bytes, Some(build), "dev-autopublish").await?;
+    let active = store.active(&stored.template_id)?;
+    let dev_build_or_none = active.as_deref().is_none_or(|v| v.contains('+'));
+    if dev_build_or_none && active.as_deref() != Some(stored.version.as_str()) {
+        store.activate(&stored.template_id, &stored.version, "dev-autopublish")?;
+    }
+    Ok(stored.version)
 }
 
 /// The registry's operation summaries of a described manifest.

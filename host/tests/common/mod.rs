@@ -30,6 +30,8 @@ pub fn start(role: &str, data_dir: &Path, extra_env: &[(&str, &str)]) -> Host {
         .env("VIDFARM_DEFAULT_FUEL", "1000000000000")
         .env("VIDFARM_MAX_CONCURRENT_JOBS", "16")
         .env("VIDFARM_JOBS_PER_MINUTE", "1000000")
+        // Only the examples' own test builds them (it overrides this).
+        .env("VIDFARM_EXAMPLE_TEMPLATES", "off")
         .envs(extra_env.iter().copied())
         .env_remove("VIDFARM_LOG")
         .stdout(Stdio::piped())
