@@ -154,6 +154,13 @@ impl Providers {
     ) -> Result<providers::LayoutResponse, TemplateError> {
         Ok(providers::analyze_image_layout(request)?)
     }
+    /// Text to speech, stored by the host as a WAV at `request.key` (under the job's prefix).
+    pub fn generate_speech(
+        &self,
+        request: &providers::SpeechRequest,
+    ) -> Result<providers::SpeechResponse, TemplateError> {
+        Ok(providers::generate_speech(request)?)
+    }
 }
 
 /// Renders: Remotion compositions and FFmpeg JSON specs.

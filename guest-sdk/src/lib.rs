@@ -67,7 +67,8 @@ pub mod wit {
     pub use crate::bindings::vidfarm::template::jobs::{ChildOutcome, ChildRequest, ChildResult};
     pub use crate::bindings::vidfarm::template::logging::Level;
     pub use crate::bindings::vidfarm::template::providers::{
-        ImageRequest, ImageResponse, LayoutAlign, LayoutRequest, LayoutResponse, LayoutZone, TextRequest, TextResponse,
+        ImageRequest, ImageResponse, LayoutAlign, LayoutRequest, LayoutResponse, LayoutZone, SpeechRequest,
+        SpeechResponse, TextRequest, TextResponse,
     };
     pub use crate::bindings::vidfarm::template::remotion::{RenderRequest, RenderResult};
     pub use crate::bindings::vidfarm::template::storage::{PutOptions, StoredObject};

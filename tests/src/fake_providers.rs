@@ -1,6 +1,6 @@
 //! Fake AI providers on loopback that speak each provider's real wire format (OpenAI chat
-//! completions and image generations, Gemini `generateContent`, OpenRouter and Perplexity's
-//! OpenAI-compatible chat), with scripted replies per key (200 / 429 in every header style /
+//! completions, image generations and speech, Gemini `generateContent` with text, image and
+//! audio output, OpenRouter and Perplexity's OpenAI-compatible chat), with scripted replies per key (200 / 429 in every header style /
 //! 401 / 500) and a record of every request and of concurrent requests per key.
 
 use axum::Router;
@@ -102,6 +102,7 @@ impl FakeProviders {
         let app = Router::new()
             .route("/openai/v1/chat/completions", post(|s, h, b| handle(s, h, b, "openai", "chat")))
             .route("/openai/v1/images/generations", post(|s, h, b| handle(s, h, b, "openai", "images")))
+            .route("/openai/v1/audio/speech", post(|s, h, b| handle(s, h, b, "openai", "speech")))
             .route("/openrouter/api/v1/chat/completions", post(|s, h, b| handle(s, h, b, "openrouter", "chat")))
             .route("/perplexity/chat/completions", post(|s, h, b| handle(s, h, b, "perplexity", "chat")))
             .route("/gemini/v1beta/models/{call}", post(gemini))
@@ -211,6 +212,12 @@ async fn handle(
             }
             response
         }
+        _ if call == "speech" => match openai_speech(&request) {
+            Ok(wav) => ([("content-type", "audio/wav")], wav).into_response(),
+            Err(problem) => {
+                (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": problem}}))).into_response()
+            }
+        },
         _ => match success(provider, call, &request, &key, fakes.greedy.load(std::sync::atomic::Ordering::SeqCst)) {
             Ok(body) => axum::Json(body).into_response(),
             Err(problem) => {
@@ -246,8 +253,11 @@ fn success(provider: &str, call: &str, request: &Value, key: &str, greedy: bool)
         if layout && !parts.iter().any(|p| p["inlineData"]["data"].is_string()) {
             return Err("the vision call has no inline image".into());
         }
-        let wants_image =
-            request.pointer("/generationConfig/responseModalities").is_some_and(|m| m.to_string().contains("IMAGE"));
+        let modalities = request.pointer("/generationConfig/responseModalities").map(Value::to_string);
+        if modalities.as_deref().is_some_and(|m| m.contains("AUDIO")) {
+            return gemini_speech(request, &prompt);
+        }
+        let wants_image = modalities.is_some_and(|m| m.contains("IMAGE"));
         // An image costs what Gemini's image models bill for one: 1,290 output tokens.
         let output_tokens = if wants_image && greedy { 1_290 } else { output_tokens };
         let answer = if layout { LAYOUT.to_string() } else { answer_from(key, &prompt) };
@@ -301,6 +311,69 @@ fn success(provider: &str, call: &str, request: &Value, key: &str, greedy: bool)
 pub fn answer_from(key: &str, prompt: &str) -> String {
     let tail: String = key.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
     format!("answer from …{tail}: {prompt}")
+}
+
+/// How fast the fake voices speak.
+pub const SPOKEN_CHARS_PER_SECOND: f64 = 15.0;
+
+/// 24 kHz 16-bit mono PCM of a 220 Hz tone as long as `text` takes to say at
+/// [`SPOKEN_CHARS_PER_SECOND`]: audible, and of a length a test can predict.
+pub fn spoken_pcm(text: &str) -> Vec<u8> {
+    let samples = (text.chars().count() as f64 / SPOKEN_CHARS_PER_SECOND * 24_000.0).round() as usize;
+    (0..samples)
+        .flat_map(|i| ((((i as f64 / 24_000.0) * 220.0 * std::f64::consts::TAU).sin() * 8_000.0) as i16).to_le_bytes())
+        .collect()
+}
+
+/// `POST /v1/audio/speech` with `response_format: "wav"`: OpenAI streams the WAV, so its
+/// RIFF and data sizes are the 0xFFFFFFFF placeholders, as here.
+fn openai_speech(request: &Value) -> Result<Vec<u8>, String> {
+    request["model"].as_str().ok_or("model is required")?;
+    request["voice"].as_str().ok_or("voice is required")?;
+    let input = request["input"].as_str().ok_or("input is required")?;
+    if input.chars().count() > 4_096 {
+        return Err("input is longer than 4096 characters".into());
+    }
+    if request["response_format"] != "wav" {
+        return Err("this fake speaks only response_format wav".into());
+    }
+    let pcm = spoken_pcm(input);
+    let mut wav = Vec::with_capacity(44 + pcm.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&u32::MAX.to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for field in [
+        16u32.to_le_bytes().as_slice(),
+        &1u16.to_le_bytes(),
+        &1u16.to_le_bytes(),
+        &24_000u32.to_le_bytes(),
+        &48_000u32.to_le_bytes(),
+        &2u16.to_le_bytes(),
+        &16u16.to_le_bytes(),
+    ] {
+        wav.extend_from_slice(field);
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&u32::MAX.to_le_bytes());
+    wav.extend_from_slice(&pcm);
+    Ok(wav)
+}
+
+/// A Gemini TTS answer: base64 PCM in `inlineData`, 32 audio tokens a second.
+fn gemini_speech(request: &Value, text: &str) -> Result<Value, String> {
+    request
+        .pointer("/generationConfig/speechConfig/voiceConfig/prebuiltVoiceConfig/voiceName")
+        .and_then(Value::as_str)
+        .ok_or("generationConfig.speechConfig.voiceConfig.prebuiltVoiceConfig.voiceName is required")?;
+    let pcm = spoken_pcm(text);
+    let audio_tokens = (pcm.len() as f64 / 48_000.0 * 32.0).ceil() as u64;
+    Ok(json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"inlineData": {
+            "mimeType": "audio/L16;codec=pcm;rate=24000",
+            "data": base64::engine::general_purpose::STANDARD.encode(&pcm)}}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": words(text), "candidatesTokenCount": audio_tokens,
+                          "totalTokenCount": words(text) as u64 + audio_tokens},
+    }))
 }
 
 fn words(text: &str) -> usize {

@@ -105,3 +105,38 @@ pub fn processes_with_env(marker: &str) -> Vec<String> {
     }
     found
 }
+
+/// A media file's audio stream: how long it lasts and how loud it is on average.
+#[derive(Debug, Clone, Copy)]
+pub struct AudioTrack {
+    pub duration: f64,
+    /// ffmpeg `volumedetect`'s mean volume, dBFS (digital silence is -91).
+    pub mean_volume_db: f64,
+}
+
+/// The first audio stream of `bytes`, or `None` if there is none.
+pub fn audio_track(bytes: &[u8]) -> Option<AudioTrack> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("media");
+    std::fs::write(&path, bytes).expect("written");
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=duration", "-of", "json"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs");
+    let info: Value = serde_json::from_slice(&probe.stdout).expect("ffprobe JSON");
+    let duration = info["streams"][0]["duration"].as_str()?.parse().ok()?;
+    let detect = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(&path)
+        .args(["-map", "0:a:0", "-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let log = String::from_utf8_lossy(&detect.stderr);
+    let mean_volume_db = log
+        .lines()
+        .find_map(|l| l.split("mean_volume:").nth(1))
+        .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
+        .unwrap_or(-91.0);
+    Some(AudioTrack { duration, mean_volume_db })
+}

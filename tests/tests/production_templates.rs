@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use vidfarm_tests::fake_providers::{FakeProviders, Reply};
+use vidfarm_tests::fake_providers::{self, FakeProviders, Reply};
 use vidfarm_tests::media::{self, Probed};
 use vidfarm_tests::s3::S3Server;
 use vidfarm_tests::server::TestServer;
@@ -107,6 +107,57 @@ async fn ugc_voiceover(s3: Option<&S3Server>) {
     assert!(progress > 0, "Remotion's progress reached the job's events: {logs}");
     let ledger = server.platform.db.job_ledger(&job_id).await.expect("ledger");
     assert_eq!(charges(&ledger, "render"), 1, "{ledger:?}");
+}
+
+#[tokio::test]
+async fn ugc_voiceover_speaks_each_scene_and_the_videos_audio_lasts_as_long_as_the_scenes() {
+    let fakes = FakeProviders::start().await;
+    let server = server_with(&fakes, None).await;
+    add_key(&server, "openai", "sk-openai-voice-0001").await;
+    let image = format!(
+        "data:image/png;base64,{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, vidfarm_tests::fake_providers::PNG)
+    );
+    // The fakes speak 15 characters a second: 3.4 s and 4.4 s of speech.
+    let lines = [
+        "Tide pools hide whole worlds under the rocks, look.",
+        "Look closely, and never lift the rocks: the crabs live under them.",
+    ];
+    let frames: Vec<Value> = lines.iter().map(|l| json!({ "narration": l, "image": image })).collect();
+    let narrator = json!({ "provider": "openai", "model": "tts-1", "voice": "nova", "instructions": "warm" });
+    let payload = json!({ "storyboard": { "title": "Tide pools", "frames": frames }, "narrator": narrator,
+                          "width": 360, "height": 640 });
+    let job_id = server.create_job("ugc-voiceover", "render", payload).await;
+    let rendered = server.wait_for("ugc-voiceover", &job_id, &["succeeded", "failed"], WITHIN).await;
+    assert_eq!(rendered["status"], "succeeded", "{rendered}");
+
+    // Each scene lasts its line plus a 0.5 s pause (longer than reading the caption takes).
+    let spoken: Vec<f64> =
+        lines.iter().map(|l| l.chars().count() as f64 / fake_providers::SPOKEN_CHARS_PER_SECOND).collect();
+    let scenes: f64 = spoken.iter().map(|s| s + 0.5).sum();
+    let url = rendered["result"]["url"].as_str().expect("a URL");
+    let url = server.url(&url[url.find("/files/").expect("a host file URL")..]);
+    let mp4 = server.http.get(&url).send().await.expect("sent").bytes().await.expect("the MP4");
+    let video = media::probe(&mp4);
+    assert!(video.codecs.contains(&"aac".to_string()), "the MP4 has a sound track: {video:?}");
+    assert!((video.duration - scenes).abs() < 0.25, "{scenes} s of scenes: {video:?}");
+    let audio = media::audio_track(&mp4).expect("an audio stream");
+    assert!((audio.duration - scenes).abs() < 0.25, "the narration spans the scenes ({scenes} s): {audio:?}");
+    assert!(audio.mean_volume_db > -40.0, "the narration is audible, not silence: {audio:?}");
+
+    let seen = fakes.seen();
+    let said: Vec<&str> = seen.iter().filter(|s| s.path == "speech").filter_map(|s| s.body["input"].as_str()).collect();
+    assert_eq!(said, lines, "each scene's line was spoken once, in order");
+    assert!(seen.iter().all(|s| s.body["voice"] == "nova"));
+    let ledger = server.platform.db.job_ledger(&job_id).await.expect("ledger");
+    let speech: Vec<i64> = ledger.iter().filter(|r| r.event_type == "ai_generation").map(|r| r.cost_nusd).collect();
+    let chars: Vec<i64> = lines.iter().map(|l| l.chars().count() as i64 * 15_000).collect();
+    assert_eq!(speech, chars, "each line billed at tts-1's $15 per 1M characters");
+    assert_eq!(charges(&ledger, "render"), 1, "{ledger:?}");
+    let logs = server.get_json(&format!("/templates/ugc-voiceover/jobs/{job_id}/logs")).await;
+    let narrations =
+        logs["events"].as_array().expect("events").iter().filter(|e| e["artifact"]["kind"] == "audio").count();
+    assert_eq!(narrations, 2, "each narration is an artifact event: {logs}");
 }
 
 #[tokio::test]

@@ -109,6 +109,67 @@ async fn each_provider_answers_through_its_own_wire_format_and_is_billed() {
     assert!(metrics.contains(r#"vidfarm_provider_request_seconds_count{provider="gemini"}"#));
 }
 
+#[tokio::test]
+async fn speech_goes_out_in_each_providers_wire_format_is_stored_as_a_wav_and_billed_at_its_price() {
+    let fakes = FakeProviders::start().await;
+    let server = server_with(&fakes).await;
+    add_key(&server, "openai", "sk-openai-0001", 1).await;
+    add_key(&server, "gemini", "sk-gemini-0001", 1).await;
+    // 48 characters: 3.2 s at the fakes' 15 characters a second.
+    let text = "Tide pools hide whole worlds under every rock...";
+    assert_eq!(text.len(), 48);
+    // tts-1 costs $15 per 1M characters; Gemini's flash TTS $0.50 per 1M text tokens (8 words
+    // here) and $10 per 1M audio tokens (32 a second: 103 for 3.2 s).
+    for (provider, model, voice, cost_nusd) in [
+        ("openai", "tts-1", "alloy", 48 * 15_000),
+        ("gemini", "gemini-2.5-flash-preview-tts", "Kore", 8 * 500 + 103 * 10_000),
+    ] {
+        let payload = json!({ "provider": provider, "model": model, "text": text, "voice": voice });
+        let job = run(&server, "speak", payload).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let result = &job["result"];
+        assert_eq!(result["content_type"], "audio/wav", "{job}");
+        assert_eq!(result["duration_seconds"].as_f64(), Some(3.2), "{job}");
+        assert_eq!(result["size"].as_u64(), Some(44 + 76_800 * 2), "{job}");
+        let url = result["url"].as_str().expect("a signed URL");
+        let wav = server.http.get(url).send().await.expect("sent").bytes().await.expect("the WAV");
+        assert_eq!(&wav[..4], b"RIFF");
+        assert_eq!(u32::from_le_bytes(wav[4..8].try_into().unwrap()) as usize, wav.len() - 8, "exact RIFF size");
+        let probed = vidfarm_tests::media::probe(&wav);
+        assert!((probed.duration - 3.2).abs() < 0.01, "{probed:?}");
+        assert_eq!(probed.codecs, ["pcm_s16le"], "{probed:?}");
+
+        let job = server.job("hello", job["job_id"].as_str().expect("an id")).await;
+        let charges = job["billing"]["charges"].as_array().expect("charges");
+        assert_eq!(charges.len(), 1, "one call, one charge: {job}");
+        assert_eq!(charges[0]["provider"], provider);
+        assert_eq!(charges[0]["cost_nusd"].as_i64(), Some(cost_nusd), "{job}");
+    }
+    let seen = fakes.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        (seen[0].path.as_str(), &seen[0].body["input"], &seen[0].body["voice"]),
+        ("speech", &json!(text), &json!("alloy"))
+    );
+    assert_eq!(seen[0].body["response_format"], "wav");
+    let gemini = &seen[1].body;
+    assert_eq!(gemini["generationConfig"]["responseModalities"], json!(["AUDIO"]));
+    assert_eq!(gemini["generationConfig"]["speechConfig"]["voiceConfig"]["prebuiltVoiceConfig"]["voiceName"], "Kore");
+
+    let refused =
+        run(&server, "speak", json!({ "provider": "perplexity", "model": "sonar", "text": "hi", "voice": "x" })).await;
+    assert_eq!(refused["error"]["code"], "provider_unsupported", "{refused}");
+    assert_eq!(fakes.seen().len(), 2, "a refused call reaches no provider");
+
+    // Audio is paid for before its size is known: a customer whose storage is full pays for none.
+    let full = vidfarm::db::customers::ShareChanges { storage_quota_bytes: Some(Some(1)), ..Default::default() };
+    server.platform.db.set_customer_shares(&server.customer.id, &full).await.expect("quota set");
+    let payload = json!({ "provider": "openai", "model": "tts-1", "text": text, "voice": "alloy" });
+    let refused = run(&server, "speak", payload).await;
+    assert_eq!(refused["error"]["code"], "storage_quota_exceeded", "{refused}");
+    assert_eq!(fakes.seen().len(), 2, "no call was made, so none was paid for");
+}
+
 fn base64_png() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(vidfarm_tests::fake_providers::PNG)

@@ -101,6 +101,31 @@ export interface ImageResponse {
   revisedPrompt: string | null;
 }
 
+export interface SpeechRequest {
+  /** `openai` or `gemini`. */
+  provider: Provider;
+  /** e.g. `gpt-4o-mini-tts`, `tts-1`, `gemini-2.5-flash-preview-tts`. */
+  model: string;
+  /** What is said: 1 to 4,096 characters. */
+  text: string;
+  /** `alloy`, `nova`, … (OpenAI); `Kore`, `Puck`, … (Gemini). */
+  voice: string;
+  /** Where the host stores the WAV, under the job's prefix (e.g. `narration/scene-01.wav`). */
+  key: string;
+  /** How to speak (tone, pace); models without the option ignore it. */
+  instructions?: string;
+}
+
+export interface SpeechResponse {
+  key: string;
+  /** A signed URL of the audio, when the store makes them. */
+  url: string | null;
+  size: number;
+  contentType: string;
+  /** The audio's length, counted from its samples. */
+  durationSeconds: number;
+}
+
 export interface LayoutRequest {
   provider: Provider;
   model: string;
@@ -121,6 +146,18 @@ export class Providers {
 
   async analyzeImageLayout(request: LayoutRequest): Promise<LayoutResponse> {
     return callImport(() => providers.analyzeImageLayout(request), providerError);
+  }
+
+  /** Text to speech: the host stores the audio (a WAV) at `key`; the answer says where and how long. */
+  async generateSpeech(request: SpeechRequest): Promise<SpeechResponse> {
+    const spoken = callImport(() => providers.generateSpeech(request), providerError);
+    return {
+      key: spoken.key,
+      url: spoken.url ?? null,
+      size: Number(spoken.size),
+      contentType: spoken.contentType,
+      durationSeconds: spoken.durationSeconds,
+    };
   }
 }
 

@@ -43,6 +43,8 @@ export type {
   Provider,
   RenderRequest,
   RenderResult,
+  SpeechRequest,
+  SpeechResponse,
   TextRequest,
   TextResponse,
 } from "./capabilities";

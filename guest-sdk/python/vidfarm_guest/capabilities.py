@@ -109,6 +109,23 @@ class Providers:
             "justification": layout.justification,
         }
 
+    def generate_speech(
+        self, provider: str, model: str, text: str, voice: str, key: str, instructions: Optional[str] = None
+    ) -> Dict[str, Any]:
+        """Text to speech: the host stores the audio (a WAV) at ``key`` under the job's prefix.
+        Returns ``key``, ``url``, ``size``, ``content_type`` and ``duration_seconds``."""
+        request = providers.SpeechRequest(
+            provider=provider_enum(provider), model=model, text=text, voice=voice, key=key, instructions=instructions
+        )
+        spoken = call_import(lambda: providers.generate_speech(request))
+        return {
+            "key": spoken.key,
+            "url": spoken.url,
+            "size": spoken.size,
+            "content_type": spoken.content_type,
+            "duration_seconds": spoken.duration_seconds,
+        }
+
 
 def _render_result(result: remotion.RenderResult) -> Dict[str, Any]:
     return {

@@ -164,10 +164,27 @@ pub trait BillingLedger: Send + Sync {
     /// `seq` (a replay of an effect that was applied but not journaled) changes nothing.
     async fn record(&self, job: &JobScope, seq: u32, event: &wit_billing::BillingEvent) -> BackendResult<()>;
 
-    /// The host's own `storage_write` charge for `bytes` stored by effect `seq` (made before
-    /// the write, so a customer at their limit stops before it). Backends that do not bill
-    /// storage ignore it.
-    async fn record_storage_write(&self, _job: &JobScope, _seq: u32, _key: &str, _bytes: u64) -> BackendResult<()> {
+    /// Record `bytes` stored at `key` against the customer's quota, with the host's own
+    /// `storage_write` charge under `effect_key` (unique to the effect that stores them: a
+    /// replay changes nothing), before the write: a customer at their money limit or past
+    /// their quota stops before it (`storage_quota_exceeded`). `paid_for` bytes (audio a
+    /// provider already billed) are recorded even past the quota, as a render's output is; the
+    /// effect checked [`BillingLedger::check_storage_room`] before paying. Backends that do not
+    /// bill storage ignore it.
+    async fn record_storage_write(
+        &self,
+        _job: &JobScope,
+        _effect_key: &str,
+        _key: &str,
+        _bytes: u64,
+        _paid_for: bool,
+    ) -> BackendResult<()> {
+        Ok(())
+    }
+
+    /// Refuse (`storage_quota_exceeded`) when the customer is at or past their storage quota:
+    /// for effects whose size is known only after they are paid for.
+    async fn check_storage_room(&self, _job: &JobScope) -> BackendResult<()> {
         Ok(())
     }
 }
@@ -178,6 +195,16 @@ pub enum ProviderCall {
     Text(wit_providers::TextRequest),
     Image(wit_providers::ImageRequest),
     Layout(wit_providers::LayoutRequest),
+    Speech(wit_providers::SpeechRequest),
+}
+
+/// Spoken audio, before the capability stores it.
+#[derive(Debug, Clone)]
+pub struct SpeechAudio {
+    /// A 16-bit PCM WAV with exact sizes.
+    pub wav: Vec<u8>,
+    /// Counted from its samples.
+    pub duration_seconds: f64,
 }
 
 /// The answer to a [`ProviderCall`] (of the same kind).
@@ -186,6 +213,7 @@ pub enum ProviderAnswer {
     Text(wit_providers::TextResponse),
     Image(wit_providers::ImageResponse),
     Layout(wit_providers::LayoutResponse),
+    Speech(SpeechAudio),
 }
 
 /// AI providers behind key leasing and rate limits.

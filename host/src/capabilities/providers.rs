@@ -1,11 +1,13 @@
 //! `providers`: AI calls through the gateway (key leasing, rate limits, billing), journaled so
 //! a replay never pays twice. A call that must wait for a key suspends the job and says why.
 
-use super::{HostState, ProviderAnswer, ProviderCall};
+use super::{HostState, JobEvent, ProviderAnswer, ProviderCall};
 use crate::runtime::bindings::providers::{
-    Host, ImageRequest, ImageResponse, LayoutRequest, LayoutResponse, ProviderError, TextRequest, TextResponse,
+    Host, ImageRequest, ImageResponse, LayoutRequest, LayoutResponse, ProviderError, SpeechRequest, SpeechResponse,
+    TextRequest, TextResponse,
 };
 use crate::runtime::{HostTrap, RunError, Suspension};
+use crate::storage::keys;
 
 impl Host for HostState {
     async fn generate_text(&mut self, request: TextRequest) -> wasmtime::Result<Result<TextResponse, ProviderError>> {
@@ -37,6 +39,69 @@ impl Host for HostState {
         })
         .await
     }
+
+    /// The call and the storing of its audio are one effect: a replay returns the stored
+    /// object and neither speaks nor stores again.
+    async fn generate_speech(
+        &mut self,
+        request: SpeechRequest,
+    ) -> wasmtime::Result<Result<SpeechResponse, ProviderError>> {
+        self.check_cancelled()?;
+        let full_key = match keys::resolve(&self.job.artifact_prefix, &request.key) {
+            Ok(full) => full,
+            Err(reason) => return Ok(Err(ProviderError::InvalidRequest(format!("key: {reason}")))),
+        };
+        let seq = self.journal.next_seq();
+        let journaled = serde_json::to_value(&request).unwrap_or_default();
+        let key = request.key.clone();
+        let call = ProviderCall::Speech(request);
+        let outcome = self
+            .effect("providers.generate-speech", journaled, move |caps, job, _| async move {
+                // The audio's size is known only once it is paid for: a customer whose storage
+                // is full pays for no speech; one with room stores it even if it overshoots.
+                caps.billing.check_storage_room(&job).await?;
+                let audio = match caps.providers.call(&job, seq, &call).await? {
+                    Ok(ProviderAnswer::Speech(audio)) => audio,
+                    Ok(_) => return Err(other_kind()),
+                    Err(e) => return Ok(Err(e)),
+                };
+                // Its own ledger key: the call's capture already has the effect's.
+                let effect_key = format!("{}:{seq}:audio", job.job_id());
+                let bytes = audio.wav.len() as u64;
+                caps.billing.record_storage_write(&job, &effect_key, &full_key, bytes, true).await?;
+                Ok(match caps.storage.put(&full_key, audio.wav, "audio/wav").await {
+                    Ok(size) => Ok(SpeechResponse {
+                        url: caps.storage.public_url(&full_key).await,
+                        key,
+                        size,
+                        content_type: "audio/wav".into(),
+                        duration_seconds: audio.duration_seconds,
+                    }),
+                    Err(e) => Err(ProviderError::Upstream(format!("storing the audio: {e}"))),
+                })
+            })
+            .await;
+        self.note_deferral(&outcome).await;
+        let result = outcome?;
+        if let Ok(spoken) = &result {
+            self.emit(JobEvent {
+                level: "info".into(),
+                message: format!("spoke {} ({:.1} s)", spoken.key, spoken.duration_seconds),
+                metadata: serde_json::json!({ "duration_seconds": spoken.duration_seconds }),
+                progress: None,
+                artifact: Some(serde_json::json!({
+                    "key": spoken.key, "url": spoken.url, "size": spoken.size,
+                    "content_type": spoken.content_type, "kind": "audio",
+                })),
+            })
+            .await?;
+        }
+        Ok(result)
+    }
+}
+
+fn other_kind() -> HostTrap {
+    HostTrap::Fail(RunError::HostFault { message: "the gateway answered another kind of call".into() })
 }
 
 impl HostState {
@@ -54,20 +119,23 @@ impl HostState {
             ProviderCall::Text(r) => serde_json::to_value(r),
             ProviderCall::Image(r) => serde_json::to_value(r),
             ProviderCall::Layout(r) => serde_json::to_value(r),
+            ProviderCall::Speech(r) => serde_json::to_value(r),
         }
         .unwrap_or_default();
         let outcome = self
             .effect(kind, request, move |caps, job, _| async move {
                 match caps.providers.call(&job, seq, &call).await? {
-                    Ok(answer) => unwrap(answer).map(Ok).ok_or_else(|| {
-                        HostTrap::Fail(RunError::HostFault {
-                            message: "the gateway answered another kind of call".into(),
-                        })
-                    }),
+                    Ok(answer) => unwrap(answer).map(Ok).ok_or_else(other_kind),
                     Err(e) => Ok(Err(e)),
                 }
             })
             .await;
+        self.note_deferral(&outcome).await;
+        outcome
+    }
+
+    /// A call deferred for want of a free key says so in the job's events before it suspends.
+    async fn note_deferral<T>(&mut self, outcome: &wasmtime::Result<T>) {
         if let Err(trap) = &outcome
             && let Some(HostTrap::Suspend(Suspension::Deferred { reason, until_ms })) = trap.downcast_ref::<HostTrap>()
         {
@@ -85,6 +153,5 @@ impl HostState {
                 (self.last_event, self.log_events) = (key, count);
             }
         }
-        outcome
     }
 }

@@ -32,7 +32,8 @@ impl Host for HostState {
         let seq = self.journal.next_seq();
         let result: Result<StoredObject, StorageError> = self
             .effect("storage.put", request, move |caps, job, _request| async move {
-                caps.billing.record_storage_write(&job, seq, &full_key, bytes.len() as u64).await?;
+                let effect_key = format!("{}:{seq}", job.job_id());
+                caps.billing.record_storage_write(&job, &effect_key, &full_key, bytes.len() as u64, false).await?;
                 Ok(match caps.storage.put(&full_key, bytes, &content_type).await {
                     Ok(size) => {
                         Ok(StoredObject { key: key.clone(), url: caps.storage.public_url(&full_key).await, size })

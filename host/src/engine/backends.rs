@@ -101,16 +101,37 @@ impl BillingLedger for DbLedger {
         let cost = money::cost_from_usd(event.cost_usd);
         let charge = event.charge_usd.map(money::cost_from_usd);
         let target = (event.provider.map(provider_name), event.model.as_deref());
-        self.write(job, seq, event_type(event.event_type), cost, charge, target, metadata).await
+        let effect_key = format!("{}:{seq}", job.job_id());
+        self.write(job, &effect_key, event_type(event.event_type), cost, charge, target, metadata).await
     }
 
-    async fn record_storage_write(&self, job: &JobScope, seq: u32, key: &str, bytes: u64) -> BackendResult<()> {
+    async fn check_storage_room(&self, job: &JobScope) -> BackendResult<()> {
+        let usage = self.db.storage_usage(&job.context.customer.id, self.storage_quota_bytes).await.map_err(fault)?;
+        match usage.filter(|u| u.stored_bytes >= u.quota_bytes) {
+            Some(usage) => Err(HostTrap::Fail(RunError::StorageQuotaExceeded {
+                message: format!(
+                    "the storage quota is used up: {} of {} bytes are in use",
+                    usage.stored_bytes, usage.quota_bytes
+                ),
+            })),
+            None => Ok(()),
+        }
+    }
+
+    async fn record_storage_write(
+        &self,
+        job: &JobScope,
+        effect_key: &str,
+        key: &str,
+        bytes: u64,
+        paid_for: bool,
+    ) -> BackendResult<()> {
         let object = StoredObject {
             key: key.to_string(),
             customer_id: job.context.customer.id.clone(),
             bytes,
             default_quota: self.storage_quota_bytes,
-            force: false,
+            force: paid_for,
             keep_larger: false,
         };
         if let Recorded::OverQuota { stored, quota } = self.db.record_stored_object(object).await.map_err(fault)? {
@@ -125,7 +146,7 @@ impl BillingLedger for DbLedger {
         }
         let metadata = serde_json::json!({ "bytes": bytes, "recorded_by": "host" }).to_string();
         let cost = money::cost_from_usd(bytes as f64 / 1e9 * self.storage_usd_per_gb);
-        self.write(job, seq, "storage_write", cost, None, (None, None), &metadata).await
+        self.write(job, effect_key, "storage_write", cost, None, (None, None), &metadata).await
     }
 }
 
@@ -136,16 +157,15 @@ impl DbLedger {
     async fn write(
         &self,
         job: &JobScope,
-        seq: u32,
+        effect_key: &str,
         event_type: &str,
         cost_nusd: i64,
         charge_nusd: Option<i64>,
         (provider, model): (Option<&str>, Option<&str>),
         metadata: &str,
     ) -> BackendResult<()> {
-        let effect_key = format!("{}:{seq}", job.job_id());
         let entry = NewLedgerEntry {
-            effect_key: Some(&effect_key),
+            effect_key: Some(effect_key),
             customer_id: &job.context.customer.id,
             job_id: job.job_id(),
             template_id: &job.context.template_id,

@@ -50,6 +50,7 @@ pub fn answer(call: &ProviderCall) -> ProviderAnswer {
                 revised_prompt: Some(format!("{LABEL} {}", request.prompt)),
             })
         }
+        ProviderCall::Speech(request) => ProviderAnswer::Speech(tone(&request.text)),
         ProviderCall::Layout(request) => ProviderAnswer::Layout(LayoutResponse {
             zone: LayoutZone::Bottom,
             align: LayoutAlign::Center,
@@ -57,6 +58,24 @@ pub fn answer(call: &ProviderCall) -> ProviderAnswer {
             justification: format!("{LABEL} default lower-third layout for {:?}", request.overlay_text),
         }),
     }
+}
+
+/// A soft 440 Hz tone as long as the text would take to say (15 characters a second, at least
+/// a second): a template's timing works end to end, and nobody mistakes it for a voice.
+fn tone(text: &str) -> crate::capabilities::SpeechAudio {
+    const RATE: u32 = 24_000;
+    let seconds = (text.chars().count() as f64 / 15.0).max(1.0);
+    let samples = (seconds * f64::from(RATE)) as usize;
+    let pcm: Vec<u8> = (0..samples)
+        .flat_map(|i| {
+            {
+                let t = i as f64 / f64::from(RATE);
+                ((t * 440.0 * std::f64::consts::TAU).sin() * 3_000.0) as i16
+            }
+            .to_le_bytes()
+        })
+        .collect();
+    crate::capabilities::SpeechAudio::from_pcm16(&pcm, RATE, 1)
 }
 
 /// `WxH` with both sides in 1..=2048.

@@ -16,7 +16,7 @@ pub struct Gemini<'a> {
 }
 
 impl Gemini<'_> {
-    async fn generate(&self, secret: &str, model: &str, body: &Value) -> Result<Value, CallError> {
+    pub(super) async fn generate(&self, secret: &str, model: &str, body: &Value) -> Result<Value, CallError> {
         if model.is_empty() || model.contains(['/', '?', '#', ':']) {
             return Err(CallError::Rejected { status: 400, detail: format!("`{model}` is not a Gemini model name") });
         }
@@ -98,6 +98,6 @@ fn usage(answer: &Value, images: u32) -> Usage {
         output_tokens: count_at(answer, "/usageMetadata/candidatesTokenCount")
             .saturating_add(count_at(answer, "/usageMetadata/thoughtsTokenCount")),
         images,
-        reported_cost_usd: None,
+        ..Usage::default()
     }
 }

@@ -14,6 +14,7 @@ mod rate_limit;
 mod router;
 pub mod secrets;
 mod setup;
+mod speech;
 mod wire;
 
 pub use dev_echo::DevEchoProvider;

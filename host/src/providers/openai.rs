@@ -78,7 +78,7 @@ impl OpenAiCompatible<'_> {
             input_tokens: count_at(&answer, "/usage/input_tokens"),
             output_tokens: count_at(&answer, "/usage/output_tokens"),
             images: 1,
-            reported_cost_usd: None,
+            ..Usage::default()
         };
         let image = ImageResponse {
             content_type: sniff_image_type(&bytes).into(),
@@ -113,6 +113,7 @@ fn chat_usage(answer: &Value) -> Usage {
         input_tokens: count_at(answer, "/usage/prompt_tokens"),
         output_tokens: count_at(answer, "/usage/completion_tokens"),
         images: 0,
+        characters: 0,
         reported_cost_usd: answer.pointer("/usage/cost").and_then(Value::as_f64).filter(|c| c.is_finite() && *c >= 0.0),
     }
 }

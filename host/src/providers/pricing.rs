@@ -1,7 +1,8 @@
 //! What a provider call cost the platform, from its token usage: USD per million input and
 //! output tokens and per image, by provider and model (longest matching model prefix), with a
-//! per-provider default for models not listed. A cost the provider reports itself (OpenRouter)
-//! wins. Prices as published by the providers in 2026; operators bill their own margin on top.
+//! per-provider default for models not listed; text-to-speech models priced by the character
+//! have their own table. A cost the provider reports itself (OpenRouter) wins. Prices as
+//! published by the providers in 2026; operators bill their own margin on top.
 
 use super::wire::Usage;
 use crate::money;
@@ -11,6 +12,10 @@ use crate::runtime::bindings::types::Provider;
 type Price = (&'static str, f64, f64, f64);
 
 const OPENAI: &[Price] = &[
+    // Text in, audio tokens out (https://platform.openai.com/docs/pricing).
+    ("gpt-4o-mini-tts", 0.60, 12.00, 0.0),
+    // Priced by the character (CHARACTER_PRICES).
+    ("tts-1", 0.0, 0.0, 0.0),
     ("gpt-4o-mini", 0.15, 0.60, 0.0),
     ("gpt-4o", 2.50, 10.00, 0.0),
     ("gpt-4.1-nano", 0.10, 0.40, 0.0),
@@ -31,6 +36,9 @@ const OPENAI: &[Price] = &[
     ("", 2.50, 10.00, 0.04),
 ];
 const GEMINI: &[Price] = &[
+    // Text in, audio tokens out (https://ai.google.dev/gemini-api/docs/pricing).
+    ("gemini-2.5-flash-preview-tts", 0.50, 10.00, 0.0),
+    ("gemini-2.5-pro-preview-tts", 1.00, 20.00, 0.0),
     ("gemini-2.5-flash-image", 0.30, 30.00, 0.0),
     ("gemini-2.5-flash-lite", 0.10, 0.40, 0.0),
     ("gemini-2.5-flash", 0.30, 2.50, 0.0),
@@ -40,6 +48,9 @@ const GEMINI: &[Price] = &[
 ];
 const OPENROUTER: &[Price] = &[("", 1.00, 3.00, 0.04)];
 const PERPLEXITY: &[Price] = &[("sonar-pro", 3.00, 15.00, 0.0), ("sonar", 1.00, 1.00, 0.0), ("", 1.00, 1.00, 0.0)];
+
+/// (model prefix, USD per 1M characters): OpenAI's `tts-1` and `tts-1-hd`.
+const CHARACTER_PRICES: &[(&str, f64)] = &[("tts-1-hd", 30.00), ("tts-1", 15.00)];
 
 /// The platform's cost of one call, nano-USD (a cost the provider reports wins; a fraction of
 /// a nano is rounded up).
@@ -51,6 +62,7 @@ pub fn cost_nusd(provider: Provider, model: &str, usage: &Usage) -> i64 {
     rates.input(i64::from(usage.input_tokens))
         + rates.output(i64::from(usage.output_tokens))
         + i64::from(usage.images).saturating_mul(rates.per_image)
+        + rates.characters(i64::from(usage.characters))
 }
 
 /// The platform's cost of one call in USD (for the key's usage statistics).
@@ -64,6 +76,8 @@ pub struct Rates {
     pub per_input_token: i64,
     pub per_output_token: i64,
     pub per_image: i64,
+    /// For models priced by the character (0 for the rest).
+    pub per_character: i64,
 }
 
 impl Rates {
@@ -72,9 +86,12 @@ impl Rates {
     /// output tokens and more), where the hold assumes an expensive model.
     pub fn for_quote(provider: Provider, model: &str) -> Self {
         match provider {
-            Provider::Openrouter => {
-                Self { per_input_token: 15_000, per_output_token: 75_000, per_image: money::cost_from_usd(0.25) }
-            }
+            Provider::Openrouter => Self {
+                per_input_token: 15_000,
+                per_output_token: 75_000,
+                per_image: money::cost_from_usd(0.25),
+                per_character: 0,
+            },
             _ => Self::of(provider, model),
         }
     }
@@ -86,7 +103,18 @@ impl Rates {
             per_input_token: (input * 1000.0).round() as i64,
             per_output_token: (output * 1000.0).round() as i64,
             per_image: money::cost_from_usd(image),
+            per_character: match provider {
+                Provider::Openai => CHARACTER_PRICES
+                    .iter()
+                    .find(|(prefix, _)| model.starts_with(prefix))
+                    .map_or(0, |(_, usd)| (usd * 1000.0).round() as i64),
+                _ => 0,
+            },
         }
+    }
+
+    pub fn characters(&self, count: i64) -> i64 {
+        count.saturating_mul(self.per_character)
     }
 
     pub fn input(&self, tokens: i64) -> i64 {
@@ -150,7 +178,13 @@ mod tests {
 
     #[test]
     fn a_call_costs_its_tokens_at_the_models_price() {
-        let usage = Usage { input_tokens: 1_000_000, output_tokens: 500_000, images: 0, reported_cost_usd: None };
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 500_000,
+            images: 0,
+            characters: 0,
+            reported_cost_usd: None,
+        };
         assert_eq!(cost_nusd(Provider::Openai, "gpt-4o-mini-2024-07-18", &usage), 450_000_000);
         assert_eq!(cost_nusd(Provider::Openai, "gpt-4o", &usage), 7_500_000_000);
         assert_eq!(cost_nusd(Provider::Gemini, "some-future-model", &usage), 1_550_000_000);
@@ -158,7 +192,8 @@ mod tests {
 
     #[test]
     fn a_cost_the_provider_reports_wins() {
-        let usage = Usage { input_tokens: 10, output_tokens: 10, images: 0, reported_cost_usd: Some(0.0123) };
+        let usage =
+            Usage { input_tokens: 10, output_tokens: 10, images: 0, characters: 0, reported_cost_usd: Some(0.0123) };
         assert_eq!(cost_nusd(Provider::Openrouter, "anthropic/claude", &usage), 12_300_000);
     }
 

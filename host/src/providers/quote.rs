@@ -55,6 +55,11 @@ impl Quote {
                 let worst = pricing::image_worst_case_nusd(r.provider, &r.model, r.prompt.len());
                 Self { want_cost_nusd: worst, min_cost_nusd: worst, output: None }
             }
+            // Speech cannot be cut short to fit: the whole text's worst case, or nothing.
+            ProviderCall::Speech(r) => {
+                let worst = super::speech::worst_case_nusd(r);
+                Self { want_cost_nusd: worst, min_cost_nusd: worst, output: None }
+            }
         }
     }
 

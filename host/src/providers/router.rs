@@ -320,6 +320,7 @@ impl ProviderRouter {
             "output_tokens": usage.output_tokens,
             "max_output_tokens": max_output,
             "images": usage.images,
+            "characters": usage.characters,
             "key_source": source,
             "recorded_by": "host",
         })
@@ -370,6 +371,13 @@ impl ProviderRouter {
                 };
                 Ok((ProviderAnswer::Image(image), usage))
             }
+            ProviderCall::Speech(request) => {
+                let (audio, usage) = match request.provider {
+                    Provider::Gemini => self.gemini().speech(secret, request).await?,
+                    other => self.openai(other).speech(secret, request).await?,
+                };
+                Ok((ProviderAnswer::Speech(audio), usage))
+            }
             ProviderCall::Layout(request) => {
                 let answer = self.vision(secret, request, inline, max_output).await?;
                 let layout = layout::parse(&answer.text)
@@ -386,6 +394,7 @@ fn target(call: &ProviderCall) -> (Provider, &str) {
         ProviderCall::Text(r) => (r.provider, &r.model),
         ProviderCall::Image(r) => (r.provider, &r.model),
         ProviderCall::Layout(r) => (r.provider, &r.model),
+        ProviderCall::Speech(r) => (r.provider, &r.model),
     }
 }
 
@@ -402,6 +411,10 @@ fn refuse(call: &ProviderCall) -> Option<ProviderError> {
         ProviderCall::Text(r) if r.prompt.trim().is_empty() => {
             Some(ProviderError::InvalidRequest("prompt must not be empty".into()))
         }
+        ProviderCall::Speech(r) => super::speech::refusal(r).map(|why| match r.provider {
+            Provider::Openai | Provider::Gemini => ProviderError::InvalidRequest(why),
+            _ => ProviderError::Unsupported(why),
+        }),
         _ => None,
     }
 }

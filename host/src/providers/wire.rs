@@ -27,25 +27,52 @@ pub struct Usage {
     pub input_tokens: u32,
     pub output_tokens: u32,
     pub images: u32,
+    /// Characters spoken, for models priced by the character (text to speech).
+    pub characters: u32,
     /// Some providers (OpenRouter) report the call's cost themselves.
     pub reported_cost_usd: Option<f64>,
 }
 
+/// The largest JSON answer read (a Gemini image in base64 is a few MB).
+const MAX_JSON_BYTES: usize = 64 << 20;
+
 /// Send `request` to `provider` and return the JSON body of a 2xx, or classify the failure.
 pub async fn send_json(provider: Provider, request: reqwest::RequestBuilder) -> Result<Value, CallError> {
-    let response = request.send().await.map_err(|e| CallError::Transient {
+    let (_, body) = send(provider, request, MAX_JSON_BYTES).await?;
+    serde_json::from_slice(&body).map_err(|e| CallError::BadAnswer(format!("the answer is not JSON: {e}")))
+}
+
+/// Send `request` to `provider` and return the headers and body of a 2xx (read up to
+/// `max_bytes`: a longer answer is the provider's fault, not a reason to buffer it), or
+/// classify the failure.
+pub async fn send(
+    provider: Provider,
+    request: reqwest::RequestBuilder,
+    max_bytes: usize,
+) -> Result<(reqwest::header::HeaderMap, Vec<u8>), CallError> {
+    let mut response = request.send().await.map_err(|e| CallError::Transient {
         status: None,
         detail: if e.is_timeout() { "the provider did not answer in time".into() } else { format!("{e}") },
     })?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| CallError::Transient { status: Some(status), detail: format!("reading the answer: {e}") })?;
-    if (200..300).contains(&status) {
-        return serde_json::from_str(&body).map_err(|e| CallError::BadAnswer(format!("the answer is not JSON: {e}")));
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > max_bytes => {
+                return Err(CallError::BadAnswer(format!("the answer is larger than {max_bytes} bytes")));
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                return Err(CallError::Transient { status: Some(status), detail: format!("reading the answer: {e}") });
+            }
+        }
     }
+    if (200..300).contains(&status) {
+        return Ok((headers, body));
+    }
+    let body = String::from_utf8_lossy(&body);
     let detail = error_message(&body, status);
     Err(match status {
         429 => CallError::RateLimited { signal: rate_limit::parse(&headers, &body, SystemTime::now()), detail },

@@ -430,7 +430,7 @@ fn replace_refs(value: &mut serde_json::Value, inlined: &std::collections::HashM
     }
 }
 
-/// The media type of an image or clip from its first bytes.
+/// The media type of an image, clip or sound from its first bytes.
 fn sniff(bytes: &[u8]) -> &'static str {
     match bytes {
         [0x89, b'P', b'N', b'G', ..] => "image/png",
@@ -438,6 +438,8 @@ fn sniff(bytes: &[u8]) -> &'static str {
         [b'G', b'I', b'F', b'8', ..] => "image/gif",
         [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "image/webp",
         [_, _, _, _, b'f', b't', b'y', b'p', ..] => "video/mp4",
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'A', b'V', b'E', ..] => "audio/wav",
+        [b'I', b'D', b'3', ..] | [0xFF, 0xFB | 0xF3 | 0xF2, ..] => "audio/mpeg",
         _ => "application/octet-stream",
     }
 }

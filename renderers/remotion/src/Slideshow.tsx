@@ -1,6 +1,7 @@
 import React from 'react';
 import {
 	AbsoluteFill,
+	Audio,
 	Img,
 	Sequence,
 	interpolate,
@@ -17,6 +18,8 @@ export type TextLayout = {
 
 export type Scene = {
 	imageUrl: string;
+	/** Narration played from the scene's start, cut at its end (the crossfade is silent). */
+	audioUrl?: string;
 	text?: string;
 	durationSeconds: number;
 	layout?: TextLayout;
@@ -168,6 +171,13 @@ export const Slideshow: React.FC<SlideshowProps> = ({title, scenes}) => {
 					<SceneView scene={scene} index={i} visibleFor={placed[i].visibleFor} fadeIn={i === 0 ? 0 : fade} />
 				</Sequence>
 			))}
+			{scenes.map((scene, i) =>
+				scene.audioUrl ? (
+					<Sequence key={`audio-${i}`} from={placed[i].from} durationInFrames={placed[i].length} name={`Narration ${i + 1}`}>
+						<Audio src={scene.audioUrl} />
+					</Sequence>
+				) : null,
+			)}
 			{title ? (
 				<Sequence from={0} durationInFrames={placed[0].length} name="Title">
 					<Caption text={title} layout={titleLayout} delay={0} big fadeOutAt={placed[0].length} />

@@ -105,6 +105,17 @@ const imageUrl = (id, obj, path) => {
 	return v;
 };
 
+const audioUrl = (id, obj, path) => {
+	const v = obj.audioUrl;
+	if (v === undefined || v === null) {
+		return undefined;
+	}
+	if (typeof v !== 'string' || !/^(https?:\/\/|data:audio\/)/i.test(v)) {
+		throw new InvalidPropsError(id, path, `must be an http(s) URL or a data:audio/... URL (got ${show(v)})`);
+	}
+	return v;
+};
+
 const layout = (id, scene, path) => {
 	const v = scene.layout;
 	if (v === undefined || v === null) {
@@ -150,6 +161,7 @@ export const validateSlideshowProps = (props) => {
 		}
 		return {
 			imageUrl: imageUrl(id, scene, `${path}.imageUrl`),
+			audioUrl: audioUrl(id, scene, `${path}.audioUrl`),
 			text: optionalString(id, scene, 'text', `${path}.text`),
 			durationSeconds: duration(id, scene, 'durationSeconds', `${path}.durationSeconds`),
 			layout: layout(id, scene, `${path}.layout`),

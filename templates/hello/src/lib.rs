@@ -164,6 +164,24 @@ struct Drawing {
     revised_prompt: Option<String>,
 }
 
+/// The payload of `speak`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Speak {
+    provider: ProviderName,
+    /// e.g. `tts-1`, `gpt-4o-mini-tts`, `gemini-2.5-flash-preview-tts`.
+    #[schemars(length(min = 1, max = 200))]
+    model: String,
+    #[schemars(length(min = 1, max = 4096))]
+    text: String,
+    /// e.g. `alloy` (OpenAI), `Kore` (Gemini).
+    #[schemars(length(min = 1, max = 100))]
+    voice: String,
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    instructions: Option<String>,
+}
+
 /// The payload of `place-text`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +219,34 @@ fn ask(ctx: &Context, input: Ask) -> Result<Answer, TemplateError> {
         model: answer.model,
         input_tokens: answer.input_tokens,
         output_tokens: answer.output_tokens,
+    })
+}
+
+#[derive(Serialize)]
+struct Spoken {
+    key: String,
+    url: Option<String>,
+    size: u64,
+    content_type: String,
+    duration_seconds: f64,
+}
+
+fn speak(ctx: &Context, input: Speak) -> Result<Spoken, TemplateError> {
+    let spoken = ctx.providers.generate_speech(&SpeechRequest {
+        provider: input.provider.into(),
+        model: input.model,
+        text: input.text,
+        voice: input.voice,
+        key: "speech/spoken.wav".into(),
+        instructions: input.instructions,
+    })?;
+    ctx.logger.progress(1.0, "spoken");
+    Ok(Spoken {
+        key: spoken.key,
+        url: spoken.url,
+        size: spoken.size,
+        content_type: spoken.content_type,
+        duration_seconds: spoken.duration_seconds,
     })
 }
 
@@ -273,6 +319,7 @@ fn template() -> Template {
             Operation::new("draw", "Generate an image and store it (generate-image).", draw).estimated_cost_usd(0.1),
         )
         .operation(Operation::new("place-text", "Where text fits on an image (analyze-image-layout).", place_text))
+        .operation(Operation::new("speak", "Say a text and store the WAV (generate-speech).", speak))
 }
 
 vidfarm_guest::export_template!(template);

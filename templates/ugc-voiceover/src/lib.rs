@@ -1,8 +1,9 @@
 //! `ugc-voiceover`: the pure-AI multi-stage pattern. Three operations a product chains:
 //! `scaffold` (topic → a scene-by-scene script, generate-text), `storyboard` (script → one
 //! generated image per scene, stored), `render` (storyboard → a captioned vertical video,
-//! Remotion `Slideshow`). Each stage is its own job, so a customer can review and edit the
-//! script or swap an image before paying for the next one.
+//! Remotion `Slideshow`, narrated scene by scene when a `narrator` is given: each scene lasts
+//! as long as its spoken line). Each stage is its own job, so a customer can review and edit
+//! the script or swap an image before paying for the next one.
 
 use vidfarm_guest::prelude::*;
 use vidfarm_guest::text::extract_json;
@@ -129,11 +130,39 @@ fn storyboard(ctx: &Context, input: StoryboardRequest) -> Result<Storyboard, Tem
     Ok(Storyboard { title: input.script.title, frames })
 }
 
+/// The providers that speak.
+#[derive(Deserialize, JsonSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Voice {
+    Openai,
+    Gemini,
+}
+
+/// Who reads the narration aloud, with the customer's key for that provider.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Narrator {
+    provider: Voice,
+    /// e.g. `gpt-4o-mini-tts`, `tts-1`, `gemini-2.5-flash-preview-tts`.
+    #[schemars(length(min = 1, max = 200))]
+    model: String,
+    /// e.g. `alloy` (OpenAI), `Kore` (Gemini).
+    #[schemars(length(min = 1, max = 100))]
+    voice: String,
+    /// How to speak: tone, pace, accent.
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    instructions: Option<String>,
+}
+
 /// The payload of `render`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RenderRequestIn {
     storyboard: Storyboard,
+    /// Speak each frame's narration (otherwise the video is captioned only).
+    #[serde(default)]
+    narrator: Option<Narrator>,
     /// Output size (default 720×1280, vertical).
     #[serde(default)]
     #[schemars(range(min = 160, max = 1080))]
@@ -148,16 +177,36 @@ fn seconds_for(narration: &str) -> f64 {
     (narration.split_whitespace().count() as f64 / 2.6).clamp(2.5, 12.0)
 }
 
+/// Silence after a spoken line before the next scene.
+const PAUSE_SECONDS: f64 = 0.5;
+
 fn render(ctx: &Context, input: RenderRequestIn) -> Result<RenderedVideo, TemplateError> {
-    let scenes: Vec<Value> = input
-        .storyboard
-        .frames
-        .iter()
-        .map(|f| {
-            json!({ "imageUrl": f.image, "text": f.narration, "durationSeconds": seconds_for(&f.narration),
-                    "layout": { "zone": "bottom", "align": "center", "maxWidthPercent": 86 } })
-        })
-        .collect();
+    let total = input.storyboard.frames.len();
+    let mut scenes = Vec::with_capacity(total);
+    for (i, frame) in input.storyboard.frames.iter().enumerate() {
+        let mut scene = json!({ "imageUrl": frame.image, "text": frame.narration,
+            "durationSeconds": seconds_for(&frame.narration),
+            "layout": { "zone": "bottom", "align": "center", "maxWidthPercent": 86 } });
+        if let Some(narrator) = &input.narrator {
+            let spoken = ctx.providers.generate_speech(&SpeechRequest {
+                provider: match narrator.provider {
+                    Voice::Openai => Provider::Openai,
+                    Voice::Gemini => Provider::Gemini,
+                },
+                model: narrator.model.clone(),
+                text: frame.narration.clone(),
+                voice: narrator.voice.clone(),
+                key: format!("narration/scene-{:02}.wav", i + 1),
+                instructions: narrator.instructions.clone(),
+            })?;
+            // The scene lasts as long as its line, and never less than reading the caption takes.
+            scene["durationSeconds"] =
+                json!(seconds_for(&frame.narration).max(spoken.duration_seconds + PAUSE_SECONDS));
+            scene["audioUrl"] = json!(format!("job:{}", spoken.key));
+            ctx.logger.progress(0.05 * (i + 1) as f64 / total as f64, &format!("scene {} of {total} narrated", i + 1));
+        }
+        scenes.push(scene);
+    }
     let props = json!({
         "width": input.width.unwrap_or(720), "height": input.height.unwrap_or(1280), "fps": 30,
         "title": input.storyboard.title, "scenes": scenes,
@@ -186,7 +235,10 @@ fn template() -> Template {
             .webhooks()
             .estimated_cost_usd(0.2),
     )
-    .operation(Operation::new("render", "Storyboard → captioned vertical MP4 (Remotion)", render).webhooks())
+    .operation(
+        Operation::new("render", "Storyboard → captioned, optionally narrated, vertical MP4 (Remotion)", render)
+            .webhooks(),
+    )
 }
 
 vidfarm_guest::export_template!(template);

@@ -7,6 +7,7 @@ declare module 'vidfarm:template/providers@0.1.0' {
   export function generateText(request: TextRequest): TextResponse;
   export function generateImage(request: ImageRequest): ImageResponse;
   export function analyzeImageLayout(request: LayoutRequest): LayoutResponse;
+  export function generateSpeech(request: SpeechRequest): SpeechResponse;
   export type Provider = import('vidfarm:template/types@0.1.0').Provider;
   export type ProviderError = ProviderErrorNoValidKey | ProviderErrorInvalidRequest | ProviderErrorUpstream | ProviderErrorUnsupported;
   /**
@@ -97,5 +98,52 @@ declare module 'vidfarm:template/providers@0.1.0' {
     align: LayoutAlign,
     maxWidthPercent: number,
     justification: string,
+  }
+  /**
+   * Text to speech. The host stores the audio itself, as a 16-bit PCM WAV under the job's
+   * prefix (counted against the storage quota like `storage.put`), so minutes of audio pass
+   * through neither the template's memory nor the journal.
+   */
+  export interface SpeechRequest {
+    /**
+     * `openai` (`/audio/speech`) or `gemini` (TTS models).
+     */
+    provider: Provider,
+    /**
+     * e.g. `gpt-4o-mini-tts`, `tts-1`, `gemini-2.5-flash-preview-tts`
+     */
+    model: string,
+    /**
+     * What is said: 1 to 4,096 characters.
+     */
+    text: string,
+    /**
+     * The provider's voice: `alloy`, `nova`, … (OpenAI), `Kore`, `Puck`, … (Gemini).
+     */
+    voice: string,
+    /**
+     * Where the audio is stored under the job's prefix, e.g. `narration/scene-01.wav`.
+     */
+    key: string,
+    /**
+     * How to speak (tone, pace); models without the option ignore it.
+     */
+    instructions?: string,
+  }
+  export interface SpeechResponse {
+    key: string,
+    /**
+     * A signed URL of the audio, when the store makes them.
+     */
+    url?: string,
+    size: bigint,
+    /**
+     * `audio/wav`.
+     */
+    contentType: string,
+    /**
+     * The audio's length, counted from its samples.
+     */
+    durationSeconds: number,
   }
 }
