@@ -365,7 +365,7 @@ const runLambda = async (common, req) => {
 		codec: 'h264',
 		pixelFormat: 'yuv420p',
 		imageFormat: 'jpeg',
-		muted: true,
+		muted: false,
 		privacy,
 		maxRetries,
 		framesPerLambda,

@@ -132,9 +132,14 @@ async fn speech_goes_out_in_each_providers_wire_format_is_stored_as_a_wav_and_bi
         assert_eq!(result["duration_seconds"].as_f64(), Some(3.2), "{job}");
         assert_eq!(result["size"].as_u64(), Some(44 + 76_800 * 2), "{job}");
         let url = result["url"].as_str().expect("a signed URL");
-        let wav = server.http.get(url).send().await.expect("sent").bytes().await.expect("the WAV");
+        let url = server.url(&url[url.find("/files/").expect("a host file URL")..]);
+        let wav = server.http.get(&url).send().await.expect("sent").bytes().await.expect("the WAV");
         assert_eq!(&wav[..4], b"RIFF");
-        assert_eq!(u32::from_le_bytes(wav[4..8].try_into().unwrap()) as usize, wav.len() - 8, "exact RIFF size");
+        assert_eq!(
+            u32::from_le_bytes(wav[4..8].try_into().expect("four bytes")) as usize,
+            wav.len() - 8,
+            "exact RIFF size"
+        );
         let probed = vidfarm_tests::media::probe(&wav);
         assert!((probed.duration - 3.2).abs() < 0.01, "{probed:?}");
         assert_eq!(probed.codecs, ["pcm_s16le"], "{probed:?}");

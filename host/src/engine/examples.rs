@@ -138,21 +138,23 @@ mod tests {
     #[test]
     fn the_examples_are_the_ts_js_and_python_templates_but_not_the_probes() {
         let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
-        let names: Vec<String> =
-            example_dirs(&templates).iter().map(|d| d.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = example_dirs(&templates)
+            .iter()
+            .map(|d| d.file_name().expect("a name").to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, ["captioner-ts", "summarizer-py"]);
     }
 
     #[test]
     fn a_changed_source_file_changes_the_digest_and_build_outputs_do_not() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temp dir");
         let template = dir.path().join("templates/mine");
-        std::fs::create_dir_all(template.join("node_modules")).unwrap();
-        std::fs::write(template.join("main.py"), "print(1)").unwrap();
-        let first = source_digest(&template).unwrap();
-        std::fs::write(template.join("node_modules/x.js"), "anything").unwrap();
-        assert_eq!(source_digest(&template).unwrap(), first, "node_modules is not a source");
-        std::fs::write(template.join("main.py"), "print(2)").unwrap();
-        assert_ne!(source_digest(&template).unwrap(), first, "an edited source is a new build");
+        std::fs::create_dir_all(template.join("node_modules")).expect("written");
+        std::fs::write(template.join("main.py"), "print(1)").expect("written");
+        let first = source_digest(&template).expect("a digest");
+        std::fs::write(template.join("node_modules/x.js"), "anything").expect("written");
+        assert_eq!(source_digest(&template).expect("a digest"), first, "node_modules is not a source");
+        std::fs::write(template.join("main.py"), "print(2)").expect("written");
+        assert_ne!(source_digest(&template).expect("a digest"), first, "an edited source is a new build");
     }
 }

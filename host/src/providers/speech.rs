@@ -214,7 +214,7 @@ mod tests {
         let mut streamed = clean.wav.clone();
         streamed[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         streamed[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
-        let parsed = SpeechAudio::from_wav(&streamed).unwrap();
+        let parsed = SpeechAudio::from_wav(&streamed).expect("a WAV");
         assert_eq!(parsed.wav, clean.wav);
         assert_eq!(parsed.duration_seconds, 1.0);
         assert!(SpeechAudio::from_wav(b"ID3 not a wav").is_err());

@@ -157,7 +157,9 @@ export const renderLocally = async (opts) => {
 			// Limited-range BT.709 (plain yuv420p). Without it, JPEG frames give
 			// full-range yuvj420p, which some players and platforms mishandle.
 			colorSpace: 'bt709',
-			muted: true,
+			// A composition's <Audio> (narration, music) is mixed in as AAC; one without any
+			// gets no audio track at all.
+			muted: false,
 			inputProps,
 			outputLocation: tmpOut,
 			overwrite: true,
