@@ -97,3 +97,51 @@ fn template_build_turns_a_crate_into_a_component() {
     );
     assert_eq!((code, &result["output"]["greeting"]), (0, &serde_json::json!("Hello, Bo!")));
 }
+
+/// An author's own folder, far from any Vidfarm checkout: `template new`, `build` and `run`
+/// work with the SDKs the binary carries, in every language.
+#[test]
+fn a_template_started_outside_any_checkout_builds_and_runs_with_the_sdks_the_binary_carries() {
+    let outside = tempfile::tempdir().expect("a temp dir");
+    let sdk_home = outside.path().join("sdk-home");
+    // Rust builds share a target dir between runs of this test (a cold one takes a minute).
+    let cargo_target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("outside-checkout-target");
+    let author = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vidfarm"))
+            .args(args)
+            .current_dir(outside.path())
+            .env("VIDFARM_SDK_HOME", &sdk_home)
+            .env("CARGO_TARGET_DIR", &cargo_target)
+            .env_remove("VIDFARM_GUEST_SDK")
+            .output()
+            .expect("vidfarm runs");
+        assert!(out.status.success(), "vidfarm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for (lang, manifest) in [("ts", "package.json"), ("python", "main.py"), ("rust", "Cargo.toml")] {
+        let name = format!("mine-{lang}");
+        let dir = outside.path().join(&name);
+        author(&["template", "new", &name, "--lang", lang, "--dir", dir.to_str().expect("utf-8")]);
+        let text = std::fs::read_to_string(dir.join(manifest)).expect("the scaffold");
+        assert!(!text.contains("__TEMPLATE_NAME__"), "{text}");
+        if lang != "python" {
+            let sdk = if lang == "ts" { "guest-sdk/js" } else { "guest-sdk" };
+            let linked = text.lines().find(|l| l.contains(sdk)).expect("the SDK dependency");
+            let relative = linked.split(['"', ':']).find(|p| p.contains(sdk)).expect("a path").trim();
+            let resolved = dir.join(relative).canonicalize().expect("the SDK path resolves");
+            assert!(resolved.starts_with(sdk_home.canonicalize().expect("unpacked")), "{resolved:?}");
+        }
+        let wasm = dir.join("out.wasm");
+        author(&["template", "build", dir.to_str().expect("utf-8"), "--out", wasm.to_str().expect("utf-8")]);
+        let data = outside.path().join(format!("data-{lang}"));
+        let (code, result, stderr) = run_draft(&wasm, &data);
+        assert_eq!(code, 0, "{lang}: {result} {stderr}");
+        assert_eq!(result["status"], "succeeded", "{lang}: {result}");
+    }
+}
+
+/// `template run <wasm> draft`, the operation every scaffold has.
+fn run_draft(wasm: &std::path::Path, data: &std::path::Path) -> (i32, serde_json::Value, String) {
+    let payload = r#"{"topic":"tide pools"}"#;
+    vidfarm(&["template", "run", wasm.to_str().expect("utf-8"), "draft", "--payload", payload], data)
+}

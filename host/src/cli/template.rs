@@ -21,7 +21,8 @@ pub enum TemplateCommand {
         /// Where to create it (default: `templates/<name>`).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The scaffolds (default: `templates/scaffolds/` above the new template).
+        /// The scaffolds (default: those of the checkout the template is in, else those this
+        /// binary carries, with the SDKs unpacked to `~/.vidfarm/sdk/`).
         #[arg(long)]
         scaffolds: Option<PathBuf>,
     },

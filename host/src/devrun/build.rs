@@ -103,17 +103,22 @@ fn default_out(dir: &Path) -> PathBuf {
     dir.join("dist").join(format!("{}.wasm", name.unwrap_or_else(|| "template".into())))
 }
 
-/// `guest-sdk/` of the checkout the template lives in (`VIDFARM_GUEST_SDK` overrides).
+/// The SDKs a template builds with: `VIDFARM_GUEST_SDK`, else `guest-sdk/` of the checkout the
+/// template lives in, else the SDK this binary carries (unpacked on first use).
 fn sdk_dir(dir: &Path) -> Result<PathBuf, String> {
     if let Ok(dir) = std::env::var("VIDFARM_GUEST_SDK") {
         return Ok(PathBuf::from(dir));
     }
     let start = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
-    start
-        .ancestors()
-        .map(|a| a.join("guest-sdk"))
-        .find(|sdk| sdk.join("js/bin/vidfarm-build.mjs").exists() || sdk.join("python/vidfarm_build.py").exists())
-        .ok_or_else(|| format!("no guest-sdk/ above {}: set VIDFARM_GUEST_SDK to the SDKs' directory", dir.display()))
+    match start.ancestors().find(|a| is_sdk_root(a)) {
+        Some(root) => Ok(root.join("guest-sdk")),
+        None => Ok(super::sdk::installed()?.join("guest-sdk")),
+    }
+}
+
+/// A folder laid out like this repository: the SDKs and the scaffolds beside each other.
+fn is_sdk_root(dir: &Path) -> bool {
+    dir.join("guest-sdk/js/bin/vidfarm-build.mjs").exists() && dir.join("templates/scaffolds").is_dir()
 }
 
 fn run(command: &mut Command, what: &str, output: Output) -> Result<(), String> {
@@ -173,8 +178,9 @@ fn build_rust(dir: &Path, out: Option<&Path>) -> Result<PathBuf, String> {
     }
 }
 
-/// Scaffold a template named `name` in `language` at `dir`, from `scaffolds` (default:
-/// `templates/scaffolds/` found above `dir`), `__TEMPLATE_NAME__` replaced by `name`.
+/// Scaffold a template named `name` in `language` at `dir`, from `scaffolds` (default: those of
+/// the checkout `dir` is in, else those this binary carries), `__TEMPLATE_NAME__` replaced by
+/// `name` and the scaffold's path to the SDK (`../../guest-sdk`) by the real one from `dir`.
 pub fn new_template(name: &str, language: Language, dir: &Path, scaffolds: Option<&Path>) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 64
@@ -186,22 +192,26 @@ pub fn new_template(name: &str, language: Language, dir: &Path, scaffolds: Optio
     if dir.exists() {
         return Err(format!("{} already exists", dir.display()));
     }
-    let scaffolds = match scaffolds {
-        Some(path) => path.to_path_buf(),
-        None => {
-            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let start = parent.canonicalize().map_err(|e| format!("{}: {e}", parent.display()))?;
-            start
-                .ancestors()
-                .map(|a| a.join("templates/scaffolds"))
-                .find(|s| s.is_dir())
-                .ok_or("no templates/scaffolds/ above the target directory: pass --scaffolds")?
-        }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = parent.canonicalize().map_err(|e| format!("{}: {e}", parent.display()))?;
+    let root = match parent.ancestors().find(|a| is_sdk_root(a)) {
+        Some(checkout) => checkout.to_path_buf(),
+        None => super::sdk::installed()?,
     };
-    copy_replacing(&scaffolds.join(language.scaffold()), dir, name)
+    let scaffolds = scaffolds.map_or_else(|| root.join("templates/scaffolds"), Path::to_path_buf);
+    let target = parent.join(dir.file_name().ok_or_else(|| format!("{} names no folder", dir.display()))?);
+    // The SDK the template will build with (`sdk_dir`'s choice, made from where it will live).
+    let guest = match std::env::var_os("VIDFARM_GUEST_SDK") {
+        Some(dir) => PathBuf::from(&dir).canonicalize().map_err(|e| format!("VIDFARM_GUEST_SDK: {e}"))?,
+        None => root.join("guest-sdk"),
+    };
+    let sdk = super::sdk::relative(&target, &guest);
+    let replacements =
+        [("__TEMPLATE_NAME__", name.to_string()), ("../../guest-sdk", sdk.to_string_lossy().into_owned())];
+    copy_replacing(&scaffolds.join(language.scaffold()), dir, &replacements)
 }
 
-fn copy_replacing(from: &Path, to: &Path, name: &str) -> Result<(), String> {
+fn copy_replacing(from: &Path, to: &Path, replacements: &[(&str, String)]) -> Result<(), String> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
     for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
@@ -211,10 +221,11 @@ fn copy_replacing(from: &Path, to: &Path, name: &str) -> Result<(), String> {
             continue;
         }
         if source.is_dir() {
-            copy_replacing(&source, &target, name)?;
+            copy_replacing(&source, &target, replacements)?;
         } else {
             let text = std::fs::read_to_string(&source).map_err(|e| io(&source, e))?;
-            std::fs::write(&target, text.replace("__TEMPLATE_NAME__", name)).map_err(|e| io(&target, e))?;
+            let text = replacements.iter().fold(text, |text, (from, to)| text.replace(from, to));
+            std::fs::write(&target, text).map_err(|e| io(&target, e))?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 
 pub mod backends;
 pub mod build;
+pub mod sdk;
 
 use crate::capabilities::Capabilities;
 use crate::providers::DevEchoProvider;
