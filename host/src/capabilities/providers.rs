@@ -65,20 +65,21 @@ impl Host for HostState {
                     Ok(_) => return Err(other_kind()),
                     Err(e) => return Ok(Err(e)),
                 };
-                // Its own ledger key: the call's capture already has the effect's.
+                // Stored, then counted (forced: it is paid for) under its own ledger key (the
+                // call's capture already has the effect's): a store that fails counts nothing.
+                let size = match caps.storage.put(&full_key, audio.wav, "audio/wav").await {
+                    Ok(size) => size,
+                    Err(e) => return Ok(Err(ProviderError::Upstream(format!("storing the audio: {e}")))),
+                };
                 let effect_key = format!("{}:{seq}:audio", job.job_id());
-                let bytes = audio.wav.len() as u64;
-                caps.billing.record_storage_write(&job, &effect_key, &full_key, bytes, true).await?;
-                Ok(match caps.storage.put(&full_key, audio.wav, "audio/wav").await {
-                    Ok(size) => Ok(SpeechResponse {
-                        url: caps.storage.public_url(&full_key).await,
-                        key,
-                        size,
-                        content_type: "audio/wav".into(),
-                        duration_seconds: audio.duration_seconds,
-                    }),
-                    Err(e) => Err(ProviderError::Upstream(format!("storing the audio: {e}"))),
-                })
+                caps.billing.record_storage_write(&job, &effect_key, &full_key, size, true).await?;
+                Ok(Ok(SpeechResponse {
+                    url: caps.storage.public_url(&full_key).await,
+                    key,
+                    size,
+                    content_type: "audio/wav".into(),
+                    duration_seconds: audio.duration_seconds,
+                }))
             })
             .await;
         self.note_deferral(&outcome).await;

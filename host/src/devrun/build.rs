@@ -74,13 +74,13 @@ fn build_with(dir: &Path, out: Option<&Path>, output: Output) -> Result<PathBuf,
         Language::Rust => build_rust(dir, out),
         Language::TypeScript | Language::JavaScript => {
             let sdk = sdk_dir(dir)?.join("js");
-            if !sdk.join("node_modules").exists() {
+            if needs_npm_ci(&sdk) {
                 step(
                     Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&sdk),
                     "npm ci (the JS SDK)",
                 )?;
             }
-            if !dir.join("node_modules").exists() {
+            if needs_npm_ci(dir) {
                 step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir), "npm ci")?;
             }
             let out = out.map(Path::to_path_buf).unwrap_or_else(|| default_out(dir));
@@ -94,6 +94,17 @@ fn build_with(dir: &Path, out: Option<&Path>, output: Output) -> Result<PathBuf,
             step(Command::new(python).arg(script).arg(dir).arg(&out), "vidfarm_build.py")?;
             Ok(out)
         }
+    }
+}
+
+/// Whether `dir`'s packages are missing or older than its lock file (npm writes
+/// `node_modules/.package-lock.json` on every install).
+fn needs_npm_ci(dir: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(&dir.join("package-lock.json")), modified(&dir.join("node_modules/.package-lock.json"))) {
+        (_, None) => true,
+        (Some(lock), Some(installed)) => lock > installed,
+        (None, Some(_)) => false,
     }
 }
 

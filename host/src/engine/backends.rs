@@ -102,7 +102,8 @@ impl BillingLedger for DbLedger {
         let charge = event.charge_usd.map(money::cost_from_usd);
         let target = (event.provider.map(provider_name), event.model.as_deref());
         let effect_key = format!("{}:{seq}", job.job_id());
-        self.write(job, &effect_key, event_type(event.event_type), cost, charge, target, metadata).await
+        let event_type = event_type(event.event_type);
+        self.write(job, &effect_key, event_type, cost, charge, target, metadata, OverLimit::Refuse).await
     }
 
     async fn check_storage_room(&self, job: &JobScope) -> BackendResult<()> {
@@ -146,7 +147,9 @@ impl BillingLedger for DbLedger {
         }
         let metadata = serde_json::json!({ "bytes": bytes, "recorded_by": "host" }).to_string();
         let cost = money::cost_from_usd(bytes as f64 / 1e9 * self.storage_usd_per_gb);
-        self.write(job, effect_key, "storage_write", cost, None, (None, None), &metadata).await
+        // Bytes already paid for (speech) are stored whatever the limit; the charge takes what fits.
+        let over = if paid_for { OverLimit::ChargeWhatFits } else { OverLimit::Refuse };
+        self.write(job, effect_key, "storage_write", cost, None, (None, None), &metadata, over).await
     }
 }
 
@@ -163,6 +166,7 @@ impl DbLedger {
         charge_nusd: Option<i64>,
         (provider, model): (Option<&str>, Option<&str>),
         metadata: &str,
+        over: OverLimit,
     ) -> BackendResult<()> {
         let entry = NewLedgerEntry {
             effect_key: Some(effect_key),
@@ -176,7 +180,7 @@ impl DbLedger {
             model,
             metadata,
         };
-        match self.db.insert_ledger(&entry, &job.lease_token, self.margin, OverLimit::Refuse).await.map_err(fault)? {
+        match self.db.insert_ledger(&entry, &job.lease_token, self.margin, over).await.map_err(fault)? {
             LedgerWrite::Written { .. } => Ok(()),
             LedgerWrite::LeaseLost => Err(lease_lost()),
             LedgerWrite::OverLimit { headroom_nusd } => Err(HostTrap::Fail(RunError::BillingLimitReached {

@@ -22,8 +22,15 @@ pub struct Examples {
 }
 
 /// Folders of the SDKs an example is built with: a change there is a change of the example.
-const SDK_INPUTS: &[&str] =
-    &["guest-sdk/js/src", "guest-sdk/js/bin", "guest-sdk/js/package-lock.json", "guest-sdk/python"];
+const SDK_INPUTS: &[&str] = &[
+    "wit",
+    "guest-sdk/js/src",
+    "guest-sdk/js/bin",
+    "guest-sdk/js/wit-types",
+    "guest-sdk/js/package.json",
+    "guest-sdk/js/package-lock.json",
+    "guest-sdk/python",
+];
 
 /// Build, publish and activate every TS/JS/Python example in turn; then sync the catalog so
 /// each is served at once rather than at the next registry poll.
@@ -52,7 +59,11 @@ pub async fn publish_all(catalog: Arc<Catalog>, key: SigningKey, examples: Examp
         };
         match publish::publish_dev_build(catalog.runtime(), catalog.registry(), &key, &bytes).await {
             Ok(version) => tracing::info!(example = %name, %version, "example template published"),
-            Err(error) => tracing::warn!(example = %name, %error, "example template not published"),
+            Err(error) => {
+                // Built but refused: the next start builds it again rather than reusing it.
+                let _ = std::fs::remove_file(&component);
+                tracing::warn!(example = %name, %error, "example template not published");
+            }
         }
         for (template, error) in catalog.sync().await {
             tracing::error!(template, %error, "a template in the registry was refused");
@@ -84,7 +95,8 @@ fn built_component(dir: &Path, cache: &Path) -> Result<PathBuf, String> {
     }
     std::fs::create_dir_all(cache).map_err(|e| format!("{}: {e}", cache.display()))?;
     // Built beside and renamed: a crash mid-build never leaves a component that looks done.
-    let partial = cache.join(format!("{name}-{}.partial.wasm", &digest[..16]));
+    // (The pid: two servers building at once never write one file.)
+    let partial = cache.join(format!("{name}-{}.{}.partial.wasm", &digest[..16], std::process::id()));
     tracing::info!(example = %name, "building example template (once per source change)");
     build::build_captured(dir, Some(&partial))?;
     std::fs::rename(&partial, &component).map_err(|e| format!("{}: {e}", component.display()))?;

@@ -17,6 +17,12 @@ use serde_json::{Value, json};
 /// The longest text one call may speak (OpenAI's `input` limit; Gemini's is larger).
 pub const MAX_TEXT_CHARS: usize = 4_096;
 
+/// The longest `instructions` (how to speak): they are part of what the hold pays for.
+pub const MAX_INSTRUCTION_CHARS: usize = 1_000;
+
+/// The 16-bit PCM audio rate every provider answers with here (OpenAI's WAV, Gemini's PCM).
+const BYTES_PER_SECOND: f64 = 48_000.0;
+
 /// The largest audio answer read (≈ 11 minutes of 24 kHz 16-bit mono, far past what
 /// 4,096 characters take): a provider that streams more is cut off, not buffered.
 pub const MAX_AUDIO_BYTES: usize = 64 << 20;
@@ -44,10 +50,40 @@ pub fn refusal(request: &SpeechRequest) -> Option<String> {
     if request.voice.trim().is_empty() {
         return Some("voice must not be empty".into());
     }
-    match request.provider {
-        Provider::Openai | Provider::Gemini => None,
-        other => Some(format!("{} does not generate speech", super::provider_name(other))),
+    let instructions = request.instructions.as_ref().map_or(0, |i| i.chars().count());
+    if instructions > MAX_INSTRUCTION_CHARS {
+        return Some(format!("instructions are {instructions} characters; at most {MAX_INSTRUCTION_CHARS}"));
     }
+    // Only models whose price is known: an unknown one would be billed at a text model's rates.
+    let known = match request.provider {
+        Provider::Openai => request.model.starts_with("tts-1") || request.model.starts_with("gpt-4o-mini-tts"),
+        Provider::Gemini => request.model.contains("-tts"),
+        other => return Some(format!("{} does not generate speech", super::provider_name(other))),
+    };
+    (!known).then(|| {
+        format!(
+            "`{}` is not a {} speech model this host knows the price of",
+            request.model,
+            super::provider_name(request.provider)
+        )
+    })
+}
+
+/// The longest audio the hold pays for: the text and the instructions spoken at the slowest
+/// speech, at least 10 s.
+fn held_seconds(request: &SpeechRequest) -> f64 {
+    let chars = request.text.chars().count() + request.instructions.as_ref().map_or(0, |i| i.chars().count());
+    (chars as f64 / SLOWEST_CHARS_PER_SECOND).max(10.0)
+}
+
+/// The audio tokens the hold pays for (Gemini is told to stop there).
+fn held_audio_tokens(request: &SpeechRequest) -> i64 {
+    (held_seconds(request) * audio_tokens_per_second(request.provider)).ceil() as i64
+}
+
+/// The largest WAV the hold pays for (OpenAI's answer is cut off past it).
+fn held_audio_bytes(request: &SpeechRequest) -> usize {
+    ((held_seconds(request) * BYTES_PER_SECOND) as usize).saturating_add(4_096).min(MAX_AUDIO_BYTES)
 }
 
 /// The call's worst case in nano-USD: exact for character-priced models, and at the slowest
@@ -55,13 +91,15 @@ pub fn refusal(request: &SpeechRequest) -> Option<String> {
 pub fn worst_case_nusd(request: &SpeechRequest) -> i64 {
     let rates = Rates::of(request.provider, &request.model);
     let chars = request.text.chars().count() as i64;
-    let input_bytes = request.text.len() + request.instructions.as_ref().map_or(0, String::len);
-    let seconds = (chars as f64 / SLOWEST_CHARS_PER_SECOND).max(10.0);
-    let audio_tokens = (seconds * audio_tokens_per_second(request.provider)).ceil() as i64;
     rates
         .characters(chars)
-        .saturating_add(rates.input(super::pricing::input_tokens_bound(input_bytes, 1)))
-        .saturating_add(rates.output(audio_tokens))
+        .saturating_add(rates.input(super::pricing::input_tokens_bound(input_bytes(request), 1)))
+        .saturating_add(rates.output(held_audio_tokens(request)))
+}
+
+/// What the model reads: the text and the instructions.
+fn input_bytes(request: &SpeechRequest) -> usize {
+    request.text.len() + request.instructions.as_ref().map_or(0, String::len)
 }
 
 fn audio_tokens_per_second(provider: Provider) -> f64 {
@@ -83,14 +121,14 @@ impl OpenAiCompatible<'_> {
             body["instructions"] = json!(instructions);
         }
         let url = format!("{}/audio/speech", self.base_url.trim_end_matches('/'));
-        let (_, bytes) =
-            send(self.provider, self.http.post(url).bearer_auth(secret).json(&body), MAX_AUDIO_BYTES).await?;
+        let post = self.http.post(url).bearer_auth(secret).json(&body);
+        let (_, bytes) = send(self.provider, post, held_audio_bytes(request)).await?;
         let audio = SpeechAudio::from_wav(&bytes).map_err(CallError::BadAnswer)?;
         let chars = u32::try_from(request.text.chars().count()).unwrap_or(u32::MAX);
         let usage = Usage {
             // The endpoint reports no usage: a token is at most a byte of the input, and audio
             // tokens follow the audio's length at OpenAI's published rate.
-            input_tokens: u32::try_from(request.text.len().div_ceil(4)).unwrap_or(u32::MAX),
+            input_tokens: u32::try_from(input_bytes(request)).unwrap_or(u32::MAX),
             output_tokens: (audio.duration_seconds * OPENAI_AUDIO_TOKENS_PER_SECOND).ceil() as u32,
             characters: chars,
             ..Usage::default()
@@ -109,6 +147,8 @@ impl Gemini<'_> {
         let config = json!({
             "responseModalities": ["AUDIO"],
             "speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": request.voice}}},
+            // No more audio than the hold pays for.
+            "maxOutputTokens": held_audio_tokens(request),
         });
         let body = super::gemini::body(None, vec![json!({"text": text})], config);
         let answer = self.generate(secret, &request.model, &body).await?;
@@ -123,9 +163,11 @@ impl Gemini<'_> {
             .map_err(|e| CallError::BadAnswer(format!("`inlineData.data` is not base64: {e}")))?;
         let rate = pcm_rate(mime).ok_or_else(|| CallError::BadAnswer(format!("unexpected audio type `{mime}`")))?;
         let audio = SpeechAudio::from_pcm16(&pcm, rate, 1);
+        // Never less than the audio's own length at 32 tokens a second, if usage is missing.
+        let floor = (audio.duration_seconds * GEMINI_AUDIO_TOKENS_PER_SECOND).ceil() as u32;
         let usage = Usage {
             input_tokens: count_at(&answer, "/usageMetadata/promptTokenCount"),
-            output_tokens: count_at(&answer, "/usageMetadata/candidatesTokenCount"),
+            output_tokens: count_at(&answer, "/usageMetadata/candidatesTokenCount").max(floor),
             characters: u32::try_from(request.text.chars().count()).unwrap_or(u32::MAX),
             ..Usage::default()
         };
@@ -139,13 +181,21 @@ fn pcm_rate(mime: &str) -> Option<u32> {
     if !parts.next()?.eq_ignore_ascii_case("audio/L16") {
         return None;
     }
-    parts.find_map(|p| p.strip_prefix("rate=")).map_or(Some(24_000), |r| r.parse().ok().filter(|r| *r > 0))
+    parts
+        .find_map(|p| p.strip_prefix("rate="))
+        .map_or(Some(24_000), |r| r.parse().ok().filter(|r| SAMPLE_RATES.contains(r)))
 }
 
+/// The sample rates accepted from a provider (telephone to studio).
+const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 8_000..=96_000;
+
 impl SpeechAudio {
-    /// A WAV with a fresh header around 16-bit PCM samples.
+    /// A WAV with a fresh header around 16-bit PCM samples (`sample_rate` in 8–96 kHz and one
+    /// or two `channels`, as the callers check; outside them the header would be nonsense).
     pub fn from_pcm16(pcm: &[u8], sample_rate: u32, channels: u16) -> Self {
-        let data = &pcm[..pcm.len() - pcm.len() % (2 * usize::from(channels.max(1)))];
+        let channels = channels.clamp(1, 2);
+        let sample_rate = sample_rate.clamp(*SAMPLE_RATES.start(), *SAMPLE_RATES.end());
+        let data = &pcm[..pcm.len() - pcm.len() % (2 * usize::from(channels))];
         let byte_rate = sample_rate * u32::from(channels) * 2;
         let mut wav = Vec::with_capacity(44 + data.len());
         wav.extend_from_slice(b"RIFF");
@@ -180,8 +230,8 @@ impl SpeechAudio {
                 let rate = u32::from_le_bytes([bytes[body + 4], bytes[body + 5], bytes[body + 6], bytes[body + 7]]);
                 format = Some((u16_at(0), u16_at(2), rate, u16_at(14)));
             } else if id == b"data" {
-                let Some((1, channels, rate, 16)) = format else {
-                    return Err(format!("the WAV is not 16-bit PCM ({format:?})"));
+                let Some((1, channels @ 1..=2, rate, 16)) = format.filter(|f| SAMPLE_RATES.contains(&f.2)) else {
+                    return Err(format!("the WAV is not 16-bit mono or stereo PCM at 8–96 kHz ({format:?})"));
                 };
                 let end = body.saturating_add(size).min(bytes.len());
                 return Ok(Self::from_pcm16(&bytes[body..end], rate, channels));
@@ -237,6 +287,14 @@ mod tests {
         let mini = worst_case_nusd(&speech(Provider::Openai, "gpt-4o-mini-tts", &text));
         assert!(mini >= 5_209 * 12_000, "{mini}");
         assert!(refusal(&speech(Provider::Perplexity, "x", "hi")).is_some());
+        assert!(refusal(&speech(Provider::Openai, "gpt-4o", "hi")).is_some(), "not a known speech model");
+        assert!(refusal(&speech(Provider::Gemini, "gemini-2.5-flash", "hi")).is_some(), "not a TTS model");
+        let mut long_instructions = speech(Provider::Openai, "gpt-4o-mini-tts", "hi");
+        long_instructions.instructions = Some("slowly ".repeat(200));
+        assert!(refusal(&long_instructions).is_some());
+        // Instructions are paid for as if spoken: 250 s for 1,000 characters.
+        long_instructions.instructions = Some("a".repeat(1_000));
+        assert!(worst_case_nusd(&long_instructions) >= 5_209 * 12_000);
         assert!(refusal(&speech(Provider::Openai, "tts-1", &"a".repeat(4_097))).is_some());
     }
 }

@@ -187,7 +187,8 @@ fn render(ctx: &Context, input: RenderRequestIn) -> Result<RenderedVideo, Templa
         let mut scene = json!({ "imageUrl": frame.image, "text": frame.narration,
             "durationSeconds": seconds_for(&frame.narration),
             "layout": { "zone": "bottom", "align": "center", "maxWidthPercent": 86 } });
-        if let Some(narrator) = &input.narrator {
+        // A frame with nothing to say (blank narration) stays silent.
+        if let Some(narrator) = input.narrator.as_ref().filter(|_| !frame.narration.trim().is_empty()) {
             let spoken = ctx.providers.generate_speech(&SpeechRequest {
                 provider: match narrator.provider {
                     Voice::Openai => Provider::Openai,
