@@ -160,8 +160,9 @@ async fn speech_goes_out_in_each_providers_wire_format_is_stored_as_a_wav_and_bi
     let gemini = &seen[1].body;
     assert_eq!(gemini["generationConfig"]["responseModalities"], json!(["AUDIO"]));
     assert_eq!(gemini["generationConfig"]["speechConfig"]["voiceConfig"]["prebuiltVoiceConfig"]["voiceName"], "Kore");
-    // Held for at least 10 s of audio at 32 tokens a second, and told to stop there.
-    assert_eq!(gemini["generationConfig"]["maxOutputTokens"], 320, "{gemini}");
+    // Held for the text spoken at the slowest, 4 characters a second (12 s), at 32 audio tokens
+    // a second, and told to stop there.
+    assert_eq!(gemini["generationConfig"]["maxOutputTokens"], 12 * 32, "{gemini}");
 
     let refused =
         run(&server, "speak", json!({ "provider": "perplexity", "model": "sonar", "text": "hi", "voice": "x" })).await;
