@@ -178,6 +178,26 @@ async fn speech_goes_out_in_each_providers_wire_format_is_stored_as_a_wav_and_bi
     assert_eq!(fakes.seen().len(), 2, "no call was made, so none was paid for");
 }
 
+#[tokio::test]
+async fn a_run_resumed_after_speaking_replays_the_speech_from_the_journal_and_pays_once() {
+    let fakes = FakeProviders::start().await;
+    let server = server_with(&fakes).await;
+    add_key(&server, "openai", "sk-openai-0001", 1).await;
+    let payload = json!({ "provider": "openai", "model": "tts-1", "text": "Keep it?", "voice": "alloy",
+                          "then_wait_for_approval": true });
+    let job_id = server.create_job("hello", "speak", payload).await;
+    server.wait_for("hello", &job_id, &["waiting_for_human"], WITHIN).await;
+    let resumed = server.post(&format!("/templates/hello/jobs/{job_id}/resume"), &json!({ "keep": true }));
+    assert_eq!(resumed.send().await.expect("sent").status(), 200);
+    let job = server.wait_for("hello", &job_id, &["succeeded", "failed"], WITHIN).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["result"]["key"], "speech/spoken.wav");
+    let calls = fakes.seen().iter().filter(|s| s.path == "speech").count();
+    assert_eq!(calls, 1, "the second run replayed the speech instead of calling again");
+    let job = server.job("hello", &job_id).await;
+    assert_eq!(job["billing"]["charges"].as_array().map(Vec::len), Some(1), "charged once: {job}");
+}
+
 fn base64_png() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(vidfarm_tests::fake_providers::PNG)

@@ -180,6 +180,10 @@ struct Speak {
     #[serde(default)]
     #[schemars(length(max = 500))]
     instructions: Option<String>,
+    /// Wait for a human's approval after speaking (the run then resumes by replaying the
+    /// speech from the journal).
+    #[serde(default)]
+    then_wait_for_approval: bool,
 }
 
 /// The payload of `place-text`.
@@ -240,6 +244,9 @@ fn speak(ctx: &Context, input: Speak) -> Result<Spoken, TemplateError> {
         key: "speech/spoken.wav".into(),
         instructions: input.instructions,
     })?;
+    if input.then_wait_for_approval {
+        let _: Value = ctx.jobs.await_human(&json!({ "question": "Keep this recording?" }))?;
+    }
     ctx.logger.progress(1.0, "spoken");
     Ok(Spoken {
         key: spoken.key,
