@@ -9,25 +9,9 @@ use std::time::{Duration, Instant};
 
 /// Post a job and wait for it to finish; the finished job.
 fn run_job(client: &common::Client, host: &common::Host, template: &str, operation: &str, payload: Value) -> Value {
-    let created: Value = client
-        .http
-        .post(format!("{}/templates/{template}/operations/{operation}", host.base))
-        .header("vidfarm-user-id", &client.id)
-        .header("vidfarm-api-key", &client.key)
-        .json(&json!({ "tracer": "examples", "payload": payload }))
-        .send()
-        .and_then(|r| r.json())
-        .expect("created");
-    let job_id = created["job_id"].as_str().unwrap_or_else(|| panic!("a job id: {created}"));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let job = client.get(host, &format!("/templates/{template}/jobs/{job_id}"));
-        if job["status"] == "succeeded" || job["status"] == "failed" {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting: {job}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let job_id = client.create_in(host, template, operation, payload);
+    let finished = |j: &Value| j["status"] == "succeeded" || j["status"] == "failed";
+    client.wait_in(host, template, &job_id, finished, Duration::from_secs(120))
 }
 
 #[test]

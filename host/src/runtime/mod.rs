@@ -124,7 +124,10 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         .max_memory_size(usize::try_from(config.maxima.memory_bytes).unwrap_or(usize::MAX))
         .max_core_instances_per_component(limits::MAX_CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(limits::MAX_MEMORIES_PER_COMPONENT)
-        .max_tables_per_component(limits::MAX_TABLES_PER_COMPONENT);
+        .max_tables_per_component(limits::MAX_TABLES_PER_COMPONENT)
+        // Return finished instances' memory to the kernel 32 slots at a time: each decommit
+        // is a TLB shootdown on every core, and one per job was ~7 % of a busy host's CPU.
+        .decommit_batch_size(32);
     let mut wasm = Config::new();
     wasm.wasm_component_model(true)
         .consume_fuel(true)

@@ -84,9 +84,13 @@ impl Client {
     }
 
     pub fn create(&self, host: &Host, operation: &str, payload: Value) -> String {
+        self.create_in(host, "sandbox-probe", operation, payload)
+    }
+
+    pub fn create_in(&self, host: &Host, template: &str, operation: &str, payload: Value) -> String {
         let created: Value = self
             .http
-            .post(format!("{}/templates/sandbox-probe/operations/{operation}", host.base))
+            .post(format!("{}/templates/{template}/operations/{operation}", host.base))
             .header("vidfarm-user-id", &self.id)
             .header("vidfarm-api-key", &self.key)
             .json(&json!({ "tracer": "durability", "payload": payload }))
@@ -97,9 +101,20 @@ impl Client {
     }
 
     pub fn wait_until(&self, host: &Host, job_id: &str, done: impl Fn(&Value) -> bool, within: Duration) -> Value {
+        self.wait_in(host, "sandbox-probe", job_id, done, within)
+    }
+
+    pub fn wait_in(
+        &self,
+        host: &Host,
+        template: &str,
+        job_id: &str,
+        done: impl Fn(&Value) -> bool,
+        within: Duration,
+    ) -> Value {
         let deadline = Instant::now() + within;
         loop {
-            let job = self.get(host, &format!("/templates/sandbox-probe/jobs/{job_id}"));
+            let job = self.get(host, &format!("/templates/{template}/jobs/{job_id}"));
             if done(&job) {
                 return job;
             }
