@@ -121,9 +121,15 @@ fn sdk_dir(dir: &Path) -> Result<PathBuf, String> {
         return Ok(PathBuf::from(dir));
     }
     let start = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
-    match start.ancestors().find(|a| is_sdk_root(a)) {
-        Some(root) => Ok(root.join("guest-sdk")),
-        None => Ok(super::sdk::installed()?.join("guest-sdk")),
+    Ok(sdk_root(&start)?.join("guest-sdk"))
+}
+
+/// Where the SDKs and scaffolds for a template at (absolute) `dir` come from: the checkout
+/// `dir` is in, else the SDK this binary carries (unpacked on first use).
+fn sdk_root(dir: &Path) -> Result<PathBuf, String> {
+    match dir.ancestors().find(|a| is_sdk_root(a)) {
+        Some(checkout) => Ok(checkout.to_path_buf()),
+        None => super::sdk::installed(),
     }
 }
 
@@ -205,10 +211,7 @@ pub fn new_template(name: &str, language: Language, dir: &Path, scaffolds: Optio
     }
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let parent = parent.canonicalize().map_err(|e| format!("{}: {e}", parent.display()))?;
-    let root = match parent.ancestors().find(|a| is_sdk_root(a)) {
-        Some(checkout) => checkout.to_path_buf(),
-        None => super::sdk::installed()?,
-    };
+    let root = sdk_root(&parent)?;
     let scaffolds = scaffolds.map_or_else(|| root.join("templates/scaffolds"), Path::to_path_buf);
     let target = parent.join(dir.file_name().ok_or_else(|| format!("{} names no folder", dir.display()))?);
     // The SDK the template will build with (`sdk_dir`'s choice, made from where it will live).
