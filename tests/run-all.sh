@@ -26,3 +26,8 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The same suite again on PostgreSQL: a private server (Debian's `postgresql`, installed if
+# missing) in a temp dir on a free port, one database per test host.
+eval "$(scripts/pg-test-server.sh start)"
+trap 'scripts/pg-test-server.sh stop' EXIT
+VIDFARM_TEST_DB=postgres cargo test --workspace --locked

@@ -56,6 +56,12 @@ impl SignupMode {
 pub struct Config {
     /// SQLite file, local object store and compiled cache live here.
     pub data_dir: PathBuf,
+    /// `VIDFARM_DATABASE_URL`: a `postgres://` server many hosts share; none means the SQLite
+    /// file in `data_dir` (the embedded default).
+    pub database_url: Option<String>,
+    /// `VIDFARM_DATABASE_POOL`: connections this host opens to PostgreSQL. Every host's pool
+    /// counts against the server's `max_connections`.
+    pub database_pool: u32,
     pub listen: SocketAddr,
     pub env: Environment,
     /// Job runs one process executes at once. A run spends most of its time waiting (for a
@@ -296,6 +302,8 @@ impl Config {
                 max_instances: worker_slots + 16,
             },
             data_dir,
+            database_url: var("VIDFARM_DATABASE_URL").filter(|url| !url.is_empty()),
+            database_pool: parse("VIDFARM_DATABASE_POOL", "16")?,
             listen,
             env,
             worker_slots,
@@ -390,6 +398,15 @@ impl Config {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("vidfarm.sqlite")
+    }
+
+    /// Open the configured database (migrating it): PostgreSQL when a URL is set, else the
+    /// SQLite file.
+    pub async fn open_database(&self) -> Result<crate::db::Db, crate::db::DbError> {
+        match &self.database_url {
+            Some(url) => crate::db::Db::connect(url, self.database_pool).await,
+            None => crate::db::Db::open(&self.database_path()).await,
+        }
     }
 }
 
@@ -498,6 +515,11 @@ fn backup_settings(
     s3: Option<&crate::storage::S3Settings>,
 ) -> Result<Option<crate::backup::BackupSettings>, String> {
     let Some(every) = var("VIDFARM_BACKUP_EVERY") else { return Ok(None) };
+    if var("VIDFARM_DATABASE_URL").is_some_and(|url| !url.is_empty()) {
+        return Err("VIDFARM_BACKUP_EVERY copies the SQLite file; with VIDFARM_DATABASE_URL back PostgreSQL up \
+                    with pg_dump or the server's own backups (docs/operations.md)"
+            .into());
+    }
     let every = crate::providers::go_duration(&every)
         .filter(|d| *d >= Duration::from_secs(1))
         .ok_or_else(|| format!("VIDFARM_BACKUP_EVERY={every:?} must be a duration like 6h or 30m"))?;

@@ -82,6 +82,7 @@ fn a_host_killed_during_a_paid_call_charges_it_once_after_restart() {
     let credit = std::process::Command::new(BIN)
         .args(["billing", "credit", &client.id, "1", "--data-dir"])
         .arg(dir.path())
+        .envs(common::database_env(dir.path()))
         .output()
         .expect("runs");
     assert!(credit.status.success(), "{}", String::from_utf8_lossy(&credit.stderr));

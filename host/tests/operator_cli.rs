@@ -1,13 +1,20 @@
 //! Operator commands against a real data dir: customers, API keys (hashed, listed by prefix,
 //! revocable) and online backups.
 
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
 fn vidfarm(args: &[&str], data_dir: &Path) -> (i32, Value, String) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_vidfarm")).args(args).arg("--data-dir").arg(data_dir).output().expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_vidfarm"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .envs(common::database_env(data_dir))
+        .output()
+        .expect("runs");
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -30,12 +37,10 @@ fn customers_and_keys_are_managed_from_the_cli_and_keys_are_stored_only_as_hashe
     assert!(keys.iter().all(|k| first_key.starts_with(k["prefix"].as_str().unwrap_or("-"))
         || second_key.starts_with(k["prefix"].as_str().unwrap_or("-"))));
     assert!(!listed.to_string().contains(&first_key[10..]), "a listed key shows its prefix only");
-    let database = std::fs::read(dir.path().join("vidfarm.sqlite")).expect("the database");
-    let wal = std::fs::read(dir.path().join("vidfarm.sqlite-wal")).unwrap_or_default();
+    let database = common::stored_bytes(dir.path());
     for key in [&first_key, &second_key] {
         let secret = key.as_bytes();
-        let found = |bytes: &[u8]| bytes.windows(secret.len()).any(|w| w == secret);
-        assert!(!found(&database) && !found(&wal), "no plaintext key on disk");
+        assert!(!database.windows(secret.len()).any(|w| w == secret), "no plaintext key in the database");
     }
 
     let key_id = keys.iter().find(|k| k["label"] == "ci").and_then(|k| k["id"].as_str()).expect("the ci key");
@@ -49,6 +54,10 @@ fn customers_and_keys_are_managed_from_the_cli_and_keys_are_stored_only_as_hashe
 
     let backup = dir.path().join("backup.sqlite");
     let (code, _, err) = vidfarm(&["db", "backup", backup.to_str().expect("utf-8")], dir.path());
+    if common::database_url(dir.path()).is_some() {
+        assert_eq!((code, err.contains("pg_dump")), (1, true), "PostgreSQL is backed up with its own tools: {err}");
+        return;
+    }
     assert_eq!(code, 0, "{err}");
     assert!(std::fs::read(&backup).expect("the backup").starts_with(b"SQLite format 3\0"));
     let (code, _, err) = vidfarm(&["db", "backup", backup.to_str().expect("utf-8")], dir.path());
@@ -92,6 +101,7 @@ fn provider_keys_are_added_from_stdin_listed_without_secrets_paused_resumed_and_
         .args(["provider-keys", "add", "--customer", &customer, "--provider", "gemini", "--label", "main"])
         .args(["--model", "gemini-2.5-flash", "--data-dir"])
         .arg(dir.path())
+        .envs(common::database_env(dir.path()))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -122,10 +132,8 @@ fn provider_keys_are_added_from_stdin_listed_without_secrets_paused_resumed_and_
     );
     assert_eq!((code, err.contains("provider must be openai")), (2, true), "{err}");
 
-    let database = std::fs::read(dir.path().join("vidfarm.sqlite")).expect("the database");
-    let wal = std::fs::read(dir.path().join("vidfarm.sqlite-wal")).unwrap_or_default();
-    let found = |bytes: &[u8]| bytes.windows(10).any(|w| w == b"CLI-SECRET");
-    assert!(!found(&database) && !found(&wal), "no plaintext provider key on disk");
+    let database = common::stored_bytes(dir.path());
+    assert!(!database.windows(10).any(|w| w == b"CLI-SECRET"), "no plaintext provider key in the database");
 }
 
 /// Run the CLI with `stdin` as its standard input.
@@ -135,6 +143,7 @@ fn vidfarm_with_input(args: &[&str], data_dir: &Path, stdin: &str) -> (i32, Valu
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
+        .envs(common::database_env(data_dir))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -157,10 +166,8 @@ fn a_customer_made_by_the_cli_gets_a_dashboard_password_read_from_stdin() {
     let (code, set, err) = vidfarm_with_input(&args, dir.path(), "a long enough password\n");
     assert_eq!(code, 0, "{err}");
     assert_eq!(set["email"], "ops@acme.example");
-    let database = std::fs::read(dir.path().join("vidfarm.sqlite")).expect("the database");
-    let wal = std::fs::read(dir.path().join("vidfarm.sqlite-wal")).unwrap_or_default();
-    let found = |bytes: &[u8]| bytes.windows(22).any(|w| w == b"a long enough password");
-    assert!(!found(&database) && !found(&wal), "no plaintext password on disk");
+    let database = common::stored_bytes(dir.path());
+    assert!(!database.windows(22).any(|w| w == b"a long enough password"), "no plaintext password in the database");
     let (code, _, err) = vidfarm_with_input(
         &["customers", "password", "cus_nobody", "--email", "x@y.example"],
         dir.path(),

@@ -17,6 +17,7 @@ fn one_request_id_follows_a_request_from_the_access_log_into_its_job() {
     let mut child = Command::new(common::BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        .envs(common::database_env(dir.path()))
         .env("VIDFARM_LOG", "info,vidfarm::engine=debug")
         .env("VIDFARM_ENV", "development")
         .stdout(Stdio::piped())

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod browser;
+pub mod database;
 pub mod fake_providers;
 pub mod media;
 pub mod otlp;

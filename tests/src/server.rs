@@ -31,6 +31,8 @@ pub struct Credentials {
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut config = Config::from_env().expect("the test environment is a valid config");
     config.data_dir = dir.to_path_buf();
+    config.database_url = crate::database::database_url(dir);
+    config.database_pool = 8;
     config.runtime.cache_dir = Some(dir.join("compiled"));
     config.listen = "127.0.0.1:0".parse().expect("an address");
     config.lease = Duration::from_millis(1500);

@@ -11,7 +11,8 @@ use vidfarm_tests::server::{TestServer, test_config};
 
 #[tokio::test]
 async fn a_backup_taken_under_load_restores_every_finished_job_into_a_fresh_data_dir() {
-    let server = TestServer::start().await;
+    // Backups copy the SQLite file, on either test pass (PostgreSQL is backed up by pg_dump).
+    let server = TestServer::start_with(|config| config.database_url = None, true).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
         let (http, url, who, stop) = (
@@ -40,12 +41,10 @@ async fn a_backup_taken_under_load_restores_every_finished_job_into_a_fresh_data
     };
     let db = &server.platform.db;
     let finished = |db: &vidfarm::db::Db| {
-        let pool = db.pool().clone();
+        let db = db.clone();
         async move {
-            sqlx::query_scalar::<_, String>("SELECT id FROM jobs WHERE status = 'succeeded'")
-                .fetch_all(&pool)
-                .await
-                .expect("finished jobs")
+            let ids = db.inspect("SELECT id FROM jobs WHERE status = 'succeeded'", &[]).await.expect("finished jobs");
+            ids.into_iter().flatten().collect::<Vec<String>>()
         }
     };
     while finished(db).await.len() < 50 {
@@ -64,7 +63,8 @@ async fn a_backup_taken_under_load_restores_every_finished_job_into_a_fresh_data
     assert_eq!(backup::list(&target).await.expect("listed"), vec![second.clone()], "keep 1: {first} was pruned");
 
     let fresh = tempfile::tempdir().expect("a fresh data dir");
-    let config = test_config(fresh.path());
+    let mut config = test_config(fresh.path());
+    config.database_url = None;
     let backup_file = server.dir.path().join("backups").join(&second);
     backup::restore(&backup_file, &config.database_path()).await.expect("restored");
     let again = backup::restore(&backup_file, &config.database_path()).await.expect_err("never over a database");
@@ -79,7 +79,7 @@ async fn a_backup_taken_under_load_restores_every_finished_job_into_a_fresh_data
 
 #[tokio::test]
 async fn a_damaged_backup_fails_its_check_and_is_not_restored() {
-    let server = TestServer::start_with(|_| {}, false).await;
+    let server = TestServer::start_with(|config| config.database_url = None, false).await;
     for _ in 0..20 {
         server.create_job("sandbox-probe", "echo", json!({ "pad": "z".repeat(2000) })).await;
     }

@@ -19,7 +19,9 @@ async fn create_as(server: &TestServer, who: &Credentials, template: &str, opera
 }
 
 async fn count(server: &TestServer, sql: &str, customer: &str) -> i64 {
-    sqlx::query_scalar(sql).bind(customer).fetch_one(server.platform.db.pool()).await.expect("counted")
+    let rows =
+        server.platform.db.inspect(&format!("SELECT CAST(({sql}) AS TEXT)"), &[customer]).await.expect("counted");
+    rows[0].as_deref().expect("a count").parse().expect("a number")
 }
 
 #[tokio::test]
@@ -38,7 +40,7 @@ async fn a_light_customers_job_starts_ahead_of_a_heavy_customers_backlog() {
     assert_eq!(job["status"], "succeeded", "{job}");
     let waited = asked.elapsed();
     let heavy_left =
-        count(&server, "SELECT COUNT(*) FROM jobs WHERE customer_id = ? AND status = 'queued'", &heavy.id).await;
+        count(&server, "SELECT COUNT(*) FROM jobs WHERE customer_id = $1 AND status = 'queued'", &heavy.id).await;
     assert!(heavy_left > 900, "the light job did not wait behind the backlog ({heavy_left} heavy jobs left)");
     eprintln!("light customer's job: done {waited:?} after creation, {heavy_left} heavy jobs still queued");
     assert!(waited < Duration::from_secs(2), "one slot turn is ~20 ms; waited {waited:?}");
@@ -79,14 +81,14 @@ async fn a_customers_cap_is_set_by_the_operator_and_holds() {
     while most < 3 {
         let running = count(
             &server,
-            "SELECT COUNT(*) FROM jobs WHERE customer_id = ? AND status = 'running'",
+            "SELECT COUNT(*) FROM jobs WHERE customer_id = $1 AND status = 'running'",
             &server.customer.id,
         )
         .await;
         most = most.max(running);
         let left = count(
             &server,
-            "SELECT COUNT(*) FROM jobs WHERE customer_id = ? AND status NOT IN ('succeeded', 'failed')",
+            "SELECT COUNT(*) FROM jobs WHERE customer_id = $1 AND status NOT IN ('succeeded', 'failed')",
             &server.customer.id,
         )
         .await;
@@ -139,22 +141,27 @@ async fn a_light_customers_render_goes_before_a_heavy_customers_queued_renders()
             .await;
     }
     let deadline = Instant::now() + WITHIN;
-    while count(&server, "SELECT COUNT(*) FROM renders WHERE customer_id = ?", &heavy.id).await < 20 {
+    while count(&server, "SELECT COUNT(*) FROM renders WHERE customer_id = $1", &heavy.id).await < 20 {
         assert!(Instant::now() < deadline, "the heavy jobs never asked for their renders");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     create_as(&server, &light, "json-to-video", "render", json!({ "tracer": "light", "payload": tiny_spec() })).await;
-    while count(&server, "SELECT COUNT(*) FROM renders WHERE customer_id = ? AND status = 'succeeded'", &light.id).await
+    while count(&server, "SELECT COUNT(*) FROM renders WHERE customer_id = $1 AND status = 'succeeded'", &light.id)
+        .await
         < 1
     {
         assert!(Instant::now() < deadline, "the light render never finished");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let order: Vec<String> =
-        sqlx::query_scalar("SELECT customer_id FROM renders WHERE started_at IS NOT NULL ORDER BY started_at, id")
-            .fetch_all(server.platform.db.pool())
-            .await
-            .expect("renders");
+    let order: Vec<String> = server
+        .platform
+        .db
+        .inspect("SELECT customer_id FROM renders WHERE started_at IS NOT NULL ORDER BY started_at, id", &[])
+        .await
+        .expect("renders")
+        .into_iter()
+        .flatten()
+        .collect();
     let place = order.iter().position(|c| *c == light.id).expect("the light render started");
     eprintln!(
         "light customer's render started {} of the renders started so far (a 20-render backlog queued first)",

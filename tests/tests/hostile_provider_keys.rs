@@ -86,10 +86,14 @@ async fn a_platform_key_refused_as_invalid_cools_down_and_is_never_disabled() {
         .await;
     // The key cools down instead of dying; the job waits for it rather than failing.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status: String = sqlx::query_scalar("SELECT status FROM customer_provider_keys WHERE source != 'customer'")
-        .fetch_one(server.platform.db.pool())
+    let status = server
+        .platform
+        .db
+        .inspect("SELECT status FROM customer_provider_keys WHERE source != 'customer'", &[])
         .await
-        .expect("the platform key");
+        .expect("the platform key")
+        .remove(0)
+        .expect("a status");
     assert_ne!(status, "invalid", "a platform key is never disabled automatically");
     let job = server.job("hello", &job_id).await;
     assert_ne!(job["error"]["code"], "no_valid_provider_key", "{job}");

@@ -7,7 +7,8 @@ use vidfarm_tests::server::TestServer;
 
 #[tokio::test]
 async fn a_backup_taken_while_the_server_runs_holds_the_jobs() {
-    let server = TestServer::start().await;
+    // Backups copy the SQLite file, on either test pass (PostgreSQL is backed up by pg_dump).
+    let server = TestServer::start_with(|config| config.database_url = None, true).await;
     let job_id = server.create_job("hello", "greet", json!({ "name": "Ada" })).await;
     server.wait_for("hello", &job_id, &["succeeded"], Duration::from_secs(20)).await;
     let backup = server.dir.path().join("backup.sqlite");

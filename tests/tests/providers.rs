@@ -409,10 +409,7 @@ async fn no_plaintext_key_is_anywhere_in_the_sqlite_file() {
     let listed = server.get_json("/customers/me/provider-keys").await;
     assert_eq!(listed["data"][0]["secret_hint"], "…3a9c", "{listed}");
     assert!(!listed.to_string().contains("CANARY"), "the API never returns the secret");
-    let mut bytes = Vec::new();
-    for name in ["vidfarm.sqlite", "vidfarm.sqlite-wal"] {
-        bytes.extend(std::fs::read(server.dir.path().join(name)).unwrap_or_default());
-    }
+    let bytes = vidfarm_tests::database::stored_bytes(server.dir.path());
     assert!(bytes.len() > 10_000, "the database was read");
     assert!(!bytes.windows(b"CANARY".len()).any(|w| w == b"CANARY"), "plaintext key bytes found in the database");
 }

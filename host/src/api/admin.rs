@@ -142,6 +142,7 @@ async fn switched(
     record: vidfarm_registry::ActivationRecord,
 ) -> Result<Json<Value>, ApiError> {
     let refused = state.catalog.sync().await;
+    state.db.announce(crate::db::signals::Signal::Registry);
     if let Some((_, error)) = refused.into_iter().find(|(id, _)| id == template_id) {
         if let Some(previous) = &record.from {
             let _ = state.catalog.registry().activate(template_id, previous, "admin-api:revert");

@@ -208,7 +208,7 @@ async fn submit(
     }
     if created {
         state.metrics.jobs_created.fetch_add(1, Relaxed);
-        state.bus.job_due.notify_one();
+        state.bus.job_is_due();
     }
     let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
     let mut answer = json!({ "job_id": row.id, "tracer": row.tracer, "status": row.status });
@@ -409,9 +409,10 @@ async fn cancel(
             message: format!("the job already ended as {}", job.status),
         });
     };
-    // Runs in this process stop now; runs elsewhere at their worker's next heartbeat.
+    // Runs in this process stop now, runs on hosts sharing a PostgreSQL database when they
+    // hear of it, and any run at its worker's next heartbeat.
     let tree = state.db.job_tree(&job.id).await?;
-    state.bus.cancel_running(&tree);
+    state.bus.cancelled(&tree);
     for id in &tree {
         state.bus.changed(id);
     }
@@ -440,7 +441,7 @@ async fn resume(
             message: format!("the job is {}, not waiting_for_human", job.status),
         });
     };
-    state.bus.job_due.notify_one();
+    state.bus.job_is_due();
     state.bus.changed(&job.id);
     Ok(Json(views::Job::from(&row)))
 }

@@ -97,7 +97,7 @@ pub enum DbCommand {
 pub(super) async fn open(data_dir: Option<PathBuf>) -> Result<Db, ExitCode> {
     let config = super::platform::config(data_dir, None).map_err(usage)?;
     std::fs::create_dir_all(&config.data_dir).map_err(failure)?;
-    Db::open(&config.database_path()).await.map_err(failure)
+    config.open_database().await.map_err(failure)
 }
 
 use crate::api::issue_api_key as new_key;
@@ -200,6 +200,11 @@ pub async fn db(command: DbCommand) -> ExitCode {
                 Ok(config) => config,
                 Err(e) => return usage(e),
             };
+            if config.database_url.is_some() {
+                return usage(
+                    "`vidfarm db restore` restores a SQLite backup; restore PostgreSQL with pg_restore or psql",
+                );
+            }
             match crate::backup::restore(&file, &config.database_path()).await {
                 Ok(verified) => {
                     println!("{}", json!({ "restored": file, "into": config.database_path(), "verified": verified }));

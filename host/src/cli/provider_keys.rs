@@ -76,7 +76,7 @@ pub async fn run(command: ProviderKeysCommand) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
         return failure(e);
     }
-    let db = match Db::open(&config.database_path()).await {
+    let db = match config.open_database().await {
         Ok(db) => db,
         Err(e) => return failure(e),
     };

@@ -3,7 +3,7 @@
 //! signs nobody in) with the CSRF token of each, and the invites of `VIDFARM_SIGNUP=invite`.
 
 use super::customers::Customer;
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 
 /// A customer's sign-in identity.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -51,7 +51,7 @@ pub enum SignedUp {
     NotInvited,
 }
 
-impl Db {
+impl Sqlite {
     /// A new customer and their account, in one transaction; with `invite_only`, the email's
     /// unused invite is spent in the same transaction.
     pub async fn sign_up(

@@ -1,7 +1,7 @@
 //! What the operator's dashboard shows of all customers at once: each customer's money, caps,
 //! live keys and the work they have queued and running.
 
-use super::{Db, DbError};
+use super::{DbError, Sqlite};
 
 /// One customer as the operator sees them.
 #[derive(Debug, sqlx::FromRow)]
@@ -23,7 +23,7 @@ pub struct CustomerOverview {
     pub renders: i64,
 }
 
-impl Db {
+impl Sqlite {
     /// The newest `limit` customers with their counts (each count one indexed lookup).
     pub async fn customers_overview(&self, limit: u32) -> Result<Vec<CustomerOverview>, DbError> {
         sqlx::query_as(

@@ -14,7 +14,7 @@ use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
 use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
 use super::journal::{Appended, append_journal_on};
 use super::storage_quota::{Recorded, StoredObject, record_object_on};
-use super::{Db, DbError};
+use super::{DbError, Sqlite};
 use rusqlite::{Connection, TransactionBehavior};
 use sqlx::SqlitePool;
 use std::sync::Arc;
@@ -165,7 +165,7 @@ fn fail_all(replies: impl IntoIterator<Item = oneshot::Sender<Result<Written, Db
     replies.into_iter().map(|reply| (reply, Err(DbError::Protocol(format!("write failed: {message}"))))).collect()
 }
 
-impl Db {
+impl Sqlite {
     /// Run `work` in one `BEGIN IMMEDIATE` transaction on the writer thread (for writes that
     /// share statements with the batch), holding the sqlx writer like a batch does.
     pub(super) async fn write_direct<T: Send + 'static>(

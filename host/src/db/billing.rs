@@ -1,6 +1,6 @@
 //! The billing ledger: append-only rows, one per billable event, in integer nano-USD.
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 use crate::money;
 use serde::Serialize;
 
@@ -82,7 +82,7 @@ pub struct NewLedgerEntry<'a> {
     pub metadata: &'a str,
 }
 
-impl Db {
+impl Sqlite {
     /// Append to the ledger if the lease still holds the job and the charge fits what the
     /// customer may still be charged (read and written in one `BEGIN IMMEDIATE` transaction,
     /// so racing jobs cannot both fit). The charge is cost × the customer's margin (or

@@ -1,6 +1,6 @@
 //! Customers, API keys (stored as SHA-256 hashes) and per-customer template configs.
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -51,7 +51,7 @@ pub struct ApiKey {
     pub last_used_at: Option<i64>,
 }
 
-impl Db {
+impl Sqlite {
     pub async fn create_customer(&self, id: &str, name: &str) -> Result<Customer, DbError> {
         sqlx::query_as("INSERT INTO customers (id, name, created_at) VALUES (?, ?, ?) RETURNING *")
             .bind(id)

@@ -203,7 +203,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temp dir");
         let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
         let table: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('jobs')")
-            .fetch_all(db.pool())
+            .fetch_all(db.sqlite().expect("the SQLite backend").pool())
             .await
             .expect("the columns");
         let mut selected: Vec<&str> = super::super::jobs::JOB_COLUMNS.split(", ").collect();

@@ -1,7 +1,7 @@
 //! Job events: the structured log of a job, written by its worker and read (paged or live)
 //! by the API.
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -25,7 +25,7 @@ pub struct NewEvent<'a> {
     pub artifact: Option<&'a str>,
 }
 
-impl Db {
+impl Sqlite {
     /// Append an event, if `lease_token` still holds the job (`None`: written by the host
     /// itself, not by a run) and the job has no event with this key yet (a replay re-emits
     /// events it already has). Returns whether it was written.

@@ -6,7 +6,7 @@
 //! released. A crash between the hold and the capture leaves the hold open: the replay of the
 //! same effect finds and reuses it, and a job that ends settles it — one charge, never two.
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 use crate::money;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -119,7 +119,7 @@ pub struct Actual<'a> {
     pub metadata: &'a str,
 }
 
-impl Db {
+impl Sqlite {
     /// Place (or find again) the hold of one effect.
     pub async fn place_hold(&self, request: &HoldRequest<'_>, default_margin: f64) -> Result<HoldOutcome, DbError> {
         let request = request.to_owned_hold();

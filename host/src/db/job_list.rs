@@ -2,7 +2,7 @@
 //! and `GET /jobs`).
 
 use super::jobs::JobRow;
-use super::{Db, DbError};
+use super::{DbError, Sqlite};
 
 /// What a list of jobs is narrowed to (`None`: any).
 #[derive(Debug, Default)]
@@ -16,7 +16,7 @@ pub struct JobFilter<'a> {
     pub parent_job_id: Option<&'a str>,
 }
 
-impl Db {
+impl Sqlite {
     /// A customer's jobs, newest first (job ids are time-ordered), at most `limit`.
     pub async fn customer_jobs(
         &self,

@@ -2,7 +2,7 @@
 //! claim, heartbeat, finish, retry, suspend, wake — where every worker write checks the
 //! lease token so a stale run can never overwrite the current one.
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -186,7 +186,7 @@ pub enum Finish {
 
 const FINISHED: &str = "('succeeded', 'failed', 'cancelled')";
 
-impl Db {
+impl Sqlite {
     /// Insert a job; with an idempotency key already used, return the original job instead.
     /// Concurrent inserts share one transaction (group commit, see `batch`).
     pub async fn insert_job(&self, job: &NewJob) -> Result<Inserted, DbError> {
@@ -448,7 +448,7 @@ impl Db {
     }
 }
 
-impl Db {
+impl Sqlite {
     /// A job and all its descendants' ids.
     pub async fn job_tree(&self, job_id: &str) -> Result<Vec<String>, DbError> {
         sqlx::query_scalar(

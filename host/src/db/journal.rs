@@ -1,9 +1,9 @@
 //! Job journals (DESIGN.md §4): the effects a job performed, in order.
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 use crate::capabilities::JournalEntry;
 
-impl Db {
+impl Sqlite {
     pub async fn journal(&self, job_id: &str) -> Result<Vec<JournalEntry>, DbError> {
         // An indexed read of a few rows, on this thread (see `direct`).
         self.read_direct(|conn| {

@@ -2,7 +2,7 @@
 //! `BEGIN IMMEDIATE` transaction, calls the provider with it, then records the outcome and
 //! releases the lease with its token. Eligibility is derived from the rows at lease time.
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 
 /// What a worker asks for.
 pub struct LeaseRequest<'a> {
@@ -116,7 +116,7 @@ const CANDIDATES: &str = "SELECT k.id, k.encrypted_secret, k.source, k.cooldown_
     ORDER BY (k.cooldown_until IS NOT NULL AND k.cooldown_until > ?4) OR leased_until IS NOT NULL,
              k.last_used_at ASC NULLS FIRST, k.weight DESC, k.id";
 
-impl Db {
+impl Sqlite {
     /// Lease the least recently used eligible key (then the heaviest), or say why none.
     pub async fn lease_provider_key(&self, request: &LeaseRequest<'_>) -> Result<LeaseOutcome, DbError> {
         let now = now_ms();

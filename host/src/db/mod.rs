@@ -1,6 +1,10 @@
-//! All SQL of the host lives here (so a Postgres backend can be added without touching
-//! callers). SQLite in WAL mode, `synchronous=NORMAL`, a busy timeout, foreign keys on, and
-//! `BEGIN IMMEDIATE` for every transaction that reads before it writes.
+//! All SQL of the host lives here, for two backends behind one handle ([`Db`]) whose callers
+//! do not see which one runs:
+//! - SQLite, the embedded default: WAL mode, `synchronous=NORMAL`, a busy timeout, foreign
+//!   keys on, and `BEGIN IMMEDIATE` for every transaction that reads before it writes. Its SQL
+//!   is in this folder's modules (`impl Sqlite`).
+//! - PostgreSQL, for many hosts sharing one database (`pg/`, the same methods and row types,
+//!   with row locks where SQLite relied on its single writer).
 
 pub mod accounts;
 pub mod admin_views;
@@ -8,6 +12,7 @@ mod batch;
 pub mod billing;
 pub mod customers;
 mod direct;
+mod dispatch;
 pub mod events;
 pub mod holds;
 pub mod job_list;
@@ -15,8 +20,10 @@ pub mod jobs;
 pub mod journal;
 pub mod key_leases;
 mod limits;
+mod pg;
 pub mod provider_keys;
 pub mod renders;
+pub mod signals;
 pub mod storage_quota;
 pub mod webhooks;
 
@@ -29,11 +36,24 @@ use std::time::Duration;
 
 pub use sqlx::Error as DbError;
 
-/// The database handle: readers run in parallel under WAL on their own pool; every write goes
+/// The database handle every caller uses: SQLite or PostgreSQL, chosen at start by
+/// [`Db::connect`]. Its methods (see `dispatch`) run the chosen backend's SQL.
+#[derive(Clone)]
+pub struct Db {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Sqlite),
+    Postgres(pg::Pg),
+}
+
+/// The SQLite backend: readers run in parallel under WAL on their own pool; every write goes
 /// through one connection, so writers of this process queue in memory instead of spinning on
 /// SQLite's busy lock (other processes still meet the busy timeout).
 #[derive(Clone)]
-pub struct Db {
+pub(crate) struct Sqlite {
     pool: SqlitePool,
     writer: SqlitePool,
     /// Group-commit queue for job inserts and run finishes (see `batch`).
@@ -45,8 +65,85 @@ pub struct Db {
 }
 
 impl Db {
-    /// Open (creating if needed) the database file and run the migrations.
+    /// Open (creating if needed) the SQLite database file and run the migrations.
     pub async fn open(path: &Path) -> Result<Self, DbError> {
+        Ok(Self { backend: Backend::Sqlite(Sqlite::open(path).await?) })
+    }
+
+    /// Connect to the database a URL names (`postgres://…` or `sqlite://…`), running the
+    /// migrations (under an advisory lock on PostgreSQL, so hosts starting together migrate once).
+    /// `pool` is how many connections this host opens to PostgreSQL.
+    pub async fn connect(url: &str, pool: u32) -> Result<Self, DbError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Self::open(Path::new(path)).await;
+        }
+        Ok(Self { backend: Backend::Postgres(pg::Pg::connect(url, pool).await?) })
+    }
+
+    /// Which backend runs: "sqlite" or "postgres".
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The SQLite backend, for tests of what only it has.
+    #[cfg(test)]
+    pub(crate) fn sqlite(&self) -> Option<&Sqlite> {
+        match &self.backend {
+            Backend::Sqlite(db) => Some(db),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        match &self.backend {
+            Backend::Sqlite(db) => sqlx::query("SELECT 1").execute(&db.pool).await.map(drop),
+            Backend::Postgres(db) => db.ping().await,
+        }
+    }
+
+    /// Rows of a read-only query in SQL both backends accept (parameters `$1`, `$2`… bound as
+    /// text), each row's first column as text (`CAST(… AS TEXT)` for numbers): for tests and
+    /// diagnostics that look at the tables themselves.
+    pub async fn inspect(&self, sql: &str, params: &[&str]) -> Result<Vec<Option<String>>, DbError> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let mut query = sqlx::query_scalar(sql);
+                for param in params {
+                    query = query.bind(*param);
+                }
+                query.fetch_all(&db.pool).await
+            }
+            Backend::Postgres(db) => db.inspect(sql, params).await,
+        }
+    }
+
+    /// A consistent online copy of the database (readers and writers keep going). SQLite
+    /// only: a PostgreSQL server is backed up with its own tools (`pg_dump`).
+    pub async fn backup(&self, to: &Path) -> Result<(), DbError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.backup(to).await,
+            Backend::Postgres(_) => Err(DbError::Configuration(
+                "`vidfarm db backup` copies a SQLite file; back PostgreSQL up with pg_dump (docs/operations.md)".into(),
+            )),
+        }
+    }
+
+    /// Commits per second this machine sustains for one-row write transactions, measured
+    /// on a scratch table: the physical limit the engine's throughput is compared against.
+    pub async fn measure_commit_rate(&self, commits: u32) -> Result<f64, DbError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.measure_commit_rate(commits).await,
+            Backend::Postgres(db) => db.measure_commit_rate(commits).await,
+        }
+    }
+}
+
+impl Sqlite {
+    async fn open(path: &Path) -> Result<Self, DbError> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -97,20 +194,12 @@ impl Db {
         &self.writer
     }
 
-    /// Whether the database answers.
-    pub async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
-    }
-
-    /// A consistent online copy of the database (readers and writers keep going).
-    pub async fn backup(&self, to: &Path) -> Result<(), DbError> {
+    async fn backup(&self, to: &Path) -> Result<(), DbError> {
         sqlx::query("VACUUM INTO ?").bind(to.display().to_string()).execute(&self.writer).await?;
         Ok(())
     }
 
-    /// Commits per second this machine sustains for one-row write transactions, measured
-    /// on a scratch table: the physical limit the engine's throughput is compared against.
-    pub async fn measure_commit_rate(&self, commits: u32) -> Result<f64, DbError> {
+    async fn measure_commit_rate(&self, commits: u32) -> Result<f64, DbError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS commit_probe (id INTEGER PRIMARY KEY, at INTEGER)")
             .execute(&self.writer)
             .await?;

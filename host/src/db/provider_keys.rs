@@ -1,7 +1,7 @@
 //! Customer provider keys: the rows behind `/customers/me/provider-keys` (secrets arrive and
 //! leave encrypted; this module never sees plaintext).
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 use serde::Serialize;
 
 /// A key as shown to its owner: never the secret, only its last four characters.
@@ -67,7 +67,7 @@ const SELECT_KEYS: &str = "SELECT k.id, k.customer_id, k.provider, k.label, k.se
         k.created_at, k.updated_at
     FROM customer_provider_keys k";
 
-impl Db {
+impl Sqlite {
     pub async fn insert_provider_key(&self, key: &NewProviderKey<'_>) -> Result<(), DbError> {
         let now = now_ms();
         let mut tx = self.writer().begin().await?;

@@ -4,7 +4,7 @@
 //! Ending a render wakes its job (trigger `renders_wake_job`); ending a job cancels its
 //! unfinished renders (trigger `jobs_cancel_renders`).
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 
 /// A render as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -62,7 +62,7 @@ pub enum RenderEnd<'a> {
     Failed { error: &'a str, metadata: &'a str },
 }
 
-impl Db {
+impl Sqlite {
     /// The render of the job's effect `seq`, created (queued) when there is none yet.
     pub async fn create_render(&self, render: &NewRender<'_>) -> Result<RenderRow, DbError> {
         let now = now_ms();

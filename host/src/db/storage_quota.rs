@@ -3,7 +3,7 @@
 //! keeps the customer's total (`customers.stored_bytes`). Recording checks the quota in the
 //! same statement, so concurrent writers cannot pass it together.
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 
 /// An object to record for a customer.
 pub struct StoredObject {
@@ -39,7 +39,7 @@ pub struct StorageUsage {
     pub quota_bytes: u64,
 }
 
-impl Db {
+impl Sqlite {
     /// Record `object` (queued with the other hot writes: it shares their commit).
     pub async fn record_stored_object(&self, object: StoredObject) -> Result<Recorded, DbError> {
         match self.batched(super::batch::Write::RecordObject(Box::new(object))).await? {
@@ -70,7 +70,7 @@ pub struct StoredObjectRow {
     pub updated_at: i64,
 }
 
-impl Db {
+impl Sqlite {
     /// Objects whose keys start with `prefix` (which ends with `/`), in key order, after `after`.
     pub async fn stored_objects_under(
         &self,

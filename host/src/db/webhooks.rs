@@ -1,7 +1,7 @@
 //! Webhook destinations, the delivery outbox (filled by triggers, see migration 0004) and
 //! delivery attempts.
 
-use super::{Db, DbError, now_ms};
+use super::{DbError, Sqlite, now_ms};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -64,7 +64,7 @@ pub struct AttemptOutcome<'a> {
 const DELIVERY_COLUMNS: &str = "id, customer_id, job_id, target, destination_id, url, event_type, payload, status,
     attempts, next_attempt_at, last_status, last_error, created_at, delivered_at";
 
-impl Db {
+impl Sqlite {
     pub async fn insert_destination(
         &self,
         id: &str,

@@ -283,7 +283,7 @@ impl JobControl for DbJobs {
                 ),
             }));
         }
-        self.bus.job_due.notify_one();
+        self.bus.job_is_due();
         Ok(Ok(id))
     }
 

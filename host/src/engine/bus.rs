@@ -1,15 +1,20 @@
 //! In-process signals between the API and the workers: "a job is due" wakes idle workers,
 //! "job X changed" wakes live event streams, and cancellation reaches a running job at once.
-//! Processes that run apart (`vidfarm api` + `vidfarm worker`) fall back to polling.
+//! Hosts that share a PostgreSQL database hear "a job is due" and cancellations from each
+//! other through it (`db::signals`); processes on one SQLite file fall back to polling.
 
+use crate::db::Db;
+use crate::db::signals::Signal;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 pub struct Bus {
-    /// A job became due (created, re-queued, woken).
+    /// A job became due (created, re-queued, woken): wakes this process's idle workers.
     pub job_due: Notify,
+    /// Where the other hosts hear what this one says.
+    db: Db,
     /// The id of a job whose state or events changed.
     changed: broadcast::Sender<String>,
     /// Fired when the process shuts down: live event streams end so the server can stop.
@@ -18,10 +23,11 @@ pub struct Bus {
     running: Mutex<HashMap<String, (String, CancellationToken)>>,
 }
 
-impl Default for Bus {
-    fn default() -> Self {
+impl Bus {
+    pub fn new(db: Db) -> Self {
         Self {
             job_due: Notify::new(),
+            db,
             changed: broadcast::channel(1024).0,
             shutdown: CancellationToken::new(),
             running: Mutex::default(),
@@ -30,6 +36,18 @@ impl Default for Bus {
 }
 
 impl Bus {
+    /// A job became due: wake the idle workers of this process and of every other host.
+    pub fn job_is_due(&self) {
+        self.job_due.notify_one();
+        self.db.announce(Signal::JobDue);
+    }
+
+    /// These jobs were cancelled: stop their runs here and on every other host.
+    pub fn cancelled(&self, job_ids: &[String]) {
+        self.cancel_running(job_ids);
+        self.db.announce(Signal::Cancelled(job_ids.to_vec()));
+    }
+
     pub fn changed(&self, job_id: &str) {
         let _ = self.changed.send(job_id.to_string());
     }

@@ -68,7 +68,7 @@ impl Platform {
             return Err(StartError::Unsafe(refusals));
         }
         std::fs::create_dir_all(&config.data_dir)?;
-        let db = Db::open(&config.database_path()).await?;
+        let db = config.open_database().await?;
         let master_key = crate::providers::master_key(&config).map_err(crate::providers::ProviderSetupError::from)?;
         let runtime_config = crate::runtime::RuntimeConfig {
             cache_key: Some(master_key.derive("vidfarm compiled cache v1")),
@@ -96,7 +96,10 @@ impl Platform {
             tokio::spawn(examples::publish_all(catalog.clone(), key, examples));
         }
         tokio::spawn(follow_registry(catalog.clone(), config.registry_poll));
-        let bus = Arc::new(Bus::default());
+        let bus = Arc::new(Bus::new(db.clone()));
+        if let Some(signals) = db.listen().await {
+            tokio::spawn(hear_other_hosts(signals, bus.clone(), catalog.clone()));
+        }
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let providers = ProviderRouter::start(db.clone(), &config, master_key.clone(), metrics.clone()).await?;
         let signer = UrlSigner::new(master_key.derive("vidfarm file URLs v1"), &config.public_url, config.file_url_ttl);
@@ -152,6 +155,29 @@ impl Platform {
             journal: Arc::new(backends::DbJournal { db: db.clone() }),
         });
         Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics, master_key, signer, renders, limiter })
+    }
+}
+
+/// Act on what the hosts sharing this database say (see `db::signals`).
+async fn hear_other_hosts(
+    mut signals: tokio::sync::mpsc::Receiver<crate::db::signals::Signal>,
+    bus: Arc<Bus>,
+    catalog: Arc<Catalog>,
+) {
+    use crate::db::signals::Signal;
+    while let Some(signal) = signals.recv().await {
+        match signal {
+            Signal::JobDue => bus.job_due.notify_one(),
+            Signal::Cancelled(ids) => {
+                bus.cancel_running(&ids);
+                for id in &ids {
+                    bus.changed(id);
+                }
+            }
+            Signal::Registry => {
+                catalog.sync().await;
+            }
+        }
     }
 }
 

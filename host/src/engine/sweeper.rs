@@ -16,7 +16,7 @@ pub async fn run(platform: Platform, stop: CancellationToken) {
             Ok(0) => {}
             Ok(n) => {
                 tracing::warn!(jobs = n, "recovered jobs whose worker stopped");
-                platform.bus.job_due.notify_one();
+                platform.bus.job_is_due();
             }
             Err(e) => tracing::error!(error = %e, "orphan sweep failed"),
         }

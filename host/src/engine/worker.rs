@@ -172,7 +172,7 @@ impl Worker {
         if let Some(parent) = &job.parent_job_id {
             platform.bus.changed(parent);
         }
-        platform.bus.job_due.notify_one();
+        platform.bus.job_is_due();
     }
 
     async fn run_once(&self, job: &JobRow, lease: &str, cancel: CancellationToken) -> (Finish, u64) {

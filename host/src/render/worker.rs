@@ -159,7 +159,7 @@ impl RenderWorker {
             Err(e) => tracing::error!(error = %e, "could not record the render's outcome; it will run again"),
         }
         self.bus.changed(&render.job_id);
-        self.bus.job_due.notify_one();
+        self.bus.job_is_due();
     }
 
     async fn render(

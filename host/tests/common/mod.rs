@@ -25,6 +25,7 @@ pub fn start(role: &str, data_dir: &Path, extra_env: &[(&str, &str)]) -> Host {
     let mut child = Command::new(BIN)
         .args([role, "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .envs(database_env(data_dir))
         .env("VIDFARM_LEASE_MS", "1000")
         .env("VIDFARM_POLL_MS", "50")
         .env("VIDFARM_DEFAULT_FUEL", "1000000000000")
@@ -55,10 +56,54 @@ pub fn start(role: &str, data_dir: &Path, extra_env: &[(&str, &str)]) -> Host {
     Host { child, base: format!("http://{addr}") }
 }
 
+/// The `VIDFARM_DATABASE_URL` of the host whose data dir is `data_dir`: with
+/// `VIDFARM_TEST_DB=postgres`, a database of its own on the server `VIDFARM_TEST_PG` names
+/// (the same data dir always names the same database; the host creates it); else none, and
+/// the host uses the SQLite file in its data dir. As `tests/src/database.rs` does.
+pub fn database_url(data_dir: &Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    if std::env::var("VIDFARM_TEST_DB").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let server = std::env::var("VIDFARM_TEST_PG").expect("VIDFARM_TEST_DB=postgres needs VIDFARM_TEST_PG");
+    let (base, _) = server.rsplit_once('/').expect("VIDFARM_TEST_PG is a postgres:// URL with a database");
+    let mut hasher = std::hash::DefaultHasher::new();
+    data_dir.hash(&mut hasher);
+    Some(format!("{base}/vidfarm_t_{:016x}", hasher.finish()))
+}
+
+/// Everything the host's database holds, to search for what must never be stored: the
+/// SQLite file and its WAL, or a `pg_dump` of the database (as `tests/src/database.rs`).
+pub fn stored_bytes(data_dir: &Path) -> Vec<u8> {
+    let Some(url) = database_url(data_dir) else {
+        return ["vidfarm.sqlite", "vidfarm.sqlite-wal"]
+            .iter()
+            .flat_map(|name| std::fs::read(data_dir.join(name)).unwrap_or_default())
+            .collect();
+    };
+    let pg_dump = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|version| version.path().join("bin/pg_dump"))
+        .filter(|path| path.exists())
+        .max()
+        .unwrap_or_else(|| "pg_dump".into());
+    let out = Command::new(pg_dump).arg(url).output().expect("pg_dump runs");
+    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// [`database_url`] as the environment of a `vidfarm` process.
+pub fn database_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    database_url(data_dir).map(|url| ("VIDFARM_DATABASE_URL", url)).into_iter().collect()
+}
+
 pub fn create_customer(data_dir: &Path) -> (String, String) {
     let out = Command::new(BIN)
         .args(["customers", "create", "--name", "Crash Co", "--data-dir"])
         .arg(data_dir)
+        .envs(database_env(data_dir))
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -150,11 +195,15 @@ impl Client {
 }
 
 /// Ledger rows the template recorded (not the host's own storage and CPU charges) and
-/// journal entries of a job, read from the SQLite file itself.
+/// journal entries of a job, read from the database itself.
 pub fn effects_on_disk(data_dir: &Path, job_id: &str) -> (usize, usize) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     rt.block_on(async {
-        let db = vidfarm::db::Db::open(&data_dir.join("vidfarm.sqlite")).await.expect("the database opens");
+        let db = match database_url(data_dir) {
+            Some(url) => vidfarm::db::Db::connect(&url, 2).await,
+            None => vidfarm::db::Db::open(&data_dir.join("vidfarm.sqlite")).await,
+        }
+        .expect("the database opens");
         let ledger = db.job_ledger(job_id).await.expect("ledger");
         let by_template = ledger.iter().filter(|r| !r.metadata.contains(r#""recorded_by":"host""#)).count();
         (by_template, db.journal(job_id).await.expect("journal").len())

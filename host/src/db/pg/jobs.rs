@@ -1,0 +1,633 @@
+//! Postgres twin of the SQLite `jobs`: creation (idempotent), reads for the API, and the
+//! worker's lifecycle — claim, heartbeat, finish, retry, suspend, wake. Every worker write
+//! still checks the lease token in its own statement (Postgres re-checks the WHERE after a row
+//! wait, so a stale run never overwrites the current one). Where SQLite's single writer made a
+//! read-then-write atomic, a lock does here, always in one order: customers, then jobs
+//! (descendants before ancestors: a child's id extends its parent's, so `ORDER BY id DESC`),
+//! then holds and renders. Job rows are locked `NO KEY UPDATE` (what an UPDATE of them takes):
+//! inserts that reference a job (events, holds, children) are never held up by it.
+
+use crate::db::billing::LedgerRow;
+use crate::db::holds::{HoldRow, RunFuelHold};
+use crate::db::jobs::{CpuCharge, Finish, Inserted, JobRow, NewJob};
+use crate::db::{DbError, month_start_ms, now_ms};
+use sqlx::{FromRow, PgConnection, Row};
+
+const FINISHED: &str = "('succeeded', 'failed', 'cancelled')";
+
+/// A job (`$1`) and all its descendants: the head of a statement on the tree. `$1` takes the
+/// collation of the id columns (`COLLATE "C"`, as SQLite compares), which a recursive query
+/// needs on both of its terms.
+const TREE: &str = "WITH RECURSIVE tree(id) AS (SELECT $1::TEXT COLLATE \"C\" UNION ALL SELECT j.id FROM jobs j JOIN tree t ON j.parent_job_id = t.id)";
+
+impl super::Pg {
+    /// Postgres twin of `Sqlite::insert_job`: insert a job; with an idempotency key already
+    /// used, return the original job instead. Its own transaction for now (the body is
+    /// [`insert_job_on`], for a later group commit).
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Inserted, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = insert_job_on(&mut tx, job).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Option<JobRow>, DbError> {
+        sqlx::query_as("SELECT * FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.pool).await
+    }
+
+    /// Postgres twin of `Sqlite::customer_job`: a customer's job of a template; `None` for
+    /// anyone else's.
+    pub async fn customer_job(
+        &self,
+        customer_id: &str,
+        template_id: &str,
+        id: &str,
+    ) -> Result<Option<JobRow>, DbError> {
+        sqlx::query_as("SELECT * FROM jobs WHERE id = $1 AND customer_id = $2 AND template_id = $3")
+            .bind(id)
+            .bind(customer_id)
+            .bind(template_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Postgres twin of `Sqlite::customer_job_with_billing`: a customer's job with its charges
+    /// and holds, in one round trip (a status poll's whole cost): the two lists come back as
+    /// JSON text beside the job's columns, one statement, so one snapshot.
+    #[allow(clippy::type_complexity)]
+    pub async fn customer_job_with_billing(
+        &self,
+        customer_id: &str,
+        template_id: &str,
+        id: &str,
+    ) -> Result<Option<(JobRow, Vec<LedgerRow>, Vec<HoldRow>)>, DbError> {
+        let found = sqlx::query(
+            "SELECT j.*,
+                (SELECT COALESCE(json_agg(json_build_object('id', b.id, 'customer_id', b.customer_id,
+                        'job_id', b.job_id, 'template_id', b.template_id, 'event_type', b.event_type,
+                        'provider', b.provider, 'model', b.model, 'metadata', b.metadata, 'created_at', b.created_at,
+                        'effect_key', b.effect_key, 'cost_nusd', b.cost_nusd, 'charge_nusd', b.charge_nusd)
+                        ORDER BY b.id), '[]')::TEXT
+                 FROM billing_events b WHERE b.job_id = j.id) AS ledger_json,
+                (SELECT COALESCE(json_agg(json_build_object('effect_key', h.effect_key, 'kind', h.kind,
+                        'status', h.status, 'held_nusd', h.held_nusd, 'captured_nusd', h.captured_nusd,
+                        'created_at', h.created_at, 'settled_at', h.settled_at) ORDER BY h.id), '[]')::TEXT
+                 FROM billing_holds h WHERE h.job_id = j.id) AS holds_json
+             FROM jobs j WHERE j.id = $1 AND j.customer_id = $2 AND j.template_id = $3",
+        )
+        .bind(id)
+        .bind(customer_id)
+        .bind(template_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = found else { return Ok(None) };
+        let job = JobRow::from_row(&row)?;
+        let ledger_json: String = row.try_get("ledger_json")?;
+        let holds_json: String = row.try_get("holds_json")?;
+        let parse = |what: &str, e: serde_json::Error| DbError::Protocol(format!("the job's {what}: {e}"));
+        let ledger = serde_json::from_str(&ledger_json).map_err(|e| parse("charges", e))?;
+        let holds = serde_json::from_str(&holds_json).map_err(|e| parse("holds", e))?;
+        Ok(Some((job, ledger, holds)))
+    }
+
+    /// Postgres twin of `Sqlite::list_jobs`: a customer's jobs of a template, newest first,
+    /// paged by id (`before`).
+    pub async fn list_jobs(
+        &self,
+        customer_id: &str,
+        template_id: &str,
+        status: Option<&str>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<JobRow>, DbError> {
+        sqlx::query_as(
+            "SELECT * FROM jobs WHERE customer_id = $1 AND template_id = $2 AND ($3::TEXT IS NULL OR status = $3)
+               AND ($4::TEXT IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+        )
+        .bind(customer_id)
+        .bind(template_id)
+        .bind(status)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Postgres twin of `Sqlite::claim_jobs`: claim up to `max` due jobs for one worker,
+    /// round-robin across customers, oldest `run_after` first within each, never taking a
+    /// customer past its concurrency cap (`customers.max_concurrent_jobs`, else `default_cap`).
+    pub async fn claim_jobs(
+        &self,
+        max: u32,
+        lease_token: &str,
+        lease_ms: i64,
+        default_cap: u32,
+    ) -> Result<Vec<JobRow>, DbError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        // Caps count running jobs, and only a claim makes a job running: claims of every host
+        // take turns on this one lock (held to the commit), and the claim statement below
+        // starts after it is granted, so its snapshot sees every earlier claim. A claim is one
+        // short statement; that keeps "never past the cap" true across hosts, as SQLite's
+        // single writer did. Finishes that free a slot meanwhile only make the count high
+        // (one claim too few, never one too many).
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('vidfarm:claim_jobs', 0))")
+            .execute(&mut *tx)
+            .await?;
+        // The fair order is the SQLite query's, unchanged: every customer with queued jobs
+        // (a skip scan over `jobs_queue_by_customer`) offers its oldest due ones, up to what its
+        // cap leaves free; a job's turn is its customer's running jobs plus its place in that
+        // customer's queue, the lowest turns go first, and on a tie the customer whose last job
+        // started longest ago (then the older job, then the id: only to make ties
+        // deterministic). So a customer with 1,000 queued jobs never delays another customer
+        // who has fewer jobs running: the next free slot is theirs.
+        // Postgres allows no row lock beside a window function: the order is computed in the
+        // CTEs, and the chosen rows are locked in their own sub-select, `SKIP LOCKED` (a row
+        // being cancelled, say, is left for the next claim) with `status` re-checked on the
+        // row's latest version. `NO KEY UPDATE` is the lock the UPDATE takes anyway; a plain
+        // `FOR UPDATE` would also skip jobs that an insert referencing them holds `KEY SHARE`.
+        let claimed = sqlx::query_as(
+            "WITH RECURSIVE waiting(customer_id) AS (
+                SELECT MIN(customer_id) FROM jobs WHERE status = 'queued'
+                UNION ALL
+                SELECT (SELECT MIN(customer_id) FROM jobs WHERE status = 'queued' AND customer_id > w.customer_id)
+                FROM waiting w WHERE w.customer_id IS NOT NULL
+             ), shares AS (
+                SELECT w.customer_id,
+                       (SELECT COUNT(*) FROM jobs r WHERE r.customer_id = w.customer_id AND r.status = 'running') AS running,
+                       COALESCE((SELECT max_concurrent_jobs FROM customers c WHERE c.id = w.customer_id), $3::BIGINT) AS cap,
+                       COALESCE((SELECT MAX(l.started_at) FROM jobs l WHERE l.customer_id = w.customer_id), 0) AS served
+                FROM waiting w WHERE w.customer_id IS NOT NULL
+             ), offered AS (
+                SELECT q.id, q.run_after, s.cap, s.served,
+                       s.running + ROW_NUMBER() OVER (PARTITION BY s.customer_id ORDER BY q.run_after, q.id) AS turn
+                FROM shares s CROSS JOIN LATERAL (
+                    SELECT j.id, j.run_after FROM jobs j
+                    WHERE j.customer_id = s.customer_id AND j.status = 'queued' AND j.run_after <= $1::BIGINT
+                    ORDER BY j.run_after, j.id LIMIT $2::BIGINT) q
+                WHERE s.running < s.cap
+             ), picked AS (
+                SELECT id FROM offered WHERE turn <= cap ORDER BY turn, served, run_after, id LIMIT $2::BIGINT
+             )
+             UPDATE jobs SET status = 'running', lease_token = $4, lease_expires_at = $1 + $5::BIGINT,
+                    attempt = attempt + 1, started_at = COALESCE(started_at, $1), updated_at = $1
+             WHERE status = 'queued' AND id IN (
+                SELECT k.id FROM jobs k WHERE k.id IN (SELECT id FROM picked) AND k.status = 'queued'
+                FOR NO KEY UPDATE SKIP LOCKED)
+             RETURNING *",
+        )
+        .bind(now)
+        .bind(i64::from(max))
+        .bind(i64::from(default_cap))
+        .bind(lease_token)
+        .bind(lease_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Postgres twin of `Sqlite::heartbeat`: extend a lease. `None`: the lease is lost
+    /// (expired and re-claimed, or the job ended). `Some(true)`: cancellation was requested.
+    /// One statement guarded by the lease token: safe as it is.
+    pub async fn heartbeat(&self, job_id: &str, lease_token: &str, lease_ms: i64) -> Result<Option<bool>, DbError> {
+        let cancel: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_token = $3 AND status = 'running'
+             RETURNING cancel_requested",
+        )
+        .bind(now_ms() + lease_ms)
+        .bind(job_id)
+        .bind(lease_token)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(cancel.map(|c| c != 0))
+    }
+
+    /// Postgres twin of `Sqlite::finish_run`: write how a run ended, if the lease is still
+    /// ours (false otherwise: a stale run), in one transaction with its holds' settlement and
+    /// its CPU charge. Its own transaction for now (the body is [`finish_run_on`], for a later
+    /// group commit).
+    pub async fn finish_run(
+        &self,
+        job_id: &str,
+        lease_token: &str,
+        fuel: u64,
+        finish: &Finish,
+        cpu: Option<CpuCharge>,
+    ) -> Result<bool, DbError> {
+        // A run never ends before its events are stored (see `events::events_settled`).
+        super::events::events_settled(job_id, lease_token, true).await?;
+        let mut tx = self.pool.begin().await?;
+        let owned = finish_run_on(&mut tx, job_id, lease_token, fuel, finish, cpu.as_ref()).await?;
+        tx.commit().await?;
+        Ok(owned)
+    }
+
+    /// Postgres twin of `Sqlite::cancel_job`: cancel a job and its unfinished descendants:
+    /// waiting and queued ones at once, running ones by request (their worker stops them at
+    /// the next yield or host call). Returns the job after the change, or `None` if it was
+    /// already finished.
+    pub async fn cancel_job(&self, job_id: &str) -> Result<Option<JobRow>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let job = cancel_job_on(&mut tx, job_id).await?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    /// Postgres twin of `Sqlite::resume_job`: answer a job waiting for a human; `None` if it
+    /// is not waiting for one. One statement: the status check is re-done after any row wait.
+    pub async fn resume_job(&self, job_id: &str, answer: &str) -> Result<Option<JobRow>, DbError> {
+        sqlx::query_as(
+            "UPDATE jobs SET human_answer = $1, status = 'queued', run_after = $2, waiting_on = NULL, updated_at = $2
+             WHERE id = $3 AND status = 'waiting_for_human' RETURNING *",
+        )
+        .bind(answer)
+        .bind(now_ms())
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Postgres twin of `Sqlite::sweep_orphans`: re-queue running jobs whose lease expired
+    /// (their worker died); fail those that have already lost more workers than their retries
+    /// allow. Returns how many were touched. Many hosts may sweep at once: each sweep locks
+    /// the jobs it changes `SKIP LOCKED` and re-checks them on their latest version, so a job
+    /// is failed or re-queued (and its `retries` counted) once, and no sweep waits on another.
+    pub async fn sweep_orphans(&self) -> Result<u64, DbError> {
+        let now = now_ms();
+        let error = r#"{"code":"worker_lost","message":"the worker running this job stopped too many times"}"#;
+        // Failing a job settles its holds in the same transaction, like any other end. The
+        // candidates are read first without a lock (usually there are none: one indexed read),
+        // so their customers can be locked before the jobs (customers before jobs).
+        let worn_out: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, customer_id FROM jobs WHERE status = 'running' AND lease_expires_at < $1
+               AND retries >= max_retries",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut failed = 0;
+        if !worn_out.is_empty() {
+            let (ids, customers): (Vec<String>, Vec<String>) = worn_out.into_iter().unzip();
+            let mut tx = self.pool.begin().await?;
+            lock_customers(&mut tx, &customers).await?;
+            let ended: Vec<String> = sqlx::query_scalar(
+                "UPDATE jobs SET status = 'failed', error = $1, lease_token = NULL, lease_expires_at = NULL,
+                    finished_at = $2, updated_at = $2
+                 WHERE status = 'running' AND lease_expires_at < $2 AND retries >= max_retries AND id IN (
+                    SELECT k.id FROM jobs k WHERE k.id = ANY($3) AND k.status = 'running' AND k.lease_expires_at < $2
+                      AND k.retries >= k.max_retries
+                    ORDER BY k.id DESC FOR NO KEY UPDATE SKIP LOCKED)
+                 RETURNING id",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(ids.as_slice())
+            .fetch_all(&mut *tx)
+            .await?;
+            for id in &ended {
+                super::holds::settle_job_on(&mut tx, id).await?;
+            }
+            tx.commit().await?;
+            failed = ended.len() as u64;
+        }
+        // `retries < max_retries`: a worn-out job skipped above (locked at that moment) waits
+        // for the next sweep to fail it instead of being re-queued past its retries here.
+        let requeued = sqlx::query(
+            "UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, retries = retries + 1,
+                run_after = $1, updated_at = $1
+             WHERE status = 'running' AND lease_expires_at < $1 AND retries < max_retries AND id IN (
+                SELECT k.id FROM jobs k WHERE k.status = 'running' AND k.lease_expires_at < $1
+                  AND k.retries < k.max_retries
+                FOR NO KEY UPDATE SKIP LOCKED)",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(failed + requeued.rows_affected())
+    }
+
+    /// Postgres twin of `Sqlite::sweep_finished`: delete jobs (with their events and journals)
+    /// finished before `cutoff_ms`. One statement; rows another sweep is deleting are skipped,
+    /// not waited for.
+    pub async fn sweep_finished(&self, cutoff_ms: i64) -> Result<u64, DbError> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM jobs WHERE id IN (
+                SELECT j.id FROM jobs j WHERE j.finished_at < $1 AND j.status IN {FINISHED}
+                  AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_job_id = j.id)
+                FOR UPDATE OF j SKIP LOCKED)"
+        ))
+        .bind(cutoff_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Job counts by status (for /metrics).
+    pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
+        sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(&self.pool).await
+    }
+
+    /// A job and all its descendants' ids.
+    pub async fn job_tree(&self, job_id: &str) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(&format!("{TREE} SELECT id FROM tree")).bind(job_id).fetch_all(&self.pool).await
+    }
+}
+
+/// Lock customer rows for the rest of the transaction: every money decision of a customer
+/// (a reservation, a charge against the limit, a settlement) waits for the one before it, on
+/// any host. In id order, so transactions locking several never deadlock. `NO KEY UPDATE`
+/// excludes every other `FOR UPDATE`/`NO KEY UPDATE` of the row just the same, but lets
+/// foreign-key checks (`KEY SHARE`) through: a job ending elsewhere inserts a webhook delivery
+/// that references the customer while it holds its job row, which we may be waiting for.
+async fn lock_customers(conn: &mut PgConnection, ids: &[String]) -> Result<(), DbError> {
+    sqlx::query("SELECT 1 FROM customers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(ids)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// [`Pg::cancel_job`](super::Pg) on the caller's transaction.
+pub(super) async fn cancel_job_on(conn: &mut PgConnection, job_id: &str) -> Result<Option<JobRow>, DbError> {
+    let now = now_ms();
+    // Relies on the tree not changing under us while each job is cancelled and its holds
+    // settled: the customers first (settling writes ledger rows), then the unfinished jobs of
+    // the tree, descendants first (the order in which a child's end locks its parent through
+    // the wake-up trigger). The status returned is each row's latest, re-checked once locked.
+    sqlx::query(&format!(
+        "{TREE} SELECT 1 FROM customers c WHERE c.id IN (SELECT j.customer_id FROM jobs j WHERE j.id IN (SELECT id FROM tree))
+         ORDER BY c.id FOR NO KEY UPDATE OF c"
+    ))
+    .bind(job_id)
+    .execute(&mut *conn)
+    .await?;
+    let tree: Vec<(String, String)> = sqlx::query_as(&format!(
+        "{TREE} SELECT j.id, j.status FROM jobs j WHERE j.id IN (SELECT id FROM tree) AND j.status NOT IN {FINISHED}
+         ORDER BY j.id DESC FOR NO KEY UPDATE OF j"
+    ))
+    .bind(job_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    if !tree.iter().any(|(id, _)| id == job_id) {
+        return Ok(None);
+    }
+    let error = r#"{"code":"cancelled","message":"the job was cancelled"}"#;
+    for (id, status) in &tree {
+        if status == "running" {
+            sqlx::query("UPDATE jobs SET cancel_requested = 1, updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            sqlx::query(
+                "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, error = $1, waiting_on = NULL,
+                 finished_at = $2, updated_at = $2 WHERE id = $3",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            super::holds::settle_job_on(&mut *conn, id).await?;
+        }
+    }
+    sqlx::query_as("SELECT * FROM jobs WHERE id = $1").bind(job_id).fetch_one(&mut *conn).await.map(Some)
+}
+
+/// [`Pg::insert_job`](super::Pg) on the caller's transaction.
+pub(super) async fn insert_job_on(conn: &mut PgConnection, job: &NewJob) -> Result<Inserted, DbError> {
+    let now = now_ms();
+    let month = month_start_ms();
+    // A reservation is checked against what the customer may still be charged and written in
+    // one statement, which relies on no other money decision of the customer committing in
+    // between: lock the customer first. A job without a reservation checks nothing: no lock.
+    if job.reserve_nusd > 0 {
+        lock_customers(&mut *conn, std::slice::from_ref(&job.customer_id)).await?;
+    }
+    // `ON CONFLICT DO NOTHING` covers the id and the partial idempotency index; a conflicting
+    // insert still uncommitted elsewhere is waited for, then found below.
+    let headroom = super::limits::headroom("$2", "NULL", "$17");
+    let inserted: Option<JobRow> = sqlx::query_as(&format!(
+        "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
+            tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
+            start_ms, created_at, updated_at, reserved_nusd, reservation_id, request_id, traceparent, retry_of)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9,
+            COALESCE($10::TEXT, (SELECT config FROM template_configs WHERE customer_id = $2 AND template_id = $3), '{{}}'),
+            $11, $12, $13, $14, $15, $15, $15, $15, $16, CASE WHEN $16 > 0 THEN 'res_' || $1 END, $18, $19, $20
+         WHERE $16::BIGINT <= 0 OR $16 <= {headroom}
+         ON CONFLICT DO NOTHING RETURNING *"
+    ))
+    .bind(&job.id)
+    .bind(&job.customer_id)
+    .bind(&job.template_id)
+    .bind(&job.template_version)
+    .bind(&job.template_digest)
+    .bind(&job.operation)
+    .bind(&job.workflow)
+    .bind(&job.tracer)
+    .bind(&job.payload)
+    .bind(&job.config)
+    .bind(&job.webhook_url)
+    .bind(&job.parent_job_id)
+    .bind(&job.idempotency_key)
+    .bind(i64::from(job.max_retries))
+    .bind(now)
+    .bind(job.reserve_nusd)
+    .bind(month)
+    .bind(&job.request_id)
+    .bind(&job.traceparent)
+    .bind(&job.retry_of)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok(Inserted::Created(row));
+    }
+    // A conflict (the same id: a replayed child enqueue; or the same idempotency key), or
+    // the reservation did not fit the customer's limit. A new statement: a new snapshot, which
+    // sees the conflicting row once its insert has committed.
+    let existing: Option<JobRow> = sqlx::query_as(
+        "SELECT * FROM jobs WHERE id = $1 OR (customer_id = $2 AND template_id = $3 AND idempotency_key = $4)",
+    )
+    .bind(&job.id)
+    .bind(&job.customer_id)
+    .bind(&job.template_id)
+    .bind(&job.idempotency_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = existing {
+        return Ok(Inserted::Existing(row));
+    }
+    let headroom: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT {}::BIGINT", super::limits::headroom("$1", "NULL", "$2")))
+            .bind(&job.customer_id)
+            .bind(month)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Inserted::OverLimit { headroom_nusd: headroom.unwrap_or(0).max(0) })
+}
+
+/// [`Pg::finish_run`](super::Pg) on the caller's transaction: the run's CPU charge (captured
+/// from its fuel hold, or charged up to what the customer may still be charged), its end, and
+/// the settlement of the holds of a job that ended.
+pub(super) async fn finish_run_on(
+    conn: &mut PgConnection,
+    job_id: &str,
+    lease_token: &str,
+    fuel: u64,
+    finish: &Finish,
+    cpu: Option<&CpuCharge>,
+) -> Result<bool, DbError> {
+    let now = now_ms();
+    let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
+    let ended = matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. });
+    if cpu.is_some() || ended {
+        // The CPU charge is checked against what the customer may still be charged, and a
+        // capture or settlement writes ledger rows: lock the customer first (customers before
+        // jobs) — when there is money to move: a CPU charge, or an open hold to settle (an
+        // unlimited customer's job holds nothing: no lock). Holds are placed only by the run
+        // that holds the lease, which is this one, so none can appear after this check.
+        sqlx::query(
+            "SELECT 1 FROM customers c
+             WHERE c.id = (SELECT j.customer_id FROM jobs j WHERE j.id = $1 AND j.lease_token = $2)
+               AND ($3::BOOLEAN OR EXISTS (SELECT 1 FROM billing_holds h WHERE h.job_id = $1 AND h.status = 'open'))
+             FOR NO KEY UPDATE OF c",
+        )
+        .bind(job_id)
+        .bind(lease_token)
+        .bind(cpu.is_some())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some(cpu) = cpu {
+        // A run that held its fuel (a customer with a limit): the fuel burned is charged
+        // within the hold and captured; the rest of the hold is released. Rounded up to the
+        // nano as SQLite does (`trunc`: a bare cast to BIGINT would round).
+        let hold_key = RunFuelHold::effect_key(job_id, lease_token);
+        let noted = sqlx::query(
+            "UPDATE billing_holds SET cost_nusd = $2,
+                charge_nusd = LEAST(held_nusd, trunc($2 * COALESCE((SELECT margin FROM customers c
+                                    WHERE c.id = billing_holds.customer_id), $3::DOUBLE PRECISION) + 0.999999)::BIGINT),
+                metadata = format('{\"fuel\":%s,\"recorded_by\":\"host\"}', $4::BIGINT)
+             WHERE effect_key = $1 AND status = 'open'
+               AND EXISTS (SELECT 1 FROM jobs WHERE id = $5 AND lease_token = $6)",
+        )
+        .bind(&hold_key)
+        .bind(cpu.cost_nusd)
+        .bind(cpu.default_margin)
+        .bind(fuel)
+        .bind(job_id)
+        .bind(lease_token)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if noted > 0 {
+            super::holds::capture_on(&mut *conn, &hold_key).await?;
+        }
+        // The CPU is spent whatever the limit says: charged up to what the customer may still
+        // be charged (the rest is the platform's), so a limit is never crossed. Keyed by the
+        // run's lease token: written once per run (a released run's attempt number is reused).
+        let headroom = super::limits::headroom("jobs.customer_id", "jobs.id", "$7");
+        sqlx::query(&format!(
+            "INSERT INTO billing_events (customer_id, job_id, template_id, event_type, cost_nusd, charge_nusd,
+                metadata, created_at, effect_key)
+             SELECT customer_id, id, template_id, 'cpu_estimate', $1,
+                    GREATEST(0, LEAST(trunc($1 * COALESCE((SELECT margin FROM customers c WHERE c.id = jobs.customer_id),
+                                                          $2::DOUBLE PRECISION) + 0.999999)::BIGINT,
+                                      {headroom}::BIGINT)),
+                    format('{{\"fuel\":%s,\"attempt\":%s,\"recorded_by\":\"host\"}}', $3::BIGINT, attempt), $4,
+                    id || ':cpu:' || $6
+             FROM jobs WHERE id = $5 AND lease_token = $6
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(cpu.cost_nusd)
+        .bind(cpu.default_margin)
+        .bind(fuel)
+        .bind(now)
+        .bind(job_id)
+        .bind(lease_token)
+        .bind(month_start_ms())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if matches!(finish, Finish::WaitForChildren { .. } | Finish::WaitForRender { .. }) {
+        // A wait checks its children (or its render) and then sleeps; their ends wake it
+        // through a trigger that first locks this job's row (a render's end locks it before it
+        // writes). Lock the row here, in a statement of its own: the check below then runs on
+        // a snapshot taken after every end that held the row has committed (seen: no wait),
+        // and every end still to come waits for this commit and then finds the job waiting.
+        sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND lease_token = $2 FOR NO KEY UPDATE")
+            .bind(job_id)
+            .bind(lease_token)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let (set, value) = finish_set(finish);
+    let done = sqlx::query(&format!(
+        "UPDATE jobs SET lease_token = NULL, lease_expires_at = NULL, fuel_consumed = fuel_consumed + $2,
+            updated_at = $3, {set}
+         WHERE id = $1 AND lease_token = $4 AND status = 'running'"
+    ))
+    .bind(job_id)
+    .bind(fuel)
+    .bind(now)
+    .bind(lease_token)
+    .bind(value)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if ended && done == 1 {
+        super::holds::settle_job_on(&mut *conn, job_id).await?;
+    }
+    Ok(done == 1)
+}
+
+/// The `SET` of a run's end (`$1` the job, `$3` now, `$5` the value, TEXT) and the value.
+fn finish_set(finish: &Finish) -> (String, Option<String>) {
+    match finish {
+        Finish::Succeeded { result } => (
+            "status = 'succeeded', result = $5, progress = 1, waiting_on = NULL, finished_at = $3".into(),
+            Some(result.clone()),
+        ),
+        Finish::Failed { error } => {
+            ("status = 'failed', error = $5, waiting_on = NULL, finished_at = $3".into(), Some(error.clone()))
+        }
+        Finish::Cancelled { error } => {
+            ("status = 'cancelled', error = $5, waiting_on = NULL, finished_at = $3".into(), Some(error.clone()))
+        }
+        Finish::Requeue { run_after, error, counts_as_retry } => (
+            format!(
+                "status = 'queued', run_after = {run_after}, error = COALESCE($5::TEXT, error), retries = retries + {}",
+                i64::from(*counts_as_retry)
+            ),
+            error.clone(),
+        ),
+        // `$5` (NULL) keeps the error: every variant binds the same five parameters.
+        Finish::Release => (
+            "status = 'queued', run_after = $3, attempt = GREATEST(attempt - 1, 0), error = COALESCE($5::TEXT, error)"
+                .into(),
+            None,
+        ),
+        Finish::WaitForChildren { ids } => (
+            format!(
+                "waiting_on = $5, run_after = $3, status = CASE WHEN EXISTS (SELECT 1 FROM jobs c WHERE c.parent_job_id = $1
+                   AND c.id IN (SELECT json_array_elements_text($5::JSON)) AND c.status NOT IN {FINISHED})
+                 THEN 'waiting_for_child' ELSE 'queued' END"
+            ),
+            Some(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
+        ),
+        Finish::WaitForRender { render_id } => (
+            "waiting_on = '{\"render\":' || to_json($5::TEXT)::TEXT || '}', run_after = $3, status = CASE WHEN EXISTS
+               (SELECT 1 FROM renders r WHERE r.id = $5 AND r.status IN ('queued', 'running'))
+             THEN 'waiting_for_child' ELSE 'queued' END"
+                .into(),
+            Some(render_id.clone()),
+        ),
+        Finish::WaitForHuman { prompt } => (
+            "waiting_on = $5, run_after = $3, status = CASE WHEN human_answer IS NULL THEN 'waiting_for_human' ELSE 'queued' END"
+                .into(),
+            Some(prompt.clone()),
+        ),
+    }
+}

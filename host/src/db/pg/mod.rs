@@ -1,0 +1,92 @@
+//! The PostgreSQL backend: the same methods and row types as the SQLite one (this folder's
+//! parent), for many hosts sharing one database. Where SQLite relied on its single writer
+//! (`BEGIN IMMEDIATE`), each transaction here takes the narrowest row lock that gives the same
+//! guarantee; claims lock their rows `FOR UPDATE SKIP LOCKED`.
+
+mod accounts;
+mod admin_views;
+mod billing;
+mod customers;
+mod events;
+mod holds;
+mod job_list;
+mod jobs;
+mod journal;
+mod key_leases;
+mod limits;
+mod provider_keys;
+mod renders;
+mod signals;
+mod storage_quota;
+mod webhooks;
+
+use super::DbError;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A pool of connections to one PostgreSQL database.
+#[derive(Clone)]
+pub(crate) struct Pg {
+    pub(super) pool: PgPool,
+    /// Signals to the other hosts, sent by one task (see `signals`).
+    announcer: tokio::sync::mpsc::UnboundedSender<crate::db::signals::Signal>,
+}
+
+impl Pg {
+    /// Connect (creating the database if the server has none of that name, as SQLite creates
+    /// its file) and run the migrations (`migrations-pg/`). sqlx holds a session advisory lock
+    /// while it migrates, so many hosts starting at once migrate once.
+    pub(super) async fn connect(url: &str, pool: u32) -> Result<Self, DbError> {
+        use sqlx::migrate::MigrateDatabase;
+        if !sqlx::Postgres::database_exists(url).await? {
+            // Hosts starting together may race to create it: one wins, the others find it.
+            if let Err(e) = sqlx::Postgres::create_database(url).await
+                && !sqlx::Postgres::database_exists(url).await?
+            {
+                return Err(e);
+            }
+        }
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(pool.max(2))
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations-pg").run(&pool).await?;
+        let announcer = signals::spawn_announcer(pool.clone());
+        Ok(Self { pool, announcer })
+    }
+
+    pub(super) async fn inspect(&self, sql: &str, params: &[&str]) -> Result<Vec<Option<String>>, DbError> {
+        let mut query = sqlx::query_scalar(sql);
+        for param in params {
+            query = query.bind(*param);
+        }
+        // A read-only transaction: what `inspect` promises.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.rollback().await?;
+        Ok(rows)
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+    }
+
+    /// See `Sqlite::measure_commit_rate`.
+    pub(super) async fn measure_commit_rate(&self, commits: u32) -> Result<f64, DbError> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS commit_probe (id BIGSERIAL PRIMARY KEY, at BIGINT)")
+            .execute(&self.pool)
+            .await?;
+        let started = std::time::Instant::now();
+        for i in 0..commits {
+            sqlx::query("INSERT INTO commit_probe (at) VALUES ($1)").bind(i64::from(i)).execute(&self.pool).await?;
+        }
+        let rate = f64::from(commits) / started.elapsed().as_secs_f64();
+        sqlx::query("DROP TABLE commit_probe").execute(&self.pool).await?;
+        Ok(rate)
+    }
+}
