@@ -6,7 +6,7 @@
 #                                     `export VIDFARM_TEST_PG_DIR=…` for `eval`
 #   scripts/pg-test-server.sh stop    stops the server in $VIDFARM_TEST_PG_DIR, removes the dir
 # Durability settings are relaxed (fsync off): the tests kill hosts, never this server, and a
-# suite's databases are thrown away with it.
+# suite's databases are thrown away with it. PG_DURABLE=1 keeps the server's defaults (benchmarks).
 set -euo pipefail
 
 case "${1:-}" in
@@ -50,9 +50,10 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 as_user "$bin/initdb" -D "$dir/data" -U vidfarm --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
 # Each test host opens a small pool; hosts of parallel tests add up.
+relaxed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ "${PG_DURABLE:-0}" = 1 ] && relaxed=""
 as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=600 -c fsync=off \
-      -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB" >/dev/null \
+  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=600 $relaxed -c shared_buffers=256MB" >/dev/null \
   || { cat "$dir/server.log" >&2; exit 1; }
 echo "export VIDFARM_TEST_PG=postgres://vidfarm@127.0.0.1:$port/postgres"
 echo "export VIDFARM_TEST_PG_DIR=$dir"

@@ -54,6 +54,12 @@ async fn each_bad_request_gets_its_own_status_and_a_json_error() {
     let (status, body) =
         error_of(server.post(greet, &json!({ "payload": { "name": "Ada" } })).send().await.expect("sent")).await;
     assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("tracer")), "{body}");
+    // A NUL character (which PostgreSQL refuses in text) is the client's error on both backends.
+    let (status, body) = error_of(
+        server.post(greet, &json!({ "tracer": "t\u{0}t", "payload": { "name": "Ada" } })).send().await.expect("sent"),
+    )
+    .await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("tracer")), "{body}");
     let (status, body) = error_of(
         server
             .post(greet, &json!({ "tracer": "t", "payload": {}, "webhook_url": "ftp://x" }))

@@ -99,6 +99,14 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
+        // PostgreSQL refuses the NUL character in text (SQLite stores it): text a client sent
+        // that no validator caught is the client's to fix, not a server error.
+        if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("22021") {
+            return Self::BadRequest {
+                code: "invalid_text",
+                message: "text fields must not contain the NUL character (\\u0000)".into(),
+            };
+        }
         Self::Internal(format!("database: {e}"))
     }
 }

@@ -45,6 +45,7 @@ pub(super) async fn owned_job(
 fn optional_string<'a>(body: &'a Value, field: &str, max: usize) -> Result<Option<&'a str>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.contains('\0') => Err(ApiError::invalid(field, "must not contain NUL characters")),
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= max => Ok(Some(s)),
         Some(Value::String(_)) => Err(ApiError::invalid(field, format!("must be 1 to {max} characters"))),
         Some(_) => Err(ApiError::invalid(field, "must be a string")),

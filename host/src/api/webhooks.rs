@@ -34,7 +34,13 @@ pub async fn check_url(state: &AppState, field: &str, url: &str) -> Result<Strin
     let (parsed, _) = crate::outbound::check_destination(url, state.config.webhooks.allow_private)
         .await
         .map_err(|problem| ApiError::invalid(field, problem))?;
-    Ok(parsed.to_string())
+    // Normalising percent-encodes non-ASCII text (up to 9 bytes per character): the limit is
+    // on what is stored and sent.
+    let normalised = parsed.to_string();
+    if normalised.len() > 2048 {
+        return Err(ApiError::invalid(field, "must be at most 2048 characters once percent-encoded"));
+    }
+    Ok(normalised)
 }
 
 /// The customer's per-job webhook secret, created if there is none; returned only if this

@@ -39,7 +39,10 @@ impl Host for HostState {
     }
 }
 
+/// A log or progress message as stored: cut to size, and without NUL characters, which
+/// PostgreSQL refuses in text (a refused event would make the run replay for ever).
 fn bounded(message: String) -> String {
+    let message = if message.contains('\0') { message.replace('\0', "\u{FFFD}") } else { message };
     cut_to(message, MAX_MESSAGE_BYTES)
 }
 

@@ -1,5 +1,6 @@
-//! Operator commands: `customers`, `keys`, `db backup`. They open the database directly, so
-//! they work while the server runs (SQLite WAL lets both write).
+//! Operator commands: `customers`, `keys`, `db backup|restore|migrate|copy` (the last two in
+//! `database`). They open the database directly, so they work while the server runs (SQLite
+//! WAL lets both write).
 
 use super::{failure, usage};
 use crate::db::Db;
@@ -91,6 +92,20 @@ pub enum DbCommand {
         file: PathBuf,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Bring the configured database to this binary's schema and print its version.
+    Migrate {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Copy every row of a SQLite database into a new, empty PostgreSQL one (stop the hosts first).
+    Copy {
+        /// The SQLite file: sqlite://data/vidfarm.sqlite
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database: postgres://user:password@host/db (created if missing)
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -214,6 +229,8 @@ pub async fn db(command: DbCommand) -> ExitCode {
                 Err(e) => failure(e),
             }
         }
+        DbCommand::Migrate { data_dir } => super::database::migrate(data_dir).await,
+        DbCommand::Copy { from, to } => super::database::copy(&from, &to).await,
     }
 }
 

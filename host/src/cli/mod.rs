@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod customer_limits;
+mod database;
 pub mod doctor;
 mod platform;
 mod provider_keys;

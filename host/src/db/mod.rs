@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod admin_views;
 mod batch;
 pub mod billing;
+pub mod copy;
 pub mod customers;
 mod direct;
 mod dispatch;
@@ -118,6 +119,17 @@ impl Db {
                 query.fetch_all(&db.pool).await
             }
             Backend::Postgres(db) => db.inspect(sql, params).await,
+        }
+    }
+
+    /// The latest migration applied to this database (`_sqlx_migrations`), 0 when none is:
+    /// what `vidfarm db migrate` reports after opening (and so migrating) it.
+    pub async fn schema_version(&self) -> Result<i64, DbError> {
+        // The same SQL on both: sqlx keeps the same table on each (`success` is a boolean).
+        const SQL: &str = "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success";
+        match &self.backend {
+            Backend::Sqlite(db) => sqlx::query_scalar::<_, i64>(SQL).fetch_one(&db.pool).await,
+            Backend::Postgres(db) => sqlx::query_scalar::<_, i64>(SQL).fetch_one(&db.pool).await,
         }
     }
 

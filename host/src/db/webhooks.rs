@@ -209,7 +209,7 @@ impl Sqlite {
         sqlx::query(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?, next_attempt_at = ?, locked_until = NULL,
                 last_status = ?, last_error = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END
-             WHERE id = ?",
+             WHERE id = ? AND status = 'pending'",
         )
         .bind(outcome.next_status)
         .bind(outcome.next_attempt_at)

@@ -22,6 +22,23 @@ pub fn serve(data_dir: &Path, extra_env: &[(&str, &str)]) -> Host {
 
 /// Start `vidfarm <role>` (`serve` or `api`: returns once it listens; `worker`: at once).
 pub fn start(role: &str, data_dir: &Path, extra_env: &[(&str, &str)]) -> Host {
+    start_watching(role, data_dir, extra_env, "").0
+}
+
+/// [`start`], counting the lines of its standard output that contain `needle` (none if empty).
+pub fn start_watching(
+    role: &str,
+    data_dir: &Path,
+    extra_env: &[(&str, &str)],
+    needle: &str,
+) -> (Host, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (count, needle) = (seen.clone(), needle.to_string());
+    let watch = move |line: &str| {
+        if !needle.is_empty() && line.contains(&needle) {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
     let mut child = Command::new(BIN)
         .args([role, "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -33,8 +50,8 @@ pub fn start(role: &str, data_dir: &Path, extra_env: &[(&str, &str)]) -> Host {
         .env("VIDFARM_JOBS_PER_MINUTE", "1000000")
         // Only the examples' own test builds them (it overrides this).
         .env("VIDFARM_EXAMPLE_TEMPLATES", "off")
-        .envs(extra_env.iter().copied())
         .env_remove("VIDFARM_LOG")
+        .envs(extra_env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -42,18 +59,19 @@ pub fn start(role: &str, data_dir: &Path, extra_env: &[(&str, &str)]) -> Host {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     if role == "worker" {
-        std::thread::spawn(move || for _ in lines {});
-        return Host { child, base: String::new() };
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| watch(&line)));
+        return (Host { child, base: String::new() }, seen);
     }
     let addr = loop {
         let line = lines.next().expect("the server prints until it listens").expect("a line");
+        watch(&line);
         if let Some(rest) = line.split("addr=").nth(1) {
             break rest.split_whitespace().next().expect("an address").to_string();
         }
     };
     // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Host { child, base: format!("http://{addr}") }
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| watch(&line)));
+    (Host { child, base: format!("http://{addr}") }, seen)
 }
 
 /// The `VIDFARM_DATABASE_URL` of the host whose data dir is `data_dir`: with

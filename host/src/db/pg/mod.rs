@@ -16,6 +16,7 @@ mod key_leases;
 mod limits;
 mod provider_keys;
 mod renders;
+mod run_ends;
 mod signals;
 mod storage_quota;
 mod webhooks;

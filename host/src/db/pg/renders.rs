@@ -65,24 +65,28 @@ impl super::Pg {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(CLAIM_LOCK).execute(&mut *tx).await?;
-        // Failing a render wakes its job (trigger): its job's row first (jobs before renders).
+        // Failing a render wakes its job (trigger): its job's row first (jobs before renders),
+        // children before parents as everywhere, and never waited for while this claim holds
+        // the queue's lock: a job another transaction holds (a cancel of its tree, say) keeps
+        // its render for the next claim.
         let exhausted = format!("{} AND renders.attempts >= $2", due("renders"));
-        sqlx::query(&format!(
-            "SELECT 1 FROM jobs WHERE id IN (SELECT renders.job_id FROM renders WHERE {exhausted})
-             ORDER BY id FOR NO KEY UPDATE"
+        let locked: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT id FROM jobs WHERE id IN (SELECT renders.job_id FROM renders WHERE {exhausted})
+             ORDER BY id DESC FOR NO KEY UPDATE SKIP LOCKED"
         ))
         .bind(now)
         .bind(max_attempts)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
         sqlx::query(&format!(
             "UPDATE renders SET status = 'failed', lease_token = NULL, updated_at = $1, finished_at = $1,
                 error = json_build_object('kind', 'failed',
                                           'message', 'the render was interrupted ' || attempts::TEXT || ' times')::TEXT
-             WHERE {exhausted}"
+             WHERE {exhausted} AND renders.job_id = ANY($3)"
         ))
         .bind(now)
         .bind(max_attempts)
+        .bind(&locked)
         .execute(&mut *tx)
         .await?;
         let running = "(SELECT COUNT(*) FROM renders x WHERE x.customer_id = r.customer_id

@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 const CHANNEL: &str = "vidfarm";
 /// Shortest gap between two "a job is due" notifications of one host.
 const DEBOUNCE: Duration = Duration::from_millis(5);
-/// Most job ids one cancellation notice names (`NOTIFY` payloads are capped at 8,000 bytes);
-/// more are sent as several notices.
-const IDS_PER_NOTICE: usize = 150;
+/// Longest cancellation notice, in bytes (`NOTIFY` payloads are capped at 8,000); more ids are
+/// sent as several notices.
+const NOTICE_BYTES: usize = 7_900;
 
 /// The host's sending side: signals queue here and one task sends them.
 pub(super) fn spawn_announcer(pool: sqlx::PgPool) -> mpsc::UnboundedSender<Signal> {
@@ -34,7 +34,7 @@ pub(super) fn spawn_announcer(pool: sqlx::PgPool) -> mpsc::UnboundedSender<Signa
             }
             for signal in queued.drain(..) {
                 if let Signal::Cancelled(ids) = signal {
-                    payloads.extend(ids.chunks(IDS_PER_NOTICE).map(|ids| format!("cancel:{}", ids.join(","))));
+                    payloads.extend(cancel_notices(&ids));
                 }
             }
             for payload in payloads {
@@ -100,6 +100,26 @@ impl Pg {
     }
 }
 
+/// `cancel:<id>,<id>…` notices of at most [`NOTICE_BYTES`] each (a child's id grows with its
+/// depth, so the count per notice is not fixed).
+fn cancel_notices(ids: &[String]) -> Vec<String> {
+    let mut notices = Vec::new();
+    let mut notice = String::from("cancel:");
+    for id in ids {
+        if notice.len() + id.len() + 1 > NOTICE_BYTES && notice.len() > "cancel:".len() {
+            notices.push(std::mem::replace(&mut notice, String::from("cancel:")));
+        }
+        if notice.len() > "cancel:".len() {
+            notice.push(',');
+        }
+        notice.push_str(id);
+    }
+    if notice.len() > "cancel:".len() {
+        notices.push(notice);
+    }
+    notices
+}
+
 fn parse(payload: &str) -> Option<Signal> {
     match payload {
         "job_due" => Some(Signal::JobDue),
@@ -120,5 +140,20 @@ mod tests {
         assert_eq!(parse("registry"), Some(Signal::Registry));
         assert_eq!(parse("cancel:job_a,job_b"), Some(Signal::Cancelled(vec!["job_a".into(), "job_b".into()])));
         assert_eq!(parse("something else"), None);
+    }
+
+    #[test]
+    fn a_long_cancellation_is_split_into_notices_that_fit_and_name_every_job_once() {
+        let ids: Vec<String> = (0..900).map(|n| format!("job_{n:036}_c1_c2_c3")).collect();
+        let notices = cancel_notices(&ids);
+        assert!(notices.len() > 1 && notices.iter().all(|n| n.len() <= NOTICE_BYTES), "{}", notices.len());
+        let heard: Vec<String> = notices
+            .iter()
+            .flat_map(|n| match parse(n) {
+                Some(Signal::Cancelled(ids)) => ids,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(heard, ids);
     }
 }

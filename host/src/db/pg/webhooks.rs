@@ -208,7 +208,7 @@ impl super::Pg {
             "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $1, next_attempt_at = $2,
                 locked_until = NULL, last_status = $3, last_error = $4,
                 delivered_at = CASE WHEN $1::TEXT = 'delivered' THEN $5::BIGINT ELSE delivered_at END
-             WHERE id = $6",
+             WHERE id = $6 AND status = 'pending'",
         )
         .bind(outcome.next_status)
         .bind(outcome.next_attempt_at)

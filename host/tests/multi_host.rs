@@ -1,0 +1,325 @@
+//! Many hosts, sharing only PostgreSQL and an S3 bucket: two API processes and three worker
+//! processes, each with a data dir of its own, run thousands of jobs while one worker is
+//! killed and database connections are cut. Runs in the suite's PostgreSQL pass
+//! (`VIDFARM_TEST_DB=postgres`); a SQLite file cannot be shared between machines.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use vidfarm::db::Db;
+
+/// Jobs created through the two API hosts together.
+const JOBS: usize = 1_200;
+/// Charges, stored files and log lines each job makes.
+const STEPS: usize = 2;
+/// Running jobs the customer may have at once, across every host.
+const CAP: i64 = 6;
+
+/// `s3s-fs` (tests/run-all.sh installs it), serving one bucket from a temp dir.
+struct S3 {
+    root: tempfile::TempDir,
+    port: u16,
+    child: Child,
+}
+
+impl S3 {
+    fn start() -> Self {
+        let root = tempfile::tempdir().expect("a temp dir");
+        std::fs::create_dir_all(root.path().join("objects")).expect("the bucket");
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), |t| repo.join(t));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("addr").port();
+        let child = Command::new(target.join("tools/bin/s3s-fs"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", "AKIAMULTIHOST", "--secret-key", "multi-host-secret"])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs runs (tests/run-all.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs listens");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Self { root, port, child }
+    }
+
+    /// Every stored object's path under the bucket.
+    fn keys(&self) -> Vec<PathBuf> {
+        let bucket = self.root.path().join("objects");
+        let mut keys = Vec::new();
+        let mut stack = vec![bucket.clone()];
+        while let Some(dir) = stack.pop() {
+            for path in std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()) {
+                if path.is_dir() {
+                    stack.push(path);
+                } else if !path.to_string_lossy().contains("/.") {
+                    keys.push(path.strip_prefix(&bucket).expect("inside").to_path_buf());
+                }
+            }
+        }
+        keys
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// A customer created with the CLI in the shared database, and a client acting as it.
+fn customer_in(url: &str, data_dir: &Path) -> Client {
+    let out = Command::new(BIN)
+        .args(["customers", "create", "--name", "Many Hosts Co", "--data-dir"])
+        .arg(data_dir)
+        .env("VIDFARM_DATABASE_URL", url)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    Client {
+        http: reqwest::blocking::Client::new(),
+        id: created["customer_id"].as_str().expect("id").into(),
+        key: created["api_key"].as_str().expect("key").into(),
+    }
+}
+
+/// Terminate up to `n` of the hosts' connections to the database, as a network cut would.
+fn cut_connections(url: &str, n: usize) -> usize {
+    let (server, database) = url.rsplit_once('/').expect("a database URL");
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = '{database}' AND pid <> pg_backend_pid() ORDER BY random() LIMIT {n}) cut"
+    );
+    let out = Command::new("psql").args([&format!("{server}/postgres"), "-Atc", &sql]).output().expect("psql runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a count")
+}
+
+#[test]
+fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_once() {
+    let cluster = tempfile::tempdir().expect("a temp dir");
+    let Some(url) = database_url(cluster.path()) else {
+        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
+        return;
+    };
+    let s3 = S3::start();
+    let endpoint = format!("http://127.0.0.1:{}", s3.port);
+    let env = [
+        ("VIDFARM_DATABASE_URL", url.as_str()),
+        ("VIDFARM_DATABASE_POOL", "6"),
+        ("VIDFARM_S3_BUCKET", "objects"),
+        ("VIDFARM_S3_ENDPOINT", endpoint.as_str()),
+        ("VIDFARM_S3_ACCESS_KEY_ID", "AKIAMULTIHOST"),
+        ("VIDFARM_S3_SECRET_ACCESS_KEY", "multi-host-secret"),
+        ("VIDFARM_S3_FORCE_PATH_STYLE", "true"),
+        // Provider secrets are sealed with it: every host needs the same one.
+        ("VIDFARM_MASTER_KEY", "6d756c74692d686f73742d746573742d6d61737465722d6b65792d33322d2121"),
+        ("VIDFARM_MAX_CONCURRENT_JOBS", "6"),
+        // Workers find new jobs by notification: polling alone would take this long.
+        ("VIDFARM_POLL_MS", "2000"),
+        ("VIDFARM_LOG", "warn,vidfarm::engine::worker=debug"),
+    ];
+    let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().expect("a data dir")).collect();
+    let apis = [start("api", dirs[0].path(), &env), start("api", dirs[1].path(), &env)];
+    let mut workers: Vec<_> = (2..5).map(|i| start_watching("worker", dirs[i].path(), &env, "run ended")).collect();
+    let client = customer_in(&url, dirs[0].path());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let db = rt.block_on(Db::connect(&url, 2)).expect("the database");
+
+    // Create through both API hosts from four threads; kill a worker and cut connections
+    // part-way, while jobs run.
+    let started = Instant::now();
+    let mut job_ids: Vec<String> = std::thread::scope(|scope| {
+        let creators: Vec<_> = (0..4)
+            .map(|t| {
+                let (client, apis) = (&client, &apis);
+                scope.spawn(move || {
+                    (0..JOBS / 4)
+                        .map(|i| client.create(&apis[(t + i) % 2], "effects", json!({ "steps": STEPS, "spin": 20_000 })))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(400));
+        let (mut victim, ran_before_kill) = workers.pop().expect("a worker");
+        victim.child.kill().expect("SIGKILL");
+        victim.child.wait().expect("reaped");
+        eprintln!("killed a worker after it ran {} jobs", ran_before_kill.load(SeqCst));
+        std::thread::sleep(Duration::from_millis(200));
+        eprintln!("cut {} database connections", cut_connections(&url, 3));
+        creators.into_iter().flat_map(|c| c.join().expect("the creator")).collect()
+    });
+    assert_eq!(job_ids.len(), JOBS);
+
+    // Every job succeeds; the customer's cap held across hosts the whole time.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut most_running = 0;
+    loop {
+        let counts = rt.block_on(db.job_counts()).expect("counts");
+        let count = |status: &str| counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+        most_running = most_running.max(count("running"));
+        if count("succeeded") == JOBS as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not every job finished: {counts:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("{JOBS} jobs on 2 API hosts and 3 (then 2) workers in {:?}", started.elapsed());
+    assert!(most_running <= CAP, "at most {CAP} running at once across hosts, saw {most_running}");
+
+    // Each effect exactly once: charges and journal entries in the database, files in S3,
+    // log lines in the events.
+    job_ids.sort();
+    job_ids.dedup();
+    assert_eq!(job_ids.len(), JOBS, "every create made a job of its own");
+    for id in &job_ids {
+        let ledger = rt.block_on(db.job_ledger(id)).expect("ledger");
+        let charges = ledger.iter().filter(|r| !r.metadata.contains(r#""recorded_by":"host""#)).count();
+        assert_eq!(charges, STEPS, "{id}: each charge once");
+        assert_eq!(rt.block_on(db.journal(id)).expect("journal").len(), 2 * STEPS, "{id}: each effect journaled once");
+        let events = rt.block_on(db.events_after(id, 0, 1_000)).expect("events");
+        let logged = events.iter().filter(|e| e.message == "step done").count();
+        assert_eq!(logged, STEPS, "{id}: each log line once");
+    }
+    let stored = s3.keys().into_iter().filter(|k| k.to_string_lossy().contains("/steps/")).count();
+    assert_eq!(stored, JOBS * STEPS, "each file stored once, in the shared bucket");
+
+    // Both surviving workers took a share of the work.
+    for (i, (_, ran)) in workers.iter().enumerate() {
+        let ran = ran.load(SeqCst);
+        eprintln!("worker {i} ran {ran} jobs");
+        assert!(ran >= JOBS / 10, "worker {i} ran only {ran} of {JOBS} jobs");
+    }
+}
+
+/// OpenAI's chat completions on loopback, answering after a delay and remembering, per API
+/// key, the most calls it had in flight at once.
+struct FakeOpenAi {
+    base: String,
+    calls: Arc<AtomicUsize>,
+    most_in_flight: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+fn fake_openai(delay: Duration) -> FakeOpenAi {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let base = format!("http://{}/v1", listener.local_addr().expect("an address"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let most_in_flight: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let in_flight: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let (counted, most) = (calls.clone(), most_in_flight.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (counted, most, in_flight) = (counted.clone(), most.clone(), in_flight.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("a clone"));
+                let (mut length, mut key) = (0, String::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(value) = lower.strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("authorization:") {
+                        key = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                counted.fetch_add(1, SeqCst);
+                {
+                    let mut now = in_flight.lock().expect("lock");
+                    let n = now.entry(key.clone()).or_default();
+                    *n += 1;
+                    let mut most = most.lock().expect("lock");
+                    let seen = most.entry(key.clone()).or_default();
+                    *seen = (*seen).max(*n);
+                }
+                std::thread::sleep(delay);
+                *in_flight.lock().expect("lock").get_mut(&key).expect("counted") -= 1;
+                let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let reply = json!({
+                    "id": "chatcmpl-multi", "object": "chat.completion", "created": 1_700_000_000,
+                    "model": request["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "answered"},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+                })
+                .to_string();
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            });
+        }
+    });
+    FakeOpenAi { base, calls, most_in_flight }
+}
+
+#[test]
+fn workers_on_three_hosts_never_make_two_calls_at_once_with_one_key() {
+    let cluster = tempfile::tempdir().expect("a temp dir");
+    let Some(url) = database_url(cluster.path()) else {
+        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
+        return;
+    };
+    let fake = fake_openai(Duration::from_millis(80));
+    let env = [
+        ("VIDFARM_DATABASE_URL", url.as_str()),
+        ("VIDFARM_DATABASE_POOL", "6"),
+        ("VIDFARM_MASTER_KEY", "6d756c74692d686f73742d746573742d6d61737465722d6b65792d33322d2121"),
+        ("VIDFARM_OPENAI_BASE_URL", fake.base.as_str()),
+        ("VIDFARM_PROVIDER_BUSY_RETRY_MS", "50"),
+    ];
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("a data dir")).collect();
+    let api = start("api", dirs[0].path(), &env);
+    let _workers: Vec<Host> = (1..4).map(|i| start("worker", dirs[i].path(), &env)).collect();
+    let client = customer_in(&url, dirs[0].path());
+    for n in 0..3 {
+        let added = client
+            .http
+            .post(format!("{}/customers/me/provider-keys", api.base))
+            .header("vidfarm-user-id", &client.id)
+            .header("vidfarm-api-key", &client.key)
+            .json(&json!({ "provider": "openai", "secret": format!("sk-multi-host-{n:04}") }))
+            .send()
+            .expect("sent");
+        assert_eq!(added.status().as_u16(), 201);
+    }
+    let jobs: Vec<String> = (0..20)
+        .map(|n| {
+            let payload = json!({ "provider": "openai", "model": "gpt-4o-mini", "prompt": format!("job {n}") });
+            client.create_in(&api, "hello", "ask", payload)
+        })
+        .collect();
+    for id in &jobs {
+        let job = client.wait_in(&api, "hello", id, |j| j["status"] == "succeeded" || j["status"] == "failed",
+            Duration::from_secs(90));
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    let most = fake.most_in_flight.lock().expect("lock").clone();
+    assert_eq!(most.len(), 3, "every key was used: {most:?}");
+    assert!(most.values().all(|n| *n == 1), "a key served two calls at once across hosts: {most:?}");
+    assert_eq!(fake.calls.load(SeqCst), 20, "one call per job");
+}

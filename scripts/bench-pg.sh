@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Issue #17: end-to-end jobs/s on PostgreSQL with 1, 2 and 4 worker processes (and one API
+# process) against SQLite's single `serve` process, on this machine, in one run, with the
+# peers' load generator (../shared/peers/loadgen: create N jobs with C in flight, then poll each).
+#   scripts/bench-pg.sh [JOBS=3000] [CONCURRENCY=64] [OPERATION="sandbox-probe echo"]
+# Needs target/release/vidfarm, node, curl, jq, psql; PostgreSQL runs with its durable defaults
+# (fsync on, synchronous_commit on) via scripts/pg-test-server.sh with PG_DURABLE=1.
+# Per run it prints jobs/s, create p50/p99, a job's create → start latency (from the jobs'
+# created_at/started_at: across processes on PostgreSQL) and commits per job (pg_stat_database).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+JOBS="${1:-3000}" CONC="${2:-64}" OP="${3:-sandbox-probe echo}"
+TEMPLATE="${OP% *}" OPERATION="${OP#* }"
+BIN="${VIDFARM_BIN:-$ROOT/target/release/vidfarm}"
+PEERS="${PEERS:-$ROOT/../shared/peers}"
+PEERS_WORK="${PEERS_WORK:-${TMPDIR:-/tmp}/vidfarm-peers}"
+[ -x "$BIN" ] || { echo "bench-pg: no $BIN (cargo build --release -p vidfarm)" >&2; exit 2; }
+if [ ! -d "$PEERS_WORK/loadgen/node_modules/undici" ]; then
+  rm -rf "$PEERS_WORK" && cp -r "$PEERS" "$PEERS_WORK" && chmod -R u+w "$PEERS_WORK"
+  (cd "$PEERS_WORK/loadgen" && npm ci --no-audit --no-fund >&2)
+fi
+LOADGEN="$PEERS_WORK/loadgen/loadgen.js"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench-pg.XXXXXX")"
+PIDS=()
+cleanup() {
+  set +e
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  [ -n "${VIDFARM_TEST_PG_DIR:-}" ] && "$ROOT/scripts/pg-test-server.sh" stop
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+eval "$(PG_DURABLE=1 "$ROOT/scripts/pg-test-server.sh" start)"
+SERVER="${VIDFARM_TEST_PG%/*}"
+free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})"; }
+export VIDFARM_EXAMPLE_TEMPLATES=off VIDFARM_SHUTDOWN_GRACE_MS=2000 VIDFARM_LOG=warn
+
+# run LABEL DATABASE_URL(empty: SQLite) WORKERS: one fresh platform, one loadgen run, one row.
+run() {
+  local label="$1" url="$2" workers="$3" data="$WORK/$label" port base customer cus key headers out
+  mkdir -p "$data"
+  export VIDFARM_DATABASE_URL="$url"
+  customer="$("$BIN" customers create --name bench --data-dir "$data")"
+  cus="$(jq -r .customer_id <<<"$customer")" key="$(jq -r .api_key <<<"$customer")"
+  "$BIN" customers limits "$cus" --max-concurrent-jobs 100000 --jobs-per-minute 1000000000 --data-dir "$data" >/dev/null
+  port="$(free_port)"
+  if [ "$workers" = 0 ]; then
+    "$BIN" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
+    PIDS+=($!)
+  else
+    "$BIN" api --data-dir "$data" --listen "127.0.0.1:$port" >"$data/api.log" 2>&1 &
+    PIDS+=($!)
+    for i in $(seq "$workers"); do
+      mkdir -p "$data/w$i"
+      "$BIN" worker --data-dir "$data/w$i" >"$data/w$i.log" 2>&1 &
+      PIDS+=($!)
+    done
+  fi
+  for _ in $(seq 3000); do curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  sleep 3
+  local commits0=0 commits1=0 db="${url##*/}"
+  [ -n "$url" ] && commits0="$(psql "$SERVER/postgres" -Atc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")"
+  headers="$(jq -cn --arg u "$cus" --arg k "$key" '{"vidfarm-user-id": $u, "vidfarm-api-key": $k}')"
+  out="$(node "$LOADGEN" -n "$JOBS" -c "$CONC" --base-url "http://127.0.0.1:$port" \
+    --create-path "/templates/$TEMPLATE/operations/$OPERATION" --status-path "/templates/$TEMPLATE/jobs/{id}" \
+    --id-field job_id --status-field status --success succeeded --failure failed,cancelled \
+    --headers "$headers" --body '{"tracer":"{{tracer}}","payload":{"name":"n{{i}}","i":{{i}}}}')" || true
+  local latency="-" per_job="-"
+  if [ -n "$url" ]; then
+    sleep 1
+    commits1="$(psql "$SERVER/postgres" -Atc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")"
+    per_job="$(awk -v a="$commits0" -v b="$commits1" -v n="$JOBS" 'BEGIN {printf "%.1f", (b - a) / n}')"
+    latency="$(psql "$url" -Atc "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY started_at - created_at)::numeric, 1)
+      || ' / ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY started_at - created_at)::numeric, 1) FROM jobs")"
+  else
+    latency="$(python3 - "$data/vidfarm.sqlite" <<'PY'
+import sqlite3, sys
+d = sorted(r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT started_at - created_at FROM jobs"))
+print(f"{d[len(d) // 2]} / {d[int((len(d) - 1) * 0.99)]}")
+PY
+)"
+  fi
+  jq -r --arg l "$label" --arg lat "$latency" --arg pj "$per_job" \
+    '"| \($l) | **\(.e2e_jobs_per_s | round)** | \(.create_p50_ms) | \(.create_p99_ms) | \($lat) | \($pj) | \(.failed) |"' <<<"$out"
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+
+echo "bench-pg: $JOBS × $TEMPLATE $OPERATION, $CONC in flight, $(nproc) cores, vidfarm $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
+echo "| database, processes | e2e jobs/s | create p50 ms | create p99 ms | create → start p50 / p99 ms | commits per job | failed |"
+echo "|---|---|---|---|---|---|---|"
+run "SQLite, 1 serve" "" 0
+for n in 1 2 4; do
+  run "PostgreSQL, 1 api + $n worker" "$SERVER/bench_$n" "$n"
+done
