@@ -61,10 +61,12 @@ impl S3 {
         let mut stack = vec![bucket.clone()];
         while let Some(dir) = stack.pop() {
             for path in std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()) {
+                let key = path.strip_prefix(&bucket).expect("inside").to_path_buf();
+                // s3s-fs keeps metadata beside objects in dot files.
                 if path.is_dir() {
                     stack.push(path);
-                } else if !path.to_string_lossy().contains("/.") {
-                    keys.push(path.strip_prefix(&bucket).expect("inside").to_path_buf());
+                } else if !key.to_string_lossy().split('/').any(|part| part.starts_with('.')) {
+                    keys.push(key);
                 }
             }
         }
@@ -129,7 +131,7 @@ fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_on
         ("VIDFARM_MAX_CONCURRENT_JOBS", "6"),
         // Workers find new jobs by notification: polling alone would take this long.
         ("VIDFARM_POLL_MS", "2000"),
-        ("VIDFARM_LOG", "warn,vidfarm::engine::worker=debug"),
+        ("VIDFARM_LOG", "info,vidfarm::engine::worker=debug"),
     ];
     let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().expect("a data dir")).collect();
     let apis = [start("api", dirs[0].path(), &env), start("api", dirs[1].path(), &env)];
@@ -147,13 +149,20 @@ fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_on
                 let (client, apis) = (&client, &apis);
                 scope.spawn(move || {
                     (0..JOBS / 4)
-                        .map(|i| client.create(&apis[(t + i) % 2], "effects", json!({ "steps": STEPS, "spin": 20_000 })))
+                        .map(|i| {
+                            client.create(&apis[(t + i) % 2], "effects", json!({ "steps": STEPS, "spin": 20_000 }))
+                        })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(400));
+        // Killed mid-run: once it has run some jobs (each host compiles the templates at start).
         let (mut victim, ran_before_kill) = workers.pop().expect("a worker");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ran_before_kill.load(SeqCst) < 20 {
+            assert!(Instant::now() < deadline, "the third worker never took a share");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         victim.child.kill().expect("SIGKILL");
         victim.child.wait().expect("reaped");
         eprintln!("killed a worker after it ran {} jobs", ran_before_kill.load(SeqCst));
@@ -314,8 +323,13 @@ fn workers_on_three_hosts_never_make_two_calls_at_once_with_one_key() {
         })
         .collect();
     for id in &jobs {
-        let job = client.wait_in(&api, "hello", id, |j| j["status"] == "succeeded" || j["status"] == "failed",
-            Duration::from_secs(90));
+        let job = client.wait_in(
+            &api,
+            "hello",
+            id,
+            |j| j["status"] == "succeeded" || j["status"] == "failed",
+            Duration::from_secs(90),
+        );
         assert_eq!(job["status"], "succeeded", "{job}");
     }
     let most = fake.most_in_flight.lock().expect("lock").clone();

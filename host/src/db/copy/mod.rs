@@ -64,11 +64,11 @@ pub async fn copy_sqlite_to_postgres(from: &Path, to_url: &str) -> Result<CopyRe
     let mut source = SqliteConnection::connect_with(&options).await.map_err(at("opening the source"))?;
     // `BEGIN` reads nothing yet: the snapshot is taken by the first SELECT (in `tables_in_order`).
     let mut snapshot = source.begin().await.map_err(at("starting the read of the source"))?;
-    let order = tables_in_order(&mut *snapshot).await?;
+    let order = tables_in_order(&mut snapshot).await?;
 
     let target = Pg::connect(to_url, 4).await.map_err(at("connecting to the target (and migrating it)"))?;
     let mut tx = target.pool.begin().await.map_err(at("starting the write to the target"))?;
-    let result = copy_tables(&mut *snapshot, &mut *tx, order).await;
+    let result = copy_tables(&mut snapshot, &mut tx, order).await;
     // The source was only read; ending its transaction lets the WAL be checkpointed again.
     let _ = snapshot.rollback().await;
     match result {
@@ -211,7 +211,7 @@ async fn copy_tables(
         let count = rows::copy_table(source, target, table).await?;
         report.copied.insert(table.clone(), count);
     }
-    move_identities(target, &copied, &report).await?;
+    move_identities(target, &copied).await?;
     for table in &copied {
         sqlx::query(&format!("ALTER TABLE {} ENABLE TRIGGER USER", quoted(table)))
             .execute(&mut *target)
@@ -222,10 +222,10 @@ async fn copy_tables(
 }
 
 /// Each identity column's sequence continues after the largest copied id (else the next
-/// insert would take id 1 and collide), and the outbox's id counter after the copied rows.
+/// insert would take id 1 and collide).
 /// Sequences are not transactional: were the commit to fail after this, the target is left
 /// empty with sequences further on, which costs nothing.
-async fn move_identities(target: &mut PgConnection, copied: &[String], report: &CopyReport) -> Result<(), CopyError> {
+async fn move_identities(target: &mut PgConnection, copied: &[String]) -> Result<(), CopyError> {
     let identities: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns
          WHERE table_schema = current_schema() AND is_identity = 'YES'",

@@ -178,7 +178,7 @@ fn cell(row: &SqliteRow, index: usize, kind: Kind) -> Result<Cell, String> {
         (Kind::Int, Stored::Real) => {
             let x = row.try_get_unchecked::<f64, _>(index).map_err(unreadable)?;
             // A whole number within i64 converts exactly; anything else would be changed.
-            if x.fract() != 0.0 || !(-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&x) {
+            if x.fract() != 0.0 || !(-(i64::MAX as f64)..i64::MAX as f64).contains(&x) {
                 return Err(format!("holds {x}, not a whole number, where the target column is bigint"));
             }
             Cell::Int(Some(x as i64))

@@ -8,7 +8,7 @@
 //! inserts that reference a job (events, holds, children) are never held up by it.
 
 use crate::db::billing::LedgerRow;
-use crate::db::holds::{HoldRow, RunFuelHold};
+use crate::db::holds::HoldRow;
 use crate::db::jobs::{CpuCharge, Finish, Inserted, JobRow, NewJob};
 use crate::db::{DbError, month_start_ms, now_ms};
 use sqlx::{FromRow, PgConnection, Row};

@@ -6,7 +6,7 @@ use super::jobs::FINISHED;
 use crate::db::holds::RunFuelHold;
 use crate::db::jobs::{CpuCharge, Finish};
 use crate::db::{DbError, month_start_ms, now_ms};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 /// [`Pg::finish_run`](super::Pg) on the caller's transaction: the run's CPU charge (captured
 /// from its fuel hold, or charged up to what the customer may still be charged), its end, and
