@@ -40,7 +40,7 @@ pub struct NewSession<'a> {
 }
 
 /// The most sessions a customer keeps; signing in past it ends the oldest.
-const MAX_SESSIONS_PER_CUSTOMER: i64 = 20;
+pub(crate) const MAX_SESSIONS_PER_CUSTOMER: i64 = 20;
 
 /// What [`Db::sign_up`] did.
 #[derive(Debug)]

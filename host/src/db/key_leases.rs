@@ -86,7 +86,8 @@ pub enum KeyOutcome {
 }
 
 impl KeyOutcome {
-    fn event_type(&self) -> &'static str {
+    /// The usage event's type (both backends write it).
+    pub(crate) fn event_type(&self) -> &'static str {
         match self {
             Self::Success { .. } => "success",
             Self::RateLimited { quota: false, .. } => "rate_limit",

@@ -7,13 +7,10 @@
 //! customer, then the email.
 
 use super::limits::lock_customer;
-use crate::db::accounts::{Account, NewSession, Session, SignedUp};
+use crate::db::accounts::{Account, MAX_SESSIONS_PER_CUSTOMER, NewSession, Session, SignedUp};
 use crate::db::customers::Customer;
 use crate::db::{DbError, now_ms};
 use sqlx::PgConnection;
-
-/// The most sessions a customer keeps (the SQLite module's `MAX_SESSIONS_PER_CUSTOMER`).
-const MAX_SESSIONS_PER_CUSTOMER: i64 = 20;
 
 impl super::Pg {
     /// Postgres twin of `Sqlite::sign_up`: a new customer and their account, in one

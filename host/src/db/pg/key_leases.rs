@@ -148,7 +148,7 @@ impl super::Pg {
         .bind(job_id)
         .bind(provider)
         .bind(model)
-        .bind(event_type(outcome))
+        .bind(outcome.event_type())
         .bind(tokens_in)
         .bind(tokens_out)
         .bind(cost)
@@ -211,18 +211,6 @@ impl super::Pg {
         .bind(key_id)
         .fetch_all(&self.pool)
         .await
-    }
-}
-
-/// The usage event's type (the SQLite module's `KeyOutcome::event_type`, private there).
-fn event_type(outcome: &KeyOutcome) -> &'static str {
-    match outcome {
-        KeyOutcome::Success { .. } => "success",
-        KeyOutcome::RateLimited { quota: false, .. } => "rate_limit",
-        KeyOutcome::RateLimited { quota: true, .. } => "quota_exhausted",
-        KeyOutcome::Invalid { .. } => "auth_error",
-        KeyOutcome::Failed { .. } => "upstream_error",
-        KeyOutcome::Rejected { .. } => "bad_request",
     }
 }
 
