@@ -40,6 +40,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 # The dashboard's browser tests drive Debian's Chromium through its WebDriver.
 if [ "$what" = tests ]; then command -v chromedriver >/dev/null || missing+=(chromium-driver); fi
+# The multi-host tests run one worker on a clock two minutes ahead, with libfaketime.
+if [ "$what" = tests ]; then command -v faketime >/dev/null || missing+=(faketime); fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian" >&2
   apt_install "${missing[@]}"

@@ -77,6 +77,7 @@ pub async fn confirm_session_password(
     state
         .limiter
         .take(&format!("reauth:{customer_id}"), PASSWORD_ATTEMPTS_PER_MINUTE)
+        .await
         .map_err(ApiError::TooManyRequests)?;
     let hash = state.db.account_of(customer_id).await?.map(|a| a.password_hash);
     if crate::dashboard::session::verify_password(password.clone(), hash).await? {

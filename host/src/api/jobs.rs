@@ -127,7 +127,7 @@ async fn submit(
     // over their rate costs the host no lookups.
     let per_minute =
         customer.jobs_per_minute.and_then(|n| u32::try_from(n).ok()).unwrap_or(state.config.jobs_per_minute);
-    if let Err(retry_after) = state.limiter.take(&customer.id, per_minute) {
+    if let Err(retry_after) = state.limiter.take(&customer.id, per_minute).await {
         state.metrics.jobs_rate_limited.fetch_add(1, Relaxed);
         return Err(ApiError::TooManyRequests(retry_after));
     }

@@ -143,7 +143,7 @@ async fn send_test(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let bucket = format!("webhook-test:{}", customer.id);
-    state.limiter.take(&bucket, TEST_EVENTS_PER_MINUTE).map_err(ApiError::TooManyRequests)?;
+    state.limiter.take(&bucket, TEST_EVENTS_PER_MINUTE).await.map_err(ApiError::TooManyRequests)?;
     match state.db.insert_test_delivery(&customer.id, &id).await? {
         Some(delivery) => Ok((StatusCode::ACCEPTED, Json(json!({ "id": delivery, "status": "pending" })))),
         None => Err(ApiError::not_found("webhook_not_found", format!("no active webhook destination `{id}`"))),

@@ -139,10 +139,14 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
             .map_err(|e| e.to_string())
         }
         RegistryCommand::Activate { template_id, version, .. } => {
-            store.activate(&template_id, &version, &actor()).map(|r| json!(r)).map_err(|e| e.to_string())
+            let activated = store.activate(&template_id, &version, &actor()).map(|r| json!(r));
+            tell_hosts(&config, activated.is_ok()).await;
+            activated.map_err(|e| e.to_string())
         }
         RegistryCommand::Rollback { template_id, .. } => {
-            store.rollback(&template_id, &actor()).map(|r| json!(r)).map_err(|e| e.to_string())
+            let rolled_back = store.rollback(&template_id, &actor()).map(|r| json!(r));
+            tell_hosts(&config, rolled_back.is_ok()).await;
+            rolled_back.map_err(|e| e.to_string())
         }
         RegistryCommand::History { template_id, .. } => store
             .history(&template_id)
@@ -159,6 +163,19 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
     match result {
         Ok(value) => print(value),
         Err(e) => failure(e),
+    }
+}
+
+/// Hosts sharing a PostgreSQL database hear of an activation at once instead of at their
+/// next registry poll. Best effort: the activation is in the registry either way.
+async fn tell_hosts(config: &crate::config::Config, changed: bool) {
+    let Some(url) = config.database_url.as_deref().filter(|_| changed) else { return };
+    let told = match crate::db::Db::connect(url, 1).await {
+        Ok(db) => db.announce_now(crate::db::signals::Signal::Registry).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = told {
+        eprintln!("the hosts were not told at once (they follow at their next registry poll): {e}");
     }
 }
 

@@ -120,8 +120,8 @@ pub async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> R
 use session::{MAX_PASSWORD, MIN_PASSWORD, normalized_email as email, password_problem};
 
 /// One more attempt from this client; `false` once it is past its minute's allowance.
-fn attempt_allowed(state: &AppState, ip: &str) -> bool {
-    state.limiter.take(&format!("signin-ip:{ip}"), ATTEMPTS_PER_MINUTE).is_ok()
+async fn attempt_allowed(state: &AppState, ip: &str) -> bool {
+    state.limiter.take(&format!("signin-ip:{ip}"), ATTEMPTS_PER_MINUTE).await.is_ok()
 }
 
 pub async fn signup(
@@ -139,7 +139,7 @@ pub async fn signup(
     if !form_token_ok(&state, &headers, &form.csrf_token) {
         return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.", &form);
     }
-    if !attempt_allowed(&state, &ip) {
+    if !attempt_allowed(&state, &ip).await {
         return again(StatusCode::TOO_MANY_REQUESTS, "Too many attempts: wait a minute.", &form);
     }
     let name = form.name.trim();
@@ -156,14 +156,14 @@ pub async fn signup(
     // Sign-up without email verification tells whether an email has an account; each such
     // answer costs from a small per-client allowance, so probing many emails is slow.
     let taken = format!("signup-taken:{ip}");
-    if state.limiter.peek(&taken, FAILURES_PER_MINUTE) < 1.0 {
+    if state.limiter.peek(&taken, FAILURES_PER_MINUTE).await < 1.0 {
         return again(StatusCode::TOO_MANY_REQUESTS, "Too many attempts: wait a minute.", &form);
     }
     let invite_only = state.config.signup == SignupMode::Invite;
     // An uninvited email costs no hashing.
     match state.db.has_invite(&email).await {
         Ok(false) if invite_only => {
-            let _ = state.limiter.take(&taken, FAILURES_PER_MINUTE);
+            let _ = state.limiter.take(&taken, FAILURES_PER_MINUTE).await;
             return again(StatusCode::FORBIDDEN, "email: has no invitation", &form);
         }
         Err(e) => return ApiError::from(e).into_response(),
@@ -180,11 +180,11 @@ pub async fn signup(
             Err(e) => e.into_response(),
         },
         Ok(SignedUp::EmailTaken) => {
-            let _ = state.limiter.take(&taken, FAILURES_PER_MINUTE);
+            let _ = state.limiter.take(&taken, FAILURES_PER_MINUTE).await;
             again(StatusCode::CONFLICT, "email: an account with this email exists", &form)
         }
         Ok(SignedUp::NotInvited) => {
-            let _ = state.limiter.take(&taken, FAILURES_PER_MINUTE);
+            let _ = state.limiter.take(&taken, FAILURES_PER_MINUTE).await;
             again(StatusCode::FORBIDDEN, "email: has no invitation", &form)
         }
         Err(e) => e.into_response(),
@@ -232,17 +232,17 @@ pub async fn signin(
     if !form_token_ok(&state, &headers, &form.csrf_token) {
         return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.");
     }
-    if !attempt_allowed(&state, &ip) {
+    if !attempt_allowed(&state, &ip).await {
         return again(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts: wait a minute.");
     }
     if !form.admin_token.is_empty() {
         let failures = format!("signin-operator:{ip}");
-        if state.limiter.peek(&failures, FAILURES_PER_MINUTE) < 1.0 {
+        if state.limiter.peek(&failures, FAILURES_PER_MINUTE).await < 1.0 {
             return again(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts: wait a minute.");
         }
         let matches = state.config.admin_token.as_deref().is_some_and(|t| session::same_secret(t, &form.admin_token));
         if !matches {
-            let _ = state.limiter.take(&failures, FAILURES_PER_MINUTE);
+            let _ = state.limiter.take(&failures, FAILURES_PER_MINUTE).await;
             return again(StatusCode::UNAUTHORIZED, "admin_token: wrong token");
         }
         return match session::start(&state, &headers, None, true).await {
@@ -256,7 +256,7 @@ pub async fn signin(
     // Failures count per client and email: a stranger's wrong guesses cannot lock the
     // customer out from everywhere, and a success costs nothing.
     let failures = format!("signin:{ip}:{email}");
-    if state.limiter.peek(&failures, FAILURES_PER_MINUTE) < 1.0 {
+    if state.limiter.peek(&failures, FAILURES_PER_MINUTE).await < 1.0 {
         return again(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts: wait a minute.");
     }
     let account = match state.db.account_by_email(&email).await {
@@ -267,7 +267,7 @@ pub async fn signin(
     match session::verify_password(form.password.clone(), hash).await {
         Ok(true) => {}
         Ok(false) => {
-            let _ = state.limiter.take(&failures, FAILURES_PER_MINUTE);
+            let _ = state.limiter.take(&failures, FAILURES_PER_MINUTE).await;
             return again(StatusCode::UNAUTHORIZED, "Wrong email or password.");
         }
         Err(e) => return e.into_response(),
@@ -360,13 +360,13 @@ pub async fn change_password(
         return again(StatusCode::FORBIDDEN, "The form expired: please submit it again.");
     }
     let failures = format!("password:{customer_id}");
-    if state.limiter.peek(&failures, FAILURES_PER_MINUTE) < 1.0 {
+    if state.limiter.peek(&failures, FAILURES_PER_MINUTE).await < 1.0 {
         return again(StatusCode::TOO_MANY_REQUESTS, "Too many attempts: wait a minute.");
     }
     match session::verify_password(form.current_password.clone(), Some(account.password_hash.clone())).await {
         Ok(true) => {}
         Ok(false) => {
-            let _ = state.limiter.take(&failures, FAILURES_PER_MINUTE);
+            let _ = state.limiter.take(&failures, FAILURES_PER_MINUTE).await;
             return again(StatusCode::UNAUTHORIZED, "current_password: wrong password");
         }
         Err(e) => return e.into_response(),

@@ -23,6 +23,7 @@ pub mod key_leases;
 mod limits;
 mod pg;
 pub mod provider_keys;
+pub mod rate_buckets;
 pub mod renders;
 pub mod signals;
 pub mod storage_quota;
@@ -227,8 +228,15 @@ impl Sqlite {
     }
 }
 
-/// Now, in unix milliseconds (the unit of every time column).
+/// Now, in unix milliseconds (the unit of every time column), on the database's clock: hosts
+/// sharing a PostgreSQL database compare each other's leases and bill by one month, so each
+/// follows the server's clock (`pg::clock`); on SQLite the offset stays 0.
 pub fn now_ms() -> i64 {
+    local_now_ms().saturating_add(pg::clock::offset_ms())
+}
+
+/// Now on this host's own clock, in unix milliseconds.
+pub(crate) fn local_now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 

@@ -26,6 +26,15 @@ impl Db {
         }
     }
 
+    /// Tell every host now and wait until it is said (see `Pg::announce_now`); nothing to do
+    /// on SQLite.
+    pub async fn announce_now(&self, signal: Signal) -> Result<(), super::DbError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => pg.announce_now(signal).await,
+        }
+    }
+
     /// Signals from the other hosts, for as long as the receiver is kept; `None` when there
     /// can be no other host (SQLite).
     pub async fn listen(&self) -> Option<mpsc::Receiver<Signal>> {

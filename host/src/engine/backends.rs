@@ -339,7 +339,7 @@ impl DbJobs {
             .and_then(|c| c.jobs_per_minute)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(self.default_jobs_per_minute);
-        match self.limiter.take(customer_id, per_minute) {
+        match self.limiter.take(customer_id, per_minute).await {
             Ok(()) => Ok(margin),
             Err(wait_seconds) => Err(HostTrap::Suspend(Suspension::Deferred {
                 until_ms: crate::db::now_ms() + i64::try_from(wait_seconds).unwrap_or(60).saturating_mul(1000),

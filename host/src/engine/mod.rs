@@ -131,7 +131,7 @@ impl Platform {
             default_margin: config.default_margin,
             storage_quota_bytes: config.storage_quota_bytes,
         };
-        let limiter = Arc::new(crate::rate_limit::RateLimiter::default());
+        let limiter = Arc::new(crate::rate_limit::RateLimiter::for_database(&db));
         let caps = Arc::new(Capabilities {
             events,
             storage,

@@ -6,6 +6,7 @@
 mod accounts;
 mod admin_views;
 mod billing;
+pub(crate) mod clock;
 mod customers;
 mod events;
 mod holds;
@@ -15,6 +16,7 @@ mod journal;
 mod key_leases;
 mod limits;
 mod provider_keys;
+mod rate_buckets;
 mod renders;
 mod run_ends;
 mod signals;
@@ -56,6 +58,7 @@ impl Pg {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations-pg").run(&pool).await?;
+        clock::follow(pool.clone()).await;
         let announcer = signals::spawn_announcer(pool.clone());
         Ok(Self { pool, announcer })
     }

@@ -57,6 +57,20 @@ impl Pg {
         let _ = self.announcer.send(signal);
     }
 
+    /// Send `signal` now, not through the debounced task: for a process about to exit (the
+    /// CLI), whose queued signal would die with it.
+    pub(crate) async fn announce_now(&self, signal: Signal) -> Result<(), sqlx::Error> {
+        let payloads = match signal {
+            Signal::JobDue => vec!["job_due".to_string()],
+            Signal::Registry => vec!["registry".to_string()],
+            Signal::Cancelled(ids) => cancel_notices(&ids),
+        };
+        for payload in payloads {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// Listen on the channel; the task ends when the receiver is dropped.
     pub(crate) fn listen(&self) -> mpsc::Receiver<Signal> {
         let (tx, rx) = mpsc::channel(256);

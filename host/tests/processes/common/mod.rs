@@ -1,6 +1,5 @@
 //! Helpers of the process-level tests: the real `vidfarm` binary, started and stopped like an
 //! operator would, and a blocking HTTP client.
-#![allow(dead_code)] // each test file uses its own subset
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -65,8 +64,12 @@ pub fn start_watching(
     let addr = loop {
         let line = lines.next().expect("the server prints until it listens").expect("a line");
         watch(&line);
+        // Development logs `addr=…`; production logs JSON, `"addr":"…"`.
         if let Some(rest) = line.split("addr=").nth(1) {
             break rest.split_whitespace().next().expect("an address").to_string();
+        }
+        if let Some(rest) = line.split(r#""addr":""#).nth(1) {
+            break rest.split('"').next().expect("an address").to_string();
         }
     };
     // Keep draining stdout so the server never blocks on a full pipe.

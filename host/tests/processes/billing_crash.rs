@@ -2,7 +2,7 @@
 //! not yet captured): after a restart the job's replay reuses the same hold, and the ledger
 //! holds exactly one charge for the call.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Operator commands against a real data dir: customers, API keys (hashed, listed by prefix,
 //! revocable), online backups, and moving a platform from SQLite to PostgreSQL.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use std::path::Path;

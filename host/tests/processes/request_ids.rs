@@ -2,7 +2,7 @@
 //! client's own is kept), the access log has one line per request with its route template,
 //! status and latency, and the job the request created logs under the same id.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};

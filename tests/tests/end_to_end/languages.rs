@@ -45,7 +45,7 @@ async fn load(runtime: &Runtime, dir: &Path) -> LoadedTemplate {
 async fn run(runtime: &Runtime, template: &LoadedTemplate, operation: &str, payload: Value) -> devrun::DevRunReport {
     let dir = tempfile::tempdir().expect("a temp dir");
     let options = DevRunOptions {
-        data_dir: dir.keep(),
+        data_dir: dir.path().to_path_buf(),
         answer: None,
         env: Environment::Development,
         config: json!({}),

@@ -3,7 +3,7 @@
 //! killed and database connections are cut. Runs in the suite's PostgreSQL pass
 //! (`VIDFARM_TEST_DB=postgres`); a SQLite file cannot be shared between machines.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;
@@ -25,14 +25,14 @@ const STEPS: usize = 2;
 const CAP: i64 = 6;
 
 /// `s3s-fs` (tests/run-all.sh installs it), serving one bucket from a temp dir.
-struct S3 {
+pub(crate) struct S3 {
     root: tempfile::TempDir,
-    port: u16,
+    pub(crate) port: u16,
     child: Child,
 }
 
 impl S3 {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let root = tempfile::tempdir().expect("a temp dir");
         std::fs::create_dir_all(root.path().join("objects")).expect("the bucket");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -81,7 +81,7 @@ impl Drop for S3 {
 }
 
 /// A customer created with the CLI in the shared database, and a client acting as it.
-fn customer_in(url: &str, data_dir: &Path) -> Client {
+pub(crate) fn customer_in(url: &str, data_dir: &Path) -> Client {
     let out = Command::new(BIN)
         .args(["customers", "create", "--name", "Many Hosts Co", "--data-dir"])
         .arg(data_dir)

@@ -1,7 +1,7 @@
 //! `vidfarm serve` in production refuses settings that lose data or leak, each named with its
 //! fix, before it listens; with them set (or explicitly opted into) it starts.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! `vidfarm serve` publishes the TypeScript and Python example templates, not only the Rust
 //! built-ins: it builds them in the background (once per source change) and activates them.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use std::path::Path;

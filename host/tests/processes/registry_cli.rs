@@ -1,7 +1,7 @@
 //! Operators publish, verify, activate and roll back with the CLI — another process than the
 //! running host — and the host follows within a second, with no restart.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Crash safety and graceful shutdown of the real `vidfarm` process: SIGKILL between effects
 //! and a restart on the same data dir perform every effect exactly once; SIGTERM loses nothing.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

@@ -1,0 +1,15 @@
+//! The real `vidfarm` binary run as an operator runs it: processes started, killed and
+//! restarted, talking HTTP. One test binary, one module per area.
+
+mod billing_crash;
+mod cli;
+mod common;
+mod doctor;
+mod durability;
+mod examples;
+mod multi_host;
+mod multi_host_control;
+mod operator_cli;
+mod production;
+mod registry_cli;
+mod request_ids;

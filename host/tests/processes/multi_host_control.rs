@@ -1,0 +1,217 @@
+//! What one host or an operator changes reaches every host sharing the database: a
+//! customer's creation rate is one rate however many API hosts take creates, and a version
+//! activated with the CLI is served by every host at once. PostgreSQL pass only, like
+//! `multi_host`.
+
+use crate::common::*;
+use crate::multi_host::{S3, customer_in};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const MASTER_KEY: &str = "6d756c74692d686f73742d746573742d6d61737465722d6b65792d33322d2121";
+
+/// A `vidfarm` command against the shared database; its JSON output.
+fn vidfarm(args: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> Value {
+    let out =
+        Command::new(BIN).args(args).arg("--data-dir").arg(data_dir).envs(env.iter().copied()).output().expect("runs");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Create a `hello greet` job through `host`: the HTTP status and, if created, the job id.
+fn try_greet(client: &Client, host: &Host) -> (u16, Option<String>, Option<String>) {
+    let response = client
+        .http
+        .post(format!("{}/templates/hello/operations/greet", host.base))
+        .header("vidfarm-user-id", &client.id)
+        .header("vidfarm-api-key", &client.key)
+        .json(&json!({ "tracer": "many hosts", "payload": { "name": "Ada" } }))
+        .send()
+        .expect("sent");
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
+    let body: Value = response.json().unwrap_or(Value::Null);
+    (status, body["job_id"].as_str().map(String::from), retry_after)
+}
+
+#[test]
+fn a_customers_creation_rate_is_one_rate_however_many_api_hosts_take_creates() {
+    let cluster = tempfile::tempdir().expect("a temp dir");
+    let Some(url) = database_url(cluster.path()) else {
+        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
+        return;
+    };
+    let env = [("VIDFARM_DATABASE_URL", url.as_str()), ("VIDFARM_MASTER_KEY", MASTER_KEY)];
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("a data dir")).collect();
+    let client = customer_in(&url, dirs[0].path());
+    vidfarm(&["customers", "limits", &client.id, "--jobs-per-minute", "10"], dirs[0].path(), &env);
+    let apis = [start("api", dirs[0].path(), &env), start("api", dirs[1].path(), &env)];
+
+    let started = Instant::now();
+    let answers: Vec<(u16, Option<String>, Option<String>)> =
+        (0..30).map(|i| try_greet(&client, &apis[i % 2])).collect();
+    let created = answers.iter().filter(|(status, _, _)| *status == 202).count();
+    // 10 a minute is one more token every 6 s: a slow run may earn a few.
+    let earned = (started.elapsed().as_secs() / 6) as usize;
+    assert!(
+        (10..=10 + earned).contains(&created),
+        "10 creates a minute across both hosts (each counting alone would allow 20): {created} created"
+    );
+    for (status, _, retry_after) in answers.iter().filter(|(status, _, _)| *status != 202) {
+        assert_eq!(*status, 429, "over the rate is 429");
+        let seconds: u64 = retry_after.as_deref().and_then(|s| s.parse().ok()).expect("a Retry-After in seconds");
+        assert!((1..=6).contains(&seconds), "the next token comes within 6 s, not {seconds}");
+    }
+    // Both hosts took some of the ten.
+    let through_second = answers.iter().enumerate().filter(|(i, (status, _, _))| i % 2 == 1 && *status == 202).count();
+    assert!(through_second > 0 && through_second < created, "{through_second} of {created} through the second host");
+}
+
+/// Create a greet job through `host` and wait for it; (version that ran it, greeting).
+fn greet(client: &Client, host: &Host) -> (String, String) {
+    let (status, id, _) = try_greet(client, host);
+    assert_eq!(status, 202);
+    let job =
+        client.wait_in(host, "hello", &id.expect("an id"), |j| j["status"] == "succeeded", Duration::from_secs(30));
+    (
+        job["template_version"].as_str().unwrap_or_default().into(),
+        job["result"]["greeting"].as_str().unwrap_or_default().into(),
+    )
+}
+
+/// How long until every API host serves `version` as hello's active one and runs new jobs on it.
+fn until_every_host_serves(client: &Client, apis: &[Host], version: &str, greeting: &str) -> Duration {
+    let started = Instant::now();
+    for api in apis {
+        loop {
+            if client.get(api, "/templates/hello")["active_version"] == version {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{} still serves another version", api.base);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let took = started.elapsed();
+    for api in apis {
+        assert_eq!(greet(client, api), (version.to_string(), greeting.to_string()), "a job through {}", api.base);
+    }
+    took
+}
+
+#[test]
+fn a_version_activated_with_the_cli_is_served_by_every_host_at_once() {
+    let cluster = tempfile::tempdir().expect("a temp dir");
+    let Some(url) = database_url(cluster.path()) else {
+        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
+        return;
+    };
+    let ops = tempfile::tempdir().expect("the operator's laptop");
+    let key_file = ops.path().join("ops.key");
+    let out = Command::new(BIN).args(["registry", "keygen", "--out"]).arg(&key_file).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let keygen: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let trusted = ops.path().join("trusted.keys");
+    std::fs::write(&trusted, format!("{}\n", keygen["public_key"].as_str().expect("a public key"))).expect("written");
+
+    let s3 = S3::start();
+    let endpoint = format!("http://127.0.0.1:{}", s3.port);
+    let env = [
+        ("VIDFARM_ENV", "production"),
+        ("VIDFARM_METRICS_TOKEN", "metrics-secret"),
+        ("VIDFARM_DATABASE_URL", url.as_str()),
+        ("VIDFARM_MASTER_KEY", MASTER_KEY),
+        ("VIDFARM_TRUSTED_KEYS", trusted.to_str().expect("utf-8")),
+        ("VIDFARM_S3_BUCKET", "objects"),
+        ("VIDFARM_REGISTRY_S3_BUCKET", "objects"),
+        ("VIDFARM_S3_ENDPOINT", endpoint.as_str()),
+        ("VIDFARM_S3_ACCESS_KEY_ID", "AKIAMULTIHOST"),
+        ("VIDFARM_S3_SECRET_ACCESS_KEY", "multi-host-secret"),
+        ("VIDFARM_S3_FORCE_PATH_STYLE", "true"),
+        // A poll this slow leaves the database's notification as the only way to be fast.
+        ("VIDFARM_REGISTRY_POLL_MS", "60000"),
+    ];
+    let key = key_file.to_str().expect("utf-8");
+    let hello = vidfarm_template_artifacts::ALL.iter().find(|(id, _, _)| *id == "hello").expect("hello").1;
+    let first = vidfarm(&["registry", "publish", hello, "--key", key], ops.path(), &env);
+    let v1 = first["version"].as_str().expect("a version").to_string();
+    vidfarm(&["registry", "activate", "hello", &v1], ops.path(), &env);
+
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("a data dir")).collect();
+    let apis = [start("api", dirs[0].path(), &env), start("api", dirs[1].path(), &env)];
+    let _worker = start("worker", dirs[2].path(), &env);
+    let client = customer_in(&url, dirs[0].path());
+    for api in &apis {
+        assert_eq!(greet(&client, api), (v1.clone(), "Hello, Ada!".to_string()));
+    }
+
+    vidfarm(&["registry", "publish", vidfarm_template_artifacts::HELLO_NEXT, "--key", key], ops.path(), &env);
+    vidfarm(&["registry", "activate", "hello", "0.2.0"], ops.path(), &env);
+    let took = until_every_host_serves(&client, &apis, "0.2.0", "Howdy, Ada!");
+    eprintln!("both API hosts served 0.2.0 {took:?} after the CLI activated it");
+    assert!(took < Duration::from_secs(3), "the hosts followed in {took:?} (their registry poll is 60 s)");
+
+    let back = vidfarm(&["registry", "rollback", "hello"], ops.path(), &env);
+    assert_eq!(back["to"], v1.as_str());
+    let took = until_every_host_serves(&client, &apis, &v1, "Hello, Ada!");
+    assert!(took < Duration::from_secs(3), "the rollback reached every host in {took:?}");
+}
+
+/// libfaketime (Debian's `faketime`, which tests/run-all.sh installs): preloaded, it moves the
+/// process's wall clock and leaves its monotonic clock alone.
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[test]
+fn a_worker_whose_clock_runs_two_minutes_ahead_never_takes_jobs_another_worker_runs() {
+    let cluster = tempfile::tempdir().expect("a temp dir");
+    let Some(url) = database_url(cluster.path()) else {
+        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
+        return;
+    };
+    assert!(Path::new(FAKETIME).exists(), "libfaketime is installed (tests/run-all.sh)");
+    let env = [
+        ("VIDFARM_DATABASE_URL", url.as_str()),
+        ("VIDFARM_MASTER_KEY", MASTER_KEY),
+        ("VIDFARM_LOG", "info,vidfarm::engine::worker=debug"),
+        // Four at a time per worker: sixteen jobs need both.
+        ("VIDFARM_WORKER_SLOTS", "4"),
+    ];
+    let ahead: Vec<(&str, &str)> = env
+        .iter()
+        .copied()
+        .chain([("LD_PRELOAD", FAKETIME), ("FAKETIME", "+120s"), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")])
+        .collect();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("a data dir")).collect();
+    let api = start("api", dirs[0].path(), &env);
+    let (_on_time, ran_on_time) = start_watching("worker", dirs[1].path(), &env, "run ended");
+    let (_ahead, ran_ahead) = start_watching("worker", dirs[2].path(), &ahead, "run ended");
+    let client = customer_in(&url, dirs[0].path());
+
+    // Jobs that each outlive the 1 s lease many times over their heartbeats: to a sweeper on a
+    // clock two minutes ahead, every lease the other worker writes looks long expired.
+    let jobs: Vec<String> =
+        (0..16).map(|_| client.create(&api, "effects", json!({ "steps": 3, "spin": 300_000_000 }))).collect();
+    for id in &jobs {
+        let job = client.wait_until(
+            &api,
+            id,
+            |j| j["status"] == "succeeded" || j["status"] == "failed",
+            Duration::from_secs(120),
+        );
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    let (on_time, ahead) =
+        (ran_on_time.load(std::sync::atomic::Ordering::SeqCst), ran_ahead.load(std::sync::atomic::Ordering::SeqCst));
+    eprintln!("the worker on time ran {on_time} jobs, the one ahead {ahead}");
+    assert!(on_time > 0 && ahead > 0, "both workers ran jobs: {on_time} and {ahead}");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let db = rt.block_on(vidfarm::db::Db::connect(&url, 2)).expect("the database");
+    let replayed =
+        rt.block_on(db.inspect("SELECT CAST(COUNT(*) AS TEXT) FROM jobs WHERE attempt <> 1", &[])).expect("read");
+    assert_eq!(replayed, vec![Some("0".to_string())], "no job was taken from the worker running it");
+    for id in &jobs {
+        assert_eq!(rt.block_on(db.journal(id)).expect("journal").len(), 6, "{id}: each effect once");
+    }
+}
