@@ -5,8 +5,9 @@
 //!
 //! On SQLite there is one host, so the buckets live in this process's memory. On PostgreSQL
 //! every host shares them in the database (`db::rate_buckets`): N API hosts still allow one
-//! rate, not N. If the database cannot answer, the process counts alone until it can again
-//! (the request that asked would most likely fail on the database anyway).
+//! rate, not N. Each process also counts its own takes, and if the database cannot answer it
+//! goes by that count until it can again (the request that asked would most likely fail on the
+//! database anyway).
 
 use crate::db::Db;
 use crate::db::rate_buckets::Take;
@@ -37,15 +38,19 @@ impl RateLimiter {
 
     /// Take one token for `key` allowed `per_minute`; `Err(seconds)` to wait if none.
     pub async fn take(&self, key: &str, per_minute: u32) -> Result<(), u64> {
-        if let Some(db) = &self.shared {
-            match db.take_rate_token(key, per_minute).await {
-                Some(Ok(Take::Granted)) => return Ok(()),
-                Some(Ok(Take::RetryAfter(seconds))) => return Err(seconds),
-                Some(Err(e)) => tracing::warn!(error = %e, "shared rate limit unavailable; counting in this process"),
-                None => {}
+        let Some(db) = &self.shared else { return self.take_here(key, per_minute) };
+        // This process's bucket counts every take too, so that if the database stops
+        // answering, the fallback starts from this host's own use, not a full minute.
+        let here = self.take_here(key, per_minute);
+        match db.take_rate_token(key, per_minute).await {
+            Some(Ok(Take::Granted)) => Ok(()),
+            Some(Ok(Take::RetryAfter(seconds))) => Err(seconds),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "shared rate limit unavailable; counting in this process");
+                here
             }
+            None => here,
         }
-        self.take_here(key, per_minute)
     }
 
     /// The tokens `key` has now (a full minute's allowance when it has no bucket), taking none.

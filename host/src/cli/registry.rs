@@ -170,11 +170,7 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
 /// next registry poll. Best effort: the activation is in the registry either way.
 async fn tell_hosts(config: &crate::config::Config, changed: bool) {
     let Some(url) = config.database_url.as_deref().filter(|_| changed) else { return };
-    let told = match crate::db::Db::connect(url, 1).await {
-        Ok(db) => db.announce_now(crate::db::signals::Signal::Registry).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = told {
+    if let Err(e) = crate::db::signals::notify_hosts(url, crate::db::signals::Signal::Registry).await {
         eprintln!("the hosts were not told at once (they follow at their next registry poll): {e}");
     }
 }

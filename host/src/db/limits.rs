@@ -62,9 +62,11 @@ pub(super) fn headroom_under_lease(
     .optional()
 }
 
-/// Unix ms of the first instant of the current UTC month.
+/// Unix ms of the first instant of the current UTC month, by `now_ms` (the database's clock:
+/// every host bills by one month).
 pub fn month_start_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
+    let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(super::now_ms()) * 1_000_000)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
     now.replace_day(1)
         .map(|d| d.replace_time(time::Time::MIDNIGHT))
         .map(|d| i64::try_from(d.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))

@@ -26,15 +26,6 @@ impl Db {
         }
     }
 
-    /// Tell every host now and wait until it is said (see `Pg::announce_now`); nothing to do
-    /// on SQLite.
-    pub async fn announce_now(&self, signal: Signal) -> Result<(), super::DbError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(()),
-            Backend::Postgres(pg) => pg.announce_now(signal).await,
-        }
-    }
-
     /// Signals from the other hosts, for as long as the receiver is kept; `None` when there
     /// can be no other host (SQLite).
     pub async fn listen(&self) -> Option<mpsc::Receiver<Signal>> {
@@ -43,4 +34,10 @@ impl Db {
             Backend::Postgres(pg) => Some(pg.listen()),
         }
     }
+}
+
+/// Tell the hosts sharing the database at `url` (PostgreSQL; nothing to do for SQLite's one
+/// host), from a process that has no `Db` open: one plain connection, no pool, no migrations.
+pub async fn notify_hosts(url: &str, signal: Signal) -> Result<(), super::DbError> {
+    if url.starts_with("sqlite://") { Ok(()) } else { super::pg::signals::notify_once(url, signal).await }
 }

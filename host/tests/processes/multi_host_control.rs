@@ -64,6 +64,12 @@ fn a_customers_creation_rate_is_one_rate_however_many_api_hosts_take_creates() {
         let seconds: u64 = retry_after.as_deref().and_then(|s| s.parse().ok()).expect("a Retry-After in seconds");
         assert!((1..=6).contains(&seconds), "the next token comes within 6 s, not {seconds}");
     }
+    // The bucket is a row every host reads: empty now, and not forgotten while in use.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let db = rt.block_on(vidfarm::db::Db::connect(&url, 2)).expect("the database");
+    let left = rt.block_on(db.rate_tokens(&client.id, 10)).expect("shared on PostgreSQL").expect("read");
+    assert!(left < 1.0, "{left} tokens left after the allowance was used");
+    assert_eq!(rt.block_on(db.forget_full_rate_buckets()).expect("swept"), 0, "a bucket in use is kept");
     // Both hosts took some of the ten.
     let through_second = answers.iter().enumerate().filter(|(i, (status, _, _))| i % 2 == 1 && *status == 202).count();
     assert!(through_second > 0 && through_second < created, "{through_second} of {created} through the second host");
@@ -158,9 +164,17 @@ fn a_version_activated_with_the_cli_is_served_by_every_host_at_once() {
     assert!(took < Duration::from_secs(3), "the rollback reached every host in {took:?}");
 }
 
-/// libfaketime (Debian's `faketime`, which tests/run-all.sh installs): preloaded, it moves the
-/// process's wall clock and leaves its monotonic clock alone.
-const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// libfaketime (Debian's `faketime`, which tests/run-all.sh installs), under the machine's
+/// multiarch folder: preloaded, it moves the process's wall clock and leaves its monotonic
+/// clock alone.
+fn libfaketime() -> std::path::PathBuf {
+    std::fs::read_dir("/usr/lib")
+        .expect("/usr/lib")
+        .flatten()
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"))
+        .find(|lib| lib.exists())
+        .expect("libfaketime is installed (tests/run-all.sh installs Debian's faketime)")
+}
 
 #[test]
 fn a_worker_whose_clock_runs_two_minutes_ahead_never_takes_jobs_another_worker_runs() {
@@ -169,7 +183,7 @@ fn a_worker_whose_clock_runs_two_minutes_ahead_never_takes_jobs_another_worker_r
         eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
         return;
     };
-    assert!(Path::new(FAKETIME).exists(), "libfaketime is installed (tests/run-all.sh)");
+    let faketime = libfaketime();
     let env = [
         ("VIDFARM_DATABASE_URL", url.as_str()),
         ("VIDFARM_MASTER_KEY", MASTER_KEY),
@@ -180,12 +194,18 @@ fn a_worker_whose_clock_runs_two_minutes_ahead_never_takes_jobs_another_worker_r
     let ahead: Vec<(&str, &str)> = env
         .iter()
         .copied()
-        .chain([("LD_PRELOAD", FAKETIME), ("FAKETIME", "+120s"), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")])
+        .chain([
+            ("LD_PRELOAD", faketime.to_str().expect("utf-8")),
+            ("FAKETIME", "+120s"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ])
         .collect();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("a data dir")).collect();
     let api = start("api", dirs[0].path(), &env);
     let (_on_time, ran_on_time) = start_watching("worker", dirs[1].path(), &env, "run ended");
-    let (_ahead, ran_ahead) = start_watching("worker", dirs[2].path(), &ahead, "run ended");
+    let (_ahead, counted) =
+        start_counting("worker", dirs[2].path(), &ahead, &["run ended", "clock is off the database server's"]);
+    let (ran_ahead, warned) = (&counted[0], &counted[1]);
     let client = customer_in(&url, dirs[0].path());
 
     // Jobs that each outlive the 1 s lease many times over their heartbeats: to a sweeper on a
@@ -205,6 +225,7 @@ fn a_worker_whose_clock_runs_two_minutes_ahead_never_takes_jobs_another_worker_r
         (ran_on_time.load(std::sync::atomic::Ordering::SeqCst), ran_ahead.load(std::sync::atomic::Ordering::SeqCst));
     eprintln!("the worker on time ran {on_time} jobs, the one ahead {ahead}");
     assert!(on_time > 0 && ahead > 0, "both workers ran jobs: {on_time} and {ahead}");
+    assert!(warned.load(std::sync::atomic::Ordering::SeqCst) > 0, "the worker ahead saw its clock was off");
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let db = rt.block_on(vidfarm::db::Db::connect(&url, 2)).expect("the database");

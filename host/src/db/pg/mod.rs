@@ -19,7 +19,7 @@ mod provider_keys;
 mod rate_buckets;
 mod renders;
 mod run_ends;
-mod signals;
+pub(super) mod signals;
 mod storage_quota;
 mod webhooks;
 
@@ -34,6 +34,8 @@ pub(crate) struct Pg {
     pub(super) pool: PgPool,
     /// Signals to the other hosts, sent by one task (see `signals`).
     announcer: tokio::sync::mpsc::UnboundedSender<crate::db::signals::Signal>,
+    /// Stops the task following the server's clock when the last clone goes (see `clock`).
+    _clock: std::sync::Arc<tokio_util::sync::DropGuard>,
 }
 
 impl Pg {
@@ -58,9 +60,9 @@ impl Pg {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations-pg").run(&pool).await?;
-        clock::follow(pool.clone()).await;
+        let clock = std::sync::Arc::new(clock::follow(pool.clone()).await);
         let announcer = signals::spawn_announcer(pool.clone());
-        Ok(Self { pool, announcer })
+        Ok(Self { pool, announcer, _clock: clock })
     }
 
     pub(super) async fn inspect(&self, sql: &str, params: &[&str]) -> Result<Vec<Option<String>>, DbError> {

@@ -13,13 +13,15 @@ impl super::Pg {
     pub async fn take_rate_token(&self, key: &str, per_minute: u32) -> Result<Take, DbError> {
         let capacity = f64::from(per_minute.max(1));
         // `refilled`: the old tokens plus what flowed in since, never above one minute's worth.
+        // If the server's clock stepped back, nothing flowed in, and the bucket's time follows
+        // the clock back (kept in the future, it would refill nothing until the clock caught up).
         let refilled = "LEAST($2, b.tokens + GREATEST(0, EXCLUDED.at_us - b.at_us) * $2 / 60000000.0)";
         let sql = format!(
             "INSERT INTO rate_buckets AS b (key, tokens, at_us, granted) VALUES ($1, $2 - 1, {NOW_US}, TRUE)
              ON CONFLICT (key) DO UPDATE SET
                  tokens = {refilled} - CASE WHEN {refilled} >= 1 THEN 1 ELSE 0 END,
                  granted = {refilled} >= 1,
-                 at_us = GREATEST(b.at_us, EXCLUDED.at_us)
+                 at_us = EXCLUDED.at_us
              RETURNING granted, tokens"
         );
         let (granted, tokens): (bool, f64) =

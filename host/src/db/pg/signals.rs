@@ -57,20 +57,6 @@ impl Pg {
         let _ = self.announcer.send(signal);
     }
 
-    /// Send `signal` now, not through the debounced task: for a process about to exit (the
-    /// CLI), whose queued signal would die with it.
-    pub(crate) async fn announce_now(&self, signal: Signal) -> Result<(), sqlx::Error> {
-        let payloads = match signal {
-            Signal::JobDue => vec!["job_due".to_string()],
-            Signal::Registry => vec!["registry".to_string()],
-            Signal::Cancelled(ids) => cancel_notices(&ids),
-        };
-        for payload in payloads {
-            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(&self.pool).await?;
-        }
-        Ok(())
-    }
-
     /// Listen on the channel; the task ends when the receiver is dropped.
     pub(crate) fn listen(&self) -> mpsc::Receiver<Signal> {
         let (tx, rx) = mpsc::channel(256);
@@ -112,6 +98,22 @@ impl Pg {
         });
         rx
     }
+}
+
+/// Send `signal` once over a connection of its own: for a short-lived process (the CLI) that
+/// should neither create nor migrate the database, nor leave a queued signal behind at exit.
+pub(crate) async fn notify_once(url: &str, signal: Signal) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    let payloads = match signal {
+        Signal::JobDue => vec!["job_due".to_string()],
+        Signal::Registry => vec!["registry".to_string()],
+        Signal::Cancelled(ids) => cancel_notices(&ids),
+    };
+    for payload in payloads {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(&mut conn).await?;
+    }
+    conn.close().await
 }
 
 /// `cancel:<id>,<id>…` notices of at most [`NOTICE_BYTES`] each (a child's id grows with its

@@ -31,11 +31,24 @@ pub fn start_watching(
     extra_env: &[(&str, &str)],
     needle: &str,
 ) -> (Host, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (count, needle) = (seen.clone(), needle.to_string());
+    let (host, mut seen) = start_counting(role, data_dir, extra_env, &[needle]);
+    (host, seen.remove(0))
+}
+
+/// [`start`], counting for each needle the lines of its standard output that contain it.
+pub fn start_counting(
+    role: &str,
+    data_dir: &Path,
+    extra_env: &[(&str, &str)],
+    needles: &[&str],
+) -> (Host, Vec<std::sync::Arc<std::sync::atomic::AtomicUsize>>) {
+    let seen: Vec<_> = needles.iter().map(|_| std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0))).collect();
+    let counts: Vec<(String, _)> = needles.iter().map(|n| n.to_string()).zip(seen.iter().cloned()).collect();
     let watch = move |line: &str| {
-        if !needle.is_empty() && line.contains(&needle) {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for (needle, count) in &counts {
+            if !needle.is_empty() && line.contains(needle.as_str()) {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
         }
     };
     let mut child = Command::new(BIN)
