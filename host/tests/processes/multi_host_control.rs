@@ -156,12 +156,14 @@ fn a_version_activated_with_the_cli_is_served_by_every_host_at_once() {
     vidfarm(&["registry", "activate", "hello", "0.2.0"], ops.path(), &env);
     let took = until_every_host_serves(&client, &apis, "0.2.0", "Howdy, Ada!");
     eprintln!("both API hosts served 0.2.0 {took:?} after the CLI activated it");
-    assert!(took < Duration::from_secs(3), "the hosts followed in {took:?} (their registry poll is 60 s)");
+    // Each host compiles the new version on first use (about a second, more on a loaded
+    // machine); the bound only has to tell a notification from the 60 s poll.
+    assert!(took < Duration::from_secs(10), "the hosts followed in {took:?} (their registry poll is 60 s)");
 
     let back = vidfarm(&["registry", "rollback", "hello"], ops.path(), &env);
     assert_eq!(back["to"], v1.as_str());
     let took = until_every_host_serves(&client, &apis, &v1, "Hello, Ada!");
-    assert!(took < Duration::from_secs(3), "the rollback reached every host in {took:?}");
+    assert!(took < Duration::from_secs(10), "the rollback reached every host in {took:?}");
 }
 
 /// libfaketime (Debian's `faketime`, which tests/run-all.sh installs), under the machine's
