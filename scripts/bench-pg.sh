@@ -38,7 +38,8 @@ export VIDFARM_EXAMPLE_TEMPLATES=off VIDFARM_SHUTDOWN_GRACE_MS=2000 VIDFARM_LOG=
 
 # run LABEL DATABASE_URL(empty: SQLite) WORKERS: one fresh platform, one loadgen run, one row.
 run() {
-  local label="$1" url="$2" workers="$3" data="$WORK/$label" port base customer cus key headers out
+  local label="$1" url="$2" workers="$3" port customer cus key headers out
+  local data="$WORK/run-$workers-${url##*/}"
   mkdir -p "$data"
   export VIDFARM_DATABASE_URL="$url"
   customer="$("$BIN" customers create --name bench --data-dir "$data")"
