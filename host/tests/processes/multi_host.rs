@@ -111,11 +111,7 @@ fn cut_connections(url: &str, n: usize) -> usize {
 
 #[test]
 fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_once() {
-    let cluster = tempfile::tempdir().expect("a temp dir");
-    let Some(url) = database_url(cluster.path()) else {
-        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
-        return;
-    };
+    let Some((_cluster, url)) = shared_database() else { return };
     let s3 = S3::start();
     let endpoint = format!("http://127.0.0.1:{}", s3.port);
     let env = [
@@ -288,11 +284,7 @@ fn fake_openai(delay: Duration) -> FakeOpenAi {
 
 #[test]
 fn workers_on_three_hosts_never_make_two_calls_at_once_with_one_key() {
-    let cluster = tempfile::tempdir().expect("a temp dir");
-    let Some(url) = database_url(cluster.path()) else {
-        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
-        return;
-    };
+    let Some((_cluster, url)) = shared_database() else { return };
     let fake = fake_openai(Duration::from_millis(80));
     let env = [
         ("VIDFARM_DATABASE_URL", url.as_str()),

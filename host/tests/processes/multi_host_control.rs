@@ -38,11 +38,7 @@ fn try_greet(client: &Client, host: &Host) -> (u16, Option<String>, Option<Strin
 
 #[test]
 fn a_customers_creation_rate_is_one_rate_however_many_api_hosts_take_creates() {
-    let cluster = tempfile::tempdir().expect("a temp dir");
-    let Some(url) = database_url(cluster.path()) else {
-        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
-        return;
-    };
+    let Some((_cluster, url)) = shared_database() else { return };
     let env = [("VIDFARM_DATABASE_URL", url.as_str()), ("VIDFARM_MASTER_KEY", MASTER_KEY)];
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("a data dir")).collect();
     let client = customer_in(&url, dirs[0].path());
@@ -108,11 +104,7 @@ fn until_every_host_serves(client: &Client, apis: &[Host], version: &str, greeti
 
 #[test]
 fn a_version_activated_with_the_cli_is_served_by_every_host_at_once() {
-    let cluster = tempfile::tempdir().expect("a temp dir");
-    let Some(url) = database_url(cluster.path()) else {
-        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
-        return;
-    };
+    let Some((_cluster, url)) = shared_database() else { return };
     let ops = tempfile::tempdir().expect("the operator's laptop");
     let key_file = ops.path().join("ops.key");
     let out = Command::new(BIN).args(["registry", "keygen", "--out"]).arg(&key_file).output().expect("runs");
@@ -180,11 +172,7 @@ fn libfaketime() -> std::path::PathBuf {
 
 #[test]
 fn a_worker_whose_clock_runs_two_minutes_ahead_never_takes_jobs_another_worker_runs() {
-    let cluster = tempfile::tempdir().expect("a temp dir");
-    let Some(url) = database_url(cluster.path()) else {
-        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
-        return;
-    };
+    let Some((_cluster, url)) = shared_database() else { return };
     let faketime = libfaketime();
     let env = [
         ("VIDFARM_DATABASE_URL", url.as_str()),

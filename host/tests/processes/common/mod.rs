@@ -90,6 +90,17 @@ pub fn start_counting(
     (Host { child, base: format!("http://{addr}") }, seen)
 }
 
+/// A database for the hosts of a multi-host test to share, named after the returned temp dir:
+/// PostgreSQL pass only (`VIDFARM_TEST_DB=postgres`), since a SQLite file is one machine's.
+pub fn shared_database() -> Option<(tempfile::TempDir, String)> {
+    let cluster = tempfile::tempdir().expect("a temp dir");
+    let url = database_url(cluster.path());
+    if url.is_none() {
+        eprintln!("PostgreSQL pass only (VIDFARM_TEST_DB=postgres): a SQLite file is one machine's");
+    }
+    url.map(|url| (cluster, url))
+}
+
 /// The `VIDFARM_DATABASE_URL` of the host whose data dir is `data_dir`: with
 /// `VIDFARM_TEST_DB=postgres`, a database of its own on the server `VIDFARM_TEST_PG` names
 /// (the same data dir always names the same database; the host creates it); else none, and
