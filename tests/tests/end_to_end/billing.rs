@@ -166,3 +166,46 @@ async fn a_write_that_fails_in_a_shared_commit_takes_none_of_the_others_down() {
     assert_eq!(stored.iter().filter(|e| e.message == "queued together").count(), 39);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn run_ends_committed_together_keep_every_charge_when_one_of_them_fails() {
+    // Run ends queued together share one transaction (SQLite's batch, PostgreSQL's group
+    // commit of run ends). One that fails must fail alone: every other end is written with its
+    // CPU charge, once. A result with a NUL is refused by PostgreSQL's TEXT (SQLite stores it).
+    let server = TestServer::start_with(|_| {}, false).await;
+    for _ in 0..12 {
+        server.create_job("sandbox-probe", "echo", json!({})).await;
+    }
+    let db = &server.platform.db;
+    let claimed = db.claim_jobs(12, "lease-ended-together", 60_000, 100).await.expect("claimed");
+    assert_eq!(claimed.len(), 12);
+    let cpu = vidfarm::db::jobs::CpuCharge { cost_nusd: 1_000, default_margin: 1.0 };
+    let finishes: Vec<vidfarm::db::jobs::Finish> = (0..claimed.len())
+        .map(|i| vidfarm::db::jobs::Finish::Succeeded {
+            result: if i == 6 { "{\"bad\":\"\u{0}\"}".into() } else { "{}".into() },
+        })
+        .collect();
+    let ends = claimed
+        .iter()
+        .zip(&finishes)
+        .map(|(job, finish)| db.finish_run(&job.id, "lease-ended-together", 10, finish, Some(cpu)));
+    let outcomes = futures::future::join_all(ends).await;
+    for (i, (job, outcome)) in claimed.iter().zip(&outcomes).enumerate() {
+        if i == 6 {
+            assert!(outcome.is_err() || db.backend_name() == "sqlite", "{outcome:?}");
+            continue;
+        }
+        assert!(matches!(outcome, Ok(true)), "end {i}: {outcome:?}");
+        let status = db.inspect("SELECT status FROM jobs WHERE id = $1", &[&job.id]).await.expect("read");
+        assert_eq!(status, vec![Some("succeeded".to_string())]);
+        let charges = db
+            .inspect(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM billing_events WHERE job_id = $1 AND event_type = 'cpu_estimate'",
+                &[&job.id],
+            )
+            .await
+            .expect("read");
+        assert_eq!(charges, vec![Some("1".to_string())], "end {i}: one CPU charge");
+    }
+    server.stop().await;
+}

@@ -205,8 +205,8 @@ impl super::Pg {
 
     /// Postgres twin of `Sqlite::finish_run`: write how a run ended, if the lease is still
     /// ours (false otherwise: a stale run), in one transaction with its holds' settlement and
-    /// its CPU charge. Its own transaction for now (the body is [`super::run_ends::finish_run_on`], for a later
-    /// group commit).
+    /// its CPU charge; committed with the other run ends queued at the same time (see
+    /// `run_end_batch`).
     pub async fn finish_run(
         &self,
         job_id: &str,
@@ -217,10 +217,16 @@ impl super::Pg {
     ) -> Result<bool, DbError> {
         // A run never ends before its events are stored (see `events::events_settled`).
         super::events::events_settled(job_id, lease_token, true).await?;
-        let mut tx = self.pool.begin().await?;
-        let owned = super::run_ends::finish_run_on(&mut tx, job_id, lease_token, fuel, finish, cpu.as_ref()).await?;
-        tx.commit().await?;
-        Ok(owned)
+        let end = super::run_end_batch::RunEnd {
+            job_id: job_id.to_string(),
+            lease_token: lease_token.to_string(),
+            fuel,
+            finish: finish.clone(),
+            cpu,
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.run_ends.send((end, reply)).map_err(|_| DbError::PoolClosed)?;
+        answer.await.map_err(|_| DbError::PoolClosed)?
     }
 
     /// Postgres twin of `Sqlite::cancel_job`: cancel a job and its unfinished descendants:
