@@ -62,7 +62,7 @@ async fn alone(pool: &PgPool, end: &RunEnd) -> Result<bool, DbError> {
 }
 
 async fn finish(tx: &mut Transaction<'_, Postgres>, end: &RunEnd) -> Result<bool, DbError> {
-    finish_run_on(&mut **tx, &end.job_id, &end.lease_token, end.fuel, &end.finish, end.cpu.as_ref()).await
+    finish_run_on(tx, &end.job_id, &end.lease_token, end.fuel, &end.finish, end.cpu.as_ref()).await
 }
 
 async fn commit_batch(pool: &PgPool, batch: Vec<(RunEnd, Reply)>) {
