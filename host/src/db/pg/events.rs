@@ -2,15 +2,17 @@
 //! its worker and read (paged or live) by the API.
 //!
 //! SQLite sends every event through the batch's one queue, so a job's events are stored in the
-//! order they were emitted and ahead of the run's later writes. Here each event is its own
-//! transaction (for now), so this module keeps that order itself: every event write takes a
+//! order they were emitted and ahead of the run's later writes. Here events are committed in
+//! batches (`group_commit`) with other runs' writes, one write per run in a batch, so this
+//! module keeps a job's order itself: every event write takes a
 //! place in its job's line when it is made (a [`Turn`]) and starts only once the write before
 //! it has ended; [`events_settled`] lets the run's later writes (its journal entries, its end)
 //! wait for the line too. The line is per process: only the host that leases a job runs it.
 
+use super::group_commit::{Queue, Write};
 use crate::db::events::{EventRow, NewEvent, OwnedEvent};
 use crate::db::{DbError, now_ms};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
@@ -27,7 +29,7 @@ impl super::Pg {
     /// Postgres twin of `Sqlite::insert_event`: append an event, if `lease_token` still holds
     /// the job (`None`: written by the host itself, not by a run) and the job has no event with
     /// this key yet (a replay re-emits events it already has). Returns whether it was written.
-    /// Its own transaction, after the job's events queued before it.
+    /// Stored after the job's events queued before it, in a batch (see `group_commit`).
     pub async fn insert_event(
         &self,
         job_id: &str,
@@ -38,7 +40,7 @@ impl super::Pg {
         let owned = owned(job_id, lease_token, (position, ordinal), event);
         let mut turn = Turn::take(job_id);
         turn.wait().await;
-        store(&self.pool, &owned).await
+        store(&self.writes, owned).await
     }
 
     /// Postgres twin of `Sqlite::queue_event`: [`Self::insert_event`] without waiting for the
@@ -57,10 +59,10 @@ impl super::Pg {
     ) {
         let owned = owned(job_id, lease_token, key, event);
         let mut turn = Turn::take(job_id);
-        let pool = self.pool.clone();
+        let writes = self.writes.clone();
         tokio::spawn(async move {
             turn.wait().await;
-            let result = store(&pool, &owned).await;
+            let result = store(&writes, owned).await;
             drop(turn);
             written(result);
         });
@@ -158,18 +160,12 @@ pub(super) async fn events_settled(job_id: &str, lease_token: &str, run_ends: bo
     Ok(())
 }
 
-/// Store one event in a transaction of its own; a run whose event fails is remembered (see
-/// [`events_settled`]).
-async fn store(pool: &PgPool, event: &OwnedEvent) -> Result<bool, DbError> {
-    let result = async {
-        let mut tx = pool.begin().await?;
-        let written = insert_event_on(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok::<_, DbError>(written)
-    }
-    .await;
-    if let (Err(_), Some(lease)) = (&result, &event.lease_token) {
-        locked(&LOST).insert((event.job_id.clone(), lease.clone()));
+/// Store one event; a run whose event fails is remembered (see [`events_settled`]).
+async fn store(writes: &Queue, event: OwnedEvent) -> Result<bool, DbError> {
+    let run = event.lease_token.clone().map(|lease| (event.job_id.clone(), lease));
+    let result = writes.write(Write::Event(event)).await;
+    if let (Err(_), Some(run)) = (&result, run) {
+        locked(&LOST).insert(run);
     }
     result
 }

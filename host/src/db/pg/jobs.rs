@@ -206,7 +206,7 @@ impl super::Pg {
     /// Postgres twin of `Sqlite::finish_run`: write how a run ended, if the lease is still
     /// ours (false otherwise: a stale run), in one transaction with its holds' settlement and
     /// its CPU charge; committed with the other run ends queued at the same time (see
-    /// `run_end_batch`).
+    /// `group_commit`).
     pub async fn finish_run(
         &self,
         job_id: &str,
@@ -217,16 +217,14 @@ impl super::Pg {
     ) -> Result<bool, DbError> {
         // A run never ends before its events are stored (see `events::events_settled`).
         super::events::events_settled(job_id, lease_token, true).await?;
-        let end = super::run_end_batch::RunEnd {
+        let end = super::group_commit::RunEnd {
             job_id: job_id.to_string(),
             lease_token: lease_token.to_string(),
             fuel,
             finish: finish.clone(),
             cpu,
         };
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.run_ends.send((end, reply)).map_err(|_| DbError::PoolClosed)?;
-        answer.await.map_err(|_| DbError::PoolClosed)?
+        self.writes.write(super::group_commit::Write::RunEnd(end)).await
     }
 
     /// Postgres twin of `Sqlite::cancel_job`: cancel a job and its unfinished descendants:

@@ -28,16 +28,12 @@ impl super::Pg {
     /// Postgres twin of `Sqlite::append_journal`: append an entry if the lease still holds the
     /// job; false for a stale run. The effect's hold, if it has one with its actual charge
     /// noted, is captured in the same transaction: journaled and charged together or not at
-    /// all. Its own transaction for now (the body is [`append_journal_on`], for a later group
-    /// commit).
+    /// all. Committed with the other writes queued at the same time (see `group_commit`).
     pub async fn append_journal(&self, job_id: &str, lease_token: &str, entry: &JournalEntry) -> Result<bool, DbError> {
         let write = Appended { job_id: job_id.to_string(), lease_token: lease_token.to_string(), entry: entry.clone() };
         // An effect is journaled only after the run's earlier events are stored.
         super::events::events_settled(job_id, lease_token, false).await?;
-        let mut tx = self.pool.begin().await?;
-        let appended = append_journal_on(&mut tx, &write).await?;
-        tx.commit().await?;
-        Ok(appended)
+        self.writes.write(super::group_commit::Write::Journal(write)).await
     }
 }
 

@@ -9,6 +9,7 @@ mod billing;
 pub(crate) mod clock;
 mod customers;
 mod events;
+mod group_commit;
 mod holds;
 mod job_list;
 mod jobs;
@@ -18,7 +19,6 @@ mod limits;
 mod provider_keys;
 mod rate_buckets;
 mod renders;
-mod run_end_batch;
 mod run_ends;
 pub(super) mod signals;
 mod storage_quota;
@@ -37,8 +37,9 @@ pub(crate) struct Pg {
     announcer: tokio::sync::mpsc::UnboundedSender<crate::db::signals::Signal>,
     /// Stops the task following the server's clock when the last clone goes (see `clock`).
     _clock: std::sync::Arc<tokio_util::sync::DropGuard>,
-    /// Run ends, committed in batches by one task (see `run_end_batch`).
-    run_ends: run_end_batch::Queue,
+    /// Events, journal entries and run ends, committed in batches by one task (see
+    /// `group_commit`).
+    writes: group_commit::Queue,
 }
 
 impl Pg {
@@ -65,8 +66,8 @@ impl Pg {
         sqlx::migrate!("../migrations-pg").run(&pool).await?;
         let clock = std::sync::Arc::new(clock::follow(pool.clone()).await);
         let announcer = signals::spawn_announcer(pool.clone());
-        let run_ends = run_end_batch::spawn(pool.clone());
-        Ok(Self { pool, announcer, _clock: clock, run_ends })
+        let writes = group_commit::spawn(pool.clone());
+        Ok(Self { pool, announcer, _clock: clock, writes })
     }
 
     pub(super) async fn inspect(&self, sql: &str, params: &[&str]) -> Result<Vec<Option<String>>, DbError> {

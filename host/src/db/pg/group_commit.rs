@@ -1,0 +1,142 @@
+//! Group commit on PostgreSQL: a run's events, its journal entries and its end, from every run
+//! on this host, committed together. One transaction per write made each job pay two or three
+//! WAL flushes, and made all of a customer's run ends pass through the customer's row one
+//! flush at a time (every end charges CPU and updates the running totals), whatever the number
+//! of workers (BENCHMARKS.md, "PostgreSQL and many worker processes"). Here one task per host
+//! takes every write queued so far and commits them in one transaction, as SQLite's batch
+//! does: one flush, and one turn on each customer's row, per batch.
+//!
+//! Lock order is the rule of `jobs` (customers, then jobs, then holds): the batch first locks
+//! every customer its run ends and captures touch, in id order, so two hosts' batches never
+//! wait on each other in a cycle over customers. A batch any of whose writes fails (an error,
+//! a deadlock victim, a failed commit) is rolled back and written again one write per
+//! transaction, which is what each write always was: the failing one fails alone. Failures
+//! are rare (a lost lease is an answer, not an error), so no savepoint is paid per write.
+//!
+//! Order: a job's writes reach this queue one at a time (each waits for the one before it to
+//! be stored, see `events`), so a batch holds at most one write per run and keeps their order.
+
+use super::events::insert_event_on;
+use super::journal::append_journal_on;
+use super::run_ends::finish_run_on;
+use crate::db::DbError;
+use crate::db::events::OwnedEvent;
+use crate::db::jobs::{CpuCharge, Finish};
+use crate::db::journal::Appended;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most writes one transaction carries (a batch holds its customers' rows until it commits).
+const MAX_BATCH: usize = 128;
+
+/// One write, as the `Pg` method that queued it was asked for it.
+pub(super) enum Write {
+    RunEnd(RunEnd),
+    Event(OwnedEvent),
+    Journal(Appended),
+}
+
+/// One run's end, as `Pg::finish_run` was asked for it.
+pub(super) struct RunEnd {
+    pub job_id: String,
+    pub lease_token: String,
+    pub fuel: u64,
+    pub finish: Finish,
+    pub cpu: Option<CpuCharge>,
+}
+
+/// Where the outcome of one write goes: whether it was written (false: its lease was lost,
+/// or the event was there already).
+pub(super) type Reply = oneshot::Sender<Result<bool, DbError>>;
+/// The queue the committing task reads.
+#[derive(Clone)]
+pub(super) struct Queue(mpsc::UnboundedSender<(Write, Reply)>);
+
+impl Queue {
+    /// Queue `write` and wait until the batch that carries it has committed.
+    pub(super) async fn write(&self, write: Write) -> Result<bool, DbError> {
+        let (reply, answer) = oneshot::channel();
+        self.0.send((write, reply)).map_err(|_| DbError::PoolClosed)?;
+        answer.await.map_err(|_| DbError::PoolClosed)?
+    }
+}
+
+/// The queue; its task ends when the last clone goes.
+pub(super) fn spawn(pool: PgPool) -> Queue {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Write, Reply)>();
+    tokio::spawn(async move {
+        let mut queued = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut queued, MAX_BATCH).await > 0 {
+            let batch = std::mem::take(&mut queued);
+            let outcomes = match in_one_transaction(&pool, &batch).await {
+                Ok(written) => written.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    if batch.len() > 1 {
+                        tracing::debug!(error = %e, writes = batch.len(), "a batch failed; each write goes alone");
+                    }
+                    let mut outcomes = Vec::with_capacity(batch.len());
+                    for (write, _) in &batch {
+                        outcomes.push(alone(&pool, write).await);
+                    }
+                    outcomes
+                }
+            };
+            for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        }
+    });
+    Queue(tx)
+}
+
+/// One write in a transaction of its own.
+async fn alone(pool: &PgPool, write: &Write) -> Result<bool, DbError> {
+    let mut tx = pool.begin().await?;
+    let written = apply(&mut tx, write).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+async fn apply(conn: &mut PgConnection, write: &Write) -> Result<bool, DbError> {
+    match write {
+        Write::RunEnd(end) => {
+            finish_run_on(conn, &end.job_id, &end.lease_token, end.fuel, &end.finish, end.cpu.as_ref()).await
+        }
+        Write::Event(event) => insert_event_on(conn, event).await,
+        Write::Journal(entry) => append_journal_on(conn, entry).await,
+    }
+}
+
+/// Every write of `batch` in one transaction, or the first error (the transaction is then
+/// rolled back as it is dropped).
+async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, DbError> {
+    let mut tx = pool.begin().await?;
+    let (mut ended_jobs, mut captures) = (Vec::new(), Vec::new());
+    for (write, _) in batch {
+        match write {
+            Write::RunEnd(end) => ended_jobs.push(end.job_id.as_str()),
+            Write::Journal(Appended { job_id, entry, .. }) => captures.push(format!("{job_id}:{}", entry.seq)),
+            Write::Event(_) => {}
+        }
+    }
+    if !ended_jobs.is_empty() || !captures.is_empty() {
+        // Customers first, in id order (locks are taken in the sorted output's order): those
+        // of the ending runs, and those with a hold an entry captures.
+        sqlx::query(
+            "SELECT 1 FROM customers WHERE id IN (
+                SELECT customer_id FROM jobs WHERE id = ANY($1)
+                UNION SELECT customer_id FROM billing_holds WHERE effect_key = ANY($2) AND status = 'open')
+             ORDER BY id FOR NO KEY UPDATE",
+        )
+        .bind(&ended_jobs)
+        .bind(&captures)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut written = Vec::with_capacity(batch.len());
+    for (write, _) in batch {
+        written.push(apply(&mut tx, write).await?);
+    }
+    tx.commit().await?;
+    Ok(written)
+}
