@@ -17,6 +17,7 @@
 //   "status" (getRenderProgress)   -> the GenericRenderProgress object of
 //            @remotion/serverless-client 4.0.527; when done, outputFile is
 //            http://127.0.0.1:<port>/renders/<renderId>/out.mp4, served by this process.
+// GET /standin/renders lists the renders started so far (for tests).
 // Not covered: S3 (props over ~194 KB, which the client uploads to S3; privacy
 // "private" outputs, which need a presigned S3 URL; cancelRenderOnLambda), the
 // other routines (info, compositions, still, launch, renderer), webhooks, and the
@@ -350,6 +351,12 @@ const server = http.createServer((req, res) => {
 				send(res, 500, {'content-type': 'application/json', 'x-amzn-errortype': 'ServiceException'}, {message: String(err)});
 			}
 		});
+		return;
+	}
+	if (req.method === 'GET' && url.pathname === '/standin/renders') {
+		// For tests: every render started here (a crash must not start, and pay for, another).
+		const started = [...renders.values()].map((r) => ({renderId: r.renderId, done: r.finishedAt !== null, error: r.error ? String(r.error.message ?? r.error) : null}));
+		send(res, 200, {'content-type': 'application/json'}, started);
 		return;
 	}
 	const o = /^\/renders\/([0-9a-f]+)\/out\.mp4$/.exec(url.pathname);

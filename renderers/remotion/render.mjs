@@ -7,6 +7,9 @@
 //    "concurrency":1,"timeoutMs":120000}
 // stdout: JSON lines only:
 //   {"event":"progress","progress":0.42,"stage":"rendering","renderedFrames":10,"encodedFrames":8}
+//   {"event":"started","externalId":"{\"renderId\":..,\"bucketName\":..}"}   (Lambda, once started:
+//     the host stores it; a later attempt sends it back as "resume" and polls that render
+//     instead of starting, and paying for, another)
 //   ... then exactly one of
 //   {"event":"done","outputPath":"...","width":..,"height":..,"fps":..,"durationInFrames":..,"sizeBytes":..}  (exit 0)
 //   {"event":"error","kind":"invalid_request"|"failed","message":"..."}                                     (exit 1)
@@ -325,6 +328,23 @@ const download = async (url, outputPath, signal) => {
 	return fs.statSync(outputPath).size;
 };
 
+// `resume`: the external id of a render an earlier attempt started (the "started" line).
+const parseResume = (req) => {
+	if (req.resume === undefined || req.resume === null) {
+		return null;
+	}
+	let parsed;
+	try {
+		parsed = typeof req.resume === 'string' ? JSON.parse(req.resume) : req.resume;
+	} catch {
+		throw new InvalidRequestError('resume: not JSON');
+	}
+	if (typeof parsed?.renderId !== 'string' || typeof parsed?.bucketName !== 'string') {
+		throw new InvalidRequestError('resume: needs renderId and bucketName strings');
+	}
+	return {renderId: parsed.renderId, bucketName: parsed.bucketName};
+};
+
 const runLambda = async (common, req) => {
 	const region = reqString(req, 'region');
 	const functionName = reqString(req, 'functionName');
@@ -356,29 +376,36 @@ const runLambda = async (common, req) => {
 		}
 	};
 
-	started = await lambda.renderMediaOnLambda({
-		region,
-		functionName,
-		serveUrl: common.serveUrl,
-		composition: common.compositionId,
-		inputProps: common.inputProps,
-		codec: 'h264',
-		pixelFormat: 'yuv420p',
-		imageFormat: 'jpeg',
-		muted: false,
-		privacy,
-		maxRetries,
-		framesPerLambda,
-		concurrencyPerLambda,
-		forceBucketName: bucketName,
-		crf,
-		x264Preset,
-		timeoutInMilliseconds: common.timeoutMs,
-		enableCancellation: true,
-		overwrite: true,
-		logLevel: 'warn',
-	});
-	console.error(`render.mjs: Lambda render ${started.renderId} started in bucket ${started.bucketName}`);
+	const resume = parseResume(req);
+	if (resume) {
+		started = resume;
+		console.error(`render.mjs: resuming Lambda render ${started.renderId} in bucket ${started.bucketName}`);
+	} else {
+		started = await lambda.renderMediaOnLambda({
+			region,
+			functionName,
+			serveUrl: common.serveUrl,
+			composition: common.compositionId,
+			inputProps: common.inputProps,
+			codec: 'h264',
+			pixelFormat: 'yuv420p',
+			imageFormat: 'jpeg',
+			muted: false,
+			privacy,
+			maxRetries,
+			framesPerLambda,
+			concurrencyPerLambda,
+			forceBucketName: bucketName,
+			crf,
+			x264Preset,
+			timeoutInMilliseconds: common.timeoutMs,
+			enableCancellation: true,
+			overwrite: true,
+			logLevel: 'warn',
+		});
+		writeLine({event: 'started', externalId: JSON.stringify({renderId: started.renderId, bucketName: started.bucketName})});
+		console.error(`render.mjs: Lambda render ${started.renderId} started in bucket ${started.bucketName}`);
+	}
 
 	let consecutiveFailures = 0;
 	let last = null;

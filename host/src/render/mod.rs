@@ -24,6 +24,8 @@ pub use service::{InlineRenderer, RenderService};
 
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// How renders run on this host.
 #[derive(Debug, Clone)]
@@ -132,6 +134,23 @@ pub struct RenderScope {
     pub artifact_prefix: String,
     /// `customers/:customerId/workspace`
     pub workspace_prefix: String,
+    /// What a render running elsewhere (Remotion Lambda) needs to outlive this attempt.
+    pub remote: Remote,
+}
+
+/// A render that runs elsewhere (Remotion Lambda) is paid for when it starts there. Its id is
+/// stored on the render's row as soon as the backend names it, and an attempt that finds one
+/// resumes that render (polls it, downloads its output) instead of starting, and paying for,
+/// another: a host that stops or dies mid-render costs the customer nothing twice.
+#[derive(Debug, Clone, Default)]
+pub struct Remote {
+    /// The id an earlier attempt started the render under (the row's `external_id`).
+    pub resume: Option<String>,
+    /// Where the backend sends the id once it has started the render (the worker stores it).
+    pub started: Option<watch::Sender<Option<String>>>,
+    /// Cancelled when this host shuts down: the remote render is left running for the next
+    /// attempt to resume, not cancelled with the process that watches it.
+    pub detach: CancellationToken,
 }
 
 impl RenderScope {
@@ -141,6 +160,7 @@ impl RenderScope {
             job_id: job_id.to_string(),
             artifact_prefix: format!("templates/{template_id}/users/{customer_id}/jobs/{job_id}"),
             workspace_prefix: format!("customers/{customer_id}/workspace"),
+            remote: Remote::default(),
         }
     }
 }

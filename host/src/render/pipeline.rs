@@ -141,6 +141,7 @@ impl Pipeline {
                         serve_url: serve_url.as_deref(),
                         input_props: &input_props,
                         output: &output,
+                        remote: &scope.remote,
                     };
                     let limits = self.settings.process_limits(false);
                     Remotion { settings: remotion, limits }.render(&request, progress, cancel).await

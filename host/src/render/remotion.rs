@@ -2,6 +2,9 @@
 //! request to its stdin and reads JSON lines back (`progress`, then `done` or `error`). Local
 //! mode renders a pre-built bundle in Debian Chromium; Lambda mode drives
 //! `renderMediaOnLambda` and downloads the result. Cancelling kills the process group (SIGTERM, then SIGKILL).
+//! A Lambda render's id comes back as a `started` line and is stored (see `Remote`); a host
+//! shutting down kills the script without cancelling the Lambda render, which the next
+//! attempt resumes.
 
 use super::{Failure, Progress};
 use std::path::{Path, PathBuf};
@@ -66,6 +69,8 @@ pub struct Request<'a> {
     pub serve_url: Option<&'a str>,
     pub input_props: &'a serde_json::Value,
     pub output: &'a Path,
+    /// Lambda: the render to resume, where its id goes once started, and when to leave it be.
+    pub remote: &'a super::Remote,
 }
 
 pub struct Remotion<'a> {
@@ -98,6 +103,9 @@ impl Remotion<'_> {
                 body["mode"] = "lambda".into();
                 body["region"] = region.as_str().into();
                 body["functionName"] = function_name.as_str().into();
+                if let Some(resume) = &request.remote.resume {
+                    body["resume"] = resume.as_str().into();
+                }
             }
         }
         // A cleared environment: the Lambda credentials (when configured) and nothing else.
@@ -133,6 +141,11 @@ impl Remotion<'_> {
                         let fraction = event["progress"].as_f64().unwrap_or(0.0).clamp(0.0, 1.0);
                         progress.send_modify(|p| p.fraction = p.fraction.max(fraction));
                     }
+                    Some("started") => {
+                        if let (Some(id), Some(started)) = (event["externalId"].as_str(), &request.remote.started) {
+                            started.send_replace(Some(id.to_string()));
+                        }
+                    }
                     Some("done") => outcome = Some(Ok(())),
                     Some("error") => {
                         let message = event["message"].as_str().unwrap_or("the render failed").to_string();
@@ -152,6 +165,13 @@ impl Remotion<'_> {
             _ = cancel.cancelled() => None,
         };
         let Some(status) = status else {
+            if request.remote.detach.is_cancelled() && matches!(settings.mode, RemotionMode::Lambda { .. }) {
+                // This host is shutting down: the Lambda render goes on, and the next attempt
+                // resumes it by its stored id. SIGKILL, so the script cannot cancel it.
+                signal_group(pid, "-KILL");
+                let _ = child.wait().await;
+                return Err(Failure::Cancelled);
+            }
             // SIGTERM lets the script cancel the render and close Chromium cleanly; whatever
             // is left of the group after a grace period is killed.
             signal_group(pid, "-TERM");

@@ -87,8 +87,11 @@ impl RenderWorker {
         let token = render.lease_token.clone().unwrap_or_default();
         let cancel = shutdown.child_token();
         let (progress, watcher) = watch::channel(Progress::default());
-        let heartbeat = self.heartbeat(&render, &token, watcher, cancel.clone());
-        let work = self.render(&render, &progress, &cancel);
+        let (started, started_watcher) = watch::channel(None);
+        let remote =
+            super::Remote { resume: render.external_id.clone(), started: Some(started), detach: shutdown.clone() };
+        let heartbeat = self.heartbeat(&render, &token, watcher, started_watcher, cancel.clone());
+        let work = self.render(&render, remote, &progress, &cancel);
         let (outcome, ()) = tokio::join!(
             async {
                 let outcome = work.await;
@@ -165,23 +168,34 @@ impl RenderWorker {
     async fn render(
         &self,
         render: &RenderRow,
+        remote: super::Remote,
         progress: &watch::Sender<Progress>,
         cancel: &CancellationToken,
     ) -> Result<super::Rendered, Failure> {
         let (task, relative): (RenderTask, String) = serde_json::from_str(&render.request)
             .map_err(|e| Failure::Failed(format!("the stored render request is unreadable: {e}")))?;
-        let scope = RenderScope::new(&render.id, &render.job_id, &render.template_id, &render.customer_id);
-        self.emit(render, 0, "info", format!("render {} started ({})", render.id, render.backend), None).await;
+        let mut scope = RenderScope::new(&render.id, &render.job_id, &render.template_id, &render.customer_id);
+        let message = match &remote.resume {
+            Some(_) => format!("render {} resumed ({}, attempt {})", render.id, render.backend, render.attempts),
+            None => format!("render {} started ({})", render.id, render.backend),
+        };
+        scope.remote = remote;
+        // Ordinal 0 is the first start; a resume is a line of its own.
+        let ordinal =
+            if scope.remote.resume.is_some() { u32::try_from(render.attempts).unwrap_or(0) * 1000 } else { 0 };
+        self.emit(render, ordinal, "info", message, None).await;
         self.pipeline.run(&scope, &task, &render.output_key, &relative, progress, cancel).await
     }
 
-    /// Keep the lease while the render runs, report progress (at most one event a second,
-    /// and only when it moved), and cancel the render when the row stops being ours.
+    /// Keep the lease while the render runs, store the id of a render started elsewhere as
+    /// soon as it is known, report progress (at most one event a second, and only when it
+    /// moved), and cancel the render when the row stops being ours.
     async fn heartbeat(
         &self,
         render: &RenderRow,
         token: &str,
         mut watcher: watch::Receiver<Progress>,
+        mut external_id: watch::Receiver<Option<String>>,
         cancel: CancellationToken,
     ) {
         let settings = &self.pipeline.settings;
@@ -190,9 +204,19 @@ impl RenderWorker {
         let mut reported = Progress::default();
         let mut ordinal = 1;
         let started = std::time::Instant::now();
+        let mut watching_start = true;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
+                changed = external_id.changed(), if watching_start => {
+                    let id = external_id.borrow_and_update().clone();
+                    match (changed, id) {
+                        (Ok(()), Some(id)) => self.store_external_id(render, token, &id).await,
+                        (Ok(()), None) => {}
+                        (Err(_), _) => watching_start = false,
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep(every) => {}
             }
             let now = *watcher.borrow_and_update();
@@ -220,6 +244,19 @@ impl RenderWorker {
                 ordinal += 1;
                 reported = now;
                 self.bus.changed(&render.job_id);
+            }
+        }
+    }
+
+    /// Store the id a render was started under elsewhere, before anything else, so that an
+    /// attempt after this one resumes it. Retried: until it is stored, a crash would start and
+    /// pay for the render again.
+    async fn store_external_id(&self, render: &RenderRow, token: &str, id: &str) {
+        for wait in [0, 100, 500, 2_000, 5_000] {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            match self.db.set_render_external_id(&render.id, token, id).await {
+                Ok(()) => return tracing::info!(external_id = %id, "the render's external id is stored"),
+                Err(e) => tracing::warn!(error = %e, "could not store the render's external id"),
             }
         }
     }

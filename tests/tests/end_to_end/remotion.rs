@@ -80,6 +80,14 @@ impl LambdaStandIn {
     }
 }
 
+impl LambdaStandIn {
+    /// The renders started at the stand-in so far.
+    async fn renders(&self) -> Vec<Value> {
+        let url = format!("{}/standin/renders", self.endpoint);
+        reqwest::get(url).await.expect("the stand-in answers").json().await.expect("json")
+    }
+}
+
 impl Drop for LambdaStandIn {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -87,12 +95,12 @@ impl Drop for LambdaStandIn {
     }
 }
 
-#[tokio::test]
-async fn the_lambda_backend_renders_through_the_lambda_api() {
-    let standin = LambdaStandIn::start();
+/// A server whose Remotion renders go to `standin` as Lambda renders.
+async fn lambda_server(standin: &LambdaStandIn, lease: Duration) -> TestServer {
     let endpoint = standin.endpoint.clone();
-    let server = TestServer::start_with(
+    TestServer::start_with(
         move |c| {
+            c.render.lease = lease;
             let remotion = c.render.remotion.as_mut().expect("the test config has a Remotion renderer");
             remotion.mode =
                 RemotionMode::Lambda { region: "us-east-1".into(), function_name: "remotion-render-test".into() };
@@ -104,15 +112,62 @@ async fn the_lambda_backend_renders_through_the_lambda_api() {
         },
         true,
     )
-    .await;
+    .await
+}
+
+async fn probe_result(server: &TestServer, job: &Value) -> media::Probed {
+    let url = job["result"]["url"].as_str().expect("a URL");
+    let url = server.url(&url[url.find("/files/").expect("a host file URL")..]);
+    media::probe(&server.http.get(&url).send().await.expect("sent").bytes().await.expect("bytes"))
+}
+
+#[tokio::test]
+async fn the_lambda_backend_renders_through_the_lambda_api() {
+    let standin = LambdaStandIn::start();
+    let server = lambda_server(&standin, Duration::from_secs(30)).await;
     let job_id = server.create_job("storyteller", "scene", scene(2.0, 640, 360)).await;
     let job = server.wait_for("storyteller", &job_id, &["succeeded", "failed"], WITHIN).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let render = server.platform.db.render(&format!("{job_id}_r1")).await.expect("read").expect("the render");
     assert_eq!(render.backend, "remotion-lambda");
-    let url = job["result"]["url"].as_str().expect("a URL");
-    let url = server.url(&url[url.find("/files/").expect("a host file URL")..]);
-    let video = media::probe(&server.http.get(&url).send().await.expect("sent").bytes().await.expect("bytes"));
+    let video = probe_result(&server, &job).await;
     assert_eq!((video.width, video.height), (640, 360), "{video:?}");
     assert!((video.duration - 2.0).abs() < 0.2, "{video:?}");
+}
+
+#[tokio::test]
+async fn a_lambda_render_outlives_the_host_that_started_it_and_is_started_and_charged_once() {
+    // A Lambda render is paid for when it starts. The host stores its id at once; a host that
+    // stops mid-render leaves it running, and the next attempt resumes it by that id.
+    let standin = LambdaStandIn::start();
+    let server = lambda_server(&standin, Duration::from_millis(1000)).await;
+    let job_id = server.create_job("storyteller", "scene", scene(8.0, 640, 360)).await;
+    let render_id = format!("{job_id}_r1");
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    let external_id = loop {
+        let render = server.platform.db.render(&render_id).await.expect("read");
+        if let Some(id) = render.and_then(|r| r.external_id) {
+            break id;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the render's id was never stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let before = standin.renders().await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["done"], false, "the host stops while the Lambda render runs: {before:?}");
+    let server = server.restart().await;
+    let job = server.wait_for("storyteller", &job_id, &["succeeded", "failed"], WITHIN).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let started = standin.renders().await;
+    assert_eq!(started.len(), 1, "resumed, not started again: {started:?}");
+    assert!(external_id.contains(started[0]["renderId"].as_str().expect("an id")), "{external_id}");
+    let render = server.platform.db.render(&render_id).await.expect("read").expect("the render");
+    assert_eq!(render.attempts, 2, "interrupted once, resumed once");
+    assert_eq!(render.external_id.as_deref(), Some(external_id.as_str()));
+    let video = probe_result(&server, &job).await;
+    assert!((video.duration - 8.0).abs() < 0.2, "{video:?}");
+    let ledger = server.platform.db.job_ledger(&job_id).await.expect("ledger");
+    assert_eq!(ledger.iter().filter(|r| r.event_type == "render").count(), 1, "{ledger:?}");
+    let events: Value = server.get_json(&format!("/templates/storyteller/jobs/{job_id}/logs?limit=500")).await;
+    assert!(events.to_string().contains("resumed (remotion-lambda, attempt 2)"), "{events}");
 }
