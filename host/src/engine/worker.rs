@@ -172,7 +172,10 @@ impl Worker {
         if let Some(parent) = &job.parent_job_id {
             platform.bus.changed(parent);
         }
-        platform.bus.job_is_due();
+        // Due now, for any host: the job itself (re-queued, released, or a wait already
+        // over) or its parent (woken by this end). Otherwise only this host's slot came free.
+        let ended = matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. });
+        if ended && job.parent_job_id.is_none() { platform.bus.slot_freed() } else { platform.bus.job_is_due() }
     }
 
     async fn run_once(&self, job: &JobRow, lease: &str, cancel: CancellationToken) -> (Finish, u64) {

@@ -168,8 +168,8 @@ impl super::Pg {
             .await?;
         }
         sqlx::query(
-            "DELETE FROM sessions WHERE id_hash IN
-                (SELECT id_hash FROM sessions WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)",
+            "WITH gone AS MATERIALIZED (SELECT id_hash FROM sessions WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)
+             DELETE FROM sessions USING gone WHERE sessions.id_hash = gone.id_hash",
         )
         .bind(now)
         .execute(&mut *tx)

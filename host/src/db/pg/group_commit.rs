@@ -92,15 +92,17 @@ pub(super) fn spawn(pool: PgPool) -> Queue {
 /// One write in a transaction of its own.
 async fn alone(pool: &PgPool, write: &Write) -> Result<bool, DbError> {
     let mut tx = pool.begin().await?;
-    let written = apply(&mut tx, write).await?;
+    let written = apply(&mut tx, write, false).await?;
     tx.commit().await?;
     Ok(written)
 }
 
-async fn apply(conn: &mut PgConnection, write: &Write) -> Result<bool, DbError> {
+/// `customers_locked`: the transaction holds every customer this write touches.
+async fn apply(conn: &mut PgConnection, write: &Write, customers_locked: bool) -> Result<bool, DbError> {
     match write {
         Write::RunEnd(end) => {
-            finish_run_on(conn, &end.job_id, &end.lease_token, end.fuel, &end.finish, end.cpu.as_ref()).await
+            let RunEnd { job_id, lease_token, fuel, finish, cpu } = end;
+            finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref(), customers_locked).await
         }
         Write::Event(event) => insert_event_on(conn, event).await,
         Write::Journal(entry) => append_journal_on(conn, entry).await,
@@ -135,7 +137,7 @@ async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<V
     }
     let mut written = Vec::with_capacity(batch.len());
     for (write, _) in batch {
-        written.push(apply(&mut tx, write).await?);
+        written.push(apply(&mut tx, write, true).await?);
     }
     tx.commit().await?;
     Ok(written)

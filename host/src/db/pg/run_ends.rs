@@ -10,7 +10,8 @@ use sqlx::PgConnection;
 
 /// [`Pg::finish_run`](super::Pg) on the caller's transaction: the run's CPU charge (captured
 /// from its fuel hold, or charged up to what the customer may still be charged), its end, and
-/// the settlement of the holds of a job that ended.
+/// the settlement of the holds of a job that ended. `customer_locked`: the caller's
+/// transaction holds the job's customer already (a batch locks them all first).
 pub(super) async fn finish_run_on(
     conn: &mut PgConnection,
     job_id: &str,
@@ -18,11 +19,12 @@ pub(super) async fn finish_run_on(
     fuel: u64,
     finish: &Finish,
     cpu: Option<&CpuCharge>,
+    customer_locked: bool,
 ) -> Result<bool, DbError> {
     let now = now_ms();
     let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
     let ended = matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. });
-    if cpu.is_some() || ended {
+    if (cpu.is_some() || ended) && !customer_locked {
         // The CPU charge is checked against what the customer may still be charged, and a
         // capture or settlement writes ledger rows: lock the customer first (customers before
         // jobs) — when there is money to move: a CPU charge, or an open hold to settle (an

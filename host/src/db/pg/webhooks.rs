@@ -158,12 +158,13 @@ impl super::Pg {
                       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.job_id = d.job_id AND e.url = d.url
                                       AND e.status = 'pending' AND {earlier} < {this})) t
                 WHERE turn <= cap ORDER BY turn, next_attempt_at LIMIT $3::BIGINT)
+             , locked AS MATERIALIZED (
+                SELECT w.id AS locked_id FROM webhook_deliveries w JOIN fair ON fair.id = w.id
+                WHERE w.status = 'pending' AND w.next_attempt_at <= $2
+                  AND (w.locked_until IS NULL OR w.locked_until < $2)
+                FOR UPDATE OF w SKIP LOCKED)
              UPDATE webhook_deliveries SET locked_until = $1::BIGINT
-             WHERE id IN (SELECT w.id FROM webhook_deliveries w
-                          WHERE w.id IN (SELECT id FROM fair)
-                            AND w.status = 'pending' AND w.next_attempt_at <= $2
-                            AND (w.locked_until IS NULL OR w.locked_until < $2)
-                          FOR UPDATE OF w SKIP LOCKED)
+             FROM locked WHERE webhook_deliveries.id = locked.locked_id
              RETURNING {DELIVERY_COLUMNS},
                  (SELECT j.traceparent FROM jobs j WHERE j.id = webhook_deliveries.job_id) AS traceparent"
         ))
