@@ -3,8 +3,9 @@
 //!
 //! SQLite sends every event through the batch's one queue, so a job's events are stored in the
 //! order they were emitted and ahead of the run's later writes. Here events are committed in
-//! batches (`group_commit`) with other runs' writes, one write per run in a batch, so this
-//! module keeps a job's order itself: every event write takes a
+//! batches of their own (`group_commit`: one INSERT for a batch, beside the batches of run
+//! ends, which lock customers), at most one per job in a batch, so this module keeps a job's
+//! order itself: every event write takes a
 //! place in its job's line when it is made (a [`Turn`]) and starts only once the write before
 //! it has ended; [`events_settled`] lets the run's later writes (its journal entries, its end)
 //! wait for the line too. The line is per process: only the host that leases a job runs it.
@@ -40,7 +41,7 @@ impl super::Pg {
         let owned = owned(job_id, lease_token, (position, ordinal), event);
         let mut turn = Turn::take(job_id);
         turn.wait().await;
-        store(&self.writes, owned).await
+        store(&self.event_writes, owned).await
     }
 
     /// Postgres twin of `Sqlite::queue_event`: [`Self::insert_event`] without waiting for the
@@ -59,7 +60,7 @@ impl super::Pg {
     ) {
         let owned = owned(job_id, lease_token, key, event);
         let mut turn = Turn::take(job_id);
-        let writes = self.writes.clone();
+        let writes = self.event_writes.clone();
         tokio::spawn(async move {
             turn.wait().await;
             let result = store(&writes, owned).await;
@@ -135,6 +136,75 @@ pub(super) async fn insert_event_on(conn: &mut PgConnection, event: &OwnedEvent)
         .await?;
     }
     Ok(written)
+}
+
+/// [`insert_event_on`] for many events of different jobs at once (a batch holds at most one
+/// event per job, see `group_commit`): one INSERT and at most one UPDATE, whatever their
+/// number. Per event, whether it was written.
+pub(super) async fn insert_events_on(conn: &mut PgConnection, events: &[&OwnedEvent]) -> Result<Vec<bool>, DbError> {
+    let now = now_ms();
+    let column = |f: fn(&OwnedEvent) -> Option<String>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
+    let (job_ids, leases) = (column(|e| Some(e.job_id.clone())), column(|e| e.lease_token.clone()));
+    let (levels, messages) = (column(|e| Some(e.level.clone())), column(|e| Some(e.message.clone())));
+    let (metadata, artifacts) = (column(|e| Some(e.metadata.clone())), column(|e| e.artifact.clone()));
+    let progress: Vec<Option<f64>> = events.iter().map(|e| e.progress).collect();
+    let positions: Vec<i64> = events.iter().map(|e| i64::from(e.position)).collect();
+    let ordinals: Vec<i64> = events.iter().map(|e| i64::from(e.ordinal)).collect();
+    // The lease check locks each job row, as `insert_event_on` does.
+    let written: Vec<(String, i64, i64)> = sqlx::query_as(
+        "INSERT INTO job_events (job_id, at, level, message, metadata, progress, artifact, position, ordinal)
+         SELECT e.job_id, $1::BIGINT, e.level, e.message, e.metadata, e.progress, e.artifact, e.position, e.ordinal
+         FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::DOUBLE PRECISION[], $8::TEXT[],
+                     $9::BIGINT[], $10::BIGINT[])
+              AS e(job_id, lease, level, message, metadata, progress, artifact, position, ordinal)
+         WHERE e.lease IS NULL
+            OR EXISTS (SELECT 1 FROM jobs WHERE id = e.job_id AND lease_token = e.lease FOR NO KEY UPDATE)
+         ON CONFLICT DO NOTHING
+         RETURNING job_id, position, ordinal",
+    )
+    .bind(now)
+    .bind(&job_ids)
+    .bind(&leases)
+    .bind(&levels)
+    .bind(&messages)
+    .bind(&metadata)
+    .bind(&progress)
+    .bind(&artifacts)
+    .bind(&positions)
+    .bind(&ordinals)
+    .fetch_all(&mut *conn)
+    .await?;
+    let written: HashSet<(String, i64, i64)> = written.into_iter().collect();
+    let was_written: Vec<bool> = events
+        .iter()
+        .map(|e| written.contains(&(e.job_id.clone(), i64::from(e.position), i64::from(e.ordinal))))
+        .collect();
+    // A run's progress goes on its job's row with the event that carries it.
+    let moved: Vec<&&OwnedEvent> = events
+        .iter()
+        .zip(&was_written)
+        .filter(|(e, written)| **written && e.progress.is_some() && e.lease_token.is_some())
+        .map(|(e, _)| e)
+        .collect();
+    if !moved.is_empty() {
+        let ids: Vec<&str> = moved.iter().map(|e| e.job_id.as_str()).collect();
+        let leases: Vec<&str> = moved.iter().filter_map(|e| e.lease_token.as_deref()).collect();
+        let progress: Vec<f64> = moved.iter().filter_map(|e| e.progress).collect();
+        let messages: Vec<&str> = moved.iter().map(|e| e.message.as_str()).collect();
+        sqlx::query(
+            "UPDATE jobs SET progress = e.progress, progress_message = e.message, updated_at = $1
+             FROM unnest($2::TEXT[], $3::TEXT[], $4::DOUBLE PRECISION[], $5::TEXT[]) AS e(job_id, lease, progress, message)
+             WHERE jobs.id = e.job_id AND jobs.lease_token = e.lease",
+        )
+        .bind(now)
+        .bind(&ids)
+        .bind(&leases)
+        .bind(&progress)
+        .bind(&messages)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(was_written)
 }
 
 /// Wait until every event of `job_id` queued so far in this process has been stored or has

@@ -13,10 +13,11 @@
 //! transaction, which is what each write always was: the failing one fails alone. Failures
 //! are rare (a lost lease is an answer, not an error), so no savepoint is paid per write.
 //!
-//! Order: a job's writes reach this queue one at a time (each waits for the one before it to
-//! be stored, see `events`), so a batch holds at most one write per run and keeps their order.
+//! Order: a job's writes reach a queue one at a time (each waits for the one before it to be
+//! stored, see `events`), so a batch holds at most one write per run and keeps their order.
+//! Each host has two queues: events (a batch of them is one INSERT) and the rest.
 
-use super::events::insert_event_on;
+use super::events::{insert_event_on, insert_events_on};
 use super::journal::append_journal_on;
 use super::run_ends::finish_run_on;
 use crate::db::DbError;
@@ -135,10 +136,17 @@ async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<V
         .execute(&mut *tx)
         .await?;
     }
-    let mut written = Vec::with_capacity(batch.len());
-    for (write, _) in batch {
-        written.push(apply(&mut tx, write, true).await?);
-    }
+    let events: Vec<&OwnedEvent> =
+        batch.iter().filter_map(|(write, _)| if let Write::Event(e) = write { Some(e) } else { None }).collect();
+    let written = if events.len() == batch.len() {
+        insert_events_on(&mut tx, &events).await?
+    } else {
+        let mut written = Vec::with_capacity(batch.len());
+        for (write, _) in batch {
+            written.push(apply(&mut tx, write, true).await?);
+        }
+        written
+    };
     tx.commit().await?;
     Ok(written)
 }

@@ -37,9 +37,11 @@ pub(crate) struct Pg {
     announcer: tokio::sync::mpsc::UnboundedSender<crate::db::signals::Signal>,
     /// Stops the task following the server's clock when the last clone goes (see `clock`).
     _clock: std::sync::Arc<tokio_util::sync::DropGuard>,
-    /// Events, journal entries and run ends, committed in batches by one task (see
-    /// `group_commit`).
+    /// Journal entries and run ends, committed in batches by one task (see `group_commit`).
     writes: group_commit::Queue,
+    /// Events, committed in batches by another task: they lock no customer, so they need not
+    /// wait for the batches that do.
+    event_writes: group_commit::Queue,
 }
 
 impl Pg {
@@ -66,8 +68,8 @@ impl Pg {
         sqlx::migrate!("../migrations-pg").run(&pool).await?;
         let clock = std::sync::Arc::new(clock::follow(pool.clone()).await);
         let announcer = signals::spawn_announcer(pool.clone());
-        let writes = group_commit::spawn(pool.clone());
-        Ok(Self { pool, announcer, _clock: clock, writes })
+        let (writes, event_writes) = (group_commit::spawn(pool.clone()), group_commit::spawn(pool.clone()));
+        Ok(Self { pool, announcer, _clock: clock, writes, event_writes })
     }
 
     pub(super) async fn inspect(&self, sql: &str, params: &[&str]) -> Result<Vec<Option<String>>, DbError> {
