@@ -39,6 +39,9 @@ idle_rss() {
     [ "$served" = true ] || { echo "rss-examples: the examples were not served (see $work/server.log)" >&2; kill "$pid"; exit 1; }
   fi
   sleep "${SETTLE_S:-15}"
+  # VmRSS on stdout; how much of it is file-backed (mapped compiled code) on stderr.
+  awk '/^Rss(Anon|File)/ {printf "%s %.1f MB  ", $1, $2 / 1024 > "/dev/stderr"}' "/proc/$pid/status"
+  echo "($1)" >&2
   awk '/^VmRSS/ {printf "%.1f\n", $2 / 1024}' "/proc/$pid/status"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
