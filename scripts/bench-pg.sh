@@ -7,7 +7,8 @@
 # (fsync on, synchronous_commit on) via scripts/pg-test-server.sh with PG_DURABLE=1.
 # Per run it prints jobs/s, create p50/p99, a job's create → start latency (from the jobs'
 # created_at/started_at: across processes on PostgreSQL) and write transactions per job
-# (transaction ids used, PostgreSQL only).
+# (transaction ids used, PostgreSQL only), and each worker's claim statement p50 / p99 (from the
+# line a worker logs as it stops).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JOBS="${1:-3000}" CONC="${2:-64}" OP="${3:-sandbox-probe echo}"
@@ -35,6 +36,7 @@ eval "$(PG_DURABLE=1 "$ROOT/scripts/pg-test-server.sh" start)"
 SERVER="${VIDFARM_TEST_PG%/*}"
 free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})"; }
 export VIDFARM_EXAMPLE_TEMPLATES=off VIDFARM_SHUTDOWN_GRACE_MS=2000 VIDFARM_LOG=warn
+WORKER_LOG="warn,vidfarm::engine::worker=info"
 
 # run LABEL DATABASE_URL(empty: SQLite) WORKERS: one fresh platform, one loadgen run, one row.
 run() {
@@ -47,14 +49,14 @@ run() {
   "$BIN" customers limits "$cus" --max-concurrent-jobs 100000 --jobs-per-minute 1000000000 --data-dir "$data" >/dev/null
   port="$(free_port)"
   if [ "$workers" = 0 ]; then
-    "$BIN" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
+    VIDFARM_LOG="$WORKER_LOG" "$BIN" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
     PIDS+=($!)
   else
     "$BIN" api --data-dir "$data" --listen "127.0.0.1:$port" >"$data/api.log" 2>&1 &
     PIDS+=($!)
     for i in $(seq "$workers"); do
       mkdir -p "$data/w$i"
-      "$BIN" worker --data-dir "$data/w$i" >"$data/w$i.log" 2>&1 &
+      VIDFARM_LOG="$WORKER_LOG" "$BIN" worker --data-dir "$data/w$i" >"$data/w$i.log" 2>&1 &
       PIDS+=($!)
     done
   fi
@@ -84,16 +86,20 @@ print(f"{d[len(d) // 2]} / {d[int((len(d) - 1) * 0.99)]}")
 PY
 )"
   fi
-  jq -r --arg l "$label" --arg lat "$latency" --arg pj "$per_job" \
-    '"| \($l) | **\(.e2e_jobs_per_s | round)** | \(.create_p50_ms) | \(.create_p99_ms) | \($lat) | \($pj) | \(.failed) |"' <<<"$out"
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   PIDS=()
+  # Each worker logs its claims' p50 / p99 as it stops (one pair per worker process).
+  local claims
+  claims="$(cat "$data"/*.log | grep 'claims made by this worker' \
+    | sed -E 's/.*p50_ms[":= ]+([0-9.]+).*p99_ms[":= ]+([0-9.]+).*/\1 \/ \2/' | paste -sd ';' | sed 's/;/; /g')"
+  jq -r --arg l "$label" --arg lat "$latency" --arg pj "$per_job" --arg cl "${claims:--}" \
+    '"| \($l) | **\(.e2e_jobs_per_s | round)** | \(.create_p50_ms) | \(.create_p99_ms) | \($lat) | \($cl) | \($pj) | \(.failed) |"' <<<"$out"
 }
 
 echo "bench-pg: $JOBS × $TEMPLATE $OPERATION, $CONC in flight, $(nproc) cores, vidfarm $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
-echo "| database, processes | e2e jobs/s | create p50 ms | create p99 ms | create → start p50 / p99 ms | write transactions per job | failed |"
-echo "|---|---|---|---|---|---|---|"
+echo "| database, processes | e2e jobs/s | create p50 ms | create p99 ms | create → start p50 / p99 ms | claim p50 / p99 ms (per worker) | write transactions per job | failed |"
+echo "|---|---|---|---|---|---|---|---|"
 run "SQLite, 1 serve" "" 0
 for n in 1 2 4; do
   run "PostgreSQL, 1 api + $n worker" "$SERVER/bench_$n" "$n"

@@ -43,6 +43,46 @@ pub struct Worker {
     /// customer has a limit decides if runs hold their fuel (a limit set within that second
     /// still holds: the CPU charge is then capped at what the customer may still be charged).
     customers: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, CustomerFacts)>>,
+    /// How long this process's claims took, logged when it stops (operators and
+    /// `scripts/bench-pg.sh` read the line).
+    claim_times: std::sync::Mutex<ClaimTimes>,
+}
+
+/// Claim durations: counts, and the most recent samples for percentiles (bounded).
+#[derive(Default)]
+struct ClaimTimes {
+    claims: u64,
+    empty: u64,
+    jobs: u64,
+    micros: std::collections::VecDeque<u64>,
+}
+
+impl ClaimTimes {
+    const SAMPLES: usize = 65_536;
+
+    fn record(&mut self, took: Duration, jobs: usize) {
+        self.claims += 1;
+        self.jobs += jobs as u64;
+        self.empty += u64::from(jobs == 0);
+        if self.micros.len() == Self::SAMPLES {
+            self.micros.pop_front();
+        }
+        self.micros.push_back(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    fn log(&self) {
+        let mut sorted: Vec<u64> = self.micros.iter().copied().collect();
+        sorted.sort_unstable();
+        let at = |q: f64| sorted.get(((sorted.len().saturating_sub(1)) as f64 * q) as usize).copied().unwrap_or(0);
+        tracing::info!(
+            claims = self.claims,
+            empty = self.empty,
+            jobs = self.jobs,
+            p50_ms = at(0.5) as f64 / 1000.0,
+            p99_ms = at(0.99) as f64 / 1000.0,
+            "claims made by this worker"
+        );
+    }
 }
 
 impl Worker {
@@ -54,6 +94,7 @@ impl Worker {
             release: CancellationToken::new(),
             tasks: TaskTracker::new(),
             customers: Default::default(),
+            claim_times: Default::default(),
         })
     }
 
@@ -75,7 +116,9 @@ impl Worker {
                 }
                 continue;
             }
+            let started = std::time::Instant::now();
             let claimed = self.claim(free.min(32)).await;
+            self.claim_times.lock().unwrap_or_else(|p| p.into_inner()).record(started.elapsed(), claimed.len());
             let drained = (claimed.len() as u32) < free.min(32);
             for job in claimed {
                 let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
@@ -93,6 +136,7 @@ impl Worker {
                 }
             }
         }
+        self.claim_times.lock().unwrap_or_else(|p| p.into_inner()).log();
         self.tasks.close();
         if tokio::time::timeout(self.platform.config.shutdown_grace, self.tasks.wait()).await.is_err() {
             tracing::warn!("grace period over: releasing the jobs still running");
