@@ -11,6 +11,7 @@ const SKIPPED: &[&str] = &["node_modules", "dist", "target", "__pycache__", ".ve
 
 fn main() {
     println!("cargo:rerun-if-changed=../migrations");
+    println!("cargo:rerun-if-changed=../migrations-pg");
     let workspace = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("..");
     let mut files = Vec::new();
     for root in SDK_ROOTS {
