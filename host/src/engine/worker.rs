@@ -217,9 +217,14 @@ impl Worker {
             platform.bus.changed(parent);
         }
         // Due now, for any host: the job itself (re-queued, released, or a wait already
-        // over) or its parent (woken by this end). Otherwise only this host's slot came free.
+        // over) or its parent (woken by this end). Otherwise only this host's slot came free,
+        // unless this host is shutting down and claims no more: then the others are told.
         let ended = matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. });
-        if ended && job.parent_job_id.is_none() { platform.bus.slot_freed() } else { platform.bus.job_is_due() }
+        if ended && job.parent_job_id.is_none() && !platform.bus.shutdown.is_cancelled() {
+            platform.bus.slot_freed()
+        } else {
+            platform.bus.job_is_due()
+        }
     }
 
     async fn run_once(&self, job: &JobRow, lease: &str, cancel: CancellationToken) -> (Finish, u64) {

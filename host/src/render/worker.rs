@@ -19,6 +19,14 @@ use tracing::Instrument;
 /// at the same journal position (see [`EventKey`]).
 const EVENT_ORDINAL_BASE: u32 = 1_000_000;
 
+/// The first of an attempt's event ordinals (after [`EVENT_ORDINAL_BASE`]): each attempt has a
+/// range of its own, so a resumed render's start and progress lines are not taken for the
+/// previous attempt's (event keys are written once). At most one progress line a second,
+/// within the render timeout: far fewer than a range holds.
+fn attempt_ordinals(render: &RenderRow) -> u32 {
+    u32::try_from(render.attempts).unwrap_or(0).saturating_sub(1).saturating_mul(1_000_000).min(4_000_000_000)
+}
+
 pub struct RenderWorker {
     pub db: Db,
     pub bus: Arc<Bus>,
@@ -88,9 +96,13 @@ impl RenderWorker {
         let cancel = shutdown.child_token();
         let (progress, watcher) = watch::channel(Progress::default());
         let (started, started_watcher) = watch::channel(None);
+        let last_started = started_watcher.clone();
+        // Cancelled with `shutdown`, or when another attempt took the render over: the render
+        // running elsewhere is then left to run (it is that attempt's now), not cancelled.
+        let detach = shutdown.child_token();
         let remote =
-            super::Remote { resume: render.external_id.clone(), started: Some(started), detach: shutdown.clone() };
-        let heartbeat = self.heartbeat(&render, &token, watcher, started_watcher, cancel.clone());
+            super::Remote { resume: render.external_id.clone(), started: Some(started), detach: detach.clone() };
+        let heartbeat = self.heartbeat(&render, &token, watcher, started_watcher, cancel.clone(), detach);
         let work = self.render(&render, remote, &progress, &cancel);
         let (outcome, ()) = tokio::join!(
             async {
@@ -100,6 +112,15 @@ impl RenderWorker {
             },
             heartbeat
         );
+        // An id reported just as the heartbeat stopped (a shutdown) is stored all the same: the
+        // next attempt resumes that render instead of paying for another. Storing it twice
+        // writes the same value.
+        let reported = last_started.borrow().clone();
+        if let Some(id) = reported
+            && render.external_id.as_deref() != Some(id.as_str())
+        {
+            self.store_external_id(&render, &token, &id).await;
+        }
         if shutdown.is_cancelled() && outcome.is_err() {
             return; // our own shutdown: the lease runs out and the render runs again
         }
@@ -180,10 +201,7 @@ impl RenderWorker {
             None => format!("render {} started ({})", render.id, render.backend),
         };
         scope.remote = remote;
-        // Ordinal 0 is the first start; a resume is a line of its own.
-        let ordinal =
-            if scope.remote.resume.is_some() { u32::try_from(render.attempts).unwrap_or(0) * 1000 } else { 0 };
-        self.emit(render, ordinal, "info", message, None).await;
+        self.emit(render, attempt_ordinals(render), "info", message, None).await;
         self.pipeline.run(&scope, &task, &render.output_key, &relative, progress, cancel).await
     }
 
@@ -197,17 +215,19 @@ impl RenderWorker {
         mut watcher: watch::Receiver<Progress>,
         mut external_id: watch::Receiver<Option<String>>,
         cancel: CancellationToken,
+        detach: CancellationToken,
     ) {
         let settings = &self.pipeline.settings;
         let lease_ms = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
         let every = (settings.lease / 3).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut reported = Progress::default();
-        let mut ordinal = 1;
+        let mut ordinal = attempt_ordinals(render) + 1;
         let started = std::time::Instant::now();
         let mut watching_start = true;
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                // The id first: it is what keeps a restart from paying for the render again.
+                biased;
                 changed = external_id.changed(), if watching_start => {
                     let id = external_id.borrow_and_update().clone();
                     match (changed, id) {
@@ -217,13 +237,25 @@ impl RenderWorker {
                     }
                     continue;
                 }
+                _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
             let now = *watcher.borrow_and_update();
             match self.db.heartbeat_render(&render.id, token, lease_ms, now.fraction, now.output_seconds).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::info!("the render is no longer ours (its job was cancelled): stopping it");
+                    // Cancelled with its job: stop it everywhere. Taken over by another attempt
+                    // (this host's heartbeats failed past the lease): that attempt resumes the
+                    // same render elsewhere, so this one only lets go of it.
+                    let row = self.db.render(&render.id).await.ok().flatten();
+                    let taken_over =
+                        row.is_some_and(|r| r.status == "running" && r.lease_token.as_deref() != Some(token));
+                    if taken_over {
+                        tracing::info!("another attempt took the render over: letting go of it");
+                        detach.cancel();
+                    } else {
+                        tracing::info!("the render is no longer ours (its job was cancelled): stopping it");
+                    }
                     cancel.cancel();
                     return;
                 }

@@ -98,18 +98,26 @@ impl ComponentCache {
                     _ => outcome = CacheOutcome::Corrupt,
                 }
             }
-            let _ = std::fs::remove_file(&path);
-            let _ = std::fs::remove_file(&mac_path);
         }
+        // Nothing is deleted: a bad pair is replaced below, by renames. Processes sharing the
+        // directory (an `api` and a `worker` on one data dir, the CLIs) may read or replace the
+        // pair meanwhile; this load depends on none of it: the payload is written to a file
+        // of its own, loaded from that open file, and only then renamed into place.
         let payload = self.compile(bytes)?;
         let mac_file = [MAGIC.as_slice(), mac(&self.key, digest, payload.as_slice())?.as_bytes()].concat();
-        write_atomically(&path, &payload)?;
-        write_atomically(&mac_path, &mac_file)?;
+        let partial = path.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
+        let written = std::fs::write(&partial, &payload).and_then(|()| std::fs::File::open(&partial));
         drop(payload);
-        // Loaded from the file just written, mapped like any later hit (see the module's doc).
-        let file = std::fs::File::open(&path)?;
-        let component = load_verified(engine, &self.key, digest, &file, &mac_file)?.map_err(compile_failed)?;
-        Ok((component, outcome))
+        let loaded = written.map_err(CacheError::from).and_then(|file| {
+            let component = load_verified(engine, &self.key, digest, &file, &mac_file)?.map_err(compile_failed)?;
+            write_atomically(&mac_path, &mac_file)?;
+            std::fs::rename(&partial, &path)?;
+            Ok(component)
+        });
+        if loaded.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        Ok((loaded?, outcome))
     }
 }
 
