@@ -142,8 +142,7 @@ async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<V
         // The runs' job rows first, in the order cancels lock jobs (id descending): the lease
         // checks of the INSERT then wait for nothing, and no cycle forms with a cancel that
         // holds some of them.
-        let leased: Vec<&str> =
-            events.iter().filter(|e| e.lease_token.is_some()).map(|e| e.job_id.as_str()).collect();
+        let leased: Vec<&str> = events.iter().filter(|e| e.lease_token.is_some()).map(|e| e.job_id.as_str()).collect();
         if !leased.is_empty() {
             sqlx::query("SELECT 1 FROM jobs WHERE id = ANY($1) ORDER BY id DESC FOR NO KEY UPDATE")
                 .bind(&leased)
