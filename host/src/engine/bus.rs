@@ -42,14 +42,6 @@ impl Bus {
         self.db.announce(Signal::JobDue);
     }
 
-    /// A run ended here and nothing else became due: only this process's workers may have
-    /// something to claim now (a slot, or a customer's concurrency cap, came free). Other
-    /// hosts are not woken: every run end woke them all, and with several workers on
-    /// PostgreSQL most of their claims came back empty, each a turn on the claim lock.
-    pub fn slot_freed(&self) {
-        self.job_due.notify_one();
-    }
-
     /// These jobs were cancelled: stop their runs here and on every other host.
     pub fn cancelled(&self, job_ids: &[String]) {
         self.cancel_running(job_ids);

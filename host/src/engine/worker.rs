@@ -216,15 +216,11 @@ impl Worker {
         if let Some(parent) = &job.parent_job_id {
             platform.bus.changed(parent);
         }
-        // Due now, for any host: the job itself (re-queued, released, or a wait already
-        // over) or its parent (woken by this end). Otherwise only this host's slot came free,
-        // unless this host is shutting down and claims no more: then the others are told.
-        let ended = matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. });
-        if ended && job.parent_job_id.is_none() && !platform.bus.shutdown.is_cancelled() {
-            platform.bus.slot_freed()
-        } else {
-            platform.bus.job_is_due()
-        }
+        // A slot came free here, and the end may have made jobs due anywhere (a parent woken, a
+        // re-queue, a customer's cap freed): every host's idle workers look. Waking only this
+        // host was tried: with three workers, one of them then starved for a minute
+        // (multi_host.rs) while the others kept the queue to themselves.
+        platform.bus.job_is_due();
     }
 
     async fn run_once(&self, job: &JobRow, lease: &str, cancel: CancellationToken) -> (Finish, u64) {
