@@ -68,7 +68,7 @@ pub mod wit {
     pub use crate::bindings::vidfarm::template::logging::Level;
     pub use crate::bindings::vidfarm::template::providers::{
         ImageRequest, ImageResponse, LayoutAlign, LayoutRequest, LayoutResponse, LayoutZone, SpeechRequest,
-        SpeechResponse, TextRequest, TextResponse,
+        SpeechResponse, TextRequest, TextResponse, VideoRequest, VideoResponse,
     };
     pub use crate::bindings::vidfarm::template::remotion::{RenderRequest, RenderResult};
     pub use crate::bindings::vidfarm::template::storage::{PutOptions, StoredObject};

@@ -181,6 +181,8 @@ pub struct ProviderSettings {
     pub retry_base: Duration,
     /// When other jobs hold every key, the job comes back after about this long.
     pub busy_retry: Duration,
+    /// The first pause before polling a video generation; later pauses grow 1.5× to 30 s.
+    pub video_poll: Duration,
     /// Development with no key at all answers with the labelled dev echo.
     pub dev_echo: bool,
     /// Image URLs may point at private addresses (development only: SSRF).
@@ -362,6 +364,7 @@ impl Config {
                 max_attempts: parse::<u32>("VIDFARM_PROVIDER_MAX_ATTEMPTS", "3")?.max(1),
                 retry_base: Duration::from_millis(parse("VIDFARM_PROVIDER_RETRY_MS", "500")?),
                 busy_retry: Duration::from_millis(parse::<u64>("VIDFARM_PROVIDER_BUSY_RETRY_MS", "1000")?.max(2)),
+                video_poll: Duration::from_millis(parse::<u64>("VIDFARM_VIDEO_POLL_MS", "5000")?.max(10)),
                 dev_echo: env == Environment::Development && parse("VIDFARM_DEV_ECHO", "true")?,
                 allow_private_urls: env == Environment::Development,
                 platform_keys: crate::providers::env_keys(env, &std::fs::read_to_string(".env").unwrap_or_default()),
@@ -466,6 +469,8 @@ fn render_settings(env: Environment) -> Result<crate::render::RenderSettings, St
         remotion,
         slots: parse::<u32>("VIDFARM_RENDER_SLOTS", "1")?.max(1),
         per_customer: parse::<u32>("VIDFARM_RENDER_PER_CUSTOMER", "1")?.max(1),
+        generation_slots: parse::<u32>("VIDFARM_GENERATION_SLOTS", "16")?.max(1),
+        generation_per_customer: parse::<u32>("VIDFARM_GENERATION_PER_CUSTOMER", "4")?.max(1),
         max_output_bytes: parse("VIDFARM_RENDER_MAX_OUTPUT_BYTES", "8589934592")?,
         usd_per_minute: parse("VIDFARM_RENDER_USD_PER_MINUTE", "0.01")?,
         max_seconds: parse("VIDFARM_RENDER_MAX_SECONDS", "10800")?,

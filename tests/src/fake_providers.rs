@@ -1,13 +1,14 @@
 //! Fake AI providers on loopback that speak each provider's real wire format (OpenAI chat
 //! completions, image generations and speech, Gemini `generateContent` with text, image and
-//! audio output, OpenRouter and Perplexity's OpenAI-compatible chat), with scripted replies per key (200 / 429 in every header style /
+//! audio output, Veo's `predictLongRunning` in `fake_veo`, OpenRouter and Perplexity's
+//! OpenAI-compatible chat), with scripted replies per key (200 / 429 in every header style /
 //! 401 / 500) and a record of every request and of concurrent requests per key.
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -94,11 +95,20 @@ pub struct FakeProviders {
     /// Whether successes use every output token the request allows (200,000 when it sets no
     /// bound), as the costliest real answer would.
     greedy: Arc<std::sync::atomic::AtomicBool>,
+    /// Veo's operations (see `fake_veo`).
+    veo: Arc<Mutex<crate::fake_veo::VeoState>>,
 }
 
 impl FakeProviders {
     pub async fn start() -> Self {
-        let fakes = Self { base: String::new(), inner: Arc::default(), delay: Arc::default(), greedy: Arc::default() };
+        let fakes = Self {
+            base: String::new(),
+            inner: Arc::default(),
+            delay: Arc::default(),
+            greedy: Arc::default(),
+            veo: Arc::default(),
+        };
+        fakes.set_veo_polls(2);
         let app = Router::new()
             .route("/openai/v1/chat/completions", post(|s, h, b| handle(s, h, b, "openai", "chat")))
             .route("/openai/v1/images/generations", post(|s, h, b| handle(s, h, b, "openai", "images")))
@@ -106,6 +116,9 @@ impl FakeProviders {
             .route("/openrouter/api/v1/chat/completions", post(|s, h, b| handle(s, h, b, "openrouter", "chat")))
             .route("/perplexity/chat/completions", post(|s, h, b| handle(s, h, b, "perplexity", "chat")))
             .route("/gemini/v1beta/models/{call}", post(gemini))
+            .route("/gemini/v1beta/models/{model}/operations/{id}", get(crate::fake_veo::operation))
+            .route("/gemini/v1beta/files/{file}", get(crate::fake_veo::file))
+            .route("/gemini-storage/{id}", get(crate::fake_veo::storage))
             .with_state(fakes.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let base = format!("http://{}", listener.local_addr().expect("an address"));
@@ -150,6 +163,19 @@ impl FakeProviders {
         self.seen().iter().filter(|s| s.key == key).count()
     }
 
+    pub(crate) fn record(&self, seen: Seen) {
+        self.inner.lock().expect("lock").seen.push(seen);
+    }
+
+    /// The next scripted reply for `key`, if one is queued.
+    pub(crate) fn next_scripted(&self, key: &str) -> Option<Reply> {
+        self.inner.lock().expect("lock").scripts.get_mut(key).and_then(VecDeque::pop_front)
+    }
+
+    pub(crate) fn veo(&self) -> std::sync::MutexGuard<'_, crate::fake_veo::VeoState> {
+        self.veo.lock().expect("lock")
+    }
+
     /// The most requests ever in flight at once with one key, per key.
     pub fn max_in_flight(&self) -> HashMap<String, u32> {
         self.inner.lock().expect("lock").max_in_flight.clone()
@@ -162,6 +188,9 @@ async fn gemini(
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    if let Some(model) = call.strip_suffix(":predictLongRunning") {
+        return crate::fake_veo::submit(fakes, model, headers, body).await;
+    }
     if !call.ends_with(":generateContent") {
         return (StatusCode::NOT_FOUND, "unknown Gemini method").into_response();
     }

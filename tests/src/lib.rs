@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod browser;
 pub mod database;
 pub mod fake_providers;
+pub mod fake_veo;
 pub mod media;
 pub mod otlp;
 pub mod receiver;

@@ -2,10 +2,13 @@
 //! a replay never pays twice. A call that must wait for a key suspends the job and says why.
 
 use super::{HostState, JobEvent, ProviderAnswer, ProviderCall};
+use crate::providers::video::VideoTask;
+use crate::render::RenderTask;
 use crate::runtime::bindings::providers::{
     Host, ImageRequest, ImageResponse, LayoutRequest, LayoutResponse, ProviderError, SpeechRequest, SpeechResponse,
-    TextRequest, TextResponse,
+    TextRequest, TextResponse, VideoRequest, VideoResponse,
 };
+use crate::runtime::bindings::remotion::RenderError;
 use crate::runtime::{HostTrap, RunError, Suspension};
 use crate::storage::keys;
 
@@ -98,6 +101,42 @@ impl Host for HostState {
             .await?;
         }
         Ok(result)
+    }
+
+    /// A long-running generation: queued like a render (the job suspends without an instance
+    /// while the host submits, polls and downloads), journaled so a replay never pays twice.
+    async fn generate_video(
+        &mut self,
+        request: VideoRequest,
+    ) -> wasmtime::Result<Result<VideoResponse, ProviderError>> {
+        self.check_cancelled()?;
+        let seq = self.journal.next_seq();
+        let task = RenderTask::Generation(VideoTask {
+            provider: crate::providers::provider_name(request.provider).into(),
+            model: request.model.clone(),
+            prompt: request.prompt.clone(),
+            seconds: request.duration_seconds,
+            aspect_ratio: request.aspect_ratio.clone(),
+            negative_prompt: request.negative_prompt.clone(),
+        });
+        let key = request.output_key.clone().unwrap_or_else(|| format!("generations/{}_r{seq}.mp4", self.job.job_id()));
+        self.effect("providers.generate-video", request, move |caps, job, _| async move {
+            Ok(match caps.renderer.render(&job, seq, &task, Some(&key)).await? {
+                Ok(made) => Ok(VideoResponse {
+                    generation_id: made.render_id,
+                    output_key: made.output_key,
+                    output_url: made.output_url,
+                    metadata: made.metadata,
+                }),
+                Err(RenderError::InvalidRequest(m)) => Err(ProviderError::InvalidRequest(m)),
+                Err(RenderError::Failed(m)) => Err(ProviderError::Upstream(m)),
+                // The only unavailability a generation meets on the platform is the customer's
+                // keys (`Failure::NoKey`); elsewhere (the dev runner) it is not offered at all.
+                Err(RenderError::Unavailable(m)) if m.starts_with("no usable") => Err(ProviderError::NoValidKey(m)),
+                Err(RenderError::Unavailable(m)) => Err(ProviderError::Unsupported(m)),
+            })
+        })
+        .await
     }
 }
 

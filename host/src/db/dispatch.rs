@@ -110,13 +110,14 @@ forward! {
     pub async fn provider_keys(&self, customer_id: Option<&str>) -> Result<Vec<ProviderKeyRow>, DbError>;
     pub async fn provider_key(&self, customer_id: Option<&str>, id: &str) -> Result<Option<ProviderKeyRow>, DbError>;
     pub async fn provider_key_by_id(&self, id: &str) -> Result<Option<ProviderKeyRow>, DbError>;
+    pub async fn provider_key_secret(&self, id: &str) -> Result<Option<String>, DbError>;
     pub async fn update_provider_key(&self, customer_id: Option<&str>, id: &str, patch: ProviderKeyPatch) -> Result<bool, DbError>;
     pub async fn delete_provider_key(&self, customer_id: Option<&str>, id: &str) -> Result<bool, DbError>;
     pub async fn upsert_platform_key(&self, key: &NewProviderKey<'_>) -> Result<(), DbError>;
     pub async fn remove_platform_keys_except(&self, keep: &[String]) -> Result<(), DbError>;
     // renders.rs
     pub async fn create_render(&self, render: &NewRender<'_>) -> Result<RenderRow, DbError>;
-    pub async fn claim_render(&self, token: &str, lease_ms: i64, max_attempts: i64, default_cap: i64) -> Result<Option<RenderRow>, DbError>;
+    pub async fn claim_render(&self, token: &str, lease_ms: i64, max_attempts: i64, default_cap: i64, generations: bool) -> Result<Option<RenderRow>, DbError>;
     pub async fn heartbeat_render(&self, id: &str, token: &str, lease_ms: i64, progress: f64, output_seconds: f64) -> Result<bool, DbError>;
     pub async fn set_render_progress(&self, job_id: &str, progress: f64, message: &str) -> Result<(), DbError>;
     pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<(), DbError>;

@@ -56,8 +56,14 @@ pub struct NewRender<'a> {
 /// cost the share of the hold their progress reached.
 pub enum RenderEnd<'a> {
     /// The WIT render-result as JSON, and the host's charge for it (cost in nano-USD,
-    /// metadata).
-    Succeeded { result: &'a str, cost_nusd: i64, metadata: &'a str, default_margin: f64 },
+    /// metadata; a generation's charge also names its provider and model).
+    Succeeded {
+        result: &'a str,
+        cost_nusd: i64,
+        metadata: &'a str,
+        default_margin: f64,
+        provider_model: Option<(&'a str, &'a str)>,
+    },
     /// `{kind, message}`.
     Failed { error: &'a str, metadata: &'a str },
 }
@@ -101,6 +107,7 @@ impl Sqlite {
         lease_ms: i64,
         max_attempts: i64,
         default_cap: i64,
+        generations: bool,
     ) -> Result<Option<RenderRow>, DbError> {
         let now = now_ms();
         let due = "(status = 'queued' OR (status = 'running' AND lease_expires_at < ?1))";
@@ -113,14 +120,18 @@ impl Sqlite {
         .bind(max_attempts)
         .execute(self.writer())
         .await?;
+        // Renders and generations are claimed apart, each into slots of its own: a generation
+        // waits minutes on a provider and must not hold an FFmpeg or Chromium slot.
         let running = "(SELECT COUNT(*) FROM renders x WHERE x.customer_id = r.customer_id
-                          AND x.status = 'running' AND x.lease_expires_at >= ?1)";
+                          AND x.status = 'running' AND x.lease_expires_at >= ?1
+                          AND (x.kind = 'generation') = ?5)";
         sqlx::query_as(&format!(
             "UPDATE renders SET status = 'running', lease_token = ?2, lease_expires_at = ?1 + ?3,
                 attempts = attempts + 1, started_at = COALESCE(started_at, ?1), updated_at = ?1
-             WHERE id = (SELECT r.id FROM renders r WHERE {due}
-                           AND {running} < COALESCE((SELECT max_concurrent_renders FROM customers c
-                                                      WHERE c.id = r.customer_id), ?4)
+             WHERE id = (SELECT r.id FROM renders r WHERE {due} AND (r.kind = 'generation') = ?5
+                           AND {running} < CASE WHEN ?5 THEN ?4
+                                                ELSE COALESCE((SELECT max_concurrent_renders FROM customers c
+                                                               WHERE c.id = r.customer_id), ?4) END
                          ORDER BY {running},
                                   (SELECT MAX(y.started_at) FROM renders y WHERE y.customer_id = r.customer_id) NULLS FIRST,
                                   r.created_at
@@ -131,6 +142,7 @@ impl Sqlite {
         .bind(token)
         .bind(lease_ms)
         .bind(default_cap)
+        .bind(generations)
         .fetch_optional(self.writer())
         .await
     }
@@ -195,9 +207,10 @@ impl Sqlite {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let effect_key = format!("{}:{}", render.job_id, render.seq);
         let (status, result, error) = match &end {
-            RenderEnd::Succeeded { result, cost_nusd, metadata, default_margin } => {
+            RenderEnd::Succeeded { result, cost_nusd, metadata, default_margin, provider_model } => {
                 sqlx::query(
                     "UPDATE billing_holds SET cost_nusd = ?2, metadata = ?3,
+                        provider = COALESCE(?7, provider), model = COALESCE(?8, model),
                         charge_nusd = MIN(held_nusd, CAST(?2 * COALESCE((SELECT margin FROM customers c
                                           WHERE c.id = billing_holds.customer_id), ?4) + 0.999999 AS INTEGER))
                      WHERE effect_key = ?1 AND status = 'open'
@@ -209,6 +222,8 @@ impl Sqlite {
                 .bind(default_margin)
                 .bind(&render.id)
                 .bind(token)
+                .bind(provider_model.map(|(p, _)| p))
+                .bind(provider_model.map(|(_, m)| m))
                 .execute(&mut *tx)
                 .await?;
                 // A render queued before holds existed (an upgrade mid-render) has none: its

@@ -101,7 +101,8 @@ impl Platform {
             tokio::spawn(hear_other_hosts(signals, bus.clone(), catalog.clone()));
         }
         let metrics = Arc::new(crate::metrics::Metrics::default());
-        let providers = ProviderRouter::start(db.clone(), &config, master_key.clone(), metrics.clone()).await?;
+        let providers =
+            Arc::new(ProviderRouter::start(db.clone(), &config, master_key.clone(), metrics.clone()).await?);
         let signer = UrlSigner::new(master_key.derive("vidfarm file URLs v1"), &config.public_url, config.file_url_ttl);
         let storage: Arc<dyn crate::capabilities::ObjectStore> = match &config.s3 {
             Some(s3) => Arc::new(S3ObjectStore::new(s3, config.file_url_ttl)),
@@ -113,7 +114,10 @@ impl Platform {
         if render.work_dir.as_os_str().is_empty() {
             render.work_dir = config.data_dir.join("render-work");
         }
-        let pipeline = Arc::new(crate::render::Pipeline::new(render, storage.clone(), Some(signer.clone())));
+        let pipeline = Arc::new(
+            crate::render::Pipeline::new(render, storage.clone(), Some(signer.clone()))
+                .with_generator(providers.clone()),
+        );
         let render_due = Arc::new(tokio::sync::Notify::new());
         let renders = Arc::new(crate::render::worker::RenderWorker {
             db: db.clone(),
@@ -141,7 +145,7 @@ impl Platform {
                 storage_usd_per_gb: config.storage_usd_per_gb,
                 storage_quota_bytes: config.storage_quota_bytes,
             }),
-            providers: Arc::new(providers),
+            providers,
             renderer: Arc::new(renderer),
             jobs: Arc::new(backends::DbJobs {
                 db: db.clone(),

@@ -15,6 +15,8 @@ mod router;
 pub mod secrets;
 mod setup;
 mod speech;
+pub mod video;
+mod video_runs;
 mod wire;
 
 pub use dev_echo::DevEchoProvider;
@@ -22,6 +24,7 @@ pub use rate_limit::{go_duration, retry_after_header};
 pub use router::ProviderRouter;
 pub use secrets::MasterKey;
 pub use setup::{ProviderSetupError, env_keys, master_key};
+pub use video_runs::VideoScope;
 
 use crate::capabilities::ProviderCall;
 use crate::outbound::DownloadError;

@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 pub struct ProviderRouter {
     pub(super) db: Db,
     pub(super) http: reqwest::Client,
+    /// Follows redirects (a generated clip's file URL redirects to the provider's storage) and
+    /// allows a download minutes long; `http` follows none.
+    pub(super) downloads: reqwest::Client,
     pub(super) master: MasterKey,
     pub(super) settings: ProviderSettings,
     pub(super) metrics: Arc<Metrics>,
@@ -45,7 +48,7 @@ fn lease_lost() -> HostTrap {
 }
 
 /// Why a leased call ended without an answer.
-enum Interrupted {
+pub(super) enum Interrupted {
     Call(CallError),
     Cancelled,
 }
@@ -178,7 +181,7 @@ impl ProviderGateway for ProviderRouter {
 impl ProviderRouter {
     /// What a failed call means for the key, and whether the template gets an answer now
     /// (otherwise the loop tries the next key).
-    fn judge(
+    pub(super) fn judge(
         &self,
         name: &str,
         source: &str,
@@ -265,7 +268,7 @@ impl ProviderRouter {
         HostTrap::Suspend(Suspension::Deferred { until_ms: until_ms.max(now), reason })
     }
 
-    fn backoff(&self, failures: u32) -> Duration {
+    pub(super) fn backoff(&self, failures: u32) -> Duration {
         self.settings.retry_base.saturating_mul(1 << failures.min(6))
     }
 
@@ -419,6 +422,6 @@ fn refuse(call: &ProviderCall) -> Option<ProviderError> {
     }
 }
 
-fn millis(d: Duration) -> i64 {
+pub(super) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -4,7 +4,8 @@
 //! job suspends in `waiting_for_child`; the render worker runs it, reports progress as job
 //! events, stores the output, charges a `render` event and wakes the job, whose replay then
 //! receives the result and journals it. A crash re-runs an unfinished render, never a
-//! finished one; cancelling the job kills the render's process.
+//! finished one; cancelling the job kills the render's process. A provider's video generation
+//! (Veo) is a row of the same queue (`kind = 'generation'`), claimed into slots of its own.
 
 mod ffmpeg;
 mod pipeline;
@@ -37,6 +38,10 @@ pub struct RenderSettings {
     pub slots: u32,
     /// Renders one customer may have running at once, unless the operator set theirs.
     pub per_customer: u32,
+    /// Video generations one process polls at once (each waits on a provider, not a core).
+    pub generation_slots: u32,
+    /// Video generations one customer may have running at once.
+    pub generation_per_customer: u32,
     /// What a minute of rendered output costs the platform (`render` events).
     pub usd_per_minute: f64,
     /// The longest output a render may produce (seconds).
@@ -100,6 +105,9 @@ pub enum Failure {
     Unavailable(String),
     #[error("the render was cancelled")]
     Cancelled,
+    /// A generation found no usable provider key of the customer's.
+    #[error("{0}")]
+    NoKey(String),
 }
 
 impl Failure {
@@ -109,6 +117,7 @@ impl Failure {
             Failure::Failed(_) => "failed",
             Failure::Unavailable(_) => "unavailable",
             Failure::Cancelled => "cancelled",
+            Failure::NoKey(_) => "no_valid_key",
         };
         serde_json::json!({ "kind": kind, "message": self.to_string() })
     }
@@ -120,6 +129,7 @@ impl Failure {
             Some("invalid_request") => Failure::Invalid(message),
             Some("unavailable") => Failure::Unavailable(message),
             Some("cancelled") => Failure::Cancelled,
+            Some("no_valid_key") => Failure::NoKey(message),
             _ => Failure::Failed(message),
         }
     }
@@ -130,6 +140,8 @@ impl Failure {
 pub struct RenderScope {
     pub render_id: String,
     pub job_id: String,
+    /// Whose keys a generation leases.
+    pub customer_id: String,
     /// `templates/:templateId/users/:customerId/jobs/:jobId`
     pub artifact_prefix: String,
     /// `customers/:customerId/workspace`
@@ -158,6 +170,7 @@ impl RenderScope {
         Self {
             render_id: render_id.to_string(),
             job_id: job_id.to_string(),
+            customer_id: customer_id.to_string(),
             artifact_prefix: format!("templates/{template_id}/users/{customer_id}/jobs/{job_id}"),
             workspace_prefix: format!("customers/{customer_id}/workspace"),
             remote: Remote::default(),

@@ -1,5 +1,6 @@
-//! One render from request to stored output: fetch the sources, run the backend in a scratch
-//! directory, probe what came out, store it under the job's prefix.
+//! One render from request to stored output: fetch the sources, run the backend (or have the
+//! provider generate the clip) in a scratch directory, probe what came out, store it under the
+//! job's prefix.
 
 use super::remotion::Remotion;
 use super::sources::Sources;
@@ -7,6 +8,8 @@ use super::spec::RenderSpec;
 use super::timeline::{self, Probe};
 use super::{Failure, Progress, RenderScope, RenderSettings};
 use crate::capabilities::ObjectStore;
+use crate::providers::video::VideoTask;
+use crate::providers::{ProviderRouter, VideoScope};
 use crate::runtime::bindings::remotion::RenderResult;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -22,6 +25,8 @@ pub enum RenderTask {
     Spec { spec: serde_json::Value },
     /// A Remotion composition of a pre-built bundle.
     Remotion { composition_id: String, serve_url: Option<String>, input_props: serde_json::Value },
+    /// A clip a provider generates (Veo): submitted, polled and downloaded by the host.
+    Generation(VideoTask),
 }
 
 impl RenderTask {
@@ -29,6 +34,15 @@ impl RenderTask {
         match self {
             RenderTask::Spec { .. } => "spec",
             RenderTask::Remotion { .. } => "remotion",
+            RenderTask::Generation(_) => "generation",
+        }
+    }
+
+    /// The ledger type of its charge.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            RenderTask::Generation(_) => "ai_generation",
+            _ => "render",
         }
     }
 }
@@ -42,6 +56,8 @@ pub struct Rendered {
     pub seconds: f64,
     /// The stored output's size (counted against the customer's storage quota).
     pub bytes: u64,
+    /// The provider and model a generation's charge names (none for renders).
+    pub provider_model: Option<(String, String)>,
 }
 
 /// Everything a render needs; shared by the render worker and the dev runner.
@@ -52,6 +68,8 @@ pub struct Pipeline {
     /// This host's measured FFmpeg speed: specs that could not finish within the timeout are
     /// refused up front.
     pub speed: super::speed::RenderSpeed,
+    /// The provider gateway that runs video generations (none: the dev runner).
+    pub generator: Option<Arc<ProviderRouter>>,
 }
 
 impl Pipeline {
@@ -66,7 +84,13 @@ impl Pipeline {
             allow_private: settings.allow_private_sources,
             timeout: settings.timeout,
         };
-        Self { settings, store, sources, speed: Default::default() }
+        Self { settings, store, sources, speed: Default::default(), generator: None }
+    }
+
+    /// Run video generations through `gateway` (its keys, endpoints and HTTP clients).
+    pub fn with_generator(mut self, gateway: Arc<ProviderRouter>) -> Self {
+        self.generator = Some(gateway);
+        self
     }
 
     /// The backend `task` needs, or why it cannot run here.
@@ -77,6 +101,12 @@ impl Pipeline {
                 Some(remotion) => Ok(remotion.mode.backend_name()),
                 None => Err(Failure::Unavailable(
                     "no Remotion renderer is configured on this host (see docs/rendering.md)".into(),
+                )),
+            },
+            RenderTask::Generation(video) => match &self.generator {
+                Some(_) => Ok(video.backend()),
+                None => Err(Failure::Unavailable(
+                    "video generation runs on the platform (`vidfarm serve`), not in the dev runner".into(),
                 )),
             },
         }
@@ -105,6 +135,11 @@ impl Pipeline {
                     return Err(Failure::Invalid(format!(
                         "serve-url: `{url}` is not one of this host's bundles (VIDFARM_REMOTION_OTHER_BUNDLES)"
                     )));
+                }
+            }
+            RenderTask::Generation(video) => {
+                if let Some(refusal) = video.refusal() {
+                    return Err(Failure::Invalid(refusal));
                 }
             }
         }
@@ -146,6 +181,13 @@ impl Pipeline {
                     let limits = self.settings.process_limits(false);
                     Remotion { settings: remotion, limits }.render(&request, progress, cancel).await
                 }
+                RenderTask::Generation(video) => {
+                    let gateway = self.generator.as_ref().ok_or(Failure::Unavailable("no generator".into()))?;
+                    let of =
+                        VideoScope { customer_id: &scope.customer_id, job_id: &scope.job_id, remote: &scope.remote };
+                    let max = self.settings.max_output_bytes;
+                    gateway.generate_video(&of, video, &output, max, progress, cancel).await
+                }
             }
         };
         match tokio::time::timeout(self.settings.timeout, work).await {
@@ -160,10 +202,19 @@ impl Pipeline {
             .await
             .map_err(|e| Failure::Failed(format!("storage: {e}")))?;
         let url = self.store.public_url(output_key).await;
-        let metadata = serde_json::json!({
+        let mut metadata = serde_json::json!({
             "backend": backend, "duration_seconds": media.seconds, "width": media.width, "height": media.height,
             "fps": media.fps, "size_bytes": size, "has_audio": media.has_audio,
         });
+        let (cost_nusd, provider_model) = match task {
+            // Google bills the length asked for, whatever the clip's container says.
+            RenderTask::Generation(video) => {
+                metadata["provider"] = video.provider.clone().into();
+                metadata["model"] = video.model.clone().into();
+                (video.cost_nusd(), Some((video.provider.clone(), video.model.clone())))
+            }
+            _ => (crate::money::cost_from_usd(media.seconds / 60.0 * self.settings.usd_per_minute), None),
+        };
         Ok(Rendered {
             result: RenderResult {
                 render_id: scope.render_id.clone(),
@@ -171,9 +222,10 @@ impl Pipeline {
                 output_url: url,
                 metadata: metadata.to_string(),
             },
-            cost_nusd: crate::money::cost_from_usd(media.seconds / 60.0 * self.settings.usd_per_minute),
+            cost_nusd,
             seconds: media.seconds,
             bytes: size,
+            provider_model,
         })
     }
 

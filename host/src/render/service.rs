@@ -22,6 +22,7 @@ pub fn wit_error(failure: Failure) -> RenderError {
         Failure::Unavailable(m) => RenderError::Unavailable(m),
         Failure::Failed(m) => RenderError::Failed(m),
         Failure::Cancelled => RenderError::Failed("the render was cancelled".into()),
+        Failure::NoKey(m) => RenderError::Unavailable(m),
     }
 }
 
@@ -102,7 +103,10 @@ impl Renderer for RenderService {
                     backend,
                     request: &request,
                     output_key: &full,
-                    cost_nusd_per_second: self.pipeline.settings.usd_per_minute / 60.0 * 1e9,
+                    cost_nusd_per_second: match task {
+                        RenderTask::Generation(video) => video.cost_nusd() as f64 / f64::from(video.seconds.max(1)),
+                        _ => self.pipeline.settings.usd_per_minute / 60.0 * 1e9,
+                    },
                     margin,
                 })
                 .await
@@ -131,10 +135,17 @@ impl RenderService {
     /// the output actually rendered; a customer at their limit stops here, before any work.
     /// Returns the customer's margin (the render row keeps it for a render cut short).
     async fn hold(&self, job: &JobScope, seq: u32, task: &RenderTask) -> BackendResult<f64> {
+        if let RenderTask::Generation(video) = task {
+            // A clip's price is known before it is submitted: its seconds at the model's rate.
+            let cost = video.cost_nusd();
+            return self
+                .place(job, seq, "ai_generation", cost, "a video generation needs {held} held (its price)")
+                .await;
+        }
         let settings = &self.pipeline.settings;
         let stated = match task {
             RenderTask::Spec { spec } => spec["duration"].as_f64().filter(|d| d.is_finite() && *d > 0.0),
-            RenderTask::Remotion { .. } => None,
+            _ => None,
         };
         let price = |seconds: f64| money::cost_from_usd(seconds / 60.0 * settings.usd_per_minute);
         // The longest output a render could produce: a Remotion render on this machine kind
@@ -142,17 +153,22 @@ impl RenderService {
         // produce more than the timeout's length of video; FFmpeg is faster than real time, so
         // only the host's output cap bounds an unstated spec.
         let longest = match task {
-            RenderTask::Remotion { .. } => settings.max_seconds.min(settings.timeout.as_secs_f64()),
             RenderTask::Spec { .. } => settings.max_seconds,
+            _ => settings.max_seconds.min(settings.timeout.as_secs_f64()),
         };
         let want = price(stated.unwrap_or(longest));
+        self.place(job, seq, "render", want, "a render needs {held} held (its longest possible output)").await
+    }
+
+    /// Hold `want` for the effect; `need` says what for (`{held}` is replaced by the sum).
+    async fn place(&self, job: &JobScope, seq: u32, kind: &str, want: i64, need: &str) -> BackendResult<f64> {
         let effect_key = format!("{}:{seq}", job.job_id());
         let request = HoldRequest {
             effect_key: &effect_key,
             customer_id: &job.context.customer.id,
             job_id: job.job_id(),
             template_id: &job.context.template_id,
-            kind: "render",
+            kind,
             want_cost_nusd: want,
             min_cost_nusd: want,
             lease_token: &job.lease_token,
@@ -160,15 +176,15 @@ impl RenderService {
         match self.db.place_hold(&request, self.default_margin).await.map_err(fault)? {
             HoldOutcome::Held(hold) => Ok(hold.margin),
             // Captured already: the render is journaled, so a replay never asks again.
-            HoldOutcome::Settled => Err(fault_msg("the render's hold is settled but the render is not journaled")),
+            HoldOutcome::Settled => Err(fault_msg("the effect's hold is settled but the effect is not journaled")),
             HoldOutcome::LeaseLost => {
                 Err(HostTrap::Fail(RunError::HostFault { message: "the run lost its lease on the job".into() }))
             }
             HoldOutcome::Insufficient { headroom_nusd, min_charge_nusd } => {
                 Err(HostTrap::Fail(RunError::BillingLimitReached {
                     message: format!(
-                        "a render needs {} held (its longest possible output); the customer may be charged {} more",
-                        money::dollars(min_charge_nusd),
+                        "{}; the customer may be charged {} more",
+                        need.replace("{held}", &money::dollars(min_charge_nusd)),
                         money::dollars(headroom_nusd.max(0))
                     ),
                 }))

@@ -39,13 +39,21 @@ pub struct RenderWorker {
 }
 
 impl RenderWorker {
-    /// Claim and run renders until `shutdown`; renders still running then are left to their
-    /// lease (another worker, or this host after a restart, runs them again).
+    /// Claim and run renders and generations until `shutdown`; those still running then are
+    /// left to their lease (another worker, or this host after a restart, runs them again).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(self.pipeline.settings.slots.max(1) as usize));
+        tokio::join!(self.clone().run_class(false, shutdown.clone()), self.run_class(true, shutdown));
+    }
+
+    /// One class of work into its own slots: renders (each a whole FFmpeg or Chromium) or
+    /// generations (each waiting on a provider), so minutes of polling hold no render slot.
+    async fn run_class(self: Arc<Self>, generations: bool, shutdown: CancellationToken) {
+        let settings = &self.pipeline.settings;
+        let slots = if generations { settings.generation_slots } else { settings.slots };
+        let slots = Arc::new(Semaphore::new(slots.max(1) as usize));
         let tasks = TaskTracker::new();
         while !shutdown.is_cancelled() {
-            let claimed = if slots.available_permits() > 0 { self.claim().await } else { None };
+            let claimed = if slots.available_permits() > 0 { self.claim(generations).await } else { None };
             match claimed {
                 Some(render) => {
                     let Ok(permit) = slots.clone().acquire_owned().await else { break };
@@ -69,11 +77,12 @@ impl RenderWorker {
         tasks.wait().await;
     }
 
-    async fn claim(&self) -> Option<RenderRow> {
+    async fn claim(&self, generations: bool) -> Option<RenderRow> {
         let settings = &self.pipeline.settings;
         let token = uuid::Uuid::new_v4().simple().to_string();
         let lease_ms = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
-        match self.db.claim_render(&token, lease_ms, settings.max_attempts, i64::from(settings.per_customer)).await {
+        let cap = if generations { settings.generation_per_customer } else { settings.per_customer };
+        match self.db.claim_render(&token, lease_ms, settings.max_attempts, i64::from(cap), generations).await {
             Ok(render) => render,
             Err(e) => {
                 tracing::error!(error = %e, "claiming renders failed");
@@ -149,6 +158,7 @@ impl RenderWorker {
                     cost_nusd: rendered.cost_nusd,
                     metadata: &metadata,
                     default_margin: self.default_margin,
+                    provider_model: rendered.provider_model.as_ref().map(|(p, m)| (p.as_str(), m.as_str())),
                 };
                 self.db.finish_render(&render, &token, end).await
             }
@@ -164,9 +174,10 @@ impl RenderWorker {
         };
         match written {
             Ok(true) => {
+                let noun = noun(&render);
                 let message = match &outcome {
-                    Ok(r) => format!("render {} finished: {:.1} s of video", render.id, r.seconds),
-                    Err(f) => format!("render {} failed: {f}", render.id),
+                    Ok(r) => format!("{noun} {} finished: {:.1} s of video", render.id, r.seconds),
+                    Err(f) => format!("{noun} {} failed: {f}", render.id),
                 };
                 let level = if outcome.is_ok() { "info" } else { "error" };
                 // The output is an artifact of the job like any it stores itself: the timeline
@@ -174,7 +185,7 @@ impl RenderWorker {
                 let artifact = outcome.as_ref().ok().map(|r| {
                     serde_json::json!({
                         "key": r.result.output_key, "url": r.result.output_url, "size": r.bytes,
-                        "content_type": "video/mp4", "kind": "render",
+                        "content_type": "video/mp4", "kind": noun,
                     })
                 });
                 self.emit_with(&render, u32::MAX - 1, level, message, None, artifact).await;
@@ -196,9 +207,10 @@ impl RenderWorker {
         let (task, relative): (RenderTask, String) = serde_json::from_str(&render.request)
             .map_err(|e| Failure::Failed(format!("the stored render request is unreadable: {e}")))?;
         let mut scope = RenderScope::new(&render.id, &render.job_id, &render.template_id, &render.customer_id);
+        let noun = noun(render);
         let message = match &remote.resume {
-            Some(_) => format!("render {} resumed ({}, attempt {})", render.id, render.backend, render.attempts),
-            None => format!("render {} started ({})", render.id, render.backend),
+            Some(_) => format!("{noun} {} resumed ({}, attempt {})", render.id, render.backend, render.attempts),
+            None => format!("{noun} {} started ({})", render.id, render.backend),
         };
         scope.remote = remote;
         self.emit(render, attempt_ordinals(render), "info", message, None).await;
@@ -265,11 +277,12 @@ impl RenderWorker {
                 // Time left, from the pace so far (once there is a pace to go by).
                 let left = (now.fraction >= 0.02 && now.fraction < 1.0)
                     .then(|| started.elapsed().as_secs_f64() * (1.0 - now.fraction) / now.fraction);
+                let doing = if render.kind == "generation" { "generating" } else { "rendering" };
                 let message = match left {
                     Some(s) => {
-                        format!("rendering: {} {:.0}%, about {:.0} s left", now.stage, now.fraction * 100.0, s.ceil())
+                        format!("{doing}: {} {:.0}%, about {:.0} s left", now.stage, now.fraction * 100.0, s.ceil())
                     }
-                    None => format!("rendering: {} {:.0}%", now.stage, now.fraction * 100.0),
+                    None => format!("{doing}: {} {:.0}%", now.stage, now.fraction * 100.0),
                 };
                 let _ = self.db.set_render_progress(&render.job_id, now.fraction, &message).await;
                 self.emit(render, ordinal, "info", message, Some(now.fraction)).await;
@@ -323,6 +336,11 @@ impl RenderWorker {
             tracing::warn!(error = %e, "could not record a render event");
         }
     }
+}
+
+/// What the row is called in the job's log: `render`, or `generation` for a provider's clip.
+fn noun(render: &RenderRow) -> &'static str {
+    if render.kind == "generation" { "generation" } else { "render" }
 }
 
 /// A scope for the event sink: no lease (the job is waiting, not running).

@@ -186,6 +186,35 @@ struct Speak {
     then_wait_for_approval: bool,
 }
 
+/// The payload of `film`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Film {
+    provider: ProviderName,
+    /// e.g. `veo-3.1-generate-preview`, `veo-3.1-fast-generate-preview`.
+    #[schemars(length(min = 1, max = 200))]
+    model: String,
+    #[schemars(length(min = 1, max = 4000))]
+    prompt: String,
+    /// The clip's length (Veo 3.1: 4, 6 or 8).
+    #[schemars(range(min = 1, max = 60))]
+    seconds: u32,
+    /// `16:9` (default) or `9:16`.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^(16:9|9:16)$"))]
+    aspect_ratio: Option<String>,
+    #[serde(default)]
+    #[schemars(length(max = 1000))]
+    negative_prompt: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Filmed {
+    key: String,
+    url: Option<String>,
+    metadata: Value,
+}
+
 /// The payload of `place-text`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -255,6 +284,21 @@ fn speak(ctx: &Context, input: Speak) -> Result<Spoken, TemplateError> {
         content_type: spoken.content_type,
         duration_seconds: spoken.duration_seconds,
     })
+}
+
+fn film(ctx: &Context, input: Film) -> Result<Filmed, TemplateError> {
+    ctx.logger.progress(0.05, "asking the provider for the clip");
+    let clip = ctx.providers.generate_video(&VideoRequest {
+        provider: input.provider.into(),
+        model: input.model,
+        prompt: input.prompt,
+        duration_seconds: input.seconds,
+        aspect_ratio: input.aspect_ratio.unwrap_or_else(|| "16:9".into()),
+        negative_prompt: input.negative_prompt,
+        output_key: Some("clips/clip.mp4".into()),
+    })?;
+    ctx.logger.progress(1.0, "clip stored");
+    Ok(Filmed { key: clip.output_key, url: clip.output_url, metadata: serde_json::from_str(&clip.metadata)? })
 }
 
 fn draw(ctx: &Context, input: Draw) -> Result<Drawing, TemplateError> {
@@ -327,6 +371,11 @@ fn template() -> Template {
         )
         .operation(Operation::new("place-text", "Where text fits on an image (analyze-image-layout).", place_text))
         .operation(Operation::new("speak", "Say a text and store the WAV (generate-speech).", speak))
+        .operation(
+            Operation::new("film", "Generate a video clip and store it (generate-video, minutes).", film)
+                .webhooks()
+                .estimated_cost_usd(3.2),
+        )
 }
 
 vidfarm_guest::export_template!(template);

@@ -11,6 +11,7 @@ mod cache;
 mod cancel;
 mod dashboard;
 mod fair_shares;
+mod generations;
 mod holds;
 mod holds_runs;
 mod hostile_bounds;

@@ -81,6 +81,14 @@ impl super::Pg {
             .await
     }
 
+    /// Postgres twin of `Sqlite::provider_key_secret`: a key's encrypted secret by id.
+    pub async fn provider_key_secret(&self, id: &str) -> Result<Option<String>, DbError> {
+        sqlx::query_scalar("SELECT encrypted_secret FROM customer_provider_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
     /// Postgres twin of `Sqlite::update_provider_key`: apply `patch`; false when the customer
     /// has no such key. The `UPDATE` locks the key row first, so a concurrent edit of the same
     /// key (or a lease re-checking its models) waits until the models are replaced too.

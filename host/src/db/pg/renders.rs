@@ -61,6 +61,7 @@ impl super::Pg {
         lease_ms: i64,
         max_attempts: i64,
         default_cap: i64,
+        generations: bool,
     ) -> Result<Option<RenderRow>, DbError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -89,14 +90,17 @@ impl super::Pg {
         .bind(&locked)
         .execute(&mut *tx)
         .await?;
+        // Renders and generations are claimed apart, each into its own slots (see SQLite's).
         let running = "(SELECT COUNT(*) FROM renders x WHERE x.customer_id = r.customer_id
-                          AND x.status = 'running' AND x.lease_expires_at >= $1)";
+                          AND x.status = 'running' AND x.lease_expires_at >= $1
+                          AND (x.kind = 'generation') = $5)";
         let claimed = sqlx::query_as(&format!(
             "UPDATE renders SET status = 'running', lease_token = $2, lease_expires_at = $1 + $3,
                 attempts = attempts + 1, started_at = COALESCE(started_at, $1), updated_at = $1
-             WHERE id = (SELECT r.id FROM renders r WHERE {due_r}
-                           AND {running} < COALESCE((SELECT c.max_concurrent_renders FROM customers c
-                                                      WHERE c.id = r.customer_id), $4)
+             WHERE id = (SELECT r.id FROM renders r WHERE {due_r} AND (r.kind = 'generation') = $5
+                           AND {running} < CASE WHEN $5 THEN $4
+                                                ELSE COALESCE((SELECT c.max_concurrent_renders FROM customers c
+                                                               WHERE c.id = r.customer_id), $4) END
                          ORDER BY {running},
                                   (SELECT MAX(y.started_at) FROM renders y WHERE y.customer_id = r.customer_id)
                                     NULLS FIRST,
@@ -110,6 +114,7 @@ impl super::Pg {
         .bind(token)
         .bind(lease_ms)
         .bind(default_cap)
+        .bind(generations)
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -190,10 +195,11 @@ impl super::Pg {
             .await?;
         sqlx::query("SELECT 1 FROM renders WHERE id = $1 FOR UPDATE").bind(&render.id).execute(&mut *tx).await?;
         let (status, result, error) = match &end {
-            RenderEnd::Succeeded { result, cost_nusd, metadata, default_margin } => {
+            RenderEnd::Succeeded { result, cost_nusd, metadata, default_margin, provider_model } => {
                 // `trunc`: SQLite's CAST truncates a REAL, Postgres's rounds (a charge rounds up).
                 sqlx::query(
                     "UPDATE billing_holds SET cost_nusd = $2, metadata = $3,
+                        provider = COALESCE($7, provider), model = COALESCE($8, model),
                         charge_nusd = LEAST(held_nusd, trunc($2::DOUBLE PRECISION
                             * COALESCE((SELECT c.margin FROM customers c WHERE c.id = billing_holds.customer_id), $4)
                             + 0.999999)::BIGINT)
@@ -206,6 +212,8 @@ impl super::Pg {
                 .bind(default_margin)
                 .bind(&render.id)
                 .bind(token)
+                .bind(provider_model.map(|(p, _)| p))
+                .bind(provider_model.map(|(_, m)| m))
                 .execute(&mut *tx)
                 .await?;
                 // A render queued before holds existed (an upgrade mid-render) has none: its
