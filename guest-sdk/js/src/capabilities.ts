@@ -126,6 +126,32 @@ export interface SpeechResponse {
   durationSeconds: number;
 }
 
+export interface VideoRequest {
+  /** `gemini` (Veo). */
+  provider: Provider;
+  /** e.g. `veo-3.1-generate-preview`, `veo-3.1-fast-generate-preview`. */
+  model: string;
+  /** What to show: 1 to 4,000 characters. */
+  prompt: string;
+  /** The clip's length: 4, 6 or 8 (Veo 3.1). */
+  durationSeconds: number;
+  /** `16:9` (default) or `9:16`. */
+  aspectRatio?: string;
+  /** What to keep out of the clip. */
+  negativePrompt?: string;
+  /** Where the clip is stored under the job's prefix (default `generations/<id>.mp4`). */
+  outputKey?: string;
+}
+
+export interface VideoResponse {
+  generationId: string;
+  outputKey: string;
+  /** A signed URL of the clip, when the store makes them. */
+  outputUrl: string | null;
+  /** `{provider, model, duration_seconds, width, height, fps, has_audio, size_bytes}`. */
+  metadata: Record<string, unknown>;
+}
+
 export interface LayoutRequest {
   provider: Provider;
   model: string;
@@ -157,6 +183,32 @@ export class Providers {
       size: Number(spoken.size),
       contentType: spoken.contentType,
       durationSeconds: spoken.durationSeconds,
+    };
+  }
+
+  /**
+   * A video clip the provider generates (minutes): the job suspends while the host submits,
+   * polls and stores it, and resumes with the stored clip. Never submitted or paid twice.
+   */
+  async generateVideo(request: VideoRequest): Promise<VideoResponse> {
+    const made = callImport(
+      () =>
+        providers.generateVideo({
+          provider: request.provider,
+          model: request.model,
+          prompt: request.prompt,
+          durationSeconds: request.durationSeconds,
+          aspectRatio: request.aspectRatio ?? "16:9",
+          negativePrompt: request.negativePrompt,
+          outputKey: request.outputKey,
+        }),
+      providerError,
+    );
+    return {
+      generationId: made.generationId,
+      outputKey: made.outputKey,
+      outputUrl: made.outputUrl ?? null,
+      metadata: parseJson(made.metadata || "{}", "generation metadata") as Record<string, unknown>,
     };
   }
 }

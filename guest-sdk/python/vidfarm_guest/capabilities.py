@@ -126,6 +126,36 @@ class Providers:
             "duration_seconds": spoken.duration_seconds,
         }
 
+    def generate_video(
+        self,
+        provider: str,
+        model: str,
+        prompt: str,
+        duration_seconds: int,
+        aspect_ratio: str = "16:9",
+        negative_prompt: Optional[str] = None,
+        output_key: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """A video clip the provider generates (minutes): the job suspends while the host submits,
+        polls and stores it, then resumes with it; never submitted or paid twice. Returns
+        ``generation_id``, ``output_key``, ``output_url`` and ``metadata``."""
+        request = providers.VideoRequest(
+            provider=provider_enum(provider),
+            model=model,
+            prompt=prompt,
+            duration_seconds=duration_seconds,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            output_key=output_key,
+        )
+        made = call_import(lambda: providers.generate_video(request))
+        return {
+            "generation_id": made.generation_id,
+            "output_key": made.output_key,
+            "output_url": made.output_url,
+            "metadata": parse_json(made.metadata or "{}", "generation metadata"),
+        }
+
 
 def _render_result(result: remotion.RenderResult) -> Dict[str, Any]:
     return {

@@ -8,7 +8,9 @@ declare module 'vidfarm:template/providers@0.1.0' {
   export function generateImage(request: ImageRequest): ImageResponse;
   export function analyzeImageLayout(request: LayoutRequest): LayoutResponse;
   export function generateSpeech(request: SpeechRequest): SpeechResponse;
+  export function generateVideo(request: VideoRequest): VideoResponse;
   export type Provider = import('vidfarm:template/types@0.1.0').Provider;
+  export type Json = import('vidfarm:template/types@0.1.0').Json;
   export type ProviderError = ProviderErrorNoValidKey | ProviderErrorInvalidRequest | ProviderErrorUpstream | ProviderErrorUnsupported;
   /**
    * The customer has no usable key for this provider (none, or all invalid).
@@ -145,5 +147,61 @@ declare module 'vidfarm:template/providers@0.1.0' {
      * The audio's length, counted from its samples.
      */
     durationSeconds: number,
+  }
+  /**
+   * A video clip generated from a prompt: a long-running generation (minutes at the
+   * provider). The host holds its price, submits it with one of the customer's keys,
+   * stores the provider's operation id before anything else, and suspends the job (no
+   * instance is kept) while it polls; the clip is downloaded into storage and the job
+   * resumes with it. A host crash at any point neither submits nor pays again.
+   */
+  export interface VideoRequest {
+    /**
+     * `gemini` (Veo, `predictLongRunning`) or `openai` (`/v1/videos`).
+     */
+    provider: Provider,
+    /**
+     * e.g. `veo-3.1-generate-preview`, `veo-3.1-fast-generate-preview`, `sora-2`
+     */
+    model: string,
+    /**
+     * What to show: 1 to 4,000 characters.
+     */
+    prompt: string,
+    /**
+     * The clip's length: Veo 4, 6 or 8 (Veo 2: 5 to 8); OpenAI 4, 8 or 12.
+     */
+    durationSeconds: number,
+    /**
+     * `16:9` or `9:16`.
+     */
+    aspectRatio: string,
+    /**
+     * What to keep out of the clip (Veo only; refused for OpenAI).
+     */
+    negativePrompt?: string,
+    /**
+     * Where the clip is stored, relative to the job's prefix (default
+     * `generations/<id>.mp4`).
+     */
+    outputKey?: string,
+  }
+  export interface VideoResponse {
+    /**
+     * The generation's id on this platform (`<job id>_r<n>`).
+     */
+    generationId: string,
+    /**
+     * Where the clip is stored, relative to the job's prefix.
+     */
+    outputKey: string,
+    /**
+     * A signed URL of the clip, when the store makes them.
+     */
+    outputUrl?: string,
+    /**
+     * `{provider, model, duration_seconds, width, height, fps, has_audio, size_bytes}`.
+     */
+    metadata: Json,
   }
 }
