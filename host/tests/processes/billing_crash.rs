@@ -4,9 +4,9 @@
 
 use crate::common;
 
+use common::wire::{read_request, respond};
 use common::*;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -35,25 +35,8 @@ fn fake_openai() -> FakeOpenAi {
 
 /// One request on one connection (`Connection: close`), answered with a chat completion.
 fn answer(stream: std::net::TcpStream, counted: &AtomicUsize, delay: &AtomicU64) {
-    let mut reader = BufReader::new(stream.try_clone().expect("a clone"));
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let Some(request) = read_request(&stream) else { return };
+    let request: Value = serde_json::from_slice(&request.body).unwrap_or_default();
     counted.fetch_add(1, SeqCst);
     std::thread::sleep(Duration::from_millis(delay.load(SeqCst)));
     let max = request["max_completion_tokens"].as_u64().unwrap_or(200_000);
@@ -61,14 +44,8 @@ fn answer(stream: std::net::TcpStream, counted: &AtomicUsize, delay: &AtomicU64)
         "id": "chatcmpl-crash", "object": "chat.completion", "created": 1_700_000_000, "model": request["model"],
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "answered"}, "finish_reason": "length"}],
         "usage": {"prompt_tokens": 3, "completion_tokens": max, "total_tokens": 3 + max},
-    })
-    .to_string();
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-        reply.len()
-    );
+    });
+    respond(stream, 200, "application/json", reply.to_string().as_bytes());
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Helpers of the process-level tests: the real `vidfarm` binary, started and stopped like an
 //! operator would, and a blocking HTTP client.
 
+pub mod wire;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::Path;

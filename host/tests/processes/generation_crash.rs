@@ -1,0 +1,146 @@
+//! The real `vidfarm` process SIGKILLed between a video generation's submit and its collect:
+//! after a restart the host polls the operation it submitted (stored before anything else)
+//! instead of submitting, and paying for, another; the clip is stored and charged once.
+
+use crate::common;
+
+use common::wire::{read_request, respond};
+use common::*;
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+/// Veo on loopback: counts submits and polls; the operation is done once `done` is set.
+struct FakeVeo {
+    base: String,
+    submits: Arc<AtomicUsize>,
+    polls: Arc<AtomicUsize>,
+    done: Arc<AtomicBool>,
+}
+
+fn fake_veo(clip: Vec<u8>) -> FakeVeo {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = listener.local_addr().expect("an address");
+    let (submits, polls, done) = (Arc::default(), Arc::default(), Arc::new(AtomicBool::new(false)));
+    let fake = FakeVeo { base: format!("http://{address}/v1beta"), submits, polls, done };
+    let (submits, polls, done) = (fake.submits.clone(), fake.polls.clone(), fake.done.clone());
+    let clip = Arc::new(clip);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let Some(request) = read_request(&stream) else { continue };
+            let name = "models/veo-3.1-fast-generate-preview/operations/op1";
+            let keyed = request.header("x-goog-api-key") == Some("g-crash-key-0001");
+            let (status, body) = match (request.method.as_str(), request.path.as_str()) {
+                _ if !keyed => (403, json!({"error": {"code": 403, "message": "wrong key"}})),
+                ("POST", path) if path.ends_with(":predictLongRunning") => {
+                    submits.fetch_add(1, SeqCst);
+                    (200, json!({"name": name}))
+                }
+                ("GET", path) if path == format!("/v1beta/{name}") => {
+                    polls.fetch_add(1, SeqCst);
+                    let uri = format!("http://{address}/v1beta/files/op1:download?alt=media");
+                    match done.load(SeqCst) {
+                        true => (
+                            200,
+                            json!({"name": name, "done": true, "response": {"generateVideoResponse":
+                            {"generatedSamples": [{"video": {"uri": uri}}]}}}),
+                        ),
+                        false => (200, json!({"name": name})),
+                    }
+                }
+                ("GET", path) if path.starts_with("/v1beta/files/op1:download") => {
+                    respond(stream, 200, "video/mp4", &clip);
+                    continue;
+                }
+                _ => (404, json!({"error": {"code": 404, "message": "not found"}})),
+            };
+            respond(stream, status, "application/json", body.to_string().as_bytes());
+        }
+    });
+    fake
+}
+
+/// A 4 s MP4 with sound, made by FFmpeg.
+fn clip() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("clip.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .args(["testsrc=size=320x180:rate=24:duration=4", "-f", "lavfi", "-i", "sine=frequency=440:duration=4"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast"])
+        .arg(&path)
+        .output()
+        .expect("ffmpeg runs (tests/run-all.sh installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    std::fs::read(path).expect("the clip")
+}
+
+#[test]
+fn a_host_killed_between_submit_and_collect_submits_the_clip_once_and_charges_it_once() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let veo = fake_veo(clip());
+    let env = [("VIDFARM_GEMINI_BASE_URL", veo.base.as_str()), ("VIDFARM_VIDEO_POLL_MS", "50")];
+    let mut host = serve(dir.path(), &env);
+    let client = client(dir.path());
+    let credit = std::process::Command::new(BIN)
+        .args(["billing", "credit", &client.id, "10", "--data-dir"])
+        .arg(dir.path())
+        .envs(common::database_env(dir.path()))
+        .output()
+        .expect("runs");
+    assert!(credit.status.success(), "{}", String::from_utf8_lossy(&credit.stderr));
+    let as_client = |request: reqwest::blocking::RequestBuilder| {
+        request.header("vidfarm-user-id", &client.id).header("vidfarm-api-key", &client.key)
+    };
+    let added = as_client(client.http.post(format!("{}/customers/me/provider-keys", host.base)))
+        .json(&json!({ "provider": "gemini", "secret": "g-crash-key-0001" }))
+        .send()
+        .expect("sent");
+    assert_eq!(added.status().as_u16(), 201);
+    let payload = json!({ "provider": "gemini", "model": "veo-3.1-fast-generate-preview",
+        "prompt": "a kite over the dunes", "seconds": 4 });
+    let created: Value = as_client(client.http.post(format!("{}/templates/hello/operations/film", host.base)))
+        .json(&json!({ "tracer": "crash", "payload": payload }))
+        .send()
+        .and_then(|r| r.json())
+        .expect("created");
+    let job_id = created["job_id"].as_str().expect("a job id").to_string();
+
+    // Submitted, and polled a few times: the host dies while the clip is being made.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while veo.polls.load(SeqCst) < 3 {
+        assert!(Instant::now() < deadline, "never polled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    host.child.kill().expect("SIGKILL");
+    host.child.wait().expect("reaped");
+    veo.done.store(true, SeqCst);
+
+    let host = serve(dir.path(), &env);
+    let path = format!("/templates/hello/jobs/{job_id}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let job = loop {
+        let job = client.get(&host, &path);
+        if job["status"] == "succeeded" || job["status"] == "failed" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the job never finished: {job}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(veo.submits.load(SeqCst), 1, "the restarted host polled the stored operation");
+    assert_eq!(job["result"]["key"], "clips/clip.mp4", "{job}");
+    let seconds = job["result"]["metadata"]["duration_seconds"].as_f64().expect("a duration");
+    assert!((seconds - 4.0).abs() < 0.2, "{job}");
+    let billing = &job["billing"];
+    let charges: Vec<&Value> =
+        billing["charges"].as_array().expect("charges").iter().filter(|c| c["type"] == "ai_generation").collect();
+    assert_eq!(charges.len(), 1, "one clip, one charge: {billing}");
+    assert_eq!(charges[0]["cost_nusd"].as_i64(), Some(600_000_000), "{billing}");
+    let holds: Vec<&Value> =
+        billing["holds"].as_array().expect("holds").iter().filter(|h| h["type"] == "ai_generation").collect();
+    assert_eq!(holds.len(), 1, "the replay reused the first run's hold: {billing}");
+    assert_eq!(holds[0]["status"], "captured");
+}
