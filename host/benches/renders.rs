@@ -60,6 +60,8 @@ async fn main() {
         remotion: Some(RemotionSettings::local(&remotion)),
         slots: 1,
         per_customer: 1,
+        generation_slots: 1,
+        generation_per_customer: 1,
         max_output_bytes: 8 << 30,
         usd_per_minute: 0.01,
         max_seconds: 10_800.0,

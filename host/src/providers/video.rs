@@ -223,19 +223,21 @@ mod tests {
     fn requests_are_refused_naming_the_field_before_anything_is_paid() {
         assert_eq!(task("gemini", "veo-3.1-generate-preview", 8).refusal(), None);
         assert_eq!(task("gemini", "veo-3.1-fast-generate-001", 4).refusal(), None);
-        assert!(task("gemini", "veo-3.1-generate-preview", 12).refusal().unwrap().starts_with("duration-seconds"));
-        assert!(task("gemini", "veo-2.0-generate-001", 8).refusal().unwrap().starts_with("model"));
-        assert!(task("openai", "sora-2", 8).refusal().unwrap().contains("shut down"));
-        assert!(task("perplexity", "sonar", 8).refusal().unwrap().starts_with("provider"));
+        assert!(
+            task("gemini", "veo-3.1-generate-preview", 12).refusal().expect("refused").starts_with("duration-seconds")
+        );
+        assert!(task("gemini", "veo-2.0-generate-001", 8).refusal().expect("refused").starts_with("model"));
+        assert!(task("openai", "sora-2", 8).refusal().expect("refused").contains("shut down"));
+        assert!(task("perplexity", "sonar", 8).refusal().expect("refused").starts_with("provider"));
         let mut wide = task("gemini", "veo-3.1-generate-preview", 8);
         wide.aspect_ratio = "4:3".into();
-        assert!(wide.refusal().unwrap().starts_with("aspect-ratio"));
+        assert!(wide.refusal().expect("refused").starts_with("aspect-ratio"));
         wide.aspect_ratio = "9:16".into();
         wide.negative_prompt = Some("x".repeat(MAX_NEGATIVE_PROMPT_CHARS + 1));
-        assert!(wide.refusal().unwrap().starts_with("negative-prompt"));
+        assert!(wide.refusal().expect("refused").starts_with("negative-prompt"));
         wide.negative_prompt = None;
         wide.prompt = " ".into();
-        assert!(wide.refusal().unwrap().starts_with("prompt"));
+        assert!(wide.refusal().expect("refused").starts_with("prompt"));
     }
 
     #[test]
