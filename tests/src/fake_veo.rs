@@ -32,6 +32,8 @@ pub struct VeoState {
     hold: bool,
     clips: HashMap<(u32, String), Vec<u8>>,
     submitted: u64,
+    /// Where finished operations say the clip is (`None`: this fake's own file URL).
+    uri: Option<String>,
 }
 
 impl FakeProviders {
@@ -43,6 +45,11 @@ impl FakeProviders {
     /// Hold every operation running (`true`) until released (`false`).
     pub fn hold_veo(&self, hold: bool) {
         self.veo().hold = hold;
+    }
+
+    /// Make finished operations name `uri` as the clip's address (a provider answer gone bad).
+    pub fn set_veo_uri(&self, uri: &str) {
+        self.veo().uri = Some(uri.into());
     }
 
     /// How many generations were submitted with any key.
@@ -111,7 +118,7 @@ pub async fn operation(
     fakes.record(Seen { provider: "gemini", path: "operation".into(), key: key.clone(), body: json!({"id": id}) });
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
     let mut veo = fakes.veo();
-    let (hold, polls_before_done) = (veo.hold, veo.polls_before_done);
+    let (hold, polls_before_done, uri) = (veo.hold, veo.polls_before_done, veo.uri.clone());
     let Some(operation) = veo.operations.get_mut(&id).filter(|o| o.key == key) else {
         return gemini_error(404, "Operation not found");
     };
@@ -126,7 +133,7 @@ pub async fn operation(
                 "raiMediaFilteredReasons": ["The prompt was blocked by the safety filter."]}}}))
         .into_response();
     }
-    let uri = format!("http://{host}/gemini/v1beta/files/{id}:download?alt=media");
+    let uri = uri.unwrap_or_else(|| format!("http://{host}/gemini/v1beta/files/{id}:download?alt=media"));
     axum::Json(json!({"name": operation.name, "done": true, "response": {
         "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
         "generateVideoResponse": {"generatedSamples": [{"video": {"uri": uri}}]}}}))

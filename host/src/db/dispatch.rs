@@ -110,7 +110,7 @@ forward! {
     pub async fn provider_keys(&self, customer_id: Option<&str>) -> Result<Vec<ProviderKeyRow>, DbError>;
     pub async fn provider_key(&self, customer_id: Option<&str>, id: &str) -> Result<Option<ProviderKeyRow>, DbError>;
     pub async fn provider_key_by_id(&self, id: &str) -> Result<Option<ProviderKeyRow>, DbError>;
-    pub async fn provider_key_secret(&self, id: &str) -> Result<Option<String>, DbError>;
+    pub async fn provider_key_secret(&self, customer_id: &str, id: &str) -> Result<Option<String>, DbError>;
     pub async fn update_provider_key(&self, customer_id: Option<&str>, id: &str, patch: ProviderKeyPatch) -> Result<bool, DbError>;
     pub async fn delete_provider_key(&self, customer_id: Option<&str>, id: &str) -> Result<bool, DbError>;
     pub async fn upsert_platform_key(&self, key: &NewProviderKey<'_>) -> Result<(), DbError>;
@@ -120,7 +120,7 @@ forward! {
     pub async fn claim_render(&self, token: &str, lease_ms: i64, max_attempts: i64, default_cap: i64, generations: bool) -> Result<Option<RenderRow>, DbError>;
     pub async fn heartbeat_render(&self, id: &str, token: &str, lease_ms: i64, progress: f64, output_seconds: f64) -> Result<bool, DbError>;
     pub async fn set_render_progress(&self, job_id: &str, progress: f64, message: &str) -> Result<(), DbError>;
-    pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<(), DbError>;
+    pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<bool, DbError>;
     pub async fn finish_render(&self, render: &RenderRow, token: &str, end: RenderEnd<'_>) -> Result<bool, DbError>;
     pub async fn render(&self, id: &str) -> Result<Option<RenderRow>, DbError>;
     // storage_quota.rs

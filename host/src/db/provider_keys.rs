@@ -119,13 +119,18 @@ impl Sqlite {
             .await
     }
 
-    /// A key's stored (encrypted) secret by id, whatever its state: a video generation an
-    /// earlier attempt submitted with it is collected with the same key.
-    pub async fn provider_key_secret(&self, id: &str) -> Result<Option<String>, DbError> {
-        sqlx::query_scalar("SELECT encrypted_secret FROM customer_provider_keys WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
+    /// The stored (encrypted) secret of a key the customer may use (their own, or a platform
+    /// key), whatever its state: a video generation an earlier attempt submitted with it is
+    /// collected with the same key.
+    pub async fn provider_key_secret(&self, customer_id: &str, id: &str) -> Result<Option<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT encrypted_secret FROM customer_provider_keys
+             WHERE id = ? AND (customer_id = ? OR customer_id IS NULL)",
+        )
+        .bind(id)
+        .bind(customer_id)
+        .fetch_optional(self.pool())
+        .await
     }
 
     /// Apply `patch`; false when the customer has no such key.

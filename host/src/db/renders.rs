@@ -64,8 +64,10 @@ pub enum RenderEnd<'a> {
         default_margin: f64,
         provider_model: Option<(&'a str, &'a str)>,
     },
-    /// `{kind, message}`.
-    Failed { error: &'a str, metadata: &'a str },
+    /// `{kind, message}`. A render cut short is charged the share its progress reached; a
+    /// generation keeps the cost noted on its hold (`keep_noted_cost`): the clip's price once
+    /// the provider accepted it, nothing if the provider failed it.
+    Failed { error: &'a str, metadata: &'a str, keep_noted_cost: bool },
 }
 
 impl Sqlite {
@@ -133,7 +135,8 @@ impl Sqlite {
                                                 ELSE COALESCE((SELECT max_concurrent_renders FROM customers c
                                                                WHERE c.id = r.customer_id), ?4) END
                          ORDER BY {running},
-                                  (SELECT MAX(y.started_at) FROM renders y WHERE y.customer_id = r.customer_id) NULLS FIRST,
+                                  (SELECT MAX(y.started_at) FROM renders y WHERE y.customer_id = r.customer_id
+                                     AND (y.kind = 'generation') = ?5) NULLS FIRST,
                                   r.created_at
                          LIMIT 1)
              RETURNING *"
@@ -190,14 +193,14 @@ impl Sqlite {
     }
 
     /// Remember the remote render's id (Lambda) while the lease is ours.
-    pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE renders SET external_id = ? WHERE id = ? AND lease_token = ?")
+    pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<bool, DbError> {
+        let done = sqlx::query("UPDATE renders SET external_id = ? WHERE id = ? AND lease_token = ?")
             .bind(external_id)
             .bind(id)
             .bind(token)
             .execute(self.writer())
             .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Record how a render ended (and its charge, keyed by the job's effect so it is written
@@ -251,12 +254,16 @@ impl Sqlite {
                 .await?;
                 ("succeeded", Some(*result), None)
             }
-            RenderEnd::Failed { error, metadata } => {
+            RenderEnd::Failed { error, metadata, keep_noted_cost } => {
+                let share = if *keep_noted_cost {
+                    String::new()
+                } else {
+                    format!(", {}", super::holds::render_share_sql("?3"))
+                };
                 sqlx::query(&format!(
-                    "UPDATE billing_holds SET metadata = ?2, {}
+                    "UPDATE billing_holds SET metadata = ?2{share}
                      WHERE effect_key = ?1 AND status = 'open'
                        AND EXISTS (SELECT 1 FROM renders WHERE id = ?3 AND lease_token = ?4 AND status = 'running')",
-                    super::holds::render_share_sql("?3")
                 ))
                 .bind(&effect_key)
                 .bind(metadata)

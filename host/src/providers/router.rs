@@ -25,9 +25,6 @@ use std::time::{Duration, Instant};
 pub struct ProviderRouter {
     pub(super) db: Db,
     pub(super) http: reqwest::Client,
-    /// Follows redirects (a generated clip's file URL redirects to the provider's storage) and
-    /// allows a download minutes long; `http` follows none.
-    pub(super) downloads: reqwest::Client,
     pub(super) master: MasterKey,
     pub(super) settings: ProviderSettings,
     pub(super) metrics: Arc<Metrics>,

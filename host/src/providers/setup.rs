@@ -110,15 +110,9 @@ impl ProviderRouter {
             .connect_timeout(std::time::Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let downloads = reqwest::Client::builder()
-            .timeout(config.providers.timeout.max(std::time::Duration::from_secs(600)))
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()?;
         Ok(Self {
             db,
             http,
-            downloads,
             master,
             settings: config.providers.clone(),
             metrics,

@@ -6,7 +6,7 @@
 //! OpenAI's Videos API (Sora 2) is not offered: OpenAI shut it down on 24 September 2026 with
 //! no replacement (its video-generation guide), so a request for it is refused up front.
 
-use super::wire::{CallError, send, send_json, text_at};
+use super::wire::{CallError, send_json, text_at};
 use crate::money;
 use crate::runtime::bindings::types::Provider;
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,12 @@ impl VideoTask {
         }
         if provider != Provider::Gemini {
             return Some(format!("provider: {} does not generate video; use gemini (Veo)", self.provider));
+        }
+        let name_ok = (1..=64).contains(&self.model.len())
+            && self.model.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+        if !name_ok {
+            // The model is part of the request's URL: nothing in it may change the path.
+            return Some("model: must be 1 to 64 lower-case letters, digits, `.` or `-`".into());
         }
         let Some((_, _, _, lengths)) = model_entry(provider, &self.model) else {
             let known: Vec<&str> = MODELS.iter().filter(|m| m.0 == provider).map(|m| m.1).collect();
@@ -144,25 +150,87 @@ impl Veo<'_> {
         Ok(read_operation(&send_json(Provider::Gemini, get).await?))
     }
 
-    /// Download the finished clip to `path`, at most `max_bytes` (a longer answer is refused,
-    /// not buffered). `http` follows the file URL's redirect to Google's storage.
+    /// Download the finished clip to `path`, streamed, at most `max_bytes` (more is refused).
+    /// The file URL must be on the configured Gemini endpoint; it redirects to Google's
+    /// storage, which is followed (at most 3 hops, https or the endpoint itself, public
+    /// addresses only unless `allow_private`) without the key: the key goes to Google alone.
     pub async fn download(
-        http: &reqwest::Client,
+        &self,
         secret: &str,
         url: &str,
         path: &std::path::Path,
-        max_bytes: usize,
+        max_bytes: u64,
+        allow_private: bool,
     ) -> Result<u64, CallError> {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(CallError::BadAnswer(format!("the clip's address is not http(s): {url}")));
+        let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+        let endpoint = origin(self.base_url);
+        if endpoint.is_none() || origin(url) != endpoint {
+            return Err(CallError::BadAnswer(format!("the clip's address `{url}` is not on the Gemini endpoint")));
         }
-        let get = http.get(url).header("x-goog-api-key", secret);
-        let (_, bytes) = send(Provider::Gemini, get, max_bytes).await?;
-        tokio::fs::write(path, &bytes)
-            .await
-            .map_err(|e| CallError::Transient { status: None, detail: format!("writing the clip: {e}") })?;
-        Ok(bytes.len() as u64)
+        let mut request = self.http.get(url).header("x-goog-api-key", secret);
+        for _ in 0..4 {
+            let response = request
+                .timeout(DOWNLOAD_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| CallError::Transient { status: None, detail: format!("downloading the clip: {e}") })?;
+            let status = response.status();
+            if status.is_redirection() {
+                let next = response
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| response.url().join(l).ok())
+                    .ok_or_else(|| CallError::BadAnswer("a redirect without a usable location".into()))?;
+                let on_endpoint = Some(next.origin()) == endpoint;
+                if !on_endpoint {
+                    if next.scheme() != "https" {
+                        return Err(CallError::BadAnswer(format!("the clip redirects to `{next}`, not https")));
+                    }
+                    crate::outbound::check_destination(next.as_str(), allow_private)
+                        .await
+                        .map_err(|reason| CallError::BadAnswer(format!("the clip redirects to `{next}`: {reason}")))?;
+                }
+                request = self.http.get(next);
+                continue;
+            }
+            if !status.is_success() {
+                let headers = response.headers().clone();
+                let body = response.bytes().await.unwrap_or_default();
+                return Err(super::wire::failure(
+                    Provider::Gemini,
+                    status.as_u16(),
+                    &headers,
+                    &body[..body.len().min(64 << 10)],
+                ));
+            }
+            return stream_to(response, path, max_bytes).await;
+        }
+        Err(CallError::BadAnswer("the clip redirects more than 3 times".into()))
     }
+}
+
+/// The longest a clip's download may take (a few hundred MB at worst).
+const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn stream_to(mut response: reqwest::Response, path: &std::path::Path, max_bytes: u64) -> Result<u64, CallError> {
+    use tokio::io::AsyncWriteExt;
+    let local = |e: std::io::Error| CallError::Transient { status: None, detail: format!("writing the clip: {e}") };
+    let mut file = tokio::fs::File::create(path).await.map_err(local)?;
+    let mut written = 0u64;
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| CallError::Transient { status: None, detail: format!("downloading the clip: {e}") })?
+    {
+        written += chunk.len() as u64;
+        if written > max_bytes {
+            return Err(CallError::BadAnswer(format!("the clip is larger than {max_bytes} bytes")));
+        }
+        file.write_all(&chunk).await.map_err(local)?;
+    }
+    file.flush().await.map_err(local)?;
+    Ok(written)
 }
 
 /// A Veo operation: `{name}` while it runs; `{name, done: true, response: {generateVideoResponse:
@@ -191,16 +259,14 @@ fn read_operation(answer: &Value) -> Poll {
     }
 }
 
-/// An operation name as it may appear in a URL path (`models/…/operations/…`). Anything else
-/// (a `..`, a query, another host) is a bad answer, never followed.
+/// An operation name as it may appear in a URL path: `models/<model>/operations/<id>`, each
+/// part plain. Anything else (a `..`, a query, another host) is a bad answer, never followed.
 fn operation_name(name: &str) -> Result<&str, CallError> {
     let plain =
         |s: &str| !s.is_empty() && s != ".." && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    let parts: Vec<&str> = name.split('/').collect();
-    if parts.len() >= 2 && parts.iter().all(|p| plain(p)) && parts.contains(&"operations") {
-        Ok(name)
-    } else {
-        Err(CallError::BadAnswer(format!("the operation name `{name}` is not a plain name")))
+    match name.split('/').collect::<Vec<_>>().as_slice() {
+        ["models", model, "operations", id] if plain(model) && plain(id) => Ok(name),
+        _ => Err(CallError::BadAnswer(format!("the operation name `{name}` is not models/…/operations/…"))),
     }
 }
 
@@ -227,6 +293,9 @@ mod tests {
             task("gemini", "veo-3.1-generate-preview", 12).refusal().expect("refused").starts_with("duration-seconds")
         );
         assert!(task("gemini", "veo-2.0-generate-001", 8).refusal().expect("refused").starts_with("model"));
+        let sneaky = task("gemini", "veo-3.1-fast/../veo-3.1-generate-preview", 8);
+        assert!(sneaky.refusal().expect("refused").starts_with("model"), "a model cannot rewrite the URL");
+        assert!(task("gemini", "veo-3.1-fast?x=1", 8).refusal().is_some());
         assert!(task("openai", "sora-2", 8).refusal().expect("refused").contains("shut down"));
         assert!(task("perplexity", "sonar", 8).refusal().expect("refused").starts_with("provider"));
         let mut wide = task("gemini", "veo-3.1-generate-preview", 8);
@@ -274,5 +343,6 @@ mod tests {
         assert!(operation_name("models/x/operations/y?key=z").is_err());
         assert!(operation_name("https://evil/operations/x").is_err());
         assert!(operation_name("").is_err());
+        assert!(operation_name("operations/x").is_err(), "only a model's operations");
     }
 }

@@ -1,27 +1,35 @@
 //! A video generation from submit to downloaded clip, run by the render worker while its job
-//! waits (suspended, no instance). The submit leases one of the customer's keys like any
-//! call; the operation's name and the key's id are reported at once (the worker stores them
-//! on the generation's row before anything else), so an attempt after a crash polls the same
-//! operation with the same key instead of submitting, and paying for, another.
+//! waits (suspended, no instance). Never submitted twice:
+//!
+//! 1. Before the submit, the key chosen for it is written on the generation's row (its
+//!    `external_id`, `{key, operation: null}`), under this attempt's lease.
+//! 2. The submit is never interrupted (a shutdown waits for it) and never retried after an
+//!    answer that may mean Google accepted it (a timeout, a 5xx other than 503).
+//! 3. The operation's name is written on the row at once, and the clip's price is noted on
+//!    its hold: from then on the clip is paid for, whatever happens to the job.
+//!
+//! An attempt that finds an operation polls it with the same key; one that finds only the
+//! key (the host stopped mid-submit) fails rather than risk paying for a second clip.
 
-use super::router::{Interrupted, millis};
+use super::router::millis;
 use super::video::{Poll, Veo, VideoTask};
 use super::wire::CallError;
 use super::{ProviderRouter, provider_name};
+use crate::db::holds::Actual;
 use crate::db::key_leases::{KeyOutcome, LeaseOutcome, LeaseRequest};
-use crate::render::{Failure, Progress, Remote};
+use crate::render::{Failure, Progress, Remote, RowLease};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// What the row's `external_id` holds for a generation: the operation and the key that
-/// submitted it (an operation is visible only to its own key's project).
+/// What the row's `external_id` holds for a generation: the key that submits it (an operation
+/// is visible only to its own key's project) and, once Google answered, the operation.
 #[derive(Debug, Serialize, Deserialize)]
 struct Submitted {
     key: String,
-    operation: String,
+    operation: Option<String>,
 }
 
 /// Polls that fail in a row (network, 5xx) before the generation fails.
@@ -29,6 +37,13 @@ const MAX_POLL_FAILURES: u32 = 10;
 
 /// The slowest poll: Veo takes 1–6 minutes, Google suggests polling every 10 s.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The longest a generation waits for one of the customer's keys to be free: it waits in a
+/// generation slot, so it may not wait for ever.
+const MAX_KEY_WAIT: Duration = Duration::from_secs(600);
+
+/// The largest clip downloaded (an 8 s 1080p clip is tens of MB).
+const MAX_CLIP_BYTES: u64 = 512 << 20;
 
 /// Whose generation it is.
 pub struct VideoScope<'a> {
@@ -52,24 +67,33 @@ impl ProviderRouter {
         if let Some(refusal) = task.refusal() {
             return Err(Failure::Invalid(refusal));
         }
+        let row = scope.remote.row.as_ref().ok_or(Failure::Failed("a generation runs only on a queued row".into()))?;
         let veo = Veo { http: &self.http, base_url: &self.settings.endpoints.gemini };
         let (secret, operation) = match &scope.remote.resume {
-            Some(stored) => self.resume(stored).await?,
+            Some(stored) => self.resume(scope.customer_id, stored).await?,
             None => {
                 progress.send_modify(|p| p.stage = "submitting");
-                self.submit(scope, task, &veo, cancel).await?
+                self.submit(scope, row, task, &veo, cancel).await?
             }
         };
         progress.send_modify(|p| p.stage = "generating");
-        let url = self.wait_for(&veo, &secret, &operation, cancel).await?;
+        let url = match self.wait_for(&veo, &secret, &operation, cancel).await? {
+            Ok(url) => url,
+            Err(reason) => {
+                // Google failed or withheld the clip and bills nothing for it: neither do we.
+                self.db.drop_hold(&row.effect_key).await.map_err(database)?;
+                return Err(Failure::Failed(reason));
+            }
+        };
         progress.send_modify(|p| {
             p.stage = "downloading";
             p.fraction = p.fraction.max(0.9);
         });
-        let max = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let max = max_bytes.min(MAX_CLIP_BYTES);
+        let allow_private = self.settings.allow_private_urls;
         let mut failures = 0;
         loop {
-            let download = Veo::download(&self.downloads, &secret, &url, output, max);
+            let download = veo.download(&secret, &url, output, max, allow_private);
             let result = tokio::select! {
                 result = download => result,
                 _ = cancel.cancelled() => return Err(Failure::Cancelled),
@@ -79,7 +103,7 @@ impl ProviderRouter {
                 Err(CallError::Transient { detail, .. }) if failures < 3 => {
                     failures += 1;
                     tracing::warn!(%detail, "downloading the generated clip failed; trying again");
-                    tokio::time::sleep(self.backoff(failures)).await;
+                    sleep_or_cancel(self.backoff(failures), cancel).await?;
                 }
                 Err(e) => return Err(Failure::Failed(format!("downloading the clip: {}", describe(&e)))),
             }
@@ -87,16 +111,18 @@ impl ProviderRouter {
     }
 
     /// Lease a key and submit, trying the customer's other keys on rate limits and bad keys
-    /// as any call does. The operation is reported (to be stored) before anything else.
+    /// as any call does, but never again once Google may have accepted it.
     async fn submit(
         &self,
         scope: &VideoScope<'_>,
+        row: &RowLease,
         task: &VideoTask,
         veo: &Veo<'_>,
         cancel: &CancellationToken,
     ) -> Result<(String, String), Failure> {
         let name = provider_name(super::Provider::Gemini);
         let (mut tried, mut failures) = (Vec::<String>::new(), 0u32);
+        let waiting = Instant::now();
         loop {
             let request = LeaseRequest {
                 customer_id: scope.customer_id,
@@ -108,12 +134,15 @@ impl ProviderRouter {
                 exclude: &tried,
                 platform_fallback: self.platform_providers.contains(&super::Provider::Gemini),
             };
-            let outcome = self.db.lease_provider_key(&request).await.map_err(database)?;
-            let lease = match outcome {
+            let lease = match self.db.lease_provider_key(&request).await.map_err(database)? {
                 LeaseOutcome::Granted(lease) => lease,
                 LeaseOutcome::Unavailable { retry_at_ms, .. } => {
-                    // Another job holds every key for a moment (or they cool down): the
-                    // generation waits in its slot, not in a job.
+                    if waiting.elapsed() > MAX_KEY_WAIT {
+                        return Err(Failure::Failed(format!(
+                            "no {name} key of the customer's was free for {} s (all busy or cooling down)",
+                            MAX_KEY_WAIT.as_secs()
+                        )));
+                    }
                     let wait = (retry_at_ms - crate::db::now_ms()).clamp(50, millis(self.settings.busy_retry).max(50));
                     sleep_or_cancel(Duration::from_millis(wait as u64), cancel).await?;
                     continue;
@@ -131,20 +160,27 @@ impl ProviderRouter {
                     )));
                 }
             };
-            let secret = self
-                .master
-                .decrypt(&lease.key_id, &lease.encrypted_secret)
-                .map_err(|e| Failure::Failed(format!("the stored {name} key {} is unusable: {e}", lease.key_id)))?;
-            let submitted = tokio::select! {
-                result = veo.submit(&secret, task) => result.map_err(Interrupted::Call),
-                _ = cancel.cancelled() => Err(Interrupted::Cancelled),
+            let release = || self.db.release_key_lease(&lease.key_id, &lease.lease_token);
+            let secret = match self.master.decrypt(&lease.key_id, &lease.encrypted_secret) {
+                Ok(secret) => secret,
+                Err(e) => {
+                    let _ = release().await;
+                    return Err(Failure::Failed(format!("the stored {name} key {} is unusable: {e}", lease.key_id)));
+                }
             };
-            let error = match submitted {
+            // The key goes on the row before the submit: an attempt after a crash mid-submit
+            // finds it without an operation and does not submit again.
+            let marker = Submitted { key: lease.key_id.clone(), operation: None };
+            if !self.store(row, &marker).await? {
+                let _ = release().await;
+                return Err(Failure::Cancelled);
+            }
+            // Not raced against cancel or shutdown: an answer dropped here is a clip paid for
+            // and never collected.
+            let error = match veo.submit(&secret, task).await {
                 Ok(operation) => {
-                    let stored = Submitted { key: lease.key_id.clone(), operation: operation.clone() };
-                    if let Some(started) = &scope.remote.started {
-                        let _ = started.send(Some(serde_json::to_string(&stored).unwrap_or_default()));
-                    }
+                    let stored = Submitted { key: lease.key_id.clone(), operation: Some(operation.clone()) };
+                    let written = self.store(row, &stored).await;
                     let success = KeyOutcome::Success {
                         input_tokens: 0,
                         output_tokens: 0,
@@ -153,20 +189,34 @@ impl ProviderRouter {
                     if let Err(e) = self.db.finish_key_lease(&lease, scope.job_id, name, &task.model, &success).await {
                         tracing::warn!(error = %e, "could not record the key's use for a video submit");
                     }
+                    self.note_price(row, task, &lease.source).await?;
+                    if !written? {
+                        return Err(Failure::Cancelled); // the job was cancelled meanwhile
+                    }
                     return Ok((secret, operation));
                 }
-                Err(Interrupted::Cancelled) => {
-                    let _ = self.db.release_key_lease(&lease.key_id, &lease.lease_token).await;
-                    return Err(Failure::Cancelled);
-                }
-                Err(Interrupted::Call(error)) => error,
+                Err(error) => error,
             };
+            // Only answers that say Google did not take it are tried again (a 429, a 503, a
+            // refused key); a timeout or another 5xx may hide an accepted, paid operation.
+            let retryable = match &error {
+                CallError::RateLimited { .. } | CallError::Auth { .. } | CallError::Rejected { .. } => true,
+                CallError::Transient { status, .. } => *status == Some(503),
+                CallError::BadAnswer(_) => false,
+            };
+            let detail = describe(&error);
             let (record, answer) = self.judge(name, &lease.source, error, &mut failures);
             self.db.finish_key_lease(&lease, scope.job_id, name, &task.model, &record).await.map_err(database)?;
+            if !retryable {
+                return Err(Failure::Failed(format!(
+                    "the submit to Veo failed and may have been accepted ({detail}); it is not sent again so that \
+                     the clip is never paid for twice"
+                )));
+            }
             if let Some(answer) = answer {
                 return Err(match answer {
                     crate::runtime::bindings::providers::ProviderError::InvalidRequest(m) => Failure::Invalid(m),
-                    other => Failure::Failed(format!("{other:?}")),
+                    _ => Failure::Failed(detail),
                 });
             }
             if let KeyOutcome::Failed { .. } = record {
@@ -176,12 +226,51 @@ impl ProviderRouter {
         }
     }
 
+    /// Write `submitted` on the row under this attempt's lease; false when the row is no
+    /// longer this attempt's (its job was cancelled, or the lease was taken over).
+    async fn store(&self, row: &RowLease, submitted: &Submitted) -> Result<bool, Failure> {
+        let text = serde_json::to_string(submitted).unwrap_or_default();
+        let mut last = None;
+        for wait in [0, 100, 500, 2_000] {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            match self.db.set_render_external_id(&row.render_id, &row.token, &text).await {
+                Ok(written) => return Ok(written),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(Failure::Failed(format!(
+            "could not record the generation's submit: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+
+    /// The clip is paid for from the moment Google accepted it: its price is noted on the
+    /// hold, so the job's end captures it even if the job is cancelled or the clip is lost.
+    async fn note_price(&self, row: &RowLease, task: &VideoTask, source: &str) -> Result<(), Failure> {
+        let metadata = serde_json::json!({ "seconds": task.seconds, "key_source": source, "recorded_by": "host" });
+        let metadata = metadata.to_string();
+        let actual = Actual {
+            cost_nusd: task.cost_nusd(),
+            provider: Some("gemini"),
+            model: Some(&task.model),
+            metadata: &metadata,
+        };
+        self.db.note_hold_actual(&row.effect_key, &actual, self.margin).await.map_err(database)?;
+        Ok(())
+    }
+
     /// The key and operation an earlier attempt submitted: polled again, never resubmitted.
-    async fn resume(&self, stored: &str) -> Result<(String, String), Failure> {
+    async fn resume(&self, customer_id: &str, stored: &str) -> Result<(String, String), Failure> {
         let Submitted { key, operation } = serde_json::from_str(stored)
             .map_err(|e| Failure::Failed(format!("the stored generation `{stored}` is unreadable: {e}")))?;
-        let row = self.db.provider_key_secret(&key).await.map_err(database)?;
-        let Some(encrypted) = row else {
+        let Some(operation) = operation else {
+            return Err(Failure::Failed(
+                "an earlier attempt stopped while submitting this clip to Veo, so Google may have accepted it; \
+                 it is not submitted again so that it is never paid for twice"
+                    .into(),
+            ));
+        };
+        let Some(encrypted) = self.db.provider_key_secret(customer_id, &key).await.map_err(database)? else {
             return Err(Failure::Failed(format!(
                 "the key {key} that submitted operation {operation} was deleted; the clip cannot be collected"
             )));
@@ -193,14 +282,15 @@ impl ProviderRouter {
         Ok((secret, operation))
     }
 
-    /// Poll the operation with growing pauses until it is done; the clip's URL.
+    /// Poll the operation with growing pauses until it is done: the clip's URL, or why Google
+    /// failed it (`Ok(Err(reason))`, nothing billed).
     async fn wait_for(
         &self,
         veo: &Veo<'_>,
         secret: &str,
         operation: &str,
         cancel: &CancellationToken,
-    ) -> Result<String, Failure> {
+    ) -> Result<Result<String, String>, Failure> {
         let mut every = self.settings.video_poll.max(Duration::from_millis(10));
         let mut failures = 0;
         loop {
@@ -212,8 +302,8 @@ impl ProviderRouter {
             };
             match polled {
                 Ok(Poll::Pending) => failures = 0,
-                Ok(Poll::Ready { download_url }) => return Ok(download_url),
-                Ok(Poll::Failed(reason)) => return Err(Failure::Failed(reason)),
+                Ok(Poll::Ready { download_url }) => return Ok(Ok(download_url)),
+                Ok(Poll::Failed(reason)) => return Ok(Err(reason)),
                 Err(CallError::RateLimited { signal, .. }) => {
                     let wait = signal.retry_after.unwrap_or(self.settings.default_cooldown);
                     sleep_or_cancel(wait.min(MAX_POLL_INTERVAL), cancel).await?;

@@ -72,14 +72,19 @@ pub async fn send(
     if (200..300).contains(&status) {
         return Ok((headers, body));
     }
-    let body = String::from_utf8_lossy(&body);
+    Err(failure(provider, status, &headers, &body))
+}
+
+/// What a non-2xx answer means, from its status, headers and (start of the) body.
+pub fn failure(provider: Provider, status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> CallError {
+    let body = String::from_utf8_lossy(body);
     let detail = error_message(&body, status);
-    Err(match status {
+    match status {
         429 => CallError::RateLimited { signal: rate_limit::parse(&headers, &body, SystemTime::now()), detail },
         _ if is_invalid_key(provider, status, &body) => CallError::Auth { status, detail },
         408 | 500..=599 => CallError::Transient { status: Some(status), detail },
         _ => CallError::Rejected { status, detail },
-    })
+    }
 }
 
 /// Whether an error answer says the key itself is invalid — only a provider's own structured

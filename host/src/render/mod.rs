@@ -163,6 +163,18 @@ pub struct Remote {
     /// Cancelled when this host shuts down: the remote render is left running for the next
     /// attempt to resume, not cancelled with the process that watches it.
     pub detach: CancellationToken,
+    /// The row this attempt holds, for work that must write its id itself before going on (a
+    /// generation: see `providers::video_runs`).
+    pub row: Option<RowLease>,
+}
+
+/// A render row under this attempt's lease.
+#[derive(Debug, Clone)]
+pub struct RowLease {
+    pub render_id: String,
+    pub token: String,
+    /// `<job id>:<seq>`: the key of the effect's hold.
+    pub effect_key: String,
 }
 
 impl RenderScope {

@@ -121,6 +121,9 @@ impl Renderer for RenderService {
             },
             "failed" | "cancelled" => Ok(Err(wit_error(Failure::from_json(row.error.as_deref().unwrap_or_default())))),
             _ => {
+                // Renders and generations are claimed by two loops: wake both (a permit is kept
+                // for one that is not waiting yet).
+                self.render_due.notify_waiters();
                 self.render_due.notify_one();
                 Err(HostTrap::Suspend(Suspension::Render { render_id }))
             }

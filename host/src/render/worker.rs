@@ -109,8 +109,17 @@ impl RenderWorker {
         // Cancelled with `shutdown`, or when another attempt took the render over: the render
         // running elsewhere is then left to run (it is that attempt's now), not cancelled.
         let detach = shutdown.child_token();
-        let remote =
-            super::Remote { resume: render.external_id.clone(), started: Some(started), detach: detach.clone() };
+        let row = super::RowLease {
+            render_id: render.id.clone(),
+            token: token.clone(),
+            effect_key: format!("{}:{}", render.job_id, render.seq),
+        };
+        let remote = super::Remote {
+            resume: render.external_id.clone(),
+            started: Some(started),
+            detach: detach.clone(),
+            row: Some(row),
+        };
         let heartbeat = self.heartbeat(&render, &token, watcher, started_watcher, cancel.clone(), detach);
         let work = self.render(&render, remote, &progress, &cancel);
         let (outcome, ()) = tokio::join!(
@@ -169,7 +178,12 @@ impl RenderWorker {
                     "render_id": render.id, "backend": render.backend, "failed": true, "recorded_by": "host",
                 })
                 .to_string();
-                self.db.finish_render(&render, &token, RenderEnd::Failed { error: &error, metadata: &metadata }).await
+                let end = RenderEnd::Failed {
+                    error: &error,
+                    metadata: &metadata,
+                    keep_noted_cost: render.kind == "generation",
+                };
+                self.db.finish_render(&render, &token, end).await
             }
         };
         match written {
@@ -295,15 +309,17 @@ impl RenderWorker {
 
     /// Store the id a render was started under elsewhere, before anything else, so that an
     /// attempt after this one resumes it. Retried: until it is stored, a crash would start and
-    /// pay for the render again.
+    /// pay for the render again. A row that is no longer this attempt's is left alone.
     async fn store_external_id(&self, render: &RenderRow, token: &str, id: &str) {
         for wait in [0, 100, 500, 2_000, 5_000] {
             tokio::time::sleep(Duration::from_millis(wait)).await;
             match self.db.set_render_external_id(&render.id, token, id).await {
-                Ok(()) => return tracing::info!(external_id = %id, "the render's external id is stored"),
+                Ok(true) => return tracing::info!(external_id = %id, "the render's external id is stored"),
+                Ok(false) => return tracing::warn!(external_id = %id, "the render is no longer this attempt's"),
                 Err(e) => tracing::warn!(error = %e, "could not store the render's external id"),
             }
         }
+        tracing::error!(external_id = %id, "the render's external id could not be stored: a crash now would run it again");
     }
 
     /// A job event about the render, placed at the render's journal position.

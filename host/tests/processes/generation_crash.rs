@@ -1,6 +1,7 @@
 //! The real `vidfarm` process SIGKILLed between a video generation's submit and its collect:
 //! after a restart the host polls the operation it submitted (stored before anything else)
-//! instead of submitting, and paying for, another; the clip is stored and charged once.
+//! instead of submitting, and paying for, another; the clip is stored and charged once. Killed
+//! *during* the submit, it never submits again: the call fails, saying Google may have it.
 
 use crate::common;
 
@@ -18,24 +19,49 @@ struct FakeVeo {
     submits: Arc<AtomicUsize>,
     polls: Arc<AtomicUsize>,
     done: Arc<AtomicBool>,
+    /// Submits are answered only after this long (a host can die while one is in flight).
+    submit_delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn fake_veo(clip: Vec<u8>) -> FakeVeo {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
     let address = listener.local_addr().expect("an address");
     let (submits, polls, done) = (Arc::default(), Arc::default(), Arc::new(AtomicBool::new(false)));
-    let fake = FakeVeo { base: format!("http://{address}/v1beta"), submits, polls, done };
+    let fake =
+        FakeVeo { base: format!("http://{address}/v1beta"), submits, polls, done, submit_delay_ms: Arc::default() };
     let (submits, polls, done) = (fake.submits.clone(), fake.polls.clone(), fake.done.clone());
+    let delay = fake.submit_delay_ms.clone();
     let clip = Arc::new(clip);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let Some(request) = read_request(&stream) else { continue };
+            let (submits, polls, done, delay, clip) =
+                (submits.clone(), polls.clone(), done.clone(), delay.clone(), clip.clone());
+            std::thread::spawn(move || answer(stream, address, &submits, &polls, &done, &delay, &clip));
+        }
+    });
+    fake
+}
+
+/// One request of the fake Veo.
+fn answer(
+    stream: std::net::TcpStream,
+    address: std::net::SocketAddr,
+    submits: &AtomicUsize,
+    polls: &AtomicUsize,
+    done: &AtomicBool,
+    delay: &std::sync::atomic::AtomicU64,
+    clip: &[u8],
+) {
+    {
+        {
+            let Some(request) = read_request(&stream) else { return };
             let name = "models/veo-3.1-fast-generate-preview/operations/op1";
             let keyed = request.header("x-goog-api-key") == Some("g-crash-key-0001");
             let (status, body) = match (request.method.as_str(), request.path.as_str()) {
                 _ if !keyed => (403, json!({"error": {"code": 403, "message": "wrong key"}})),
                 ("POST", path) if path.ends_with(":predictLongRunning") => {
                     submits.fetch_add(1, SeqCst);
+                    std::thread::sleep(Duration::from_millis(delay.load(SeqCst)));
                     (200, json!({"name": name}))
                 }
                 ("GET", path) if path == format!("/v1beta/{name}") => {
@@ -51,15 +77,13 @@ fn fake_veo(clip: Vec<u8>) -> FakeVeo {
                     }
                 }
                 ("GET", path) if path.starts_with("/v1beta/files/op1:download") => {
-                    respond(stream, 200, "video/mp4", &clip);
-                    continue;
+                    return respond(stream, 200, "video/mp4", clip);
                 }
                 _ => (404, json!({"error": {"code": 404, "message": "not found"}})),
             };
             respond(stream, status, "application/json", body.to_string().as_bytes());
         }
-    });
-    fake
+    }
 }
 
 /// A 4 s MP4 with sound, made by FFmpeg.
@@ -77,17 +101,13 @@ fn clip() -> Vec<u8> {
     std::fs::read(path).expect("the clip")
 }
 
-#[test]
-fn a_host_killed_between_submit_and_collect_submits_the_clip_once_and_charges_it_once() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let veo = fake_veo(clip());
-    let env = [("VIDFARM_GEMINI_BASE_URL", veo.base.as_str()), ("VIDFARM_VIDEO_POLL_MS", "50")];
-    let mut host = serve(dir.path(), &env);
-    let client = client(dir.path());
+/// A customer with $10 of credit and a Gemini key asks `hello film` for a 4 s clip.
+fn create_film(host: &Host, data_dir: &std::path::Path) -> (Client, String) {
+    let client = client(data_dir);
     let credit = std::process::Command::new(BIN)
         .args(["billing", "credit", &client.id, "10", "--data-dir"])
-        .arg(dir.path())
-        .envs(common::database_env(dir.path()))
+        .arg(data_dir)
+        .envs(common::database_env(data_dir))
         .output()
         .expect("runs");
     assert!(credit.status.success(), "{}", String::from_utf8_lossy(&credit.stderr));
@@ -107,6 +127,29 @@ fn a_host_killed_between_submit_and_collect_submits_the_clip_once_and_charges_it
         .and_then(|r| r.json())
         .expect("created");
     let job_id = created["job_id"].as_str().expect("a job id").to_string();
+    (client, job_id)
+}
+
+fn wait_for_end(client: &Client, host: &Host, job_id: &str) -> Value {
+    let path = format!("/templates/hello/jobs/{job_id}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = client.get(host, &path);
+        if job["status"] == "succeeded" || job["status"] == "failed" {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "the job never finished: {job}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_host_killed_between_submit_and_collect_submits_the_clip_once_and_charges_it_once() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let veo = fake_veo(clip());
+    let env = [("VIDFARM_GEMINI_BASE_URL", veo.base.as_str()), ("VIDFARM_VIDEO_POLL_MS", "50")];
+    let mut host = serve(dir.path(), &env);
+    let (client, job_id) = create_film(&host, dir.path());
 
     // Submitted, and polled a few times: the host dies while the clip is being made.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -119,16 +162,7 @@ fn a_host_killed_between_submit_and_collect_submits_the_clip_once_and_charges_it
     veo.done.store(true, SeqCst);
 
     let host = serve(dir.path(), &env);
-    let path = format!("/templates/hello/jobs/{job_id}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let job = loop {
-        let job = client.get(&host, &path);
-        if job["status"] == "succeeded" || job["status"] == "failed" {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "the job never finished: {job}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let job = wait_for_end(&client, &host, &job_id);
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(veo.submits.load(SeqCst), 1, "the restarted host polled the stored operation");
     assert_eq!(job["result"]["key"], "clips/clip.mp4", "{job}");
@@ -143,4 +177,30 @@ fn a_host_killed_between_submit_and_collect_submits_the_clip_once_and_charges_it
         billing["holds"].as_array().expect("holds").iter().filter(|h| h["type"] == "ai_generation").collect();
     assert_eq!(holds.len(), 1, "the replay reused the first run's hold: {billing}");
     assert_eq!(holds[0]["status"], "captured");
+}
+
+#[test]
+fn a_host_killed_during_the_submit_never_submits_again_and_says_google_may_have_it() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let veo = fake_veo(clip());
+    veo.submit_delay_ms.store(60_000, SeqCst); // the host dies before Google answers
+    let env = [("VIDFARM_GEMINI_BASE_URL", veo.base.as_str()), ("VIDFARM_VIDEO_POLL_MS", "50")];
+    let mut host = serve(dir.path(), &env);
+    let (client, job_id) = create_film(&host, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while veo.submits.load(SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "never submitted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    host.child.kill().expect("SIGKILL");
+    host.child.wait().expect("reaped");
+    veo.submit_delay_ms.store(0, SeqCst);
+
+    let host = serve(dir.path(), &env);
+    let job = wait_for_end(&client, &host, &job_id);
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "provider_failed", "{job}");
+    let message = job["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("may have accepted it"), "{job}");
+    assert_eq!(veo.submits.load(SeqCst), 1, "never submitted twice");
 }

@@ -1,8 +1,8 @@
 //! Long-running generations end to end: `hello film` asks Veo (faked at the wire, real MP4s)
 //! for a clip through `providers.generate-video`. The job suspends while the host submits,
 //! polls and downloads; the clip is stored and charged its price once, a restart mid-way
-//! polls the operation it submitted instead of paying for another, and refused or filtered
-//! requests cost nothing.
+//! polls the operation it submitted instead of paying for another, a submit Google may have
+//! taken is never sent again, and refused or filtered requests cost nothing.
 
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -193,7 +193,38 @@ async fn a_customer_who_cannot_afford_the_clip_is_refused_before_it_is_submitted
 }
 
 #[tokio::test]
-async fn cancelling_a_job_mid_generation_stops_the_polling_and_charges_nothing() {
+async fn a_submit_google_may_have_taken_is_never_sent_again_and_one_it_refused_is() {
+    let fakes = FakeProviders::start().await;
+    let server = server_with(&fakes).await;
+    // A 500 may hide an accepted, paid operation: the call fails and says so.
+    fakes.script("g-veo-key-0001", [vidfarm_tests::fake_providers::Reply::status(500)]);
+    let job = run(&server, film("a glass of water", 4)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "provider_failed", "{job}");
+    assert!(job["error"]["message"].as_str().unwrap_or_default().contains("may have been accepted"), "{job}");
+    assert_eq!(fakes.veo_submits(), 1, "not sent again");
+    // A 503 says Google did not take it: sent again, and the clip comes.
+    fakes.script("g-veo-key-0001", [vidfarm_tests::fake_providers::Reply::status(503)]);
+    let job = run(&server, film("a glass of milk", 4)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(fakes.veo_submits(), 3);
+}
+
+#[tokio::test]
+async fn a_clip_address_off_the_gemini_endpoint_is_never_fetched_with_the_key() {
+    let fakes = FakeProviders::start().await;
+    let server = server_with(&fakes).await;
+    fakes.set_veo_uri("http://127.0.0.1:9/steal-the-key");
+    let job = run(&server, film("a red balloon", 4)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(job["error"]["message"].as_str().unwrap_or_default().contains("not on the Gemini endpoint"), "{job}");
+    // Accepted by Google, so paid for: the clip's price is charged even though it was lost.
+    let job = server.job("hello", job["job_id"].as_str().expect("an id")).await;
+    assert_eq!(generation_charges(&job).len(), 1, "{job}");
+}
+
+#[tokio::test]
+async fn cancelling_a_job_mid_generation_stops_the_polling_and_charges_the_accepted_clip() {
     let fakes = FakeProviders::start().await;
     fakes.hold_veo(true);
     let server = server_with(&fakes).await;
@@ -214,5 +245,7 @@ async fn cancelling_a_job_mid_generation_stops_the_polling_and_charges_nothing()
     let row = generation_of(&server, &job_id).await.expect("the generation");
     assert_eq!(row.status, "cancelled");
     let job = server.job("hello", job["job_id"].as_str().unwrap_or(&job_id)).await;
-    assert!(generation_charges(&job).is_empty(), "{job}");
+    let charges = generation_charges(&job);
+    assert_eq!(charges.len(), 1, "Google bills an accepted clip, cancelled or not: {job}");
+    assert_eq!(charges[0]["cost_nusd"].as_i64(), Some(1_200_000_000), "8 s at $0.15: {job}");
 }

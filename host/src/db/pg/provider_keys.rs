@@ -81,12 +81,17 @@ impl super::Pg {
             .await
     }
 
-    /// Postgres twin of `Sqlite::provider_key_secret`: a key's encrypted secret by id.
-    pub async fn provider_key_secret(&self, id: &str) -> Result<Option<String>, DbError> {
-        sqlx::query_scalar("SELECT encrypted_secret FROM customer_provider_keys WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+    /// Postgres twin of `Sqlite::provider_key_secret`: the encrypted secret of a key the
+    /// customer may use.
+    pub async fn provider_key_secret(&self, customer_id: &str, id: &str) -> Result<Option<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT encrypted_secret FROM customer_provider_keys
+             WHERE id = $1 AND (customer_id = $2 OR customer_id IS NULL)",
+        )
+        .bind(id)
+        .bind(customer_id)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// Postgres twin of `Sqlite::update_provider_key`: apply `patch`; false when the customer

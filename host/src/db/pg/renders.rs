@@ -102,7 +102,8 @@ impl super::Pg {
                                                 ELSE COALESCE((SELECT c.max_concurrent_renders FROM customers c
                                                                WHERE c.id = r.customer_id), $4) END
                          ORDER BY {running},
-                                  (SELECT MAX(y.started_at) FROM renders y WHERE y.customer_id = r.customer_id)
+                                  (SELECT MAX(y.started_at) FROM renders y WHERE y.customer_id = r.customer_id
+                                     AND (y.kind = 'generation') = $5)
                                     NULLS FIRST,
                                   r.created_at
                          LIMIT 1
@@ -165,14 +166,14 @@ impl super::Pg {
     }
 
     /// Remember the remote render's id (Lambda) while the lease is ours.
-    pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE renders SET external_id = $1 WHERE id = $2 AND lease_token = $3")
+    pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<bool, DbError> {
+        let done = sqlx::query("UPDATE renders SET external_id = $1 WHERE id = $2 AND lease_token = $3")
             .bind(external_id)
             .bind(id)
             .bind(token)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Postgres twin of `Sqlite::finish_render`: record how a render ended (and its charge,
@@ -244,12 +245,16 @@ impl super::Pg {
                 .await?;
                 ("succeeded", Some(*result), None)
             }
-            RenderEnd::Failed { error, metadata } => {
+            RenderEnd::Failed { error, metadata, keep_noted_cost } => {
+                let share = if *keep_noted_cost {
+                    String::new()
+                } else {
+                    format!(", {}", super::holds::render_share_sql("$3"))
+                };
                 sqlx::query(&format!(
-                    "UPDATE billing_holds SET metadata = $2, {}
+                    "UPDATE billing_holds SET metadata = $2{share}
                      WHERE effect_key = $1 AND status = 'open'
                        AND EXISTS (SELECT 1 FROM renders WHERE id = $3 AND lease_token = $4 AND status = 'running')",
-                    super::holds::render_share_sql("$3")
                 ))
                 .bind(&effect_key)
                 .bind(metadata)
