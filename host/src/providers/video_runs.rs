@@ -80,8 +80,12 @@ impl ProviderRouter {
         let url = match self.wait_for(&veo, &secret, &operation, cancel).await? {
             Ok(url) => url,
             Err(reason) => {
-                // Google failed or withheld the clip and bills nothing for it: neither do we.
-                self.db.drop_hold(&row.effect_key).await.map_err(database)?;
+                // Google failed or withheld the clip and bills nothing for it: neither do we
+                // (the price noted at the submit becomes nothing; the hold is then released).
+                let metadata = serde_json::json!({ "failed": reason, "recorded_by": "host" }).to_string();
+                let free =
+                    Actual { cost_nusd: 0, provider: Some("gemini"), model: Some(&task.model), metadata: &metadata };
+                self.db.note_hold_actual(&row.effect_key, &free, self.margin).await.map_err(database)?;
                 return Err(Failure::Failed(reason));
             }
         };

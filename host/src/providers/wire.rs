@@ -80,7 +80,7 @@ pub fn failure(provider: Provider, status: u16, headers: &reqwest::header::Heade
     let body = String::from_utf8_lossy(body);
     let detail = error_message(&body, status);
     match status {
-        429 => CallError::RateLimited { signal: rate_limit::parse(&headers, &body, SystemTime::now()), detail },
+        429 => CallError::RateLimited { signal: rate_limit::parse(headers, &body, SystemTime::now()), detail },
         _ if is_invalid_key(provider, status, &body) => CallError::Auth { status, detail },
         408 | 500..=599 => CallError::Transient { status: Some(status), detail },
         _ => CallError::Rejected { status, detail },
