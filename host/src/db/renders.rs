@@ -194,12 +194,13 @@ impl Sqlite {
 
     /// Remember the remote render's id (Lambda) while the lease is ours.
     pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<bool, DbError> {
-        let done = sqlx::query("UPDATE renders SET external_id = ? WHERE id = ? AND lease_token = ?")
-            .bind(external_id)
-            .bind(id)
-            .bind(token)
-            .execute(self.writer())
-            .await?;
+        let done =
+            sqlx::query("UPDATE renders SET external_id = ? WHERE id = ? AND lease_token = ? AND status = 'running'")
+                .bind(external_id)
+                .bind(id)
+                .bind(token)
+                .execute(self.writer())
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

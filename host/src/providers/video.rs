@@ -187,22 +187,33 @@ impl Veo<'_> {
                     if next.scheme() != "https" {
                         return Err(CallError::BadAnswer(format!("the clip redirects to `{next}`, not https")));
                     }
-                    crate::outbound::check_destination(next.as_str(), allow_private)
+                    let (url, addrs) = crate::outbound::check_destination(next.as_str(), allow_private)
                         .await
                         .map_err(|reason| CallError::BadAnswer(format!("the clip redirects to `{next}`: {reason}")))?;
+                    // Sent to the addresses just approved: a DNS answer that changes in between
+                    // cannot aim it elsewhere.
+                    let pinned = crate::outbound::pinned_client(&url, &addrs, DOWNLOAD_TIMEOUT)
+                        .map_err(|e| CallError::Transient { status: None, detail: format!("{e}") })?;
+                    request = pinned.get(url);
+                } else {
+                    request = self.http.get(next);
                 }
-                request = self.http.get(next);
                 continue;
             }
             if !status.is_success() {
                 let headers = response.headers().clone();
-                let body = response.bytes().await.unwrap_or_default();
-                return Err(super::wire::failure(
-                    Provider::Gemini,
-                    status.as_u16(),
-                    &headers,
-                    &body[..body.len().min(64 << 10)],
-                ));
+                let mut body = Vec::new();
+                let mut response = response;
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    body.extend_from_slice(&chunk);
+                    if body.len() >= 64 << 10 {
+                        break; // an error's first 64 KiB say what it is
+                    }
+                }
+                return Err(super::wire::failure(Provider::Gemini, status.as_u16(), &headers, &body));
+            }
+            if response.content_length().is_some_and(|length| length > max_bytes) {
+                return Err(CallError::BadAnswer(format!("the clip is larger than {max_bytes} bytes")));
             }
             return stream_to(response, path, max_bytes).await;
         }

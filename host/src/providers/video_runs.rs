@@ -9,7 +9,8 @@
 //!    its hold: from then on the clip is paid for, whatever happens to the job.
 //!
 //! An attempt that finds an operation polls it with the same key; one that finds only the
-//! key (the host stopped mid-submit) fails rather than risk paying for a second clip.
+//! key with a submit in flight (the host stopped mid-submit) fails rather than risk paying for
+//! a second clip; one whose earlier submit Google refused submits afresh.
 
 use super::router::millis;
 use super::video::{Poll, Veo, VideoTask};
@@ -30,6 +31,13 @@ use tokio_util::sync::CancellationToken;
 struct Submitted {
     key: String,
     operation: Option<String>,
+    /// A submit is (or may be) in flight: set before it is sent, cleared when Google refused it.
+    #[serde(default = "in_flight")]
+    submitting: bool,
+}
+
+fn in_flight() -> bool {
+    true
 }
 
 /// Polls that fail in a row (network, 5xx) before the generation fails.
@@ -64,14 +72,23 @@ impl ProviderRouter {
         progress: &watch::Sender<Progress>,
         cancel: &CancellationToken,
     ) -> Result<(), Failure> {
-        if let Some(refusal) = task.refusal() {
-            return Err(Failure::Invalid(refusal));
-        }
         let row = scope.remote.row.as_ref().ok_or(Failure::Failed("a generation runs only on a queued row".into()))?;
         let veo = Veo { http: &self.http, base_url: &self.settings.endpoints.gemini };
-        let (secret, operation) = match &scope.remote.resume {
+        // An operation already submitted (and paid for) is collected even if the price table
+        // changed since; a new submit is checked first.
+        let resumed = match &scope.remote.resume {
             Some(stored) => self.resume(scope.customer_id, stored).await?,
+            None => None,
+        };
+        let (secret, operation) = match resumed {
+            Some(found) => {
+                self.note_price(row, task, "resumed").await;
+                found
+            }
             None => {
+                if let Some(refusal) = task.refusal() {
+                    return Err(Failure::Invalid(refusal));
+                }
                 progress.send_modify(|p| p.stage = "submitting");
                 self.submit(scope, row, task, &veo, cancel).await?
             }
@@ -174,8 +191,8 @@ impl ProviderRouter {
             };
             // The key goes on the row before the submit: an attempt after a crash mid-submit
             // finds it without an operation and does not submit again.
-            let marker = Submitted { key: lease.key_id.clone(), operation: None };
-            if !self.store(row, &marker).await? {
+            let marker = Submitted { key: lease.key_id.clone(), operation: None, submitting: true };
+            if cancel.is_cancelled() || !self.store(row, &marker).await? {
                 let _ = release().await;
                 return Err(Failure::Cancelled);
             }
@@ -183,8 +200,10 @@ impl ProviderRouter {
             // and never collected.
             let error = match veo.submit(&secret, task).await {
                 Ok(operation) => {
-                    let stored = Submitted { key: lease.key_id.clone(), operation: Some(operation.clone()) };
+                    let stored =
+                        Submitted { key: lease.key_id.clone(), operation: Some(operation.clone()), submitting: false };
                     let written = self.store(row, &stored).await;
+                    self.note_price(row, task, &lease.source).await;
                     let success = KeyOutcome::Success {
                         input_tokens: 0,
                         output_tokens: 0,
@@ -193,7 +212,6 @@ impl ProviderRouter {
                     if let Err(e) = self.db.finish_key_lease(&lease, scope.job_id, name, &task.model, &success).await {
                         tracing::warn!(error = %e, "could not record the key's use for a video submit");
                     }
-                    self.note_price(row, task, &lease.source).await?;
                     if !written? {
                         return Err(Failure::Cancelled); // the job was cancelled meanwhile
                     }
@@ -201,6 +219,10 @@ impl ProviderRouter {
                 }
                 Err(error) => error,
             };
+            if let CallError::BadAnswer(_) = &error {
+                // A 2xx: Google took it (and bills it), whatever its answer looked like.
+                self.note_price(row, task, &lease.source).await;
+            }
             // Only answers that say Google did not take it are tried again (a 429, a 503, a
             // refused key); a timeout or another 5xx may hide an accepted, paid operation.
             let retryable = match &error {
@@ -217,6 +239,8 @@ impl ProviderRouter {
                      the clip is never paid for twice"
                 )));
             }
+            // Refused for sure: a later attempt may submit afresh.
+            self.store(row, &Submitted { key: lease.key_id.clone(), operation: None, submitting: false }).await?;
             if let Some(answer) = answer {
                 return Err(match answer {
                     crate::runtime::bindings::providers::ProviderError::InvalidRequest(m) => Failure::Invalid(m),
@@ -250,7 +274,9 @@ impl ProviderRouter {
 
     /// The clip is paid for from the moment Google accepted it: its price is noted on the
     /// hold, so the job's end captures it even if the job is cancelled or the clip is lost.
-    async fn note_price(&self, row: &RowLease, task: &VideoTask, source: &str) -> Result<(), Failure> {
+    /// Noting it again (a resumed attempt) writes the same values. Retried; a failure is logged,
+    /// never a reason to abandon a clip that is already paid for.
+    async fn note_price(&self, row: &RowLease, task: &VideoTask, source: &str) {
         let metadata = serde_json::json!({ "seconds": task.seconds, "key_source": source, "recorded_by": "host" });
         let metadata = metadata.to_string();
         let actual = Actual {
@@ -259,14 +285,30 @@ impl ProviderRouter {
             model: Some(&task.model),
             metadata: &metadata,
         };
-        self.db.note_hold_actual(&row.effect_key, &actual, self.margin).await.map_err(database)?;
-        Ok(())
+        for wait in [0, 100, 500, 2_000] {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            match self.db.note_hold_actual(&row.effect_key, &actual, self.margin).await {
+                Ok(Some(_)) => return,
+                Ok(None) => {
+                    return tracing::warn!(
+                        effect = %row.effect_key,
+                        "the clip was accepted after its job had ended (cancelled mid-submit): its hold is gone, it is not charged"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "could not note the clip's price on its hold"),
+            }
+        }
+        tracing::error!(effect = %row.effect_key, "the clip's price could not be noted: it is charged only if it is collected");
     }
 
     /// The key and operation an earlier attempt submitted: polled again, never resubmitted.
-    async fn resume(&self, customer_id: &str, stored: &str) -> Result<(String, String), Failure> {
-        let Submitted { key, operation } = serde_json::from_str(stored)
+    /// `None`: that attempt's submit was refused, so nothing is in flight (submit afresh).
+    async fn resume(&self, customer_id: &str, stored: &str) -> Result<Option<(String, String)>, Failure> {
+        let Submitted { key, operation, submitting } = serde_json::from_str(stored)
             .map_err(|e| Failure::Failed(format!("the stored generation `{stored}` is unreadable: {e}")))?;
+        if operation.is_none() && !submitting {
+            return Ok(None);
+        }
         let Some(operation) = operation else {
             return Err(Failure::Failed(
                 "an earlier attempt stopped while submitting this clip to Veo, so Google may have accepted it; \
@@ -283,7 +325,7 @@ impl ProviderRouter {
             .master
             .decrypt(&key, &encrypted)
             .map_err(|e| Failure::Failed(format!("the stored key {key} is unusable: {e}")))?;
-        Ok((secret, operation))
+        Ok(Some((secret, operation)))
     }
 
     /// Poll the operation with growing pauses until it is done: the clip's URL, or why Google

@@ -167,12 +167,14 @@ impl super::Pg {
 
     /// Remember the remote render's id (Lambda) while the lease is ours.
     pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<bool, DbError> {
-        let done = sqlx::query("UPDATE renders SET external_id = $1 WHERE id = $2 AND lease_token = $3")
-            .bind(external_id)
-            .bind(id)
-            .bind(token)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE renders SET external_id = $1 WHERE id = $2 AND lease_token = $3 AND status = 'running'",
+        )
+        .bind(external_id)
+        .bind(id)
+        .bind(token)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
