@@ -45,7 +45,7 @@ fn lease_lost() -> HostTrap {
 }
 
 /// Why a leased call ended without an answer.
-pub(super) enum Interrupted {
+enum Interrupted {
     Call(CallError),
     Cancelled,
 }
