@@ -13,6 +13,30 @@ import path from 'node:path';
 import {INVALID_PROPS_PREFIX} from '../src/props.js';
 
 /** An error the caller should report as kind "invalid_request". */
+// Remotion (4.0.x) registers each <Composition> through a React state update and
+// reads the list from a ref that the queued updates fill in only on the next
+// render. On a loaded machine the page can report itself ready in between, so a
+// bundle with two compositions sometimes answers "Could not find composition with
+// ID TitleCard. Available compositions: Slideshow". A fresh page sees the full
+// list; a composition that truly is not there fails the same way every time.
+const NOT_REGISTERED_YET = /Could not find composition with ID/;
+const SELECT_RETRY_DELAYS_MS = [300, 1500];
+
+async function selectRegisteredComposition(options) {
+	for (let attempt = 0; ; attempt++) {
+		try {
+			return await selectComposition(options);
+		} catch (err) {
+			const delay = SELECT_RETRY_DELAYS_MS[attempt];
+			if (delay === undefined || !NOT_REGISTERED_YET.test(String(err?.message ?? err))) {
+				throw err;
+			}
+			console.error(`render-local: ${options.id} not registered yet, selecting again in ${delay} ms`);
+			await new Promise((resolve) => setTimeout(resolve, delay));
+		}
+	}
+}
+
 export class InvalidRequestError extends Error {
 	constructor(message) {
 		super(message);
@@ -131,7 +155,7 @@ export const renderLocally = async (opts) => {
 		if (cancelled) {
 			throw new Error('render cancelled');
 		}
-		const composition = await selectComposition({
+		const composition = await selectRegisteredComposition({
 			serveUrl,
 			id: compositionId,
 			inputProps,
