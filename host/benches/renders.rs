@@ -93,7 +93,9 @@ async fn main() {
     let remotion_task = |id: &str, props: Value| RenderTask::Remotion {
         composition_id: id.into(),
         serve_url: None,
+        entry_point: None,
         input_props: props,
+        bundle: None,
     };
     let cases = [
         ("FFmpeg spec, 1280×720 30 fps, image + tone", spec(1280, 720)),

@@ -27,7 +27,8 @@ async fn load_all(registry: &std::path::Path, cache: &std::path::Path, trusted: 
         Runtime::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), ..RuntimeConfig::default() })
             .expect("runtime"),
     );
-    let catalog = Catalog::new(runtime, ArtifactStore::dir(registry).expect("store"), trusted.clone());
+    let bundles = cache.join("bundles");
+    let catalog = Catalog::new(runtime, ArtifactStore::dir(registry).expect("store"), trusted.clone(), bundles);
     let started = Instant::now();
     for n in 0..ARTIFACTS {
         catalog.load_version("hello", &format!("0.1.0+b{n}")).await.expect("loads");

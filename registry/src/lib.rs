@@ -22,7 +22,7 @@ mod store;
 pub use blobs::{Blobs, DirBlobs};
 pub use error::RegistryError;
 pub use keys::{SigningKey, TrustedKeys};
-pub use manifest::{ArtifactManifest, OperationSummary, SignedManifest, WIT_WORLD, verify_artifact};
+pub use manifest::{ArtifactManifest, OperationSummary, SignedManifest, WIT_WORLD, verify_artifact, verify_bundle};
 pub use store::{ActivationRecord, ArtifactStore, StoredVersion};
 
 /// The blake3 digest of a component's bytes, hex-encoded: the address of an artifact.

@@ -29,6 +29,11 @@ pub struct ArtifactManifest {
     pub signer_key_id: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// blake3 of the template's Remotion bundle (`bundle.tar`), hex, when it carries its own
+    /// compositions. Absent (not `null`) otherwise, so manifests signed before bundles existed
+    /// keep their canonical JSON and their signatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_digest: Option<String>,
 }
 
 impl ArtifactManifest {
@@ -51,7 +56,14 @@ impl ArtifactManifest {
             operations,
             signer_key_id: signer.key_id(),
             created_at,
+            bundle_digest: None,
         }
+    }
+
+    /// The same manifest, also naming `bundle` (the packed Remotion bundle) by its digest.
+    pub fn with_bundle(mut self, bundle: &[u8]) -> Self {
+        self.bundle_digest = Some(digest(bundle));
+        self
     }
 
     fn canonical(&self) -> Result<Vec<u8>, RegistryError> {
@@ -104,6 +116,21 @@ pub fn verify_artifact(
         return Err(RegistryError::IncompatibleWorld { found: manifest.wit_world.clone(), expected: WIT_WORLD.into() });
     }
     Ok(manifest.clone())
+}
+
+/// The check before a template's Remotion bundle is used: its bytes are the ones the verified
+/// manifest names.
+pub fn verify_bundle(bundle: &[u8], manifest: &ArtifactManifest) -> Result<(), RegistryError> {
+    let named = manifest.bundle_digest.as_deref().ok_or_else(|| {
+        RegistryError::Tampered(format!("{}@{} carries no bundle", manifest.template_id, manifest.version))
+    })?;
+    let actual = digest(bundle);
+    if actual != named {
+        return Err(RegistryError::Tampered(format!(
+            "the Remotion bundle's digest is {actual}, the signed manifest says {named}"
+        )));
+    }
+    Ok(())
 }
 
 /// `vidfarm:template@0.1.0` → `vidfarm:template@0.1` for 0.x (semver: minor is the breaking
@@ -177,6 +204,30 @@ mod tests {
             let result = verify_artifact(b"bytes", &key.sign(manifest).expect("signs"), &trusting(&key));
             assert_eq!(result.is_ok(), ok, "{world}: {result:?}");
         }
+    }
+
+    #[test]
+    fn a_manifest_without_a_bundle_signs_the_same_json_as_before_bundles() {
+        let key = SigningKey::generate();
+        let manifest = ArtifactManifest::new("hello", "1.0.0", b"bytes", vec![], &key);
+        let json = String::from_utf8(manifest.canonical().expect("json")).expect("utf-8");
+        assert!(!json.contains("bundle"), "{json}");
+        let old: ArtifactManifest = serde_json::from_str(&json).expect("an old manifest still reads");
+        assert_eq!(old.bundle_digest, None);
+    }
+
+    #[test]
+    fn a_bundle_is_bound_to_its_manifest_by_digest() {
+        let key = SigningKey::generate();
+        let manifest = ArtifactManifest::new("hello", "1.0.0", b"bytes", vec![], &key).with_bundle(b"tar");
+        let signed = key.sign(manifest).expect("signs");
+        let verified = verify_artifact(b"bytes", &signed, &trusting(&key)).expect("verifies");
+        verify_bundle(b"tar", &verified).expect("the signed bundle");
+        let refused = verify_bundle(b"taz", &verified).expect_err("another bundle");
+        assert!(matches!(refused, RegistryError::Tampered(ref m) if m.contains("bundle's digest")), "{refused}");
+        let mut stripped = signed.clone();
+        stripped.manifest.bundle_digest = None;
+        assert!(matches!(verify_artifact(b"bytes", &stripped, &trusting(&key)), Err(RegistryError::Tampered(_))));
     }
 
     #[test]

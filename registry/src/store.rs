@@ -3,6 +3,7 @@
 //! ```text
 //! <template id>/<version>/component.wasm
 //! <template id>/<version>/manifest.json    signed manifest
+//! <template id>/<version>/bundle.tar       its Remotion bundle, when it has one
 //! <template id>/active                     the active version
 //! <template id>/history/<ns>-<nonce>       one publish, activation or rollback each
 //! ```
@@ -99,7 +100,29 @@ impl ArtifactStore {
     /// Store a signed artifact. Publishing the same bytes again is a no-op; other bytes under
     /// an existing version are refused.
     pub fn publish(&self, bytes: &[u8], signed: &SignedManifest, actor: &str) -> Result<StoredVersion, RegistryError> {
+        self.publish_with_bundle(bytes, None, signed, actor)
+    }
+
+    /// [`publish`](Self::publish) with the template's Remotion bundle, which the manifest must
+    /// name by digest (and only then).
+    pub fn publish_with_bundle(
+        &self,
+        bytes: &[u8],
+        bundle: Option<&[u8]>,
+        signed: &SignedManifest,
+        actor: &str,
+    ) -> Result<StoredVersion, RegistryError> {
         let m = &signed.manifest;
+        match (bundle, &m.bundle_digest) {
+            (Some(bundle), Some(_)) => crate::verify_bundle(bundle, m)?,
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(RegistryError::Invalid { what: "bundle", problem: "the manifest names no bundle".into() });
+            }
+            (None, Some(_)) => {
+                return Err(RegistryError::Invalid { what: "bundle", problem: "the manifest names a bundle".into() });
+            }
+        }
         if let Ok((_, existing)) = self.load(&m.template_id, &m.version) {
             if existing.manifest.digest != m.digest {
                 return Err(RegistryError::VersionExists {
@@ -112,7 +135,10 @@ impl ArtifactStore {
         }
         let manifest = serde_json::to_vec_pretty(signed)
             .map_err(|e| RegistryError::Invalid { what: "manifest", problem: e.to_string() })?;
-        // The component first: a manifest is only ever visible beside its bytes.
+        // The bundle and the component first: a manifest is only ever visible beside its bytes.
+        if let Some(bundle) = bundle {
+            self.blobs.put(&Self::version_key(&m.template_id, &m.version, "bundle.tar")?, bundle)?;
+        }
         self.blobs.put(&Self::version_key(&m.template_id, &m.version, "component.wasm")?, bytes)?;
         self.blobs.put(&Self::version_key(&m.template_id, &m.version, "manifest.json")?, &manifest)?;
         let record = ActivationRecord {
@@ -134,6 +160,13 @@ impl ArtifactStore {
             .get(&Self::version_key(template_id, version, "component.wasm")?)?
             .ok_or_else(|| RegistryError::NotFound(format!("{template_id}@{version}")))?;
         Ok((bytes, signed))
+    }
+
+    /// A version's Remotion bundle (verify it against the manifest before use).
+    pub fn bundle(&self, template_id: &str, version: &str) -> Result<Vec<u8>, RegistryError> {
+        self.blobs
+            .get(&Self::version_key(template_id, version, "bundle.tar")?)?
+            .ok_or_else(|| RegistryError::NotFound(format!("the Remotion bundle of {template_id}@{version}")))
     }
 
     /// A version's signed manifest alone (a few KB, never the component), checked to name the

@@ -230,8 +230,9 @@ const parseCommon = (req) => {
 	const timeoutMs = optInt(req, 'timeoutMs', 1000, 3600000, 120000);
 	const deadlineMs = optInt(req, 'deadlineMs', 1000, 24 * 3600000, undefined);
 	// Fail fast, without a browser, on props of the compositions this package defines.
-	// (The bundle checks them again in calculateMetadata.)
-	if (validators[compositionId]) {
+	// (The bundle checks them again in calculateMetadata.) A template's own bundle
+	// (`templateBundle: true`) defines its own compositions, whatever their ids.
+	if (req.templateBundle !== true && validators[compositionId]) {
 		validators[compositionId](inputProps);
 	}
 	return {mode, serveUrl, compositionId, inputProps, outputPath, timeoutMs, deadlineMs};

@@ -85,3 +85,21 @@ pub fn request(
         lease_token: String::new(),
     }
 }
+
+/// Build a template with `vidfarm template build` once per test process, into `out_dir`
+/// (TypeScript builds share the SDK's node_modules: one build at a time, for every test).
+pub fn built_template(dir: &Path, out_dir: &Path) -> std::path::PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static BUILT: Mutex<Option<HashMap<std::path::PathBuf, std::path::PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    let map = built.get_or_insert_with(HashMap::new);
+    if let Some(path) = map.get(dir) {
+        return path.clone();
+    }
+    let name = dir.file_name().expect("a name").to_string_lossy().into_owned();
+    let out = out_dir.join(format!("{name}.wasm"));
+    let path = vidfarm::devrun::build::build(dir, Some(&out)).unwrap_or_else(|e| panic!("building {name}: {e}"));
+    map.insert(dir.to_path_buf(), path.clone());
+    path
+}

@@ -7,18 +7,15 @@ use crate::runtime::bindings::remotion::{Host, RenderError, RenderRequest, Rende
 
 impl Host for HostState {
     async fn render(&mut self, request: RenderRequest) -> wasmtime::Result<Result<RenderResult, RenderError>> {
-        if request.entry_point.is_some() {
-            return Ok(Err(RenderError::InvalidRequest(
-                "entry-point: bundling at render time is not supported; render a pre-built bundle (serve-url)".into(),
-            )));
-        }
         let Ok(input_props) = serde_json::from_str(&request.input_props) else {
             return Ok(Err(RenderError::InvalidRequest("input-props: not JSON".into())));
         };
         let task = RenderTask::Remotion {
             composition_id: request.composition_id.clone(),
             serve_url: request.serve_url.clone(),
+            entry_point: request.entry_point.clone(),
             input_props,
+            bundle: self.job.bundle.clone(),
         };
         let output_key = request.output_key.clone();
         self.submit("remotion.render", request, task, output_key).await

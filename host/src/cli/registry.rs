@@ -3,7 +3,7 @@
 
 use super::{failure, usage};
 use crate::engine::CatalogError;
-use crate::engine::publish::publish;
+use crate::engine::publish::publish_with_bundle;
 use crate::runtime::{Runtime, RuntimeConfig};
 use clap::Subcommand;
 use serde_json::json;
@@ -24,6 +24,10 @@ pub enum RegistryCommand {
         component: PathBuf,
         #[arg(long)]
         key: PathBuf,
+        /// The template's packed Remotion bundle (default: the `.remotion.tar` that
+        /// `vidfarm template build` wrote beside the component, if there is one).
+        #[arg(long)]
+        bundle: Option<PathBuf>,
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -103,7 +107,7 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
     };
     let result: Result<serde_json::Value, String> = match command {
         RegistryCommand::Keygen { .. } => unreachable!("handled above"),
-        RegistryCommand::Publish { component, key, .. } => {
+        RegistryCommand::Publish { component, key, bundle, .. } => {
             let key = match std::fs::read_to_string(&key)
                 .map_err(|e| e.to_string())
                 .and_then(|t| SigningKey::from_file_text(&t).map_err(|e| e.to_string()))
@@ -114,11 +118,19 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
             let Ok(bytes) = std::fs::read(&component) else {
                 return usage(format!("cannot read {}", component.display()));
             };
+            let beside = crate::devrun::build::bundle_path(&component);
+            let bundle = match bundle.or_else(|| beside.is_file().then_some(beside)) {
+                Some(path) => match std::fs::read(&path) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => return usage(format!("--bundle {}: {e}", path.display())),
+                },
+                None => None,
+            };
             let runtime = match runtime() {
                 Ok(rt) => rt,
                 Err(e) => return failure(e),
             };
-            publish(&runtime, &store, &key, &bytes, None, &key.key_id())
+            publish_with_bundle(&runtime, &store, &key, &bytes, bundle.as_deref(), None, &key.key_id())
                 .await
                 .map(|v| json!(v))
                 .map_err(|e| e.to_string())

@@ -69,6 +69,70 @@ enum Output {
 }
 
 fn build_with(dir: &Path, out: Option<&Path>, output: Output) -> Result<PathBuf, String> {
+    let component = build_component(dir, out, output)?;
+    bundle_compositions(dir, &component, output)?;
+    Ok(component)
+}
+
+/// Where `vidfarm template build` puts the packed Remotion bundle of the component at `component`.
+pub fn bundle_path(component: &Path) -> PathBuf {
+    component.with_extension("remotion.tar")
+}
+
+/// The entry point of the template's own Remotion project, if it has one.
+pub fn remotion_entry(dir: &Path) -> Option<&'static str> {
+    ["remotion/index.ts", "remotion/index.tsx", "remotion/index.js", "remotion/index.jsx"]
+        .into_iter()
+        .find(|entry| dir.join(entry).is_file())
+}
+
+/// Bundle the template's `remotion/` project (if any) with the operator's renderer and pack it
+/// beside the component ([`bundle_path`]); a template without one leaves no stale bundle behind.
+fn bundle_compositions(dir: &Path, component: &Path, output: Output) -> Result<(), String> {
+    let packed = bundle_path(component);
+    let Some(entry) = remotion_entry(dir) else {
+        return match std::fs::remove_file(&packed) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", packed.display())),
+            _ => Ok(()),
+        };
+    };
+    let renderer = renderer_dir(dir)?;
+    let parent = component.parent().unwrap_or(Path::new("."));
+    let scratch = tempfile::Builder::new()
+        .prefix(".remotion-bundle-")
+        .tempdir_in(parent)
+        .map_err(|e| format!("{}: {e}", parent.display()))?;
+    let bundle = scratch.path().join("bundle");
+    run(
+        Command::new("node").arg(renderer.join("bundle-template.mjs")).arg(dir.join(entry)).arg(&bundle),
+        "bundling remotion/ (bundle-template.mjs)",
+        output,
+    )?;
+    let info = serde_json::json!({ "entry_point": entry });
+    std::fs::write(bundle.join(crate::render::bundles::BUNDLE_INFO), info.to_string()).map_err(|e| e.to_string())?;
+    let bytes = crate::render::bundles::pack(&bundle).map_err(|e| format!("packing the bundle: {e}"))?;
+    std::fs::write(&packed, bytes).map_err(|e| format!("{}: {e}", packed.display()))
+}
+
+/// The operator's Remotion renderer (its `node_modules` bundle the template's compositions):
+/// `VIDFARM_REMOTION_DIR`, else `renderers/remotion` of the checkout the template is in.
+fn renderer_dir(dir: &Path) -> Result<PathBuf, String> {
+    if let Ok(configured) = std::env::var("VIDFARM_REMOTION_DIR") {
+        return Ok(PathBuf::from(configured));
+    }
+    let start = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+    start
+        .ancestors()
+        .map(|a| a.join("renderers/remotion"))
+        .find(|r| r.join("bundle-template.mjs").is_file() && r.join("node_modules/@remotion/bundler").is_dir())
+        .ok_or_else(|| {
+            "this template has a remotion/ folder: set VIDFARM_REMOTION_DIR to the Remotion renderer \
+             (renderers/remotion with its node_modules installed) to bundle it"
+                .into()
+        })
+}
+
+fn build_component(dir: &Path, out: Option<&Path>, output: Output) -> Result<PathBuf, String> {
     let step = |command: &mut Command, what: &str| run(command, what, output);
     match Language::of(dir)? {
         Language::Rust => build_rust(dir, out),

@@ -4,9 +4,11 @@
 //! `sync` follows the registry's active versions, so an activation by any process takes
 //! effect here without a restart; loading compiles off the request path.
 
+use crate::render::bundles::{TemplateBundle, TemplateBundles};
 use crate::runtime::bindings::types::Manifest;
 use crate::runtime::{LoadError, LoadedTemplate, Runtime};
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use vidfarm_registry::{ArtifactManifest, ArtifactStore, RegistryError, TrustedKeys, verify_artifact};
 
@@ -30,6 +32,8 @@ pub struct Catalog {
     runtime: Arc<Runtime>,
     registry: ArtifactStore,
     trusted: TrustedKeys,
+    /// Where the templates' own Remotion bundles are unpacked (checked at load).
+    bundles: TemplateBundles,
     templates: RwLock<HashMap<String, Versions>>,
     /// Published versions per template and when they were read (see `versions`).
     published: std::sync::Mutex<HashMap<String, (Vec<String>, std::time::Instant)>>,
@@ -39,8 +43,15 @@ pub struct Catalog {
 const VERSIONS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Catalog {
-    pub fn new(runtime: Arc<Runtime>, registry: ArtifactStore, trusted: TrustedKeys) -> Self {
-        Self { runtime, registry, trusted, templates: RwLock::default(), published: Default::default() }
+    /// `bundles_dir`: where this host unpacks templates' Remotion bundles.
+    pub fn new(runtime: Arc<Runtime>, registry: ArtifactStore, trusted: TrustedKeys, bundles_dir: PathBuf) -> Self {
+        let bundles = TemplateBundles { registry: registry.clone(), dir: bundles_dir };
+        Self { runtime, registry, trusted, bundles, templates: RwLock::default(), published: Default::default() }
+    }
+
+    /// The templates' Remotion bundles on this host (renders resolve theirs here).
+    pub fn bundles(&self) -> &TemplateBundles {
+        &self.bundles
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
@@ -61,7 +72,18 @@ impl Catalog {
             self.blocking(move |registry| registry.load(&id, &version)).await?
         };
         let manifest = verify_artifact(&bytes, &signed, &self.trusted)?;
+        // A version's compositions are checked (digest against the signed manifest) and
+        // unpacked before it can serve a job: a tampered bundle refuses the whole version.
+        let bundle = match &manifest.bundle_digest {
+            Some(digest) => {
+                let bundle = TemplateBundle { template_id: id.into(), version: version.into(), digest: digest.clone() };
+                self.bundles.local_dir(&bundle).await?;
+                Some(bundle)
+            }
+            None => None,
+        };
         let mut loaded = self.runtime.load(Arc::from(bytes)).await?;
+        loaded.bundle = bundle;
         check_describe(&manifest, &loaded.manifest)?;
         // Jobs and clients see the registry's version (dev builds carry `+<digest>`).
         loaded.manifest.version = manifest.version.clone();

@@ -86,7 +86,7 @@ impl Platform {
             }
             crate::config::Environment::Production => None,
         };
-        let catalog = Arc::new(Catalog::new(runtime, registry, trusted));
+        let catalog = Arc::new(Catalog::new(runtime, registry, trusted, config.data_dir.join("bundles")));
         for (template, error) in catalog.sync().await {
             tracing::error!(template, %error, "a template in the registry was refused");
         }
@@ -116,7 +116,8 @@ impl Platform {
         }
         let pipeline = Arc::new(
             crate::render::Pipeline::new(render, storage.clone(), Some(signer.clone()))
-                .with_generator(providers.clone()),
+                .with_generator(providers.clone())
+                .with_bundles(catalog.bundles().clone()),
         );
         let render_due = Arc::new(tokio::sync::Notify::new());
         let renders = Arc::new(crate::render::worker::RenderWorker {

@@ -16,14 +16,31 @@ pub async fn publish(
     build: Option<&str>,
     actor: &str,
 ) -> Result<StoredVersion, CatalogError> {
+    publish_with_bundle(runtime, store, key, bytes, None, build, actor).await
+}
+
+/// [`publish`] with the template's packed Remotion bundle, signed with it (its digest in the
+/// manifest) and stored beside it.
+pub async fn publish_with_bundle(
+    runtime: &Runtime,
+    store: &ArtifactStore,
+    key: &SigningKey,
+    bytes: &[u8],
+    bundle: Option<&[u8]>,
+    build: Option<&str>,
+    actor: &str,
+) -> Result<StoredVersion, CatalogError> {
     let loaded = runtime.load(Arc::from(bytes)).await?;
     let described = &loaded.manifest;
     let version = match build {
         Some(build) => format!("{}+{build}", described.version),
         None => described.version.clone(),
     };
-    let manifest = ArtifactManifest::new(&described.id, &version, bytes, operation_summaries(described), key);
-    Ok(store.publish(bytes, &key.sign(manifest)?, actor)?)
+    let mut manifest = ArtifactManifest::new(&described.id, &version, bytes, operation_summaries(described), key);
+    if let Some(bundle) = bundle {
+        manifest = manifest.with_bundle(bundle);
+    }
+    Ok(store.publish_with_bundle(bytes, bundle, &key.sign(manifest)?, actor)?)
 }
 
 /// The development key under the data dir, created on first use.

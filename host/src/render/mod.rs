@@ -7,6 +7,7 @@
 //! finished one; cancelling the job kills the render's process. A provider's video generation
 //! (Veo) is a row of the same queue (`kind = 'generation'`), claimed into slots of its own.
 
+pub mod bundles;
 mod ffmpeg;
 mod pipeline;
 mod process;

@@ -2,6 +2,7 @@
 //! provider generate the clip) in a scratch directory, probe what came out, store it under the
 //! job's prefix.
 
+use super::bundles::{TemplateBundle, TemplateBundles};
 use super::remotion::Remotion;
 use super::sources::Sources;
 use super::spec::RenderSpec;
@@ -23,8 +24,18 @@ use tokio_util::sync::CancellationToken;
 pub enum RenderTask {
     /// A JSON render spec, rendered with FFmpeg.
     Spec { spec: serde_json::Value },
-    /// A Remotion composition of a pre-built bundle.
-    Remotion { composition_id: String, serve_url: Option<String>, input_props: serde_json::Value },
+    /// A Remotion composition: of the template's own bundle when its version carries one
+    /// (`bundle`), else of the operator's bundles.
+    Remotion {
+        composition_id: String,
+        serve_url: Option<String>,
+        /// With a template bundle: the entry it was built from (the only one it may name).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entry_point: Option<String>,
+        input_props: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bundle: Option<TemplateBundle>,
+    },
     /// A clip a provider generates (Veo): submitted, polled and downloaded by the host.
     Generation(VideoTask),
 }
@@ -70,6 +81,8 @@ pub struct Pipeline {
     pub speed: super::speed::RenderSpeed,
     /// The provider gateway that runs video generations (none: the dev runner).
     pub generator: Option<Arc<ProviderRouter>>,
+    /// Where templates' own Remotion bundles are unpacked (none: no template brings one).
+    pub bundles: Option<TemplateBundles>,
 }
 
 impl Pipeline {
@@ -84,12 +97,18 @@ impl Pipeline {
             allow_private: settings.allow_private_sources,
             timeout: settings.timeout,
         };
-        Self { settings, store, sources, speed: Default::default(), generator: None }
+        Self { settings, store, sources, speed: Default::default(), generator: None, bundles: None }
     }
 
     /// Run video generations through `gateway` (its keys, endpoints and HTTP clients).
     pub fn with_generator(mut self, gateway: Arc<ProviderRouter>) -> Self {
         self.generator = Some(gateway);
+        self
+    }
+
+    /// Resolve templates' own Remotion bundles through `bundles`.
+    pub fn with_bundles(mut self, bundles: TemplateBundles) -> Self {
+        self.bundles = Some(bundles);
         self
     }
 
@@ -123,11 +142,21 @@ impl Pipeline {
                     self.fits_timeout(seconds, &spec)?;
                 }
             }
-            RenderTask::Remotion { composition_id, serve_url, .. } => {
+            RenderTask::Remotion { composition_id, serve_url, entry_point, bundle, .. } => {
                 if composition_id.trim().is_empty() {
                     return Err(Failure::Invalid("composition-id: must not be empty".into()));
                 }
-                // A bundle is code Chromium runs on this host: only the operator's bundles.
+                if let Some(bundle) = bundle {
+                    return self.check_own_bundle(bundle, serve_url.as_deref(), entry_point.as_deref());
+                }
+                if let Some(entry) = entry_point {
+                    return Err(Failure::Invalid(format!(
+                        "entry-point: `{entry}` names no bundle of this template: a template's compositions are \
+                         bundled by `vidfarm template build` from its `remotion/` folder and published with it"
+                    )));
+                }
+                // A bundle is code Chromium runs on this host: only the operator's bundles and
+                // the template's own (signed with it).
                 let allowed = self.settings.remotion.as_ref().map(|r| r.other_bundles.as_slice()).unwrap_or_default();
                 if let Some(url) = serve_url
                     && !allowed.contains(url)
@@ -142,6 +171,36 @@ impl Pipeline {
                     return Err(Failure::Invalid(refusal));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A template that carries its compositions renders only them: no other bundle, and no
+    /// entry point but the one its bundle was built from.
+    fn check_own_bundle(
+        &self,
+        bundle: &TemplateBundle,
+        serve_url: Option<&str>,
+        entry: Option<&str>,
+    ) -> Result<(), Failure> {
+        if let Some(url) = serve_url {
+            return Err(Failure::Invalid(format!(
+                "serve-url: `{url}`: {}@{} renders only the compositions it was published with (leave serve-url out)",
+                bundle.template_id, bundle.version
+            )));
+        }
+        if matches!(self.settings.remotion.as_ref().map(|r| &r.mode), Some(super::RemotionMode::Lambda { .. })) {
+            return Err(Failure::Unavailable(
+                "a template's own compositions render locally; this host renders Remotion on Lambda".into(),
+            ));
+        }
+        let Some(entry) = entry else { return Ok(()) };
+        let built_from = self.bundles.as_ref().and_then(|b| super::bundles::entry_point(&b.dir, bundle));
+        if built_from.as_deref() != Some(entry) {
+            return Err(Failure::Invalid(format!(
+                "entry-point: `{entry}` is not the entry the template's bundle was built from ({})",
+                built_from.as_deref().unwrap_or("unknown")
+            )));
         }
         Ok(())
     }
@@ -167,13 +226,25 @@ impl Pipeline {
                 RenderTask::Spec { spec } => {
                     self.render_spec(scope, spec, scratch.path(), &output, progress, cancel).await
                 }
-                RenderTask::Remotion { composition_id, serve_url, input_props } => {
+                RenderTask::Remotion { composition_id, serve_url, input_props, bundle, .. } => {
                     let remotion = self.settings.remotion.as_ref().ok_or(Failure::Unavailable("no Remotion".into()))?;
                     progress.send_modify(|p| p.stage = "fetching");
+                    // The template's own bundle, unpacked on this host (fetched and checked
+                    // against its signed digest if this host has not yet).
+                    let own = match bundle {
+                        Some(bundle) => {
+                            let bundles = self.bundles.as_ref().ok_or(Failure::Unavailable(
+                                "this host cannot render a template's own compositions".into(),
+                            ))?;
+                            Some(bundles.local_dir(bundle).await?.display().to_string())
+                        }
+                        None => None,
+                    };
                     let input_props = self.inline_assets(scope, input_props).await?;
                     let request = super::remotion::Request {
                         composition_id,
-                        serve_url: serve_url.as_deref(),
+                        serve_url: own.as_deref().or(serve_url.as_deref()),
+                        template_bundle: own.is_some(),
                         input_props: &input_props,
                         output: &output,
                         remote: &scope.remote,

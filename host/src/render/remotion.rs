@@ -67,6 +67,8 @@ impl RemotionSettings {
 pub struct Request<'a> {
     pub composition_id: &'a str,
     pub serve_url: Option<&'a str>,
+    /// `serve_url` is a template's own bundle (not one built from this renderer's compositions).
+    pub template_bundle: bool,
     pub input_props: &'a serde_json::Value,
     pub output: &'a Path,
     /// Lambda: the render to resume, where its id goes once started, and when to leave it be.
@@ -96,6 +98,7 @@ impl Remotion<'_> {
             "outputPath": request.output,
             "browserExecutable": settings.chromium,
             "concurrency": settings.concurrency,
+            "templateBundle": request.template_bundle,
         });
         match &settings.mode {
             RemotionMode::Local => body["mode"] = "local".into(),

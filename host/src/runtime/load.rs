@@ -30,6 +30,9 @@ pub struct LoadedTemplate {
     /// Whether the compiled code came from the cache.
     pub cache_outcome: CacheOutcome,
     pub(crate) pre: TemplatePre<super::HostState>,
+    /// The template's own Remotion compositions (set by the catalog once the registry's bundle
+    /// is verified and unpacked): its renders use this bundle and no other.
+    pub bundle: Option<crate::render::bundles::TemplateBundle>,
     /// Compiled input schemas by operation name, so requests are validated without recompiling.
     input_validators: HashMap<String, jsonschema::Validator>,
     config_validator: jsonschema::Validator,
@@ -77,13 +80,13 @@ impl Runtime {
         let pre = TemplatePre::new(instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let manifest = self.describe(&pre).await?;
         let (input_validators, config_validator) = check_manifest(&manifest)?;
-        Ok(LoadedTemplate { manifest, digest, cache_outcome, pre, input_validators, config_validator })
+        Ok(LoadedTemplate { manifest, digest, cache_outcome, pre, bundle: None, input_validators, config_validator })
     }
 
     async fn describe(&self, pre: &TemplatePre<super::HostState>) -> Result<Manifest, LoadError> {
         let limits = Limits { fuel: 1_000_000_000, timeout_ms: 10_000, ..self.config.defaults };
         let request = RunRequest::describe(limits);
-        let report = self.execute(pre, request, Arc::new(Capabilities::inert()), Call::Describe).await;
+        let report = self.execute(pre, request, Arc::new(Capabilities::inert()), Call::Describe, None).await;
         match report.outcome {
             RunOutcome::Described(manifest) => Ok(*manifest),
             RunOutcome::Failed(e) => Err(LoadError::Describe(e.to_string())),

@@ -90,7 +90,7 @@ pub(crate) enum Call {
 impl Runtime {
     /// Run one workflow of a loaded template in a fresh store.
     pub async fn run(&self, template: &LoadedTemplate, request: RunRequest, caps: Arc<Capabilities>) -> RunReport {
-        self.execute(&template.pre, request, caps, Call::Run).await
+        self.execute(&template.pre, request, caps, Call::Run, template.bundle.clone()).await
     }
 
     pub(crate) async fn execute(
@@ -99,6 +99,7 @@ impl Runtime {
         request: RunRequest,
         caps: Arc<Capabilities>,
         call: Call,
+        bundle: Option<crate::render::bundles::TemplateBundle>,
     ) -> RunReport {
         let started = Instant::now();
         let limits = request.limits;
@@ -108,7 +109,9 @@ impl Runtime {
             duration: started.elapsed(),
             effects,
         };
-        let job = Arc::new(JobScope::new(request.context.clone(), request.cancel.clone(), request.lease_token.clone()));
+        let mut job = JobScope::new(request.context.clone(), request.cancel.clone(), request.lease_token.clone());
+        job.bundle = bundle;
+        let job = Arc::new(job);
         let recorded = match call {
             Call::Run => match caps.journal.load(job.job_id()).await {
                 Ok(entries) => entries,

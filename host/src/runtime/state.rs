@@ -27,6 +27,8 @@ pub struct JobScope {
     /// The worker's lease on the job: every write a backend makes checks it (empty when no
     /// engine runs the job, as in the dev runner).
     pub lease_token: String,
+    /// The template version's own Remotion bundle: its renders resolve compositions there.
+    pub bundle: Option<crate::render::bundles::TemplateBundle>,
 }
 
 impl JobScope {
@@ -34,7 +36,7 @@ impl JobScope {
         let artifact_prefix =
             format!("templates/{}/users/{}/jobs/{}", context.template_id, context.customer.id, context.job_id);
         let workspace_prefix = format!("customers/{}/workspace", context.customer.id);
-        Self { context, artifact_prefix, workspace_prefix, cancel, lease_token }
+        Self { context, artifact_prefix, workspace_prefix, cancel, lease_token, bundle: None }
     }
 
     pub fn job_id(&self) -> &str {

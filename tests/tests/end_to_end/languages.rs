@@ -3,9 +3,8 @@
 //! same sandbox under the same limits, failing with the same codes as Rust templates.
 
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use vidfarm::devrun::build::{self, Language};
 use vidfarm::devrun::{self, DevRunOptions};
 use vidfarm::runtime::bindings::types::Environment;
@@ -15,19 +14,9 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Build a template once per test process (builds share the SDK's node_modules: one at a time).
+/// Build a template once per test process.
 fn built(dir: &Path) -> PathBuf {
-    static BUILT: Mutex<Option<HashMap<PathBuf, PathBuf>>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    let map = built.get_or_insert_with(HashMap::new);
-    if let Some(path) = map.get(dir) {
-        return path.clone();
-    }
-    let name = dir.file_name().expect("a name").to_string_lossy().into_owned();
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("language-components").join(format!("{name}.wasm"));
-    let path = build::build(dir, Some(&out)).unwrap_or_else(|e| panic!("building {name}: {e}"));
-    map.insert(dir.to_path_buf(), path.clone());
-    path
+    vidfarm_tests::built_template(dir, &Path::new(env!("CARGO_TARGET_TMPDIR")).join("language-components"))
 }
 
 /// The runtime with a compiled cache kept between test runs (JS and Python components are

@@ -31,4 +31,5 @@ mod renders;
 mod retries;
 mod sandbox;
 mod storage;
+mod template_compositions;
 mod webhooks;

@@ -1,0 +1,137 @@
+//! A template that carries its own Remotion compositions (`tests/fixtures/postcard-ts`: a
+//! TypeScript template with a `remotion/` folder): `vidfarm template build` bundles them, the
+//! bundle is signed and published with the component, and the template's renders use that
+//! bundle and no other — rendered for real in Chromium. Another template cannot name them, and
+//! a bundle changed in the registry refuses the whole version.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vidfarm::devrun::build::bundle_path;
+use vidfarm_registry::SigningKey;
+use vidfarm_tests::server::TestServer;
+
+const WITHIN: Duration = Duration::from_secs(240);
+const TEMPLATE: &str = "postcard-ts";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/postcard-ts")
+}
+
+/// The built component and its packed bundle.
+fn built() -> (Vec<u8>, Vec<u8>) {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("template-compositions");
+    let component = vidfarm_tests::built_template(&fixture(), &out);
+    let bytes = std::fs::read(&component).expect("the component");
+    let bundle = std::fs::read(bundle_path(&component)).expect("`template build` packed the remotion/ folder");
+    (bytes, bundle)
+}
+
+/// Publish the postcard template with its bundle (signed with the server's dev key); the
+/// version. Not active yet.
+async fn publish(server: &TestServer) -> String {
+    let (bytes, bundle) = built();
+    let text = std::fs::read_to_string(server.dir.path().join("registry-dev.key")).expect("the dev key");
+    let key = SigningKey::from_file_text(&text).expect("a key");
+    let catalog = &server.platform.catalog;
+    let stored = vidfarm::engine::publish::publish_with_bundle(
+        catalog.runtime(),
+        catalog.registry(),
+        &key,
+        &bytes,
+        Some(&bundle),
+        None,
+        "test",
+    )
+    .await
+    .expect("published");
+    stored.version
+}
+
+/// Publish and activate, and have the server follow.
+async fn publish_active(server: &TestServer) {
+    let version = publish(server).await;
+    server.platform.catalog.registry().activate(TEMPLATE, &version, "test").expect("activated");
+    assert!(server.platform.catalog.sync().await.is_empty(), "the version with its bundle loads");
+}
+
+async fn run(server: &TestServer, template: &str, operation: &str, payload: Value) -> Value {
+    let job_id = server.create_job(template, operation, payload).await;
+    server.wait_for(template, &job_id, &["succeeded", "failed", "cancelled"], WITHIN).await
+}
+
+fn error_of(job: &Value) -> String {
+    assert_eq!(job["status"], "failed", "{job}");
+    job["error"]["message"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_template_renders_the_composition_it_carries_and_no_other_template_can() {
+    let server = TestServer::start().await;
+    publish_active(&server).await;
+
+    let job = run(&server, TEMPLATE, "postcard", json!({ "greeting": "Greetings", "from": "the coast" })).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let metadata = &job["result"]["metadata"];
+    // The host's compositions are 1280×720 and take their length from props: this is the
+    // template's own 320×180, 45-frame postcard.
+    assert_eq!((metadata["width"].as_u64(), metadata["height"].as_u64()), (Some(320), Some(180)), "{job}");
+    let seconds = metadata["duration_seconds"].as_f64().expect("a duration");
+    assert!((seconds - 1.5).abs() < 0.1, "1.5 s of video, got {seconds}: {job}");
+    assert_eq!(job["result"]["key"], "postcard.mp4");
+
+    // Another template asks for the postcard by name: it resolves in the operator's bundle,
+    // where there is no such composition.
+    let probe = run(&server, "sandbox-probe", "render-props", json!({ "composition": "Postcard", "props": {} })).await;
+    let message = error_of(&probe);
+    assert!(message.contains("Could not find composition with ID Postcard"), "{message}");
+}
+
+#[tokio::test]
+async fn a_template_with_its_own_bundle_reaches_no_other_bundle_or_entry() {
+    let server = TestServer::start().await;
+    publish_active(&server).await;
+
+    // The operator's compositions are not in the template's bundle.
+    let host = run(&server, TEMPLATE, "render-named", json!({ "composition": "TitleCard" })).await;
+    let message = error_of(&host);
+    assert!(message.contains("Could not find composition with ID TitleCard"), "{message}");
+
+    // Nor can it point the renderer at another bundle, or an entry it was not built from.
+    let host_bundle = server.platform.config.render.remotion.as_ref().expect("Remotion").serve_url.clone();
+    let elsewhere =
+        run(&server, TEMPLATE, "render-named", json!({ "composition": "TitleCard", "serveUrl": host_bundle })).await;
+    let message = error_of(&elsewhere);
+    assert!(message.contains("serve-url") && message.contains("published with"), "{message}");
+    let entry = run(
+        &server,
+        TEMPLATE,
+        "render-named",
+        json!({ "composition": "Postcard", "entryPoint": "../../src/index.ts" }),
+    )
+    .await;
+    let message = error_of(&entry);
+    assert!(message.contains("entry-point") && message.contains("remotion/index.ts"), "{message}");
+}
+
+#[tokio::test]
+async fn a_bundle_changed_in_the_registry_refuses_the_whole_version() {
+    let server = TestServer::start().await;
+    let version = publish(&server).await;
+    let stored = PathBuf::from(server.platform.catalog.registry().location()).join(TEMPLATE).join(&version);
+    let mut bundle = std::fs::read(stored.join("bundle.tar")).expect("the bundle is stored beside the component");
+    // One byte of the bundle's JavaScript changed, the signed manifest left as it was.
+    let at = bundle.len() / 2;
+    bundle[at] ^= 1;
+    std::fs::write(stored.join("bundle.tar"), &bundle).expect("tampered");
+    server.platform.catalog.registry().activate(TEMPLATE, &version, "test").expect("activated");
+
+    let refused = server.platform.catalog.sync().await;
+    let message = refused.iter().find(|(id, _)| id == TEMPLATE).map(|(_, e)| e.to_string()).expect("refused");
+    assert!(message.contains("bundle") && message.contains("digest"), "{message}");
+    assert!(server.platform.catalog.active(TEMPLATE).is_none(), "the version never serves");
+    let body = json!({ "tracer": "t", "payload": { "greeting": "Hi", "from": "me" } });
+    let response =
+        server.post(&format!("/templates/{TEMPLATE}/operations/postcard"), &body).send().await.expect("sent");
+    assert_eq!(response.status(), 404, "no version of the template serves jobs");
+}
