@@ -202,9 +202,13 @@ async fn verify(
     }
     let (bytes, signed) = store.load(template_id, version)?;
     let manifest = verify_artifact(&bytes, &signed, &trusted)?;
+    if manifest.bundle_digest.is_some() {
+        vidfarm_registry::verify_bundle(&store.bundle(template_id, version)?, &manifest)?;
+    }
     let loaded = runtime.load(Arc::from(bytes)).await?;
     crate::engine::check_describe(&manifest, &loaded.manifest)?;
-    Ok(
-        json!({ "verified": true, "template_id": template_id, "version": version, "digest": manifest.digest, "signer_key_id": manifest.signer_key_id }),
-    )
+    Ok(json!({
+        "verified": true, "template_id": template_id, "version": version, "digest": manifest.digest,
+        "bundle_digest": manifest.bundle_digest, "signer_key_id": manifest.signer_key_id,
+    }))
 }

@@ -21,6 +21,10 @@ pub enum TemplateCommand {
         /// Where to create it (default: `templates/<name>`).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Also a `remotion/` folder: the template's own Remotion compositions, bundled and
+        /// published with it.
+        #[arg(long)]
+        remotion: bool,
         /// The scaffolds (default: those of the checkout the template is in, else those this
         /// binary carries, with the SDKs unpacked to `~/.vidfarm/sdk/`).
         #[arg(long)]
@@ -61,13 +65,16 @@ pub enum TemplateCommand {
 
 pub async fn run(command: TemplateCommand) -> ExitCode {
     match command {
-        TemplateCommand::New { name, lang, dir, scaffolds } => {
+        TemplateCommand::New { name, lang, dir, remotion, scaffolds } => {
             let language = match build::Language::parse(&lang) {
                 Ok(language) => language,
                 Err(e) => return usage(e),
             };
             let dir = dir.unwrap_or_else(|| Path::new("templates").join(&name));
-            match build::new_template(&name, language, &dir, scaffolds.as_deref()) {
+            let made = build::new_template(&name, language, &dir, scaffolds.as_deref()).and_then(|()| {
+                if remotion { build::add_compositions(&name, &dir, scaffolds.as_deref()) } else { Ok(()) }
+            });
+            match made {
                 Ok(()) => {
                     println!("{}", dir.display());
                     ExitCode::SUCCESS

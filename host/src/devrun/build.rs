@@ -70,8 +70,14 @@ enum Output {
 
 fn build_with(dir: &Path, out: Option<&Path>, output: Output) -> Result<PathBuf, String> {
     let component = build_component(dir, out, output)?;
-    bundle_compositions(dir, &component, output)?;
+    bundle_compositions(dir, &bundle_path(&component), output)?;
     Ok(component)
+}
+
+/// Bundle and pack the `remotion/` project of the template at `dir` into `packed`, as
+/// `vidfarm template build` does; whether it had one.
+pub fn pack_compositions(dir: &Path, packed: &Path) -> Result<bool, String> {
+    bundle_compositions(dir, packed, Output::Captured)
 }
 
 /// Where `vidfarm template build` puts the packed Remotion bundle of the component at `component`.
@@ -87,17 +93,16 @@ pub fn remotion_entry(dir: &Path) -> Option<&'static str> {
 }
 
 /// Bundle the template's `remotion/` project (if any) with the operator's renderer and pack it
-/// beside the component ([`bundle_path`]); a template without one leaves no stale bundle behind.
-fn bundle_compositions(dir: &Path, component: &Path, output: Output) -> Result<(), String> {
-    let packed = bundle_path(component);
+/// into `packed`; a template without one leaves no stale bundle behind.
+fn bundle_compositions(dir: &Path, packed: &Path, output: Output) -> Result<bool, String> {
     let Some(entry) = remotion_entry(dir) else {
-        return match std::fs::remove_file(&packed) {
+        return match std::fs::remove_file(packed) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", packed.display())),
-            _ => Ok(()),
+            _ => Ok(false),
         };
     };
     let renderer = renderer_dir(dir)?;
-    let parent = component.parent().unwrap_or(Path::new("."));
+    let parent = packed.parent().unwrap_or(Path::new("."));
     let scratch = tempfile::Builder::new()
         .prefix(".remotion-bundle-")
         .tempdir_in(parent)
@@ -111,7 +116,8 @@ fn bundle_compositions(dir: &Path, component: &Path, output: Output) -> Result<(
     let info = serde_json::json!({ "entry_point": entry });
     std::fs::write(bundle.join(crate::render::bundles::BUNDLE_INFO), info.to_string()).map_err(|e| e.to_string())?;
     let bytes = crate::render::bundles::pack(&bundle).map_err(|e| format!("packing the bundle: {e}"))?;
-    std::fs::write(&packed, bytes).map_err(|e| format!("{}: {e}", packed.display()))
+    std::fs::write(packed, bytes).map_err(|e| format!("{}: {e}", packed.display()))?;
+    Ok(true)
 }
 
 /// The operator's Remotion renderer (its `node_modules` bundle the template's compositions):
@@ -287,6 +293,17 @@ pub fn new_template(name: &str, language: Language, dir: &Path, scaffolds: Optio
     let replacements =
         [("__TEMPLATE_NAME__", name.to_string()), ("../../guest-sdk", sdk.to_string_lossy().into_owned())];
     copy_replacing(&scaffolds.join(language.scaffold()), dir, &replacements)
+}
+
+/// Give the template at `dir` a `remotion/` folder of its own compositions, from the scaffold
+/// (`vidfarm template new --remotion`).
+pub fn add_compositions(name: &str, dir: &Path, scaffolds: Option<&Path>) -> Result<(), String> {
+    let absolute = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+    let scaffolds = match scaffolds {
+        Some(dir) => dir.to_path_buf(),
+        None => sdk_root(&absolute)?.join("templates/scaffolds"),
+    };
+    copy_replacing(&scaffolds.join("remotion"), &dir.join("remotion"), &[("__TEMPLATE_NAME__", name.to_string())])
 }
 
 fn copy_replacing(from: &Path, to: &Path, replacements: &[(&str, String)]) -> Result<(), String> {

@@ -27,20 +27,29 @@ fn built() -> (Vec<u8>, Vec<u8>) {
     (bytes, bundle)
 }
 
+fn dev_key(server: &TestServer) -> SigningKey {
+    let text = std::fs::read_to_string(server.dir.path().join("registry-dev.key")).expect("the dev key");
+    SigningKey::from_file_text(&text).expect("a key")
+}
+
 /// Publish the postcard template with its bundle (signed with the server's dev key); the
 /// version. Not active yet.
 async fn publish(server: &TestServer) -> String {
     let (bytes, bundle) = built();
-    let text = std::fs::read_to_string(server.dir.path().join("registry-dev.key")).expect("the dev key");
-    let key = SigningKey::from_file_text(&text).expect("a key");
+    publish_as(server, &bytes, &bundle, None).await
+}
+
+/// Publish `bytes` with `bundle` as the version `describe` states, `+build` appended if given.
+async fn publish_as(server: &TestServer, bytes: &[u8], bundle: &[u8], build: Option<&str>) -> String {
+    let key = dev_key(server);
     let catalog = &server.platform.catalog;
     let stored = vidfarm::engine::publish::publish_with_bundle(
         catalog.runtime(),
         catalog.registry(),
         &key,
-        &bytes,
-        Some(&bundle),
-        None,
+        bytes,
+        Some(bundle),
+        build,
         "test",
     )
     .await
@@ -134,4 +143,70 @@ async fn a_bundle_changed_in_the_registry_refuses_the_whole_version() {
     let response =
         server.post(&format!("/templates/{TEMPLATE}/operations/postcard"), &body).send().await.expect("sent");
     assert_eq!(response.status(), 404, "no version of the template serves jobs");
+}
+
+/// The postcard's compositions at another size: the fixture's `remotion/` folder, copied with
+/// its width and height changed, bundled and packed as `template build` does.
+fn smaller_bundle() -> Vec<u8> {
+    // Inside this checkout, so the build finds `renderers/remotion` as it does for a template
+    // in `templates/` (outside one, an author sets VIDFARM_REMOTION_DIR).
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("a temp dir");
+    std::fs::create_dir_all(dir.path().join("remotion")).expect("a folder");
+    for file in ["index.ts", "Root.tsx"] {
+        let text = std::fs::read_to_string(fixture().join("remotion").join(file)).expect("the fixture");
+        let text = text.replace("width={320}", "width={160}").replace("height={180}", "height={90}");
+        std::fs::write(dir.path().join("remotion").join(file), text).expect("written");
+    }
+    let packed = dir.path().join("smaller.remotion.tar");
+    let bundled = vidfarm::devrun::build::pack_compositions(dir.path(), &packed);
+    assert!(bundled.expect("bundled"), "the folder has a remotion/ project");
+    std::fs::read(packed).expect("packed")
+}
+
+async fn postcard_size(server: &TestServer) -> (Option<u64>, Option<u64>) {
+    let job = run(server, TEMPLATE, "postcard", json!({ "greeting": "Hello", "from": "here" })).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let metadata = &job["result"]["metadata"];
+    (metadata["width"].as_u64(), metadata["height"].as_u64())
+}
+
+#[tokio::test]
+async fn activating_and_rolling_back_swap_the_compositions_with_the_component() {
+    let server = TestServer::start().await;
+    publish_active(&server).await;
+    assert_eq!(postcard_size(&server).await, (Some(320), Some(180)));
+
+    let (bytes, _) = built();
+    let next = publish_as(&server, &bytes, &smaller_bundle(), Some("smaller")).await;
+    assert_eq!(next, "0.1.0+smaller");
+    let registry = server.platform.catalog.registry();
+    registry.activate(TEMPLATE, &next, "test").expect("activated");
+    assert!(server.platform.catalog.sync().await.is_empty());
+    assert_eq!(postcard_size(&server).await, (Some(160), Some(90)), "the new version renders its own bundle");
+
+    registry.rollback(TEMPLATE, "test").expect("rolled back");
+    assert!(server.platform.catalog.sync().await.is_empty());
+    assert_eq!(postcard_size(&server).await, (Some(320), Some(180)), "the rollback brings its bundle back");
+}
+
+#[test]
+fn the_scaffold_remotion_folder_bundles_as_it_is() {
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("a temp dir");
+    let scaffolds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/scaffolds");
+    vidfarm::devrun::build::add_compositions("my-film", dir.path(), Some(&scaffolds)).expect("added");
+    let packed = dir.path().join("my-film.remotion.tar");
+    assert!(vidfarm::devrun::build::pack_compositions(dir.path(), &packed).expect("bundled"));
+    let mut archive = tar::Archive::new(std::fs::File::open(&packed).expect("packed"));
+    let mut files = std::collections::HashMap::new();
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("an entry");
+        let name = entry.path().expect("a path").display().to_string();
+        let mut text = String::new();
+        if !name.ends_with(".map") && std::io::Read::read_to_string(&mut entry, &mut text).is_ok() {
+            files.insert(name, text);
+        }
+    }
+    assert!(files.contains_key("index.html"), "{:?}", files.keys());
+    assert_eq!(files["vidfarm-bundle.json"], r#"{"entry_point":"remotion/index.ts"}"#);
+    assert!(files.values().any(|js| js.contains("my-film")), "the scaffold's default title is the template's name");
 }
