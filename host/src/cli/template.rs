@@ -127,10 +127,18 @@ async fn run_operation(
         Ok(rt) => rt,
         Err(e) => return usage(e),
     };
-    let loaded = match runtime.load(bytes).await {
+    let mut loaded = match runtime.load(bytes).await {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
+    // A component built with its own compositions renders them, as it will once published.
+    let packed = build::bundle_path(Path::new(&template));
+    if template.ends_with(".wasm") && packed.is_file() {
+        match install_bundle(&loaded, &packed, &data_dir) {
+            Ok(bundle) => loaded.bundle = Some(bundle),
+            Err(e) => return usage(format!("{}: {e}", packed.display())),
+        }
+    }
     // Renders run in process, configured like the host (`VIDFARM_FFMPEG`, `VIDFARM_REMOTION*`).
     let render = match crate::config::Config::from_env() {
         Ok(host) => Some(crate::render::RenderSettings { work_dir: data_dir.join("render-work"), ..host.render }),
@@ -144,6 +152,24 @@ async fn run_operation(
         }
         Err(e) => usage(e),
     }
+}
+
+/// Unpack the packed bundle at `packed` for `loaded` under the data dir.
+fn install_bundle(
+    loaded: &crate::runtime::LoadedTemplate,
+    packed: &Path,
+    data_dir: &Path,
+) -> Result<crate::render::bundles::TemplateBundle, String> {
+    let bytes = std::fs::read(packed).map_err(|e| e.to_string())?;
+    let bundle = crate::render::bundles::TemplateBundle {
+        template_id: loaded.manifest.id.clone(),
+        version: loaded.manifest.version.clone(),
+        digest: vidfarm_registry::digest(&bytes),
+    };
+    let registry = vidfarm_registry::ArtifactStore::dir(data_dir.join("registry")).map_err(|e| e.to_string())?;
+    let bundles = crate::render::bundles::TemplateBundles { registry, dir: data_dir.join("bundles") };
+    bundles.install(&bundle, &bytes).map_err(|e| e.to_string())?;
+    Ok(bundle)
 }
 
 /// The component's bytes: a file path, or a built-in template id.

@@ -108,9 +108,17 @@ pub async fn run(
     let storage: Arc<dyn crate::capabilities::ObjectStore> =
         Arc::new(LocalObjectStore::new(options.data_dir.join("objects"), None)?);
     let renderer: Arc<dyn crate::capabilities::Renderer> = match &options.render {
-        Some(settings) => Arc::new(crate::render::InlineRenderer {
-            pipeline: Arc::new(crate::render::Pipeline::new(settings.clone(), storage.clone(), None)),
-        }),
+        Some(settings) => {
+            let mut pipeline = crate::render::Pipeline::new(settings.clone(), storage.clone(), None);
+            // A template with its own compositions: `template run` unpacked them here.
+            if template.bundle.is_some() {
+                let registry = vidfarm_registry::ArtifactStore::dir(options.data_dir.join("registry"))
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let dir = options.data_dir.join("bundles");
+                pipeline = pipeline.with_bundles(crate::render::bundles::TemplateBundles { registry, dir });
+            }
+            Arc::new(crate::render::InlineRenderer { pipeline: Arc::new(pipeline) })
+        }
         None => Arc::new(NoRenderer),
     };
     let caps = Arc::new(Capabilities {

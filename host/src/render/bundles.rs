@@ -59,12 +59,22 @@ impl TemplateBundles {
         if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(RegistryError::Invalid { what: "bundle digest", problem: format!("`{digest}` is not one") });
         }
+        if self.dir.join(digest).join(COMPLETE).exists() {
+            return Ok(self.dir.join(digest));
+        }
+        let packed = self.registry.bundle(&bundle.template_id, &bundle.version)?;
+        self.install(bundle, &packed)
+    }
+
+    /// Check `packed` against `bundle`'s digest and unpack it (once per digest); its directory.
+    /// (The dev runner installs a bundle from beside the component, with no registry.)
+    pub fn install(&self, bundle: &TemplateBundle, packed: &[u8]) -> Result<PathBuf, RegistryError> {
+        let digest = &bundle.digest;
         let target = self.dir.join(digest);
         if target.join(COMPLETE).exists() {
             return Ok(target);
         }
-        let packed = self.registry.bundle(&bundle.template_id, &bundle.version)?;
-        let actual = vidfarm_registry::digest(&packed);
+        let actual = vidfarm_registry::digest(packed);
         if &actual != digest {
             return Err(RegistryError::Tampered(format!(
                 "the Remotion bundle of {}@{} has digest {actual}, its signed manifest says {digest}",
@@ -73,7 +83,7 @@ impl TemplateBundles {
         }
         std::fs::create_dir_all(&self.dir)?;
         let partial = tempfile::Builder::new().prefix(&format!("{digest}.partial-")).tempdir_in(&self.dir)?;
-        unpack(&packed, partial.path()).map_err(|problem| RegistryError::Invalid { what: "bundle", problem })?;
+        unpack(packed, partial.path()).map_err(|problem| RegistryError::Invalid { what: "bundle", problem })?;
         std::fs::write(partial.path().join(COMPLETE), digest)?;
         let partial = partial.keep();
         match std::fs::rename(&partial, &target) {
