@@ -38,6 +38,8 @@ missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+# A template's own compositions render in a network namespace whose loopback `ip` brings up.
+[ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || command -v ip >/dev/null || missing+=(iproute2)
 # The dashboard's browser tests drive Debian's Chromium through its WebDriver.
 if [ "$what" = tests ]; then command -v chromedriver >/dev/null || missing+=(chromium-driver); fi
 # The multi-host tests run one worker on a clock two minutes ahead, with libfaketime.

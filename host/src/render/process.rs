@@ -21,6 +21,29 @@ pub struct ProcessLimits {
     pub address_space_bytes: Option<u64>,
 }
 
+/// [`confined`], and also cut off from every network but a loopback of its own: in a new user
+/// and network namespace (util-linux `unshare`, no privileges needed where the kernel allows
+/// unprivileged user namespaces), whose `lo` iproute2 brings up. For renders that run a
+/// template's own code in Chromium: Remotion serves the bundle and drives Chromium over
+/// loopback, the host has already inlined every input, and nothing else is reachable.
+pub fn confined_offline(program: &str, limits: ProcessLimits, extra: &[(String, String)]) -> Command {
+    let inner = confined(program, limits, extra);
+    let std = inner.as_std();
+    let mut command = Command::new("unshare");
+    command
+        .args(["--net", "--map-root-user", "--", "sh", "-c", LOOPBACK_UP, "sh"])
+        .arg(std.get_program())
+        .args(std.get_args())
+        .env_clear()
+        .envs(std.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    command
+}
+
+/// Bring the namespace's loopback up, then become the confined process.
+const LOOPBACK_UP: &str = "ip=/usr/sbin/ip; [ -x \"$ip\" ] || ip=/sbin/ip; [ -x \"$ip\" ] || ip=ip; \
+     \"$ip\" link set lo up || { echo 'vidfarm: cannot bring up loopback in the render namespace' >&2; exit 125; }; \
+     exec \"$@\"";
+
 /// `program` started through `prlimit` with `limits` and a cleared environment, plus `extra`
 /// variables the caller names (e.g. the Lambda credentials a Lambda render needs).
 pub fn confined(program: &str, limits: ProcessLimits, extra: &[(String, String)]) -> Command {
@@ -57,5 +80,23 @@ mod tests {
         assert!(!text.contains("CARGO") && !text.contains("RUST"), "the host's environment leaked: {text}");
         assert!(text.contains("cpu=7"), "{text}");
         assert!(text.contains("fsize=2048"), "1 MiB in 512-byte blocks: {text}");
+    }
+
+    #[tokio::test]
+    async fn an_offline_render_process_has_loopback_and_nothing_else() {
+        let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        let limits = ProcessLimits { cpu_seconds: 7, file_bytes: 1 << 20, address_space_bytes: None };
+        let script = format!(
+            "env; echo cpu=$(ulimit -t); cat /proc/net/dev | grep -c ':' ; \
+             (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo reached || echo unreachable"
+        );
+        let shown = confined_offline("bash", limits, &[]).args(["-c", &script]).output().await.expect("runs");
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.status.success(), "{text} {}", String::from_utf8_lossy(&shown.stderr));
+        assert!(!text.contains("CARGO") && text.contains("cpu=7"), "{text}");
+        // Only `lo` in its namespace; the host's port on loopback is another namespace's.
+        assert!(text.lines().any(|l| l.trim() == "1"), "one interface: {text}");
+        assert!(text.contains("unreachable"), "{text}");
     }
 }

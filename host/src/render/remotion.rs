@@ -112,7 +112,12 @@ impl Remotion<'_> {
             }
         }
         // A cleared environment: the Lambda credentials (when configured) and nothing else.
-        let mut command = super::process::confined(&settings.node, limits, &settings.env);
+        // A template's own bundle is the template's code: it renders with no network at all.
+        let mut command = if request.template_bundle {
+            super::process::confined_offline(&settings.node, limits, &settings.env)
+        } else {
+            super::process::confined(&settings.node, limits, &settings.env)
+        };
         command
             .arg(&settings.script)
             .stdin(Stdio::piped())

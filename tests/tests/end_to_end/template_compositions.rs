@@ -79,7 +79,14 @@ async fn a_template_renders_the_composition_it_carries_and_no_other_template_can
     let server = TestServer::start().await;
     publish_active(&server).await;
 
-    let job = run(&server, TEMPLATE, "postcard", json!({ "greeting": "Greetings", "from": "the coast" })).await;
+    // The composition tries to call a server on this machine while it renders: the template's
+    // code runs in a network namespace of its own, so nothing arrives.
+    let beacon = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let beacon_url = format!("http://{}/beacon", beacon.local_addr().expect("an address"));
+    let payload = json!({ "greeting": "Greetings", "from": "the coast", "beacon": beacon_url });
+    let job = run(&server, TEMPLATE, "postcard", payload).await;
+    let reached = tokio::time::timeout(Duration::from_millis(200), beacon.accept()).await;
+    assert!(reached.is_err(), "the template's composition reached the network: {reached:?}");
     assert_eq!(job["status"], "succeeded", "{job}");
     let metadata = &job["result"]["metadata"];
     // The host's compositions are 1280×720 and take their length from props: this is the
