@@ -23,7 +23,7 @@ pub use blobs::{Blobs, DirBlobs};
 pub use error::RegistryError;
 pub use keys::{SigningKey, TrustedKeys};
 pub use manifest::{ArtifactManifest, OperationSummary, SignedManifest, WIT_WORLD, verify_artifact, verify_bundle};
-pub use store::{ActivationRecord, ArtifactStore, StoredVersion};
+pub use store::{ActivationRecord, ArtifactStore, MAX_BUNDLE_BYTES, StoredVersion};
 
 /// The blake3 digest of a component's bytes, hex-encoded: the address of an artifact.
 pub fn digest(bytes: &[u8]) -> String {

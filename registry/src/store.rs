@@ -74,6 +74,9 @@ fn segment<'a>(what: &'static str, value: &'a str) -> Result<&'a str, RegistryEr
     }
 }
 
+/// The largest Remotion bundle (packed) a version may carry; hosts refuse larger ones too.
+pub const MAX_BUNDLE_BYTES: u64 = 256 << 20;
+
 /// Names under a template that are not versions.
 const NOT_VERSIONS: &[&str] = &["active", "history", "history.jsonl"];
 
@@ -113,6 +116,14 @@ impl ArtifactStore {
         actor: &str,
     ) -> Result<StoredVersion, RegistryError> {
         let m = &signed.manifest;
+        if let Some(bundle) = bundle
+            && bundle.len() as u64 > MAX_BUNDLE_BYTES
+        {
+            return Err(RegistryError::Invalid {
+                what: "bundle",
+                problem: format!("{} bytes, more than the {MAX_BUNDLE_BYTES} a bundle may have", bundle.len()),
+            });
+        }
         match (bundle, &m.bundle_digest) {
             (Some(bundle), Some(_)) => crate::verify_bundle(bundle, m)?,
             (None, None) => {}
@@ -124,7 +135,7 @@ impl ArtifactStore {
             }
         }
         if let Ok((_, existing)) = self.load(&m.template_id, &m.version) {
-            if existing.manifest.digest != m.digest {
+            if existing.manifest.digest != m.digest || existing.manifest.bundle_digest != m.bundle_digest {
                 return Err(RegistryError::VersionExists {
                     template_id: m.template_id.clone(),
                     version: m.version.clone(),
@@ -386,6 +397,25 @@ mod tests {
         publish(&store, &key, "1.0.0", b"one").expect("v1");
         publish(&store, &key, "1.0.0", b"one").expect("the same bytes again is fine");
         assert!(matches!(publish(&store, &key, "1.0.0", b"other"), Err(RegistryError::VersionExists { .. })));
+    }
+
+    #[test]
+    fn a_version_cannot_be_republished_with_another_bundle() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = ArtifactStore::dir(dir.path()).expect("a store");
+        let key = SigningKey::generate();
+        let with = |bundle: &[u8]| {
+            let manifest = ArtifactManifest::new("hello", "1.0.0", b"one", vec![], &key).with_bundle(bundle);
+            key.sign(manifest).expect("signs")
+        };
+        store.publish_with_bundle(b"one", Some(b"tar"), &with(b"tar"), "ops").expect("published");
+        store.publish_with_bundle(b"one", Some(b"tar"), &with(b"tar"), "ops").expect("the same again is fine");
+        let refused = store.publish_with_bundle(b"one", Some(b"taz"), &with(b"taz"), "ops");
+        assert!(matches!(refused, Err(RegistryError::VersionExists { .. })), "{refused:?}");
+        assert_eq!(store.bundle("hello", "1.0.0").expect("stored"), b"tar");
+        let unsigned = key.sign(ArtifactManifest::new("hello", "2.0.0", b"two", vec![], &key)).expect("signs");
+        let refused = store.publish_with_bundle(b"two", Some(b"tar"), &unsigned, "ops").expect_err("not named");
+        assert!(refused.to_string().contains("names no bundle"), "{refused}");
     }
 
     #[test]

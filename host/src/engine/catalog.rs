@@ -46,6 +46,7 @@ impl Catalog {
     /// `bundles_dir`: where this host unpacks templates' Remotion bundles.
     pub fn new(runtime: Arc<Runtime>, registry: ArtifactStore, trusted: TrustedKeys, bundles_dir: PathBuf) -> Self {
         let bundles = TemplateBundles { registry: registry.clone(), dir: bundles_dir };
+        bundles.sweep_partials();
         Self { runtime, registry, trusted, bundles, templates: RwLock::default(), published: Default::default() }
     }
 

@@ -57,7 +57,11 @@ pub async fn publish_all(catalog: Arc<Catalog>, key: SigningKey, examples: Examp
                 continue;
             }
         };
-        match publish::publish_dev_build(catalog.runtime(), catalog.registry(), &key, &bytes).await {
+        // Its own compositions, when it has a remotion/ folder (packed beside the component).
+        let bundle = std::fs::read(build::bundle_path(&component)).ok();
+        let published =
+            publish::publish_dev_build_with(catalog.runtime(), catalog.registry(), &key, &bytes, bundle.as_deref());
+        match published.await {
             Ok(version) => tracing::info!(example = %name, %version, "example template published"),
             Err(error) => {
                 // Built but refused: the next start builds it again rather than reusing it.
@@ -99,6 +103,11 @@ fn built_component(dir: &Path, cache: &Path) -> Result<PathBuf, String> {
     let partial = cache.join(format!("{name}-{}.{}.partial.wasm", &digest[..16], std::process::id()));
     tracing::info!(example = %name, "building example template (once per source change)");
     build::build_captured(dir, Some(&partial))?;
+    // The bundle first: a component that looks done always has its compositions beside it.
+    let bundle = build::bundle_path(&partial);
+    if bundle.exists() {
+        std::fs::rename(&bundle, build::bundle_path(&component)).map_err(|e| format!("{}: {e}", bundle.display()))?;
+    }
     std::fs::rename(&partial, &component).map_err(|e| format!("{}: {e}", component.display()))?;
     Ok(component)
 }

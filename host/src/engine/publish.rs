@@ -77,8 +77,23 @@ pub async fn publish_dev_build(
     key: &SigningKey,
     bytes: &[u8],
 ) -> Result<String, CatalogError> {
-    let build = &vidfarm_registry::digest(bytes)[..12];
-    let stored = publish(runtime, store, key, bytes, Some(build), "dev-autopublish").await?;
+    publish_dev_build_with(runtime, store, key, bytes, None).await
+}
+
+/// [`publish_dev_build`] with the template's packed compositions; the version's tag then names
+/// both digests, so a changed bundle is a new version too.
+pub async fn publish_dev_build_with(
+    runtime: &Runtime,
+    store: &ArtifactStore,
+    key: &SigningKey,
+    bytes: &[u8],
+    bundle: Option<&[u8]>,
+) -> Result<String, CatalogError> {
+    let mut build = vidfarm_registry::digest(bytes)[..12].to_string();
+    if let Some(bundle) = bundle {
+        build = format!("{build}-{}", &vidfarm_registry::digest(bundle)[..8]);
+    }
+    let stored = publish_with_bundle(runtime, store, key, bytes, bundle, Some(&build), "dev-autopublish").await?;
     let active = store.active(&stored.template_id)?;
     let dev_build_or_none = active.as_deref().is_none_or(|v| v.contains('+'));
     if dev_build_or_none && active.as_deref() != Some(stored.version.as_str()) {

@@ -11,8 +11,8 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use vidfarm_registry::{ArtifactStore, RegistryError};
 
-/// The largest packed bundle a host unpacks (a Remotion bundle is a few MB of JavaScript).
-pub const MAX_BUNDLE_BYTES: u64 = 256 << 20;
+/// The largest packed bundle a host unpacks (the registry refuses to publish larger ones).
+pub const MAX_BUNDLE_BYTES: u64 = vidfarm_registry::MAX_BUNDLE_BYTES;
 /// The most files one bundle may hold.
 const MAX_ENTRIES: usize = 20_000;
 /// Written last into an unpacked bundle: a directory without it is a crashed unpack.
@@ -30,11 +30,25 @@ pub struct TemplateBundle {
 /// Written into a bundle by `vidfarm template build`: `{"entry_point": "remotion/index.ts"}`.
 pub const BUNDLE_INFO: &str = "vidfarm-bundle.json";
 
-/// The entry the unpacked `bundle` under `dir` was built from (see [`BUNDLE_INFO`]).
+/// The entry the unpacked `bundle` under `dir` was built from (see [`BUNDLE_INFO`]; the file is
+/// the template's, so at most 4 KiB of it is read).
 pub fn entry_point(dir: &Path, bundle: &TemplateBundle) -> Option<String> {
-    let info = std::fs::read(dir.join(&bundle.digest).join(BUNDLE_INFO)).ok()?;
+    let file = std::fs::File::open(unpacked(dir, bundle)?.join(BUNDLE_INFO)).ok()?;
+    let mut info = Vec::new();
+    file.take(4096).read_to_end(&mut info).ok()?;
     let info: serde_json::Value = serde_json::from_slice(&info).ok()?;
     info["entry_point"].as_str().map(str::to_string)
+}
+
+/// Where `bundle` is unpacked under `dir`: `<template id>/<digest>`, so a manifest naming
+/// another template's digest never reaches that template's files. `None` for a digest that is
+/// not 64 lowercase hex digits or an id that is not a plain name.
+fn unpacked(dir: &Path, bundle: &TemplateBundle) -> Option<PathBuf> {
+    let digest = &bundle.digest;
+    let id = &bundle.template_id;
+    let digest_ok = digest.len() == 64 && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    (digest_ok && id_ok).then(|| dir.join(id).join(digest))
 }
 
 /// Where this host keeps unpacked bundles, and the registry it fetches them from.
@@ -55,12 +69,9 @@ impl TemplateBundles {
     }
 
     fn local_dir_blocking(&self, bundle: &TemplateBundle) -> Result<PathBuf, RegistryError> {
-        let digest = &bundle.digest;
-        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(RegistryError::Invalid { what: "bundle digest", problem: format!("`{digest}` is not one") });
-        }
-        if self.dir.join(digest).join(COMPLETE).exists() {
-            return Ok(self.dir.join(digest));
+        let target = self.target(bundle)?;
+        if target.join(COMPLETE).exists() {
+            return Ok(target);
         }
         let packed = self.registry.bundle(&bundle.template_id, &bundle.version)?;
         self.install(bundle, &packed)
@@ -70,7 +81,7 @@ impl TemplateBundles {
     /// (The dev runner installs a bundle from beside the component, with no registry.)
     pub fn install(&self, bundle: &TemplateBundle, packed: &[u8]) -> Result<PathBuf, RegistryError> {
         let digest = &bundle.digest;
-        let target = self.dir.join(digest);
+        let target = self.target(bundle)?;
         if target.join(COMPLETE).exists() {
             return Ok(target);
         }
@@ -81,8 +92,13 @@ impl TemplateBundles {
                 bundle.template_id, bundle.version
             )));
         }
-        std::fs::create_dir_all(&self.dir)?;
-        let partial = tempfile::Builder::new().prefix(&format!("{digest}.partial-")).tempdir_in(&self.dir)?;
+        let parent = target.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent)?;
+        // A directory without the marker is an unpack that died half-way: start it over.
+        if target.exists() {
+            std::fs::remove_dir_all(&target)?;
+        }
+        let partial = tempfile::Builder::new().prefix(&format!("{digest}.partial-")).tempdir_in(parent)?;
         unpack(packed, partial.path()).map_err(|problem| RegistryError::Invalid { what: "bundle", problem })?;
         std::fs::write(partial.path().join(COMPLETE), digest)?;
         let partial = partial.keep();
@@ -96,6 +112,28 @@ impl TemplateBundles {
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&partial);
                 Err(e.into())
+            }
+        }
+    }
+}
+
+impl TemplateBundles {
+    fn target(&self, bundle: &TemplateBundle) -> Result<PathBuf, RegistryError> {
+        unpacked(&self.dir, bundle).ok_or_else(|| RegistryError::Invalid {
+            what: "bundle",
+            problem: format!("`{}` / `{}` do not name a bundle", bundle.template_id, bundle.digest),
+        })
+    }
+
+    /// Remove the unpacks a crashed host left half-done (at start, before anything unpacks).
+    pub fn sweep_partials(&self) {
+        let Ok(templates) = std::fs::read_dir(&self.dir) else { return };
+        for template in templates.flatten() {
+            let Ok(entries) = std::fs::read_dir(template.path()) else { continue };
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().contains(".partial-") {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
             }
         }
     }

@@ -194,6 +194,13 @@ impl Pipeline {
                 "a template's own compositions render locally; this host renders Remotion on Lambda".into(),
             ));
         }
+        if !super::process::can_isolate_network() {
+            return Err(Failure::Unavailable(
+                "this host cannot cut a template's renderer off the network (`unshare --net --map-root-user` \
+                 fails: unprivileged user namespaces are off), so it does not render a template's own compositions"
+                    .into(),
+            ));
+        }
         let Some(entry) = entry else { return Ok(()) };
         let built_from = self.bundles.as_ref().and_then(|b| super::bundles::entry_point(&b.dir, bundle));
         if built_from.as_deref() != Some(entry) {
@@ -232,6 +239,12 @@ impl Pipeline {
                     // The template's own bundle, unpacked on this host (fetched and checked
                     // against its signed digest if this host has not yet).
                     let own = match bundle {
+                        // Another host's settings may differ from the one that queued it.
+                        Some(_) if matches!(remotion.mode, super::RemotionMode::Lambda { .. }) => {
+                            return Err(Failure::Unavailable(
+                                "a template's own compositions render locally; this host renders on Lambda".into(),
+                            ));
+                        }
                         Some(bundle) => {
                             let bundles = self.bundles.as_ref().ok_or(Failure::Unavailable(
                                 "this host cannot render a template's own compositions".into(),

@@ -39,6 +39,22 @@ pub fn confined_offline(program: &str, limits: ProcessLimits, extra: &[(String, 
     command
 }
 
+/// Whether [`confined_offline`] works on this host (checked once: a kernel or container that
+/// forbids unprivileged user namespaces makes it fail, and such renders are refused up front).
+pub fn can_isolate_network() -> bool {
+    static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CAN.get_or_init(|| {
+        std::process::Command::new("unshare")
+            .args(["--net", "--map-root-user", "--", "sh", "-c", LOOPBACK_UP, "sh", "true"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 /// Bring the namespace's loopback up, then become the confined process.
 const LOOPBACK_UP: &str = "ip=/usr/sbin/ip; [ -x \"$ip\" ] || ip=/sbin/ip; [ -x \"$ip\" ] || ip=ip; \
      \"$ip\" link set lo up || { echo 'vidfarm: cannot bring up loopback in the render namespace' >&2; exit 125; }; \

@@ -22,13 +22,13 @@ import {INVALID_PROPS_PREFIX} from '../src/props.js';
 const NOT_REGISTERED_YET = /Could not find composition with ID/;
 const SELECT_RETRY_DELAYS_MS = [300, 1500];
 
-async function selectRegisteredComposition(options) {
+async function selectRegisteredComposition(options, isCancelled) {
 	for (let attempt = 0; ; attempt++) {
 		try {
 			return await selectComposition(options);
 		} catch (err) {
 			const delay = SELECT_RETRY_DELAYS_MS[attempt];
-			if (delay === undefined || !NOT_REGISTERED_YET.test(String(err?.message ?? err))) {
+			if (delay === undefined || isCancelled() || !NOT_REGISTERED_YET.test(String(err?.message ?? err))) {
 				throw err;
 			}
 			console.error(`render-local: ${options.id} not registered yet, selecting again in ${delay} ms`);
@@ -166,7 +166,7 @@ export const renderLocally = async (opts) => {
 			timeoutInMilliseconds: timeoutMs,
 			logLevel: LOG_LEVEL,
 			onBrowserLog,
-		});
+		}, () => cancelled);
 		took(`browser opened and ${compositionId} selected (${composition.width}x${composition.height}, ${composition.fps} fps, ${composition.durationInFrames} frames)`);
 		onComposition(composition);
 		if (cancelled) {
