@@ -258,6 +258,8 @@ impl Pipeline {
                         composition_id,
                         serve_url: own.as_deref().or(serve_url.as_deref()),
                         template_bundle: own.is_some(),
+                        // The data dir the bundles live in: the template's renderer sees none of it.
+                        hide: own.as_ref().and(self.bundles.as_ref()).and_then(|b| b.dir.parent()),
                         input_props: &input_props,
                         output: &output,
                         remote: &scope.remote,

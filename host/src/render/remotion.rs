@@ -69,6 +69,8 @@ pub struct Request<'a> {
     pub serve_url: Option<&'a str>,
     /// `serve_url` is a template's own bundle (not one built from this renderer's compositions).
     pub template_bundle: bool,
+    /// For a template's bundle: the directory its renderer must not see (the data dir).
+    pub hide: Option<&'a Path>,
     pub input_props: &'a serde_json::Value,
     pub output: &'a Path,
     /// Lambda: the render to resume, where its id goes once started, and when to leave it be.
@@ -114,7 +116,15 @@ impl Remotion<'_> {
         // A cleared environment: the Lambda credentials (when configured) and nothing else.
         // A template's own bundle is the template's code: it renders with no network at all.
         let mut command = if request.template_bundle {
-            super::process::confined_offline(&settings.node, limits, &settings.env)
+            let view = match (request.hide, request.output.parent()) {
+                (Some(hide), Some(scratch)) => Some(super::process::FsView {
+                    hide: hide.to_path_buf(),
+                    bundle: PathBuf::from(serve_url),
+                    scratch: scratch.to_path_buf(),
+                }),
+                _ => None,
+            };
+            super::process::confined_offline(&settings.node, limits, &settings.env, view.as_ref())
         } else {
             super::process::confined(&settings.node, limits, &settings.env)
         };
