@@ -221,7 +221,15 @@ async fn a_delivery_can_be_sent_again_with_the_same_webhook_id() {
     assert_eq!(response.status(), 202);
     let received = wait_received(&receiver, |r| r.iter().filter(|x| x["id"] == id.as_str()).count() == 2).await;
     assert!(received.iter().all(|r| r["verified"] == true));
-    let one = server.get_json(&format!("/customers/me/webhook-deliveries/{id}")).await;
+    // The attempt is recorded once the receiver's answer is back, a moment after it got the request.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let one = loop {
+        let one = server.get_json(&format!("/customers/me/webhook-deliveries/{id}")).await;
+        if one["attempts"].as_array().map(Vec::len) == Some(2) || tokio::time::Instant::now() > deadline {
+            break one;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(one["attempts"].as_array().map(Vec::len), Some(2), "{one}");
     let stranger = server.new_customer("Stranger").await;
     let theirs = server
