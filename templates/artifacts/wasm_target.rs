@@ -47,10 +47,9 @@ pub fn ensure(tools: &Tools) -> Result<Outcome, String> {
             sysroot.display()
         ));
     };
-    let status = Command::new(tools.rustup)
-        .args(["target", "add", TARGET, "--toolchain", toolchain])
-        .status()
-        .map_err(|e| format!("could not run `{}` to add the {TARGET} target: {e}", tools.rustup.display()))?;
+    let status =
+        unless_busy(|| Command::new(tools.rustup).args(["target", "add", TARGET, "--toolchain", toolchain]).status())
+            .map_err(|e| format!("could not run `{}` to add the {TARGET} target: {e}", tools.rustup.display()))?;
     if !status.success() {
         return Err(format!("`rustup target add {TARGET} --toolchain {toolchain}` failed ({status}); run it by hand"));
     }
@@ -62,14 +61,25 @@ pub fn ensure(tools: &Tools) -> Result<Outcome, String> {
 }
 
 fn sysroot(rustc: &Path) -> Result<PathBuf, String> {
-    let out = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .output()
+    let out = unless_busy(|| Command::new(rustc).args(["--print", "sysroot"]).output())
         .map_err(|e| format!("could not run `{} --print sysroot`: {e}", rustc.display()))?;
     if !out.status.success() {
         return Err(format!("`{} --print sysroot` failed ({})", rustc.display(), out.status));
     }
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// Start a program, again (up to 20 times, 10 ms apart) while it is "text file busy": a file
+/// written a moment ago can still be open for writing in a child another thread just forked.
+fn unless_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    const ETXTBSY: i32 = 26;
+    for _ in 0..20 {
+        match start() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            other => return other,
+        }
+    }
+    start()
 }
 
 fn has_target(sysroot: &Path) -> bool {
