@@ -17,16 +17,44 @@ fn main() {
     for root in SDK_ROOTS {
         collect(&workspace, &workspace.join(root), &mut files, false);
     }
+    let generated = files_table("The SDK files: (path relative to the SDK root, bytes).", files);
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
+    std::fs::write(out.join("sdk_files.rs"), generated).expect("OUT_DIR is writable");
+    std::fs::write(out.join("builtin_compositions.rs"), builtin_compositions(&workspace)).expect("OUT_DIR is writable");
+}
+
+/// The `remotion/` folders of the Rust templates built into the binary (`templates/<id>/`
+/// with a `Cargo.toml`): the server bundles them at start, so they travel with the binary too.
+fn builtin_compositions(workspace: &Path) -> String {
+    // Each Rust template's folder is watched whole, so a `remotion/` folder added later is seen
+    // (a change there rebuilds the host through the artifacts crate anyway).
+    let templates = workspace.join("templates");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&templates).expect("templates/").flatten() {
+        if !entry.path().join("Cargo.toml").is_file() {
+            continue;
+        }
+        let remotion = entry.path().join("remotion");
+        let watched = !holds_skipped(&entry.path());
+        if watched {
+            println!("cargo:rerun-if-changed={}", entry.path().display());
+        }
+        if remotion.is_dir() {
+            collect(&templates, &remotion, &mut files, watched);
+        }
+    }
+    files_table("Built-in templates' compositions: (`<template>/remotion/<path>`, bytes).", files)
+}
+
+/// A `FILES` table of `(relative path, include_bytes!(absolute path))`, sorted by path.
+fn files_table(doc: &str, mut files: Vec<(String, PathBuf)>) -> String {
     files.sort();
-    let mut generated = String::from(
-        "/// The SDK files: (path relative to the SDK root, bytes).\npub const FILES: &[(&str, &[u8])] = &[\n",
-    );
+    let mut generated = format!("/// {doc}\npub const FILES: &[(&str, &[u8])] = &[\n");
     for (relative, absolute) in files {
         generated.push_str(&format!("    ({relative:?}, include_bytes!({:?})),\n", absolute.display().to_string()));
     }
     generated.push_str("];\n");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it")).join("sdk_files.rs");
-    std::fs::write(out, generated).expect("OUT_DIR is writable");
+    generated
 }
 
 /// Collect the files under `path`. A folder with no dependencies inside is watched whole (cargo

@@ -2,6 +2,7 @@
 //! as customers receive it.
 
 use crate::bindings::vidfarm::template::remotion::RenderResult;
+use crate::bindings::vidfarm::template::speech::VoiceProvider;
 use crate::bindings::vidfarm::template::types::Provider;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,25 @@ impl From<ProviderName> for Provider {
             ProviderName::Gemini => Provider::Gemini,
             ProviderName::Openrouter => Provider::Openrouter,
             ProviderName::Perplexity => Provider::Perplexity,
+        }
+    }
+}
+
+/// A provider that speaks, as a payload names it (`"openai"`, `"gemini"`, `"elevenlabs"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VoiceProviderName {
+    Openai,
+    Gemini,
+    Elevenlabs,
+}
+
+impl From<VoiceProviderName> for VoiceProvider {
+    fn from(p: VoiceProviderName) -> Self {
+        match p {
+            VoiceProviderName::Openai => VoiceProvider::Openai,
+            VoiceProviderName::Gemini => VoiceProvider::Gemini,
+            VoiceProviderName::Elevenlabs => VoiceProvider::Elevenlabs,
         }
     }
 }

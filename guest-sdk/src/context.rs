@@ -5,7 +5,7 @@ use crate::bindings::vidfarm::template::{
     billing, jobs, logging,
     logging::Level,
     providers::{self, Provider},
-    remotion, storage,
+    remotion, speech, storage,
     types::{Customer, Environment, JobContext},
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -22,6 +22,7 @@ pub struct Context {
     pub storage: Storage,
     pub billing: Billing,
     pub providers: Providers,
+    pub speech: Speech,
     pub remotion: Remotion,
     pub jobs: Jobs,
 }
@@ -36,6 +37,7 @@ impl Context {
             storage: Storage,
             billing: Billing,
             providers: Providers,
+            speech: Speech,
             remotion: Remotion,
             jobs: Jobs,
         }
@@ -165,6 +167,22 @@ impl Providers {
     /// submits, polls and stores it, then resumes with the stored clip. Never paid twice.
     pub fn generate_video(&self, request: &providers::VideoRequest) -> Result<providers::VideoResponse, TemplateError> {
         Ok(providers::generate_video(request)?)
+    }
+}
+
+/// Text to speech from every voice provider, ElevenLabs included.
+pub struct Speech;
+
+impl Speech {
+    /// Say `request.text` and store the WAV at `request.key` (under the job's prefix). Held,
+    /// billed and journaled like every provider call: a replay returns the stored audio.
+    pub fn speak(&self, request: &speech::SpeakRequest) -> Result<providers::SpeechResponse, TemplateError> {
+        Ok(speech::speak(request)?)
+    }
+    /// Read a long text aloud (up to 50,000 characters, ElevenLabs): the job suspends while
+    /// the host speaks it in parts and joins them into one WAV, then resumes with it.
+    pub fn narrate(&self, request: &speech::NarrationRequest) -> Result<providers::SpeechResponse, TemplateError> {
+        Ok(speech::narrate(request)?)
     }
 }
 

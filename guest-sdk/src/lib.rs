@@ -56,8 +56,8 @@ pub mod bindings {
     });
 }
 
-pub use choices::{ModelChoice, ProviderName, RenderedVideo};
-pub use context::{Billing, Context, Jobs, Logger, Providers, Remotion, Storage};
+pub use choices::{ModelChoice, ProviderName, RenderedVideo, VoiceProviderName};
+pub use context::{Billing, Context, Jobs, Logger, Providers, Remotion, Speech, Storage};
 pub use error::TemplateError;
 pub use template::{Operation, Template};
 
@@ -71,6 +71,7 @@ pub mod wit {
         SpeechResponse, TextRequest, TextResponse, VideoRequest, VideoResponse,
     };
     pub use crate::bindings::vidfarm::template::remotion::{RenderRequest, RenderResult};
+    pub use crate::bindings::vidfarm::template::speech::{NarrationRequest, SpeakRequest, VoiceProvider};
     pub use crate::bindings::vidfarm::template::storage::{PutOptions, StoredObject};
     pub use crate::bindings::vidfarm::template::types::{Customer, Environment, JobContext, Limits, Provider};
 }
@@ -78,7 +79,9 @@ pub mod wit {
 /// Everything a template file usually needs.
 pub mod prelude {
     pub use crate::wit::*;
-    pub use crate::{Context, ModelChoice, Operation, ProviderName, RenderedVideo, Template, TemplateError};
+    pub use crate::{
+        Context, ModelChoice, Operation, ProviderName, RenderedVideo, Template, TemplateError, VoiceProviderName,
+    };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::{Value, json};

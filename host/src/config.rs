@@ -112,8 +112,13 @@ pub struct Config {
     /// `serve` builds and publishes in the background (`VIDFARM_EXAMPLE_TEMPLATES`; `off` for
     /// none; default the checkout's `templates/` when the binary runs beside it).
     pub example_templates: Option<PathBuf>,
-    /// Where those builds are kept (`VIDFARM_EXAMPLE_CACHE`; default `<data dir>/example-builds`).
+    /// Where those builds are kept (`VIDFARM_EXAMPLE_CACHE`; default `<data dir>/example-builds`),
+    /// and the bundles of the built-ins' own compositions.
     pub example_cache: Option<PathBuf>,
+    /// Development only: whether the built-ins with their own Remotion compositions
+    /// (`ugc-voiceover`, `research-render`) are published, bundled once in the background like
+    /// the examples (Node, ~10 s each). `VIDFARM_EXAMPLE_TEMPLATES=off` turns this off too.
+    pub builtin_compositions: bool,
     /// Public keys artifacts may be signed with: a list or a file of `<key id>:<base64>`.
     pub trusted_keys: String,
     /// Operator token for `/admin/*`; the admin API is off without one.
@@ -195,7 +200,7 @@ pub struct ProviderSettings {
 /// A platform key from the environment; `Debug` never shows the secret.
 #[derive(Clone)]
 pub struct PlatformKey {
-    pub provider: crate::runtime::bindings::types::Provider,
+    pub provider: crate::providers::Provider,
     pub secret: String,
     /// `environment` (development's `OPENAI_API_KEY` …) or `platform` (production's
     /// `VIDFARM_PLATFORM_OPENAI_API_KEY` …).
@@ -215,6 +220,7 @@ pub struct Endpoints {
     pub gemini: String,
     pub openrouter: String,
     pub perplexity: String,
+    pub elevenlabs: String,
 }
 
 impl Config {
@@ -335,6 +341,7 @@ impl Config {
                 }
             },
             example_cache: var("VIDFARM_EXAMPLE_CACHE").map(PathBuf::from),
+            builtin_compositions: var("VIDFARM_EXAMPLE_TEMPLATES").is_none_or(|v| v != "off"),
             trusted_keys: var("VIDFARM_TRUSTED_KEYS").unwrap_or_default(),
             admin_token: var("VIDFARM_ADMIN_TOKEN"),
             cors_origins: cors_origins(var("VIDFARM_CORS_ORIGINS").as_deref().unwrap_or(""))?,
@@ -355,6 +362,8 @@ impl Config {
                         .unwrap_or_else(|| "https://openrouter.ai/api/v1".into()),
                     perplexity: var("VIDFARM_PERPLEXITY_BASE_URL")
                         .unwrap_or_else(|| "https://api.perplexity.ai".into()),
+                    elevenlabs: var("VIDFARM_ELEVENLABS_BASE_URL")
+                        .unwrap_or_else(|| "https://api.elevenlabs.io/v1".into()),
                 },
                 master_key: var("VIDFARM_MASTER_KEY"),
                 lease: Duration::from_millis(parse("VIDFARM_PROVIDER_LEASE_MS", "60000")?),

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 /// Prefix of a signing-key file, so a key is never mistaken for something else.
 const SECRET_PREFIX: &str = "vidfarm-ed25519-secret:";
 
-/// A publisher's signing key.
+/// A publisher's signing key (cloned only to hand the dev key to background publishers).
+#[derive(Clone)]
 pub struct SigningKey(ed25519_dalek::SigningKey);
 
 pub fn key_id(public: &ed25519_dalek::VerifyingKey) -> String {

@@ -1,11 +1,11 @@
 //! Fake AI providers on loopback that speak each provider's real wire format (OpenAI chat
 //! completions, image generations and speech, Gemini `generateContent` with text, image and
 //! audio output, Veo's `predictLongRunning` in `fake_veo`, OpenRouter and Perplexity's
-//! OpenAI-compatible chat), with scripted replies per key (200 / 429 in every header style /
+//! OpenAI-compatible chat, ElevenLabs `text-to-speech/{voice_id}` answering bare PCM), with scripted replies per key (200 / 429 in every header style /
 //! 401 / 500) and a record of every request and of concurrent requests per key.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -115,6 +115,7 @@ impl FakeProviders {
             .route("/openai/v1/audio/speech", post(|s, h, b| handle(s, h, b, "openai", "speech")))
             .route("/openrouter/api/v1/chat/completions", post(|s, h, b| handle(s, h, b, "openrouter", "chat")))
             .route("/perplexity/chat/completions", post(|s, h, b| handle(s, h, b, "perplexity", "chat")))
+            .route("/elevenlabs/v1/text-to-speech/{voice_id}", post(elevenlabs))
             .route("/gemini/v1beta/models/{call}", post(gemini))
             .route("/gemini/v1beta/models/{model}/operations/{id}", get(crate::fake_veo::operation))
             .route("/gemini/v1beta/files/{file}", get(crate::fake_veo::file))
@@ -133,6 +134,7 @@ impl FakeProviders {
             gemini: format!("{}/gemini/v1beta", self.base),
             openrouter: format!("{}/openrouter/api/v1", self.base),
             perplexity: format!("{}/perplexity", self.base),
+            elevenlabs: format!("{}/elevenlabs/v1", self.base),
         }
     }
 
@@ -197,6 +199,29 @@ async fn gemini(
     handle(State(fakes), headers, body, "gemini", "generate").await
 }
 
+/// `POST /v1/text-to-speech/{voice_id}?output_format=…`: the voice id and format travel in the
+/// URL, so they are added to the recorded body as `voice_id` and `output_format`.
+async fn elevenlabs(
+    State(fakes): State<FakeProviders>,
+    Path(voice_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let Ok(Value::Object(mut request)) = serde_json::from_str::<Value>(&body) else {
+        return elevenlabs_error(422, "invalid_body", "the body is not a JSON object");
+    };
+    request.insert("voice_id".into(), json!(voice_id));
+    request.insert("output_format".into(), json!(query.get("output_format")));
+    handle(State(fakes), headers, Value::Object(request).to_string(), "elevenlabs", "speech").await
+}
+
+/// An error in ElevenLabs' shape: `{"detail": {"status": …, "message": …}}`.
+pub fn elevenlabs_error(status: u16, code: &str, message: &str) -> Response {
+    let body = json!({"detail": {"status": code, "message": message}});
+    (StatusCode::from_u16(status).expect("a status"), axum::Json(body)).into_response()
+}
+
 async fn handle(
     State(fakes): State<FakeProviders>,
     headers: HeaderMap,
@@ -206,6 +231,7 @@ async fn handle(
 ) -> Response {
     let key = match provider {
         "gemini" => headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string(),
+        "elevenlabs" => headers.get("xi-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string(),
         _ => headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -241,6 +267,7 @@ async fn handle(
             }
             response
         }
+        _ if provider == "elevenlabs" => elevenlabs_speech(&request),
         _ if call == "speech" => match openai_speech(&request) {
             Ok(wav) => ([("content-type", "audio/wav")], wav).into_response(),
             Err(problem) => {
@@ -386,6 +413,38 @@ fn openai_speech(request: &Value) -> Result<Vec<u8>, String> {
     wav.extend_from_slice(&u32::MAX.to_le_bytes());
     wav.extend_from_slice(&pcm);
     Ok(wav)
+}
+
+/// ElevenLabs' answer for `output_format=pcm_24000`: bare 16-bit mono PCM, with the characters
+/// billed in `character-cost` and the request's id in `request-id`.
+fn elevenlabs_speech(request: &Value) -> Response {
+    let Some(text) = request["text"].as_str() else {
+        return elevenlabs_error(422, "invalid_body", "text: Field required");
+    };
+    if request["voice_id"] == "missing" {
+        return elevenlabs_error(404, "voice_not_found", "A voice with the voice_id missing was not found.");
+    }
+    if text.chars().count() > 5_000 {
+        return elevenlabs_error(400, "max_character_limit_exceeded", "The text is longer than 5000 characters.");
+    }
+    if request["output_format"] != "pcm_24000" || !request["model_id"].is_string() {
+        return elevenlabs_error(400, "invalid_request", "this fake speaks pcm_24000 with a model_id only");
+    }
+    let headers = [
+        ("content-type", "audio/pcm".to_string()),
+        ("character-cost", text.chars().count().to_string()),
+        ("request-id", elevenlabs_request_id(text)),
+    ];
+    (headers, spoken_pcm(text)).into_response()
+}
+
+/// The `request-id` the fake gives the request that spoke `text` (tests name it to check that
+/// a later request continues it).
+pub fn elevenlabs_request_id(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    format!("req_{:016x}", hasher.finish())
 }
 
 /// A Gemini TTS answer: base64 PCM in `inlineData`, 32 audio tokens a second.

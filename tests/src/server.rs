@@ -48,12 +48,21 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.max_concurrent_jobs = 16;
     // Building the TS/Python examples in the background is `serve`'s own test's business.
     config.example_templates = None;
+    // So is bundling the built-ins' own compositions (a 26 MB bundle each); the tests that render
+    // them turn it on, with [`shared_bundle_cache`].
+    config.builtin_compositions = false;
     config.jobs_per_minute = 1_000_000;
     // The repo's Remotion renderer (tests/run-all.sh installs and bundles it), whatever the
     // working directory.
     let remotion = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../renderers/remotion");
     config.render.remotion = Some(vidfarm::render::RemotionSettings::local(&remotion));
     config
+}
+
+/// Where test servers keep the bundles of the built-ins' own compositions: shared by every
+/// test process of a run, so each bundle is built once (builders take turns on a lock file).
+pub fn shared_bundle_cache() -> std::path::PathBuf {
+    std::env::temp_dir().join("vidfarm-test-builtin-bundles")
 }
 
 impl TestServer {
@@ -112,6 +121,20 @@ impl TestServer {
 
     pub fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
         self.as_customer(&self.customer, self.http.post(self.url(path)).json(body))
+    }
+
+    /// The template `id` once it is served (`GET /templates/:id` answers 200): a built-in with
+    /// its own compositions is published only when its bundle is built, in the background.
+    pub async fn wait_for_template(&self, id: &str, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let response = self.get(&format!("/templates/{id}")).send().await.expect("sent");
+            if response.status() == 200 {
+                return response.json().await.expect("a JSON body");
+            }
+            assert!(tokio::time::Instant::now() < deadline, "template `{id}` was not served within {within:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// GET as the default customer, the body as JSON.

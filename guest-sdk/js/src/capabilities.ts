@@ -4,6 +4,7 @@
 import * as billing from "vidfarm:template/billing@0.1.0";
 import * as providers from "vidfarm:template/providers@0.1.0";
 import * as remotion from "vidfarm:template/remotion@0.1.0";
+import * as speech from "vidfarm:template/speech@0.1.0";
 import type { Provider } from "vidfarm:template/types@0.1.0";
 import { billingError, callImport, parseJson, providerError, renderError, TemplateError } from "./errors";
 
@@ -101,19 +102,55 @@ export interface ImageResponse {
   revisedPrompt: string | null;
 }
 
+/** The providers that speak: `openai`, `gemini`, `elevenlabs`. */
+export type VoiceProvider = speech.VoiceProvider;
+
 export interface SpeechRequest {
-  /** `openai` or `gemini`. */
-  provider: Provider;
-  /** e.g. `gpt-4o-mini-tts`, `tts-1`, `gemini-2.5-flash-preview-tts`. */
+  /** `openai`, `gemini` or `elevenlabs`. */
+  provider: VoiceProvider | Provider;
+  /** e.g. `gpt-4o-mini-tts`, `tts-1`, `gemini-2.5-flash-preview-tts`, `eleven_multilingual_v2`. */
   model: string;
-  /** What is said: 1 to 4,096 characters. */
+  /** What is said: 1 to 4,096 characters (5,000 for ElevenLabs). */
   text: string;
-  /** `alloy`, `nova`, … (OpenAI); `Kore`, `Puck`, … (Gemini). */
+  /** `alloy`, `nova`, … (OpenAI); `Kore`, `Puck`, … (Gemini); a voice id (ElevenLabs). */
   voice: string;
   /** Where the host stores the WAV, under the job's prefix (e.g. `narration/scene-01.wav`). */
   key: string;
-  /** How to speak (tone, pace); models without the option ignore it. */
+  /** How to speak (tone, pace); models without the option ignore it; ElevenLabs refuses it. */
   instructions?: string;
+  /** ElevenLabs only: `stability`, `similarity_boost`, `style` (0–1), `speed` (0.7–1.2), `use_speaker_boost`. */
+  voiceSettings?: Record<string, number | boolean>;
+  /** ElevenLabs only: the same seed and text give (nearly) the same audio. */
+  seed?: number;
+}
+
+const VOICE_PROVIDERS: readonly string[] = ["openai", "gemini", "elevenlabs"];
+
+/** The WIT answer as templates receive it (a number for the size, `null` for no URL). */
+function spokenFrom(spoken: speech.SpeechResponse): SpeechResponse {
+  return {
+    key: spoken.key,
+    url: spoken.url ?? null,
+    size: Number(spoken.size),
+    contentType: spoken.contentType,
+    durationSeconds: spoken.durationSeconds,
+  };
+}
+
+export interface NarrationRequest {
+  /** `elevenlabs`. */
+  provider: VoiceProvider;
+  /** e.g. `eleven_multilingual_v2`, `eleven_flash_v2_5`. */
+  model: string;
+  /** What is read: 1 to 50,000 characters (about an hour). */
+  text: string;
+  /** An ElevenLabs voice id, e.g. `JBFqnCBsd6RMkjVDRZzb`. */
+  voice: string;
+  /** Where the host stores the WAV, under the job's prefix (e.g. `narration/chapter-01.wav`). */
+  key: string;
+  /** As in `SpeechRequest`. */
+  voiceSettings?: Record<string, number | boolean>;
+  seed?: number;
 }
 
 export interface SpeechResponse {
@@ -176,14 +213,37 @@ export class Providers {
 
   /** Text to speech: the host stores the audio (a WAV) at `key`; the answer says where and how long. */
   async generateSpeech(request: SpeechRequest): Promise<SpeechResponse> {
-    const spoken = callImport(() => providers.generateSpeech(request), providerError);
-    return {
-      key: spoken.key,
-      url: spoken.url ?? null,
-      size: Number(spoken.size),
-      contentType: spoken.contentType,
-      durationSeconds: spoken.durationSeconds,
-    };
+    const { voiceSettings, ...rest } = request;
+    const spoken = VOICE_PROVIDERS.includes(request.provider)
+      ? callImport(
+          () =>
+            speech.speak({
+              ...rest,
+              provider: request.provider as VoiceProvider,
+              voiceSettings: voiceSettings === undefined ? undefined : JSON.stringify(voiceSettings),
+            }),
+          providerError,
+        )
+      : // Not a voice provider: the host says so (`provider_unsupported`).
+        callImport(() => providers.generateSpeech({ ...rest, provider: request.provider as Provider }), providerError);
+    return spokenFrom(spoken);
+  }
+
+  /**
+   * A long text read aloud into one WAV (minutes): the job suspends while the host speaks it in
+   * parts and joins them, and resumes with the stored audio. No part is spoken or paid twice.
+   */
+  async narrate(request: NarrationRequest): Promise<SpeechResponse> {
+    const { voiceSettings, ...rest } = request;
+    const spoken = callImport(
+      () =>
+        speech.narrate({
+          ...rest,
+          voiceSettings: voiceSettings === undefined ? undefined : JSON.stringify(voiceSettings),
+        }),
+      providerError,
+    );
+    return spokenFrom(spoken);
   }
 
   /**

@@ -40,6 +40,7 @@ export type {
   ImageResponse,
   LayoutRequest,
   LayoutResponse,
+  NarrationRequest,
   Provider,
   RenderRequest,
   RenderResult,
@@ -47,6 +48,7 @@ export type {
   SpeechResponse,
   TextRequest,
   TextResponse,
+  VoiceProvider,
 } from "./capabilities";
 export { Jobs } from "./jobs";
 export type { ChildOptions, ChildOutcome, ChildRef, ChildResult, EnqueueChildInput, EnqueuedChild } from "./jobs";

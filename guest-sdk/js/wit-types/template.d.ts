@@ -3,6 +3,7 @@
 /// <reference path="./interfaces/vidfarm-template-logging.d.ts" />
 /// <reference path="./interfaces/vidfarm-template-providers.d.ts" />
 /// <reference path="./interfaces/vidfarm-template-remotion.d.ts" />
+/// <reference path="./interfaces/vidfarm-template-speech.d.ts" />
 /// <reference path="./interfaces/vidfarm-template-storage.d.ts" />
 /// <reference path="./interfaces/vidfarm-template-types.d.ts" />
 declare module 'vidfarm:template/template@0.1.0' {
@@ -15,6 +16,7 @@ declare module 'vidfarm:template/template@0.1.0' {
   export type * as VidfarmTemplateLogging010 from 'vidfarm:template/logging@0.1.0'; // import vidfarm:template/logging@0.1.0
   export type * as VidfarmTemplateProviders010 from 'vidfarm:template/providers@0.1.0'; // import vidfarm:template/providers@0.1.0
   export type * as VidfarmTemplateRemotion010 from 'vidfarm:template/remotion@0.1.0'; // import vidfarm:template/remotion@0.1.0
+  export type * as VidfarmTemplateSpeech010 from 'vidfarm:template/speech@0.1.0'; // import vidfarm:template/speech@0.1.0
   export type * as VidfarmTemplateStorage010 from 'vidfarm:template/storage@0.1.0'; // import vidfarm:template/storage@0.1.0
   export type * as VidfarmTemplateTypes010 from 'vidfarm:template/types@0.1.0'; // import vidfarm:template/types@0.1.0
   /**

@@ -9,11 +9,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from wit_world.imports import billing, jobs, providers, remotion, types
+from wit_world.imports import billing, jobs, providers, remotion, speech, types
 
 from .errors import TemplateError, call_import, parse_json
 
 _PROVIDERS = {p.name.lower(): p for p in types.Provider}
+_VOICE_PROVIDERS = {p.name.lower(): p for p in speech.VoiceProvider}
 _EVENT_TYPES = {e.name.lower().replace("_", "-"): e for e in billing.EventType}
 
 
@@ -23,6 +24,17 @@ def provider_enum(name: str) -> types.Provider:
         return _PROVIDERS[name]
     except KeyError:
         raise TemplateError("unknown_provider", f"no provider `{name}` (one of {sorted(_PROVIDERS)})") from None
+
+
+def _spoken(spoken: Any) -> Dict[str, Any]:
+    """A speech answer as templates receive it."""
+    return {
+        "key": spoken.key,
+        "url": spoken.url,
+        "size": spoken.size,
+        "content_type": spoken.content_type,
+        "duration_seconds": spoken.duration_seconds,
+    }
 
 
 def provider_name(value: types.Provider) -> str:
@@ -110,21 +122,68 @@ class Providers:
         }
 
     def generate_speech(
-        self, provider: str, model: str, text: str, voice: str, key: str, instructions: Optional[str] = None
+        self,
+        provider: str,
+        model: str,
+        text: str,
+        voice: str,
+        key: str,
+        instructions: Optional[str] = None,
+        voice_settings: Optional[Dict[str, Any]] = None,
+        seed: Optional[int] = None,
     ) -> Dict[str, Any]:
-        """Text to speech: the host stores the audio (a WAV) at ``key`` under the job's prefix.
+        """Text to speech (``openai``, ``gemini`` or ``elevenlabs``): the host stores the audio (a
+        WAV) at ``key`` under the job's prefix. ``voice_settings`` and ``seed`` are ElevenLabs'.
         Returns ``key``, ``url``, ``size``, ``content_type`` and ``duration_seconds``."""
-        request = providers.SpeechRequest(
-            provider=provider_enum(provider), model=model, text=text, voice=voice, key=key, instructions=instructions
+        if provider in _VOICE_PROVIDERS:
+            spoken = call_import(
+                lambda: speech.speak(
+                    speech.SpeakRequest(
+                        provider=_VOICE_PROVIDERS[provider],
+                        model=model,
+                        text=text,
+                        voice=voice,
+                        key=key,
+                        instructions=instructions,
+                        voice_settings=None if voice_settings is None else json.dumps(voice_settings),
+                        seed=seed,
+                    )
+                )
+            )
+        else:
+            # Not a voice provider: the host says so (``provider_unsupported``).
+            request = providers.SpeechRequest(
+                provider=provider_enum(provider), model=model, text=text, voice=voice, key=key, instructions=instructions
+            )
+            spoken = call_import(lambda: providers.generate_speech(request))
+        return _spoken(spoken)
+
+    def narrate(
+        self,
+        provider: str,
+        model: str,
+        text: str,
+        voice: str,
+        key: str,
+        voice_settings: Optional[Dict[str, Any]] = None,
+        seed: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """A long text (up to 50,000 characters) read aloud by ``elevenlabs`` into one WAV at
+        ``key``: the job suspends while the host speaks it in parts and joins them, then resumes.
+        Returns ``key``, ``url``, ``size``, ``content_type`` and ``duration_seconds``."""
+        if provider not in _VOICE_PROVIDERS:
+            raise TemplateError("unknown_provider", f"no voice provider `{provider}` (one of {sorted(_VOICE_PROVIDERS)})")
+        request = speech.NarrationRequest(
+            provider=_VOICE_PROVIDERS[provider],
+            model=model,
+            text=text,
+            voice=voice,
+            key=key,
+            voice_settings=None if voice_settings is None else json.dumps(voice_settings),
+            seed=seed,
         )
-        spoken = call_import(lambda: providers.generate_speech(request))
-        return {
-            "key": spoken.key,
-            "url": spoken.url,
-            "size": spoken.size,
-            "content_type": spoken.content_type,
-            "duration_seconds": spoken.duration_seconds,
-        }
+        spoken = call_import(lambda: speech.narrate(request))
+        return _spoken(spoken)
 
     def generate_video(
         self,

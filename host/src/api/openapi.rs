@@ -113,7 +113,7 @@ pub struct Limits {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ProviderKeyInput {
-    /// `openai`, `gemini`, `openrouter` or `perplexity`.
+    /// `openai`, `gemini`, `openrouter`, `perplexity` or `elevenlabs`.
     provider: String,
     /// The provider's API key (at least 8 characters): encrypted at rest, never returned.
     secret: String,

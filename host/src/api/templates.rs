@@ -26,7 +26,7 @@ fn schema(text: &str) -> Value {
 }
 
 fn provider(p: Provider) -> &'static str {
-    crate::providers::provider_name(p)
+    crate::providers::provider_name(p.into())
 }
 
 async fn manifest(state: &AppState, t: &LoadedTemplate) -> Value {

@@ -9,6 +9,7 @@ pub(crate) mod logging;
 mod no_renderer;
 mod providers;
 mod remotion;
+mod speech;
 mod storage;
 mod types;
 
@@ -195,7 +196,53 @@ pub enum ProviderCall {
     Text(wit_providers::TextRequest),
     Image(wit_providers::ImageRequest),
     Layout(wit_providers::LayoutRequest),
-    Speech(wit_providers::SpeechRequest),
+    Speech(SpeechCall),
+}
+
+/// Text to speech, as `providers.generate-speech` or `speech.speak` asked for it: one host path
+/// for both, so they are leased, held, billed and stored alike.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpeechCall {
+    pub provider: crate::providers::Provider,
+    pub model: String,
+    pub text: String,
+    pub voice: String,
+    /// Where the audio is stored, relative to the job's prefix.
+    pub key: String,
+    pub instructions: Option<String>,
+    /// ElevenLabs' `voice_settings`, a JSON object (checked before any key is leased).
+    pub voice_settings: Option<String>,
+    pub seed: Option<u32>,
+}
+
+impl From<wit_providers::SpeechRequest> for SpeechCall {
+    fn from(r: wit_providers::SpeechRequest) -> Self {
+        Self {
+            provider: r.provider.into(),
+            model: r.model,
+            text: r.text,
+            voice: r.voice,
+            key: r.key,
+            instructions: r.instructions,
+            voice_settings: None,
+            seed: None,
+        }
+    }
+}
+
+impl From<crate::runtime::bindings::speech::SpeakRequest> for SpeechCall {
+    fn from(r: crate::runtime::bindings::speech::SpeakRequest) -> Self {
+        Self {
+            provider: r.provider.into(),
+            model: r.model,
+            text: r.text,
+            voice: r.voice,
+            key: r.key,
+            instructions: r.instructions,
+            voice_settings: r.voice_settings,
+            seed: r.seed,
+        }
+    }
 }
 
 /// Spoken audio, before the capability stores it.

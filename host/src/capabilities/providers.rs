@@ -1,7 +1,7 @@
 //! `providers`: AI calls through the gateway (key leasing, rate limits, billing), journaled so
 //! a replay never pays twice. A call that must wait for a key suspends the job and says why.
 
-use super::{HostState, JobEvent, ProviderAnswer, ProviderCall};
+use super::{HostState, ProviderAnswer, ProviderCall};
 use crate::providers::video::VideoTask;
 use crate::render::RenderTask;
 use crate::runtime::bindings::providers::{
@@ -10,7 +10,6 @@ use crate::runtime::bindings::providers::{
 };
 use crate::runtime::bindings::remotion::RenderError;
 use crate::runtime::{HostTrap, RunError, Suspension};
-use crate::storage::keys;
 
 impl Host for HostState {
     async fn generate_text(&mut self, request: TextRequest) -> wasmtime::Result<Result<TextResponse, ProviderError>> {
@@ -43,64 +42,13 @@ impl Host for HostState {
         .await
     }
 
-    /// The call and the storing of its audio are one effect: a replay returns the stored
-    /// object and neither speaks nor stores again.
+    /// The 0.1.0 speech call: the same host path as `speech.speak`.
     async fn generate_speech(
         &mut self,
         request: SpeechRequest,
     ) -> wasmtime::Result<Result<SpeechResponse, ProviderError>> {
-        self.check_cancelled()?;
-        let full_key = match keys::resolve(&self.job.artifact_prefix, &request.key) {
-            Ok(full) => full,
-            Err(reason) => return Ok(Err(ProviderError::InvalidRequest(format!("key: {reason}")))),
-        };
-        let seq = self.journal.next_seq();
         let journaled = serde_json::to_value(&request).unwrap_or_default();
-        let key = request.key.clone();
-        let call = ProviderCall::Speech(request);
-        let outcome = self
-            .effect("providers.generate-speech", journaled, move |caps, job, _| async move {
-                // The audio's size is known only once it is paid for: a customer whose storage
-                // is full pays for no speech; one with room stores it even if it overshoots.
-                caps.billing.check_storage_room(&job).await?;
-                let audio = match caps.providers.call(&job, seq, &call).await? {
-                    Ok(ProviderAnswer::Speech(audio)) => audio,
-                    Ok(_) => return Err(other_kind()),
-                    Err(e) => return Ok(Err(e)),
-                };
-                // Stored, then counted (forced: it is paid for) under its own ledger key (the
-                // call's capture already has the effect's): a store that fails counts nothing.
-                let size = match caps.storage.put(&full_key, audio.wav, "audio/wav").await {
-                    Ok(size) => size,
-                    Err(e) => return Ok(Err(ProviderError::Upstream(format!("storing the audio: {e}")))),
-                };
-                let effect_key = format!("{}:{seq}:audio", job.job_id());
-                caps.billing.record_storage_write(&job, &effect_key, &full_key, size, true).await?;
-                Ok(Ok(SpeechResponse {
-                    url: caps.storage.public_url(&full_key).await,
-                    key,
-                    size,
-                    content_type: "audio/wav".into(),
-                    duration_seconds: audio.duration_seconds,
-                }))
-            })
-            .await;
-        self.note_deferral(&outcome).await;
-        let result = outcome?;
-        if let Ok(spoken) = &result {
-            self.emit(JobEvent {
-                level: "info".into(),
-                message: format!("spoke {} ({:.1} s)", spoken.key, spoken.duration_seconds),
-                metadata: serde_json::json!({ "duration_seconds": spoken.duration_seconds }),
-                progress: None,
-                artifact: Some(serde_json::json!({
-                    "key": spoken.key, "url": spoken.url, "size": spoken.size,
-                    "content_type": spoken.content_type, "kind": "audio",
-                })),
-            })
-            .await?;
-        }
-        Ok(result)
+        self.speak_and_store("providers.generate-speech", journaled, request.into()).await
     }
 
     /// A long-running generation: queued like a render (the job suspends without an instance
@@ -112,7 +60,7 @@ impl Host for HostState {
         self.check_cancelled()?;
         let seq = self.journal.next_seq();
         let task = RenderTask::Generation(VideoTask {
-            provider: crate::providers::provider_name(request.provider).into(),
+            provider: crate::providers::provider_name(request.provider.into()).into(),
             model: request.model.clone(),
             prompt: request.prompt.clone(),
             seconds: request.duration_seconds,
@@ -140,7 +88,7 @@ impl Host for HostState {
     }
 }
 
-fn other_kind() -> HostTrap {
+pub(super) fn other_kind() -> HostTrap {
     HostTrap::Fail(RunError::HostFault { message: "the gateway answered another kind of call".into() })
 }
 
@@ -175,7 +123,7 @@ impl HostState {
     }
 
     /// A call deferred for want of a free key says so in the job's events before it suspends.
-    async fn note_deferral<T>(&mut self, outcome: &wasmtime::Result<T>) {
+    pub(super) async fn note_deferral<T>(&mut self, outcome: &wasmtime::Result<T>) {
         if let Err(trap) = &outcome
             && let Some(HostTrap::Suspend(Suspension::Deferred { reason, until_ms })) = trap.downcast_ref::<HostTrap>()
         {

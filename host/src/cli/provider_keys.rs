@@ -19,7 +19,7 @@ pub enum ProviderKeysCommand {
     Add {
         #[arg(long)]
         customer: String,
-        /// openai, gemini, openrouter or perplexity.
+        /// openai, gemini, openrouter, perplexity or elevenlabs.
         #[arg(long)]
         provider: String,
         /// An environment variable holding the secret.

@@ -121,6 +121,7 @@ forward! {
     pub async fn heartbeat_render(&self, id: &str, token: &str, lease_ms: i64, progress: f64, output_seconds: f64) -> Result<bool, DbError>;
     pub async fn set_render_progress(&self, job_id: &str, progress: f64, message: &str) -> Result<(), DbError>;
     pub async fn set_render_external_id(&self, id: &str, token: &str, external_id: &str) -> Result<bool, DbError>;
+    pub async fn release_render(&self, id: &str, token: &str) -> Result<bool, DbError>;
     pub async fn finish_render(&self, render: &RenderRow, token: &str, end: RenderEnd<'_>) -> Result<bool, DbError>;
     pub async fn render(&self, id: &str) -> Result<Option<RenderRow>, DbError>;
     // storage_quota.rs

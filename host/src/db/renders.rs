@@ -204,6 +204,23 @@ impl Sqlite {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Give a render back to the queue at once (this host is shutting down with it unfinished):
+    /// the next attempt, here after a restart or on another host, starts without waiting for
+    /// the lease to run out. It resumes from what the row says (`external_id`).
+    pub async fn release_render(&self, id: &str, token: &str) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE renders SET lease_expires_at = ?, updated_at = ?
+             WHERE id = ? AND lease_token = ? AND status = 'running'",
+        )
+        .bind(now_ms() - 1)
+        .bind(now_ms())
+        .bind(id)
+        .bind(token)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Record how a render ended (and its charge, keyed by the job's effect so it is written
     /// once), if it is still this worker's; false otherwise.
     pub async fn finish_render(&self, render: &RenderRow, token: &str, end: RenderEnd<'_>) -> Result<bool, DbError> {

@@ -70,14 +70,15 @@ enum Output {
 
 fn build_with(dir: &Path, out: Option<&Path>, output: Output) -> Result<PathBuf, String> {
     let component = build_component(dir, out, output)?;
-    bundle_compositions(dir, &bundle_path(&component), output)?;
+    bundle_compositions(dir, &bundle_path(&component), None, output)?;
     Ok(component)
 }
 
 /// Bundle and pack the `remotion/` project of the template at `dir` into `packed`, as
-/// `vidfarm template build` does; whether it had one.
-pub fn pack_compositions(dir: &Path, packed: &Path) -> Result<bool, String> {
-    bundle_compositions(dir, packed, Output::Captured)
+/// `vidfarm template build` does, with the renderer in `renderer` (default: [`renderer_dir`]);
+/// whether it had one.
+pub fn pack_compositions(dir: &Path, packed: &Path, renderer: Option<&Path>) -> Result<bool, String> {
+    bundle_compositions(dir, packed, renderer, Output::Captured)
 }
 
 /// Where `vidfarm template build` puts the packed Remotion bundle of the component at `component`.
@@ -94,14 +95,17 @@ pub fn remotion_entry(dir: &Path) -> Option<&'static str> {
 
 /// Bundle the template's `remotion/` project (if any) with the operator's renderer and pack it
 /// into `packed`; a template without one leaves no stale bundle behind.
-fn bundle_compositions(dir: &Path, packed: &Path, output: Output) -> Result<bool, String> {
+fn bundle_compositions(dir: &Path, packed: &Path, renderer: Option<&Path>, output: Output) -> Result<bool, String> {
     let Some(entry) = remotion_entry(dir) else {
         return match std::fs::remove_file(packed) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", packed.display())),
             _ => Ok(false),
         };
     };
-    let renderer = renderer_dir(dir)?;
+    let renderer = match renderer {
+        Some(renderer) => renderer.to_path_buf(),
+        None => renderer_dir(dir)?,
+    };
     let parent = packed.parent().unwrap_or(Path::new("."));
     let scratch = tempfile::Builder::new()
         .prefix(".remotion-bundle-")
@@ -208,6 +212,56 @@ fn is_sdk_root(dir: &Path) -> bool {
     dir.join("guest-sdk/js/bin/vidfarm-build.mjs").exists() && dir.join("templates/scaffolds").is_dir()
 }
 
+/// The longest a build step run in the background may take (a cold `cargo build` of a template
+/// takes minutes; a bundle 15 s): past it the step is killed, so a hung bundler cannot hold the
+/// built-ins' bundle lock, or a background build, for ever.
+const CAPTURED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Run `command` with its output in a file (a pipe could fill and stall it), killing it past
+/// `timeout`: its status (`None`: killed) and what it printed.
+fn run_captured(
+    command: &mut Command,
+    timeout: std::time::Duration,
+) -> std::io::Result<(Option<std::process::ExitStatus>, String)> {
+    use std::io::{Read, Seek};
+    let mut log = tempfile::tempfile()?;
+    // Its own process group, so a kill takes what it started (node, rustc) down with it.
+    let mut child = std::os::unix::process::CommandExt::process_group(command, 0)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?)
+        .spawn()?;
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            kill_group(child.id());
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // Its end is what says why it failed: at most the last 64 KiB of a chatty build.
+    let mut bytes = Vec::new();
+    let size = log.metadata()?.len();
+    log.seek(std::io::SeekFrom::Start(size.saturating_sub(64 << 10)))?;
+    log.read_to_end(&mut bytes)?;
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// SIGKILL the process group led by `pid` (a child spawned with `process_group(0)`).
+#[allow(unsafe_code)]
+fn kill_group(pid: u32) {
+    let Ok(pid) = i32::try_from(pid) else { return };
+    // SAFETY: `kill` only sends a signal; a negative pid names the group our child leads (it is
+    // not yet reaped, so its id cannot have been reused).
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
 fn run(command: &mut Command, what: &str, output: Output) -> Result<(), String> {
     match output {
         Output::Inherit => match command.stdout(Stdio::inherit()).stderr(Stdio::inherit()).status() {
@@ -215,16 +269,20 @@ fn run(command: &mut Command, what: &str, output: Output) -> Result<(), String> 
             Ok(s) => Err(format!("{what} failed ({s}); its errors are above")),
             Err(e) => Err(format!("cannot run {what}: {e}")),
         },
-        Output::Captured => match command.stdin(Stdio::null()).output() {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => {
-                let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-                Err(format!("{what} failed ({}):\n{tail}", o.status))
+        Output::Captured => {
+            let (status, text) =
+                run_captured(command, CAPTURED_TIMEOUT).map_err(|e| format!("cannot run {what}: {e}"))?;
+            match status {
+                Some(s) if s.success() => Ok(()),
+                status => {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                    let how =
+                        status.map_or(format!("killed after {} s", CAPTURED_TIMEOUT.as_secs()), |s| s.to_string());
+                    Err(format!("{what} failed ({how}):\n{tail}"))
+                }
             }
-            Err(e) => Err(format!("cannot run {what}: {e}")),
-        },
+        }
     }
 }
 
@@ -324,4 +382,26 @@ fn copy_replacing(from: &Path, to: &Path, replacements: &[(&str, String)]) -> Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_background_build_step_that_hangs_is_killed_at_its_deadline_with_what_it_printed() {
+        let started = std::time::Instant::now();
+        let mut hung = Command::new("sh");
+        // A grandchild that would outlive a kill of `sh` alone, holding the log open.
+        hung.args(["-c", "echo bundling; sleep 30 & wait"]);
+        let (status, text) = run_captured(&mut hung, std::time::Duration::from_millis(300)).expect("runs");
+        assert_eq!(status, None, "killed");
+        assert_eq!(text, "bundling\n");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let mut fine = Command::new("sh");
+        fine.args(["-c", "echo ok; echo warn >&2"]);
+        let (status, text) = run_captured(&mut fine, std::time::Duration::from_secs(10)).expect("runs");
+        assert!(status.is_some_and(|s| s.success()));
+        assert_eq!(text, "ok\nwarn\n");
+    }
 }

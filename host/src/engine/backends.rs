@@ -100,7 +100,7 @@ impl BillingLedger for DbLedger {
         // The capability validated both amounts: finite and >= 0.
         let cost = money::cost_from_usd(event.cost_usd);
         let charge = event.charge_usd.map(money::cost_from_usd);
-        let target = (event.provider.map(provider_name), event.model.as_deref());
+        let target = (event.provider.map(|p| provider_name(p.into())), event.model.as_deref());
         let effect_key = format!("{}:{seq}", job.job_id());
         let event_type = event_type(event.event_type);
         self.write(job, &effect_key, event_type, cost, charge, target, metadata, OverLimit::Refuse).await

@@ -3,6 +3,7 @@
 //! sweeps that recover dead workers' jobs and expire old ones (`sweeper`).
 
 pub mod backends;
+mod builtin_bundles;
 mod bus;
 mod catalog;
 pub mod examples;
@@ -77,22 +78,40 @@ impl Platform {
         let runtime = Arc::new(crate::runtime::Runtime::new(runtime_config)?);
         let registry = config.registry_store()?;
         let mut trusted = config.trusted_keys()?;
-        let dev_key = match config.env {
+        let example_cache = config.example_cache.clone().unwrap_or_else(|| config.data_dir.join("example-builds"));
+        let renderer = config.render.local_renderer_dir();
+        let (dev_key, pending_builtins) = match config.env {
             crate::config::Environment::Development => {
                 let key = publish::dev_key(&config.data_dir.join("registry-dev.key"))?;
                 trusted.add(&key);
-                publish::publish_builtins(&runtime, &registry, &key).await?;
-                Some(key)
+                let own = match renderer.as_deref() {
+                    _ if !config.builtin_compositions => publish::OwnCompositions::Skipped,
+                    Some(renderer) => publish::OwnCompositions::Bundled { cache: &example_cache, renderer },
+                    None => publish::OwnCompositions::NoRenderer,
+                };
+                let pending = publish::publish_builtins(&runtime, &registry, &key, own).await?;
+                // The cached bundles it read (26 MB each) are freed: give the memory back.
+                crate::runtime::cache::release_freed_memory();
+                (Some(key), pending)
             }
-            crate::config::Environment::Production => None,
+            crate::config::Environment::Production => (None, Vec::new()),
         };
         let catalog = Arc::new(Catalog::new(runtime, registry, trusted, config.data_dir.join("bundles")));
         for (template, error) in catalog.sync().await {
             tracing::error!(template, %error, "a template in the registry was refused");
         }
+        if let (Some(key), Some(renderer), false) = (&dev_key, renderer, pending_builtins.is_empty()) {
+            let publishing = builtin_bundles::publish_when_bundled(
+                catalog.clone(),
+                key.clone(),
+                example_cache.clone(),
+                renderer,
+                pending_builtins,
+            );
+            tokio::spawn(publishing);
+        }
         if let (Some(key), Some(dir)) = (dev_key, &config.example_templates) {
-            let cache = config.example_cache.clone().unwrap_or_else(|| config.data_dir.join("example-builds"));
-            let examples = examples::Examples { dir: dir.clone(), cache };
+            let examples = examples::Examples { dir: dir.clone(), cache: example_cache };
             tokio::spawn(examples::publish_all(catalog.clone(), key, examples));
         }
         tokio::spawn(follow_registry(catalog.clone(), config.registry_poll));

@@ -62,11 +62,54 @@ pub fn dev_key(path: &std::path::Path) -> Result<SigningKey, RegistryError> {
 /// Publish every built-in template (versions tagged with their digest, so a rebuild is a new
 /// version) and activate it where nothing else is active or the active one is an older dev
 /// build. Development only.
-pub async fn publish_builtins(runtime: &Runtime, store: &ArtifactStore, key: &SigningKey) -> Result<(), CatalogError> {
-    for (_, _, bytes) in vidfarm_template_artifacts::ALL {
-        publish_dev_build(runtime, store, key, bytes).await?;
+///
+/// A built-in with its own compositions is published only with them, as `own` says; those left
+/// to bundle are returned,
+/// for [`super::builtin_bundles::publish_when_bundled`].
+pub async fn publish_builtins(
+    runtime: &Runtime,
+    store: &ArtifactStore,
+    key: &SigningKey,
+    own: OwnCompositions<'_>,
+) -> Result<Vec<&'static str>, CatalogError> {
+    let mut pending = Vec::new();
+    for (id, _, bytes) in vidfarm_template_artifacts::ALL {
+        if !super::builtin_bundles::has_compositions(id) {
+            publish_dev_build(runtime, store, key, bytes).await?;
+            continue;
+        }
+        match own {
+            OwnCompositions::Bundled { cache, renderer } => match super::builtin_bundles::cached(cache, id, renderer) {
+                Some((path, bundle)) => {
+                    if let Err(error) = publish_dev_build_with(runtime, store, key, bytes, Some(&bundle)).await {
+                        // A cached bundle that cannot be published is built again, not kept.
+                        tracing::warn!(template = id, %error, "a cached bundle was refused; bundling it again");
+                        let _ = std::fs::remove_file(path);
+                        pending.push(*id);
+                    }
+                }
+                None => pending.push(*id),
+            },
+            OwnCompositions::NoRenderer => {
+                tracing::warn!(template = id, "not published: its compositions need a local Remotion renderer");
+            }
+            OwnCompositions::Skipped => {}
+        }
     }
-    Ok(())
+    Ok(pending)
+}
+
+/// What [`publish_builtins`] does with the built-ins that carry their own compositions.
+#[derive(Clone, Copy)]
+pub enum OwnCompositions<'a> {
+    /// With the bundle cached in `cache` (as built by the local renderer at `renderer`); those
+    /// not cached yet are left to bundle.
+    Bundled { cache: &'a std::path::Path, renderer: &'a std::path::Path },
+    /// Not at all, said in the log: Remotion is off or on Lambda, where a template's own
+    /// bundle cannot render (a version without it would take renders it cannot do).
+    NoRenderer,
+    /// Not at all (tests that never render them spare every server a 26 MB bundle).
+    Skipped,
 }
 
 /// Publish a development build of a component (its version tagged `+<digest>`) and activate it

@@ -31,8 +31,12 @@ impl ProviderGateway for DevEchoProvider {
 pub fn answer(call: &ProviderCall) -> ProviderAnswer {
     match call {
         ProviderCall::Text(request) => {
-            let text =
-                format!("{LABEL} {}/{} echoes: {}", provider_name(request.provider), request.model, request.prompt);
+            let text = format!(
+                "{LABEL} {}/{} echoes: {}",
+                provider_name(request.provider.into()),
+                request.model,
+                request.prompt
+            );
             ProviderAnswer::Text(TextResponse {
                 output_tokens: tokens(&text),
                 input_tokens: tokens(&request.prompt),

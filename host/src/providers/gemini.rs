@@ -1,10 +1,10 @@
 //! The Gemini wire format: `models/{model}:generateContent` with `x-goog-api-key`, for text,
 //! images (`responseModalities`) and vision (inline image data).
 
+use super::Provider;
 use super::openai::ChatAnswer;
 use super::wire::{CallError, Usage, count_at, send_json};
 use crate::runtime::bindings::providers::{ImageRequest, ImageResponse, TextRequest};
-use crate::runtime::bindings::types::Provider;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};

@@ -27,7 +27,10 @@ impl KeyInput {
         models: Vec<String>,
     ) -> Result<Self, Invalid> {
         if parse_provider(provider).is_none() {
-            return Err(("provider", format!("must be openai, gemini, openrouter or perplexity, not {provider:?}")));
+            return Err((
+                "provider",
+                format!("must be openai, gemini, openrouter, perplexity or elevenlabs, not {provider:?}"),
+            ));
         }
         Ok(Self {
             provider: provider.to_string(),

@@ -1,11 +1,14 @@
 //! AI providers: the engine's [`ProviderRouter`] (customer keys leased from SQLite, real
-//! OpenAI / Gemini / OpenRouter / Perplexity wire formats) and, for development with no key
+//! OpenAI / Gemini / OpenRouter / Perplexity / ElevenLabs wire formats) and, for development with no key
 //! at all, the clearly labelled [`DevEchoProvider`].
 
 mod dev_echo;
+mod elevenlabs;
 mod gemini;
 pub mod keys;
 mod layout;
+pub mod narration;
+mod narration_runs;
 mod openai;
 mod png;
 mod pricing;
@@ -20,6 +23,7 @@ mod video_runs;
 mod wire;
 
 pub use dev_echo::DevEchoProvider;
+pub use narration_runs::{NarrationOutput, delete_parts as delete_narration_parts};
 pub use rate_limit::{go_duration, retry_after_header};
 pub use router::ProviderRouter;
 pub use secrets::MasterKey;
@@ -29,7 +33,8 @@ pub use video_runs::VideoScope;
 use crate::capabilities::ProviderCall;
 use crate::outbound::DownloadError;
 use crate::runtime::bindings::providers::LayoutRequest;
-use crate::runtime::bindings::types::Provider;
+use crate::runtime::bindings::speech::VoiceProvider;
+use crate::runtime::bindings::types::Provider as WitProvider;
 use openai::{ChatAnswer, OpenAiCompatible};
 use serde_json::json;
 use wire::CallError;
@@ -37,8 +42,48 @@ use wire::CallError;
 /// An image's media type and bytes.
 type InlineImage = (String, Vec<u8>);
 
+/// The AI providers the host routes to. The WIT world's `types.provider` names the first
+/// four and cannot grow (wasmtime links enum cases exactly, so a new case would break every
+/// component built before it); ElevenLabs is reached through the `speech` interface only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    Openai,
+    Gemini,
+    Openrouter,
+    Perplexity,
+    Elevenlabs,
+}
+
+impl From<WitProvider> for Provider {
+    fn from(p: WitProvider) -> Self {
+        match p {
+            WitProvider::Openai => Self::Openai,
+            WitProvider::Gemini => Self::Gemini,
+            WitProvider::Openrouter => Self::Openrouter,
+            WitProvider::Perplexity => Self::Perplexity,
+        }
+    }
+}
+
+impl From<VoiceProvider> for Provider {
+    fn from(p: VoiceProvider) -> Self {
+        match p {
+            VoiceProvider::Openai => Self::Openai,
+            VoiceProvider::Gemini => Self::Gemini,
+            VoiceProvider::Elevenlabs => Self::Elevenlabs,
+        }
+    }
+}
+
+impl serde::Serialize for Provider {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(provider_name(*self))
+    }
+}
+
 /// Every provider, in the order lists show them.
-pub const ALL: [Provider; 4] = [Provider::Openai, Provider::Gemini, Provider::Openrouter, Provider::Perplexity];
+pub const ALL: [Provider; 5] =
+    [Provider::Openai, Provider::Gemini, Provider::Openrouter, Provider::Perplexity, Provider::Elevenlabs];
 
 /// The lower-case name used in the API, the database and metrics.
 pub fn provider_name(p: Provider) -> &'static str {
@@ -47,6 +92,7 @@ pub fn provider_name(p: Provider) -> &'static str {
         Provider::Gemini => "gemini",
         Provider::Openrouter => "openrouter",
         Provider::Perplexity => "perplexity",
+        Provider::Elevenlabs => "elevenlabs",
     }
 }
 
@@ -65,6 +111,10 @@ impl ProviderRouter {
         OpenAiCompatible { http: &self.http, base_url, provider }
     }
 
+    fn elevenlabs(&self) -> elevenlabs::ElevenLabs<'_> {
+        elevenlabs::ElevenLabs { http: &self.http, base_url: &self.settings.endpoints.elevenlabs }
+    }
+
     fn gemini(&self) -> gemini::Gemini<'_> {
         gemini::Gemini { http: &self.http, base_url: &self.settings.endpoints.gemini }
     }
@@ -80,7 +130,8 @@ impl ProviderRouter {
         max_output: Option<u32>,
     ) -> Result<ChatAnswer, CallError> {
         let prompt = layout::user_prompt(request);
-        if let (Provider::Gemini, Some((content_type, bytes))) = (request.provider, inline) {
+        let provider = Provider::from(request.provider);
+        if let (Provider::Gemini, Some((content_type, bytes))) = (provider, inline) {
             let parts = vec![json!({"text": prompt}), gemini::inline_image(content_type, bytes)];
             let mut config = json!({"responseMimeType": "application/json", "temperature": 0.2});
             if let Some(max) = max_output {
@@ -99,20 +150,21 @@ impl ProviderRouter {
                 ]},
             ],
         });
-        if request.provider != Provider::Perplexity {
+        if provider != Provider::Perplexity {
             body["response_format"] = json!({"type": "json_object"});
         }
         if let Some(max) = max_output {
-            body[if request.provider == Provider::Openai { "max_completion_tokens" } else { "max_tokens" }] =
-                json!(max);
+            body[if provider == Provider::Openai { "max_completion_tokens" } else { "max_tokens" }] = json!(max);
         }
-        self.openai(request.provider).chat_body(secret, &body).await
+        self.openai(provider).chat_body(secret, &body).await
     }
 
     /// The image a Gemini layout call sends inline; `None` for every other call.
     async fn inline_image(&self, call: &ProviderCall) -> Result<Option<InlineImage>, CallError> {
         match call {
-            ProviderCall::Layout(r) if r.provider == Provider::Gemini => self.fetch_image(&r.image_url).await.map(Some),
+            ProviderCall::Layout(r) if r.provider == WitProvider::Gemini => {
+                self.fetch_image(&r.image_url).await.map(Some)
+            }
             _ => Ok(None),
         }
     }

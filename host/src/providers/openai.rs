@@ -1,9 +1,9 @@
 //! The OpenAI wire format: chat completions (OpenAI, and the OpenAI-compatible OpenRouter and
 //! Perplexity), image generations (OpenAI), and images through chat modalities (OpenRouter).
 
+use super::Provider;
 use super::wire::{CallError, Usage, count_at, decode_data_url, send_json, text_at};
 use crate::runtime::bindings::providers::{ImageRequest, ImageResponse, TextRequest};
-use crate::runtime::bindings::types::Provider;
 use base64::Engine;
 use serde_json::{Value, json};
 

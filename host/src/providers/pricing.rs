@@ -4,9 +4,9 @@
 //! have their own table. A cost the provider reports itself (OpenRouter) wins. Prices as
 //! published by the providers in 2026; operators bill their own margin on top.
 
+use super::Provider;
 use super::wire::Usage;
 use crate::money;
-use crate::runtime::bindings::types::Provider;
 
 /// (model prefix, USD per 1M input tokens, per 1M output tokens, per image).
 type Price = (&'static str, f64, f64, f64);
@@ -49,8 +49,21 @@ const GEMINI: &[Price] = &[
 const OPENROUTER: &[Price] = &[("", 1.00, 3.00, 0.04)];
 const PERPLEXITY: &[Price] = &[("sonar-pro", 3.00, 15.00, 0.0), ("sonar", 1.00, 1.00, 0.0), ("", 1.00, 1.00, 0.0)];
 
+/// ElevenLabs bills only by the character (ELEVENLABS_CHARACTER_PRICES).
+const ELEVENLABS: &[Price] = &[("", 0.0, 0.0, 0.0)];
+
 /// (model prefix, USD per 1M characters): OpenAI's `tts-1` and `tts-1-hd`.
 const CHARACTER_PRICES: &[(&str, f64)] = &[("tts-1-hd", 30.00), ("tts-1", 15.00)];
+
+/// (model prefix, USD per 1M characters): ElevenLabs' API rates (elevenlabs.io/pricing/api):
+/// $0.05 per 1,000 characters for Flash and Turbo, $0.10 for Multilingual v2 and v3. Only
+/// these models are called (`elevenlabs::refusal`).
+pub const ELEVENLABS_CHARACTER_PRICES: &[(&str, f64)] = &[
+    ("eleven_flash_v2", 50.00),
+    ("eleven_turbo_v2", 50.00),
+    ("eleven_multilingual_v2", 100.00),
+    ("eleven_v3", 100.00),
+];
 
 /// The platform's cost of one call, nano-USD (a cost the provider reports wins; a fraction of
 /// a nano is rounded up).
@@ -104,12 +117,13 @@ impl Rates {
             per_output_token: (output * 1000.0).round() as i64,
             per_image: money::cost_from_usd(image),
             per_character: match provider {
-                Provider::Openai => CHARACTER_PRICES
-                    .iter()
-                    .find(|(prefix, _)| model.starts_with(prefix))
-                    .map_or(0, |(_, usd)| (usd * 1000.0).round() as i64),
-                _ => 0,
-            },
+                Provider::Openai => CHARACTER_PRICES,
+                Provider::Elevenlabs => ELEVENLABS_CHARACTER_PRICES,
+                _ => &[],
+            }
+            .iter()
+            .find(|(prefix, _)| model.starts_with(prefix))
+            .map_or(0, |(_, usd)| (usd * 1000.0).round() as i64),
         }
     }
 
@@ -167,6 +181,7 @@ fn price(provider: Provider, model: &str) -> Price {
         Provider::Gemini => GEMINI,
         Provider::Openrouter => OPENROUTER,
         Provider::Perplexity => PERPLEXITY,
+        Provider::Elevenlabs => ELEVENLABS,
     };
     // Every table ends with the "" default, which matches any model.
     *table.iter().find(|(prefix, ..)| model.starts_with(prefix)).unwrap_or(&table[table.len() - 1])

@@ -40,19 +40,19 @@ impl Quote {
     pub fn of(call: &ProviderCall) -> Self {
         match call {
             ProviderCall::Text(r) => {
-                let rates = Rates::for_quote(r.provider, &r.model);
+                let rates = Rates::for_quote(r.provider.into(), &r.model);
                 let bytes = r.prompt.len() + r.system.as_ref().map_or(0, String::len);
                 let input = pricing::input_tokens_bound(bytes, 2);
                 let requested = r.max_output_tokens.map_or(DEFAULT_MAX_OUTPUT_TOKENS, i64::from);
                 Self::bounded(rates, input, 0, requested, MIN_TEXT_OUTPUT_TOKENS.min(requested.max(1)))
             }
             ProviderCall::Layout(r) => {
-                let rates = Rates::for_quote(r.provider, &r.model);
+                let rates = Rates::for_quote(r.provider.into(), &r.model);
                 let text = pricing::input_tokens_bound(r.overlay_text.len() + 4_096, 2);
                 Self::bounded(rates, text, IMAGE_INPUT_TOKENS_BOUND, LAYOUT_OUTPUT_TOKENS, MIN_LAYOUT_OUTPUT_TOKENS)
             }
             ProviderCall::Image(r) => {
-                let worst = pricing::image_worst_case_nusd(r.provider, &r.model, r.prompt.len());
+                let worst = pricing::image_worst_case_nusd(r.provider.into(), &r.model, r.prompt.len());
                 Self { want_cost_nusd: worst, min_cost_nusd: worst, output: None }
             }
             // Speech cannot be cut short to fit: the whole text's worst case, or nothing.

@@ -3,6 +3,7 @@
 //! call runs), records the outcome on the key, and bills the call. A rate-limited or invalid
 //! key gives way to the next one; with none free the job is deferred, not spun.
 
+use super::Provider;
 use super::quote::{self, Quote};
 use super::secrets::MasterKey;
 use super::wire::{CallError, Usage};
@@ -15,7 +16,6 @@ use crate::db::key_leases::{KeyLease, KeyOutcome, LeaseOutcome, LeaseRequest};
 use crate::metrics::Metrics;
 use crate::money;
 use crate::runtime::bindings::providers::ProviderError;
-use crate::runtime::bindings::types::Provider;
 use crate::runtime::{RunError, Suspension};
 use async_trait::async_trait;
 use rand::RngExt;
@@ -351,7 +351,7 @@ impl ProviderRouter {
     ) -> Result<(ProviderAnswer, Usage), CallError> {
         match call {
             ProviderCall::Text(request) => {
-                let answer = match request.provider {
+                let answer = match Provider::from(request.provider) {
                     Provider::Gemini => self.gemini().text(secret, request).await?,
                     other => self.openai(other).chat(secret, request).await?,
                 };
@@ -365,7 +365,7 @@ impl ProviderRouter {
                 Ok((ProviderAnswer::Text(response), answer.usage))
             }
             ProviderCall::Image(request) => {
-                let (image, usage) = match request.provider {
+                let (image, usage) = match Provider::from(request.provider) {
                     Provider::Gemini => self.gemini().image(secret, request).await?,
                     other => self.openai(other).image(secret, request).await?,
                 };
@@ -374,6 +374,7 @@ impl ProviderRouter {
             ProviderCall::Speech(request) => {
                 let (audio, usage) = match request.provider {
                     Provider::Gemini => self.gemini().speech(secret, request).await?,
+                    Provider::Elevenlabs => self.elevenlabs().speech(secret, request).await?,
                     other => self.openai(other).speech(secret, request).await?,
                 };
                 Ok((ProviderAnswer::Speech(audio), usage))
@@ -391,9 +392,9 @@ impl ProviderRouter {
 /// The provider and model a call names.
 fn target(call: &ProviderCall) -> (Provider, &str) {
     match call {
-        ProviderCall::Text(r) => (r.provider, &r.model),
-        ProviderCall::Image(r) => (r.provider, &r.model),
-        ProviderCall::Layout(r) => (r.provider, &r.model),
+        ProviderCall::Text(r) => (r.provider.into(), &r.model),
+        ProviderCall::Image(r) => (r.provider.into(), &r.model),
+        ProviderCall::Layout(r) => (r.provider.into(), &r.model),
         ProviderCall::Speech(r) => (r.provider, &r.model),
     }
 }
@@ -412,7 +413,7 @@ fn refuse(call: &ProviderCall) -> Option<ProviderError> {
             Some(ProviderError::InvalidRequest("prompt must not be empty".into()))
         }
         ProviderCall::Speech(r) => super::speech::refusal(r).map(|why| match r.provider {
-            Provider::Openai | Provider::Gemini => ProviderError::InvalidRequest(why),
+            Provider::Openai | Provider::Gemini | Provider::Elevenlabs => ProviderError::InvalidRequest(why),
             _ => ProviderError::Unsupported(why),
         }),
         _ => None,

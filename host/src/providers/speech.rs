@@ -1,27 +1,31 @@
-//! Text to speech at the wire: OpenAI `POST /audio/speech` (`response_format: "wav"`) and
+//! Text to speech at the wire: OpenAI `POST /audio/speech` (`response_format: "wav"`),
 //! Gemini TTS (`generateContent` with `responseModalities: ["AUDIO"]`, 24 kHz 16-bit PCM in
-//! base64). Either way the answer becomes one clean 16-bit PCM WAV whose length is counted from
+//! base64) and ElevenLabs (`elevenlabs.rs`, raw 24 kHz PCM). Either way the answer becomes one clean 16-bit PCM WAV whose length is counted from
 //! its samples, and a usage the pricing understands: characters for character-priced models,
 //! tokens for token-priced ones.
 
+use super::Provider;
 use super::gemini::Gemini;
 use super::openai::OpenAiCompatible;
 use super::pricing::Rates;
 use super::wire::{CallError, Usage, count_at, send};
-use crate::capabilities::SpeechAudio;
-use crate::runtime::bindings::providers::SpeechRequest;
-use crate::runtime::bindings::types::Provider;
+use crate::capabilities::{SpeechAudio, SpeechCall as SpeechRequest};
 use base64::Engine;
 use serde_json::{Value, json};
 
 /// The longest text one call may speak (OpenAI's `input` limit; Gemini's is larger).
 pub const MAX_TEXT_CHARS: usize = 4_096;
 
+/// ElevenLabs' limit per request for `eleven_v3` (its other models take more; one limit for
+/// all keeps a call's worst case and duration in the same range as the others').
+pub const MAX_ELEVENLABS_TEXT_CHARS: usize = 5_000;
+
 /// The longest `instructions` (how to speak): they are part of what the hold pays for.
 pub const MAX_INSTRUCTION_CHARS: usize = 1_000;
 
-/// The 16-bit PCM audio rate every provider answers with here (OpenAI's WAV, Gemini's PCM).
-const BYTES_PER_SECOND: f64 = 48_000.0;
+/// The 16-bit PCM audio rate every provider answers with here (OpenAI's WAV, Gemini's and
+/// ElevenLabs' PCM).
+pub(super) const BYTES_PER_SECOND: f64 = 48_000.0;
 
 /// The largest audio answer read (≈ 11 minutes of 24 kHz 16-bit mono, far past what
 /// 4,096 characters take): a provider that streams more is cut off, not buffered.
@@ -38,14 +42,26 @@ const GEMINI_AUDIO_TOKENS_PER_SECOND: f64 = 32.0;
 /// instruction to "speak slowly" can make a call cost more than its hold.
 const SLOWEST_CHARS_PER_SECOND: f64 = 4.0;
 
+/// At most the first 64 characters of `text`, for an error message that names a bad value.
+pub fn shortened(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// A request refused before any key is leased.
 pub fn refusal(request: &SpeechRequest) -> Option<String> {
+    if request.model.len() > 200 {
+        return Some("model: at most 200 characters".into());
+    }
     let chars = request.text.chars().count();
     if request.text.trim().is_empty() {
         return Some("text must not be empty".into());
     }
-    if chars > MAX_TEXT_CHARS {
-        return Some(format!("text is {chars} characters; at most {MAX_TEXT_CHARS} are spoken in one call"));
+    let max = if request.provider == Provider::Elevenlabs { MAX_ELEVENLABS_TEXT_CHARS } else { MAX_TEXT_CHARS };
+    if chars > max {
+        return Some(format!("text is {chars} characters; at most {max} are spoken in one call"));
     }
     if request.voice.trim().is_empty() {
         return Some("voice must not be empty".into());
@@ -54,16 +70,20 @@ pub fn refusal(request: &SpeechRequest) -> Option<String> {
     if instructions > MAX_INSTRUCTION_CHARS {
         return Some(format!("instructions are {instructions} characters; at most {MAX_INSTRUCTION_CHARS}"));
     }
+    if request.provider != Provider::Elevenlabs && (request.voice_settings.is_some() || request.seed.is_some()) {
+        return Some("voice_settings and seed are ElevenLabs options".into());
+    }
     // Only models whose price is known: an unknown one would be billed at a text model's rates.
     let known = match request.provider {
         Provider::Openai => request.model.starts_with("tts-1") || request.model.starts_with("gpt-4o-mini-tts"),
         Provider::Gemini => request.model.contains("-tts"),
+        Provider::Elevenlabs => return super::elevenlabs::refusal(request),
         other => return Some(format!("{} does not generate speech", super::provider_name(other))),
     };
     (!known).then(|| {
         format!(
             "`{}` is not a {} speech model this host knows the price of",
-            request.model,
+            shortened(&request.model),
             super::provider_name(request.provider)
         )
     })
@@ -243,10 +263,10 @@ impl SpeechAudio {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn speech(provider: Provider, model: &str, text: &str) -> SpeechRequest {
+    pub(in crate::providers) fn speech(provider: Provider, model: &str, text: &str) -> SpeechRequest {
         SpeechRequest {
             provider,
             model: model.into(),
@@ -254,6 +274,8 @@ mod tests {
             voice: "alloy".into(),
             key: "a.wav".into(),
             instructions: None,
+            voice_settings: None,
+            seed: None,
         }
     }
 

@@ -6,9 +6,9 @@
 //! OpenAI's Videos API (Sora 2) is not offered: OpenAI shut it down on 24 September 2026 with
 //! no replacement (its video-generation guide), so a request for it is refused up front.
 
+use super::Provider;
 use super::wire::{CallError, send_json, text_at};
 use crate::money;
-use crate::runtime::bindings::types::Provider;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

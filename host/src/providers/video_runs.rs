@@ -17,7 +17,7 @@ use super::video::{Poll, Veo, VideoTask};
 use super::wire::CallError;
 use super::{ProviderRouter, provider_name};
 use crate::db::holds::Actual;
-use crate::db::key_leases::{KeyOutcome, LeaseOutcome, LeaseRequest};
+use crate::db::key_leases::{KeyLease, KeyOutcome, LeaseOutcome, LeaseRequest};
 use crate::render::{Failure, Progress, Remote, RowLease};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -52,6 +52,16 @@ const MAX_KEY_WAIT: Duration = Duration::from_secs(600);
 
 /// The largest clip downloaded (an 8 s 1080p clip is tens of MB).
 const MAX_CLIP_BYTES: u64 = 512 << 20;
+
+/// Which key a generation's call needs.
+pub(super) struct KeyWanted<'a> {
+    pub provider: super::Provider,
+    pub model: &'a str,
+    /// Keys that failed this call (5xx): tried again only once all have.
+    pub tried: &'a [String],
+    /// When the call began waiting for a key.
+    pub since: Instant,
+}
 
 /// Whose generation it is.
 pub struct VideoScope<'a> {
@@ -145,40 +155,13 @@ impl ProviderRouter {
         let (mut tried, mut failures) = (Vec::<String>::new(), 0u32);
         let waiting = Instant::now();
         loop {
-            let request = LeaseRequest {
-                customer_id: scope.customer_id,
-                provider: name,
-                model: &task.model,
-                job_id: scope.job_id,
-                worker_id: &self.worker_id,
-                lease_ms: millis(self.settings.lease),
-                exclude: &tried,
-                platform_fallback: self.platform_providers.contains(&super::Provider::Gemini),
-            };
-            let lease = match self.db.lease_provider_key(&request).await.map_err(database)? {
-                LeaseOutcome::Granted(lease) => lease,
-                LeaseOutcome::Unavailable { retry_at_ms, .. } => {
-                    if waiting.elapsed() > MAX_KEY_WAIT {
-                        return Err(Failure::Failed(format!(
-                            "no {name} key of the customer's was free for {} s (all busy or cooling down)",
-                            MAX_KEY_WAIT.as_secs()
-                        )));
-                    }
-                    let wait = (retry_at_ms - crate::db::now_ms()).clamp(50, millis(self.settings.busy_retry).max(50));
-                    sleep_or_cancel(Duration::from_millis(wait as u64), cancel).await?;
-                    continue;
-                }
-                LeaseOutcome::Exhausted => {
+            let of = KeyWanted { provider: super::Provider::Gemini, model: &task.model, tried: &tried, since: waiting };
+            let lease = match self.lease_for_generation(scope, &of, cancel).await? {
+                Some(lease) => lease,
+                None => {
                     tried.clear();
                     sleep_or_cancel(self.backoff(failures), cancel).await?;
                     continue;
-                }
-                LeaseOutcome::NoUsableKey { invalid, paused, other_models } => {
-                    return Err(Failure::NoKey(format!(
-                        "no usable {name} key for model `{}`: {invalid} invalid, {paused} paused, {other_models} \
-                         limited to other models (add or fix keys at /customers/me/provider-keys)",
-                        task.model
-                    )));
                 }
             };
             let release = || self.db.release_key_lease(&lease.key_id, &lease.lease_token);
@@ -254,22 +237,70 @@ impl ProviderRouter {
         }
     }
 
+    /// A key of the customer's for a generation's next call, waiting (at most
+    /// `MAX_KEY_WAIT`) while all are busy or cooling; `None` when every key not yet `tried`
+    /// failed (the caller pauses and tries them all again).
+    pub(super) async fn lease_for_generation(
+        &self,
+        scope: &VideoScope<'_>,
+        wanted: &KeyWanted<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<KeyLease>, Failure> {
+        let name = provider_name(wanted.provider);
+        loop {
+            let request = LeaseRequest {
+                customer_id: scope.customer_id,
+                provider: name,
+                model: wanted.model,
+                job_id: scope.job_id,
+                worker_id: &self.worker_id,
+                lease_ms: millis(self.settings.lease),
+                exclude: wanted.tried,
+                platform_fallback: self.platform_providers.contains(&wanted.provider),
+            };
+            match self.db.lease_provider_key(&request).await.map_err(database)? {
+                LeaseOutcome::Granted(lease) => return Ok(Some(lease)),
+                LeaseOutcome::Unavailable { retry_at_ms, .. } => {
+                    if wanted.since.elapsed() > MAX_KEY_WAIT {
+                        return Err(Failure::Failed(format!(
+                            "no {name} key of the customer's was free for {} s (all busy or cooling down)",
+                            MAX_KEY_WAIT.as_secs()
+                        )));
+                    }
+                    let wait = (retry_at_ms - crate::db::now_ms()).clamp(50, millis(self.settings.busy_retry).max(50));
+                    sleep_or_cancel(Duration::from_millis(wait as u64), cancel).await?;
+                }
+                LeaseOutcome::Exhausted => return Ok(None),
+                LeaseOutcome::NoUsableKey { invalid, paused, other_models } => {
+                    return Err(Failure::NoKey(format!(
+                        "no usable {name} key for model `{}`: {invalid} invalid, {paused} paused, {other_models} \
+                         limited to other models (add or fix keys at /customers/me/provider-keys)",
+                        wanted.model
+                    )));
+                }
+            }
+        }
+    }
+
     /// Write `submitted` on the row under this attempt's lease; false when the row is no
     /// longer this attempt's (its job was cancelled, or the lease was taken over).
     async fn store(&self, row: &RowLease, submitted: &Submitted) -> Result<bool, Failure> {
-        let text = serde_json::to_string(submitted).unwrap_or_default();
+        self.write_row_state(row, &serde_json::to_string(submitted).unwrap_or_default(), "the generation's submit")
+            .await
+    }
+
+    /// Write a generation's `state` (its `external_id`) on the row under this attempt's lease,
+    /// retried; false when the row is no longer this attempt's. `what` names it in the error.
+    pub(super) async fn write_row_state(&self, row: &RowLease, state: &str, what: &str) -> Result<bool, Failure> {
         let mut last = None;
         for wait in [0, 100, 500, 2_000] {
             tokio::time::sleep(Duration::from_millis(wait)).await;
-            match self.db.set_render_external_id(&row.render_id, &row.token, &text).await {
+            match self.db.set_render_external_id(&row.render_id, &row.token, state).await {
                 Ok(written) => return Ok(written),
                 Err(e) => last = Some(e),
             }
         }
-        Err(Failure::Failed(format!(
-            "could not record the generation's submit: {}",
-            last.map(|e| e.to_string()).unwrap_or_default()
-        )))
+        Err(Failure::Failed(format!("could not record {what}: {}", last.map(|e| e.to_string()).unwrap_or_default())))
     }
 
     /// The clip is paid for from the moment Google accepted it: its price is noted on the
@@ -364,14 +395,14 @@ impl ProviderRouter {
     }
 }
 
-async fn sleep_or_cancel(wait: Duration, cancel: &CancellationToken) -> Result<(), Failure> {
+pub(super) async fn sleep_or_cancel(wait: Duration, cancel: &CancellationToken) -> Result<(), Failure> {
     tokio::select! {
         _ = tokio::time::sleep(wait) => Ok(()),
         _ = cancel.cancelled() => Err(Failure::Cancelled),
     }
 }
 
-fn describe(error: &CallError) -> String {
+pub(super) fn describe(error: &CallError) -> String {
     match error {
         CallError::RateLimited { detail, .. }
         | CallError::Auth { detail, .. }
@@ -381,6 +412,6 @@ fn describe(error: &CallError) -> String {
     }
 }
 
-fn database(e: crate::db::DbError) -> Failure {
+pub(super) fn database(e: crate::db::DbError) -> Failure {
     Failure::Failed(format!("database: {e}"))
 }

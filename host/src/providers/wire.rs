@@ -1,8 +1,8 @@
 //! What every adapter shares: sending a JSON request and sorting the reply into the outcomes
 //! the key queue acts on (success, rate limit, bad key, the provider's fault, our fault).
 
+use super::Provider;
 use super::rate_limit::{self, RateLimitSignal};
-use crate::runtime::bindings::types::Provider;
 use serde_json::Value;
 use std::time::SystemTime;
 
@@ -64,6 +64,10 @@ pub async fn send(
             }
             Ok(Some(chunk)) => body.extend_from_slice(&chunk),
             Ok(None) => break,
+            // A success that broke off mid-body was made (and billed): not a failure to retry.
+            Err(e) if (200..300).contains(&status) => {
+                return Err(CallError::BadAnswer(format!("the answer broke off after {} bytes: {e}", body.len())));
+            }
             Err(e) => {
                 return Err(CallError::Transient { status: Some(status), detail: format!("reading the answer: {e}") });
             }
@@ -81,6 +85,11 @@ pub fn failure(provider: Provider, status: u16, headers: &reqwest::header::Heade
     let detail = error_message(&body, status);
     match status {
         429 => CallError::RateLimited { signal: rate_limit::parse(headers, &body, SystemTime::now()), detail },
+        // ElevenLabs answers a used-up character quota with a 401: the key is fine, its quota is not.
+        401 if provider == Provider::Elevenlabs && elevenlabs_status(&body) == Some("quota_exceeded") => {
+            let signal = RateLimitSignal { retry_after: None, quota_exhausted: true };
+            CallError::RateLimited { signal, detail }
+        }
         _ if is_invalid_key(provider, status, &body) => CallError::Auth { status, detail },
         408 | 500..=599 => CallError::Transient { status: Some(status), detail },
         _ => CallError::Rejected { status, detail },
@@ -107,13 +116,24 @@ fn is_invalid_key(provider: Provider, status: u16, body: &str) -> bool {
                 })
         }
         Provider::Openrouter | Provider::Perplexity => status == 401,
+        Provider::Elevenlabs => status == 401 && elevenlabs_status(body) == Some("invalid_api_key"),
     }
 }
 
-/// The provider's own error message (`error.message` in all four formats), else the body.
+/// ElevenLabs' structured error code: `{"detail": {"status": "invalid_api_key", "message": …}}`.
+fn elevenlabs_status(body: &str) -> Option<&'static str> {
+    let parsed: Value = serde_json::from_str(body).ok()?;
+    let status = parsed.pointer("/detail/status")?.as_str()?;
+    ["invalid_api_key", "quota_exceeded"].into_iter().find(|known| *known == status)
+}
+
+/// The provider's own error message (`error.message` in four formats, ElevenLabs'
+/// `detail.message`, or the first of a validation error's `detail[].msg`), else the body.
 fn error_message(body: &str, status: u16) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let message = parsed.as_ref().and_then(|v| v.pointer("/error/message").and_then(Value::as_str));
+    let message = parsed.as_ref().and_then(|v| {
+        ["/error/message", "/detail/message", "/detail/0/msg"].iter().find_map(|p| v.pointer(p).and_then(Value::as_str))
+    });
     let text = message.unwrap_or(body).trim();
     let text: String = text.chars().take(300).collect();
     if text.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {text}") }
@@ -165,6 +185,45 @@ mod tests {
         assert!(!is_invalid_key(Provider::Gemini, 403, r#"{"error":{"status":"PERMISSION_DENIED"}}"#));
         assert!(is_invalid_key(Provider::Openrouter, 401, "{}"));
         assert!(!is_invalid_key(Provider::Openrouter, 403, r#"{"error":{"message":"flagged by moderation"}}"#));
+        let eleven_bad_key = r#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#;
+        assert!(is_invalid_key(Provider::Elevenlabs, 401, eleven_bad_key));
+        let eleven_quota = r#"{"detail":{"status":"quota_exceeded","message":"This request exceeds your quota."}}"#;
+        assert!(!is_invalid_key(Provider::Elevenlabs, 401, eleven_quota), "a used-up quota is not a bad key");
+    }
+
+    #[test]
+    fn an_elevenlabs_quota_401_cools_the_key_down_and_its_messages_are_read() {
+        let headers = reqwest::header::HeaderMap::new();
+        let quota = br#"{"detail":{"status":"quota_exceeded","message":"This request exceeds your quota."}}"#;
+        let CallError::RateLimited { signal, detail } = failure(Provider::Elevenlabs, 401, &headers, quota) else {
+            panic!("a quota is a rate limit")
+        };
+        assert!(signal.quota_exhausted);
+        assert_eq!(detail, "HTTP 401: This request exceeds your quota.");
+        let missing = br#"{"detail":{"status":"voice_not_found","message":"A voice with that ID was not found."}}"#;
+        assert!(matches!(
+            failure(Provider::Elevenlabs, 404, &headers, missing),
+            CallError::Rejected { status: 404, .. }
+        ));
+        let invalid = br#"{"detail":[{"loc":["body","text"],"msg":"Field required","type":"missing"}]}"#;
+        assert_eq!(error_message(&String::from_utf8_lossy(invalid), 422), "HTTP 422: Field required");
+    }
+
+    #[tokio::test]
+    async fn a_success_that_breaks_off_mid_body_was_made_and_is_not_a_failure_to_retry() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = listener.local_addr().expect("an address");
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("a connection");
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            // 1,000 bytes promised, ten sent, then the connection is gone.
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nonly ten b").await;
+        });
+        let request = reqwest::Client::new().post(format!("http://{address}/v1/text-to-speech/x"));
+        let error = send(Provider::Elevenlabs, request, 1 << 20).await.expect_err("broken off");
+        assert!(matches!(&error, CallError::BadAnswer(m) if m.contains("broke off")), "{error:?}");
     }
 
     #[test]

@@ -74,7 +74,10 @@ impl TemplateBundles {
             return Ok(target);
         }
         let packed = self.registry.bundle(&bundle.template_id, &bundle.version)?;
-        self.install(bundle, &packed)
+        let installed = self.install(bundle, &packed);
+        drop(packed);
+        crate::runtime::cache::release_freed_memory();
+        installed
     }
 
     /// Check `packed` against `bundle`'s digest and unpack it (once per digest); its directory.

@@ -64,6 +64,13 @@ pub struct RenderSettings {
 }
 
 impl RenderSettings {
+    /// The folder of the local Remotion renderer (`render.mjs`, its `node_modules`), which also
+    /// bundles templates' compositions; none when Remotion is off or on Lambda.
+    pub fn local_renderer_dir(&self) -> Option<std::path::PathBuf> {
+        let remotion = self.remotion.as_ref().filter(|r| r.mode == RemotionMode::Local)?;
+        remotion.script.parent().map(std::path::Path::to_path_buf)
+    }
+
     /// The limits of one render process: the render timeout's worth of CPU on every core (so
     /// the limit never cuts a render the timeout would allow), the output cap, and for FFmpeg
     /// 4 GiB of address space.

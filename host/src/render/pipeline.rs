@@ -9,8 +9,9 @@ use super::spec::RenderSpec;
 use super::timeline::{self, Probe};
 use super::{Failure, Progress, RenderScope, RenderSettings};
 use crate::capabilities::ObjectStore;
+use crate::providers::narration::NarrationTask;
 use crate::providers::video::VideoTask;
-use crate::providers::{ProviderRouter, VideoScope};
+use crate::providers::{NarrationOutput, ProviderRouter, VideoScope};
 use crate::runtime::bindings::remotion::RenderResult;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -38,6 +39,8 @@ pub enum RenderTask {
     },
     /// A clip a provider generates (Veo): submitted, polled and downloaded by the host.
     Generation(VideoTask),
+    /// A long text a provider narrates (ElevenLabs), spoken in parts and joined into a WAV.
+    Narration(NarrationTask),
 }
 
 impl RenderTask {
@@ -45,14 +48,22 @@ impl RenderTask {
         match self {
             RenderTask::Spec { .. } => "spec",
             RenderTask::Remotion { .. } => "remotion",
-            RenderTask::Generation(_) => "generation",
+            RenderTask::Generation(_) | RenderTask::Narration(_) => "generation",
+        }
+    }
+
+    /// The media type of its output.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            RenderTask::Narration(_) => "audio/wav",
+            _ => "video/mp4",
         }
     }
 
     /// The ledger type of its charge.
     pub fn event_type(&self) -> &'static str {
         match self {
-            RenderTask::Generation(_) => "ai_generation",
+            RenderTask::Generation(_) | RenderTask::Narration(_) => "ai_generation",
             _ => "render",
         }
     }
@@ -128,6 +139,12 @@ impl Pipeline {
                     "video generation runs on the platform (`vidfarm serve`), not in the dev runner".into(),
                 )),
             },
+            RenderTask::Narration(_) => match &self.generator {
+                Some(_) => Ok("elevenlabs"),
+                None => Err(Failure::Unavailable(
+                    "narration runs on the platform (`vidfarm serve`), not in the dev runner".into(),
+                )),
+            },
         }
     }
 
@@ -168,6 +185,11 @@ impl Pipeline {
             }
             RenderTask::Generation(video) => {
                 if let Some(refusal) = video.refusal() {
+                    return Err(Failure::Invalid(refusal));
+                }
+            }
+            RenderTask::Narration(narration) => {
+                if let Some(refusal) = narration.refusal() {
                     return Err(Failure::Invalid(refusal));
                 }
             }
@@ -231,7 +253,7 @@ impl Pipeline {
         let work = async {
             match task {
                 RenderTask::Spec { spec } => {
-                    self.render_spec(scope, spec, scratch.path(), &output, progress, cancel).await
+                    self.render_spec(scope, spec, scratch.path(), &output, progress, cancel).await.map(|()| 0)
                 }
                 RenderTask::Remotion { composition_id, serve_url, input_props, bundle, .. } => {
                     let remotion = self.settings.remotion.as_ref().ok_or(Failure::Unavailable("no Remotion".into()))?;
@@ -265,28 +287,41 @@ impl Pipeline {
                         remote: &scope.remote,
                     };
                     let limits = self.settings.process_limits(false);
-                    Remotion { settings: remotion, limits }.render(&request, progress, cancel).await
+                    Remotion { settings: remotion, limits }.render(&request, progress, cancel).await.map(|()| 0)
                 }
                 RenderTask::Generation(video) => {
                     let gateway = self.generator.as_ref().ok_or(Failure::Unavailable("no generator".into()))?;
                     let of =
                         VideoScope { customer_id: &scope.customer_id, job_id: &scope.job_id, remote: &scope.remote };
                     let max = self.settings.max_output_bytes;
-                    gateway.generate_video(&of, video, &output, max, progress, cancel).await
+                    gateway.generate_video(&of, video, &output, max, progress, cancel).await.map(|()| 0)
+                }
+                RenderTask::Narration(narration) => {
+                    let gateway = self.generator.as_ref().ok_or(Failure::Unavailable("no generator".into()))?;
+                    let of =
+                        VideoScope { customer_id: &scope.customer_id, job_id: &scope.job_id, remote: &scope.remote };
+                    let to = NarrationOutput { store: self.store.as_ref(), key: output_key, file: &output };
+                    gateway.narrate(&of, narration, &to, progress, cancel).await.map(|(_, parts)| parts)
                 }
             }
         };
-        match tokio::time::timeout(self.settings.timeout, work).await {
+        // A narration's parts, kept until its joined WAV is stored (none for the other tasks).
+        let parts = match tokio::time::timeout(self.settings.timeout, work).await {
             Ok(result) => result?,
             Err(_) => return Err(Failure::Failed(format!("the render took longer than {:?}", self.settings.timeout))),
-        }
+        };
         progress.send_modify(|p| p.stage = "storing");
-        let media = self.describe_output(&output).await?;
+        let media = match task {
+            // A WAV the host wrote itself: its length is its samples.
+            RenderTask::Narration(_) => OutputMedia::of_wav(&output)?,
+            _ => self.describe_output(&output).await?,
+        };
         let size = self
             .store
-            .put_file(output_key, &output, "video/mp4")
+            .put_file(output_key, &output, task.content_type())
             .await
             .map_err(|e| Failure::Failed(format!("storage: {e}")))?;
+        crate::providers::delete_narration_parts(self.store.as_ref(), &scope.render_id, parts).await;
         let url = self.store.public_url(output_key).await;
         let mut metadata = serde_json::json!({
             "backend": backend, "duration_seconds": media.seconds, "width": media.width, "height": media.height,
@@ -298,6 +333,14 @@ impl Pipeline {
                 metadata["provider"] = video.provider.clone().into();
                 metadata["model"] = video.model.clone().into();
                 (video.cost_nusd(), Some((video.provider.clone(), video.model.clone())))
+            }
+            RenderTask::Narration(narration) => {
+                metadata["provider"] = narration.provider.clone().into();
+                metadata["model"] = narration.model.clone().into();
+                metadata["characters"] = narration.text.chars().count().into();
+                metadata["parts"] = narration.parts().len().into();
+                metadata["content_type"] = task.content_type().into();
+                (narration.cost_nusd(), Some((narration.provider.clone(), narration.model.clone())))
             }
             _ => (crate::money::cost_from_usd(media.seconds / 60.0 * self.settings.usd_per_minute), None),
         };
@@ -514,6 +557,15 @@ struct OutputMedia {
     height: u64,
     fps: f64,
     has_audio: bool,
+}
+
+impl OutputMedia {
+    /// A 24 kHz 16-bit mono WAV with a 44-byte header (as `providers::narration_runs` writes).
+    fn of_wav(path: &Path) -> Result<Self, Failure> {
+        let bytes = std::fs::metadata(path).map_err(|e| Failure::Failed(format!("the narration: {e}")))?.len();
+        let seconds = bytes.saturating_sub(44) as f64 / 48_000.0;
+        Ok(Self { seconds, width: 0, height: 0, fps: 0.0, has_audio: true })
+    }
 }
 
 /// An http(s) URL: the host fetches it (locally) or checks it (Lambda), never passes it blind.

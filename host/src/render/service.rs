@@ -105,6 +105,8 @@ impl Renderer for RenderService {
                     output_key: &full,
                     cost_nusd_per_second: match task {
                         RenderTask::Generation(video) => video.cost_nusd() as f64 / f64::from(video.seconds.max(1)),
+                        // Charged by the parts spoken (noted on the hold), not by the second.
+                        RenderTask::Narration(_) => 0.0,
                         _ => self.pipeline.settings.usd_per_minute / 60.0 * 1e9,
                     },
                     margin,
@@ -144,6 +146,11 @@ impl RenderService {
             return self
                 .place(job, seq, "ai_generation", cost, "a video generation needs {held} held (its price)")
                 .await;
+        }
+        if let RenderTask::Narration(narration) = task {
+            // ElevenLabs bills the characters it speaks: the whole text's price, known now.
+            let cost = narration.cost_nusd();
+            return self.place(job, seq, "ai_generation", cost, "a narration needs {held} held (its price)").await;
         }
         let settings = &self.pipeline.settings;
         let stated = match task {

@@ -120,12 +120,17 @@ impl RenderWorker {
             detach: detach.clone(),
             row: Some(row),
         };
-        let heartbeat = self.heartbeat(&render, &token, watcher, started_watcher, cancel.clone(), detach);
+        // The heartbeat runs until the work has returned, a shutdown included: a provider request
+        // the work lets finish (a narration's part) must keep the row, or another host would
+        // take it over and find that part in flight.
+        let heartbeat_stop = CancellationToken::new();
+        let tokens = Tokens { stop: heartbeat_stop.clone(), cancel: cancel.clone(), detach };
+        let heartbeat = self.heartbeat(&render, &token, watcher, started_watcher, tokens);
         let work = self.render(&render, remote, &progress, &cancel);
         let (outcome, ()) = tokio::join!(
             async {
                 let outcome = work.await;
-                cancel.cancel(); // stops the heartbeat
+                heartbeat_stop.cancel();
                 outcome
             },
             heartbeat
@@ -140,7 +145,12 @@ impl RenderWorker {
             self.store_external_id(&render, &token, &id).await;
         }
         if shutdown.is_cancelled() && outcome.is_err() {
-            return; // our own shutdown: the lease runs out and the render runs again
+            // Our own shutdown: the render goes back to the queue for the next attempt (after a
+            // restart, or on another host) rather than wait for its lease to run out.
+            if let Err(e) = self.db.release_render(&render.id, &token).await {
+                tracing::warn!(error = %e, "could not give the render back; it runs again once its lease runs out");
+            }
+            return;
         }
         let written = match &outcome {
             Ok(rendered) => {
@@ -171,7 +181,16 @@ impl RenderWorker {
                 };
                 self.db.finish_render(&render, &token, end).await
             }
-            Err(Failure::Cancelled) => Ok(false), // the row was already ended with the job
+            Err(Failure::Cancelled) => {
+                // The row was already ended with the job: nothing will resume a narration's parts.
+                if let Ok((RenderTask::Narration(narration), _)) =
+                    serde_json::from_str::<(RenderTask, String)>(&render.request)
+                {
+                    let store = self.pipeline.store.as_ref();
+                    crate::providers::delete_narration_parts(store, &render.id, narration.parts().len()).await;
+                }
+                Ok(false)
+            }
             Err(failure) => {
                 let error = failure.to_json().to_string();
                 let metadata = serde_json::json!({
@@ -190,7 +209,9 @@ impl RenderWorker {
             Ok(true) => {
                 let noun = noun(&render);
                 let message = match &outcome {
-                    Ok(r) => format!("{noun} {} finished: {:.1} s of video", render.id, r.seconds),
+                    Ok(r) => {
+                        format!("{noun} {} finished: {:.1} s of {}", render.id, r.seconds, medium(content_type(r)))
+                    }
                     Err(f) => format!("{noun} {} failed: {f}", render.id),
                 };
                 let level = if outcome.is_ok() { "info" } else { "error" };
@@ -199,7 +220,7 @@ impl RenderWorker {
                 let artifact = outcome.as_ref().ok().map(|r| {
                     serde_json::json!({
                         "key": r.result.output_key, "url": r.result.output_url, "size": r.bytes,
-                        "content_type": "video/mp4", "kind": noun,
+                        "content_type": content_type(r), "kind": noun,
                     })
                 });
                 self.emit_with(&render, u32::MAX - 1, level, message, None, artifact).await;
@@ -240,9 +261,9 @@ impl RenderWorker {
         token: &str,
         mut watcher: watch::Receiver<Progress>,
         mut external_id: watch::Receiver<Option<String>>,
-        cancel: CancellationToken,
-        detach: CancellationToken,
+        tokens: Tokens,
     ) {
+        let Tokens { stop, cancel, detach } = tokens;
         let settings = &self.pipeline.settings;
         let lease_ms = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
         let every = (settings.lease / 3).clamp(Duration::from_millis(50), Duration::from_secs(1));
@@ -263,7 +284,7 @@ impl RenderWorker {
                     }
                     continue;
                 }
-                _ = cancel.cancelled() => return,
+                _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
             let now = *watcher.borrow_and_update();
@@ -352,6 +373,27 @@ impl RenderWorker {
             tracing::warn!(error = %e, "could not record a render event");
         }
     }
+}
+
+/// What a render's heartbeat answers to.
+struct Tokens {
+    /// The work has returned: stop heartbeating.
+    stop: CancellationToken,
+    /// Cancelled by the heartbeat when the row stops being ours: stops the work.
+    cancel: CancellationToken,
+    /// Cancelled by the heartbeat when another attempt took the row over: a remote render is
+    /// left running for it.
+    detach: CancellationToken,
+}
+
+/// The output's media type: a narration's metadata names it; every other output is an MP4.
+fn content_type(rendered: &super::Rendered) -> String {
+    let metadata: serde_json::Value = serde_json::from_str(&rendered.result.metadata).unwrap_or_default();
+    metadata["content_type"].as_str().unwrap_or("video/mp4").to_string()
+}
+
+fn medium(content_type: String) -> &'static str {
+    if content_type.starts_with("audio/") { "audio" } else { "video" }
 }
 
 /// What the row is called in the job's log: `render`, or `generation` for a provider's clip.

@@ -9,4 +9,4 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
 });
 
-pub use self::vidfarm::template::{billing, jobs, logging, providers, remotion, storage, types};
+pub use self::vidfarm::template::{billing, jobs, logging, providers, remotion, speech, storage, types};

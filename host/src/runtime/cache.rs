@@ -113,9 +113,11 @@ impl ComponentCache {
 }
 
 /// Give the memory the compiler freed back to the system. glibc keeps what threads freed in
-/// their arenas (the compiling threads' ~25 MB would stay in the server's RSS for good).
+/// their arenas (the compiling threads' ~25 MB would stay in the server's RSS for good), and
+/// after a freed buffer of tens of MB (a Remotion bundle) it raises its thresholds and keeps
+/// the next ones too.
 #[allow(unsafe_code)]
-fn release_freed_memory() {
+pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only returns free pages of the allocator's arenas to the kernel;
     // it takes the arenas' locks itself and touches no memory in use.

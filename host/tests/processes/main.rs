@@ -10,6 +10,7 @@ mod examples;
 mod generation_crash;
 mod multi_host;
 mod multi_host_control;
+mod narration_crash;
 mod operator_cli;
 mod production;
 mod registry_cli;

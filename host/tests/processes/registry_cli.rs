@@ -54,7 +54,7 @@ fn until_serving(client: &Client, host: &Host, version: &str) -> (String, Durati
         if v == version {
             return (greeting, started.elapsed());
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "still on {v}");
+        assert!(started.elapsed() < Duration::from_secs(30), "still on {v}");
     }
 }
 
@@ -92,7 +92,9 @@ fn operators_publish_and_activate_with_the_cli_while_the_host_runs() {
     assert!(ok, "{err}");
     let (greeting, took) = until_serving(&client, &host, "0.2.0");
     assert_eq!(greeting, "Howdy, Ada!");
-    assert!(took < Duration::from_secs(2), "the host followed in {took:?}");
+    // Its registry poll is 250 ms; the bound is loose because a loaded CI machine once took
+    // 2.05 s to load the new version (speed belongs in benchmarks): no restart is the point.
+    assert!(took < Duration::from_secs(10), "the host followed in {took:?}");
     let manifest = client.get(&host, "/templates/hello");
     assert_eq!(manifest["active_version"], "0.2.0");
     assert!(manifest["versions"].as_array().is_some_and(|v| v.iter().any(|v| v == v1.as_str())), "{manifest}");

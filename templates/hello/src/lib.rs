@@ -186,6 +186,46 @@ struct Speak {
     then_wait_for_approval: bool,
 }
 
+/// The payload of `voice`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Voice {
+    provider: VoiceProviderName,
+    /// e.g. `eleven_multilingual_v2`, `eleven_flash_v2_5`, `gpt-4o-mini-tts`.
+    #[schemars(length(min = 1, max = 200))]
+    model: String,
+    #[schemars(length(min = 1, max = 5000))]
+    text: String,
+    /// A voice name, or an ElevenLabs voice id (`JBFqnCBsd6RMkjVDRZzb`).
+    #[schemars(length(min = 1, max = 100))]
+    voice: String,
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    instructions: Option<String>,
+    /// ElevenLabs' `voice_settings` (`stability`, `similarity_boost`, `style`, `speed`, …).
+    #[serde(default)]
+    voice_settings: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    seed: Option<u32>,
+}
+
+/// The payload of `narrate`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Narrate {
+    provider: VoiceProviderName,
+    /// e.g. `eleven_multilingual_v2`, `eleven_flash_v2_5`.
+    #[schemars(length(min = 1, max = 200))]
+    model: String,
+    #[schemars(length(min = 1, max = 50000))]
+    text: String,
+    /// An ElevenLabs voice id (`JBFqnCBsd6RMkjVDRZzb`).
+    #[schemars(length(min = 1, max = 100))]
+    voice: String,
+    #[serde(default)]
+    voice_settings: Option<serde_json::Map<String, Value>>,
+}
+
 /// The payload of `film`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -264,6 +304,18 @@ struct Spoken {
     duration_seconds: f64,
 }
 
+impl From<SpeechResponse> for Spoken {
+    fn from(spoken: SpeechResponse) -> Self {
+        Self {
+            key: spoken.key,
+            url: spoken.url,
+            size: spoken.size,
+            content_type: spoken.content_type,
+            duration_seconds: spoken.duration_seconds,
+        }
+    }
+}
+
 fn speak(ctx: &Context, input: Speak) -> Result<Spoken, TemplateError> {
     let spoken = ctx.providers.generate_speech(&SpeechRequest {
         provider: input.provider.into(),
@@ -277,13 +329,37 @@ fn speak(ctx: &Context, input: Speak) -> Result<Spoken, TemplateError> {
         let _: Value = ctx.jobs.await_human(&json!({ "question": "Keep this recording?" }))?;
     }
     ctx.logger.progress(1.0, "spoken");
-    Ok(Spoken {
-        key: spoken.key,
-        url: spoken.url,
-        size: spoken.size,
-        content_type: spoken.content_type,
-        duration_seconds: spoken.duration_seconds,
-    })
+    Ok(spoken.into())
+}
+
+fn voice(ctx: &Context, input: Voice) -> Result<Spoken, TemplateError> {
+    let spoken = ctx.speech.speak(&SpeakRequest {
+        provider: input.provider.into(),
+        model: input.model,
+        text: input.text,
+        voice: input.voice,
+        key: "speech/voice.wav".into(),
+        instructions: input.instructions,
+        voice_settings: input.voice_settings.map(|s| Value::Object(s).to_string()),
+        seed: input.seed,
+    })?;
+    ctx.logger.progress(1.0, "spoken");
+    Ok(spoken.into())
+}
+
+fn narrate(ctx: &Context, input: Narrate) -> Result<Spoken, TemplateError> {
+    ctx.logger.progress(0.05, "narrating");
+    let spoken = ctx.speech.narrate(&NarrationRequest {
+        provider: input.provider.into(),
+        model: input.model,
+        text: input.text,
+        voice: input.voice,
+        key: "speech/narration.wav".into(),
+        voice_settings: input.voice_settings.map(|s| Value::Object(s).to_string()),
+        seed: None,
+    })?;
+    ctx.logger.progress(1.0, "narrated");
+    Ok(spoken.into())
 }
 
 fn film(ctx: &Context, input: Film) -> Result<Filmed, TemplateError> {
@@ -371,6 +447,16 @@ fn template() -> Template {
         )
         .operation(Operation::new("place-text", "Where text fits on an image (analyze-image-layout).", place_text))
         .operation(Operation::new("speak", "Say a text and store the WAV (generate-speech).", speak))
+        .operation(Operation::new(
+            "voice",
+            "Say a text with any voice provider, ElevenLabs included (speech.speak).",
+            voice,
+        ))
+        .operation(Operation::new(
+            "narrate",
+            "Read a long text aloud into one WAV (speech.narrate, ElevenLabs).",
+            narrate,
+        ))
         .operation(
             Operation::new("film", "Generate a video clip and store it (generate-video, minutes).", film)
                 .webhooks()

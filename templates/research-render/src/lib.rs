@@ -1,7 +1,7 @@
 //! `research-render`: the hybrid pattern. `produce` researches a topic with Perplexity, has a
 //! writer turn the findings into on-screen captions, draws one image per caption, asks a
 //! vision model where each caption fits on its image (analyze-image-layout), and renders the
-//! captions over the images with Remotion. The research notes are stored beside the video.
+//! captions over the images with its own Remotion composition (`Explainer`, in `remotion/`). The research notes are stored beside the video.
 
 use vidfarm_guest::prelude::*;
 use vidfarm_guest::text::{data_url, extract_json};
@@ -139,7 +139,7 @@ fn produce(ctx: &Context, input: Produce) -> Result<Produced, TemplateError> {
         "title": input.topic, "scenes": scenes,
     });
     let rendered = ctx.remotion.render(&RenderRequest {
-        composition_id: "Slideshow".into(),
+        composition_id: "Explainer".into(),
         serve_url: None,
         entry_point: None,
         output_key: Some("explainer.mp4".into()),

@@ -1,8 +1,8 @@
 //! `ugc-voiceover`: the pure-AI multi-stage pattern. Three operations a product chains:
 //! `scaffold` (topic → a scene-by-scene script, generate-text), `storyboard` (script → one
 //! generated image per scene, stored), `render` (storyboard → a captioned vertical video,
-//! Remotion `Slideshow`, narrated scene by scene when a `narrator` is given: each scene lasts
-//! as long as its spoken line). Each stage is its own job, so a customer can review and edit
+//! its own Remotion composition `UgcVideo` in `remotion/`, narrated scene by scene when a
+//! `narrator` is given: each scene lasts as long as its spoken line). Each stage is its own job, so a customer can review and edit
 //! the script or swap an image before paying for the next one.
 
 use vidfarm_guest::prelude::*;
@@ -130,29 +130,24 @@ fn storyboard(ctx: &Context, input: StoryboardRequest) -> Result<Storyboard, Tem
     Ok(Storyboard { title: input.script.title, frames })
 }
 
-/// The providers that speak.
-#[derive(Deserialize, JsonSchema, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum Voice {
-    Openai,
-    Gemini,
-}
-
 /// Who reads the narration aloud, with the customer's key for that provider.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Narrator {
-    provider: Voice,
-    /// e.g. `gpt-4o-mini-tts`, `tts-1`, `gemini-2.5-flash-preview-tts`.
+    provider: VoiceProviderName,
+    /// e.g. `gpt-4o-mini-tts`, `tts-1`, `gemini-2.5-flash-preview-tts`, `eleven_multilingual_v2`.
     #[schemars(length(min = 1, max = 200))]
     model: String,
-    /// e.g. `alloy` (OpenAI), `Kore` (Gemini).
+    /// e.g. `alloy` (OpenAI), `Kore` (Gemini), a voice id such as `JBFqnCBsd6RMkjVDRZzb` (ElevenLabs).
     #[schemars(length(min = 1, max = 100))]
     voice: String,
-    /// How to speak: tone, pace, accent.
+    /// How to speak: tone, pace, accent (OpenAI, Gemini).
     #[serde(default)]
     #[schemars(length(max = 500))]
     instructions: Option<String>,
+    /// ElevenLabs' `voice_settings`: `stability`, `similarity_boost`, `style`, `speed`.
+    #[serde(default)]
+    voice_settings: Option<serde_json::Map<String, Value>>,
 }
 
 /// The payload of `render`.
@@ -185,20 +180,18 @@ fn render(ctx: &Context, input: RenderRequestIn) -> Result<RenderedVideo, Templa
     let mut scenes = Vec::with_capacity(total);
     for (i, frame) in input.storyboard.frames.iter().enumerate() {
         let mut scene = json!({ "imageUrl": frame.image, "text": frame.narration,
-            "durationSeconds": seconds_for(&frame.narration),
-            "layout": { "zone": "bottom", "align": "center", "maxWidthPercent": 86 } });
+            "durationSeconds": seconds_for(&frame.narration) });
         // A frame with nothing to say (blank narration) stays silent.
         if let Some(narrator) = input.narrator.as_ref().filter(|_| !frame.narration.trim().is_empty()) {
-            let spoken = ctx.providers.generate_speech(&SpeechRequest {
-                provider: match narrator.provider {
-                    Voice::Openai => Provider::Openai,
-                    Voice::Gemini => Provider::Gemini,
-                },
+            let spoken = ctx.speech.speak(&SpeakRequest {
+                provider: narrator.provider.into(),
                 model: narrator.model.clone(),
                 text: frame.narration.clone(),
                 voice: narrator.voice.clone(),
                 key: format!("narration/scene-{:02}.wav", i + 1),
                 instructions: narrator.instructions.clone(),
+                voice_settings: narrator.voice_settings.clone().map(|s| Value::Object(s).to_string()),
+                seed: None,
             })?;
             // The scene lasts as long as its line, and never less than reading the caption takes.
             scene["durationSeconds"] =
@@ -214,7 +207,7 @@ fn render(ctx: &Context, input: RenderRequestIn) -> Result<RenderedVideo, Templa
     });
     ctx.logger.progress(0.05, "render submitted");
     let rendered = ctx.remotion.render(&RenderRequest {
-        composition_id: "Slideshow".into(),
+        composition_id: "UgcVideo".into(),
         serve_url: None,
         entry_point: None,
         output_key: Some("ugc.mp4".into()),

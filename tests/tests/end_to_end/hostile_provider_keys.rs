@@ -12,7 +12,7 @@ const WITHIN: Duration = Duration::from_secs(30);
 async fn server_with(fakes: &FakeProviders, platform_openai: Option<&str>) -> TestServer {
     let endpoints = fakes.endpoints();
     let platform = platform_openai.map(|secret| vidfarm::config::PlatformKey {
-        provider: vidfarm::runtime::bindings::types::Provider::Openai,
+        provider: vidfarm::providers::Provider::Openai,
         secret: secret.into(),
         source: "platform",
     });

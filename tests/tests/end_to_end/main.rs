@@ -32,4 +32,5 @@ mod retries;
 mod sandbox;
 mod storage;
 mod template_compositions;
+mod voices;
 mod webhooks;

@@ -11,17 +11,28 @@ use vidfarm_tests::server::TestServer;
 
 const WITHIN: Duration = Duration::from_secs(240);
 
-async fn server_with(fakes: &FakeProviders, s3: Option<&S3Server>) -> TestServer {
+async fn server_with(fakes: &FakeProviders, s3: Option<&S3Server>, own_compositions: bool) -> TestServer {
     let endpoints = fakes.endpoints();
     let s3 = s3.map(|s| s.settings.clone());
     TestServer::start_with(
         move |c| {
             c.providers.endpoints = endpoints;
             c.s3 = s3;
+            // ugc-voiceover and research-render render their own compositions.
+            c.builtin_compositions = own_compositions;
+            c.example_cache = Some(vidfarm_tests::server::shared_bundle_cache());
         },
         true,
     )
     .await
+}
+
+/// The server, once `template` is served with its compositions (bundled in the background:
+/// once per test run, the first time a few seconds of webpack).
+async fn server_for(template: &str, fakes: &FakeProviders, s3: Option<&S3Server>) -> TestServer {
+    let server = server_with(fakes, s3, true).await;
+    server.wait_for_template(template, WITHIN).await;
+    server
 }
 
 async fn add_key(server: &TestServer, provider: &str, secret: &str) {
@@ -66,7 +77,7 @@ async fn ugc_voiceover_does_the_same_on_s3() {
 
 async fn ugc_voiceover(s3: Option<&S3Server>) {
     let fakes = FakeProviders::start().await;
-    let server = server_with(&fakes, s3).await;
+    let server = server_for("ugc-voiceover", &fakes, s3).await;
     add_key(&server, "openai", "sk-openai-ugc-0001").await;
     let script = json!({ "title": "Tide pools", "scenes": [
         { "narration": "Tide pools hide whole worlds.", "visual": "a rocky tide pool at dawn" },
@@ -112,8 +123,8 @@ async fn ugc_voiceover(s3: Option<&S3Server>) {
 #[tokio::test]
 async fn ugc_voiceover_speaks_each_scene_and_the_videos_audio_lasts_as_long_as_the_scenes() {
     let fakes = FakeProviders::start().await;
-    let server = server_with(&fakes, None).await;
-    add_key(&server, "openai", "sk-openai-voice-0001").await;
+    let server = server_for("ugc-voiceover", &fakes, None).await;
+    add_key(&server, "elevenlabs", "xi-voice-key-0001").await;
     let image = format!(
         "data:image/png;base64,{}",
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, vidfarm_tests::fake_providers::PNG)
@@ -124,7 +135,9 @@ async fn ugc_voiceover_speaks_each_scene_and_the_videos_audio_lasts_as_long_as_t
         "Look closely, and never lift the rocks: the crabs live under them.",
     ];
     let frames: Vec<Value> = lines.iter().map(|l| json!({ "narration": l, "image": image })).collect();
-    let narrator = json!({ "provider": "openai", "model": "tts-1", "voice": "nova", "instructions": "warm" });
+    // ElevenLabs' "George", a little steadier than its default.
+    let narrator = json!({ "provider": "elevenlabs", "model": "eleven_multilingual_v2",
+                           "voice": "JBFqnCBsd6RMkjVDRZzb", "voice_settings": { "stability": 0.6 } });
     let payload = json!({ "storyboard": { "title": "Tide pools", "frames": frames }, "narrator": narrator,
                           "width": 360, "height": 640 });
     let job_id = server.create_job("ugc-voiceover", "render", payload).await;
@@ -146,13 +159,15 @@ async fn ugc_voiceover_speaks_each_scene_and_the_videos_audio_lasts_as_long_as_t
     assert!(audio.mean_volume_db > -40.0, "the narration is audible, not silence: {audio:?}");
 
     let seen = fakes.seen();
-    let said: Vec<&str> = seen.iter().filter(|s| s.path == "speech").filter_map(|s| s.body["input"].as_str()).collect();
+    let said: Vec<&str> =
+        seen.iter().filter(|s| s.provider == "elevenlabs").filter_map(|s| s.body["text"].as_str()).collect();
     assert_eq!(said, lines, "each scene's line was spoken once, in order");
-    assert!(seen.iter().all(|s| s.body["voice"] == "nova"));
+    assert!(seen.iter().filter(|s| s.provider == "elevenlabs").all(|s| s.body["voice_id"] == "JBFqnCBsd6RMkjVDRZzb"));
+    assert!(seen.iter().filter(|s| s.provider == "elevenlabs").all(|s| s.body["voice_settings"]["stability"] == 0.6));
     let ledger = server.platform.db.job_ledger(&job_id).await.expect("ledger");
     let speech: Vec<i64> = ledger.iter().filter(|r| r.event_type == "ai_generation").map(|r| r.cost_nusd).collect();
-    let chars: Vec<i64> = lines.iter().map(|l| l.chars().count() as i64 * 15_000).collect();
-    assert_eq!(speech, chars, "each line billed at tts-1's $15 per 1M characters");
+    let chars: Vec<i64> = lines.iter().map(|l| l.chars().count() as i64 * 100_000).collect();
+    assert_eq!(speech, chars, "each line billed at Multilingual v2's $0.10 per 1,000 characters");
     assert_eq!(charges(&ledger, "render"), 1, "{ledger:?}");
     let logs = server.get_json(&format!("/templates/ugc-voiceover/jobs/{job_id}/logs")).await;
     let narrations =
@@ -174,7 +189,7 @@ async fn research_render_does_the_same_on_s3() {
 
 async fn research_render(s3: Option<&S3Server>) {
     let fakes = FakeProviders::start().await;
-    let server = server_with(&fakes, s3).await;
+    let server = server_for("research-render", &fakes, s3).await;
     add_key(&server, "perplexity", "pplx-research-0001").await;
     add_key(&server, "openai", "sk-openai-research-0001").await;
     add_key(&server, "gemini", "gemini-layout-0001").await;
@@ -223,7 +238,7 @@ async fn storyteller_does_the_same_on_local_disk() {
 
 async fn storyteller(s3: Option<&S3Server>) {
     let fakes = FakeProviders::start().await;
-    let server = server_with(&fakes, s3).await;
+    let server = server_with(&fakes, s3, false).await;
     add_key(&server, "openai", "sk-openai-story-0001").await;
     let story = json!([
         { "title": "The lost kite", "text": "A red kite slips from a child's hand." },

@@ -493,7 +493,7 @@ async fn platform_keys_serve_only_customers_without_their_own_and_are_recorded_a
         move |c| {
             c.providers.endpoints = endpoints;
             c.providers.platform_keys = vec![vidfarm::config::PlatformKey {
-                provider: vidfarm::runtime::bindings::types::Provider::Openai,
+                provider: vidfarm::providers::Provider::Openai,
                 secret: "sk-platform-env-1".into(),
                 source: "environment",
             }];

@@ -165,7 +165,7 @@ fn smaller_bundle() -> Vec<u8> {
         std::fs::write(dir.path().join("remotion").join(file), text).expect("written");
     }
     let packed = dir.path().join("smaller.remotion.tar");
-    let bundled = vidfarm::devrun::build::pack_compositions(dir.path(), &packed);
+    let bundled = vidfarm::devrun::build::pack_compositions(dir.path(), &packed, None);
     assert!(bundled.expect("bundled"), "the folder has a remotion/ project");
     std::fs::read(packed).expect("packed")
 }
@@ -202,7 +202,7 @@ fn the_scaffold_remotion_folder_bundles_as_it_is() {
     let scaffolds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/scaffolds");
     vidfarm::devrun::build::add_compositions("my-film", dir.path(), Some(&scaffolds)).expect("added");
     let packed = dir.path().join("my-film.remotion.tar");
-    assert!(vidfarm::devrun::build::pack_compositions(dir.path(), &packed).expect("bundled"));
+    assert!(vidfarm::devrun::build::pack_compositions(dir.path(), &packed, None).expect("bundled"));
     let mut archive = tar::Archive::new(std::fs::File::open(&packed).expect("packed"));
     let mut files = std::collections::HashMap::new();
     for entry in archive.entries().expect("entries") {
@@ -216,4 +216,26 @@ fn the_scaffold_remotion_folder_bundles_as_it_is() {
     assert!(files.contains_key("index.html"), "{:?}", files.keys());
     assert_eq!(files["vidfarm-bundle.json"], r#"{"entry_point":"remotion/index.ts"}"#);
     assert!(files.values().any(|js| js.contains("my-film")), "the scaffold's default title is the template's name");
+}
+
+/// `ugc-voiceover` and `research-render` render compositions of their own: a host that cannot
+/// render a template's bundle (Remotion off here; on Lambda alike) does not publish them, rather
+/// than take renders — after paying for their AI stages — that would fail.
+#[tokio::test]
+async fn without_a_local_renderer_the_built_ins_with_their_own_compositions_are_not_published() {
+    let server = TestServer::start_with(
+        |c| {
+            c.render.remotion = None;
+            c.builtin_compositions = true;
+            c.example_cache = Some(vidfarm_tests::server::shared_bundle_cache());
+        },
+        false,
+    )
+    .await;
+    assert_eq!(server.get("/templates/hello").send().await.expect("sent").status(), 200);
+    for id in ["ugc-voiceover", "research-render"] {
+        let status = server.get(&format!("/templates/{id}")).send().await.expect("sent").status();
+        assert_eq!(status, 404, "{id} is not served without its compositions");
+    }
+    server.stop().await;
 }

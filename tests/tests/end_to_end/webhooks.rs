@@ -50,6 +50,20 @@ async fn deliveries(server: &TestServer, query: &str) -> Vec<Value> {
         .clone()
 }
 
+/// A delivery is marked once the receiver's answer is back, a moment after the receiver got
+/// the request: poll the listing until it shows what the test waits for.
+async fn deliveries_when(server: &TestServer, query: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let listed = deliveries(server, query).await;
+        if done(&listed) {
+            return listed;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never recorded; got {listed:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_job_event_arrives_signed_and_verified_by_an_independent_implementation() {
     let receiver = Receiver::start(0);
@@ -94,7 +108,10 @@ async fn every_job_event_arrives_signed_and_verified_by_an_independent_implement
     assert!(first["webhook_secret"].as_str().is_some_and(|s| s.starts_with("whsec_")), "{first}");
     let second: Value = create().send().await.expect("sent").json().await.expect("json");
     assert!(second["webhook_secret"].is_null(), "shown once only: {second}");
-    let listed = deliveries(&server, &format!("?job_id={job_id}")).await;
+    let listed = deliveries_when(&server, &format!("?job_id={job_id}"), |l| {
+        l.len() >= 6 && l.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
     assert!(listed.len() >= 6, "{listed:#?}");
     for delivery in &listed {
         assert_eq!(delivery["status"], "delivered", "{delivery}");
@@ -159,7 +176,10 @@ async fn retry_after_is_honoured_and_410_gone_disables_the_destination() {
     tokio::time::sleep(Duration::from_millis(900)).await;
     receiver.answer(200, json!({})).await;
     let received = wait_received(&receiver, |r| has_lifecycle(&types_at(r, "/busy"))).await;
-    let queued = deliveries(&server, &format!("?job_id={job_id}"))
+    let queued_answered = |l: &[Value]| {
+        l.iter().any(|d| d["event_type"] == "job.queued" && d["attempts"].as_array().is_some_and(|a| a.len() >= 2))
+    };
+    let queued = deliveries_when(&server, &format!("?job_id={job_id}"), queued_answered)
         .await
         .into_iter()
         .find(|d| d["event_type"] == "job.queued")
@@ -208,7 +228,10 @@ async fn a_delivery_can_be_sent_again_with_the_same_webhook_id() {
     let job_id = server.create_job("hello", "greet", json!({ "name": "Bo" })).await;
     server.wait_for("hello", &job_id, &["succeeded"], WITHIN).await;
     wait_received(&receiver, |r| has_lifecycle(&types_at(r, "/again"))).await;
-    let delivered = deliveries(&server, &format!("?job_id={job_id}&status=delivered")).await;
+    let delivered = deliveries_when(&server, &format!("?job_id={job_id}&status=delivered"), |l| {
+        l.iter().any(|d| d["event_type"] == "job.succeeded")
+    })
+    .await;
     let id = delivered.iter().find(|d| d["event_type"] == "job.succeeded").expect("succeeded")["id"]
         .as_str()
         .expect("id")

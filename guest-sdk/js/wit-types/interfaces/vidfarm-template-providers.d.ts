@@ -153,15 +153,16 @@ declare module 'vidfarm:template/providers@0.1.0' {
    * provider). The host holds its price, submits it with one of the customer's keys,
    * stores the provider's operation id before anything else, and suspends the job (no
    * instance is kept) while it polls; the clip is downloaded into storage and the job
-   * resumes with it. A host crash at any point neither submits nor pays again.
+   * resumes with it. A host that stops after the submit polls the same operation; one that
+   * stops during the submit fails the call rather than submit (and pay) again.
    */
   export interface VideoRequest {
     /**
-     * `gemini` (Veo, `predictLongRunning`) or `openai` (`/v1/videos`).
+     * `gemini` (Veo, `predictLongRunning`); OpenAI's Videos API shut down in 2026.
      */
     provider: Provider,
     /**
-     * e.g. `veo-3.1-generate-preview`, `veo-3.1-fast-generate-preview`, `sora-2`
+     * e.g. `veo-3.1-generate-preview`, `veo-3.1-fast-generate-preview`
      */
     model: string,
     /**
@@ -169,7 +170,7 @@ declare module 'vidfarm:template/providers@0.1.0' {
      */
     prompt: string,
     /**
-     * The clip's length: Veo 4, 6 or 8 (Veo 2: 5 to 8); OpenAI 4, 8 or 12.
+     * The clip's length: 4, 6 or 8 (Veo 3.1).
      */
     durationSeconds: number,
     /**
@@ -177,7 +178,7 @@ declare module 'vidfarm:template/providers@0.1.0' {
      */
     aspectRatio: string,
     /**
-     * What to keep out of the clip (Veo only; refused for OpenAI).
+     * What to keep out of the clip: at most 1,000 characters.
      */
     negativePrompt?: string,
     /**

@@ -573,7 +573,7 @@ async function providerKeys() {
   const errors = el("div");
   const field = (id, label, input) => el("div", { class: "field" }, el("label", { for: id }, label), input);
   const provider = el("select", { id: "pk-provider", name: "provider" },
-    ...["openai", "gemini", "openrouter", "perplexity"].map((p) => el("option", { value: p }, p)));
+    ...["openai", "gemini", "openrouter", "perplexity", "elevenlabs"].map((p) => el("option", { value: p }, p)));
   const secret = el("input", { id: "pk-secret", name: "secret", type: "password", autocomplete: "off", required: true, minlength: 8 });
   const label = el("input", { id: "pk-label", name: "label", maxlength: 100 });
   const weight = el("input", { id: "pk-weight", name: "weight", type: "number", min: 1, max: 1000, value: 1 });

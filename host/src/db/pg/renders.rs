@@ -178,6 +178,21 @@ impl super::Pg {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Postgres twin of `Sqlite::release_render`: give a render back to the queue at once.
+    pub async fn release_render(&self, id: &str, token: &str) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE renders SET lease_expires_at = $1, updated_at = $2
+             WHERE id = $3 AND lease_token = $4 AND status = 'running'",
+        )
+        .bind(now_ms() - 1)
+        .bind(now_ms())
+        .bind(id)
+        .bind(token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Postgres twin of `Sqlite::finish_render`: record how a render ended (and its charge,
     /// keyed by the job's effect so it is written once), if it is still this worker's; false
     /// otherwise.
