@@ -37,6 +37,28 @@ async function selectRegisteredComposition(options, isCancelled) {
 	}
 }
 
+// Chromium started under load now and then dies before Remotion can reach it ("Failed to
+// launch the browser process! ... Closed with null signal: SIGSEGV", seen once in a CI run of
+// 161 renders). Nothing has been rendered or spent then, so starting it again repeats nothing;
+// a browser that cannot start at all fails the same way three times and is reported.
+const LAUNCH_FAILED = /Failed to launch the browser process/;
+const LAUNCH_RETRY_DELAYS_MS = [500, 2000];
+
+async function openBrowserWithRetries(options, isCancelled) {
+	for (let attempt = 0; ; attempt++) {
+		try {
+			return await openBrowser('chrome', options);
+		} catch (err) {
+			const delay = LAUNCH_RETRY_DELAYS_MS[attempt];
+			if (delay === undefined || isCancelled() || !LAUNCH_FAILED.test(String(err?.message ?? err))) {
+				throw err;
+			}
+			console.error(`render-local: the browser did not start (${String(err?.message ?? err).split('\n')[0]}), starting it again in ${delay} ms`);
+			await new Promise((resolve) => setTimeout(resolve, delay));
+		}
+	}
+}
+
 export class InvalidRequestError extends Error {
 	constructor(message) {
 		super(message);
@@ -146,12 +168,10 @@ export const renderLocally = async (opts) => {
 		const t0 = Date.now();
 		const took = (what) => console.error(`render-local: ${what} after ${Date.now() - t0} ms`);
 		onProgress({progress: 0, stage: 'preparing', renderedFrames: 0, encodedFrames: 0});
-		browser = await openBrowser('chrome', {
-			browserExecutable,
-			chromiumOptions,
-			chromeMode,
-			logLevel: LOG_LEVEL,
-		});
+		browser = await openBrowserWithRetries(
+			{browserExecutable, chromiumOptions, chromeMode, logLevel: LOG_LEVEL},
+			() => cancelled,
+		);
 		if (cancelled) {
 			throw new Error('render cancelled');
 		}

@@ -52,6 +52,38 @@ async fn cancelling_the_job_stops_node_and_chromium() {
     }
 }
 
+#[tokio::test]
+async fn a_browser_that_dies_as_it_starts_is_started_again_and_the_render_succeeds() {
+    // Chromium under load now and then dies of SIGSEGV before Remotion reaches it (seen in CI).
+    // This browser does so on its first start, then is Debian's Chromium.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let browser = dir.path().join("chromium-crashing-once");
+    let crashed = dir.path().join("crashed");
+    std::fs::write(
+        &browser,
+        format!(
+            "#!/bin/sh\nif [ ! -e {crashed} ]; then : > {crashed}; kill -SEGV $$; fi\nexec /usr/bin/chromium \"$@\"\n",
+            crashed = crashed.display()
+        ),
+    )
+    .expect("written");
+    std::fs::set_permissions(&browser, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("executable");
+    let path = browser.display().to_string();
+    let server = TestServer::start_with(
+        move |c| {
+            if let Some(remotion) = c.render.remotion.as_mut() {
+                remotion.chromium = path;
+            }
+        },
+        true,
+    )
+    .await;
+    let job_id = server.create_job("storyteller", "scene", scene(1.0, 320, 180)).await;
+    let job = server.wait_for("storyteller", &job_id, &["succeeded", "failed"], WITHIN).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(crashed.exists(), "the first start crashed");
+}
+
 fn uuid_like() -> String {
     format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_nanos())
 }
