@@ -32,11 +32,20 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-eval "$(PG_DURABLE=1 "$ROOT/scripts/pg-test-server.sh" start)"
+# PG_STATS=1: after each PostgreSQL row, the statements that took the server's time, per job
+# (pg_stat_statements), on stderr.
+stats_opts=""
+[ "${PG_STATS:-0}" = 1 ] && stats_opts="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+eval "$(PG_DURABLE=1 PG_OPTS="$stats_opts" "$ROOT/scripts/pg-test-server.sh" start)"
 SERVER="${VIDFARM_TEST_PG%/*}"
+[ "${PG_STATS:-0}" = 1 ] && psql "$VIDFARM_TEST_PG" -qAtc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})"; }
 export VIDFARM_EXAMPLE_TEMPLATES=off VIDFARM_SHUTDOWN_GRACE_MS=2000 VIDFARM_LOG=warn
 WORKER_LOG="warn,vidfarm::engine::worker=info"
+
+# CPU seconds (user + system) the given processes have used so far.
+cpu_of() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+pg_backends() { pgrep -P "$(head -1 "$VIDFARM_TEST_PG_DIR/data/postmaster.pid")" | paste -sd ' '; }
 
 # run LABEL DATABASE_URL(empty: SQLite) WORKERS: one fresh platform, one loadgen run, one row.
 run() {
@@ -66,6 +75,9 @@ run() {
   # Write transactions: only a transaction that writes gets a transaction id (reads, the status
   # polls among them, get none), so the ids used between two readings count the writes.
   [ -n "$url" ] && commits0="$(psql "$url" -Atc "SELECT txid_current()")"
+  local pg0=0 pg1=0
+  [ -n "$url" ] && pg0="$(cpu_of $(pg_backends))"
+  [ -n "$url" ] && [ "${PG_STATS:-0}" = 1 ] && psql "$VIDFARM_TEST_PG" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null
   headers="$(jq -cn --arg u "$cus" --arg k "$key" '{"vidfarm-user-id": $u, "vidfarm-api-key": $k}')"
   out="$(node "$LOADGEN" -n "$JOBS" -c "$CONC" --base-url "http://127.0.0.1:$port" \
     --create-path "/templates/$TEMPLATE/operations/$OPERATION" --status-path "/templates/$TEMPLATE/jobs/{id}" \
@@ -75,6 +87,13 @@ run() {
   if [ -n "$url" ]; then
     sleep 1
     commits1="$(psql "$url" -Atc "SELECT txid_current()")"
+    if [ "${PG_STATS:-0}" = 1 ]; then
+      echo "bench-pg: $label, server time per job by statement (µs of execution, calls per job):" >&2
+      psql "$VIDFARM_TEST_PG" -qAt -F ' | ' -c "SELECT round((total_exec_time * 1000 / $JOBS)::numeric, 1),
+          round((calls::numeric / $JOBS), 2), left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '${url##*/}'
+        ORDER BY total_exec_time DESC LIMIT 14" >&2
+    fi
     per_job="$(awk -v a="$commits0" -v b="$commits1" -v n="$JOBS" 'BEGIN {printf "%.1f", (b - a - 1) / n}')"
     latency="$(psql "$url" -Atc "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY started_at - created_at)::numeric, 1)
       || ' / ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY started_at - created_at)::numeric, 1) FROM jobs")"
@@ -86,6 +105,12 @@ print(f"{d[len(d) // 2]} / {d[int((len(d) - 1) * 0.99)]}")
 PY
 )"
   fi
+  # CPU per job, ms: the vidfarm processes (the whole run, start-up included) and, on
+  # PostgreSQL, the server's processes during the load.
+  [ -n "$url" ] && pg1="$(cpu_of $(pg_backends))"
+  local tick ours
+  tick="$(getconf CLK_TCK)" ours="$(cpu_of "${PIDS[@]}")"
+  echo "bench-pg: $label: CPU per job: vidfarm $(awk -v t="$ours" -v k="$tick" -v n="$JOBS" 'BEGIN {printf "%.2f", t / k * 1000 / n}') ms, PostgreSQL $(awk -v a="$pg0" -v b="$pg1" -v k="$tick" -v n="$JOBS" 'BEGIN {printf "%.2f", (b - a) / k * 1000 / n}') ms" >&2
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   PIDS=()

@@ -52,6 +52,8 @@ as_user "$bin/initdb" -D "$dir/data" -U vidfarm --auth=trust -E UTF8 --no-sync >
 # Each test host opens a small pool; hosts of parallel tests add up.
 relaxed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 [ "${PG_DURABLE:-0}" = 1 ] && relaxed=""
+# PG_OPTS: more `-c name=value` settings (the benchmark's PG_STATS=1 loads pg_stat_statements).
+relaxed="$relaxed ${PG_OPTS:-}"
 as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
   -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=600 $relaxed -c shared_buffers=256MB" >/dev/null \
   || { cat "$dir/server.log" >&2; exit 1; }

@@ -261,6 +261,21 @@ const stop = async (reason) => {
 	}
 	process.exit(1);
 };
+// An error thrown outside the render's own steps (an event of Chromium's connection, a timer
+// inside Remotion) would end Node with no error line, so the host would see only "exit 1". It
+// is logged in full; the render's own steps usually fail right after with the error that
+// matters, and report it. If they have not within a few seconds, this error is the failure.
+const STRAY_ERROR_GRACE_MS = 5000;
+const strayError = (err) => {
+	console.error('render.mjs: an error outside the render\'s steps:', err?.stack ?? err);
+	setTimeout(() => {
+		if (!stopping) {
+			fail(isInvalidRequestError(err) ? 'invalid_request' : 'failed', errorMessage(err));
+		}
+	}, STRAY_ERROR_GRACE_MS);
+};
+process.on('uncaughtException', strayError);
+process.on('unhandledRejection', strayError);
 process.on('SIGTERM', () => stop('render cancelled (SIGTERM)'));
 process.on('SIGINT', () => stop('render cancelled (SIGINT)'));
 

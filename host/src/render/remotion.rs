@@ -201,12 +201,21 @@ impl Remotion<'_> {
         match outcome {
             Some(Ok(())) if status.success() => Ok(()),
             Some(Err(failure)) => Err(failure),
-            _ => {
-                let last = logs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-                Err(Failure::Failed(format!("the Remotion script exited with {status}: {last}")))
-            }
+            _ => Err(Failure::Failed(format!("the Remotion script exited with {status}: {}", died_with(&logs)))),
         }
     }
+}
+
+/// What a script that ended without its error line left in its log: the last error Node
+/// printed (it prints the thrown error above the stack and its own version last), else the
+/// last line.
+fn died_with(logs: &str) -> &str {
+    let lines = || logs.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .rev()
+        .find(|l| !l.starts_with("at ") && l.contains("Error"))
+        .or_else(|| lines().next_back())
+        .unwrap_or("no message")
 }
 
 /// Signal the render's whole process group (node and the Chromium it started), through
@@ -217,5 +226,20 @@ fn signal_group(pid: Option<u32>, signal: &str) {
             .args([signal, "--", &format!("-{pid}")])
             .stderr(std::process::Stdio::null())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::died_with;
+
+    #[test]
+    fn a_script_that_died_is_reported_by_the_error_it_threw_not_by_nodes_version() {
+        let logs = "render-local: selecting\nfile:///r/render.mjs:12\n        throw err;\n        ^\n\n\
+                    TypeError: Cannot read properties of undefined (reading 'close')\n    at Socket.<anonymous> (x.js:1:2)\n\
+                    {\n  code: 'X'\n}\n\nNode.js v20.20.2\n";
+        assert_eq!(died_with(logs), "TypeError: Cannot read properties of undefined (reading 'close')");
+        assert_eq!(died_with("just a line\n\n"), "just a line");
+        assert_eq!(died_with(""), "no message");
     }
 }

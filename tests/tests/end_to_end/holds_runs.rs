@@ -110,3 +110,40 @@ async fn child_fan_outs_never_take_a_30_cent_customer_below_zero() {
     assert!(parents.iter().any(|p| p["status"] == "failed") || parents.len() < 5, "the limit stopped a fan-out");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_credit_given_while_runs_spin_caps_their_cpu_charges_however_many_end_at_once() {
+    // Runs that started while the customer had no limit hold nothing; a credit given while
+    // they spin must still bound what their CPU is charged when they all end at once (one
+    // cancel stops six children together, so their ends are written together).
+    let server = TestServer::start_with(
+        |c| {
+            c.cpu_usd_per_billion_fuel = 1.0;
+            c.max_concurrent_jobs = 64;
+        },
+        true,
+    )
+    .await;
+    let parent = server.create_job("sandbox-probe", "spawn-spinners", json!({ "children": 6 })).await;
+    server.wait_for("sandbox-probe", &parent, &["waiting_for_child"], WITHIN).await;
+    let children: Vec<String> = (1..=6).map(|n| format!("{parent}_c{n}")).collect();
+    for child in &children {
+        server.wait_for("sandbox-probe", child, &["running"], WITHIN).await;
+    }
+    assert!(server.platform.db.add_credit(&server.customer.id, FIVE_CENTS).await.expect("credited"));
+    // At $1 per billion units (charged at margin 2), each run burns past five cents in this time.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cancel = server.post(&format!("/templates/sandbox-probe/jobs/{parent}/cancel"), &json!({})).send().await;
+    assert!(cancel.expect("sent").status().is_success());
+    let mut charges = Vec::new();
+    for child in &children {
+        let job = server.wait_for("sandbox-probe", child, &["cancelled", "failed"], WITHIN).await;
+        assert_eq!(job["billing"]["holds"], json!([]), "it started without a limit: {job}");
+        charges.push(job["billing"]["charged_nusd"].as_i64().expect("charged"));
+    }
+    let limits = limits(&server).await;
+    assert_eq!(limits["charged_nusd"], FIVE_CENTS, "the credit, and not a nano more: {charges:?} {limits}");
+    assert_eq!(limits["available_nusd"], 0, "{limits}");
+    assert!(charges.iter().filter(|c| **c > 0).count() <= 2, "one or two took what was left: {charges:?}");
+    server.stop().await;
+}

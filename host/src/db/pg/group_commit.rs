@@ -19,7 +19,7 @@
 
 use super::events::{insert_event_on, insert_events_on};
 use super::journal::append_journal_on;
-use super::run_ends::finish_run_on;
+use super::run_ends::{finish_run_on, finish_runs_on};
 use crate::db::DbError;
 use crate::db::events::OwnedEvent;
 use crate::db::jobs::{CpuCharge, Finish};
@@ -151,9 +151,18 @@ async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<V
         }
         insert_events_on(&mut tx, &events).await?
     } else {
+        // The run ends first, most of them in a few statements for all (see `finish_runs_on`),
+        // then the journal entries one by one: a batch holds one write per run, so no run's
+        // order changes.
+        let ends: Vec<&RunEnd> =
+            batch.iter().filter_map(|(write, _)| if let Write::RunEnd(e) = write { Some(e) } else { None }).collect();
+        let mut ended = finish_runs_on(&mut tx, &ends).await?.into_iter();
         let mut written = Vec::with_capacity(batch.len());
         for (write, _) in batch {
-            written.push(apply(&mut tx, write, true).await?);
+            written.push(match write {
+                Write::RunEnd(_) => ended.next().unwrap_or(false),
+                other => apply(&mut tx, other, true).await?,
+            });
         }
         written
     };

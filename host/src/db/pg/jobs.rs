@@ -22,13 +22,10 @@ const TREE: &str = "WITH RECURSIVE tree(id) AS (SELECT $1::TEXT COLLATE \"C\" UN
 
 impl super::Pg {
     /// Postgres twin of `Sqlite::insert_job`: insert a job; with an idempotency key already
-    /// used, return the original job instead. Its own transaction for now (the body is
-    /// [`insert_job_on`], for a later group commit).
+    /// used, return the original job instead. Committed with the other inserts queued on this
+    /// host meanwhile (see `insert_batches`).
     pub async fn insert_job(&self, job: &NewJob) -> Result<Inserted, DbError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = insert_job_on(&mut tx, job).await?;
-        tx.commit().await?;
-        Ok(inserted)
+        self.inserts.insert(job.clone()).await
     }
 
     pub async fn job(&self, id: &str) -> Result<Option<JobRow>, DbError> {
@@ -366,7 +363,7 @@ impl super::Pg {
 /// excludes every other `FOR UPDATE`/`NO KEY UPDATE` of the row just the same, but lets
 /// foreign-key checks (`KEY SHARE`) through: a job ending elsewhere inserts a webhook delivery
 /// that references the customer while it holds its job row, which we may be waiting for.
-async fn lock_customers(conn: &mut PgConnection, ids: &[String]) -> Result<(), DbError> {
+pub(super) async fn lock_customers(conn: &mut PgConnection, ids: &[String]) -> Result<(), DbError> {
     sqlx::query("SELECT 1 FROM customers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
         .bind(ids)
         .execute(&mut *conn)

@@ -11,6 +11,7 @@ mod customers;
 mod events;
 mod group_commit;
 mod holds;
+mod insert_batches;
 mod job_list;
 mod jobs;
 mod journal;
@@ -42,6 +43,8 @@ pub(crate) struct Pg {
     /// Events, committed in batches by another task: they lock no customer, so they need not
     /// wait for the batches that do.
     event_writes: group_commit::Queue,
+    /// Job inserts, committed in batches by a third task (see `insert_batches`).
+    inserts: insert_batches::Inserts,
 }
 
 impl Pg {
@@ -69,7 +72,8 @@ impl Pg {
         let clock = std::sync::Arc::new(clock::follow(pool.clone()).await);
         let announcer = signals::spawn_announcer(pool.clone());
         let (writes, event_writes) = (group_commit::spawn(pool.clone()), group_commit::spawn(pool.clone()));
-        Ok(Self { pool, announcer, _clock: clock, writes, event_writes })
+        let inserts = insert_batches::spawn(pool.clone());
+        Ok(Self { pool, announcer, _clock: clock, writes, event_writes, inserts })
     }
 
     pub(super) async fn inspect(&self, sql: &str, params: &[&str]) -> Result<Vec<Option<String>>, DbError> {

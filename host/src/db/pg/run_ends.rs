@@ -2,11 +2,13 @@
 //! end or suspension, and the settlement of a finished job's holds, in the caller's
 //! transaction, under the lock order of `jobs` (customers, then jobs, then holds).
 
+use super::group_commit::RunEnd;
 use super::jobs::FINISHED;
 use crate::db::holds::RunFuelHold;
 use crate::db::jobs::{CpuCharge, Finish};
 use crate::db::{DbError, month_start_ms, now_ms};
 use sqlx::PgConnection;
+use std::collections::HashSet;
 
 /// [`Pg::finish_run`](super::Pg) on the caller's transaction: the run's CPU charge (captured
 /// from its fuel hold, or charged up to what the customer may still be charged), its end, and
@@ -123,6 +125,122 @@ pub(super) async fn finish_run_on(
         super::holds::settle_job_on(&mut *conn, job_id).await?;
     }
     Ok(done == 1)
+}
+
+/// [`finish_run_on`] for many runs in one transaction whose customers it already holds (a
+/// group-commit batch): the runs that end their job with no money to move but their CPU
+/// charge — no reservation kept, no hold open, which is every job of a customer without limits —
+/// end together in three statements for the whole batch (which of them qualify, their CPU
+/// charges, their ends); the rest one by one, as always. Outcomes in the order of `ends`.
+///
+/// The CPU charges of one statement are capped as one after the other would be: the customer's
+/// headroom `H` is read once (its holds and other reservations do not move within the batch,
+/// and these jobs keep none of their own), and the `i`-th charge of a customer is
+/// `min(S_i, H) - min(S_{i-1}, H)` for the running sum `S` of the uncapped charges, so together
+/// they never pass `H`. A charge already written (a replay) is skipped and only makes the
+/// others smaller.
+pub(super) async fn finish_runs_on(conn: &mut PgConnection, ends: &[&RunEnd]) -> Result<Vec<bool>, DbError> {
+    let ending: Vec<&str> = ends.iter().filter(|e| ends_job(&e.finish)).map(|e| e.job_id.as_str()).collect();
+    let together: HashSet<String> = if ending.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar(
+            "SELECT j.id FROM jobs j WHERE j.id = ANY($1) AND j.reserved_nusd = 0
+               AND NOT EXISTS (SELECT 1 FROM billing_holds h WHERE h.job_id = j.id AND h.status = 'open')",
+        )
+        .bind(&ending)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    // In the order cancels lock jobs (id descending): no cycle with a cancel holding some.
+    let mut batch: Vec<&RunEnd> =
+        ends.iter().copied().filter(|e| ends_job(&e.finish) && together.contains(&e.job_id)).collect();
+    batch.sort_by(|a, b| b.job_id.cmp(&a.job_id));
+    let ended = end_together(conn, &batch).await?;
+    let mut outcomes = Vec::with_capacity(ends.len());
+    for end in ends {
+        outcomes.push(if together.contains(&end.job_id) && ends_job(&end.finish) {
+            ended.contains(end.job_id.as_str())
+        } else {
+            finish_run_on(conn, &end.job_id, &end.lease_token, end.fuel, &end.finish, end.cpu.as_ref(), true).await?
+        });
+    }
+    Ok(outcomes)
+}
+
+fn ends_job(finish: &Finish) -> bool {
+    matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. })
+}
+
+/// The CPU charges and ends of `batch` (see [`finish_runs_on`]); the ids of the jobs ended
+/// (a run that lost its lease ends nothing).
+async fn end_together(conn: &mut PgConnection, batch: &[&RunEnd]) -> Result<HashSet<String>, DbError> {
+    if batch.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let fuel = |e: &RunEnd| i64::try_from(e.fuel).unwrap_or(i64::MAX);
+    let charged: Vec<&&RunEnd> = batch.iter().filter(|e| e.cpu.is_some()).collect();
+    if !charged.is_empty() {
+        let headroom = super::limits::headroom("jb.customer_id", "NULL", "$6");
+        sqlx::query(&format!(
+            "INSERT INTO billing_events (customer_id, job_id, template_id, event_type, cost_nusd, charge_nusd,
+                metadata, created_at, effect_key)
+             SELECT customer_id, id, template_id, 'cpu_estimate', cost,
+                    GREATEST(0, LEAST(upto, room) - LEAST(upto - charge, room))::BIGINT,
+                    format('{{\"fuel\":%s,\"attempt\":%s,\"recorded_by\":\"host\"}}', fuel, attempt), $7,
+                    id || ':cpu:' || token
+             FROM (SELECT jb.customer_id, jb.id, jb.template_id, jb.attempt, u.cost, u.fuel, u.token, u.ord, x.charge,
+                          SUM(x.charge) OVER (PARTITION BY jb.customer_id ORDER BY u.ord) AS upto,
+                          GREATEST(0, {headroom}) AS room
+                   FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::DOUBLE PRECISION[])
+                          WITH ORDINALITY AS u(id, token, cost, fuel, default_margin, ord)
+                   JOIN jobs jb ON jb.id = u.id AND jb.lease_token = u.token
+                   CROSS JOIN LATERAL (SELECT trunc(u.cost * COALESCE((SELECT margin FROM customers c
+                                                   WHERE c.id = jb.customer_id), u.default_margin) + 0.999999)::BIGINT
+                                       AS charge) x) r
+             ORDER BY ord
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(charged.iter().map(|e| e.job_id.as_str()).collect::<Vec<_>>())
+        .bind(charged.iter().map(|e| e.lease_token.as_str()).collect::<Vec<_>>())
+        .bind(charged.iter().map(|e| e.cpu.as_ref().map_or(0, |c| c.cost_nusd)).collect::<Vec<_>>())
+        .bind(charged.iter().map(|e| fuel(e)).collect::<Vec<_>>())
+        .bind(charged.iter().map(|e| e.cpu.as_ref().map_or(0.0, |c| c.default_margin)).collect::<Vec<_>>())
+        .bind(month_start_ms())
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    }
+    let (status, value): (Vec<&str>, Vec<&str>) = batch
+        .iter()
+        .map(|e| match &e.finish {
+            Finish::Succeeded { result } => ("succeeded", result.as_str()),
+            Finish::Failed { error } => ("failed", error.as_str()),
+            Finish::Cancelled { error } => ("cancelled", error.as_str()),
+            _ => unreachable!("only runs that end their job end together"),
+        })
+        .unzip();
+    let ended: Vec<String> = sqlx::query_scalar(
+        "UPDATE jobs SET lease_token = NULL, lease_expires_at = NULL, fuel_consumed = fuel_consumed + u.fuel,
+            updated_at = $6, finished_at = $6, waiting_on = NULL, status = u.status,
+            result = CASE WHEN u.status = 'succeeded' THEN u.value ELSE jobs.result END,
+            error = CASE WHEN u.status = 'succeeded' THEN jobs.error ELSE u.value END,
+            progress = CASE WHEN u.status = 'succeeded' THEN 1 ELSE jobs.progress END
+         FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[]) AS u(id, token, fuel, status, value)
+         WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.status = 'running'
+         RETURNING jobs.id",
+    )
+    .bind(batch.iter().map(|e| e.job_id.as_str()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|e| e.lease_token.as_str()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|e| fuel(e)).collect::<Vec<_>>())
+    .bind(status)
+    .bind(value)
+    .bind(now_ms())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ended.into_iter().collect())
 }
 
 /// The `SET` of a run's end (`$1` the job, `$3` now, `$5` the value, TEXT) and the value.
