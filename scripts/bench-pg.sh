@@ -75,8 +75,9 @@ run() {
   # Write transactions: only a transaction that writes gets a transaction id (reads, the status
   # polls among them, get none), so the ids used between two readings count the writes.
   [ -n "$url" ] && commits0="$(psql "$url" -Atc "SELECT txid_current()")"
-  local pg0=0 pg1=0
+  local pg0=0 pg1=0 ours0
   [ -n "$url" ] && pg0="$(cpu_of $(pg_backends))"
+  ours0="$(cpu_of "${PIDS[@]}")"
   [ -n "$url" ] && [ "${PG_STATS:-0}" = 1 ] && psql "$VIDFARM_TEST_PG" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null
   headers="$(jq -cn --arg u "$cus" --arg k "$key" '{"vidfarm-user-id": $u, "vidfarm-api-key": $k}')"
   out="$(node "$LOADGEN" -n "$JOBS" -c "$CONC" --base-url "http://127.0.0.1:$port" \
@@ -105,12 +106,11 @@ print(f"{d[len(d) // 2]} / {d[int((len(d) - 1) * 0.99)]}")
 PY
 )"
   fi
-  # CPU per job, ms: the vidfarm processes (the whole run, start-up included) and, on
-  # PostgreSQL, the server's processes during the load.
+  # CPU per job, ms, during the load: the vidfarm processes and the server's processes.
   [ -n "$url" ] && pg1="$(cpu_of $(pg_backends))"
   local tick ours
   tick="$(getconf CLK_TCK)" ours="$(cpu_of "${PIDS[@]}")"
-  echo "bench-pg: $label: CPU per job: vidfarm $(awk -v t="$ours" -v k="$tick" -v n="$JOBS" 'BEGIN {printf "%.2f", t / k * 1000 / n}') ms, PostgreSQL $(awk -v a="$pg0" -v b="$pg1" -v k="$tick" -v n="$JOBS" 'BEGIN {printf "%.2f", (b - a) / k * 1000 / n}') ms" >&2
+  echo "bench-pg: $label: CPU per job: vidfarm $(awk -v a="$ours0" -v b="$ours" -v k="$tick" -v n="$JOBS" 'BEGIN {printf "%.2f", (b - a) / k * 1000 / n}') ms, PostgreSQL $(awk -v a="$pg0" -v b="$pg1" -v k="$tick" -v n="$JOBS" 'BEGIN {printf "%.2f", (b - a) / k * 1000 / n}') ms" >&2
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   PIDS=()

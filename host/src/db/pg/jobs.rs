@@ -25,7 +25,7 @@ impl super::Pg {
     /// used, return the original job instead. Committed with the other inserts queued on this
     /// host meanwhile (see `insert_batches`).
     pub async fn insert_job(&self, job: &NewJob) -> Result<Inserted, DbError> {
-        self.inserts.insert(job.clone()).await
+        self.inserts.insert(&self.pool, job.clone()).await
     }
 
     pub async fn job(&self, id: &str) -> Result<Option<JobRow>, DbError> {
@@ -363,7 +363,7 @@ impl super::Pg {
 /// excludes every other `FOR UPDATE`/`NO KEY UPDATE` of the row just the same, but lets
 /// foreign-key checks (`KEY SHARE`) through: a job ending elsewhere inserts a webhook delivery
 /// that references the customer while it holds its job row, which we may be waiting for.
-pub(super) async fn lock_customers(conn: &mut PgConnection, ids: &[String]) -> Result<(), DbError> {
+async fn lock_customers(conn: &mut PgConnection, ids: &[String]) -> Result<(), DbError> {
     sqlx::query("SELECT 1 FROM customers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
         .bind(ids)
         .execute(&mut *conn)

@@ -137,32 +137,34 @@ pub(super) async fn finish_run_on(
 /// headroom `H` is read once (its holds and other reservations do not move within the batch,
 /// and these jobs keep none of their own), and the `i`-th charge of a customer is
 /// `min(S_i, H) - min(S_{i-1}, H)` for the running sum `S` of the uncapped charges, so together
-/// they never pass `H`. A charge already written (a replay) is skipped and only makes the
-/// others smaller.
+/// they never pass `H`. A charge already written (a replay) is left out before the sum.
 pub(super) async fn finish_runs_on(conn: &mut PgConnection, ends: &[&RunEnd]) -> Result<Vec<bool>, DbError> {
     let ending: Vec<&str> = ends.iter().filter(|e| ends_job(&e.finish)).map(|e| e.job_id.as_str()).collect();
     let together: HashSet<String> = if ending.is_empty() {
         HashSet::new()
     } else {
-        sqlx::query_scalar(
-            "SELECT j.id FROM jobs j WHERE j.id = ANY($1) AND j.reserved_nusd = 0
-               AND NOT EXISTS (SELECT 1 FROM billing_holds h WHERE h.job_id = j.id AND h.status = 'open')",
+        // The ending jobs' rows are locked here, in the order cancels lock jobs (id
+        // descending; rows are locked as the sort returns them), so no cycle forms with a
+        // cancel or another batch holding some of them.
+        let rows: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT j.id, j.reserved_nusd = 0
+                      AND NOT EXISTS (SELECT 1 FROM billing_holds h WHERE h.job_id = j.id AND h.status = 'open')
+             FROM jobs j WHERE j.id = ANY($1) ORDER BY j.id DESC FOR NO KEY UPDATE OF j",
         )
         .bind(&ending)
         .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect()
+        .await?;
+        rows.into_iter().filter(|(_, moves_no_money)| *moves_no_money).map(|(id, _)| id).collect()
     };
-    // In the order cancels lock jobs (id descending): no cycle with a cancel holding some.
-    let mut batch: Vec<&RunEnd> =
+    let batch: Vec<&RunEnd> =
         ends.iter().copied().filter(|e| ends_job(&e.finish) && together.contains(&e.job_id)).collect();
-    batch.sort_by(|a, b| b.job_id.cmp(&a.job_id));
     let ended = end_together(conn, &batch).await?;
     let mut outcomes = Vec::with_capacity(ends.len());
     for end in ends {
         outcomes.push(if together.contains(&end.job_id) && ends_job(&end.finish) {
-            ended.contains(end.job_id.as_str())
+            // By job and lease: a run that lost its lease to a run ending in the same batch
+            // learns that it did.
+            ended.contains(&(end.job_id.clone(), end.lease_token.clone()))
         } else {
             finish_run_on(conn, &end.job_id, &end.lease_token, end.fuel, &end.finish, end.cpu.as_ref(), true).await?
         });
@@ -174,9 +176,9 @@ fn ends_job(finish: &Finish) -> bool {
     matches!(finish, Finish::Succeeded { .. } | Finish::Failed { .. } | Finish::Cancelled { .. })
 }
 
-/// The CPU charges and ends of `batch` (see [`finish_runs_on`]); the ids of the jobs ended
-/// (a run that lost its lease ends nothing).
-async fn end_together(conn: &mut PgConnection, batch: &[&RunEnd]) -> Result<HashSet<String>, DbError> {
+/// The CPU charges and ends of `batch` (see [`finish_runs_on`]); the jobs ended, with the
+/// lease of the run that ended each (a run that lost its lease ends nothing).
+async fn end_together(conn: &mut PgConnection, batch: &[&RunEnd]) -> Result<HashSet<(String, String)>, DbError> {
     if batch.is_empty() {
         return Ok(HashSet::new());
     }
@@ -199,7 +201,9 @@ async fn end_together(conn: &mut PgConnection, batch: &[&RunEnd]) -> Result<Hash
                    JOIN jobs jb ON jb.id = u.id AND jb.lease_token = u.token
                    CROSS JOIN LATERAL (SELECT trunc(u.cost * COALESCE((SELECT margin FROM customers c
                                                    WHERE c.id = jb.customer_id), u.default_margin) + 0.999999)::BIGINT
-                                       AS charge) x) r
+                                       AS charge) x
+                   -- A charge written already (a replay) does not count against the others.
+                   WHERE NOT EXISTS (SELECT 1 FROM billing_events b WHERE b.effect_key = u.id || ':cpu:' || u.token)) r
              ORDER BY ord
              ON CONFLICT DO NOTHING"
         ))
@@ -222,7 +226,7 @@ async fn end_together(conn: &mut PgConnection, batch: &[&RunEnd]) -> Result<Hash
             _ => unreachable!("only runs that end their job end together"),
         })
         .unzip();
-    let ended: Vec<String> = sqlx::query_scalar(
+    let ended: Vec<(String, String)> = sqlx::query_as(
         "UPDATE jobs SET lease_token = NULL, lease_expires_at = NULL, fuel_consumed = fuel_consumed + u.fuel,
             updated_at = $6, finished_at = $6, waiting_on = NULL, status = u.status,
             result = CASE WHEN u.status = 'succeeded' THEN u.value ELSE jobs.result END,
@@ -230,7 +234,7 @@ async fn end_together(conn: &mut PgConnection, batch: &[&RunEnd]) -> Result<Hash
             progress = CASE WHEN u.status = 'succeeded' THEN 1 ELSE jobs.progress END
          FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[]) AS u(id, token, fuel, status, value)
          WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.status = 'running'
-         RETURNING jobs.id",
+         RETURNING jobs.id, u.token",
     )
     .bind(batch.iter().map(|e| e.job_id.as_str()).collect::<Vec<_>>())
     .bind(batch.iter().map(|e| e.lease_token.as_str()).collect::<Vec<_>>())
