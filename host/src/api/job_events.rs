@@ -178,7 +178,12 @@ fn async_stream(
                     return;
                 }
             }
-            let (rows, job) = match (state.db.events_after(&job_id, after, 500).await, state.db.job(&job_id).await) {
+            // The job first, then its events: a run's events are stored before its end, so a
+            // job read as ended has all its events visible to the read after it. The other
+            // order could read no events, then the end committed meanwhile, and close the
+            // stream without the run's last logs (seen in CI for a fast `greet`).
+            let job = state.db.job(&job_id).await;
+            let (rows, job) = match (state.db.events_after(&job_id, after, 500).await, job) {
                 (Ok(rows), Ok(Some(job))) => (rows, job),
                 _ => return,
             };
