@@ -195,13 +195,7 @@ impl ProviderRouter {
                 continue;
             };
             let release = || self.db.release_key_lease(&lease.key_id, &lease.lease_token);
-            let secret = match self.master.decrypt(&lease.key_id, &lease.encrypted_secret) {
-                Ok(secret) => secret,
-                Err(e) => {
-                    let _ = release().await;
-                    return Err(Failure::Failed(format!("the stored {name} key {} is unusable: {e}", lease.key_id)));
-                }
-            };
+            let secret = self.leased_secret(&lease, name).await?;
             // Request ids belong to the account that made them: only this key's carry the voice on.
             let previous: Vec<String> = match task.stitches() {
                 true => state.stitches.iter().filter(|s| s.key == lease.key_id).map(|s| s.request_id.clone()).collect(),

@@ -165,13 +165,7 @@ impl ProviderRouter {
                 }
             };
             let release = || self.db.release_key_lease(&lease.key_id, &lease.lease_token);
-            let secret = match self.master.decrypt(&lease.key_id, &lease.encrypted_secret) {
-                Ok(secret) => secret,
-                Err(e) => {
-                    let _ = release().await;
-                    return Err(Failure::Failed(format!("the stored {name} key {} is unusable: {e}", lease.key_id)));
-                }
-            };
+            let secret = self.leased_secret(&lease, name).await?;
             // The key goes on the row before the submit: an attempt after a crash mid-submit
             // finds it without an operation and does not submit again.
             let marker = Submitted { key: lease.key_id.clone(), operation: None, submitting: true };
@@ -240,6 +234,18 @@ impl ProviderRouter {
     /// A key of the customer's for a generation's next call, waiting (at most
     /// `MAX_KEY_WAIT`) while all are busy or cooling; `None` when every key not yet `tried`
     /// failed (the caller pauses and tries them all again).
+    /// The leased key's secret. A stored key that cannot be decrypted gives its lease back
+    /// and fails the generation: no other key of the customer's would be any better.
+    pub(super) async fn leased_secret(&self, lease: &KeyLease, name: &str) -> Result<String, Failure> {
+        match self.master.decrypt(&lease.key_id, &lease.encrypted_secret) {
+            Ok(secret) => Ok(secret),
+            Err(e) => {
+                let _ = self.db.release_key_lease(&lease.key_id, &lease.lease_token).await;
+                Err(Failure::Failed(format!("the stored {name} key {} is unusable: {e}", lease.key_id)))
+            }
+        }
+    }
+
     pub(super) async fn lease_for_generation(
         &self,
         scope: &VideoScope<'_>,
