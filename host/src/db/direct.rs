@@ -266,4 +266,18 @@ mod tests {
         let e = conn.execute("INSERT INTO nowhere VALUES ('a')", []).expect_err("no table");
         assert!(!crate::db::is_unique_violation(&super::error(e)));
     }
+
+    /// `.cargo/config.toml` builds the bundled SQLite without memory statistics: with them,
+    /// every allocation of every connection takes one process-wide mutex (a profile of the
+    /// writer thread showed it). A build that lost the setting fails here, not in a bench.
+    #[test]
+    fn the_bundled_sqlite_is_built_without_a_lock_on_every_allocation() {
+        let conn = rusqlite::Connection::open_in_memory().expect("an in-memory database");
+        let used = |option: &str| -> bool {
+            conn.query_row("SELECT sqlite_compileoption_used(?1)", [option], |row| row.get(0)).expect("asked")
+        };
+        assert!(used("DEFAULT_MEMSTATUS=0"), "SQLite keeps memory statistics");
+        assert!(used("USE_ALLOCA"), "SQLite's scratch buffers come from the heap");
+        assert!(used("THREADSAFE=1"), "the bundled build's own options are kept");
+    }
 }

@@ -47,6 +47,36 @@ impl LocalObjectStore {
     }
 }
 
+/// Run `work` in the folder `relative` goes in (created if missing, opened once, so the
+/// object's writes do not walk the key's path again) with the object's name in it.
+fn in_folder<T>(
+    root: &Dir,
+    relative: &Path,
+    work: impl FnOnce(&Dir, &std::ffi::OsStr) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let name = relative.file_name().ok_or_else(|| std::io::Error::other("a key without a name"))?;
+    match relative.parent().filter(|p| !p.as_os_str().is_empty()) {
+        None => work(root, name),
+        Some(parent) => {
+            // Most keys go in a new folder whose parents exist (a job's first artifact):
+            // one mkdir, and the walk up only when that fails.
+            match root.create_dir(parent) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(_) => root.create_dir_all(parent)?,
+            }
+            work(&root.open_dir(parent)?, name)
+        }
+    }
+}
+
+/// A name beside `name` for the object while it is written.
+fn partial_name(name: &std::ffi::OsStr) -> std::ffi::OsString {
+    let mut partial = name.to_os_string();
+    partial.push(format!(".partial-{}", uuid::Uuid::new_v4().simple()));
+    partial
+}
+
 /// Run blocking file work off the async threads.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
     tokio::task::spawn_blocking(work).await.map_err(std::io::Error::other)?
@@ -59,13 +89,12 @@ impl ObjectStore for LocalObjectStore {
         let size = bytes.len() as u64;
         let dir = self.dir.clone();
         blocking(move || {
-            if let Some(parent) = relative.parent().filter(|p| !p.as_os_str().is_empty()) {
-                dir.create_dir_all(parent)?;
-            }
-            // Write beside, then rename: a reader never sees half an object.
-            let partial = relative.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
-            dir.write(&partial, bytes)?;
-            dir.rename(&partial, &dir, &relative)
+            in_folder(&dir, &relative, |folder, name| {
+                // Write beside, then rename: a reader never sees half an object.
+                let partial = partial_name(name);
+                folder.write(&partial, bytes)?;
+                folder.rename(&partial, folder, name)
+            })
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -76,14 +105,13 @@ impl ObjectStore for LocalObjectStore {
         let relative = self.relative(key)?;
         let (dir, source) = (self.dir.clone(), path.to_path_buf());
         blocking(move || {
-            if let Some(parent) = relative.parent().filter(|p| !p.as_os_str().is_empty()) {
-                dir.create_dir_all(parent)?;
-            }
-            let partial = relative.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
-            let mut from = std::fs::File::open(&source)?;
-            let size = std::io::copy(&mut from, &mut dir.create(&partial)?)?;
-            dir.rename(&partial, &dir, &relative)?;
-            Ok(size)
+            in_folder(&dir, &relative, |folder, name| {
+                let partial = partial_name(name);
+                let mut from = std::fs::File::open(&source)?;
+                let size = std::io::copy(&mut from, &mut folder.create(&partial)?)?;
+                folder.rename(&partial, folder, name)?;
+                Ok(size)
+            })
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))
@@ -147,5 +175,38 @@ mod tests {
         assert!(store.put("link/new.txt", b"x".to_vec(), "text/plain").await.is_err());
         assert!(!outside.path().join("new.txt").exists(), "nothing was written outside the root");
         assert!(store.get("../secret.txt", 1 << 20).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn objects_land_at_their_keys_in_new_existing_and_deep_folders_with_nothing_left_beside_them() {
+        let root = tempfile::tempdir().expect("a temp dir");
+        let store = LocalObjectStore::new(root.path(), None).expect("a store");
+        let source = root.path().join("source.bin");
+        std::fs::write(&source, b"from a file").expect("written");
+
+        store.put("top.txt", b"at the root".to_vec(), "text/plain").await.expect("stored at the root");
+        store.put("jobs/j1/a.txt", b"first".to_vec(), "text/plain").await.expect("stored in new folders");
+        store.put("jobs/j1/a.txt", b"replaced".to_vec(), "text/plain").await.expect("stored over itself");
+        store.put("jobs/j1/b.txt", b"second".to_vec(), "text/plain").await.expect("stored in an existing folder");
+        store.put_file("jobs/j2/deep/er/c.bin", &source, "application/octet-stream").await.expect("copied deep");
+
+        for (key, bytes) in [
+            ("top.txt", &b"at the root"[..]),
+            ("jobs/j1/a.txt", b"replaced"),
+            ("jobs/j1/b.txt", b"second"),
+            ("jobs/j2/deep/er/c.bin", b"from a file"),
+        ] {
+            assert_eq!(std::fs::read(root.path().join(key)).expect("a file at the key"), bytes, "{key}");
+        }
+        let mut left: Vec<_> = std::fs::read_dir(root.path().join("jobs/j1"))
+            .expect("the folder")
+            .map(|e| e.expect("an entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a.txt", "b.txt"], "no partial file is left beside the objects");
+        assert!(
+            store.put("jobs/j1/a.txt/inside", b"x".to_vec(), "text/plain").await.is_err(),
+            "an object is no folder"
+        );
     }
 }
