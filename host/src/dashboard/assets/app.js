@@ -272,6 +272,21 @@ async function job(templateId, jobId) {
   };
   await drawChildren();
 
+  // Answers can arrive out of order (a reload asked before a live event's may answer after
+  // it): only an answer asked after the one shown replaces it, so a job never seems to go back.
+  let asked = 0, shown = 0;
+  const apply = (seq, job) => {
+    if (seq <= shown) return false;
+    shown = seq;
+    current = job;
+    draw();
+    return true;
+  };
+  const reload = async (method = "GET", path = base) => {
+    const seq = ++asked;
+    apply(seq, await api(method, path));
+  };
+
   const act = (label, fn) => el("button", { type: "button", onclick: async (event) => {
     const button = event.currentTarget;
     button.disabled = true;
@@ -288,17 +303,14 @@ async function job(templateId, jobId) {
     actions.dataset.status = current.status;
     actions.replaceChildren();
     if (!FINISHED.includes(current.status)) {
-      actions.append(act("Cancel job", async () => { current = await api("POST", `${base}/cancel`); draw(); }));
+      actions.append(act("Cancel job", () => reload("POST", `${base}/cancel`)));
     } else if (current.status !== "succeeded") {
       actions.append(act("Retry job", async () => {
         const retried = await api("POST", `${base}/retry`, {});
         navigate(`/app/jobs/${encodeURIComponent(templateId)}/${encodeURIComponent(retried.job_id)}`);
       }));
     }
-    if (current.status === "waiting_for_human") actions.append(humanForm(base, current.waiting_for?.human, errors, async () => {
-      current = await api("GET", base);
-      draw();
-    }));
+    if (current.status === "waiting_for_human") actions.append(humanForm(base, current.waiting_for?.human, errors, () => reload()));
     drawResult();
   };
   const drawResult = () => {
@@ -317,9 +329,8 @@ async function job(templateId, jobId) {
   stream.addEventListener("log", (e) => timeline.append(timelineItem(JSON.parse(e.data))));
   stream.addEventListener("status", async (e) => {
     const s = JSON.parse(e.data);
-    current = { ...current, ...s };
-    if (s.status === "waiting_for_human" || FINISHED.includes(s.status)) current = await api("GET", base);
-    draw();
+    if (s.status === "waiting_for_human" || FINISHED.includes(s.status)) await reload();
+    else apply(++asked, { ...current, ...s });
     await drawChildren();
   });
   stream.addEventListener("end", () => stream.close());
