@@ -9,7 +9,7 @@
 
 use super::billing::{LedgerInsert, LedgerWrite, insert_ledger_on};
 use super::direct::{self, WriterThread};
-use super::events::{OwnedEvent, ProgressUpdates, insert_event_on};
+use super::events::{OwnedEvent, insert_event_on};
 use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
 use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
 use super::journal::{Appended, append_journal_on};
@@ -99,21 +99,15 @@ fn refuse_runs_that_lost_events(batch: &mut Vec<Queued>, lost: &mut std::collect
     }
 }
 
-fn apply(conn: &Connection, write: &Write, progress: &mut ProgressUpdates) -> rusqlite::Result<Written> {
+fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
     match write {
         Write::InsertJob(job) => insert_job_on(conn, job).map(|inserted| Written::Job(Box::new(inserted))),
         Write::FinishRun { job_id, lease_token, fuel, finish, cpu } => {
-            // The end's webhook carries the run's last progress message.
-            progress.write_job(conn, job_id)?;
             finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref()).map(Written::Finished)
         }
         Write::HoldRunFuel(hold) => hold_run_fuel_on(conn, hold).map(Written::Held),
         Write::RecordObject(object) => record_object_on(conn, object).map(Written::Object),
-        Write::Event(event) => {
-            let stored = insert_event_on(conn, event)?;
-            progress.note(event, stored);
-            Ok(Written::Event(stored))
-        }
+        Write::Event(event) => insert_event_on(conn, event).map(Written::Event),
         Write::Journal(write) => append_journal_on(conn, write).map(Written::Journaled),
         Write::Ledger(write) => insert_ledger_on(conn, write).map(Written::Ledger),
     }
@@ -141,7 +135,7 @@ fn commit_on(conn: &mut Connection, writes: &[Write]) -> Vec<Result<Written, DbE
     // A lone one-statement write commits on its own; anything with more statements (a run's
     // end, a hold, an event with its progress) goes in a transaction, so it is all or nothing.
     if let [write @ Write::InsertJob(_)] = writes {
-        return vec![apply(conn, write, &mut ProgressUpdates::default()).map_err(direct::error)];
+        return vec![apply(conn, write).map_err(direct::error)];
     }
     match in_one_transaction(conn, writes) {
         Ok(results) => results.into_iter().map(Ok).collect(),
@@ -161,9 +155,7 @@ fn commit_on(conn: &mut Connection, writes: &[Write]) -> Vec<Result<Written, DbE
 /// error with the transaction rolled back.
 fn in_one_transaction(conn: &mut Connection, writes: &[Write]) -> rusqlite::Result<Vec<Written>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut progress = ProgressUpdates::default();
-    let results = writes.iter().map(|write| apply(&tx, write, &mut progress)).collect::<rusqlite::Result<Vec<_>>>()?;
-    progress.write_all(&tx)?;
+    let results = writes.iter().map(|write| apply(&tx, write)).collect::<rusqlite::Result<Vec<_>>>()?;
     tx.commit()?;
     Ok(results)
 }
@@ -202,108 +194,5 @@ impl Sqlite {
         let (reply, answer) = oneshot::channel();
         self.batch.send((write, reply)).map_err(|_| DbError::PoolClosed)?;
         Ok(answer)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Write, Written, commit_on};
-    use crate::db::Db;
-    use crate::db::events::OwnedEvent;
-    use crate::db::jobs::{Finish, NewJob};
-
-    fn progress(job_id: &str, value: f64, message: &str, ordinal: u32) -> Write {
-        Write::Event(Box::new(OwnedEvent {
-            job_id: job_id.into(),
-            lease_token: Some(format!("lease-{job_id}")),
-            position: 0,
-            ordinal,
-            level: "info".into(),
-            message: message.into(),
-            metadata: "{}".into(),
-            progress: Some(value),
-            artifact: None,
-        }))
-    }
-
-    #[tokio::test]
-    async fn a_batchs_progress_reports_write_each_job_row_once_and_its_end_sees_the_last() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("db.sqlite");
-        let db = Db::open(&path).await.expect("the database opens");
-        let pool = db.sqlite().expect("the SQLite backend").writer().clone();
-        db.create_customer("cus_1", "one").await.expect("a customer");
-        // Two running jobs, and a record of every write of a job row's progress.
-        for id in ["job_1", "job_2"] {
-            db.insert_job(&NewJob {
-                id: id.into(),
-                customer_id: "cus_1".into(),
-                template_id: "hello".into(),
-                template_version: "1.0.0".into(),
-                template_digest: "sha256:0".into(),
-                operation: "greet".into(),
-                workflow: "greet".into(),
-                tracer: "t".into(),
-                payload: "{}".into(),
-                config: None,
-                webhook_url: None,
-                parent_job_id: None,
-                idempotency_key: None,
-                max_retries: 0,
-                reserve_nusd: 0,
-                request_id: None,
-                traceparent: None,
-                retry_of: None,
-            })
-            .await
-            .expect("a job");
-        }
-        sqlx::raw_sql(
-            "UPDATE jobs SET status = 'running', lease_token = 'lease-' || id, started_at = 0;
-             CREATE TABLE progress_writes (job_id TEXT, progress REAL);
-             CREATE TRIGGER progress_written AFTER UPDATE OF progress ON jobs
-             BEGIN INSERT INTO progress_writes VALUES (NEW.id, NEW.progress); END;",
-        )
-        .execute(&pool)
-        .await
-        .expect("the fixture");
-
-        let mut conn = super::direct::open(&path, false).expect("a writing connection");
-        let writes = vec![
-            progress("job_1", 0.5, "greeting composed", 0),
-            progress("job_2", 0.2, "started", 0),
-            progress("job_1", 1.0, "done", 1),
-            Write::FinishRun {
-                job_id: "job_1".into(),
-                lease_token: "lease-job_1".into(),
-                fuel: 1,
-                finish: Finish::Succeeded { result: "{}".into() },
-                cpu: None,
-            },
-            progress("job_2", 0.4, "halfway there", 1),
-        ];
-        let results = commit_on(&mut conn, &writes);
-        assert!(results.iter().all(|r| matches!(r, Ok(Written::Event(true) | Written::Finished(true)))));
-
-        let written: Vec<(String, f64)> = sqlx::query_as("SELECT job_id, progress FROM progress_writes ORDER BY rowid")
-            .fetch_all(&pool)
-            .await
-            .expect("the record");
-        // job_1: its last report, written before its end (which sets 1 again); job_2: its last.
-        assert_eq!(written, [("job_1".into(), 1.0), ("job_1".into(), 1.0), ("job_2".into(), 0.4)]);
-        let rows: Vec<(String, String, f64, String)> =
-            sqlx::query_as("SELECT id, status, progress, progress_message FROM jobs ORDER BY id")
-                .fetch_all(&pool)
-                .await
-                .expect("the jobs");
-        assert_eq!(
-            rows,
-            [
-                ("job_1".into(), "succeeded".into(), 1.0, "done".into()),
-                ("job_2".into(), "running".into(), 0.4, "halfway there".into())
-            ]
-        );
-        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_events").fetch_one(&pool).await.expect("count");
-        assert_eq!(events, 4, "every event is stored");
     }
 }

@@ -128,10 +128,11 @@ pub struct OwnedEvent {
     pub artifact: Option<String>,
 }
 
-/// [`Db::insert_event`] on the writing connection (inside a batch): the event alone. Its
-/// progress, if any, goes to the job row through [`ProgressUpdates`], once per job and batch.
+/// [`Db::insert_event`] on the writing connection (inside a batch): the event, and with a
+/// progress value (from a run holding the lease) the job row's progress, together.
 pub(super) fn insert_event_on(conn: &rusqlite::Connection, event: &OwnedEvent) -> rusqlite::Result<bool> {
     use rusqlite::params;
+    let now = now_ms();
     let written = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO job_events (job_id, at, level, message, metadata, progress, artifact, position, ordinal)
@@ -140,7 +141,7 @@ pub(super) fn insert_event_on(conn: &rusqlite::Connection, event: &OwnedEvent) -
         )?
         .execute(params![
             event.job_id,
-            now_ms(),
+            now,
             event.level,
             event.message,
             event.metadata,
@@ -151,50 +152,11 @@ pub(super) fn insert_event_on(conn: &rusqlite::Connection, event: &OwnedEvent) -
             i64::from(event.ordinal)
         ])?
         == 1;
+    if let (true, Some(progress), Some(lease)) = (written, event.progress, &event.lease_token) {
+        conn.prepare_cached(
+            "UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND lease_token = ?",
+        )?
+        .execute(params![progress, event.message, now, event.job_id, lease])?;
+    }
     Ok(written)
-}
-
-/// The job rows' progress from a batch's stored events, written once per job: a run reports
-/// progress several times in a few milliseconds (`hello greet` twice), and each write of the
-/// job row runs its webhook trigger. Only the last value of a run counts, and it is written
-/// before anything else of the job in the batch (its end reads it) or at the batch's end.
-#[derive(Default)]
-pub(super) struct ProgressUpdates {
-    /// By job: the run's lease, the progress, its message and when it was reported.
-    pending: std::collections::HashMap<String, (String, f64, String, i64)>,
-}
-
-impl ProgressUpdates {
-    /// Remember `event`'s progress if it was stored and comes from a run holding the lease.
-    pub(super) fn note(&mut self, event: &OwnedEvent, stored: bool) {
-        if let (true, Some(progress), Some(lease)) = (stored, event.progress, &event.lease_token) {
-            self.pending.insert(event.job_id.clone(), (lease.clone(), progress, event.message.clone(), now_ms()));
-        }
-    }
-
-    /// Write `job_id`'s pending progress now (before a write that reads the job row).
-    pub(super) fn write_job(&mut self, conn: &rusqlite::Connection, job_id: &str) -> rusqlite::Result<()> {
-        match self.pending.remove(job_id) {
-            Some(pending) => write_progress(conn, job_id, &pending),
-            None => Ok(()),
-        }
-    }
-
-    /// Write every pending progress (the batch's end).
-    pub(super) fn write_all(&mut self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-        self.pending.drain().try_for_each(|(job_id, pending)| write_progress(conn, &job_id, &pending))
-    }
-}
-
-fn write_progress(
-    conn: &rusqlite::Connection,
-    job_id: &str,
-    pending: &(String, f64, String, i64),
-) -> rusqlite::Result<()> {
-    let (lease, progress, message, at) = pending;
-    conn.prepare_cached(
-        "UPDATE jobs SET progress = ?, progress_message = ?, updated_at = ? WHERE id = ? AND lease_token = ?",
-    )?
-    .execute(rusqlite::params![progress, message, at, job_id, lease])
-    .map(drop)
 }
