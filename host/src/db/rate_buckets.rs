@@ -8,16 +8,18 @@ use super::{Backend, Db, DbError};
 /// The answer to one take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Take {
-    Granted,
+    /// This many tokens were taken (at least one).
+    Granted(u32),
     /// No token: one comes in this many seconds.
     RetryAfter(u64),
 }
 
 impl Take {
-    /// From a bucket of `capacity` tokens a minute that has `tokens` left after the take.
-    pub fn from_bucket(granted: bool, tokens: f64, capacity: f64) -> Self {
-        if granted {
-            Take::Granted
+    /// From a bucket of `capacity` tokens a minute that has `tokens` left after `taken` were
+    /// taken (none: the bucket had less than one).
+    pub fn from_bucket(taken: u32, tokens: f64, capacity: f64) -> Self {
+        if taken > 0 {
+            Take::Granted(taken)
         } else {
             let per_second = capacity.max(1.0) / 60.0;
             Take::RetryAfter(((1.0 - tokens) / per_second).ceil().max(1.0) as u64)
@@ -26,12 +28,12 @@ impl Take {
 }
 
 impl Db {
-    /// Take one token from `key`'s bucket (`per_minute` tokens a minute, at most a minute's
-    /// worth saved up); `None` where the process counts alone (SQLite).
-    pub async fn take_rate_token(&self, key: &str, per_minute: u32) -> Option<Result<Take, DbError>> {
+    /// Take up to `want` tokens, at least one, from `key`'s bucket (`per_minute` tokens a
+    /// minute, at most a minute's worth saved up); `None` where the process counts alone (SQLite).
+    pub async fn take_rate_tokens(&self, key: &str, per_minute: u32, want: u32) -> Option<Result<Take, DbError>> {
         match &self.backend {
             Backend::Sqlite(_) => None,
-            Backend::Postgres(pg) => Some(pg.take_rate_token(key, per_minute).await),
+            Backend::Postgres(pg) => Some(pg.take_rate_tokens(key, per_minute, want).await),
         }
     }
 

@@ -71,6 +71,46 @@ fn a_customers_creation_rate_is_one_rate_however_many_api_hosts_take_creates() {
     assert!(through_second > 0 && through_second < created, "{through_second} of {created} through the second host");
 }
 
+#[test]
+fn a_large_allowance_is_taken_in_chunks_and_the_hosts_together_still_never_pass_it() {
+    use vidfarm::rate_limit::{RateLimiter, chunk};
+    let Some((_cluster, url)) = shared_database() else { return };
+    let dir = tempfile::tempdir().expect("a data dir");
+    let client = customer_in(&url, dir.path());
+    // 6,000 a minute: chunks of 10 tokens, 100 more every second.
+    let per_minute = 6_000;
+    assert_eq!(chunk(per_minute), 10);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let (granted, asked, elapsed) = rt.block_on(async {
+        let db = vidfarm::db::Db::connect(&url, 4).await.expect("the database");
+        let hosts = [RateLimiter::for_database(&db), RateLimiter::for_database(&db)];
+        let started = Instant::now();
+        // Until both hosts are refused one after the other: then neither holds a token.
+        let (mut granted, mut refused_in_a_row) = (0u64, 0);
+        for i in 0..20_000 {
+            match hosts[i % 2].take(&client.id, per_minute).await {
+                Ok(()) => (granted, refused_in_a_row) = (granted + 1, 0),
+                Err(seconds) => {
+                    assert_eq!(seconds, 1, "the next token is less than a second away");
+                    refused_in_a_row += 1;
+                }
+            }
+            if refused_in_a_row == 2 {
+                break;
+            }
+        }
+        assert_eq!(refused_in_a_row, 2, "both hosts ran out");
+        (granted, hosts[0].database_takes() + hosts[1].database_takes(), started.elapsed())
+    });
+    // A refused host holds nothing: every token taken from the bucket was spent.
+    let earned = (elapsed.as_secs_f64() * 100.0).ceil() as u64;
+    assert!(
+        (6_000..=6_000 + earned + 1).contains(&granted),
+        "one minute's allowance across both hosts, and what flowed in over {elapsed:?}: {granted} granted"
+    );
+    assert!(asked * 5 <= granted, "{asked} statements for {granted} tokens: the hosts took them in chunks");
+}
+
 /// Create a greet job through `host` and wait for it; (version that ran it, greeting).
 fn greet(client: &Client, host: &Host) -> (String, String) {
     let (status, id, _) = try_greet(client, host);
