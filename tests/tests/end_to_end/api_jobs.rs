@@ -151,3 +151,23 @@ async fn repeating_an_idempotency_key_returns_the_original_job() {
     assert_eq!(conflict.status(), 409, "the same key for another request is refused");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn sixteen_creates_at_once_with_one_idempotency_key_make_one_job() {
+    // Sent together, they share the host's insert batches: one statement for many rows must
+    // still answer each create as one insert after another would.
+    let server = TestServer::start().await;
+    let body = json!({ "tracer": "t", "payload": { "name": "Ada" }, "idempotency_key": "order-2" });
+    let answers = futures::future::join_all((0..16).map(|_| async {
+        let response = server.post("/templates/hello/operations/greet", &body).send().await.expect("sent");
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.expect("json")["job_id"].clone())
+    }))
+    .await;
+    let created = answers.iter().filter(|(status, _)| *status == 202).count();
+    assert_eq!(created, 1, "one create made the job, the others found it: {answers:?}");
+    assert!(answers.iter().all(|(status, id)| [200, 202].contains(status) && *id == answers[0].1), "{answers:?}");
+    let jobs: Value = server.get_json("/templates/hello/jobs").await;
+    assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(1), "{jobs}");
+    server.stop().await;
+}

@@ -1,7 +1,8 @@
 //! Job inserts on PostgreSQL, committed in batches, as SQLite's batch writer commits them: one
 //! task per host takes every insert queued so far and writes them in one transaction. Alone,
 //! each create paid `BEGIN`, its `INSERT` and `COMMIT` (three round trips) and a WAL flush of
-//! its own; in a batch the flush and the two round trips are shared.
+//! its own; in a batch the flush and the two round trips are shared, and the rows go in one
+//! `INSERT … SELECT FROM unnest(…)` (one statement to parse, plan and answer, not one per job).
 //!
 //! Only inserts that lock nothing are batched: a job that reserves money locks its customer
 //! (customers first, the rule of `jobs`), and a batch holding a busy customer's row would make
@@ -14,10 +15,11 @@
 //! with one idempotency key in one batch behave as one after the other: the second finds the
 //! first's row (its own transaction's) and returns it.
 
-use super::jobs::insert_job_on;
-use crate::db::DbError;
-use crate::db::jobs::{Inserted, NewJob};
-use sqlx::PgPool;
+use super::jobs::{insert_job_on, not_inserted};
+use crate::db::jobs::{Inserted, JobRow, NewJob};
+use crate::db::{DbError, now_ms};
+use sqlx::{PgConnection, PgPool};
+use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most inserts one transaction carries.
@@ -106,13 +108,70 @@ fn copy_of(e: &DbError) -> DbError {
     }
 }
 
-/// Every insert of `batch` in one transaction.
+/// Every insert of `batch` in one transaction: one `INSERT … SELECT FROM unnest(…)` for all
+/// (in the batch's order, which is the unique keys' order), then, for each job it did not
+/// insert, what `insert_job_on` answers then (the row that conflicted, in this transaction or
+/// committed). Batched jobs reserve nothing, so none is refused for its limit.
 async fn in_one_transaction(pool: &PgPool, batch: &[(NewJob, Reply)]) -> Result<Vec<Inserted>, BatchError> {
     let mut tx = pool.begin().await.map_err(Unstarted)?;
+    let jobs: Vec<&NewJob> = batch.iter().map(|(job, _)| job).collect();
+    let mut created: HashMap<String, JobRow> =
+        insert_all(&mut tx, &jobs).await.map_err(Failed)?.into_iter().map(|row| (row.id.clone(), row)).collect();
     let mut inserted = Vec::with_capacity(batch.len());
-    for (job, _) in batch {
-        inserted.push(insert_job_on(&mut tx, job).await.map_err(Failed)?);
+    for job in jobs {
+        // The first job of an id gets the row; a second one of that id (or of its
+        // idempotency key) finds it, as one insert after the other would.
+        inserted.push(match created.remove(&job.id) {
+            Some(row) => Inserted::Created(row),
+            None => not_inserted(&mut tx, job).await.map_err(Failed)?,
+        });
     }
     tx.commit().await.map_err(Failed)?;
     Ok(inserted)
+}
+
+/// Insert `jobs` (none reserving money) in one statement; the rows inserted.
+async fn insert_all(conn: &mut PgConnection, jobs: &[&NewJob]) -> Result<Vec<JobRow>, DbError> {
+    let text = |f: fn(&NewJob) -> &str| jobs.iter().map(|j| f(j)).collect::<Vec<&str>>();
+    let optional = |f: fn(&NewJob) -> Option<&str>| jobs.iter().map(|j| f(j)).collect::<Vec<Option<&str>>>();
+    let rows = sqlx::query_as(
+        "INSERT INTO jobs (id, customer_id, template_id, template_version, template_digest, operation, workflow,
+            tracer, status, payload, config, webhook_url, parent_job_id, idempotency_key, max_retries, run_after,
+            start_ms, created_at, updated_at, reserved_nusd, request_id, traceparent, retry_of)
+         SELECT u.id, u.customer_id, u.template_id, u.template_version, u.template_digest, u.operation, u.workflow,
+            u.tracer, 'queued', u.payload,
+            COALESCE(u.config, (SELECT c.config FROM template_configs c
+                                WHERE c.customer_id = u.customer_id AND c.template_id = u.template_id), '{}'),
+            u.webhook_url, u.parent_job_id, u.idempotency_key, u.max_retries, $18, $18, $18, $18, 0,
+            u.request_id, u.traceparent, u.retry_of
+         FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[],
+                     $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::BIGINT[], $15::TEXT[],
+                     $16::TEXT[], $17::TEXT[])
+              WITH ORDINALITY AS u(id, customer_id, template_id, template_version, template_digest, operation,
+                                   workflow, tracer, payload, config, webhook_url, parent_job_id, idempotency_key,
+                                   max_retries, request_id, traceparent, retry_of, ord)
+         ORDER BY u.ord
+         ON CONFLICT DO NOTHING RETURNING *",
+    )
+    .bind(text(|j| &j.id))
+    .bind(text(|j| &j.customer_id))
+    .bind(text(|j| &j.template_id))
+    .bind(text(|j| &j.template_version))
+    .bind(text(|j| &j.template_digest))
+    .bind(text(|j| &j.operation))
+    .bind(text(|j| &j.workflow))
+    .bind(text(|j| &j.tracer))
+    .bind(text(|j| &j.payload))
+    .bind(optional(|j| j.config.as_deref()))
+    .bind(optional(|j| j.webhook_url.as_deref()))
+    .bind(optional(|j| j.parent_job_id.as_deref()))
+    .bind(optional(|j| j.idempotency_key.as_deref()))
+    .bind(jobs.iter().map(|j| i64::from(j.max_retries)).collect::<Vec<i64>>())
+    .bind(optional(|j| j.request_id.as_deref()))
+    .bind(optional(|j| j.traceparent.as_deref()))
+    .bind(optional(|j| j.retry_of.as_deref()))
+    .bind(now_ms())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows)
 }

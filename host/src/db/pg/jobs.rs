@@ -464,12 +464,17 @@ pub(super) async fn insert_job_on(conn: &mut PgConnection, job: &NewJob) -> Resu
     .bind(&job.retry_of)
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(row) = inserted {
-        return Ok(Inserted::Created(row));
+    match inserted {
+        Some(row) => Ok(Inserted::Created(row)),
+        None => not_inserted(conn, job).await,
     }
-    // A conflict (the same id: a replayed child enqueue; or the same idempotency key), or
-    // the reservation did not fit the customer's limit. A new statement: a new snapshot, which
-    // sees the conflicting row once its insert has committed.
+}
+
+/// Why `job` was not inserted: a conflict (the same id: a replayed child enqueue; or the same
+/// idempotency key), or its reservation did not fit the customer's limit. A new statement: a
+/// new snapshot, which sees the conflicting row once its insert has committed.
+pub(super) async fn not_inserted(conn: &mut PgConnection, job: &NewJob) -> Result<Inserted, DbError> {
+    let month = month_start_ms();
     let existing: Option<JobRow> = sqlx::query_as(
         "SELECT * FROM jobs WHERE id = $1 OR (customer_id = $2 AND template_id = $3 AND idempotency_key = $4)",
     )
