@@ -64,6 +64,18 @@ impl super::Pg {
         generations: bool,
     ) -> Result<Option<RenderRow>, DbError> {
         let now = now_ms();
+        // Nothing due (every worker polls several times a second): no transaction and no turn
+        // on the claim lock. One probe of `renders_due`.
+        let any_due: bool = sqlx::query_scalar(&format!(
+            "SELECT EXISTS (SELECT 1 FROM renders WHERE renders.status IN ('queued', 'running') AND {})",
+            due("renders")
+        ))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        if !any_due {
+            return Ok(None);
+        }
         let mut tx = self.pool.begin().await?;
         sqlx::query(CLAIM_LOCK).execute(&mut *tx).await?;
         // Failing a render wakes its job (trigger): its job's row first (jobs before renders),

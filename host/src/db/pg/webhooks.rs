@@ -140,6 +140,18 @@ impl super::Pg {
         default_cap: u32,
     ) -> Result<Vec<DeliveryRow>, DbError> {
         let now = now_ms();
+        // Nothing due (every host polls several times a second): no transaction and no turn on
+        // the claim lock. One probe of `webhook_deliveries_due`.
+        let due: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1
+                                                              AND (locked_until IS NULL OR locked_until < $1))",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
         let (earlier, this) = (send_order("e"), send_order("d"));
         let mut tx = self.pool.begin().await?;
         sqlx::query(CLAIM_LOCK).execute(&mut *tx).await?;
