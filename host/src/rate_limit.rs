@@ -43,10 +43,23 @@ pub struct RateLimiter {
     /// Tokens taken from the shared bucket and not spent yet, per key whose chunk is more
     /// than one. An async lock per key: a customer's creates wait for their own chunk's
     /// statement, never for another customer's.
-    held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<u32>>>>,
+    held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Held>>>>,
     /// Takes that went to the database (the rest were spent from `held`).
     asked: AtomicU64,
 }
+
+/// One key's chunk on this host.
+#[derive(Default)]
+struct Held {
+    tokens: u32,
+    /// Until then the database is not asked again for this key: it just failed to answer, and
+    /// the creates queued behind that take go by this process's count at once instead of each
+    /// waiting out the pool's timeout in turn.
+    unanswered_until: Option<Instant>,
+}
+
+/// How long a key's creates go by this process's count after the database failed to answer.
+const UNANSWERED_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct Bucket {
     tokens: f64,
@@ -72,23 +85,29 @@ impl RateLimiter {
             Some(lease) => Some(lease.lock().await),
             None => None,
         };
-        if let Some(tokens) = held.as_deref_mut()
-            && *tokens > 0
-        {
-            *tokens -= 1;
-            return Ok(());
+        if let Some(held) = held.as_deref_mut() {
+            if held.tokens > 0 {
+                held.tokens -= 1;
+                return Ok(());
+            }
+            if held.unanswered_until.is_some_and(|until| Instant::now() < until) {
+                return here;
+            }
         }
         self.asked.fetch_add(1, Ordering::Relaxed);
         match db.take_rate_tokens(key, per_minute, want).await {
             Some(Ok(Take::Granted(taken))) => {
-                if let Some(tokens) = held.as_deref_mut() {
-                    *tokens = taken - 1;
+                if let Some(held) = held.as_deref_mut() {
+                    *held = Held { tokens: taken - 1, unanswered_until: None };
                 }
                 Ok(())
             }
             Some(Ok(Take::RetryAfter(seconds))) => Err(seconds),
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "shared rate limit unavailable; counting in this process");
+                if let Some(held) = held.as_deref_mut() {
+                    held.unanswered_until = Some(Instant::now() + UNANSWERED_FOR);
+                }
                 here
             }
             None => here,
@@ -103,10 +122,10 @@ impl RateLimiter {
     /// The tokens `key` holds for this process, keeping the map bounded: keys with nothing
     /// held are forgotten once there are many (a lock still in use keeps its tokens for its
     /// holder; the next take makes a new one).
-    fn held_for(&self, key: &str) -> Arc<tokio::sync::Mutex<u32>> {
+    fn held_for(&self, key: &str) -> Arc<tokio::sync::Mutex<Held>> {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if held.len() >= 10_000 {
-            held.retain(|_, tokens| tokens.try_lock().map_or(true, |t| *t > 0));
+            held.retain(|_, chunk| chunk.try_lock().map_or(true, |c| c.tokens > 0));
         }
         held.entry(key.to_string()).or_default().clone()
     }
