@@ -92,11 +92,27 @@ mod tests {
         assert!(!log.exists());
     }
 
-    /// A fresh directory per test under the system temp dir (no dev-dependency needed).
-    fn tempfile_dir(name: &str) -> PathBuf {
+    /// A fresh directory per test under the system temp dir (no dev-dependency needed),
+    /// removed when the test drops it.
+    fn tempfile_dir(name: &str) -> TempDir {
         let dir = std::env::temp_dir().join(format!("vidfarm-wasm-target-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("the temp dir is writable");
-        dir
+        TempDir(dir)
+    }
+
+    struct TempDir(PathBuf);
+
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
     }
 }

@@ -23,6 +23,7 @@ mod hostile_webhooks;
 mod hot_swap;
 mod languages;
 mod maintenance;
+mod money_across_hosts;
 mod production_templates;
 mod providers;
 mod registry_s3;

@@ -13,6 +13,14 @@ const DELIVERY_COLUMNS: &str = "id, customer_id, job_id, target, destination_id,
 /// Serialises delivery claims across hosts (see `claim_deliveries`).
 const CLAIM_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended('vidfarm:webhook_deliveries:claim', 0))";
 
+/// The delivery `d` is due at `now` (an SQL expression): pending, its next attempt's time come,
+/// and not held by a host that claimed it.
+fn due(d: &str, now: &str) -> String {
+    format!(
+        "({d}.status = 'pending' AND {d}.next_attempt_at <= {now} AND ({d}.locked_until IS NULL OR {d}.locked_until < {now}))"
+    )
+}
+
 /// A delivery's place among its job's deliveries to one URL. SQLite sends them in `rowid`
 /// (insertion) order, which Postgres has not: a job's events happen in this order of types
 /// (`job.progress` at most one per 2 s), so the type orders them even when two share a
@@ -142,17 +150,16 @@ impl super::Pg {
         let now = now_ms();
         // Nothing due (every host polls several times a second): no transaction and no turn on
         // the claim lock. One probe of `webhook_deliveries_due`.
-        let due: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1
-                                                              AND (locked_until IS NULL OR locked_until < $1))",
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        if !due {
+        let any_due: bool =
+            sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM webhook_deliveries w WHERE {})", due("w", "$1")))
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+        if !any_due {
             return Ok(Vec::new());
         }
         let (earlier, this) = (send_order("e"), send_order("d"));
+        let (due_d, due_w) = (due("d", "$2"), due("w", "$2"));
         let mut tx = self.pool.begin().await?;
         sqlx::query(CLAIM_LOCK).execute(&mut *tx).await?;
         let claimed = sqlx::query_as(&format!(
@@ -165,15 +172,13 @@ impl super::Pg {
                              + (SELECT COUNT(*) FROM webhook_deliveries f WHERE f.customer_id = d.customer_id
                                 AND f.status = 'pending' AND f.locked_until >= $2::BIGINT) AS turn
                     FROM webhook_deliveries d
-                    WHERE d.status = 'pending' AND d.next_attempt_at <= $2
-                      AND (d.locked_until IS NULL OR d.locked_until < $2)
+                    WHERE {due_d}
                       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.job_id = d.job_id AND e.url = d.url
                                       AND e.status = 'pending' AND {earlier} < {this})) t
                 WHERE turn <= cap ORDER BY turn, next_attempt_at LIMIT $3::BIGINT)
              , locked AS MATERIALIZED (
                 SELECT w.id AS locked_id FROM webhook_deliveries w JOIN fair ON fair.id = w.id
-                WHERE w.status = 'pending' AND w.next_attempt_at <= $2
-                  AND (w.locked_until IS NULL OR w.locked_until < $2)
+                WHERE {due_w}
                 FOR UPDATE OF w SKIP LOCKED)
              UPDATE webhook_deliveries SET locked_until = $1::BIGINT
              FROM locked WHERE webhook_deliveries.id = locked.locked_id
