@@ -111,6 +111,42 @@ fn a_large_allowance_is_taken_in_chunks_and_the_hosts_together_still_never_pass_
     assert!(asked * 5 <= granted, "{asked} statements for {granted} tokens: the hosts took them in chunks");
 }
 
+#[test]
+fn after_the_database_fails_to_answer_a_take_the_keys_creates_go_by_this_hosts_count_for_a_second() {
+    use vidfarm::rate_limit::{RateLimiter, chunk};
+    let Some((_cluster, url)) = shared_database() else { return };
+    let per_minute = 60_000;
+    assert_eq!(chunk(per_minute), 100);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    rt.block_on(async {
+        let db = vidfarm::db::Db::connect(&url, 2).await.expect("the database");
+        let admin = sqlx::PgPool::connect(&url).await.expect("an admin connection");
+        let host = RateLimiter::for_database(&db);
+        // The bucket's table gone: every statement on it fails at once, as a database that
+        // cannot answer would (without making the test wait out a timeout).
+        sqlx::query("ALTER TABLE rate_buckets RENAME TO rate_buckets_away").execute(&admin).await.expect("renamed");
+        assert_eq!(host.take("creates", per_minute).await, Ok(()), "this host's own count lets it through");
+        assert_eq!(host.database_takes(), 1);
+        for _ in 0..50 {
+            assert_eq!(host.take("creates", per_minute).await, Ok(()));
+        }
+        assert_eq!(host.database_takes(), 1, "the creates right after a failure did not ask the database again");
+
+        sqlx::query("ALTER TABLE rate_buckets_away RENAME TO rate_buckets")
+            .execute(&admin)
+            .await
+            .expect("renamed back");
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        assert_eq!(host.take("creates", per_minute).await, Ok(()));
+        assert_eq!(host.database_takes(), 2, "a second later the database is asked again");
+        let taken: Vec<Option<String>> = db
+            .inspect("SELECT CAST(taken AS TEXT) FROM rate_buckets WHERE key = $1", &["creates"])
+            .await
+            .expect("read");
+        assert_eq!(taken, vec![Some("100".to_string())], "and a whole chunk is taken from the shared bucket");
+    });
+}
+
 /// Create a greet job through `host` and wait for it; (version that ran it, greeting).
 fn greet(client: &Client, host: &Host) -> (String, String) {
     let (status, id, _) = try_greet(client, host);
