@@ -45,22 +45,24 @@ pub struct Appended {
 /// [`Db::append_journal`] on the writing connection (inside a batch's transaction).
 pub(super) fn append_journal_on(conn: &rusqlite::Connection, write: &Appended) -> rusqlite::Result<bool> {
     let Appended { job_id, lease_token, entry } = write;
-    let appended =
-        conn.prepare_cached(
-            "INSERT INTO job_journal (job_id, seq, kind, request_digest, result, at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?7)",
-        )?
-        .execute(rusqlite::params![
-            job_id,
-            i64::from(entry.seq),
-            entry.kind,
-            entry.request_digest,
-            entry.result,
-            now_ms(),
-            lease_token
-        ])? == 1;
-    if appended {
-        super::holds::capture_on(conn, &format!("{job_id}:{}", entry.seq))?;
+    // The lease check apart from a one-row `VALUES` insert: see `events::insert_event_on`.
+    let holds = conn
+        .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?2")?
+        .exists(rusqlite::params![job_id, lease_token])?;
+    if !holds {
+        return Ok(false);
     }
-    Ok(appended)
+    conn.prepare_cached(
+        "INSERT INTO job_journal (job_id, seq, kind, request_digest, result, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(rusqlite::params![
+        job_id,
+        i64::from(entry.seq),
+        entry.kind,
+        entry.request_digest,
+        entry.result,
+        now_ms()
+    ])?;
+    super::holds::capture_on(conn, &format!("{job_id}:{}", entry.seq))?;
+    Ok(true)
 }
