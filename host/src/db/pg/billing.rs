@@ -2,9 +2,7 @@
 //! A ledger row that is checked against the customer's limit is written after locking the
 //! customer row (then the job, for the lease), so racing hosts cannot both fit.
 
-use super::limits::{
-    Charging, charged, charged_in_month, headroom, headroom_under_lease, lock_customer, month_start_ms,
-};
+use super::limits::{Charging, headroom, headroom_under_lease, lock_customer, month_start_ms};
 use crate::db::billing::{
     BillingSummary, LedgerInsert, LedgerRow, LedgerWrite, NewLedgerEntry, OverLimit, UsageRow, with_uncollected,
 };
@@ -101,11 +99,10 @@ impl super::Pg {
     /// all, charged this month, held, still chargeable). A read: no lock.
     pub async fn billing_summary(&self, customer_id: &str) -> Result<Option<BillingSummary>, DbError> {
         let headroom = headroom("$1", "NULL", "$2");
-        let (charged, charged_this_month) = (charged("c"), charged_in_month("c", "$2"));
         sqlx::query_as(&format!(
             "SELECT c.credit_nusd, c.monthly_cap_nusd, c.margin,
-                    {charged} AS charged_nusd,
-                    {charged_this_month} AS charged_this_month_nusd,
+                    c.charged_nusd AS charged_nusd,
+                    CASE WHEN c.month_start_ms = $2 THEN c.charged_month_nusd ELSE 0 END AS charged_this_month_nusd,
                     (SELECT COALESCE(SUM(h.held_nusd), 0)::BIGINT FROM billing_holds h JOIN jobs j ON j.id = h.job_id
                      WHERE h.customer_id = c.id AND h.status = 'open'
                        AND j.status NOT IN ('succeeded', 'failed', 'cancelled')) AS held_nusd,

@@ -4,11 +4,9 @@
 //! flush at a time (every end charges CPU and updates the running totals), whatever the number
 //! of workers (BENCHMARKS.md, "PostgreSQL and many worker processes"). Here one task per host
 //! takes every write queued so far and commits them in one transaction, as SQLite's batch
-//! does: one flush per batch. Two hosts' batches of one customer without limits commit side by
-//! side (`limits::hold_customers_of_batch`: a share lock, and running totals in stripes); a
-//! customer with a limit has one batch at a time.
+//! does: one flush, and one turn on each customer's row, per batch.
 //!
-//! Lock order is the rule of `jobs` (customers, then jobs, then holds): the batch first holds
+//! Lock order is the rule of `jobs` (customers, then jobs, then holds): the batch first locks
 //! every customer its run ends and captures touch, in id order, so two hosts' batches never
 //! wait on each other in a cycle over customers. A batch any of whose writes fails (an error,
 //! a deadlock victim, a failed commit) is rolled back and written again one write per
@@ -21,7 +19,6 @@
 
 use super::events::{insert_event_on, insert_events_on};
 use super::journal::append_journal_on;
-use super::limits::hold_customers_of_batch;
 use super::run_ends::{finish_run_on, finish_runs_on};
 use crate::db::DbError;
 use crate::db::events::OwnedEvent;
@@ -30,7 +27,7 @@ use crate::db::journal::Appended;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
-/// Most writes one transaction carries (a batch holds its customers until it commits).
+/// Most writes one transaction carries (a batch holds its customers' rows until it commits).
 const MAX_BATCH: usize = 128;
 
 /// One write, as the `Pg` method that queued it was asked for it.
@@ -109,7 +106,7 @@ async fn apply(conn: &mut PgConnection, write: &Write, customers_locked: bool) -
             finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref(), customers_locked).await
         }
         Write::Event(event) => insert_event_on(conn, event).await,
-        Write::Journal(entry) => append_journal_on(conn, entry, customers_locked).await,
+        Write::Journal(entry) => append_journal_on(conn, entry).await,
     }
 }
 
@@ -126,8 +123,18 @@ async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<V
         }
     }
     if !ended_jobs.is_empty() || !captures.is_empty() {
-        // Customers first: those of the ending runs, and those with a hold an entry captures.
-        hold_customers_of_batch(&mut tx, &ended_jobs, &captures).await?;
+        // Customers first, in id order (locks are taken in the sorted output's order): those
+        // of the ending runs, and those with a hold an entry captures.
+        sqlx::query(
+            "SELECT 1 FROM customers WHERE id IN (
+                SELECT customer_id FROM jobs WHERE id = ANY($1)
+                UNION SELECT customer_id FROM billing_holds WHERE effect_key = ANY($2) AND status = 'open')
+             ORDER BY id FOR NO KEY UPDATE",
+        )
+        .bind(&ended_jobs)
+        .bind(&captures)
+        .execute(&mut *tx)
+        .await?;
     }
     let events: Vec<&OwnedEvent> =
         batch.iter().filter_map(|(write, _)| if let Write::Event(e) = write { Some(e) } else { None }).collect();

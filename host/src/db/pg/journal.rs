@@ -38,28 +38,21 @@ impl super::Pg {
 }
 
 /// [`Pg::append_journal`](super::Pg) on the caller's transaction.
-/// `customer_locked`: the caller's transaction holds the customer of the hold this entry
-/// captures already (a batch holds them all first, `limits::hold_customers_of_batch`).
-pub(super) async fn append_journal_on(
-    conn: &mut PgConnection,
-    write: &Appended,
-    customer_locked: bool,
-) -> Result<bool, DbError> {
+pub(super) async fn append_journal_on(conn: &mut PgConnection, write: &Appended) -> Result<bool, DbError> {
     let Appended { job_id, lease_token, entry } = write;
     let effect_key = format!("{job_id}:{}", entry.seq);
-    if !customer_locked {
-        // Capturing the effect's hold is a money decision of the customer: lock them first
-        // (customers before jobs), and only when there is an open hold to capture (customers
-        // without a limit place none: no lock). `NO KEY`: see `jobs::lock_customers`.
-        sqlx::query(
-            "SELECT 1 FROM customers c
-             WHERE c.id = (SELECT h.customer_id FROM billing_holds h WHERE h.effect_key = $1 AND h.status = 'open')
-             FOR NO KEY UPDATE OF c",
-        )
-        .bind(&effect_key)
-        .execute(&mut *conn)
-        .await?;
-    }
+    // Capturing the effect's hold writes a ledger row, whose trigger updates the customer's
+    // running totals: lock the customer first (customers before jobs), and only when there is
+    // an open hold to capture (customers without a limit place none: no lock). `NO KEY`: see
+    // `jobs::lock_customers`.
+    sqlx::query(
+        "SELECT 1 FROM customers c
+         WHERE c.id = (SELECT h.customer_id FROM billing_holds h WHERE h.effect_key = $1 AND h.status = 'open')
+         FOR NO KEY UPDATE OF c",
+    )
+    .bind(&effect_key)
+    .execute(&mut *conn)
+    .await?;
     // The lease check locks the job row `FOR SHARE` until the commit: the job cannot be
     // re-queued or re-claimed by another run (an UPDATE, which waits for us or skips the
     // row) in between, so a stale run's entry is either in before the next run loads the

@@ -3,10 +3,9 @@
 //! expression alone is not atomic with the write (READ COMMITTED, many hosts): every
 //! transaction that checks it and then writes first locks the customer row ([`lock_customer`]),
 //! which serialises one customer's money decisions across hosts. Every write that changes the
-//! inputs (a ledger row, which the running-totals trigger adds to a stripe; a hold; a
-//! reservation) takes that lock, or a batch's share lock that every holder of that lock waits
-//! for ([`hold_customers_of_batch`]), or is bounded by a hold already counted. Amounts are
-//! integer nano-USD (`crate::money`): comparisons are exact.
+//! inputs (a ledger row, through the running-totals trigger; a hold; a reservation) either
+//! takes that lock or is bounded by a hold already counted. Amounts are integer nano-USD
+//! (`crate::money`): comparisons are exact.
 
 use crate::db::DbError;
 use crate::money::UNLIMITED;
@@ -23,11 +22,12 @@ pub(super) use crate::db::month_start_ms;
 /// SQL expressions (`$1`, `NULL`, `jobs.id`). The result is a BIGINT (every SUM is cast back
 /// from NUMERIC), so it compares and decodes as `i64`.
 pub(super) fn headroom(cust: &str, job: &str, month: &str) -> String {
-    let (charged, charged_this_month) = (charged("c"), charged_in_month("c", month));
     format!(
         "(SELECT CASE WHEN c.credit_nusd IS NULL AND c.monthly_cap_nusd IS NULL THEN {UNLIMITED}::BIGINT ELSE
-            LEAST(COALESCE(c.credit_nusd - {charged}, {UNLIMITED}::BIGINT),
-                  COALESCE(c.monthly_cap_nusd - {charged_this_month}, {UNLIMITED}::BIGINT))
+            LEAST(COALESCE(c.credit_nusd - c.charged_nusd, {UNLIMITED}::BIGINT),
+                  COALESCE(c.monthly_cap_nusd
+                             - CASE WHEN c.month_start_ms = {month} THEN c.charged_month_nusd ELSE 0 END,
+                           {UNLIMITED}::BIGINT))
             - (SELECT COALESCE(SUM(h.held_nusd), 0)::BIGINT FROM billing_holds h JOIN jobs hj ON hj.id = h.job_id
                WHERE h.customer_id = c.id AND h.status = 'open'
                  AND hj.status NOT IN ('succeeded', 'failed', 'cancelled'))
@@ -40,27 +40,6 @@ pub(super) fn headroom(cust: &str, job: &str, month: &str) -> String {
                  AND j.status IN ('queued', 'running', 'waiting_for_child', 'waiting_for_human')
                  AND j.id IS DISTINCT FROM {job})
           END FROM customers c WHERE c.id = {cust})"
-    )
-}
-
-/// What the customer `c` (an alias of `customers`) has been charged in all, as a BIGINT SQL
-/// expression: the total on their row plus their stripes' (migration 0007: the ledger's
-/// trigger adds to a stripe, so transactions charging one customer do not queue on its row).
-pub(super) fn charged(c: &str) -> String {
-    format!(
-        "({c}.charged_nusd + (SELECT COALESCE(SUM(s.charged_nusd), 0)
-                              FROM customer_charge_stripes s WHERE s.customer_id = {c}.id))::BIGINT"
-    )
-}
-
-/// What the customer `c` has been charged in the month starting at `month` (an SQL
-/// expression), as [`charged`]: each of the row and the stripes counts this month's charges
-/// when this month is the latest it has seen.
-pub(super) fn charged_in_month(c: &str, month: &str) -> String {
-    format!(
-        "(CASE WHEN {c}.month_start_ms = {month} THEN {c}.charged_month_nusd ELSE 0 END
-          + (SELECT COALESCE(SUM(s.charged_month_nusd), 0) FROM customer_charge_stripes s
-             WHERE s.customer_id = {c}.id AND s.month_start_ms = {month}))::BIGINT"
     )
 }
 
@@ -96,8 +75,8 @@ pub(super) async fn headroom_under_lease(
 /// checks then fail or write nothing that counts against a limit).
 ///
 /// `FOR NO KEY UPDATE`, as `jobs::lock_customers`: it excludes every other lock of this kind,
-/// `FOR UPDATE`, the `FOR SHARE` of a batch of run ends ([`hold_customers_of_batch`]) and a
-/// change of the customer's limits, but lets foreign-key checks (`KEY SHARE`) through. A
+/// `FOR UPDATE`, and the running-totals trigger's UPDATE of the row (a ledger row written
+/// elsewhere) just as `FOR UPDATE` would, but lets foreign-key checks (`KEY SHARE`) through. A
 /// job ending on another host inserts rows referencing the customer (its outbox) while it
 /// holds the job row that [`headroom_under_lease`] waits for: with `FOR UPDATE` the two
 /// would deadlock.
@@ -106,45 +85,5 @@ pub(super) async fn lock_customer(conn: &mut PgConnection, customer_id: &str) ->
         .bind(customer_id)
         .execute(&mut *conn)
         .await?;
-    Ok(())
-}
-
-/// Hold the customers of a group-commit batch (those of its ending runs, and those whose holds
-/// its journal entries capture) for the rest of the batch's transaction, in id order.
-///
-/// `FOR SHARE`, not [`lock_customer`]'s exclusive lock: two hosts' batches of one customer's
-/// run ends commit side by side (the ledger's trigger adds to a stripe, migration 0007, not to
-/// the row), while every exclusive lock — a hold, a charge checked against the limit, a change
-/// of the limits — still waits for them and they for it. The share lock fixes the limits read
-/// with it until the commit. A customer with a limit has their run ends' CPU charges capped by
-/// a headroom read once per batch, so two batches of theirs must not interleave: they also
-/// take a transaction advisory lock per such customer, in key order, after every row lock and
-/// before any job's (the global order stays customers, then these keys, then jobs).
-pub(super) async fn hold_customers_of_batch(
-    conn: &mut PgConnection,
-    ending_jobs: &[&str],
-    captures: &[String],
-) -> Result<(), DbError> {
-    let held: Vec<(String, bool)> = sqlx::query_as(
-        "SELECT id, credit_nusd IS NULL AND monthly_cap_nusd IS NULL FROM customers WHERE id IN (
-            SELECT customer_id FROM jobs WHERE id = ANY($1)
-            UNION SELECT customer_id FROM billing_holds WHERE effect_key = ANY($2) AND status = 'open')
-         ORDER BY id FOR SHARE",
-    )
-    .bind(ending_jobs)
-    .bind(captures)
-    .fetch_all(&mut *conn)
-    .await?;
-    let limited: Vec<String> = held.into_iter().filter(|(_, unlimited)| !unlimited).map(|(id, _)| id).collect();
-    if !limited.is_empty() {
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(k) FROM (
-                SELECT DISTINCT hashtextextended('vidfarm:customers.run_ends:' || id, 0) AS k
-                FROM unnest($1::TEXT[]) AS id ORDER BY k) keys",
-        )
-        .bind(&limited)
-        .execute(&mut *conn)
-        .await?;
-    }
     Ok(())
 }
