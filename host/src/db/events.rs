@@ -133,17 +133,10 @@ pub struct OwnedEvent {
 pub(super) fn insert_event_on(conn: &rusqlite::Connection, event: &OwnedEvent) -> rusqlite::Result<bool> {
     use rusqlite::params;
     let now = now_ms();
-    // The lease check is a statement of its own (the batch's transaction keeps it true), so
-    // the insert is one row of `VALUES`: an `INSERT … SELECT` counts as a write of many rows,
-    // and SQLite then copies every page it touches into a statement journal first (in case a
-    // later row broke the foreign key), which a profile of `greet` put at 2.5 % of the host.
-    if let Some(lease) = &event.lease_token {
-        let holds = conn
-            .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?2")?
-            .exists(params![event.job_id, lease])?;
-        if !holds {
-            return Ok(false);
-        }
+    if let Some(lease) = &event.lease_token
+        && !super::jobs::holds_lease_on(conn, &event.job_id, lease)?
+    {
+        return Ok(false);
     }
     let written = conn
         .prepare_cached(

@@ -45,11 +45,7 @@ pub struct Appended {
 /// [`Db::append_journal`] on the writing connection (inside a batch's transaction).
 pub(super) fn append_journal_on(conn: &rusqlite::Connection, write: &Appended) -> rusqlite::Result<bool> {
     let Appended { job_id, lease_token, entry } = write;
-    // The lease check apart from a one-row `VALUES` insert: see `events::insert_event_on`.
-    let holds = conn
-        .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1 AND lease_token = ?2")?
-        .exists(rusqlite::params![job_id, lease_token])?;
-    if !holds {
+    if !super::jobs::holds_lease_on(conn, job_id, lease_token)? {
         return Ok(false);
     }
     conn.prepare_cached(

@@ -25,15 +25,15 @@ async fn server_and_another_host() -> Option<(TestServer, PgPool)> {
     Some((server, other))
 }
 
-/// A ledger row written on `tx`, `created_at` unix ms.
-async fn charge_on(tx: &mut Transaction<'_, Postgres>, customer_id: &str, key: &str, nusd: i64, created_at: i64) {
+/// A ledger row written on `tx`, now.
+async fn charge_on(tx: &mut Transaction<'_, Postgres>, customer_id: &str, key: &str, nusd: i64) {
     sqlx::query(
         "INSERT INTO billing_events (customer_id, event_type, cost_nusd, charge_nusd, metadata, created_at, effect_key)
          VALUES ($1, 'cpu_estimate', $2, $2, '{}', $3, $4)",
     )
     .bind(customer_id)
     .bind(nusd)
-    .bind(created_at)
+    .bind(vidfarm::db::now_ms())
     .bind(key)
     .execute(&mut **tx)
     .await
@@ -66,7 +66,7 @@ async fn a_run_end_waits_for_a_money_decision_of_its_customer_on_another_host() 
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!end.is_finished(), "the run end waits while another host decides on the customer's money");
-    charge_on(&mut other, &customer, "other-host:hold", 7, vidfarm::db::now_ms()).await;
+    charge_on(&mut other, &customer, "other-host:hold", 7).await;
     other.commit().await.expect("committed");
     let ended = tokio::time::timeout(Duration::from_secs(20), end).await.expect("ended after it").expect("joined");
     assert!(ended.expect("no error"));
