@@ -84,6 +84,7 @@ async fn main() {
                 start_ms: 0,
                 cancel: Default::default(),
                 lease_token: String::new(),
+                journaled: None,
             };
             let started = Instant::now();
             let report = runtime.run(&template, request, caps.clone()).await;

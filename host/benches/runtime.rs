@@ -97,6 +97,7 @@ fn bench(c: &mut Criterion) {
                 start_ms: 0,
                 cancel: Default::default(),
                 lease_token: String::new(),
+                journaled: None,
             };
             let report = rt.block_on(runtime.run(&template, request, caps.clone()));
             assert!(matches!(report.outcome, RunOutcome::Succeeded(_)));

@@ -83,6 +83,7 @@ pub fn request(
         start_ms: 1_700_000_000_000,
         cancel: Default::default(),
         lease_token: String::new(),
+        journaled: None,
     }
 }
 

@@ -51,10 +51,16 @@ pub struct JobRow {
     pub updated_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Whether the job had journal entries when it was claimed: only a claim reads it (other
+    /// reads leave `None`, "not known"). A run of a claim that says `false` has nothing to
+    /// replay and skips reading its journal; only the lease holder appends to it, and an
+    /// earlier holder's appends are in before the claim (see `claim_jobs`).
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub journaled: Option<bool>,
 }
 
 impl JobRow {
-    /// A row read by the direct (rusqlite) paths: the same columns as `sqlx::FromRow`.
     /// A row read by the direct (rusqlite) paths, selected as [`JOB_COLUMNS`] from column 0:
     /// by position (a lookup by name compares strings for every column of every row).
     pub(super) fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
@@ -97,6 +103,7 @@ impl JobRow {
             updated_at: row.get(35)?,
             started_at: row.get(36)?,
             finished_at: row.get(37)?,
+            journaled: None,
         })
     }
 
@@ -283,7 +290,9 @@ impl Sqlite {
 
     /// Claim up to `max` due jobs for one worker: one `UPDATE … RETURNING`, round-robin across
     /// customers, oldest `run_after` first within each, never taking a customer past its
-    /// concurrency cap (`customers.max_concurrent_jobs`, else `default_cap`).
+    /// concurrency cap (`customers.max_concurrent_jobs`, else `default_cap`). Each row says
+    /// whether the job has journal entries ([`JobRow::journaled`]): the one writer has
+    /// committed every earlier lease holder's appends, and a new holder's come later.
     pub async fn claim_jobs(
         &self,
         max: u32,
@@ -321,7 +330,7 @@ impl Sqlite {
              UPDATE jobs SET status = 'running', lease_token = ?4, lease_expires_at = ?1 + ?5, attempt = attempt + 1,
                     started_at = COALESCE(started_at, ?1), updated_at = ?1
              WHERE id IN (SELECT id FROM offered WHERE turn <= cap ORDER BY turn, served, run_after LIMIT ?2)
-             RETURNING *",
+             RETURNING *, EXISTS (SELECT 1 FROM job_journal WHERE job_id = jobs.id) AS journaled",
         )
         .bind(now)
         .bind(i64::from(max))

@@ -199,6 +199,7 @@ impl Session<'_> {
                     start_ms,
                     cancel: CancellationToken::new(),
                     lease_token: String::new(),
+                    journaled: None,
                 };
                 let report = self.runtime.run(self.template, request, self.caps.clone()).await;
                 self.fuel.fetch_add(report.fuel_consumed, std::sync::atomic::Ordering::Relaxed);

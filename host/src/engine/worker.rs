@@ -269,6 +269,7 @@ impl Worker {
             start_ms: job.start_ms,
             cancel: cancel.clone(),
             lease_token: lease.to_string(),
+            journaled: job.journaled,
         };
         let run_span = tracing::info_span!("run", otel.name = "guest run", fuel_limit = limits.fuel);
         let report = runtime.run(&template, request, platform.caps.clone()).instrument(run_span).await;

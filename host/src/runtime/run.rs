@@ -31,6 +31,9 @@ pub struct RunRequest {
     pub cancel: CancellationToken,
     /// The worker's lease (see [`JobScope::lease_token`]).
     pub lease_token: String,
+    /// Whether the job has journal entries, if the caller knows (a claim says:
+    /// `JobRow::journaled`). `Some(false)` skips reading the journal: nothing to replay.
+    pub journaled: Option<bool>,
 }
 
 impl RunRequest {
@@ -55,6 +58,7 @@ impl RunRequest {
             start_ms: 0,
             cancel: CancellationToken::new(),
             lease_token: String::new(),
+            journaled: Some(false),
         }
     }
 }
@@ -112,12 +116,12 @@ impl Runtime {
         let mut job = JobScope::new(request.context.clone(), request.cancel.clone(), request.lease_token.clone());
         job.bundle = bundle;
         let job = Arc::new(job);
-        let recorded = match call {
-            Call::Run => match caps.journal.load(job.job_id()).await {
+        let recorded = match (call, request.journaled) {
+            (Call::Run, None | Some(true)) => match caps.journal.load(job.job_id()).await {
                 Ok(entries) => entries,
                 Err(trap) => return report(outcome_of_trap(trap), 0, 0),
             },
-            Call::Describe => Vec::new(),
+            (Call::Describe, _) | (Call::Run, Some(false)) => Vec::new(),
         };
         // With an empty journal every event of an earlier run sits at position 0 and a new run
         // reuses those keys; past an effect, earlier runs' events count against this one's cap.

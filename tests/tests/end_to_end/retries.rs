@@ -74,3 +74,28 @@ async fn a_templates_own_error_or_a_limit_hit_is_not_retried() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_claim_says_whether_the_job_has_a_journal_to_replay() {
+    // No workers: the test claims, journals and loses the lease itself.
+    let server = TestServer::start_with(|_| {}, false).await;
+    let db = &server.platform.db;
+    let job_id = server.create_job("hello", "greet", json!({ "name": "Ada" })).await;
+    let first = db.claim_jobs(1, "run-1", 0, 10).await.expect("claimed");
+    assert_eq!(first.iter().map(|j| j.journaled).collect::<Vec<_>>(), [Some(false)], "a new job: nothing to replay");
+    let entry = vidfarm::capabilities::JournalEntry {
+        seq: 1,
+        kind: "storage.put".into(),
+        request_digest: "d".into(),
+        result: "{}".into(),
+    };
+    assert!(db.append_journal(&job_id, "run-1", &entry).await.expect("journaled"));
+    // The worker dies: its lease (0 ms) runs out and the sweep queues the job again.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(db.sweep_orphans().await.expect("swept"), 1);
+    let again = db.claim_jobs(1, "run-2", 60_000, 10).await.expect("claimed");
+    assert_eq!(again.iter().map(|j| j.journaled).collect::<Vec<_>>(), [Some(true)], "the next run must replay");
+    let read = db.job(&job_id).await.expect("read").expect("the job");
+    assert_eq!(read.journaled, None, "only a claim knows");
+    server.stop().await;
+}

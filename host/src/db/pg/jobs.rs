@@ -162,6 +162,9 @@ impl super::Pg {
         // (`run_after`, then the index's own order: sorting by id too made the planner read and
         // sort the whole queue, 3,000 rows for 64), and the picked rows are locked by their ids
         // (`= ANY`: a join let it hash every queued row).
+        // `journaled` reads the statement's snapshot, and it holds every append an earlier
+        // lease holder made: an append locks the job row `FOR SHARE` under its lease check, so
+        // the update that took the lease away (and queued the job) committed after it.
         let claimed = sqlx::query_as(
             "WITH RECURSIVE waiting(customer_id) AS (
                 SELECT MIN(customer_id) FROM jobs WHERE status = 'queued'
@@ -191,7 +194,7 @@ impl super::Pg {
              UPDATE jobs SET status = 'running', lease_token = $4, lease_expires_at = $1 + $5::BIGINT,
                     attempt = attempt + 1, started_at = COALESCE(started_at, $1), updated_at = $1
              FROM locked WHERE jobs.id = locked.id AND jobs.status = 'queued'
-             RETURNING jobs.*",
+             RETURNING jobs.*, EXISTS (SELECT 1 FROM job_journal l WHERE l.job_id = jobs.id) AS journaled",
         )
         .bind(now)
         .bind(i64::from(max))
