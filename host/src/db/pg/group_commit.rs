@@ -113,7 +113,7 @@ async fn apply(conn: &mut PgConnection, write: &Write, customers_locked: bool) -
 /// Every write of `batch` in one transaction, or the first error (the transaction is then
 /// rolled back as it is dropped).
 async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, DbError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with(super::BEGIN_GENERIC).await?;
     let (mut ended_jobs, mut captures) = (Vec::new(), Vec::new());
     for (write, _) in batch {
         match write {

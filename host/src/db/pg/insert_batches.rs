@@ -113,7 +113,7 @@ fn copy_of(e: &DbError) -> DbError {
 /// insert, what `insert_job_on` answers then (the row that conflicted, in this transaction or
 /// committed). Batched jobs reserve nothing, so none is refused for its limit.
 async fn in_one_transaction(pool: &PgPool, batch: &[(NewJob, Reply)]) -> Result<Vec<Inserted>, BatchError> {
-    let mut tx = pool.begin().await.map_err(Unstarted)?;
+    let mut tx = pool.begin_with(super::BEGIN_GENERIC).await.map_err(Unstarted)?;
     let jobs: Vec<&NewJob> = batch.iter().map(|(job, _)| job).collect();
     let mut created: HashMap<String, JobRow> =
         insert_all(&mut tx, &jobs).await.map_err(Failed)?.into_iter().map(|row| (row.id.clone(), row)).collect();

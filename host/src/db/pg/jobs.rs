@@ -131,7 +131,7 @@ impl super::Pg {
         if !due {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_GENERIC).await?;
         // Caps count running jobs, and only a claim makes a job running: claims of every host
         // take turns on this one lock (held to the commit), and the claim statement below
         // starts after it is granted, so its snapshot sees every earlier claim. A claim is one

@@ -30,6 +30,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// `BEGIN` for the batched transactions (claims, group commits, insert batches), in one round
+/// trip. Their statements take arrays whose lengths change from call to call, so PostgreSQL's
+/// plan cache, comparing each custom plan with the generic one, planned them afresh nearly
+/// every time (a claim's plan took about 1 ms): that was a fifth of its CPU per job
+/// (BENCHMARKS.md, "Session 21"). Their plans do not depend on the values: one generic plan
+/// per connection serves every batch.
+pub(super) const BEGIN_GENERIC: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
+
 /// A pool of connections to one PostgreSQL database.
 #[derive(Clone)]
 pub(crate) struct Pg {
