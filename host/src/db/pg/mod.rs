@@ -35,8 +35,14 @@ use std::time::Duration;
 /// plan cache, comparing each custom plan with the generic one, planned them afresh nearly
 /// every time (a claim's plan took about 1 ms): that was a fifth of its CPU per job
 /// (BENCHMARKS.md, "Session 21"). Their plans do not depend on the values: one generic plan
-/// per connection serves every batch.
+/// per connection serves every batch. The `SET` cannot fail on a supported server (see
+/// [`MIN_SERVER_VERSION`]); if it did after the `BEGIN` took, sqlx would not roll back and the
+/// pooled connection would stay in an aborted transaction.
 pub(super) const BEGIN_GENERIC: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
+
+/// PostgreSQL 12 (`server_version_num`): claims use `MATERIALIZED` CTEs and batches set
+/// `plan_cache_mode`, both new in 12. An older server is refused at start, by name.
+const MIN_SERVER_VERSION: i32 = 120_000;
 
 /// A pool of connections to one PostgreSQL database.
 #[derive(Clone)]
@@ -76,6 +82,12 @@ impl Pg {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
+        let version: i32 =
+            sqlx::query_scalar("SELECT current_setting('server_version_num')::INT").fetch_one(&pool).await?;
+        if version < MIN_SERVER_VERSION {
+            let too_old = format!("PostgreSQL {version} is too old: Vidfarm needs PostgreSQL 12 or newer");
+            return Err(DbError::Configuration(too_old.into()));
+        }
         sqlx::migrate!("../migrations-pg").run(&pool).await?;
         let clock = std::sync::Arc::new(clock::follow(pool.clone()).await);
         let announcer = signals::spawn_announcer(pool.clone());
