@@ -7,6 +7,7 @@ mod common;
 mod doctor;
 mod durability;
 mod examples;
+mod frozen_host;
 mod generation_crash;
 mod multi_host;
 mod multi_host_control;

@@ -68,6 +68,12 @@ pub async fn copy_sqlite_to_postgres(from: &Path, to_url: &str) -> Result<CopyRe
 
     let target = Pg::connect(to_url, 4).await.map_err(at("connecting to the target (and migrating it)"))?;
     let mut tx = target.pool.begin().await.map_err(at("starting the write to the target"))?;
+    // The copy reads the source between its statements: a slow source must not have the
+    // server end the session as a stuck one (see `pg::IDLE_IN_TRANSACTION_TIMEOUT`).
+    sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
+        .execute(&mut *tx)
+        .await
+        .map_err(at("starting the write to the target"))?;
     let result = copy_tables(&mut snapshot, &mut tx, order).await;
     // The source was only read; ending its transaction lets the WAL be checkpointed again.
     let _ = snapshot.rollback().await;

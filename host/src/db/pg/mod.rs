@@ -44,6 +44,16 @@ pub(super) const BEGIN_GENERIC: &str = "BEGIN; SET LOCAL plan_cache_mode = force
 /// `plan_cache_mode`, both new in 12. An older server is refused at start, by name.
 const MIN_SERVER_VERSION: i32 = 120_000;
 
+/// How long the server lets a session of ours sit idle inside a transaction before it ends the
+/// session. A host that freezes mid-transaction (SIGSTOP, a paused VM, a partition that drops
+/// no connection) would otherwise hold the claim lock or a customer's row for as long as it
+/// is frozen, and every other host's claims and run ends would wait behind it. Ours never
+/// pause inside a transaction (its statements follow each other), so this only ever ends a
+/// stuck one; its rollback frees the locks and the host, once back, reconnects, and finds its
+/// leases taken. An operator can choose another value in the URL
+/// (`options[idle_in_transaction_session_timeout]=…`).
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
+
 /// A pool of connections to one PostgreSQL database.
 #[derive(Clone)]
 pub(crate) struct Pg {
@@ -75,7 +85,7 @@ impl Pg {
                 return Err(e);
             }
         }
-        let options = PgConnectOptions::from_str(url)?;
+        let options = session_options(PgConnectOptions::from_str(url)?);
         let pool = PgPoolOptions::new()
             .max_connections(pool.max(2))
             .min_connections(1)
@@ -125,5 +135,47 @@ impl Pg {
         let rate = f64::from(commits) / started.elapsed().as_secs_f64();
         sqlx::query("DROP TABLE commit_probe").execute(&self.pool).await?;
         Ok(rate)
+    }
+}
+
+/// Our defaults for each session, where the URL does not choose: the idle-in-transaction
+/// timeout above, and an `application_name` naming the process, so that `pg_stat_activity`
+/// (and a lock wait in it) says which host a session belongs to.
+fn session_options(options: PgConnectOptions) -> PgConnectOptions {
+    let chosen = options.get_options().is_some_and(|o| o.contains("idle_in_transaction_session_timeout"));
+    let options = if chosen {
+        options
+    } else {
+        options.options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT)])
+    };
+    match options.get_application_name() {
+        Some(_) => options,
+        None => options.application_name(&format!("vidfarm {}", std::process::id())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options_of(url: &str) -> PgConnectOptions {
+        session_options(PgConnectOptions::from_str(url).expect("a URL"))
+    }
+
+    #[test]
+    fn sessions_end_when_idle_in_a_transaction_and_name_their_process_unless_the_url_says_otherwise() {
+        let ours = options_of("postgres://u@db/vidfarm");
+        let timeout = format!("-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}");
+        assert_eq!(ours.get_options(), Some(timeout.as_str()));
+        assert_eq!(ours.get_application_name(), Some(format!("vidfarm {}", std::process::id()).as_str()));
+
+        let theirs = options_of(
+            "postgres://u@db/vidfarm?application_name=api-7&options[idle_in_transaction_session_timeout]=1min",
+        );
+        assert_eq!(theirs.get_options(), Some("-c idle_in_transaction_session_timeout=1min"));
+        assert_eq!(theirs.get_application_name(), Some("api-7"));
+
+        let other_options = options_of("postgres://u@db/vidfarm?options[statement_timeout]=30s");
+        assert_eq!(other_options.get_options(), Some(format!("-c statement_timeout=30s {timeout}").as_str()));
     }
 }
