@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Issue #16: Vidfarm beside the BullMQ peer, one run each, with the same external load
 # generator (../shared/peers/loadgen: create N jobs with C in flight, then poll each to terminal).
+# Four rows: the peer's no-op, the peer doing `hello greet`'s work (scripts/peer/greet-worker.js
+# as its worker), Vidfarm's `sandbox-probe echo` and Vidfarm's `hello greet`.
 #   scripts/bench-peer.sh [JOBS=5000] [CONCURRENCY=64]
 # Builds nothing: needs target/release/vidfarm (cargo build --release -p vidfarm), node >= 20.18.1,
 # redis-server + redis-cli (apt-get install -y redis-server), curl, jq. The first run copies the
@@ -72,16 +74,31 @@ echo "| system | job | e2e jobs/s | create p50 ms | create p99 ms | create req/s
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 # 1. The BullMQ peer (API + worker + redis-server, fresh and empty); RSS and CPU are the three summed.
-PEER_URL_FILE="$WORK/peer.url" bash "$PEERS_WORK/bullmq/run.sh" >/dev/null 2>"$WORK/peer.log" &
-PEER_PID=$!
-for _ in $(seq 300); do [ -s "$WORK/peer.url" ] && break; kill -0 "$PEER_PID" 2>/dev/null || break; sleep 0.1; done
-[ -s "$WORK/peer.url" ] || { cat "$WORK/peer.log" >&2; echo "bench-peer: the peer did not start" >&2; exit 1; }
-mapfile -t PP < <(pgrep -P "$PEER_PID")
-idle="$(mem_mb VmRSS "${PP[@]}")" t0="$(ticks "${PP[@]}")"
-BULL="$(loadgen --base-url "$(cat "$WORK/peer.url")")"
-t1="$(ticks "${PP[@]}")"
-row "BullMQ peer" "no-op" "$BULL" $((t1 - t0)) "$idle" "$(mem_mb VmRSS "${PP[@]}")" "$(mem_mb VmHWM "${PP[@]}")"
-stop "$PEER_PID" 20; PEER_PID=""
+peer_run() { # dir job [loadgen flags...]: start the peer in dir, one loadgen run, one table row; sets LAST
+  local dir="$1" job="$2" pp idle t0 t1
+  shift 2
+  rm -f "$WORK/peer.url"
+  PEER_URL_FILE="$WORK/peer.url" GREET_OBJECTS_DIR="$WORK/peer-objects" bash "$dir/run.sh" >/dev/null 2>>"$WORK/peer.log" &
+  PEER_PID=$!
+  for _ in $(seq 300); do [ -s "$WORK/peer.url" ] && break; kill -0 "$PEER_PID" 2>/dev/null || break; sleep 0.1; done
+  [ -s "$WORK/peer.url" ] || { cat "$WORK/peer.log" >&2; echo "bench-peer: the peer did not start" >&2; exit 1; }
+  mapfile -t pp < <(pgrep -P "$PEER_PID")
+  idle="$(mem_mb VmRSS "${pp[@]}")" t0="$(ticks "${pp[@]}")"
+  LAST="$(loadgen --base-url "$(cat "$WORK/peer.url")" "$@")"
+  t1="$(ticks "${pp[@]}")"
+  row "BullMQ peer" "$job" "$LAST" $((t1 - t0)) "$idle" "$(mem_mb VmRSS "${pp[@]}")" "$(mem_mb VmHWM "${pp[@]}")"
+  stop "$PEER_PID" 20; PEER_PID=""
+}
+peer_run "$PEERS_WORK/bullmq" no-op
+BULL="$LAST"
+# 1b. The same peer with `hello greet`'s work in its worker (scripts/peer/greet-worker.js, run as
+# its worker.js from a folder that otherwise links the peer's files): the like-for-like row.
+GREET_PEER="$WORK/bullmq-greet"
+mkdir -p "$GREET_PEER"
+for f in "$PEERS_WORK/bullmq"/*; do ln -s "$f" "$GREET_PEER/"; done
+rm -f "$GREET_PEER/worker.js" && cp "$ROOT/scripts/peer/greet-worker.js" "$GREET_PEER/worker.js"
+peer_run "$GREET_PEER" "greet" --body '{"tracer":"{{tracer}}","payload":{"name":"n{{i}}"}}'
+BULL_GREET="$LAST"
 
 # 2. Vidfarm: a fresh data dir, a bench customer with raised caps, then `serve`.
 DATA="$WORK/vidfarm-data"
@@ -116,8 +133,11 @@ stop "$VF_PID" 10; VF_PID=""
 
 # 3. Against the goal: >= 2x the peer's jobs/s and create p99 <= the peer's, per job; idle RSS <= 60 MB.
 echo
-for pair in "sandbox-probe echo:$ECHO" "hello greet:$GREET"; do
-  jq -rn --arg job "${pair%%:*}" --argjson v "${pair#*:}" --argjson b "$BULL" \
-    '"- \($job): \(($v.e2e_jobs_per_s / $b.e2e_jobs_per_s * 100 | round) / 100)x the peer (goal >= 2), create p99 \($v.create_p99_ms) vs \($b.create_p99_ms) ms (\(if $v.create_p99_ms <= $b.create_p99_ms then "ok" else "over" end))"'
-done
+compare() { # label vidfarm_json peer_json
+  jq -rn --arg job "$1" --argjson v "$2" --argjson b "$3" \
+    '"- \($job): \(($v.e2e_jobs_per_s / $b.e2e_jobs_per_s * 100 | round) / 100)x (goal >= 2), create p99 \($v.create_p99_ms) vs \($b.create_p99_ms) ms (\(if $v.create_p99_ms <= $b.create_p99_ms then "ok" else "over" end))"'
+}
+compare "sandbox-probe echo vs the peer's no-op" "$ECHO" "$BULL"
+compare "hello greet vs the peer's no-op" "$GREET" "$BULL"
+compare "hello greet vs the peer doing greet's work" "$GREET" "$BULL_GREET"
 echo "- Vidfarm idle RSS $VF_IDLE MB (goal <= 60)"

@@ -104,7 +104,9 @@ impl Pg {
 /// should neither create nor migrate the database, nor leave a queued signal behind at exit.
 pub(crate) async fn notify_once(url: &str, signal: Signal) -> Result<(), sqlx::Error> {
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url).await?;
+    use std::str::FromStr;
+    let options = super::session_options(sqlx::postgres::PgConnectOptions::from_str(url)?);
+    let mut conn = sqlx::PgConnection::connect_with(&options).await?;
     let payloads = match signal {
         Signal::JobDue => vec!["job_due".to_string()],
         Signal::Registry => vec!["registry".to_string()],
