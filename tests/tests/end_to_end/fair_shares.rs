@@ -104,6 +104,35 @@ async fn a_customers_cap_is_set_by_the_operator_and_holds() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn one_claim_gives_each_waiting_customer_the_slots_its_cap_leaves_and_no_more() {
+    // No workers: the test claims.
+    let server = TestServer::start_with(|_| {}, false).await;
+    let db = &server.platform.db;
+    let (wide, narrow, full) =
+        (server.customer.clone(), server.new_customer("Narrow").await, server.new_customer("Full").await);
+    for (who, cap) in [(&wide, 5), (&narrow, 3), (&full, 1)] {
+        let cap = vidfarm::db::customers::ShareChanges { max_concurrent_jobs: Some(Some(cap)), ..Default::default() };
+        db.set_customer_shares(&who.id, &cap).await.expect("set").expect("a customer");
+    }
+    let echo = json!({ "tracer": "shares", "payload": {} });
+    // Running already: two of Narrow's jobs and Full's one.
+    for who in [&narrow, &narrow, &full] {
+        create_as(&server, who, "sandbox-probe", "echo", echo.clone()).await;
+    }
+    assert_eq!(db.claim_jobs(64, "earlier", 60_000, 4).await.expect("claimed").len(), 3);
+    for who in [&wide, &narrow, &full] {
+        for _ in 0..8 {
+            create_as(&server, who, "sandbox-probe", "echo", echo.clone()).await;
+        }
+    }
+    let claimed = db.claim_jobs(64, "now", 60_000, 4).await.expect("claimed");
+    let taken = |who: &Credentials| claimed.iter().filter(|j| j.customer_id == who.id).count();
+    // 5 free of 5, 1 free of 3, none of 1: every free slot is filled, and no cap is passed.
+    assert_eq!((taken(&wide), taken(&narrow), taken(&full)), (5, 1, 0));
+    server.stop().await;
+}
+
 /// A spec FFmpeg renders in well under a second: a still image held for two seconds.
 fn tiny_spec() -> Value {
     json!({

@@ -40,9 +40,10 @@ use std::time::Duration;
 /// pooled connection would stay in an aborted transaction.
 pub(super) const BEGIN_GENERIC: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
 
-/// PostgreSQL 12 (`server_version_num`): claims use `MATERIALIZED` CTEs and batches set
-/// `plan_cache_mode`, both new in 12. An older server is refused at start, by name.
-const MIN_SERVER_VERSION: i32 = 120_000;
+/// PostgreSQL 13 (`server_version_num`): claims use `MATERIALIZED` CTEs (12) and `FETCH FIRST
+/// … WITH TIES` (13), and batches set `plan_cache_mode` (12). An older server is refused at
+/// start, by name (12 reached its end of life in November 2024).
+const MIN_SERVER_VERSION: i32 = 130_000;
 
 /// How long the server lets a session of ours sit idle inside a transaction before it ends the
 /// session. A host that freezes mid-transaction (SIGSTOP, a paused VM, a partition that drops
@@ -95,7 +96,7 @@ impl Pg {
         let version: i32 =
             sqlx::query_scalar("SELECT current_setting('server_version_num')::INT").fetch_one(&pool).await?;
         if version < MIN_SERVER_VERSION {
-            let too_old = format!("PostgreSQL {version} is too old: Vidfarm needs PostgreSQL 12 or newer");
+            let too_old = format!("PostgreSQL {version} is too old: Vidfarm needs PostgreSQL 13 or newer");
             return Err(DbError::Configuration(too_old.into()));
         }
         sqlx::migrate!("../migrations-pg").run(&pool).await?;
