@@ -311,8 +311,8 @@ impl Sqlite {
         // job, not once per customer. And no customer offers more jobs than the most any
         // customer has free (a later one's turn would pass its cap; SQLite's LIMIT cannot name
         // the customer's own row, so the largest is the bound): with 500 customers waiting, each
-        // 2 below a cap of 4, a claim read 1,000 queued rows instead of 19,000, and took 8–14 ms
-        // of CPU instead of 55–66 (BENCHMARKS.md, "Session 22").
+        // 2 below a cap of 4, a claim read 1,000 queued rows instead of 19,000, and took 13 ms
+        // instead of 66–68 (BENCHMARKS.md, "Session 22").
         sqlx::query_as(
             "WITH RECURSIVE waiting(customer_id) AS (
                 SELECT MIN(customer_id) FROM jobs WHERE status = 'queued'

@@ -164,7 +164,7 @@ impl super::Pg {
         // (`= ANY`: a join let it hash every queued row). A customer offers no more jobs than
         // its cap leaves free (a later one's turn would pass the cap and never be picked): with
         // 500 customers waiting, each 2 below a cap of 4, a claim read 1,000 queued rows
-        // instead of 19,000 and took half the time (BENCHMARKS.md, "Session 22"). `WITH TIES`
+        // instead of 19,000, and took 15–16 ms instead of 37–50 (BENCHMARKS.md, "Session 22"). `WITH TIES`
         // (PostgreSQL 13) offers every job that shares the last `run_after`, so the turns still
         // go by id among them, as `ROW_NUMBER` orders them.
         // `journaled` reads the statement's snapshot, and it holds every append an earlier
