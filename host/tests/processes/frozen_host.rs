@@ -14,15 +14,6 @@ use std::time::{Duration, Instant};
 /// would do too, only slower. The URL chooses it, as an operator's would.
 const IDLE_TIMEOUT: &str = "1500ms";
 
-/// `SQL` on the database server, through `psql`: one value per row.
-fn psql(url: &str, sql: &str) -> Vec<String> {
-    let (server, _) = url.split_once('?').map_or((url, ""), |(server, query)| (server, query));
-    let (server, _) = server.rsplit_once('/').expect("a database URL");
-    let out = Command::new("psql").args([&format!("{server}/postgres"), "-Atc", sql]).output().expect("psql runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
-}
-
 /// The backends of the process `pid` that sit idle inside a transaction.
 fn idle_in_transaction(url: &str, pid: u32) -> Vec<String> {
     psql(
@@ -138,10 +129,7 @@ fn a_host_frozen_inside_a_transaction_holds_the_others_up_for_seconds_not_for_ev
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let db = rt.block_on(vidfarm::db::Db::connect(&url, 2)).expect("the database");
     for id in &jobs {
-        let ledger = rt.block_on(db.job_ledger(id)).expect("ledger");
-        let charges = ledger.iter().filter(|r| !r.metadata.contains(r#""recorded_by":"host""#)).count();
-        assert_eq!(charges, 1, "{id}: its charge once");
-        assert_eq!(rt.block_on(db.journal(id)).expect("journal").len(), 2, "{id}: each effect journaled once");
+        assert_eq!(rt.block_on(effects_of(&db, id)), (1, 2), "{id}: its charge once, each effect journaled once");
     }
     eprintln!("{} jobs, each run to the end once", jobs.len());
 }

@@ -251,10 +251,26 @@ pub fn effects_on_disk(data_dir: &Path, job_id: &str) -> (usize, usize) {
             None => vidfarm::db::Db::open(&data_dir.join("vidfarm.sqlite")).await,
         }
         .expect("the database opens");
-        let ledger = db.job_ledger(job_id).await.expect("ledger");
-        let by_template = ledger.iter().filter(|r| !r.metadata.contains(r#""recorded_by":"host""#)).count();
-        (by_template, db.journal(job_id).await.expect("journal").len())
+        effects_of(&db, job_id).await
     })
+}
+
+/// [`effects_on_disk`] through an open database: ledger rows the template recorded, and
+/// journal entries, of one job.
+pub async fn effects_of(db: &vidfarm::db::Db, job_id: &str) -> (usize, usize) {
+    let ledger = db.job_ledger(job_id).await.expect("ledger");
+    let by_template = ledger.iter().filter(|r| !r.metadata.contains(r#""recorded_by":"host""#)).count();
+    (by_template, db.journal(job_id).await.expect("journal").len())
+}
+
+/// `sql` on the PostgreSQL server of the database `url` (through `psql`, connected to the
+/// server's `postgres` database): one value per row.
+pub fn psql(url: &str, sql: &str) -> Vec<String> {
+    let without_query = url.split('?').next().unwrap_or(url);
+    let (server, _) = without_query.rsplit_once('/').expect("a database URL");
+    let out = Command::new("psql").args([&format!("{server}/postgres"), "-Atc", sql]).output().expect("psql runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
 }
 
 pub fn client(data_dir: &Path) -> Client {
