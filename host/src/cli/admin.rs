@@ -98,6 +98,15 @@ pub enum DbCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Write the objects kept in the database (those of at most 16 KiB) as files under DIR, at
+    /// their keys, as the others are in `<data dir>/objects/`: before moving objects to S3.
+    ExportObjects {
+        /// Where the files go (default: `<data dir>/objects`, beside the larger objects)
+        #[arg(long)]
+        to: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Copy every row of a SQLite database into a new, empty PostgreSQL one (stop the hosts first).
     Copy {
         /// The SQLite file: sqlite://data/vidfarm.sqlite
@@ -231,6 +240,7 @@ pub async fn db(command: DbCommand) -> ExitCode {
         }
         DbCommand::Migrate { data_dir } => super::database::migrate(data_dir).await,
         DbCommand::Copy { from, to } => super::database::copy(&from, &to).await,
+        DbCommand::ExportObjects { to, data_dir } => super::database::export_objects(to, data_dir).await,
     }
 }
 

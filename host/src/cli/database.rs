@@ -1,6 +1,6 @@
-//! `vidfarm db migrate` and `vidfarm db copy`: bring a database to this binary's schema, and
-//! move a SQLite platform's rows into PostgreSQL (docs/operations.md, "Moving from SQLite to
-//! PostgreSQL").
+//! `vidfarm db migrate`, `vidfarm db copy` and `vidfarm db export-objects`: bring a database to
+//! this binary's schema, move a SQLite platform's rows into PostgreSQL, and write the objects
+//! kept in the database out as files (docs/operations.md, "Moving from SQLite to PostgreSQL").
 
 use super::{failure, usage};
 use crate::db::copy::{CopyError, copy_sqlite_to_postgres};
@@ -48,6 +48,30 @@ pub(super) async fn copy(from: &str, to: &str) -> ExitCode {
         }
         Err(e @ CopyError::Refused(_)) => failure(format!("nothing was copied: {e}")),
         Err(e) => failure(format!("nothing was copied (the target's transaction was rolled back): {e}")),
+    }
+}
+
+/// Write the objects kept in the configured database as files under `to` (default: the data
+/// dir's `objects/`) and print how many.
+pub(super) async fn export_objects(to: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
+    let config = match super::platform::config(data_dir.clone(), None) {
+        Ok(config) => config,
+        Err(e) => return usage(e),
+    };
+    let to = to.unwrap_or_else(|| config.data_dir.join("objects"));
+    if to.exists() && !to.is_dir() {
+        return usage(format!("--to: {} is not a directory", to.display()));
+    }
+    let db = match super::admin::open(data_dir).await {
+        Ok(db) => db,
+        Err(code) => return code,
+    };
+    match crate::storage::small_objects::export(&db, &to).await {
+        Ok(exported) => {
+            println!("{}", json!({ "exported": exported, "to": to }));
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(format!("exporting the objects kept in the database: {e}")),
     }
 }
 

@@ -13,6 +13,7 @@ use super::events::{OwnedEvent, insert_event_on};
 use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
 use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
 use super::journal::{Appended, append_journal_on};
+use super::small_objects::{SmallObject, set_small_object_on};
 use super::storage_quota::{Recorded, StoredObject, record_object_on};
 use super::{DbError, Sqlite};
 use rusqlite::{Connection, TransactionBehavior};
@@ -28,6 +29,7 @@ pub(crate) enum Write {
     FinishRun { job_id: String, lease_token: String, fuel: u64, finish: Finish, cpu: Option<CpuCharge> },
     HoldRunFuel(Box<RunFuelHold>),
     RecordObject(Box<StoredObject>),
+    SmallObject(Box<SmallObject>),
     Event(Box<OwnedEvent>),
     Journal(Box<Appended>),
     Ledger(Box<LedgerInsert>),
@@ -38,6 +40,7 @@ pub(crate) enum Written {
     Finished(bool),
     Held(HoldOutcome),
     Object(Recorded),
+    SmallObject,
     Event(bool),
     Journaled(bool),
     Ledger(LedgerWrite),
@@ -107,6 +110,7 @@ fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
         }
         Write::HoldRunFuel(hold) => hold_run_fuel_on(conn, hold).map(Written::Held),
         Write::RecordObject(object) => record_object_on(conn, object).map(Written::Object),
+        Write::SmallObject(object) => set_small_object_on(conn, object).map(|()| Written::SmallObject),
         Write::Event(event) => insert_event_on(conn, event).map(Written::Event),
         Write::Journal(write) => append_journal_on(conn, write).map(Written::Journaled),
         Write::Ledger(write) => insert_ledger_on(conn, write).map(Written::Ledger),

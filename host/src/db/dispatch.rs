@@ -124,6 +124,10 @@ forward! {
     pub async fn release_render(&self, id: &str, token: &str) -> Result<bool, DbError>;
     pub async fn finish_render(&self, render: &RenderRow, token: &str, end: RenderEnd<'_>) -> Result<bool, DbError>;
     pub async fn render(&self, id: &str) -> Result<Option<RenderRow>, DbError>;
+    // small_objects.rs
+    pub async fn set_small_object(&self, key: &str, body: Option<Vec<u8>>) -> Result<(), DbError>;
+    pub async fn small_object(&self, key: &str) -> Result<Option<Vec<u8>>, DbError>;
+    pub async fn small_objects_after(&self, after: Option<&str>, limit: u32) -> Result<Vec<(String, Vec<u8>)>, DbError>;
     // storage_quota.rs
     pub async fn record_stored_object(&self, object: StoredObject) -> Result<Recorded, DbError>;
     pub async fn storage_usage(&self, customer_id: &str, default_quota: u64) -> Result<Option<StorageUsage>, DbError>;

@@ -26,6 +26,7 @@ pub mod provider_keys;
 pub mod rate_buckets;
 pub mod renders;
 pub mod signals;
+mod small_objects;
 pub mod storage_quota;
 pub mod webhooks;
 

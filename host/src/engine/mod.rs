@@ -19,7 +19,7 @@ use crate::capabilities::Capabilities;
 use crate::config::Config;
 use crate::db::Db;
 use crate::providers::{MasterKey, ProviderRouter};
-use crate::storage::{LocalObjectStore, S3ObjectStore, UrlSigner};
+use crate::storage::{LocalObjectStore, S3ObjectStore, SmallObjectsInDb, UrlSigner};
 use std::sync::Arc;
 
 /// Everything the API and the workers share.
@@ -125,7 +125,10 @@ impl Platform {
         let signer = UrlSigner::new(master_key.derive("vidfarm file URLs v1"), &config.public_url, config.file_url_ttl);
         let storage: Arc<dyn crate::capabilities::ObjectStore> = match &config.s3 {
             Some(s3) => Arc::new(S3ObjectStore::new(s3, config.file_url_ttl)),
-            None => Arc::new(LocalObjectStore::new(config.data_dir.join("objects"), Some(signer.clone()))?),
+            None => Arc::new(SmallObjectsInDb::new(
+                db.clone(),
+                LocalObjectStore::new(config.data_dir.join("objects"), Some(signer.clone()))?,
+            )),
         };
         let events: Arc<dyn crate::capabilities::EventSink> =
             Arc::new(backends::DbEvents { db: db.clone(), bus: bus.clone() });

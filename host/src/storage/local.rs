@@ -38,7 +38,7 @@ impl LocalObjectStore {
     }
 
     /// The path of `key` inside the root, refusing anything that is not a plain relative path.
-    fn relative(&self, key: &str) -> Result<PathBuf, StoreError> {
+    pub(super) fn relative(&self, key: &str) -> Result<PathBuf, StoreError> {
         let relative = Path::new(key);
         if key.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
             return Err(StoreError::Unavailable(format!("refusing unsafe key `{}`", key.escape_default())));

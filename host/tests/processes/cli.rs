@@ -27,6 +27,19 @@ fn running_hello_greet_prints_the_outcome_and_exits_0() {
 }
 
 #[test]
+fn exporting_the_objects_kept_in_the_database_writes_files_or_names_what_is_wrong() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (code, out, err) = vidfarm(&["db", "export-objects"], dir.path());
+    assert_eq!((code, &out["exported"]), (0, &serde_json::json!(0)), "{err}");
+    assert_eq!(out["to"], dir.path().join("objects").display().to_string());
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").expect("written");
+    let (code, _, err) = vidfarm(&["db", "export-objects", "--to", file.to_str().expect("utf-8")], dir.path());
+    assert_eq!(code, 2);
+    assert!(err.contains("--to") && err.contains("not a directory"), "{err}");
+}
+
+#[test]
 fn a_failed_job_prints_its_error_code_and_exits_1() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let (code, out, _) =

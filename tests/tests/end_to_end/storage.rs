@@ -54,6 +54,52 @@ async fn local_artifact_urls_are_signed_for_one_key_and_expire() {
     assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("expired")), "{error}");
 }
 
+#[tokio::test]
+async fn a_small_object_is_a_row_a_large_one_a_file_and_a_key_reads_what_was_written_last() {
+    use vidfarm::storage::SMALL_OBJECT_BYTES;
+    let server = TestServer::start().await;
+    let job_id = server.create_job("hello", "greet", json!({ "name": "Ada" })).await;
+    server.wait_for("hello", &job_id, &["succeeded"], WITHIN).await;
+    let key = format!("templates/hello/users/{}/jobs/{job_id}/greeting.txt", server.customer.id);
+    let (store, db, on_disk) = (&server.platform.caps.storage, &server.platform.db, server.dir.path().join("objects"));
+    let rows = |key: String| async move {
+        db.inspect("SELECT key FROM small_objects WHERE key = $1", &[&key]).await.expect("read").len()
+    };
+    assert_eq!(rows(key.clone()).await, 1, "the greeting is a row");
+    assert!(!on_disk.join(&key).exists(), "and no file, nor its job's folder: {}", on_disk.display());
+    assert_eq!(store.get(&key, 1 << 20).await.expect("read"), b"Hello, Ada!");
+
+    let large = vec![b'L'; SMALL_OBJECT_BYTES + 1];
+    assert_eq!(store.put(&key, large.clone(), "text/plain").await.expect("stored"), large.len() as u64);
+    assert_eq!(rows(key.clone()).await, 0, "written large, the key's row is gone");
+    assert_eq!(std::fs::read(on_disk.join(&key)).expect("a file"), large);
+    assert_eq!(store.get(&key, 1 << 20).await.expect("read"), large);
+
+    let small = vec![b's'; SMALL_OBJECT_BYTES];
+    store.put(&key, small.clone(), "text/plain").await.expect("stored");
+    assert_eq!(store.get(&key, 1 << 20).await.expect("read"), small, "written small again, it reads small");
+    let opened = store.open(&key).await.expect("opened");
+    assert_eq!(opened.size, small.len() as u64, "streamed readers see its size too");
+
+    let file = server.dir.path().join("upload.bin");
+    std::fs::write(&file, b"from a file").expect("written");
+    store.put_file("customers/c/workspace/a.bin", &file, "application/octet-stream").await.expect("stored");
+    assert_eq!(store.get("customers/c/workspace/a.bin", 1 << 20).await.expect("read"), b"from a file");
+    assert!(!on_disk.join("customers/c/workspace/a.bin").exists(), "a small file is a row too");
+
+    let exported = tempfile::tempdir().expect("a temp dir");
+    let count = vidfarm::storage::small_objects::export(db, exported.path()).await.expect("exported");
+    assert_eq!(count, 2, "the greeting and the workspace file");
+    assert_eq!(std::fs::read(exported.path().join(&key)).expect("a file at the key"), small);
+    assert_eq!(std::fs::read(exported.path().join("customers/c/workspace/a.bin")).expect("a file"), b"from a file");
+
+    store.delete(&key).await.expect("deleted");
+    assert!(matches!(store.get(&key, 1 << 20).await, Err(vidfarm::capabilities::StoreError::NotFound(_))));
+    assert!(!on_disk.join(&key).exists(), "the stale large file went with the key");
+    assert!(store.put("../escape.txt", b"x".to_vec(), "text/plain").await.is_err(), "rows take the files' keys only");
+    assert_eq!(rows("../escape.txt".into()).await, 0);
+}
+
 /// An upload URL for a text file of `size` bytes at `key` in the default customer's workspace.
 async fn sign_upload(server: &TestServer, key: &str, size: usize) -> Value {
     let body = json!({ "key": key, "content_type": "text/plain", "size": size });

@@ -22,6 +22,7 @@ mod rate_buckets;
 mod renders;
 mod run_ends;
 pub(super) mod signals;
+mod small_objects;
 mod storage_quota;
 mod webhooks;
 
