@@ -99,7 +99,8 @@ pub enum DbCommand {
         data_dir: Option<PathBuf>,
     },
     /// Write the objects kept in the database (those of at most 16 KiB) as files under DIR, at
-    /// their keys, as the others are in `<data dir>/objects/`: before moving objects to S3.
+    /// their keys, as the others are in `<data dir>/objects/`: before moving objects to S3
+    /// (stop the hosts first).
     ExportObjects {
         /// Where the files go (default: `<data dir>/objects`, beside the larger objects)
         #[arg(long)]

@@ -52,7 +52,7 @@ pub(super) async fn copy(from: &str, to: &str) -> ExitCode {
 }
 
 /// Write the objects kept in the configured database as files under `to` (default: the data
-/// dir's `objects/`) and print how many.
+/// dir's `objects/`) and print how many, and each key that could not be a file (exit 1).
 pub(super) async fn export_objects(to: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
     let config = match super::platform::config(data_dir.clone(), None) {
         Ok(config) => config,
@@ -68,8 +68,9 @@ pub(super) async fn export_objects(to: Option<PathBuf>, data_dir: Option<PathBuf
     };
     match crate::storage::small_objects::export(&db, &to).await {
         Ok(exported) => {
-            println!("{}", json!({ "exported": exported, "to": to }));
-            ExitCode::SUCCESS
+            let failed: Vec<_> = exported.failed.iter().map(|(key, why)| json!({ "key": key, "error": why })).collect();
+            println!("{}", json!({ "exported": exported.written, "failed": failed, "to": to }));
+            if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Err(e) => failure(format!("exporting the objects kept in the database: {e}")),
     }

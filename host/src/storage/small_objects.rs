@@ -10,9 +10,11 @@
 //! Filesystem"). The bound keeps rows small and the writer's commits short; the storage quota
 //! counts both kinds alike.
 //!
-//! Reads look for a row first, then a file: a key written small after it was written large
-//! reads the small object (the stale file goes with the key's delete), and a key written
-//! large forgets its row after the file is in place, so no read sees neither.
+//! A key is a row or a file, not both: written small, its row is stored and then any file it
+//! had is removed; written large, its file is put in place and then its row forgotten. Reads
+//! look for a row first, so in between they see the old object or the new one, never neither.
+//! Unlike files, rows (like S3 keys) do not make folders: `a/b` and `a/b/c` may both be small
+//! objects.
 
 use super::LocalObjectStore;
 use crate::capabilities::{ObjectReader, ObjectStore, StoreError, UploadUrl};
@@ -43,20 +45,33 @@ impl SmallObjectsInDb {
     }
 }
 
+/// What [`export`] did.
+#[derive(Debug, Default)]
+pub struct Exported {
+    /// Rows written out as files.
+    pub written: u64,
+    /// Keys that could not be a file, with why: rows, like S3 keys, may hold both `a/b` and
+    /// `a/b/c`, which a folder of files cannot. The rest were still written.
+    pub failed: Vec<(String, String)>,
+}
+
 /// Write every object kept in `db` as a file under `dir`, at its key (what `vidfarm db
-/// export-objects` does before the objects move to S3, where there are no rows); returns how
-/// many. Rows stay: the local store still reads them first, and they hold the same bytes.
-pub async fn export(db: &Db, dir: &std::path::Path) -> Result<u64, StoreError> {
+/// export-objects` does before the objects move to S3, where there are no rows), with the
+/// hosts stopped: a host writing a key meanwhile could have its newer file overwritten. Rows
+/// stay: the local store still reads them first, and they hold the same bytes.
+pub async fn export(db: &Db, dir: &std::path::Path) -> Result<Exported, StoreError> {
     let files =
         LocalObjectStore::new(dir, None).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
-    let (mut exported, mut after) = (0, None::<String>);
+    let (mut exported, mut after) = (Exported::default(), None::<String>);
     loop {
         let page = db.small_objects_after(after.as_deref(), 256).await.map_err(unavailable)?;
         let Some((last, _)) = page.last() else { return Ok(exported) };
         after = Some(last.clone());
         for (key, body) in page {
-            files.put(&key, body, "application/octet-stream").await?;
-            exported += 1;
+            match files.put(&key, body, "application/octet-stream").await {
+                Ok(_) => exported.written += 1,
+                Err(e) => exported.failed.push((key, e.to_string())),
+            }
         }
     }
 }
@@ -74,9 +89,16 @@ impl ObjectStore for SmallObjectsInDb {
             return Ok(size);
         }
         // The same keys as the files: a key the file store would refuse is refused here too.
-        self.files.relative(key)?;
+        let relative = self.files.relative(key)?;
         let size = bytes.len() as u64;
         self.db.set_small_object(key, Some(bytes)).await.map_err(unavailable)?;
+        // A file written at this key before (large) would stay on disk, shadowed and no longer
+        // counted by the quota (which counts a key's latest size): remove it. Most keys never
+        // had one, so a stat (a dentry lookup, no disk wait) decides first, on this thread;
+        // the removal itself goes through the file store's rooted handle.
+        if std::fs::symlink_metadata(self.files.root().join(relative)).is_ok() {
+            self.files.delete(key).await?;
+        }
         Ok(size)
     }
 
