@@ -1,6 +1,6 @@
 //! Small objects of the local object store, kept as rows (`storage::SmallObjectsInDb` says
-//! why). A write is queued with the other hot writes, so a job's small artifact shares the
-//! commit of its journal entries and events; a read is a point read on the caller's thread.
+//! why). A write is queued with the other hot writes, so a job's small artifact often shares a
+//! commit with its journal entries and events; a read is a point read on the caller's thread.
 
 use super::batch::{Write, Written};
 use super::{DbError, Sqlite, now_ms};
