@@ -46,7 +46,28 @@ pub(crate) enum Written {
     Ledger(LedgerWrite),
 }
 
-pub(crate) type Queued = (Write, oneshot::Sender<Result<Written, DbError>>);
+pub(crate) type Queued = (Write, Reply);
+
+/// Where a write's outcome goes.
+pub(crate) enum Reply {
+    /// To a caller waiting for it.
+    Wait(oneshot::Sender<Result<Written, DbError>>),
+    /// To a callback the writer's task runs right after the commit, for a caller that does not
+    /// wait (a run's events): no task spawned and no channel per write just to pass it on.
+    /// It must be short and must not block: the next batch waits for it.
+    Then(Box<dyn FnOnce(Result<Written, DbError>) + Send>),
+}
+
+impl Reply {
+    fn send(self, result: Result<Written, DbError>) {
+        match self {
+            Self::Wait(waiting) => {
+                let _ = waiting.send(result);
+            }
+            Self::Then(then) => then(result),
+        }
+    }
+}
 
 /// The queue in front of the writing connection.
 pub(crate) fn spawn(writer: SqlitePool, thread: Arc<WriterThread>) -> mpsc::UnboundedSender<Queued> {
@@ -68,7 +89,7 @@ pub(crate) fn spawn(writer: SqlitePool, thread: Arc<WriterThread>) -> mpsc::Unbo
                 if let (Err(_), Some(run)) = (&result, event) {
                     lost_events.insert(run);
                 }
-                let _ = reply.send(result);
+                reply.send(result);
             }
         }
     });
@@ -97,8 +118,7 @@ fn refuse_runs_that_lost_events(batch: &mut Vec<Queued>, lost: &mut std::collect
         if let Write::FinishRun { job_id, lease_token, .. } = &write {
             lost.remove(&(job_id.clone(), lease_token.clone()));
         }
-        let _ =
-            reply.send(Err(DbError::Protocol("an event of this run was not stored: the run will be replayed".into())));
+        reply.send(Err(DbError::Protocol("an event of this run was not stored: the run will be replayed".into())));
     }
 }
 
@@ -117,9 +137,11 @@ fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
     }
 }
 
-type Reply = (oneshot::Sender<Result<Written, DbError>>, Result<Written, DbError>);
-
-async fn commit(writer: &SqlitePool, thread: &WriterThread, batch: &mut Vec<Queued>) -> Vec<Reply> {
+async fn commit(
+    writer: &SqlitePool,
+    thread: &WriterThread,
+    batch: &mut Vec<Queued>,
+) -> Vec<(Reply, Result<Written, DbError>)> {
     // The sqlx writing connection, held as the process's write lock (see the module docs).
     let lock = match writer.acquire().await {
         Ok(conn) => conn,
@@ -164,7 +186,7 @@ fn in_one_transaction(conn: &mut Connection, writes: &[Write]) -> rusqlite::Resu
     Ok(results)
 }
 
-fn fail_all(replies: impl IntoIterator<Item = oneshot::Sender<Result<Written, DbError>>>, e: &DbError) -> Vec<Reply> {
+fn fail_all(replies: impl IntoIterator<Item = Reply>, e: &DbError) -> Vec<(Reply, Result<Written, DbError>)> {
     let message = e.to_string();
     replies.into_iter().map(|reply| (reply, Err(DbError::Protocol(format!("write failed: {message}"))))).collect()
 }
@@ -196,7 +218,15 @@ impl Sqlite {
     /// queued after) and return the answer to wait for, or not.
     pub(crate) fn enqueue(&self, write: Write) -> Result<oneshot::Receiver<Result<Written, DbError>>, DbError> {
         let (reply, answer) = oneshot::channel();
-        self.batch.send((write, reply)).map_err(|_| DbError::PoolClosed)?;
+        self.batch.send((write, Reply::Wait(reply))).map_err(|_| DbError::PoolClosed)?;
         Ok(answer)
+    }
+
+    /// Put `write` in the queue now and have the writer's task call `then` with its outcome
+    /// (see [`Reply::Then`]); with the writer gone, `then` is called here with the error.
+    pub(crate) fn enqueue_then(&self, write: Write, then: impl FnOnce(Result<Written, DbError>) + Send + 'static) {
+        if let Err(unsent) = self.batch.send((write, Reply::Then(Box::new(then)))) {
+            (unsent.0).1.send(Err(DbError::PoolClosed));
+        }
     }
 }

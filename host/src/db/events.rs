@@ -56,7 +56,8 @@ impl Sqlite {
 
     /// [`Db::insert_event`] without waiting for the commit: the event is queued now, ahead of
     /// every write queued after it (the run's end among them, so a finished job never lacks an
-    /// event it emitted); `written` learns later whether it was stored. A host that dies first
+    /// event it emitted); `written` learns later whether it was stored, called on the writer's
+    /// task (so it must be short and must not block). A host that dies first
     /// loses it with the rest of the unfinished run, and the replay emits it again.
     pub fn queue_event(
         &self,
@@ -77,19 +78,13 @@ impl Sqlite {
             progress: event.progress,
             artifact: event.artifact.map(str::to_string),
         };
-        match self.enqueue(super::batch::Write::Event(Box::new(owned))) {
-            Ok(answer) => {
-                tokio::spawn(async move {
-                    written(match answer.await {
-                        Ok(Ok(super::batch::Written::Event(stored))) => Ok(stored),
-                        Ok(Ok(_)) => Err(DbError::Protocol("the batch writer answered out of turn".into())),
-                        Ok(Err(e)) => Err(e),
-                        Err(_) => Err(DbError::PoolClosed),
-                    })
-                });
-            }
-            Err(e) => written(Err(e)),
-        }
+        self.enqueue_then(super::batch::Write::Event(Box::new(owned)), move |result| {
+            written(match result {
+                Ok(super::batch::Written::Event(stored)) => Ok(stored),
+                Ok(_) => Err(DbError::Protocol("the batch writer answered out of turn".into())),
+                Err(e) => Err(e),
+            })
+        });
     }
 
     /// Events of a job after event id `after`, oldest first.
