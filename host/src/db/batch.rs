@@ -64,7 +64,13 @@ impl Reply {
             Self::Wait(waiting) => {
                 let _ = waiting.send(result);
             }
-            Self::Then(then) => then(result),
+            // A panicking callback must not take the writer's task (and every later write)
+            // down with it: it costs its own write's outcome only.
+            Self::Then(then) => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| then(result))).is_err() {
+                    tracing::error!("a queued write's callback panicked; the writer goes on");
+                }
+            }
         }
     }
 }

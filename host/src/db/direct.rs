@@ -258,6 +258,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_panicking_event_callback_costs_its_own_outcome_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
+        db.create_customer("cus_1", "one").await.expect("a customer");
+        db.insert_job(&new_job("job_1")).await.expect("a job");
+        let event = crate::db::events::NewEvent {
+            level: "info",
+            message: "hello",
+            metadata: "{}",
+            progress: None,
+            artifact: None,
+        };
+        // Both queued before either commits: likely one batch, the panic before the second answer.
+        db.queue_event("job_1", None, (0, 0), &event, |_| panic!("a bug in a callback"));
+        let (told, outcome) = tokio::sync::oneshot::channel();
+        db.queue_event("job_1", None, (0, 1), &event, move |written| {
+            let _ = told.send(written);
+        });
+        let stored = outcome.await.expect("the later event's callback runs").expect("no database error");
+        assert!(stored, "the later event is stored");
+        let second = NewJob { idempotency_key: None, ..new_job("job_2") };
+        let Inserted::Created(_) = db.insert_job(&second).await.expect("later writes go on") else {
+            panic!("a new job is created")
+        };
+        assert_eq!(db.event_keys("job_1").await.expect("the keys").len(), 2, "both events were stored");
+    }
+
+    #[tokio::test]
     async fn a_unique_violation_on_the_direct_paths_is_recognised() {
         let conn = rusqlite::Connection::open_in_memory().expect("a database");
         conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t VALUES ('a');").expect("a table");

@@ -152,7 +152,8 @@ forward! {
 
 impl Db {
     /// [`Db::insert_event`] without waiting for the commit: `written` is called with the
-    /// outcome once the event is stored (or refused).
+    /// outcome once the event is stored (or refused). On SQLite it runs on the writer's task,
+    /// so it must be short and must not block (a panic is caught and logged).
     pub fn queue_event(
         &self,
         job_id: &str,
