@@ -94,8 +94,13 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, with job counts by status from the database.
-    pub fn render(&self, jobs_by_status: &[(String, i64)]) -> String {
+    /// The text exposition, with job counts by status and (on SQLite) the WAL checkpoints from
+    /// the database.
+    pub(crate) fn render(
+        &self,
+        jobs_by_status: &[(String, i64)],
+        checkpoints: Option<&crate::db::CheckpointStats>,
+    ) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
@@ -134,6 +139,20 @@ impl Metrics {
         let _ = writeln!(out, "# HELP vidfarm_jobs Jobs in the database by status.\n# TYPE vidfarm_jobs gauge");
         for (status, n) in jobs_by_status {
             let _ = writeln!(out, "vidfarm_jobs{{status=\"{status}\"}} {n}");
+        }
+        if let Some(checkpoints) = checkpoints {
+            let _ = writeln!(
+                out,
+                "# HELP vidfarm_sqlite_wal_checkpoints_total WAL checkpoints run off the writer's thread.\n\
+                 # TYPE vidfarm_sqlite_wal_checkpoints_total counter\nvidfarm_sqlite_wal_checkpoints_total {}\n\
+                 # HELP vidfarm_sqlite_wal_frames Frames in the WAL at the last checkpoint.\n\
+                 # TYPE vidfarm_sqlite_wal_frames gauge\nvidfarm_sqlite_wal_frames {}\n\
+                 # HELP vidfarm_sqlite_wal_frames_copied Of those, frames copied into the database file.\n\
+                 # TYPE vidfarm_sqlite_wal_frames_copied gauge\nvidfarm_sqlite_wal_frames_copied {}",
+                checkpoints.runs.load(Relaxed),
+                checkpoints.last_wal_frames.load(Relaxed),
+                checkpoints.last_copied_frames.load(Relaxed),
+            );
         }
         self.render_labelled(&mut out);
         out

@@ -24,10 +24,11 @@ pub(super) fn open(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
     };
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = memory;
-         PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;",
-    )?;
+         PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = {};",
+        super::checkpoints::BACKSTOP_PAGES
+    ))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
@@ -69,11 +70,14 @@ type Work = Box<dyn FnOnce(&mut Connection) + Send>;
 /// The thread that owns the writing connection of the batch writer.
 pub(super) struct WriterThread {
     work: std::sync::mpsc::Sender<Work>,
+    /// What the WAL checkpoints behind this writer did (see `checkpoints`).
+    checkpoints: std::sync::Arc<super::checkpoints::CheckpointStats>,
 }
 
 impl WriterThread {
     pub(super) fn spawn(path: &Path) -> Result<Self, DbError> {
         let mut conn = open(path, false).map_err(error)?;
+        let (checkpointer, checkpoints) = super::checkpoints::spawn(path)?;
         let (work, queue) = std::sync::mpsc::channel::<Work>();
         std::thread::Builder::new()
             .name("vidfarm-db-writer".into())
@@ -93,10 +97,17 @@ impl WriterThread {
                             let _ = conn.execute_batch("ROLLBACK");
                         }
                     }
+                    checkpointer.commit_happened();
                 }
+                checkpointer.stop();
             })
             .map_err(|e| DbError::Protocol(format!("starting the writer thread: {e}")))?;
-        Ok(Self { work })
+        Ok(Self { work, checkpoints })
+    }
+
+    /// What the WAL checkpoints behind this writer did so far.
+    pub(super) fn checkpoint_stats(&self) -> &super::checkpoints::CheckpointStats {
+        &self.checkpoints
     }
 
     /// Run `work` on the writing connection and wait for its answer.
@@ -232,6 +243,29 @@ mod tests {
             panic!("the idempotency key finds the first job")
         };
         assert_eq!(again.id, "job_1");
+    }
+
+    #[tokio::test]
+    async fn the_writers_commits_reach_the_database_file_through_the_checkpoint_thread() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
+        db.create_customer("cus_1", "one").await.expect("a customer");
+        for i in 0..20 {
+            let job = NewJob { idempotency_key: None, ..new_job(&format!("job_{i}")) };
+            db.insert_job(&job).await.expect("the insert");
+        }
+        let sqlite = db.sqlite().expect("the SQLite backend");
+        let stats = sqlite.direct.checkpoint_stats();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stats.last_copied_frames.load(Relaxed) == 0 {
+            assert!(std::time::Instant::now() < deadline, "no background checkpoint within 10 s: {stats:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // The writing connections checkpoint by themselves only at the backstop's size.
+        let backstop: i64 =
+            sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(sqlite.writer()).await.expect("the setting");
+        assert_eq!(backstop, i64::from(crate::db::checkpoints::BACKSTOP_PAGES));
     }
 
     #[tokio::test]

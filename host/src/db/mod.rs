@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod admin_views;
 mod batch;
 pub mod billing;
+mod checkpoints;
 pub mod copy;
 pub mod customers;
 mod direct;
@@ -30,6 +31,7 @@ mod small_objects;
 pub mod storage_quota;
 pub mod webhooks;
 
+pub(crate) use checkpoints::CheckpointStats;
 pub use limits::month_start_ms;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -96,6 +98,14 @@ impl Db {
     pub(crate) fn sqlite(&self) -> Option<&Sqlite> {
         match &self.backend {
             Backend::Sqlite(db) => Some(db),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// What the background WAL checkpoints did so far (SQLite; `None` on PostgreSQL).
+    pub(crate) fn wal_checkpoints(&self) -> Option<&checkpoints::CheckpointStats> {
+        match &self.backend {
+            Backend::Sqlite(db) => Some(db.direct.checkpoint_stats()),
             Backend::Postgres(_) => None,
         }
     }
@@ -168,7 +178,9 @@ impl Sqlite {
             // 64 MiB of page cache per connection (the default is 2 MiB: the hot tables and
             // their indexes did not fit) and reads through mmap instead of read() copies.
             .pragma("cache_size", "-65536")
-            .pragma("mmap_size", "268435456");
+            .pragma("mmap_size", "268435456")
+            // Checkpoints run on their own thread; the writing connections' own is a backstop.
+            .pragma("wal_autocheckpoint", checkpoints::BACKSTOP_PAGES.to_string());
         // No health check on acquire: it is a statement (a thread hop) per use, and the batch
         // acquires this connection for every commit.
         let writer = SqlitePoolOptions::new()

@@ -1,0 +1,110 @@
+//! SQLite's WAL checkpoints on a thread of their own, off the writer's path (issue #16).
+//!
+//! By default the connection whose commit takes the WAL past 1,000 pages copies them back into
+//! the database file on the spot, two `fsync`s included: here that is the batch writer, and
+//! every run waiting on its next commit waited for the disk too (about 25 times per 5,000
+//! `greet` jobs). This thread copies the WAL back instead, a short while after the writer's
+//! commits, with a `PASSIVE` checkpoint: it never blocks the writer or the readers, and a page
+//! a reader still needs stays in the WAL for the next round.
+//!
+//! A passive checkpoint cannot restart the WAL while commits keep coming (the writer restarts
+//! it only when every frame was copied before its next transaction). So the writing
+//! connections keep SQLite's own checkpoint as a backstop, at [`BACKSTOP_PAGES`]: under
+//! endless writes the WAL grows to that size, and then the writer's checkpoint finds nearly
+//! every frame already copied and restarts the WAL.
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+/// The WAL size (in pages) at which a writing connection checkpoints by itself: the backstop
+/// for when this thread falls behind or commits never pause (then it finds most frames already
+/// copied, and restarts the WAL). 4 Ki pages of 4 KiB = 16 MiB.
+pub(super) const BACKSTOP_PAGES: u32 = 4_096;
+
+/// How long the thread lets commits gather after the first one it hears of: one checkpoint
+/// (and its two `fsync`s) then covers many batches.
+const GATHER: Duration = Duration::from_millis(200);
+
+/// What the checkpoints did so far (for tests and operators' curiosity).
+#[derive(Default, Debug)]
+pub(crate) struct CheckpointStats {
+    /// Checkpoints run.
+    pub runs: AtomicU64,
+    /// Frames in the WAL at the last checkpoint.
+    pub last_wal_frames: AtomicU64,
+    /// Of those, the frames copied into the database file (the rest waited for a reader).
+    pub last_copied_frames: AtomicU64,
+}
+
+/// The writer's side of the checkpoint thread.
+pub(super) struct Checkpointer {
+    nudge: mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    /// Tells the thread that a commit may have grown the WAL. Never blocks and never
+    /// allocates: one pending nudge is as good as many.
+    pub(super) fn commit_happened(&self) {
+        let _ = self.nudge.try_send(());
+    }
+
+    /// Stops the thread and waits for it, so that its connection is closed before the
+    /// writer's (the last connection to close removes the WAL).
+    pub(super) fn stop(self) {
+        drop(self.nudge);
+        let _ = self.thread.join();
+    }
+}
+
+/// Start the checkpoint thread for the database at `path`.
+pub(super) fn spawn(path: &Path) -> Result<(Checkpointer, Arc<CheckpointStats>), super::DbError> {
+    let conn = super::direct::open(path, false).map_err(super::direct::error)?;
+    let (nudge, nudges) = mpsc::sync_channel::<()>(1);
+    let stats = Arc::new(CheckpointStats::default());
+    let counted = stats.clone();
+    let thread = std::thread::Builder::new()
+        .name("vidfarm-db-checkpoint".into())
+        .spawn(move || {
+            while nudges.recv().is_ok() {
+                if !gathered(&nudges) {
+                    return;
+                }
+                match checkpoint(&conn) {
+                    Ok((wal, copied)) => {
+                        counted.runs.fetch_add(1, Relaxed);
+                        counted.last_wal_frames.store(wal, Relaxed);
+                        counted.last_copied_frames.store(copied, Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a background WAL checkpoint failed; the writer's backstop remains")
+                    }
+                }
+            }
+        })
+        .map_err(|e| super::DbError::Protocol(format!("starting the checkpoint thread: {e}")))?;
+    Ok((Checkpointer { nudge, thread }, stats))
+}
+
+/// Lets commits gather for [`GATHER`], swallowing their nudges; false if the writer is gone.
+fn gathered(nudges: &mpsc::Receiver<()>) -> bool {
+    let until = std::time::Instant::now() + GATHER;
+    loop {
+        match nudges.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+            Ok(()) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => return true,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+        }
+    }
+}
+
+/// One passive checkpoint: (frames in the WAL, frames now copied into the database file).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(u64, u64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        let frames = |i| row.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+        Ok((frames(1)?, frames(2)?))
+    })
+}
