@@ -20,6 +20,12 @@ use tracing::Instrument;
 /// into its webhooks, so large output belongs in storage (its key in the result).
 pub const MAX_RESULT_BYTES: usize = 256 << 10;
 
+/// The most jobs one claim takes (fewer when fewer slots are free). A claim waits its turn on
+/// the writing connection behind a group commit; with 32, workers fell behind the creates under
+/// load (`hello greet`, 5,000 jobs: 2,814 → 2,912 jobs/s with 64, medians of four alternating
+/// runs, BENCHMARKS.md "Session 25").
+const CLAIM_BATCH: u32 = 64;
+
 /// The least fuel a run is started with when the customer's limit is nearly reached (a
 /// small guest's whole run); less than this and the job fails with `billing_limit_reached`.
 const MIN_RUN_FUEL: u64 = 10_000_000;
@@ -117,9 +123,9 @@ impl Worker {
                 continue;
             }
             let started = std::time::Instant::now();
-            let claimed = self.claim(free.min(32)).await;
+            let claimed = self.claim(free.min(CLAIM_BATCH)).await;
             self.claim_times.lock().unwrap_or_else(|p| p.into_inner()).record(started.elapsed(), claimed.len());
-            let drained = (claimed.len() as u32) < free.min(32);
+            let drained = (claimed.len() as u32) < free.min(CLAIM_BATCH);
             for job in claimed {
                 let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
                 let worker = self.clone();
