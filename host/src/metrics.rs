@@ -145,11 +145,14 @@ impl Metrics {
                 out,
                 "# HELP vidfarm_sqlite_wal_checkpoints_total WAL checkpoints run off the writer's thread.\n\
                  # TYPE vidfarm_sqlite_wal_checkpoints_total counter\nvidfarm_sqlite_wal_checkpoints_total {}\n\
+                 # HELP vidfarm_sqlite_wal_checkpoints_busy_total Checkpoints skipped: another one was running.\n\
+                 # TYPE vidfarm_sqlite_wal_checkpoints_busy_total counter\nvidfarm_sqlite_wal_checkpoints_busy_total {}\n\
                  # HELP vidfarm_sqlite_wal_frames Frames in the WAL at the last checkpoint.\n\
                  # TYPE vidfarm_sqlite_wal_frames gauge\nvidfarm_sqlite_wal_frames {}\n\
-                 # HELP vidfarm_sqlite_wal_frames_copied Of those, frames copied into the database file.\n\
+                 # HELP vidfarm_sqlite_wal_frames_copied Of those, frames in the database file after it.\n\
                  # TYPE vidfarm_sqlite_wal_frames_copied gauge\nvidfarm_sqlite_wal_frames_copied {}",
                 checkpoints.runs.load(Relaxed),
+                checkpoints.busy.load(Relaxed),
                 checkpoints.last_wal_frames.load(Relaxed),
                 checkpoints.last_copied_frames.load(Relaxed),
             );

@@ -7,11 +7,13 @@
 //! commits, with a `PASSIVE` checkpoint: it never blocks the writer or the readers, and a page
 //! a reader still needs stays in the WAL for the next round.
 //!
-//! A passive checkpoint cannot restart the WAL while commits keep coming (the writer restarts
-//! it only when every frame was copied before its next transaction). So the writing
-//! connections keep SQLite's own checkpoint as a backstop, at [`BACKSTOP_PAGES`]: under
-//! endless writes the WAL grows to that size, and then the writer's checkpoint finds nearly
-//! every frame already copied and restarts the WAL.
+//! A checkpoint never restarts the WAL itself: the next writer does, at its `BEGIN`, when every
+//! frame was copied and no reader still reads an older snapshot. While commits keep coming that
+//! moment may not arrive, so the writing connections keep SQLite's own checkpoint as a backstop
+//! at [`BACKSTOP_PAGES`]: past it the writer checkpoints right after its commit (finding nearly
+//! every frame already copied), and its next `BEGIN` restarts the WAL. A reader that holds an
+//! old snapshot for long (a backup, `db copy`) keeps the WAL growing until it ends, as before;
+//! `journal_size_limit` then gives the file back once the WAL restarts.
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -20,22 +22,30 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 /// The WAL size (in pages) at which a writing connection checkpoints by itself: the backstop
-/// for when this thread falls behind or commits never pause (then it finds most frames already
-/// copied, and restarts the WAL). 4 Ki pages of 4 KiB = 16 MiB.
+/// for when this thread falls behind or commits never pause. 4 Ki pages of 4 KiB = 16 MiB.
 pub(super) const BACKSTOP_PAGES: u32 = 4_096;
+
+/// The size the WAL file is cut back to when it restarts (`journal_size_limit`): after a burst
+/// it does not keep the disk it grew to.
+pub(super) const WAL_FILE_LIMIT_BYTES: u64 = 16 << 20;
 
 /// How long the thread lets commits gather after the first one it hears of: one checkpoint
 /// (and its two `fsync`s) then covers many batches.
 const GATHER: Duration = Duration::from_millis(200);
 
-/// What the checkpoints did so far (for tests and operators' curiosity).
+/// What the checkpoints did so far (for tests and `/metrics`). Separate counters: a scrape may
+/// see two checkpoints' values mixed, which is good enough for a gauge.
 #[derive(Default, Debug)]
 pub(crate) struct CheckpointStats {
-    /// Checkpoints run.
+    /// Checkpoints run to the end.
     pub runs: AtomicU64,
-    /// Frames in the WAL at the last checkpoint.
+    /// Checkpoints skipped because another was running (the backstop, or another process's
+    /// checkpoint thread on the same file).
+    pub busy: AtomicU64,
+    /// Frames in the WAL at the last checkpoint run.
     pub last_wal_frames: AtomicU64,
-    /// Of those, the frames copied into the database file (the rest waited for a reader).
+    /// Of those, the frames already in the database file after it (copied by any connection;
+    /// the rest wait for a reader still on an older snapshot).
     pub last_copied_frames: AtomicU64,
 }
 
@@ -46,14 +56,14 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Tells the thread that a commit may have grown the WAL. Never blocks and never
-    /// allocates: one pending nudge is as good as many.
+    /// Tells the thread that a commit grew the WAL. Never blocks and never allocates: one
+    /// pending nudge is as good as many.
     pub(super) fn commit_happened(&self) {
         let _ = self.nudge.try_send(());
     }
 
-    /// Stops the thread and waits for it, so that its connection is closed before the
-    /// writer's (the last connection to close removes the WAL).
+    /// Stops the thread and waits for it (at most one checkpoint's time: a passive checkpoint
+    /// never waits for a lock), so that no checkpoint outlives the writer.
     pub(super) fn stop(self) {
         drop(self.nudge);
         let _ = self.thread.join();
@@ -78,7 +88,10 @@ pub(super) fn spawn(path: &Path) -> Result<(Checkpointer, Arc<CheckpointStats>),
                     return;
                 }
                 match checkpoint(&conn) {
-                    Ok((wal, copied)) => {
+                    Ok(None) => {
+                        counted.busy.fetch_add(1, Relaxed);
+                    }
+                    Ok(Some((wal, copied))) => {
                         counted.runs.fetch_add(1, Relaxed);
                         counted.last_wal_frames.store(wal, Relaxed);
                         counted.last_copied_frames.store(copied, Relaxed);
@@ -105,10 +118,14 @@ fn gathered(nudges: &mpsc::Receiver<()>) -> bool {
     }
 }
 
-/// One passive checkpoint: (frames in the WAL, frames now copied into the database file).
-fn checkpoint(conn: &Connection) -> rusqlite::Result<(u64, u64)> {
+/// One passive checkpoint: (frames in the WAL, frames of it now in the database file), or
+/// `None` if another checkpoint was running (SQLite answers `1, -1, -1` then).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<Option<(u64, u64)>> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        if row.get::<_, i64>(0)? != 0 {
+            return Ok(None);
+        }
         let frames = |i| row.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
-        Ok((frames(1)?, frames(2)?))
+        Ok(Some((frames(1)?, frames(2)?)))
     })
 }

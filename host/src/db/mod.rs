@@ -180,7 +180,8 @@ impl Sqlite {
             .pragma("cache_size", "-65536")
             .pragma("mmap_size", "268435456")
             // Checkpoints run on their own thread; the writing connections' own is a backstop.
-            .pragma("wal_autocheckpoint", checkpoints::BACKSTOP_PAGES.to_string());
+            .pragma("wal_autocheckpoint", checkpoints::BACKSTOP_PAGES.to_string())
+            .pragma("journal_size_limit", checkpoints::WAL_FILE_LIMIT_BYTES.to_string());
         // No health check on acquire: it is a statement (a thread hop) per use, and the batch
         // acquires this connection for every commit.
         let writer = SqlitePoolOptions::new()
