@@ -31,7 +31,9 @@ use tracing::Instrument;
 /// What every handler gets: the platform, plus the API's cache of verified keys.
 #[derive(Clone)]
 pub struct AppState {
-    pub platform: Platform,
+    /// Behind one `Arc`: axum clones the state for every extractor of every request, and a
+    /// `Platform` by value is a dozen reference counts that all the runtime's threads bump.
+    pub platform: Arc<Platform>,
     pub auth_cache: Arc<extract::AuthCache>,
     /// Open live event streams per customer.
     pub streams: Arc<job_events::StreamSlots>,
@@ -61,7 +63,7 @@ fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 }
 
 pub fn router(platform: Platform) -> Router {
-    let state = AppState { platform, auth_cache: Arc::default(), streams: Arc::default() };
+    let state = AppState { platform: Arc::new(platform), auth_cache: Arc::default(), streams: Arc::default() };
     let (api, _) = routes().split_for_parts();
     let router = Router::new()
         .merge(api)
