@@ -116,7 +116,7 @@ impl ComponentCache {
 /// their arenas (the compiling threads' ~25 MB would stay in the server's RSS for good), and
 /// after a freed buffer of tens of MB (a Remotion bundle) it raises its thresholds and keeps
 /// the next ones too. The `vidfarm` binary allocates through jemalloc, whose background thread
-/// returns freed pages by itself (main.rs); glibc's heap then holds what C code (SQLite)
+/// returns freed pages by itself (allocator.rs); glibc's heap then holds what C code (SQLite)
 /// allocated, and tests and embedders on the system allocator still need this.
 #[allow(unsafe_code)]
 pub(crate) fn release_freed_memory() {
