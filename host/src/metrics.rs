@@ -102,27 +102,65 @@ impl Metrics {
         checkpoints: Option<&crate::db::CheckpointStats>,
     ) -> String {
         let mut out = String::new();
-        let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        // One unlabelled metric: its help, its type (`counter` or `gauge`) and its value.
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
-        counter("vidfarm_http_requests_total", "HTTP requests answered.", self.http_requests.load(Relaxed));
-        counter(
+        metric("vidfarm_http_requests_total", "counter", "HTTP requests answered.", self.http_requests.load(Relaxed));
+        metric(
             "vidfarm_http_client_errors_total",
+            "counter",
             "HTTP requests answered with a 4xx.",
             self.http_client_errors.load(Relaxed),
         );
-        counter(
+        metric(
             "vidfarm_http_server_errors_total",
+            "counter",
             "HTTP requests answered with a 5xx.",
             self.http_server_errors.load(Relaxed),
         );
-        counter("vidfarm_jobs_created_total", "Jobs created through the API.", self.jobs_created.load(Relaxed));
-        counter(
+        metric(
+            "vidfarm_jobs_created_total",
+            "counter",
+            "Jobs created through the API.",
+            self.jobs_created.load(Relaxed),
+        );
+        metric(
             "vidfarm_jobs_rate_limited_total",
+            "counter",
             "Job creations refused with 429.",
             self.jobs_rate_limited.load(Relaxed),
         );
-        counter("vidfarm_fuel_consumed_total", "Fuel burned by template runs.", self.fuel_consumed.load(Relaxed));
+        metric(
+            "vidfarm_fuel_consumed_total",
+            "counter",
+            "Fuel burned by template runs.",
+            self.fuel_consumed.load(Relaxed),
+        );
+        if let Some(checkpoints) = checkpoints {
+            let (runs, busy) = (checkpoints.runs.load(Relaxed), checkpoints.busy.load(Relaxed));
+            let (frames, copied) =
+                (checkpoints.last_wal_frames.load(Relaxed), checkpoints.last_copied_frames.load(Relaxed));
+            metric(
+                "vidfarm_sqlite_wal_checkpoints_total",
+                "counter",
+                "WAL checkpoints run off the writer's thread.",
+                runs,
+            );
+            metric(
+                "vidfarm_sqlite_wal_checkpoints_busy_total",
+                "counter",
+                "Checkpoints skipped: another one was running.",
+                busy,
+            );
+            metric("vidfarm_sqlite_wal_frames", "gauge", "Frames in the WAL at the last checkpoint.", frames);
+            metric(
+                "vidfarm_sqlite_wal_frames_copied",
+                "gauge",
+                "Of those, frames in the database file after it.",
+                copied,
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP vidfarm_job_runs_total Template runs by how they ended.\n# TYPE vidfarm_job_runs_total counter"
@@ -139,23 +177,6 @@ impl Metrics {
         let _ = writeln!(out, "# HELP vidfarm_jobs Jobs in the database by status.\n# TYPE vidfarm_jobs gauge");
         for (status, n) in jobs_by_status {
             let _ = writeln!(out, "vidfarm_jobs{{status=\"{status}\"}} {n}");
-        }
-        if let Some(checkpoints) = checkpoints {
-            let _ = writeln!(
-                out,
-                "# HELP vidfarm_sqlite_wal_checkpoints_total WAL checkpoints run off the writer's thread.\n\
-                 # TYPE vidfarm_sqlite_wal_checkpoints_total counter\nvidfarm_sqlite_wal_checkpoints_total {}\n\
-                 # HELP vidfarm_sqlite_wal_checkpoints_busy_total Checkpoints skipped: another one was running.\n\
-                 # TYPE vidfarm_sqlite_wal_checkpoints_busy_total counter\nvidfarm_sqlite_wal_checkpoints_busy_total {}\n\
-                 # HELP vidfarm_sqlite_wal_frames Frames in the WAL at the last checkpoint.\n\
-                 # TYPE vidfarm_sqlite_wal_frames gauge\nvidfarm_sqlite_wal_frames {}\n\
-                 # HELP vidfarm_sqlite_wal_frames_copied Of those, frames in the database file after it.\n\
-                 # TYPE vidfarm_sqlite_wal_frames_copied gauge\nvidfarm_sqlite_wal_frames_copied {}",
-                checkpoints.runs.load(Relaxed),
-                checkpoints.busy.load(Relaxed),
-                checkpoints.last_wal_frames.load(Relaxed),
-                checkpoints.last_copied_frames.load(Relaxed),
-            );
         }
         self.render_labelled(&mut out);
         out
