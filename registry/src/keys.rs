@@ -26,6 +26,11 @@ impl SigningKey {
         Self(ed25519_dalek::SigningKey::from_bytes(&seed))
     }
 
+    /// The key whose secret is `seed` (for a key derived from another secret).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
     /// The key file's text (keep it secret).
     pub fn to_file_text(&self) -> String {
         format!("{SECRET_PREFIX}{}\n", B64.encode(self.0.to_bytes()))

@@ -2,8 +2,9 @@
 //! it if not; `serve` (`api`, `worker`) logs the same once at start. Required (missing → exit 1):
 //! ffmpeg, ffprobe, Chromium, Node and the Remotion bundle (renders; not with
 //! `VIDFARM_REMOTION=off`), the object store, the master key, the trusted registry keys.
-//! Optional: the wasm32-wasip2 target (templates are prebuilt into the binary) and platform
-//! provider keys (customers may bring their own).
+//! Optional: the wasm32-wasip2 target (templates are prebuilt into the binary), platform
+//! provider keys (customers may bring their own) and files other hosts can read (one host on a
+//! PostgreSQL database may keep its files local).
 
 use super::{failure, usage};
 use crate::config::{Config, Environment};
@@ -26,6 +27,7 @@ const BUNDLE: &str = "remotion bundle";
 /// The two optional capabilities; every other one is required.
 const WASM: &str = "wasm32-wasip2 target";
 const PROVIDER_KEYS: &str = "platform provider keys";
+const SHARED_FILES: &str = "files other hosts read";
 
 #[derive(Args)]
 pub struct DoctorArgs {
@@ -63,7 +65,7 @@ impl Check {
 
 /// Whether serving or rendering needs `check`'s capability (see the module docs).
 pub fn required(check: &Check) -> bool {
-    !matches!(check.capability, WASM | PROVIDER_KEYS)
+    !matches!(check.capability, WASM | PROVIDER_KEYS | SHARED_FILES)
 }
 
 /// `vidfarm doctor [--json]`: exit 1 when a required capability is missing.
@@ -107,7 +109,7 @@ pub async fn checks(config: &Config) -> Vec<Check> {
         object_store(config),
     );
     let mut all = vec![wasm, ffmpeg, ffprobe, chromium, node, bundle, store];
-    all.extend([provider_keys(config), master_key(config), trusted(config)]);
+    all.extend([provider_keys(config), master_key(config), trusted(config), shared_files(config)]);
     all
 }
 
@@ -301,6 +303,29 @@ fn trusted(config: &Config) -> Check {
         }
         Ok(_) => Check::ok(NAME, "configured in VIDFARM_TRUSTED_KEYS"),
     }
+}
+
+/// With a database other hosts may share, whether the objects and the registry are somewhere
+/// they can read too: a local folder is this host's, and a job another host ran would name
+/// files nobody here has (or a template version only this host serves).
+fn shared_files(config: &Config) -> Check {
+    let fix = "set VIDFARM_S3_BUCKET and VIDFARM_REGISTRY_S3_BUCKET (docs/operations.md, Scaling out)";
+    if config.database_url.is_none() {
+        return Check::ok(SHARED_FILES, "none: SQLite is this machine's alone");
+    }
+    let local: Vec<&str> = [(config.s3.is_none(), "the object store"), (config.registry_s3.is_none(), "the registry")]
+        .into_iter()
+        .filter_map(|(local, what)| local.then_some(what))
+        .collect();
+    if local.is_empty() {
+        return Check::ok(SHARED_FILES, "objects and the registry are in S3, beside the shared database");
+    }
+    let detail = format!(
+        "the database is PostgreSQL, which other hosts may share, but {} in this host's data dir: \
+         other hosts cannot read it (fine for one host)",
+        if local.len() == 2 { "the object store and the registry are".to_string() } else { format!("{} is", local[0]) }
+    );
+    Check::missing(SHARED_FILES, detail, fix)
 }
 
 fn env(name: &str) -> Option<String> {

@@ -195,10 +195,17 @@ async fn verify(
     version: &str,
 ) -> Result<serde_json::Value, CatalogError> {
     let mut trusted = config.trusted_keys()?;
-    if config.env == crate::config::Environment::Development
-        && let Ok(text) = std::fs::read_to_string(config.data_dir.join("registry-dev.key"))
-    {
-        trusted.add(&SigningKey::from_file_text(&text)?);
+    // What a development host trusts besides: the key it publishes the built-ins with (derived
+    // from the master key for a bucket, else the data dir's key file, if there is one yet).
+    if config.env == crate::config::Environment::Development {
+        if config.registry_s3.is_some() {
+            // Without a master key there is no such key: nothing more is trusted.
+            if let Ok(master_key) = crate::providers::master_key(config) {
+                trusted.add(&crate::engine::publish::development_key(config, &master_key)?);
+            }
+        } else if let Ok(text) = std::fs::read_to_string(config.data_dir.join("registry-dev.key")) {
+            trusted.add(&SigningKey::from_file_text(&text)?);
+        }
     }
     let (bytes, signed) = store.load(template_id, version)?;
     let manifest = verify_artifact(&bytes, &signed, &trusted)?;

@@ -82,7 +82,7 @@ impl Platform {
         let renderer = config.render.local_renderer_dir();
         let (dev_key, pending_builtins) = match config.env {
             crate::config::Environment::Development => {
-                let key = publish::dev_key(&config.data_dir.join("registry-dev.key"))?;
+                let key = publish::development_key(&config, &master_key)?;
                 trusted.add(&key);
                 let own = match renderer.as_deref() {
                     _ if !config.builtin_compositions => publish::OwnCompositions::Skipped,

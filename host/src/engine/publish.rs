@@ -43,6 +43,23 @@ pub async fn publish_with_bundle(
     Ok(store.publish_with_bundle(bytes, bundle, &key.sign(manifest)?, actor)?)
 }
 
+/// The key development hosts publish the built-in templates with, and trust.
+///
+/// With the registry in a bucket, every host sharing it must trust what the others publish
+/// there: the key is derived from the master key, which hosts sharing a database share already
+/// (their provider secrets are sealed with it). A key file in one data dir would be one host's
+/// only, and the others would refuse its versions. With a registry folder, the key under the
+/// data dir ([`dev_key`]).
+pub fn development_key(
+    config: &crate::config::Config,
+    master_key: &crate::providers::MasterKey,
+) -> Result<SigningKey, RegistryError> {
+    match config.registry_s3 {
+        Some(_) => Ok(SigningKey::from_seed(master_key.derive("vidfarm development registry key v1"))),
+        None => dev_key(&config.data_dir.join("registry-dev.key")),
+    }
+}
+
 /// The development key under the data dir, created on first use.
 pub fn dev_key(path: &std::path::Path) -> Result<SigningKey, RegistryError> {
     match std::fs::read_to_string(path) {

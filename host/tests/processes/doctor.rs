@@ -7,6 +7,11 @@ use std::process::Command;
 
 /// `vidfarm doctor --json` with only `bin` on PATH: its exit code and its checks.
 fn doctor(bin: &Path, data_dir: &Path) -> (i32, Vec<Value>) {
+    doctor_with(bin, data_dir, &[])
+}
+
+/// [`doctor`] with `env` set besides.
+fn doctor_with(bin: &Path, data_dir: &Path, env: &[(&str, &str)]) -> (i32, Vec<Value>) {
     let out = Command::new(env!("CARGO_BIN_EXE_vidfarm"))
         .args(["doctor", "--json", "--data-dir"])
         .arg(data_dir)
@@ -17,6 +22,8 @@ fn doctor(bin: &Path, data_dir: &Path) -> (i32, Vec<Value>) {
         .env_remove("VIDFARM_S3_BUCKET")
         .env_remove("VIDFARM_REGISTRY_S3_BUCKET")
         .env_remove("VIDFARM_TRUSTED_KEYS")
+        .env_remove("VIDFARM_DATABASE_URL")
+        .envs(env.iter().copied())
         .output()
         .expect("vidfarm runs");
     let checks = serde_json::from_slice(&out.stdout).expect("a JSON array on stdout");
@@ -60,4 +67,20 @@ fn an_installed_ffmpeg_is_ready_and_its_version_is_reported() {
         assert!(found["detail"].as_str().is_some_and(|d| d.contains("5.1.6")), "{found}");
         assert!(found["fix"].is_null(), "nothing to fix: {found}");
     }
+}
+
+#[test]
+fn a_host_on_a_shared_database_is_told_its_local_files_are_its_own() {
+    let (bin, data) = (tempfile::tempdir().expect("a temp dir"), tempfile::tempdir().expect("a temp dir"));
+    let (_, checks) = doctor(bin.path(), data.path());
+    assert_eq!(check(&checks, "files other hosts read")["ready"], true, "SQLite is one machine's");
+
+    // The doctor only reads the URL: no server needs to answer it.
+    let shared = [("VIDFARM_DATABASE_URL", "postgres://vidfarm@127.0.0.1:1/vidfarm")];
+    let (_, checks) = doctor_with(bin.path(), data.path(), &shared);
+    let local = check(&checks, "files other hosts read");
+    assert_eq!(local["ready"], false, "{local}");
+    let detail = local["detail"].as_str().expect("a detail");
+    assert!(detail.contains("the object store and the registry are"), "{detail}");
+    assert!(local["fix"].as_str().is_some_and(|f| f.contains("VIDFARM_REGISTRY_S3_BUCKET")), "{local}");
 }

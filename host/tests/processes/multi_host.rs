@@ -1,6 +1,7 @@
 //! Many hosts, sharing only PostgreSQL and an S3 bucket: two API processes and three worker
-//! processes, each with a data dir of its own, run thousands of jobs while one worker is
-//! killed and database connections are cut. Runs in the suite's PostgreSQL pass
+//! processes, each with a data dir of its own, all started at once on an empty database, run
+//! thousands of jobs (some making paid provider calls) while one worker is killed and
+//! database connections are cut. Runs in the suite's PostgreSQL pass
 //! (`VIDFARM_TEST_DB=postgres`); a SQLite file cannot be shared between machines.
 
 use crate::common;
@@ -17,8 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vidfarm::db::Db;
 
-/// Jobs created through the two API hosts together.
-const JOBS: usize = 1_200;
+/// `effects` jobs created through the two API hosts together.
+const JOBS: usize = 2_000;
+/// `hello ask` jobs created beside them: one paid call at the provider each.
+const ASKS: usize = 200;
 /// Charges, stored files and log lines each job makes.
 const STEPS: usize = 2;
 /// Running jobs the customer may have at once, across every host.
@@ -110,40 +113,85 @@ fn cut_connections(url: &str, n: usize) -> usize {
     cut[0].parse().expect("a count")
 }
 
+/// `sql` in the database `url` itself (not the server's `postgres` database): one value per row.
+fn psql_in(url: &str, sql: &str) -> Vec<String> {
+    let out = Command::new("psql").args([url, "-Atc", sql]).output().expect("psql runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+}
+
+/// Add `n` OpenAI keys to the customer through `api`.
+fn add_openai_keys(client: &Client, api: &Host, n: usize) {
+    for k in 0..n {
+        let added = client
+            .http
+            .post(format!("{}/customers/me/provider-keys", api.base))
+            .header("vidfarm-user-id", &client.id)
+            .header("vidfarm-api-key", &client.key)
+            .json(&json!({ "provider": "openai", "secret": format!("sk-multi-host-{k:04}") }))
+            .send()
+            .expect("sent");
+        assert_eq!(added.status().as_u16(), 201);
+    }
+}
+
 #[test]
 fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_once() {
     let Some((_cluster, url)) = shared_database() else { return };
     let s3 = S3::start();
+    let fake = fake_openai(Duration::ZERO);
     let endpoint = format!("http://127.0.0.1:{}", s3.port);
     let env = [
         ("VIDFARM_DATABASE_URL", url.as_str()),
         ("VIDFARM_DATABASE_POOL", "6"),
         ("VIDFARM_S3_BUCKET", "objects"),
+        // The registry too: each host publishes the example templates there at start.
+        ("VIDFARM_REGISTRY_S3_BUCKET", "objects"),
         ("VIDFARM_S3_ENDPOINT", endpoint.as_str()),
         ("VIDFARM_S3_ACCESS_KEY_ID", "AKIAMULTIHOST"),
         ("VIDFARM_S3_SECRET_ACCESS_KEY", "multi-host-secret"),
         ("VIDFARM_S3_FORCE_PATH_STYLE", "true"),
         // Provider secrets are sealed with it: every host needs the same one.
         ("VIDFARM_MASTER_KEY", "6d756c74692d686f73742d746573742d6d61737465722d6b65792d33322d2121"),
+        ("VIDFARM_OPENAI_BASE_URL", fake.base.as_str()),
+        ("VIDFARM_PROVIDER_BUSY_RETRY_MS", "20"),
         ("VIDFARM_MAX_CONCURRENT_JOBS", "6"),
         // Workers find new jobs by notification: polling alone would take this long.
         ("VIDFARM_POLL_MS", "2000"),
         ("VIDFARM_LOG", "info,vidfarm::engine::worker=debug"),
     ];
     let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().expect("a data dir")).collect();
-    let apis = [start("api", dirs[0].path(), &env), start("api", dirs[1].path(), &env)];
-    let mut workers: Vec<_> = (2..5).map(|i| start_watching("worker", dirs[i].path(), &env, "run ended")).collect();
+    // All five at once, on a database that does not exist yet: one of them creates it, one
+    // migrates it, and the others wait for that (an advisory lock) instead of failing.
+    let (apis, mut workers) = std::thread::scope(|scope| {
+        let env = &env;
+        let apis: Vec<_> = dirs[..2].iter().map(|d| scope.spawn(move || start("api", d.path(), env))).collect();
+        let workers: Vec<_> = dirs[2..]
+            .iter()
+            .map(|d| scope.spawn(move || start_watching("worker", d.path(), env, "run ended")))
+            .collect();
+        let apis: Vec<Host> = apis.into_iter().map(|h| h.join().expect("an API host")).collect();
+        let workers: Vec<_> = workers.into_iter().map(|h| h.join().expect("a worker host")).collect();
+        (apis, workers)
+    });
+    let migrations = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations-pg"))
+        .expect("the PostgreSQL migrations")
+        .count();
+    let applied =
+        psql_in(&url, "SELECT COUNT(*) || ' ' || COUNT(DISTINCT version) FROM _sqlx_migrations WHERE success");
+    assert_eq!(applied, [format!("{migrations} {migrations}")], "every migration applied, once");
     let client = customer_in(&url, dirs[0].path());
+    add_openai_keys(&client, &apis[0], 4);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let db = rt.block_on(Db::connect(&url, 2)).expect("the database");
 
-    // Create through both API hosts from four threads; kill a worker and cut connections
+    // Create through both API hosts from five threads; kill a worker and cut connections
     // part-way, while jobs run.
     let started = Instant::now();
-    let mut job_ids: Vec<String> = std::thread::scope(|scope| {
+    let (mut job_ids, asks): (Vec<String>, Vec<String>) = std::thread::scope(|scope| {
+        let (client, apis) = (&client, &apis);
         let creators: Vec<_> = (0..4)
             .map(|t| {
-                let (client, apis) = (&client, &apis);
                 scope.spawn(move || {
                     (0..JOBS / 4)
                         .map(|i| {
@@ -153,6 +201,14 @@ fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_on
                 })
             })
             .collect();
+        let askers = scope.spawn(move || {
+            (0..ASKS)
+                .map(|n| {
+                    let payload = json!({ "provider": "openai", "model": "gpt-4o-mini", "prompt": format!("ask {n}") });
+                    client.create_in(&apis[n % 2], "hello", "ask", payload)
+                })
+                .collect::<Vec<_>>()
+        });
         // Killed mid-run: once it has run some jobs (each host compiles the templates at start).
         let (mut victim, ran_before_kill) = workers.pop().expect("a worker");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -164,25 +220,28 @@ fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_on
         victim.child.wait().expect("reaped");
         eprintln!("killed a worker after it ran {} jobs", ran_before_kill.load(SeqCst));
         std::thread::sleep(Duration::from_millis(200));
-        eprintln!("cut {} database connections", cut_connections(&url, 3));
-        creators.into_iter().flat_map(|c| c.join().expect("the creator")).collect()
+        let cut = cut_connections(&url, 3);
+        eprintln!("cut {cut} database connections");
+        assert!(cut > 0, "no connection was cut");
+        let job_ids = creators.into_iter().flat_map(|c| c.join().expect("the creator")).collect();
+        (job_ids, askers.join().expect("the asker"))
     });
-    assert_eq!(job_ids.len(), JOBS);
+    assert_eq!((job_ids.len(), asks.len()), (JOBS, ASKS));
 
     // Every job succeeds; the customer's cap held across hosts the whole time.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(180);
     let mut most_running = 0;
     loop {
         let counts = rt.block_on(db.job_counts()).expect("counts");
         let count = |status: &str| counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
         most_running = most_running.max(count("running"));
-        if count("succeeded") == JOBS as i64 {
+        if count("succeeded") == (JOBS + ASKS) as i64 {
             break;
         }
         assert!(Instant::now() < deadline, "not every job finished: {counts:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    eprintln!("{JOBS} jobs on 2 API hosts and 3 (then 2) workers in {:?}", started.elapsed());
+    eprintln!("{} jobs on 2 API hosts and 3 (then 2) workers in {:?}", JOBS + ASKS, started.elapsed());
     assert!(most_running <= CAP, "at most {CAP} running at once across hosts, saw {most_running}");
 
     // Each effect exactly once: charges and journal entries in the database, files in S3,
@@ -201,6 +260,28 @@ fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_on
     let stored = s3.keys().into_iter().filter(|k| k.to_string_lossy().contains("/steps/")).count();
     assert_eq!(stored, JOBS * STEPS, "each file stored once, in the shared bucket");
 
+    // Each paid call charged once. At the provider, a run that got its answer stored never
+    // asks again: only a run cut off between the call and storing its answer (a later
+    // attempt of the job) may have asked a second time.
+    let calls = fake.prompts.lock().expect("lock").clone();
+    let mut asked_again = 0;
+    for (n, id) in asks.iter().enumerate() {
+        let ledger = rt.block_on(db.job_ledger(id)).expect("ledger");
+        let charged = ledger.iter().filter(|r| r.event_type == "ai_generation").count();
+        assert_eq!(charged, 1, "{id}: one charge for its call");
+        let attempts = rt.block_on(db.job(id)).expect("read").expect("the job").attempt;
+        let asked = calls.get(&format!("ask {n}")).copied().unwrap_or(0);
+        assert!(asked >= 1, "{id}: its call reached the provider");
+        if attempts == 1 {
+            assert_eq!(asked, 1, "{id}: one run, one call");
+        } else {
+            assert!(asked as i64 <= attempts, "{id}: {asked} calls in {attempts} runs");
+        }
+        asked_again += asked - 1;
+    }
+    eprintln!("{ASKS} paid calls, {asked_again} asked again after a cut");
+    assert_eq!(fake.calls.load(SeqCst), ASKS + asked_again, "no call the jobs did not account for");
+
     // Both surviving workers took a share of the work.
     for (i, (_, ran)) in workers.iter().enumerate() {
         let ran = ran.load(SeqCst);
@@ -210,11 +291,12 @@ fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_on
 }
 
 /// OpenAI's chat completions on loopback, answering after a delay and remembering, per API
-/// key, the most calls it had in flight at once.
+/// key, the most calls it had in flight at once, and per prompt, the calls that asked it.
 struct FakeOpenAi {
     base: String,
     calls: Arc<AtomicUsize>,
     most_in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    prompts: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 fn fake_openai(delay: Duration) -> FakeOpenAi {
@@ -223,10 +305,11 @@ fn fake_openai(delay: Duration) -> FakeOpenAi {
     let calls = Arc::new(AtomicUsize::new(0));
     let most_in_flight: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let in_flight: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let (counted, most) = (calls.clone(), most_in_flight.clone());
+    let prompts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let (counted, most, asked) = (calls.clone(), most_in_flight.clone(), prompts.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (counted, most, in_flight) = (counted.clone(), most.clone(), in_flight.clone());
+            let (counted, most, in_flight, asked) = (counted.clone(), most.clone(), in_flight.clone(), asked.clone());
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().expect("a clone"));
                 let (mut length, mut key) = (0, String::new());
@@ -262,6 +345,9 @@ fn fake_openai(delay: Duration) -> FakeOpenAi {
                 std::thread::sleep(delay);
                 *in_flight.lock().expect("lock").get_mut(&key).expect("counted") -= 1;
                 let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let prompt = request["messages"].as_array().and_then(|m| m.last()).map(|m| m["content"].clone());
+                let prompt = prompt.and_then(|c| c.as_str().map(String::from)).unwrap_or_default();
+                *asked.lock().expect("lock").entry(prompt).or_default() += 1;
                 let reply = json!({
                     "id": "chatcmpl-multi", "object": "chat.completion", "created": 1_700_000_000,
                     "model": request["model"],
@@ -279,7 +365,7 @@ fn fake_openai(delay: Duration) -> FakeOpenAi {
             });
         }
     });
-    FakeOpenAi { base, calls, most_in_flight }
+    FakeOpenAi { base, calls, most_in_flight, prompts }
 }
 
 #[test]
@@ -297,17 +383,7 @@ fn workers_on_three_hosts_never_make_two_calls_at_once_with_one_key() {
     let api = start("api", dirs[0].path(), &env);
     let _workers: Vec<Host> = (1..4).map(|i| start("worker", dirs[i].path(), &env)).collect();
     let client = customer_in(&url, dirs[0].path());
-    for n in 0..3 {
-        let added = client
-            .http
-            .post(format!("{}/customers/me/provider-keys", api.base))
-            .header("vidfarm-user-id", &client.id)
-            .header("vidfarm-api-key", &client.key)
-            .json(&json!({ "provider": "openai", "secret": format!("sk-multi-host-{n:04}") }))
-            .send()
-            .expect("sent");
-        assert_eq!(added.status().as_u16(), 201);
-    }
+    add_openai_keys(&client, &api, 3);
     let jobs: Vec<String> = (0..20)
         .map(|n| {
             let payload = json!({ "provider": "openai", "model": "gpt-4o-mini", "prompt": format!("job {n}") });

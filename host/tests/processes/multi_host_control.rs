@@ -1,7 +1,8 @@
 //! What one host or an operator changes reaches every host sharing the database: a
-//! customer's creation rate is one rate however many API hosts take creates, and a version
-//! activated with the CLI is served by every host at once. PostgreSQL pass only, like
-//! `multi_host`.
+//! customer's creation rate is one rate however many API hosts take creates, a version
+//! activated with the CLI is served by every host at once, and a human's answer, a child's end
+//! and a cancellation reach the worker on another host by notification. PostgreSQL pass only,
+//! like `multi_host`.
 
 use crate::common::*;
 use crate::multi_host::{S3, customer_in};
@@ -232,6 +233,65 @@ fn a_version_activated_with_the_cli_is_served_by_every_host_at_once() {
     assert_eq!(back["to"], v1.as_str());
     let took = until_every_host_serves(&client, &apis, &v1, "Hello, Ada!");
     assert!(took < Duration::from_secs(10), "the rollback reached every host in {took:?}");
+}
+
+/// POST `path` on `host` as the customer; the HTTP status.
+fn post(client: &Client, host: &Host, path: &str, body: Value) -> u16 {
+    let response = client
+        .http
+        .post(format!("{}{path}", host.base))
+        .header("vidfarm-user-id", &client.id)
+        .header("vidfarm-api-key", &client.key)
+        .json(&body)
+        .send()
+        .expect("sent");
+    response.status().as_u16()
+}
+
+#[test]
+fn a_human_answer_a_childs_end_and_a_cancel_reach_a_worker_on_another_host_by_notification() {
+    let Some((_cluster, url)) = shared_database() else { return };
+    let env = [
+        ("VIDFARM_DATABASE_URL", url.as_str()),
+        ("VIDFARM_MASTER_KEY", MASTER_KEY),
+        // Polls and heartbeats (a third of the lease) this slow leave the database's
+        // notifications as the only way to be done within `QUICK`.
+        ("VIDFARM_POLL_MS", "60000"),
+        ("VIDFARM_LEASE_MS", "180000"),
+        // One run at a time: a spinning run the cancel misses keeps every later job waiting.
+        ("VIDFARM_WORKER_SLOTS", "1"),
+    ];
+    const QUICK: Duration = Duration::from_secs(20);
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("a data dir")).collect();
+    let api = start("api", dirs[0].path(), &env);
+    let _worker = start("worker", dirs[1].path(), &env);
+    let client = customer_in(&url, dirs[0].path());
+    let ended = |j: &Value| ["succeeded", "failed", "cancelled"].contains(&j["status"].as_str().unwrap_or_default());
+
+    // A human's answer, given through the API host, sets the waiting job going on the worker.
+    let waiting = client.create_in(&api, "hello", "greet-after-approval", json!({ "name": "Ada" }));
+    client.wait_in(&api, "hello", &waiting, |j| j["status"] == "waiting_for_human", QUICK);
+    let answered = post(&client, &api, &format!("/templates/hello/jobs/{waiting}/resume"), json!({ "approved": true }));
+    assert_eq!(answered, 200);
+    let job = client.wait_in(&api, "hello", &waiting, ended, QUICK);
+    assert_eq!(job["result"]["greeting"], "Hello, Ada!", "{job}");
+
+    // Children end on the worker, and their parent, waiting for them, runs on at once.
+    let parent = client.create_in(&api, "hello", "greet-many", json!({ "names": ["Ada", "Grace", "Edsger"] }));
+    let job = client.wait_in(&api, "hello", &parent, ended, QUICK);
+    assert_eq!(job["result"]["greetings"], json!(["Hello, Ada!", "Hello, Grace!", "Hello, Edsger!"]), "{job}");
+
+    // A run spinning on the worker stops when the API host cancels its job: the next job gets
+    // the worker's only slot.
+    let spinning = client.create(&api, "spin", json!({}));
+    client.wait_in(&api, "sandbox-probe", &spinning, |j| j["status"] == "running", QUICK);
+    let cancelled = post(&client, &api, &format!("/templates/sandbox-probe/jobs/{spinning}/cancel"), json!({}));
+    assert_eq!(cancelled, 200);
+    let next = client.create(&api, "echo", json!({ "after": "the cancel" }));
+    let job = client.wait_in(&api, "sandbox-probe", &next, ended, QUICK);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let job = client.get(&api, &format!("/templates/sandbox-probe/jobs/{spinning}"));
+    assert_eq!(job["status"], "cancelled", "{job}");
 }
 
 /// libfaketime (Debian's `faketime`, which tests/run-all.sh installs), under the machine's

@@ -6,7 +6,6 @@
 
 use serde_json::json;
 use std::time::{Duration, Instant};
-use vidfarm_registry::SigningKey;
 use vidfarm_tests::s3::S3Server;
 use vidfarm_tests::server::TestServer;
 
@@ -37,8 +36,10 @@ async fn the_registry_lives_in_a_bucket_and_another_process_swaps_versions_there
 
     // Another process: its own store over the same bucket, as `vidfarm registry` would use.
     let other = server.platform.config.registry_store().expect("a store over the bucket");
-    let dev_key = std::fs::read_to_string(server.dir.path().join("registry-dev.key")).expect("the dev key");
-    let key = SigningKey::from_file_text(&dev_key).expect("a key");
+    // The built-ins' key, which every development host on this bucket derives from the master key.
+    let platform = &server.platform;
+    let key = vidfarm::engine::publish::development_key(&platform.config, &platform.master_key).expect("the dev key");
+    assert!(!server.dir.path().join("registry-dev.key").exists(), "no key of this host's own");
     let bytes = std::fs::read(vidfarm_template_artifacts::HELLO_NEXT).expect("hello 0.2.0 is built");
     let runtime = server.platform.catalog.runtime();
     let next = vidfarm::engine::publish::publish(runtime, &other, &key, &bytes, None, "cli").await.expect("published");

@@ -189,7 +189,7 @@ impl Client {
             .send()
             .and_then(|r| r.json())
             .expect("created");
-        created["job_id"].as_str().expect("a job id").into()
+        created["job_id"].as_str().unwrap_or_else(|| panic!("a job id: {created}")).into()
     }
 
     pub fn wait_until(&self, host: &Host, job_id: &str, done: impl Fn(&Value) -> bool, within: Duration) -> Value {
