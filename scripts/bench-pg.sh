@@ -7,8 +7,8 @@
 # (fsync on, synchronous_commit on) via scripts/pg-test-server.sh with PG_DURABLE=1.
 # Per run it prints jobs/s, create p50/p99, a job's create → start latency (from the jobs'
 # created_at/started_at: across processes on PostgreSQL) and write transactions per job
-# (transaction ids used, PostgreSQL only), and each worker's claim statement p50 / p99 (from the
-# line a worker logs as it stops).
+# (PostgreSQL: transaction ids used; SQLite: the commits `/metrics` counts), and each worker's
+# claim statement p50 / p99 (from the line a worker logs as it stops).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JOBS="${1:-3000}" CONC="${2:-64}" OP="${3:-sandbox-probe echo}"
@@ -74,7 +74,9 @@ run() {
   local commits0=0 commits1=0
   # Write transactions: only a transaction that writes gets a transaction id (reads, the status
   # polls among them, get none), so the ids used between two readings count the writes.
-  [ -n "$url" ] && commits0="$(psql "$url" -Atc "SELECT txid_current()")"
+  # SQLite's commit hook counts them the same way (reads never commit).
+  sqlite_commits() { curl -sf "http://127.0.0.1:$port/metrics" | awk '$1 == "vidfarm_sqlite_commits_total" {print $2}'; }
+  if [ -n "$url" ]; then commits0="$(psql "$url" -Atc "SELECT txid_current()")"; else commits0="$(sqlite_commits)"; fi
   local pg0=0 pg1=0 ours0
   [ -n "$url" ] && pg0="$(cpu_of $(pg_backends))"
   ours0="$(cpu_of "${PIDS[@]}")"
@@ -95,10 +97,13 @@ run() {
         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '${url##*/}'
         ORDER BY total_exec_time DESC LIMIT 14" >&2
     fi
-    per_job="$(awk -v a="$commits0" -v b="$commits1" -v n="$JOBS" 'BEGIN {printf "%.1f", (b - a - 1) / n}')"
+    per_job="$(awk -v a="$commits0" -v b="$commits1" -v n="$JOBS" 'BEGIN {printf "%.2f", (b - a - 1) / n}')"
     latency="$(psql "$url" -Atc "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY started_at - created_at)::numeric, 1)
       || ' / ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY started_at - created_at)::numeric, 1) FROM jobs")"
   else
+    sleep 1
+    commits1="$(sqlite_commits)"
+    per_job="$(awk -v a="$commits0" -v b="$commits1" -v n="$JOBS" 'BEGIN {printf "%.2f", (b - a) / n}')"
     latency="$(python3 - "$data/vidfarm.sqlite" <<'PY'
 import sqlite3, sys
 d = sorted(r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT started_at - created_at FROM jobs"))

@@ -160,6 +160,8 @@ impl Metrics {
                 "Of those, frames in the database file after it.",
                 copied,
             );
+            let commits = checkpoints.commits.load(Relaxed);
+            metric("vidfarm_sqlite_commits_total", "counter", "Write transactions this process committed.", commits);
         }
         let _ = writeln!(
             out,

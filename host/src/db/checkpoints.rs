@@ -47,6 +47,10 @@ pub(crate) struct CheckpointStats {
     /// Of those, the frames already in the database file after it (copied by any connection;
     /// the rest wait for a reader still on an older snapshot).
     pub last_copied_frames: AtomicU64,
+    /// Write transactions this process committed, on either writing connection (counted by
+    /// SQLite's commit hook, so nothing that commits is missed): each appends to the WAL, and
+    /// per job it is the number to compare with PostgreSQL's (issue #17).
+    pub commits: AtomicU64,
 }
 
 /// The writer's side of the checkpoint thread.
@@ -70,15 +74,14 @@ impl Checkpointer {
     }
 }
 
-/// Start the checkpoint thread for the database at `path`.
-pub(super) fn spawn(path: &Path) -> Result<(Checkpointer, Arc<CheckpointStats>), super::DbError> {
+/// Start the checkpoint thread for the database at `path`, counting into `stats`.
+pub(super) fn spawn(path: &Path, stats: Arc<CheckpointStats>) -> Result<Checkpointer, super::DbError> {
     let conn = super::direct::open(path, false).map_err(super::direct::error)?;
     // A checkpoint copies frames from the WAL to the file with its own buffer: this connection
     // needs neither the 64 MiB page cache nor the mapping the others keep (idle RSS counts both).
     conn.execute_batch("PRAGMA cache_size = -256; PRAGMA mmap_size = 0;").map_err(super::direct::error)?;
     let (nudge, nudges) = mpsc::sync_channel::<()>(1);
-    let stats = Arc::new(CheckpointStats::default());
-    let counted = stats.clone();
+    let counted = stats;
     let thread = std::thread::Builder::new()
         .name("vidfarm-db-checkpoint".into())
         .stack_size(256 << 10)
@@ -103,7 +106,7 @@ pub(super) fn spawn(path: &Path) -> Result<(Checkpointer, Arc<CheckpointStats>),
             }
         })
         .map_err(|e| super::DbError::Protocol(format!("starting the checkpoint thread: {e}")))?;
-    Ok((Checkpointer { nudge, thread }, stats))
+    Ok(Checkpointer { nudge, thread })
 }
 
 /// Lets commits gather for [`GATHER`], swallowing their nudges; false if the writer is gone.

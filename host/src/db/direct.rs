@@ -10,7 +10,7 @@
 use super::DbError;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Statements kept prepared per connection (the hot set is a few dozen).
 const STATEMENT_CACHE: usize = 128;
@@ -77,9 +77,16 @@ pub(super) struct WriterThread {
 }
 
 impl WriterThread {
-    pub(super) fn spawn(path: &Path) -> Result<Self, DbError> {
+    /// The writer thread for the database at `path`; its commits and checkpoints count into
+    /// `checkpoints`.
+    pub(super) fn spawn(path: &Path, checkpoints: Arc<super::checkpoints::CheckpointStats>) -> Result<Self, DbError> {
         let mut conn = open(path, false).map_err(error)?;
-        let (checkpointer, checkpoints) = super::checkpoints::spawn(path)?;
+        let commits = checkpoints.clone();
+        conn.commit_hook(Some(move || {
+            commits.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false // (rusqlite's hook: `true` would turn the commit into a rollback)
+        }));
+        let checkpointer = super::checkpoints::spawn(path, checkpoints.clone())?;
         let (work, queue) = std::sync::mpsc::channel::<Work>();
         std::thread::Builder::new()
             .name("vidfarm-db-writer".into())
@@ -191,6 +198,7 @@ impl sqlx::error::DatabaseError for DirectError {
 #[cfg(test)]
 mod tests {
     use crate::db::Db;
+    use crate::db::batch::Write;
     use crate::db::jobs::{Inserted, NewJob};
 
     fn new_job(id: &str) -> NewJob {
@@ -283,11 +291,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_write_transaction_is_counted_once_on_either_writing_connection_and_reads_are_not() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
+        let sqlite = db.sqlite().expect("the SQLite backend");
+        let commits = || sqlite.direct.checkpoint_stats().commits.load(Relaxed);
+        let before = commits();
+        // sqlx's writing connection: one autocommit write.
+        db.create_customer("cus_1", "one").await.expect("a customer");
+        assert_eq!(commits(), before + 1, "the customer's insert");
+        // The writer thread's: a lone insert, then a batch of five in one transaction.
+        db.insert_job(&NewJob { idempotency_key: None, ..new_job("job_0") }).await.expect("the insert");
+        assert_eq!(commits(), before + 2, "the job's insert");
+        let batch: Vec<_> = (1..6)
+            .map(|i| {
+                sqlite.enqueue(Write::InsertJob(Box::new(NewJob {
+                    idempotency_key: None,
+                    ..new_job(&format!("job_{i}"))
+                })))
+            })
+            .collect::<Result<_, _>>()
+            .expect("queued");
+        for answer in batch {
+            answer.await.expect("answered").expect("inserted");
+        }
+        let after = commits();
+        assert!(
+            (before + 3..=before + 7).contains(&after),
+            "five queued inserts share commits: {}",
+            after - before - 2
+        );
+        // Reads, on either connection, commit nothing.
+        db.job("job_1").await.expect("a read");
+        sqlx::query("SELECT COUNT(*) FROM jobs").execute(sqlite.writer()).await.expect("a read on the writer");
+        sqlite.direct.run(|conn| conn.execute_batch("SELECT 1 FROM jobs")).await.expect("answered").expect("read");
+        assert_eq!(commits(), after, "a read is no commit");
+    }
+
+    #[tokio::test]
     async fn a_panic_in_one_write_fails_that_write_and_rolls_it_back_and_later_writes_go_on() {
         let dir = tempfile::tempdir().expect("a temp dir");
         let path = dir.path().join("db.sqlite");
         rusqlite::Connection::open(&path).expect("a file").execute_batch("CREATE TABLE t (k TEXT)").expect("a table");
-        let writer = super::WriterThread::spawn(&path).expect("the writer starts");
+        let writer = super::WriterThread::spawn(&path, Default::default()).expect("the writer starts");
         let failed = writer
             .run(|conn| {
                 conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES ('half-written')").expect("written");

@@ -182,12 +182,26 @@ impl Sqlite {
             // Checkpoints run on their own thread; the writing connections' own is a backstop.
             .pragma("wal_autocheckpoint", checkpoints::BACKSTOP_PAGES.to_string())
             .pragma("journal_size_limit", checkpoints::WAL_FILE_LIMIT_BYTES.to_string());
+        // Both writing connections count their commits into it (`/metrics`).
+        let stats = std::sync::Arc::new(checkpoints::CheckpointStats::default());
+        let commits = stats.clone();
         // No health check on acquire: it is a statement (a thread hop) per use, and the batch
         // acquires this connection for every commit.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .test_before_acquire(false)
+            .after_connect(move |conn, _| {
+                let commits = commits.clone();
+                Box::pin(async move {
+                    // (sqlx's hook: `false` would turn the commit into a rollback.)
+                    conn.lock_handle().await?.set_commit_hook(move || {
+                        commits.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        true
+                    });
+                    Ok(())
+                })
+            })
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("../migrations").run(&writer).await?;
@@ -197,7 +211,7 @@ impl Sqlite {
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        let direct = std::sync::Arc::new(direct::WriterThread::spawn(path)?);
+        let direct = std::sync::Arc::new(direct::WriterThread::spawn(path, stats)?);
         let readers = std::sync::Arc::new(direct::Readers::new(path));
         let batch = batch::spawn(writer.clone(), direct.clone());
         Ok(Self { pool, writer, batch, direct, readers })
