@@ -309,4 +309,24 @@ fn a_sqlite_platform_is_copied_to_postgres_and_keeps_its_customers_jobs_and_mone
     for event in ["job.queued", "job.succeeded"] {
         assert_eq!(of_new.iter().filter(|d| d["event_type"] == event).count(), 1, "{event}: {of_new:?}");
     }
+
+    // docs/operations.md's backup of a PostgreSQL platform: `pg_dump -Fc` while the host runs,
+    // `pg_restore` into an empty database, and a host there sees the same platform and goes on.
+    let dump = new.path().join("vidfarm.dump");
+    let dumped =
+        Command::new("pg_dump").args(["-Fc", target.as_str(), "-f"]).arg(&dump).output().expect("pg_dump runs");
+    assert!(dumped.status.success(), "{}", String::from_utf8_lossy(&dumped.stderr));
+    drop(host);
+    let restored = tempfile::tempdir().expect("a temp dir");
+    let restored_url = common::database_url(restored.path()).expect("the PostgreSQL pass");
+    let name = restored_url.rsplit('/').next().expect("a database name");
+    common::psql(&restored_url, &format!("CREATE DATABASE \"{name}\""));
+    let restore = Command::new("pg_restore").args(["-d", restored_url.as_str()]).arg(&dump).output().expect("runs");
+    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    std::fs::copy(old.path().join("master.key"), restored.path().join("master.key")).expect("the master key too");
+    let host = common::serve(restored.path(), &[("VIDFARM_DATABASE_URL", restored_url.as_str())]);
+    assert_eq!(seen(&client, &host), now, "the restored platform is the dumped one");
+    let id = client.create_in(&host, "hello", "greet", json!({ "name": "Barbara" }));
+    let job = client.wait_in(&host, "hello", &id, finished, Duration::from_secs(60));
+    assert_eq!(job["status"], "succeeded", "new rows after the restored ones: {job}");
 }
