@@ -41,6 +41,8 @@ SERVER="${VIDFARM_TEST_PG%/*}"
 [ "${PG_STATS:-0}" = 1 ] && psql "$VIDFARM_TEST_PG" -qAtc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})"; }
 export VIDFARM_EXAMPLE_TEMPLATES=off VIDFARM_SHUTDOWN_GRACE_MS=2000 VIDFARM_LOG=warn
+# `/metrics` is read without a token (SQLite's commit count).
+unset VIDFARM_METRICS_TOKEN
 WORKER_LOG="warn,vidfarm::engine::worker=info"
 
 # CPU seconds (user + system) the given processes have used so far.
@@ -115,7 +117,7 @@ PY
   [ -n "$url" ] && pg1="$(cpu_of $(pg_backends))"
   local tick ours
   tick="$(getconf CLK_TCK)" ours="$(cpu_of "${PIDS[@]}")"
-  echo "bench-pg: $label: CPU per job: vidfarm $(awk -v a="$ours0" -v b="$ours" -v k="$tick" -v n="$JOBS" 'BEGIN {printf "%.2f", (b - a) / k * 1000 / n}') ms, PostgreSQL $(awk -v a="$pg0" -v b="$pg1" -v k="$tick" -v n="$JOBS" 'BEGIN {printf "%.2f", (b - a) / k * 1000 / n}') ms" >&2
+  echo "bench-pg: $label: CPU per job: vidfarm $(awk -v a="$ours0" -v b="$ours" -v k="$tick" -v n="$JOBS" 'BEGIN {printf "%.2f", (b - a) / k * 1000 / n}') ms, PostgreSQL $(awk -v a="$pg0" -v b="$pg1" -v k="$tick" -v n="$JOBS" 'BEGIN {printf "%.2f", (b - a) / k * 1000 / n}') ms, load generator $(jq -r --arg n "$JOBS" '.loadgen_cpu_s * 1000 / ($n | tonumber) * 100 | round / 100' <<<"$out") ms" >&2
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   PIDS=()

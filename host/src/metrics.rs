@@ -94,13 +94,9 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, with job counts by status and (on SQLite) the WAL checkpoints from
+    /// The text exposition, with job counts by status and (on SQLite) the commits and WAL checkpoints from
     /// the database.
-    pub(crate) fn render(
-        &self,
-        jobs_by_status: &[(String, i64)],
-        checkpoints: Option<&crate::db::CheckpointStats>,
-    ) -> String {
+    pub(crate) fn render(&self, jobs_by_status: &[(String, i64)], wal: Option<&crate::db::WalStats>) -> String {
         let mut out = String::new();
         // One unlabelled metric: its help, its type (`counter` or `gauge`) and its value.
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
@@ -137,10 +133,9 @@ impl Metrics {
             "Fuel burned by template runs.",
             self.fuel_consumed.load(Relaxed),
         );
-        if let Some(checkpoints) = checkpoints {
-            let (runs, busy) = (checkpoints.runs.load(Relaxed), checkpoints.busy.load(Relaxed));
-            let (frames, copied) =
-                (checkpoints.last_wal_frames.load(Relaxed), checkpoints.last_copied_frames.load(Relaxed));
+        if let Some(wal) = wal {
+            let (runs, busy) = (wal.runs.load(Relaxed), wal.busy.load(Relaxed));
+            let (frames, copied) = (wal.last_wal_frames.load(Relaxed), wal.last_copied_frames.load(Relaxed));
             metric(
                 "vidfarm_sqlite_wal_checkpoints_total",
                 "counter",
@@ -160,7 +155,7 @@ impl Metrics {
                 "Of those, frames in the database file after it.",
                 copied,
             );
-            let commits = checkpoints.commits.load(Relaxed);
+            let commits = wal.commits.load(Relaxed);
             metric("vidfarm_sqlite_commits_total", "counter", "Write transactions this process committed.", commits);
         }
         let _ = writeln!(

@@ -23,7 +23,7 @@ impl SigningKey {
         use rand::Rng;
         let mut seed = [0u8; 32];
         rand::rng().fill_bytes(&mut seed);
-        Self(ed25519_dalek::SigningKey::from_bytes(&seed))
+        Self::from_seed(seed)
     }
 
     /// The key whose secret is `seed` (for a key derived from another secret).
@@ -44,7 +44,7 @@ impl SigningKey {
             .ok_or_else(|| invalid("it does not start with `vidfarm-ed25519-secret:`"))?;
         let bytes = B64.decode(encoded).map_err(|e| invalid(&e.to_string()))?;
         let seed: [u8; 32] = bytes.try_into().map_err(|_| invalid("the key is not 32 bytes"))?;
-        Ok(Self(ed25519_dalek::SigningKey::from_bytes(&seed)))
+        Ok(Self::from_seed(seed))
     }
 
     pub fn key_id(&self) -> String {

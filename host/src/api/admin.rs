@@ -101,7 +101,7 @@ async fn overview(State(state): State<AppState>, method: Method, headers: Header
 async fn metrics(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Result<String, ApiError> {
     operator(&state, &method, &headers).await?;
     let counts = state.db.job_counts().await?;
-    Ok(state.metrics.render(&counts, state.db.wal_checkpoints()))
+    Ok(state.metrics.render(&counts, state.db.wal_stats()))
 }
 
 /// `POST /admin/invites {"email"}`: the email may sign up while `VIDFARM_SIGNUP=invite`.

@@ -41,8 +41,5 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<im
         return Err(ApiError::Unauthorized("/metrics needs `authorization: Bearer <VIDFARM_METRICS_TOKEN>`".into()));
     }
     let counts = state.db.job_counts().await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&counts, state.db.wal_checkpoints()),
-    ))
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&counts, state.db.wal_stats())))
 }

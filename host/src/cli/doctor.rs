@@ -295,6 +295,10 @@ fn trusted(config: &Config) -> Check {
     let development = config.env == Environment::Development;
     match config.trusted_keys() {
         Err(e) => Check::missing(NAME, format!("VIDFARM_TRUSTED_KEYS is unusable: {e}"), FIX),
+        Ok(keys) if keys.is_empty() && development && config.registry_s3.is_some() => Check::ok(
+            NAME,
+            "none configured; development trusts its own key, derived from the master key (the registry is shared)",
+        ),
         Ok(keys) if keys.is_empty() && development => {
             Check::ok(NAME, "none configured; development trusts its own key (registry-dev.key in the data dir)")
         }
@@ -317,11 +321,19 @@ fn shared_files(config: &Config) -> Check {
         .into_iter()
         .filter_map(|(local, what)| local.then_some(what))
         .collect();
+    let own_master_key = config.env == Environment::Development && config.providers.master_key.is_none();
+    if local.is_empty() && own_master_key {
+        // Each host would derive its own key from its own master key and refuse the others'
+        // built-ins (and could not read their provider secrets).
+        let detail = "development hosts sharing the registry bucket sign with a key derived from the master key, \
+                      but VIDFARM_MASTER_KEY is not set: this host's is its own (master.key in its data dir)";
+        return Check::missing(SHARED_FILES, detail, "set the same VIDFARM_MASTER_KEY on every host");
+    }
     if local.is_empty() {
         return Check::ok(SHARED_FILES, "objects and the registry are in S3, beside the shared database");
     }
     let detail = format!(
-        "the database is PostgreSQL, which other hosts may share, but {} in this host's data dir: \
+        "the database is PostgreSQL, which other hosts may share, but {} on this host's disk: \
          other hosts cannot read it (fine for one host)",
         if local.len() == 2 { "the object store and the registry are".to_string() } else { format!("{} is", local[0]) }
     );

@@ -10,7 +10,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use vidfarm_registry::{ArtifactStore, SigningKey, verify_artifact};
+use vidfarm_registry::{ArtifactStore, RegistryError, SigningKey, verify_artifact};
 
 #[derive(Subcommand)]
 pub enum RegistryCommand {
@@ -199,8 +199,11 @@ async fn verify(
     // from the master key for a bucket, else the data dir's key file, if there is one yet).
     if config.env == crate::config::Environment::Development {
         if config.registry_s3.is_some() {
-            // Without a master key there is no such key: nothing more is trusted.
-            if let Ok(master_key) = crate::providers::master_key(config) {
+            // Read, never created here: without a master key no host derived the key yet.
+            let file = config.data_dir.join("master.key");
+            let master_key = crate::providers::MasterKey::existing(config.providers.master_key.as_deref(), &file)
+                .map_err(|e| RegistryError::Invalid { what: "master key", problem: e.to_string() })?;
+            if let Some(master_key) = master_key {
                 trusted.add(&crate::engine::publish::development_key(config, &master_key)?);
             }
         } else if let Ok(text) = std::fs::read_to_string(config.data_dir.join("registry-dev.key")) {

@@ -33,10 +33,11 @@ pub(super) const WAL_FILE_LIMIT_BYTES: u64 = 16 << 20;
 /// (and its two `fsync`s) then covers many batches.
 const GATHER: Duration = Duration::from_millis(200);
 
-/// What the checkpoints did so far (for tests and `/metrics`). Separate counters: a scrape may
-/// see two checkpoints' values mixed, which is good enough for a gauge.
+/// What the WAL saw so far: this process's commits and the checkpoints behind them (for tests
+/// and `/metrics`). Separate counters: a scrape may see two checkpoints' values mixed, which is
+/// good enough for a gauge.
 #[derive(Default, Debug)]
-pub(crate) struct CheckpointStats {
+pub(crate) struct WalStats {
     /// Checkpoints run to the end.
     pub runs: AtomicU64,
     /// Checkpoints skipped because another was running (the backstop, or another process's
@@ -75,13 +76,12 @@ impl Checkpointer {
 }
 
 /// Start the checkpoint thread for the database at `path`, counting into `stats`.
-pub(super) fn spawn(path: &Path, stats: Arc<CheckpointStats>) -> Result<Checkpointer, super::DbError> {
+pub(super) fn spawn(path: &Path, stats: Arc<WalStats>) -> Result<Checkpointer, super::DbError> {
     let conn = super::direct::open(path, false).map_err(super::direct::error)?;
     // A checkpoint copies frames from the WAL to the file with its own buffer: this connection
     // needs neither the 64 MiB page cache nor the mapping the others keep (idle RSS counts both).
     conn.execute_batch("PRAGMA cache_size = -256; PRAGMA mmap_size = 0;").map_err(super::direct::error)?;
     let (nudge, nudges) = mpsc::sync_channel::<()>(1);
-    let counted = stats;
     let thread = std::thread::Builder::new()
         .name("vidfarm-db-checkpoint".into())
         .stack_size(256 << 10)
@@ -92,12 +92,12 @@ pub(super) fn spawn(path: &Path, stats: Arc<CheckpointStats>) -> Result<Checkpoi
                 }
                 match checkpoint(&conn) {
                     Ok(None) => {
-                        counted.busy.fetch_add(1, Relaxed);
+                        stats.busy.fetch_add(1, Relaxed);
                     }
                     Ok(Some((wal, copied))) => {
-                        counted.runs.fetch_add(1, Relaxed);
-                        counted.last_wal_frames.store(wal, Relaxed);
-                        counted.last_copied_frames.store(copied, Relaxed);
+                        stats.runs.fetch_add(1, Relaxed);
+                        stats.last_wal_frames.store(wal, Relaxed);
+                        stats.last_copied_frames.store(copied, Relaxed);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "a background WAL checkpoint failed; the writer's backstop remains")

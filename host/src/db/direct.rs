@@ -72,21 +72,21 @@ type Work = Box<dyn FnOnce(&mut Connection) + Send>;
 /// The thread that owns the writing connection of the batch writer.
 pub(super) struct WriterThread {
     work: std::sync::mpsc::Sender<Work>,
-    /// What the WAL checkpoints behind this writer did (see `checkpoints`).
-    checkpoints: std::sync::Arc<super::checkpoints::CheckpointStats>,
+    /// What this process's commits and the WAL checkpoints behind them did (see `checkpoints`).
+    stats: Arc<super::checkpoints::WalStats>,
 }
 
 impl WriterThread {
     /// The writer thread for the database at `path`; its commits and checkpoints count into
-    /// `checkpoints`.
-    pub(super) fn spawn(path: &Path, checkpoints: Arc<super::checkpoints::CheckpointStats>) -> Result<Self, DbError> {
+    /// `stats`.
+    pub(super) fn spawn(path: &Path, stats: Arc<super::checkpoints::WalStats>) -> Result<Self, DbError> {
         let mut conn = open(path, false).map_err(error)?;
-        let commits = checkpoints.clone();
+        let commits = stats.clone();
         conn.commit_hook(Some(move || {
             commits.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             false // (rusqlite's hook: `true` would turn the commit into a rollback)
         }));
-        let checkpointer = super::checkpoints::spawn(path, checkpoints.clone())?;
+        let checkpointer = super::checkpoints::spawn(path, stats.clone())?;
         let (work, queue) = std::sync::mpsc::channel::<Work>();
         std::thread::Builder::new()
             .name("vidfarm-db-writer".into())
@@ -116,12 +116,12 @@ impl WriterThread {
                 checkpointer.stop();
             })
             .map_err(|e| DbError::Protocol(format!("starting the writer thread: {e}")))?;
-        Ok(Self { work, checkpoints })
+        Ok(Self { work, stats })
     }
 
-    /// What the WAL checkpoints behind this writer did so far.
-    pub(super) fn checkpoint_stats(&self) -> &super::checkpoints::CheckpointStats {
-        &self.checkpoints
+    /// What this process's commits and the WAL checkpoints behind them did so far.
+    pub(super) fn wal_stats(&self) -> &super::checkpoints::WalStats {
+        &self.stats
     }
 
     /// Run `work` on the writing connection and wait for its answer.
@@ -272,7 +272,7 @@ mod tests {
             db.insert_job(&job).await.expect("the insert");
         }
         let sqlite = db.sqlite().expect("the SQLite backend");
-        let stats = sqlite.direct.checkpoint_stats();
+        let stats = sqlite.direct.wal_stats();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while stats.runs.load(Relaxed) == 0 || stats.last_copied_frames.load(Relaxed) == 0 {
             assert!(std::time::Instant::now() < deadline, "no background checkpoint within 10 s: {stats:?}");
@@ -296,7 +296,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temp dir");
         let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
         let sqlite = db.sqlite().expect("the SQLite backend");
-        let commits = || sqlite.direct.checkpoint_stats().commits.load(Relaxed);
+        let commits = || sqlite.direct.wal_stats().commits.load(Relaxed);
         let before = commits();
         // sqlx's writing connection: one autocommit write.
         db.create_customer("cus_1", "one").await.expect("a customer");
@@ -319,7 +319,7 @@ mod tests {
         let after = commits();
         assert!(
             (before + 3..=before + 7).contains(&after),
-            "five queued inserts share commits: {}",
+            "one commit or fewer per queued insert: {}",
             after - before - 2
         );
         // Reads, on either connection, commit nothing.

@@ -31,7 +31,7 @@ mod small_objects;
 pub mod storage_quota;
 pub mod webhooks;
 
-pub(crate) use checkpoints::CheckpointStats;
+pub(crate) use checkpoints::WalStats;
 pub use limits::month_start_ms;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -103,9 +103,9 @@ impl Db {
     }
 
     /// What the background WAL checkpoints did so far (SQLite; `None` on PostgreSQL).
-    pub(crate) fn wal_checkpoints(&self) -> Option<&checkpoints::CheckpointStats> {
+    pub(crate) fn wal_stats(&self) -> Option<&checkpoints::WalStats> {
         match &self.backend {
-            Backend::Sqlite(db) => Some(db.direct.checkpoint_stats()),
+            Backend::Sqlite(db) => Some(db.direct.wal_stats()),
             Backend::Postgres(_) => None,
         }
     }
@@ -183,7 +183,7 @@ impl Sqlite {
             .pragma("wal_autocheckpoint", checkpoints::BACKSTOP_PAGES.to_string())
             .pragma("journal_size_limit", checkpoints::WAL_FILE_LIMIT_BYTES.to_string());
         // Both writing connections count their commits into it (`/metrics`).
-        let stats = std::sync::Arc::new(checkpoints::CheckpointStats::default());
+        let stats = std::sync::Arc::new(checkpoints::WalStats::default());
         let commits = stats.clone();
         // No health check on acquire: it is a statement (a thread hop) per use, and the batch
         // acquires this connection for every commit.

@@ -55,6 +55,19 @@ impl MasterKey {
         blake3::derive_key(purpose, &self.raw)
     }
 
+    /// The configured key, else the one kept in `file`; `None` when neither exists (nothing is
+    /// created: for commands that only read, such as checking a signature).
+    pub fn existing(configured: Option<&str>, file: &Path) -> Result<Option<Self>, SecretError> {
+        match configured {
+            Some(text) => Self::parse(text).map(Some),
+            None => match std::fs::read_to_string(file) {
+                Ok(text) => Self::parse(&text).map(Some),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(SecretError::KeyFile(file.display().to_string(), e)),
+            },
+        }
+    }
+
     /// The configured key; in development without one, a key generated once and kept in
     /// `file` (mode 0600) so `vidfarm serve` works out of the box.
     pub fn load(configured: Option<&str>, production: bool, file: &Path) -> Result<Self, SecretError> {

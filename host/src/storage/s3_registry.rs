@@ -28,6 +28,9 @@ impl Drop for S3Blobs {
     }
 }
 
+/// Reads of one object, when its body is cut off part-way.
+const GET_ATTEMPTS: u32 = 3;
+
 fn io_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("S3 registry: {e}"))
 }
@@ -60,11 +63,25 @@ impl Blobs for S3Blobs {
     fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
         let request = self.client.get_object().bucket(&self.bucket).key(format!("{}{key}", self.prefix));
         self.run(async move {
-            match request.send().await {
-                Ok(object) => Ok(Some(object.body.collect().await.map_err(io_error)?.into_bytes().to_vec())),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
-                Err(e) => Err(io_error(aws_sdk_s3::error::DisplayErrorContext(e))),
+            // The SDK retries a request that fails, not a body cut off after the answer began (a
+            // connection reset, or a checksum that no longer matches because another host
+            // replaced the object meanwhile, as hosts starting together do): read it again.
+            let mut attempt = 1;
+            loop {
+                match request.clone().send().await {
+                    Ok(object) => match object.body.collect().await {
+                        Ok(body) => return Ok(Some(body.into_bytes().to_vec())),
+                        Err(e) if attempt < GET_ATTEMPTS => {
+                            tracing::debug!(error = %e, attempt, "a registry object's body was cut off; reading it again");
+                        }
+                        Err(e) => return Err(io_error(e)),
+                    },
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+                    Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(None),
+                    Err(e) => return Err(io_error(aws_sdk_s3::error::DisplayErrorContext(e))),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
             }
         })
     }
@@ -111,5 +128,51 @@ impl Blobs for S3Blobs {
 
     fn location(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    /// An S3 endpoint on loopback: its first answer promises ten bytes and sends five before
+    /// hanging up; the later ones are whole. Counts the GETs.
+    fn cutting_endpoint() -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let gets = Arc::new(AtomicUsize::new(0));
+        let counted = gets.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().expect("a clone"));
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                let body: &[u8] = if counted.fetch_add(1, SeqCst) == 0 { b"hello" } else { b"helloworld" };
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: 10\r\nconnection: close\r\n\r\n";
+                let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body));
+            }
+        });
+        (base, gets)
+    }
+
+    #[test]
+    fn a_registry_object_whose_body_is_cut_off_is_read_again() {
+        let (endpoint, gets) = cutting_endpoint();
+        let settings = S3Settings {
+            bucket: "registry".into(),
+            endpoint: Some(endpoint),
+            region: "us-east-1".into(),
+            access_key_id: "AKIACUTOFF".into(),
+            secret_access_key: "cut-off-secret".into(),
+            force_path_style: true,
+        };
+        let blobs = S3Blobs::new(&settings, "").expect("a store");
+        assert_eq!(blobs.get("hello/active").expect("read again"), Some(b"helloworld".to_vec()));
+        assert_eq!(gets.load(SeqCst), 2, "one cut-off answer, one whole");
     }
 }

@@ -83,4 +83,22 @@ fn a_host_on_a_shared_database_is_told_its_local_files_are_its_own() {
     let detail = local["detail"].as_str().expect("a detail");
     assert!(detail.contains("the object store and the registry are"), "{detail}");
     assert!(local["fix"].as_str().is_some_and(|f| f.contains("VIDFARM_REGISTRY_S3_BUCKET")), "{local}");
+
+    // Files in a bucket (a closed port answers at once), but each development host would derive
+    // its signing key from a master key of its own.
+    let mut in_s3 = shared.to_vec();
+    in_s3.extend([
+        ("VIDFARM_S3_BUCKET", "objects"),
+        ("VIDFARM_REGISTRY_S3_BUCKET", "registry"),
+        ("VIDFARM_S3_ENDPOINT", "http://127.0.0.1:1"),
+        ("VIDFARM_S3_ACCESS_KEY_ID", "AKIADOCTOR"),
+        ("VIDFARM_S3_SECRET_ACCESS_KEY", "doctor-secret"),
+    ]);
+    let (_, checks) = doctor_with(bin.path(), data.path(), &in_s3);
+    let own_key = check(&checks, "files other hosts read");
+    assert_eq!(own_key["ready"], false, "{own_key}");
+    assert!(own_key["fix"].as_str().is_some_and(|f| f.contains("VIDFARM_MASTER_KEY")), "{own_key}");
+    in_s3.push(("VIDFARM_MASTER_KEY", "6d6f72652d7468616e2d6f6e652d686f73742d6d61737465722d6b65792d2121"));
+    let (_, checks) = doctor_with(bin.path(), data.path(), &in_s3);
+    assert_eq!(check(&checks, "files other hosts read")["ready"], true, "shared files, one master key");
 }
