@@ -102,7 +102,8 @@ impl Db {
         }
     }
 
-    /// What the background WAL checkpoints did so far (SQLite; `None` on PostgreSQL).
+    /// This process's commits and what the background WAL checkpoints did so far (SQLite;
+    /// `None` on PostgreSQL).
     pub(crate) fn wal_stats(&self) -> Option<&checkpoints::WalStats> {
         match &self.backend {
             Backend::Sqlite(db) => Some(db.direct.wal_stats()),

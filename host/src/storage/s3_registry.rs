@@ -63,9 +63,9 @@ impl Blobs for S3Blobs {
     fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
         let request = self.client.get_object().bucket(&self.bucket).key(format!("{}{key}", self.prefix));
         self.run(async move {
-            // The SDK retries a request that fails, not a body cut off after the answer began (a
-            // connection reset, or a checksum that no longer matches because another host
-            // replaced the object meanwhile, as hosts starting together do): read it again.
+            // The SDK retries a request that fails, not a body that breaks off after the answer
+            // began (a connection reset; five hosts starting together on s3s-fs hit it while
+            // publishing the same objects): read it again.
             let mut attempt = 1;
             loop {
                 match request.clone().send().await {

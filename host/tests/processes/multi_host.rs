@@ -113,13 +113,6 @@ fn cut_connections(url: &str, n: usize) -> usize {
     cut[0].parse().expect("a count")
 }
 
-/// `sql` in the database `url` itself (not the server's `postgres` database): one value per row.
-fn psql_in(url: &str, sql: &str) -> Vec<String> {
-    let out = Command::new("psql").args([url, "-Atc", sql]).output().expect("psql runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
-}
-
 /// Add `n` OpenAI keys to the customer through `api`.
 fn add_openai_keys(client: &Client, api: &Host, n: usize) {
     for k in 0..n {

@@ -268,7 +268,12 @@ pub async fn effects_of(db: &vidfarm::db::Db, job_id: &str) -> (usize, usize) {
 pub fn psql(url: &str, sql: &str) -> Vec<String> {
     let without_query = url.split('?').next().unwrap_or(url);
     let (server, _) = without_query.rsplit_once('/').expect("a database URL");
-    let out = Command::new("psql").args([&format!("{server}/postgres"), "-Atc", sql]).output().expect("psql runs");
+    psql_in(&format!("{server}/postgres"), sql)
+}
+
+/// `sql` in the database `url` itself: one value per row.
+pub fn psql_in(url: &str, sql: &str) -> Vec<String> {
+    let out = Command::new("psql").args([url, "-Atc", sql]).output().expect("psql runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
 }
