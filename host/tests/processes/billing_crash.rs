@@ -63,15 +63,7 @@ fn a_host_killed_during_a_paid_call_charges_it_once_after_restart() {
         .output()
         .expect("runs");
     assert!(credit.status.success(), "{}", String::from_utf8_lossy(&credit.stderr));
-    let added = client
-        .http
-        .post(format!("{}/customers/me/provider-keys", host.base))
-        .header("vidfarm-user-id", &client.id)
-        .header("vidfarm-api-key", &client.key)
-        .json(&json!({ "provider": "openai", "secret": "sk-crash-test-0001" }))
-        .send()
-        .expect("sent");
-    assert_eq!(added.status().as_u16(), 201);
+    client.add_provider_key(&host, "openai", "sk-crash-test-0001");
     let created: Value = client
         .http
         .post(format!("{}/templates/hello/operations/ask", host.base))

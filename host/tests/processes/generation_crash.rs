@@ -114,11 +114,7 @@ fn create_film(host: &Host, data_dir: &std::path::Path) -> (Client, String) {
     let as_client = |request: reqwest::blocking::RequestBuilder| {
         request.header("vidfarm-user-id", &client.id).header("vidfarm-api-key", &client.key)
     };
-    let added = as_client(client.http.post(format!("{}/customers/me/provider-keys", host.base)))
-        .json(&json!({ "provider": "gemini", "secret": "g-crash-key-0001" }))
-        .send()
-        .expect("sent");
-    assert_eq!(added.status().as_u16(), 201);
+    client.add_provider_key(host, "gemini", "g-crash-key-0001");
     let payload = json!({ "provider": "gemini", "model": "veo-3.1-fast-generate-preview",
         "prompt": "a kite over the dunes", "seconds": 4 });
     let created: Value = as_client(client.http.post(format!("{}/templates/hello/operations/film", host.base)))

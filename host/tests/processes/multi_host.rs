@@ -113,21 +113,6 @@ fn cut_connections(url: &str, n: usize) -> usize {
     cut[0].parse().expect("a count")
 }
 
-/// Add `n` OpenAI keys to the customer through `api`.
-fn add_openai_keys(client: &Client, api: &Host, n: usize) {
-    for k in 0..n {
-        let added = client
-            .http
-            .post(format!("{}/customers/me/provider-keys", api.base))
-            .header("vidfarm-user-id", &client.id)
-            .header("vidfarm-api-key", &client.key)
-            .json(&json!({ "provider": "openai", "secret": format!("sk-multi-host-{k:04}") }))
-            .send()
-            .expect("sent");
-        assert_eq!(added.status().as_u16(), 201);
-    }
-}
-
 #[test]
 fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_once() {
     let Some((_cluster, url)) = shared_database() else { return };
@@ -175,7 +160,9 @@ fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_on
         psql_in(&url, "SELECT COUNT(*) || ' ' || COUNT(DISTINCT version) FROM _sqlx_migrations WHERE success");
     assert_eq!(applied, [format!("{migrations} {migrations}")], "every migration applied, once");
     let client = customer_in(&url, dirs[0].path());
-    add_openai_keys(&client, &apis[0], 4);
+    for k in 0..4 {
+        client.add_provider_key(&apis[0], "openai", &format!("sk-multi-host-{k:04}"));
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let db = rt.block_on(Db::connect(&url, 2)).expect("the database");
 
@@ -381,7 +368,9 @@ fn workers_on_three_hosts_never_make_two_calls_at_once_with_one_key() {
     let api = start("api", dirs[0].path(), &env);
     let _workers: Vec<Host> = (1..4).map(|i| start("worker", dirs[i].path(), &env)).collect();
     let client = customer_in(&url, dirs[0].path());
-    add_openai_keys(&client, &api, 3);
+    for k in 0..3 {
+        client.add_provider_key(&api, "openai", &format!("sk-multi-host-{k:04}"));
+    }
     let jobs: Vec<String> = (0..20)
         .map(|n| {
             let payload = json!({ "provider": "openai", "model": "gpt-4o-mini", "prompt": format!("job {n}") });

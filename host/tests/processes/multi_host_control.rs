@@ -235,19 +235,6 @@ fn a_version_activated_with_the_cli_is_served_by_every_host_at_once() {
     assert!(took < Duration::from_secs(10), "the rollback reached every host in {took:?}");
 }
 
-/// POST `path` on `host` as the customer; the HTTP status.
-fn post(client: &Client, host: &Host, path: &str, body: Value) -> u16 {
-    let response = client
-        .http
-        .post(format!("{}{path}", host.base))
-        .header("vidfarm-user-id", &client.id)
-        .header("vidfarm-api-key", &client.key)
-        .json(&body)
-        .send()
-        .expect("sent");
-    response.status().as_u16()
-}
-
 #[test]
 fn a_human_answer_a_childs_end_and_a_cancel_reach_a_worker_on_another_host_by_notification() {
     let Some((_cluster, url)) = shared_database() else { return };
@@ -271,7 +258,7 @@ fn a_human_answer_a_childs_end_and_a_cancel_reach_a_worker_on_another_host_by_no
     // A human's answer, given through the API host, sets the waiting job going on the worker.
     let waiting = client.create_in(&api, "hello", "greet-after-approval", json!({ "name": "Ada" }));
     client.wait_in(&api, "hello", &waiting, |j| j["status"] == "waiting_for_human", QUICK);
-    let answered = post(&client, &api, &format!("/templates/hello/jobs/{waiting}/resume"), json!({ "approved": true }));
+    let answered = client.post(&api, &format!("/templates/hello/jobs/{waiting}/resume"), json!({ "approved": true }));
     assert_eq!(answered, 200);
     let job = client.wait_in(&api, "hello", &waiting, ended, QUICK);
     assert_eq!(job["result"]["greeting"], "Hello, Ada!", "{job}");
@@ -285,7 +272,7 @@ fn a_human_answer_a_childs_end_and_a_cancel_reach_a_worker_on_another_host_by_no
     // the worker's only slot.
     let spinning = client.create(&api, "spin", json!({}));
     client.wait_in(&api, "sandbox-probe", &spinning, |j| j["status"] == "running", QUICK);
-    let cancelled = post(&client, &api, &format!("/templates/sandbox-probe/jobs/{spinning}/cancel"), json!({}));
+    let cancelled = client.post(&api, &format!("/templates/sandbox-probe/jobs/{spinning}/cancel"), json!({}));
     assert_eq!(cancelled, 200);
     let next = client.create(&api, "echo", json!({ "after": "the cancel" }));
     let job = client.wait_in(&api, "sandbox-probe", &next, ended, QUICK);

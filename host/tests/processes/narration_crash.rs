@@ -66,11 +66,7 @@ fn a_host_killed_while_a_part_is_spoken_never_speaks_it_again_and_charges_only_t
     let as_client = |request: reqwest::blocking::RequestBuilder| {
         request.header("vidfarm-user-id", &client.id).header("vidfarm-api-key", &client.key)
     };
-    let added = as_client(client.http.post(format!("{}/customers/me/provider-keys", host.base)))
-        .json(&json!({ "provider": "elevenlabs", "secret": "xi-crash-key-0001" }))
-        .send()
-        .expect("sent");
-    assert_eq!(added.status().as_u16(), 201);
+    client.add_provider_key(&host, "elevenlabs", "xi-crash-key-0001");
     // 100 sentences of 50 characters: three parts of 2,000, 2,000 and 1,000 characters.
     let text: String = (0..100).map(|n| format!("Sentence {n:03} is read out over the calm rock pool. ")).collect();
     assert_eq!(text.chars().count(), 5_000);

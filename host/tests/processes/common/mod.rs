@@ -175,6 +175,25 @@ impl Client {
             .expect("a JSON answer")
     }
 
+    /// POST `body` to `path` on `host` as the customer; the HTTP status.
+    pub fn post(&self, host: &Host, path: &str, body: Value) -> u16 {
+        let response = self
+            .http
+            .post(format!("{}{path}", host.base))
+            .header("vidfarm-user-id", &self.id)
+            .header("vidfarm-api-key", &self.key)
+            .json(&body)
+            .send()
+            .expect("sent");
+        response.status().as_u16()
+    }
+
+    /// Give the customer a key of `provider`, through `host`'s API.
+    pub fn add_provider_key(&self, host: &Host, provider: &str, secret: &str) {
+        let added = self.post(host, "/customers/me/provider-keys", json!({ "provider": provider, "secret": secret }));
+        assert_eq!(added, 201, "the {provider} key is added");
+    }
+
     pub fn create(&self, host: &Host, operation: &str, payload: Value) -> String {
         self.create_in(host, "sandbox-probe", operation, payload)
     }
