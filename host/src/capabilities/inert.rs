@@ -83,12 +83,12 @@ impl Renderer for Inert {
 
 #[async_trait]
 impl JobControl for Inert {
-    async fn enqueue_child(
+    async fn prepare_child(
         &self,
         _: &JobScope,
         _: u32,
         _: &wit_jobs::ChildRequest,
-    ) -> BackendResult<Result<String, wit_jobs::JobsError>> {
+    ) -> BackendResult<Result<PreparedChild, wit_jobs::JobsError>> {
         refuse()
     }
     async fn await_children(
@@ -108,7 +108,7 @@ impl JournalStore for Inert {
     async fn load(&self, _: &str) -> BackendResult<Vec<JournalEntry>> {
         Ok(Vec::new())
     }
-    async fn append(&self, _: &JobScope, _: &JournalEntry) -> BackendResult<()> {
+    async fn append(&self, _: &JobScope, _: &JournalEntry, _: Option<&crate::db::jobs::NewJob>) -> BackendResult<()> {
         refuse()
     }
 }

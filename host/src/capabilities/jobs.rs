@@ -15,8 +15,12 @@ impl Host for HostState {
         }
         self.children += 1;
         let ordinal = self.children;
-        self.effect("jobs.enqueue-child", request, |caps, job, request| async move {
-            caps.jobs.enqueue_child(&job, ordinal, &request).await
+        // The child's row is written with the effect's journal entry, not before it.
+        self.effect_creating("jobs.enqueue-child", request, |caps, job, request| async move {
+            Ok(match caps.jobs.prepare_child(&job, ordinal, &request).await? {
+                Ok(child) => (Ok(child.id), child.row),
+                Err(refused) => (Err(refused), None),
+            })
         })
         .await
     }

@@ -294,14 +294,15 @@ pub trait Renderer: Send + Sync {
 /// Child jobs and human waits.
 #[async_trait]
 pub trait JobControl: Send + Sync {
-    /// Create a child job (the capability has already checked the per-job cap). `ordinal`
-    /// (1, 2, … within the job) is the same on every replay: use it to make creation idempotent.
-    async fn enqueue_child(
+    /// Check a child job's request and make the row that creates it (the capability has
+    /// already checked the per-job cap). `ordinal` (1, 2, … within the job) is the same on
+    /// every replay: the child's id derives from it.
+    async fn prepare_child(
         &self,
         job: &JobScope,
         ordinal: u32,
         request: &wit_jobs::ChildRequest,
-    ) -> BackendResult<Result<String, wit_jobs::JobsError>>;
+    ) -> BackendResult<Result<PreparedChild, wit_jobs::JobsError>>;
     /// The children's results when all have ended; otherwise suspend the job on them.
     async fn await_children(
         &self,
@@ -310,6 +311,17 @@ pub trait JobControl: Send + Sync {
     ) -> BackendResult<Result<Vec<wit_jobs::ChildResult>, wit_jobs::JobsError>>;
     /// The human's answer when there is one; otherwise suspend the job for it.
     async fn await_human(&self, job: &JobScope, prompt: &str) -> BackendResult<Result<String, wit_jobs::JobsError>>;
+}
+
+/// A child job checked and ready to be created.
+pub struct PreparedChild {
+    /// Its id: the same on every replay.
+    pub id: String,
+    /// The row that creates it, written in the transaction that journals the effect
+    /// ([`JournalStore::append`]): after a crash both are there or neither, never a child its
+    /// parent's journal does not know of. `None` when the backend created it already (the dev
+    /// runner's memory, where there is no crash to survive).
+    pub row: Option<Box<crate::db::jobs::NewJob>>,
 }
 
 /// One journaled effect of a job: what was asked (digest) and what came back (JSON).
@@ -325,5 +337,11 @@ pub struct JournalEntry {
 #[async_trait]
 pub trait JournalStore: Send + Sync {
     async fn load(&self, job_id: &str) -> BackendResult<Vec<JournalEntry>>;
-    async fn append(&self, job: &JobScope, entry: &JournalEntry) -> BackendResult<()>;
+    /// Append `entry`, and create `child` (an effect's [`PreparedChild::row`]) with it.
+    async fn append(
+        &self,
+        job: &JobScope,
+        entry: &JournalEntry,
+        child: Option<&crate::db::jobs::NewJob>,
+    ) -> BackendResult<()>;
 }

@@ -12,7 +12,7 @@ use super::direct::{self, WriterThread};
 use super::events::{OwnedEvent, insert_event_on};
 use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
 use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
-use super::journal::{Appended, append_journal_on};
+use super::journal::{Appended, Journaled, append_journal_on};
 use super::small_objects::{SmallObject, set_small_object_on};
 use super::storage_quota::{Recorded, StoredObject, record_object_on};
 use super::{DbError, Sqlite};
@@ -42,7 +42,7 @@ pub(crate) enum Written {
     Object(Recorded),
     SmallObject,
     Event(bool),
-    Journaled(bool),
+    Journaled(Journaled),
     Ledger(LedgerWrite),
 }
 

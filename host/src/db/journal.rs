@@ -1,5 +1,6 @@
 //! Job journals (DESIGN.md §4): the effects a job performed, in order.
 
+use super::jobs::{Inserted, NewJob};
 use super::{DbError, Sqlite, now_ms};
 use crate::capabilities::JournalEntry;
 
@@ -27,12 +28,37 @@ impl Sqlite {
     /// an effect is journaled and charged together or not at all. Queued with the other hot
     /// writes, so under load many effects share a commit.
     pub async fn append_journal(&self, job_id: &str, lease_token: &str, entry: &JournalEntry) -> Result<bool, DbError> {
-        let write = Appended { job_id: job_id.to_string(), lease_token: lease_token.to_string(), entry: entry.clone() };
+        Ok(self.append_journal_creating(job_id, lease_token, entry, None).await? == Journaled::Appended)
+    }
+
+    /// [`append_journal`](Self::append_journal) for the effect that creates `child`: the child's
+    /// row and the entry commit in one transaction, so a crash leaves both or neither (never a
+    /// child its parent's journal does not know of).
+    pub async fn append_journal_creating(
+        &self,
+        job_id: &str,
+        lease_token: &str,
+        entry: &JournalEntry,
+        child: Option<&NewJob>,
+    ) -> Result<Journaled, DbError> {
+        let write = Appended::new(job_id, lease_token, entry, child);
         match self.batched(super::batch::Write::Journal(Box::new(write))).await? {
-            super::batch::Written::Journaled(appended) => Ok(appended),
+            super::batch::Written::Journaled(journaled) => Ok(journaled),
             _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
         }
     }
+}
+
+/// What appending a journal entry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journaled {
+    /// The entry is in, with the child it creates if any.
+    Appended,
+    /// The run no longer holds the job (a stale run): nothing was written.
+    LeaseLost,
+    /// The child's reservation does not fit what the customer may still be charged: nothing
+    /// was written.
+    ChildOverLimit { headroom_nusd: i64 },
 }
 
 /// A journal entry waiting in the write queue.
@@ -40,13 +66,31 @@ pub struct Appended {
     pub job_id: String,
     pub lease_token: String,
     pub entry: JournalEntry,
+    /// The child job the effect creates, written in the entry's transaction.
+    pub child: Option<Box<NewJob>>,
+}
+
+impl Appended {
+    pub(crate) fn new(job_id: &str, lease_token: &str, entry: &JournalEntry, child: Option<&NewJob>) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+            lease_token: lease_token.to_string(),
+            entry: entry.clone(),
+            child: child.map(|c| Box::new(c.clone())),
+        }
+    }
 }
 
 /// [`Db::append_journal`] on the writing connection (inside a batch's transaction).
-pub(super) fn append_journal_on(conn: &rusqlite::Connection, write: &Appended) -> rusqlite::Result<bool> {
-    let Appended { job_id, lease_token, entry } = write;
+pub(super) fn append_journal_on(conn: &rusqlite::Connection, write: &Appended) -> rusqlite::Result<Journaled> {
+    let Appended { job_id, lease_token, entry, child } = write;
     if !super::jobs::holds_lease_on(conn, job_id, lease_token)? {
-        return Ok(false);
+        return Ok(Journaled::LeaseLost);
+    }
+    if let Some(child) = child
+        && let Inserted::OverLimit { headroom_nusd } = super::jobs::insert_job_on(conn, child)?
+    {
+        return Ok(Journaled::ChildOverLimit { headroom_nusd });
     }
     conn.prepare_cached(
         "INSERT INTO job_journal (job_id, seq, kind, request_digest, result, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -60,5 +104,5 @@ pub(super) fn append_journal_on(conn: &rusqlite::Connection, write: &Appended) -
         now_ms()
     ])?;
     super::holds::capture_on(conn, &format!("{job_id}:{}", entry.seq))?;
-    Ok(true)
+    Ok(Journaled::Appended)
 }

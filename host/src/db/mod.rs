@@ -29,10 +29,12 @@ pub mod renders;
 pub mod signals;
 mod small_objects;
 pub mod storage_quota;
+mod turns;
 pub mod webhooks;
 
 pub(crate) use checkpoints::WalStats;
 pub use limits::month_start_ms;
+pub use turns::Turn;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;

@@ -37,7 +37,12 @@ impl JournalStore for MemoryJournal {
     async fn load(&self, job_id: &str) -> BackendResult<Vec<JournalEntry>> {
         Ok(lock(&self.0).get(job_id).cloned().unwrap_or_default())
     }
-    async fn append(&self, job: &JobScope, entry: &JournalEntry) -> BackendResult<()> {
+    async fn append(
+        &self,
+        job: &JobScope,
+        entry: &JournalEntry,
+        _: Option<&crate::db::jobs::NewJob>,
+    ) -> BackendResult<()> {
         lock(&self.0).entry(job.job_id().to_string()).or_default().push(entry.clone());
         Ok(())
     }
@@ -77,16 +82,16 @@ pub struct LocalJobs {
 
 #[async_trait]
 impl JobControl for LocalJobs {
-    async fn enqueue_child(
+    async fn prepare_child(
         &self,
         job: &JobScope,
         ordinal: u32,
         request: &wit_jobs::ChildRequest,
-    ) -> BackendResult<Result<String, wit_jobs::JobsError>> {
+    ) -> BackendResult<Result<PreparedChild, wit_jobs::JobsError>> {
         let mut children = lock(&self.children);
         let id = format!("{}_c{ordinal}", job.job_id());
         children.push(ChildJob { id: id.clone(), parent: job.job_id().into(), request: request.clone(), result: None });
-        Ok(Ok(id))
+        Ok(Ok(PreparedChild { id, row: None }))
     }
 
     async fn await_children(

@@ -5,7 +5,8 @@ use super::{Bus, Catalog};
 use crate::capabilities::*;
 use crate::db::billing::{LedgerWrite, NewLedgerEntry, OverLimit};
 use crate::db::events::NewEvent;
-use crate::db::jobs::{Inserted, NewJob};
+use crate::db::jobs::NewJob;
+use crate::db::journal::Journaled;
 use crate::db::storage_quota::{Recorded, StoredObject};
 use crate::db::{Db, DbError};
 use crate::money;
@@ -64,6 +65,8 @@ impl EventSink for DbEvents {
 
 pub struct DbJournal {
     pub db: Db,
+    /// Wakes the workers when an entry creates a child job.
+    pub bus: Arc<Bus>,
 }
 
 #[async_trait]
@@ -72,11 +75,26 @@ impl JournalStore for DbJournal {
         self.db.journal(job_id).await.map_err(fault)
     }
 
-    async fn append(&self, job: &JobScope, entry: &JournalEntry) -> BackendResult<()> {
-        if self.db.append_journal(job.job_id(), &job.lease_token, entry).await.map_err(fault)? {
-            Ok(())
-        } else {
-            Err(lease_lost())
+    async fn append(&self, job: &JobScope, entry: &JournalEntry, child: Option<&NewJob>) -> BackendResult<()> {
+        match self.db.append_journal_creating(job.job_id(), &job.lease_token, entry, child).await.map_err(fault)? {
+            Journaled::Appended => {
+                if child.is_some() {
+                    self.bus.job_is_due();
+                }
+                Ok(())
+            }
+            Journaled::LeaseLost => Err(lease_lost()),
+            Journaled::ChildOverLimit { headroom_nusd } => {
+                let child = child.map(|c| (c.operation.as_str(), c.reserve_nusd)).unwrap_or_default();
+                Err(HostTrap::Fail(RunError::BillingLimitReached {
+                    message: format!(
+                        "a `{}` child is estimated at {}; the customer may be charged {} more",
+                        child.0,
+                        money::dollars(child.1),
+                        money::dollars(headroom_nusd)
+                    ),
+                }))
+            }
         }
     }
 }
@@ -221,12 +239,12 @@ pub struct DbJobs {
 
 #[async_trait]
 impl JobControl for DbJobs {
-    async fn enqueue_child(
+    async fn prepare_child(
         &self,
         job: &JobScope,
         ordinal: u32,
         request: &ChildRequest,
-    ) -> BackendResult<Result<String, JobsError>> {
+    ) -> BackendResult<Result<PreparedChild, JobsError>> {
         let ctx = &job.context;
         let Ok(template) = self.catalog.load_version(&ctx.template_id, &ctx.template_version).await else {
             return Err(HostTrap::Fail(RunError::HostFault {
@@ -273,18 +291,8 @@ impl JobControl for DbJobs {
             // The parent's capability span: the child's spans join the parent's trace.
             traceparent: crate::telemetry::current_traceparent(),
         };
-        if let Inserted::OverLimit { headroom_nusd } = self.db.insert_job(&new).await.map_err(fault)? {
-            return Err(HostTrap::Fail(RunError::BillingLimitReached {
-                message: format!(
-                    "a `{}` child is estimated at {}; the customer may be charged {} more",
-                    request.operation,
-                    money::dollars(new.reserve_nusd),
-                    money::dollars(headroom_nusd)
-                ),
-            }));
-        }
-        self.bus.job_is_due();
-        Ok(Ok(id))
+        // Not inserted here: the effect's journal entry writes it (see `PreparedChild::row`).
+        Ok(Ok(PreparedChild { id, row: Some(Box::new(new)) }))
     }
 
     async fn await_children(

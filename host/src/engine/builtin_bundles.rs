@@ -99,6 +99,7 @@ fn forget_older(cache: &Path, id: &str, current: &Path) {
 /// Bundle each of `pending` (built-in ids whose bundles were not cached at start), publish and
 /// activate it with its bundle, and serve it at once.
 pub async fn publish_when_bundled(
+    db: crate::db::Db,
     catalog: Arc<Catalog>,
     key: SigningKey,
     cache: PathBuf,
@@ -120,7 +121,7 @@ pub async fn publish_when_bundled(
             }
         };
         let published =
-            publish::publish_dev_build_with(catalog.runtime(), catalog.registry(), &key, component, Some(&bundle));
+            publish::publish_dev_build_with(&db, catalog.runtime(), catalog.registry(), &key, component, Some(&bundle));
         let published = published.await;
         drop(bundle);
         crate::runtime::cache::release_freed_memory();

@@ -18,6 +18,9 @@ pub enum CatalogError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// Waiting for this host's turn to publish (see [`super::publish::PUBLISH_TURN`]).
+    #[error("the database: {0}")]
+    Database(#[from] crate::db::DbError),
 }
 
 #[derive(Default)]

@@ -34,7 +34,7 @@ const SDK_INPUTS: &[&str] = &[
 
 /// Build, publish and activate every TS/JS/Python example in turn; then sync the catalog so
 /// each is served at once rather than at the next registry poll.
-pub async fn publish_all(catalog: Arc<Catalog>, key: SigningKey, examples: Examples) {
+pub async fn publish_all(db: crate::db::Db, catalog: Arc<Catalog>, key: SigningKey, examples: Examples) {
     for dir in example_dirs(&examples.dir) {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let (source, cache) = (dir.clone(), examples.cache.clone());
@@ -59,8 +59,14 @@ pub async fn publish_all(catalog: Arc<Catalog>, key: SigningKey, examples: Examp
         };
         // Its own compositions, when it has a remotion/ folder (packed beside the component).
         let bundle = std::fs::read(build::bundle_path(&component)).ok();
-        let published =
-            publish::publish_dev_build_with(catalog.runtime(), catalog.registry(), &key, &bytes, bundle.as_deref());
+        let published = publish::publish_dev_build_with(
+            &db,
+            catalog.runtime(),
+            catalog.registry(),
+            &key,
+            &bytes,
+            bundle.as_deref(),
+        );
         match published.await {
             Ok(version) => tracing::info!(example = %name, %version, "example template published"),
             Err(error) => {

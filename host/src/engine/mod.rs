@@ -89,7 +89,7 @@ impl Platform {
                     Some(renderer) => publish::OwnCompositions::Bundled { cache: &example_cache, renderer },
                     None => publish::OwnCompositions::NoRenderer,
                 };
-                let pending = publish::publish_builtins(&runtime, &registry, &key, own).await?;
+                let pending = publish::publish_builtins(&db, &runtime, &registry, &key, own).await?;
                 // The cached bundles it read (26 MB each) are freed: give the memory back.
                 crate::runtime::cache::release_freed_memory();
                 (Some(key), pending)
@@ -102,6 +102,7 @@ impl Platform {
         }
         if let (Some(key), Some(renderer), false) = (&dev_key, renderer, pending_builtins.is_empty()) {
             let publishing = builtin_bundles::publish_when_bundled(
+                db.clone(),
                 catalog.clone(),
                 key.clone(),
                 example_cache.clone(),
@@ -112,7 +113,7 @@ impl Platform {
         }
         if let (Some(key), Some(dir)) = (dev_key, &config.example_templates) {
             let examples = examples::Examples { dir: dir.clone(), cache: example_cache };
-            tokio::spawn(examples::publish_all(catalog.clone(), key, examples));
+            tokio::spawn(examples::publish_all(db.clone(), catalog.clone(), key, examples));
         }
         tokio::spawn(follow_registry(catalog.clone(), config.registry_poll));
         let bus = Arc::new(Bus::new(db.clone()));
@@ -179,7 +180,7 @@ impl Platform {
                 catalog: catalog.clone(),
                 bus: bus.clone(),
             }),
-            journal: Arc::new(backends::DbJournal { db: db.clone() }),
+            journal: Arc::new(backends::DbJournal { db: db.clone(), bus: bus.clone() }),
         });
         Ok(Self { config: Arc::new(config), db, catalog, bus, caps, metrics, master_key, signer, renders, limiter })
     }

@@ -3,6 +3,7 @@
 //! at start with a local dev key.
 
 use super::catalog::{CatalogError, operation_summaries};
+use crate::db::Db;
 use crate::runtime::Runtime;
 use std::sync::Arc;
 use vidfarm_registry::{ArtifactManifest, ArtifactStore, RegistryError, SigningKey, StoredVersion};
@@ -42,6 +43,9 @@ pub async fn publish_with_bundle(
     }
     Ok(store.publish_with_bundle(bytes, bundle, &key.sign(manifest)?, actor)?)
 }
+
+/// What hosts sharing a database take turns at (see [`publish_dev_build_with`]).
+pub const PUBLISH_TURN: &str = "publishing development builds";
 
 /// The key development hosts publish the built-in templates with, and trust.
 ///
@@ -84,6 +88,7 @@ pub fn dev_key(path: &std::path::Path) -> Result<SigningKey, RegistryError> {
 /// to bundle are returned,
 /// for [`super::builtin_bundles::publish_when_bundled`].
 pub async fn publish_builtins(
+    db: &Db,
     runtime: &Runtime,
     store: &ArtifactStore,
     key: &SigningKey,
@@ -92,13 +97,13 @@ pub async fn publish_builtins(
     let mut pending = Vec::new();
     for (id, _, bytes) in vidfarm_template_artifacts::ALL {
         if !super::builtin_bundles::has_compositions(id) {
-            publish_dev_build(runtime, store, key, bytes).await?;
+            publish_dev_build(db, runtime, store, key, bytes).await?;
             continue;
         }
         match own {
             OwnCompositions::Bundled { cache, renderer } => match super::builtin_bundles::cached(cache, id, renderer) {
                 Some((path, bundle)) => {
-                    if let Err(error) = publish_dev_build_with(runtime, store, key, bytes, Some(&bundle)).await {
+                    if let Err(error) = publish_dev_build_with(db, runtime, store, key, bytes, Some(&bundle)).await {
                         // A cached bundle that cannot be published is built again, not kept.
                         tracing::warn!(template = id, %error, "a cached bundle was refused; bundling it again");
                         let _ = std::fs::remove_file(path);
@@ -132,17 +137,26 @@ pub enum OwnCompositions<'a> {
 /// Publish a development build of a component (its version tagged `+<digest>`) and activate it
 /// unless an operator's release (a version without `+`) is active. The version published.
 pub async fn publish_dev_build(
+    db: &Db,
     runtime: &Runtime,
     store: &ArtifactStore,
     key: &SigningKey,
     bytes: &[u8],
 ) -> Result<String, CatalogError> {
-    publish_dev_build_with(runtime, store, key, bytes, None).await
+    publish_dev_build_with(db, runtime, store, key, bytes, None).await
 }
 
 /// [`publish_dev_build`] with the template's packed compositions; the version's tag then names
 /// both digests, so a changed bundle is a new version too.
+///
+/// Hosts sharing a registry bucket publish the same builds at start: they take turns
+/// ([`PUBLISH_TURN`]), so the first writes each version and the others find it there. Writing
+/// the same objects at once is harmless on S3, whose PUTs are atomic, but not on every
+/// S3-compatible server: s3s-fs renames an object into place and then writes its checksum, so
+/// two PUTs of manifests that differ (each host stamps its own `created_at`) can leave one's
+/// bytes under the other's checksum, which every read then refuses.
 pub async fn publish_dev_build_with(
+    db: &Db,
     runtime: &Runtime,
     store: &ArtifactStore,
     key: &SigningKey,
@@ -153,6 +167,7 @@ pub async fn publish_dev_build_with(
     if let Some(bundle) = bundle {
         build = format!("{build}-{}", &vidfarm_registry::digest(bundle)[..8]);
     }
+    let _turn = db.take_turn(PUBLISH_TURN).await?;
     let stored = publish_with_bundle(runtime, store, key, bytes, bundle, Some(&build), "dev-autopublish").await?;
     let active = store.active(&stored.template_id)?;
     let dev_build_or_none = active.as_deref().is_none_or(|v| v.contains('+'));

@@ -5,6 +5,7 @@ use super::bindings::types::JobContext;
 use super::error::{HostTrap, RunError, fail};
 use super::limits::{Limits, MemoryLimiter};
 use crate::capabilities::{Capabilities, EventKey, JobEvent, JournalEntry};
+use crate::db::jobs::NewJob;
 use serde::{Serialize, de::DeserializeOwned};
 use std::future::Future;
 use std::sync::Arc;
@@ -110,6 +111,25 @@ impl HostState {
         T: Serialize + DeserializeOwned,
         F: Future<Output = Result<T, HostTrap>>,
     {
+        self.effect_creating(kind, request, |caps, job, request| async move {
+            perform(caps, job, request).await.map(|result| (result, None))
+        })
+        .await
+    }
+
+    /// [`effect`](Self::effect) for an effect whose row (a child job) `perform` makes but does
+    /// not write: it is written with the journal entry, in one transaction.
+    pub(crate) async fn effect_creating<R, T, F>(
+        &mut self,
+        kind: &str,
+        request: R,
+        perform: impl FnOnce(Arc<Capabilities>, Arc<JobScope>, R) -> F,
+    ) -> wasmtime::Result<T>
+    where
+        R: Serialize,
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = Result<(T, Option<Box<NewJob>>), HostTrap>>,
+    {
         self.check_cancelled()?;
         let digest = request_digest(kind, &request);
         if let Some(recorded) = self.journal.replay(kind, &digest)? {
@@ -119,8 +139,8 @@ impl HostState {
         // provider call, storage write, render or child job in the job's trace.
         let span = tracing::info_span!("effect", otel.name = %kind, effect = %kind, job_id = %self.job.job_id());
         let performed = perform(self.caps.clone(), self.job.clone(), request).instrument(span.clone()).await;
-        let result = performed.map_err(wasmtime::Error::new)?;
-        self.journal.record(&self.caps, &self.job, kind, digest, &result).instrument(span).await?;
+        let (result, row) = performed.map_err(wasmtime::Error::new)?;
+        self.journal.record(&self.caps, &self.job, kind, digest, &result, row.as_deref()).instrument(span).await?;
         Ok(result)
     }
 }
@@ -179,6 +199,7 @@ impl Journal {
         kind: &str,
         request_digest: String,
         result: &T,
+        child: Option<&NewJob>,
     ) -> wasmtime::Result<()> {
         let entry = JournalEntry {
             seq: u32::try_from(self.recorded.len() + 1).unwrap_or(u32::MAX),
@@ -186,7 +207,7 @@ impl Journal {
             request_digest,
             result: serde_json::to_string(result).map_err(|e| fail(RunError::HostFault { message: e.to_string() }))?,
         };
-        caps.journal.append(job, &entry).await.map_err(wasmtime::Error::new)?;
+        caps.journal.append(job, &entry, child).await.map_err(wasmtime::Error::new)?;
         self.recorded.push(entry);
         self.next = self.recorded.len();
         Ok(())

@@ -64,17 +64,18 @@ impl Blobs for S3Blobs {
         let request = self.client.get_object().bucket(&self.bucket).key(format!("{}{key}", self.prefix));
         self.run(async move {
             // The SDK retries a request that fails, not a body that breaks off after the answer
-            // began (a connection reset; five hosts starting together on s3s-fs hit it while
-            // publishing the same objects): read it again.
+            // began (a connection reset): read it again. The error keeps its causes (a checksum
+            // that does not match the body says so only there).
             let mut attempt = 1;
             loop {
                 match request.clone().send().await {
                     Ok(object) => match object.body.collect().await {
                         Ok(body) => return Ok(Some(body.into_bytes().to_vec())),
                         Err(e) if attempt < GET_ATTEMPTS => {
-                            tracing::debug!(error = %e, attempt, "a registry object's body was cut off; reading it again");
+                            let error = aws_sdk_s3::error::DisplayErrorContext(e);
+                            tracing::debug!(%error, attempt, "a registry object's body was not read whole; reading it again");
                         }
-                        Err(e) => return Err(io_error(e)),
+                        Err(e) => return Err(io_error(aws_sdk_s3::error::DisplayErrorContext(e))),
                     },
                     Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
                     Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(None),

@@ -1,5 +1,5 @@
 //! Many hosts, sharing only PostgreSQL and an S3 bucket: two API processes and three worker
-//! processes, each with a data dir of its own, started on an empty database, run
+//! processes, each with a data dir of its own, all started at once on an empty database, run
 //! thousands of jobs (some making paid provider calls) while one worker is killed and
 //! database connections are cut. Runs in the suite's PostgreSQL pass
 //! (`VIDFARM_TEST_DB=postgres`); a SQLite file cannot be shared between machines.
@@ -140,28 +140,33 @@ fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_on
         ("VIDFARM_LOG", "info,vidfarm::engine::worker=debug"),
     ];
     let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().expect("a data dir")).collect();
-    // The first API host creates the database, migrates it and publishes the built-ins; the
-    // other four start together after it. (All five at once failed one CI run: two hosts
-    // publishing the same registry objects into s3s-fs left an object whose body no read could
-    // finish, which real S3's atomic PUTs would not. See the closing note of session 27.)
-    let first = start("api", dirs[0].path(), &env);
-    let (second, mut workers) = std::thread::scope(|scope| {
-        let (env, dirs) = (&env, &dirs);
-        let second = scope.spawn(move || start("api", dirs[1].path(), env));
+    // All five at once, on a database that does not exist yet: one of them creates it, one
+    // migrates it, and the others wait for that (an advisory lock) instead of failing; then
+    // they take turns publishing the built-ins into the bucket, so each version is written once.
+    let (apis, mut workers) = std::thread::scope(|scope| {
+        let env = &env;
+        let apis: Vec<_> = dirs[..2].iter().map(|d| scope.spawn(move || start("api", d.path(), env))).collect();
         let workers: Vec<_> = dirs[2..]
             .iter()
             .map(|d| scope.spawn(move || start_watching("worker", d.path(), env, "run ended")))
             .collect();
+        let apis: Vec<Host> = apis.into_iter().map(|h| h.join().expect("an API host")).collect();
         let workers: Vec<_> = workers.into_iter().map(|h| h.join().expect("a worker host")).collect();
-        (second.join().expect("an API host"), workers)
+        (apis, workers)
     });
-    let apis = [first, second];
     let migrations = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations-pg"))
         .expect("the PostgreSQL migrations")
         .count();
     let applied =
         psql_in(&url, "SELECT COUNT(*) || ' ' || COUNT(DISTINCT version) FROM _sqlx_migrations WHERE success");
     assert_eq!(applied, [format!("{migrations} {migrations}")], "every migration applied, once");
+    // Each built-in was published once and activated once, however many hosts tried: the
+    // registry keeps one record object per publish and per activation.
+    let records: Vec<_> = s3.keys().into_iter().filter(|k| k.to_string_lossy().contains("/history/")).collect();
+    for template in ["hello", "sandbox-probe"] {
+        let of_it = records.iter().filter(|k| k.starts_with(format!("registry/{template}"))).count();
+        assert_eq!(of_it, 2, "{template}: one publish and one activation, in {records:?}");
+    }
     let client = customer_in(&url, dirs[0].path());
     for k in 0..4 {
         client.add_provider_key(&apis[0], "openai", &format!("sk-multi-host-{k:04}"));

@@ -233,7 +233,7 @@ pub(super) async fn events_settled(job_id: &str, lease_token: &str, run_ends: bo
 /// Store one event; a run whose event fails is remembered (see [`events_settled`]).
 async fn store(writes: &Queue, event: OwnedEvent) -> Result<bool, DbError> {
     let run = event.lease_token.clone().map(|lease| (event.job_id.clone(), lease));
-    let result = writes.write(Write::Event(event)).await;
+    let result = writes.write(Write::Event(event)).await.map(|outcome| outcome.written());
     if let (Err(_), Some(run)) = (&result, run) {
         locked(&LOST).insert(run);
     }

@@ -23,7 +23,7 @@ use super::run_ends::{finish_run_on, finish_runs_on};
 use crate::db::DbError;
 use crate::db::events::OwnedEvent;
 use crate::db::jobs::{CpuCharge, Finish};
-use crate::db::journal::Appended;
+use crate::db::journal::{Appended, Journaled};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -46,16 +46,35 @@ pub(super) struct RunEnd {
     pub cpu: Option<CpuCharge>,
 }
 
-/// Where the outcome of one write goes: whether it was written (false: its lease was lost,
-/// or the event was there already).
-pub(super) type Reply = oneshot::Sender<Result<bool, DbError>>;
+/// What one write did.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// A run's end or an event: whether it was written (false: its lease was lost, or the
+    /// event was there already).
+    Written(bool),
+    /// A journal entry: see [`Journaled`].
+    Journaled(Journaled),
+}
+
+impl Outcome {
+    /// Whether the write was made.
+    pub(super) fn written(&self) -> bool {
+        match self {
+            Self::Written(written) => *written,
+            Self::Journaled(journaled) => *journaled == Journaled::Appended,
+        }
+    }
+}
+
+/// Where the outcome of one write goes.
+pub(super) type Reply = oneshot::Sender<Result<Outcome, DbError>>;
 /// The queue the committing task reads.
 #[derive(Clone)]
 pub(super) struct Queue(mpsc::UnboundedSender<(Write, Reply)>);
 
 impl Queue {
     /// Queue `write` and wait until the batch that carries it has committed.
-    pub(super) async fn write(&self, write: Write) -> Result<bool, DbError> {
+    pub(super) async fn write(&self, write: Write) -> Result<Outcome, DbError> {
         let (reply, answer) = oneshot::channel();
         self.0.send((write, reply)).map_err(|_| DbError::PoolClosed)?;
         answer.await.map_err(|_| DbError::PoolClosed)?
@@ -91,7 +110,7 @@ pub(super) fn spawn(pool: PgPool) -> Queue {
 }
 
 /// One write in a transaction of its own.
-async fn alone(pool: &PgPool, write: &Write) -> Result<bool, DbError> {
+async fn alone(pool: &PgPool, write: &Write) -> Result<Outcome, DbError> {
     let mut tx = pool.begin().await?;
     let written = apply(&mut tx, write, false).await?;
     tx.commit().await?;
@@ -99,40 +118,50 @@ async fn alone(pool: &PgPool, write: &Write) -> Result<bool, DbError> {
 }
 
 /// `customers_locked`: the transaction holds every customer this write touches.
-async fn apply(conn: &mut PgConnection, write: &Write, customers_locked: bool) -> Result<bool, DbError> {
+async fn apply(conn: &mut PgConnection, write: &Write, customers_locked: bool) -> Result<Outcome, DbError> {
     match write {
         Write::RunEnd(end) => {
             let RunEnd { job_id, lease_token, fuel, finish, cpu } = end;
-            finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref(), customers_locked).await
+            finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref(), customers_locked)
+                .await
+                .map(Outcome::Written)
         }
-        Write::Event(event) => insert_event_on(conn, event).await,
-        Write::Journal(entry) => append_journal_on(conn, entry).await,
+        Write::Event(event) => insert_event_on(conn, event).await.map(Outcome::Written),
+        Write::Journal(entry) => append_journal_on(conn, entry).await.map(Outcome::Journaled),
     }
 }
 
 /// Every write of `batch` in one transaction, or the first error (the transaction is then
 /// rolled back as it is dropped).
-async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, DbError> {
+async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<Vec<Outcome>, DbError> {
     let mut tx = pool.begin_with(super::BEGIN_GENERIC).await?;
-    let (mut ended_jobs, mut captures) = (Vec::new(), Vec::new());
+    let (mut ended_jobs, mut captures, mut reserving) = (Vec::new(), Vec::new(), Vec::new());
     for (write, _) in batch {
         match write {
             Write::RunEnd(end) => ended_jobs.push(end.job_id.as_str()),
-            Write::Journal(Appended { job_id, entry, .. }) => captures.push(format!("{job_id}:{}", entry.seq)),
+            Write::Journal(Appended { job_id, entry, child, .. }) => {
+                captures.push(format!("{job_id}:{}", entry.seq));
+                if let Some(child) = child.as_deref().filter(|c| c.reserve_nusd > 0) {
+                    reserving.push(child.customer_id.as_str());
+                }
+            }
             Write::Event(_) => {}
         }
     }
     if !ended_jobs.is_empty() || !captures.is_empty() {
         // Customers first, in id order (locks are taken in the sorted output's order): those
-        // of the ending runs, and those with a hold an entry captures.
+        // of the ending runs, those with a hold an entry captures, and those a child created
+        // with an entry reserves for.
         sqlx::query(
             "SELECT 1 FROM customers WHERE id IN (
                 SELECT customer_id FROM jobs WHERE id = ANY($1)
-                UNION SELECT customer_id FROM billing_holds WHERE effect_key = ANY($2) AND status = 'open')
+                UNION SELECT customer_id FROM billing_holds WHERE effect_key = ANY($2) AND status = 'open'
+                UNION SELECT unnest($3::TEXT[]))
              ORDER BY id FOR NO KEY UPDATE",
         )
         .bind(&ended_jobs)
         .bind(&captures)
+        .bind(&reserving)
         .execute(&mut *tx)
         .await?;
     }
@@ -149,7 +178,7 @@ async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<V
                 .execute(&mut *tx)
                 .await?;
         }
-        insert_events_on(&mut tx, &events).await?
+        insert_events_on(&mut tx, &events).await?.into_iter().map(Outcome::Written).collect()
     } else {
         // The run ends first, most of them in a few statements for all (see `finish_runs_on`),
         // then the journal entries one by one: a batch holds one write per run, so no run's
@@ -160,7 +189,7 @@ async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<V
         let mut written = Vec::with_capacity(batch.len());
         for (write, _) in batch {
             written.push(match write {
-                Write::RunEnd(_) => ended.next().unwrap_or(false),
+                Write::RunEnd(_) => Outcome::Written(ended.next().unwrap_or(false)),
                 other => apply(&mut tx, other, true).await?,
             });
         }

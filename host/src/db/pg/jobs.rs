@@ -249,7 +249,7 @@ impl super::Pg {
             finish: finish.clone(),
             cpu,
         };
-        self.writes.write(super::group_commit::Write::RunEnd(end)).await
+        self.writes.write(super::group_commit::Write::RunEnd(end)).await.map(|outcome| outcome.written())
     }
 
     /// Postgres twin of `Sqlite::cancel_job`: cancel a job and its unfinished descendants:
@@ -376,7 +376,7 @@ impl super::Pg {
 /// excludes every other `FOR UPDATE`/`NO KEY UPDATE` of the row just the same, but lets
 /// foreign-key checks (`KEY SHARE`) through: a job ending elsewhere inserts a webhook delivery
 /// that references the customer while it holds its job row, which we may be waiting for.
-async fn lock_customers(conn: &mut PgConnection, ids: &[String]) -> Result<(), DbError> {
+pub(super) async fn lock_customers(conn: &mut PgConnection, ids: &[String]) -> Result<(), DbError> {
     sqlx::query("SELECT 1 FROM customers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
         .bind(ids)
         .execute(&mut *conn)

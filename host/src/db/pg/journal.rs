@@ -2,7 +2,8 @@
 //! performed, in order.
 
 use crate::capabilities::JournalEntry;
-use crate::db::journal::Appended;
+use crate::db::jobs::{Inserted, NewJob};
+use crate::db::journal::{Appended, Journaled};
 use crate::db::{DbError, now_ms};
 use sqlx::PgConnection;
 
@@ -30,16 +31,33 @@ impl super::Pg {
     /// noted, is captured in the same transaction: journaled and charged together or not at
     /// all. Committed with the other writes queued at the same time (see `group_commit`).
     pub async fn append_journal(&self, job_id: &str, lease_token: &str, entry: &JournalEntry) -> Result<bool, DbError> {
-        let write = Appended { job_id: job_id.to_string(), lease_token: lease_token.to_string(), entry: entry.clone() };
+        Ok(self.append_journal_creating(job_id, lease_token, entry, None).await? == Journaled::Appended)
+    }
+
+    /// Postgres twin of `Sqlite::append_journal_creating`: the child's row and the entry in
+    /// one transaction.
+    pub async fn append_journal_creating(
+        &self,
+        job_id: &str,
+        lease_token: &str,
+        entry: &JournalEntry,
+        child: Option<&NewJob>,
+    ) -> Result<Journaled, DbError> {
+        let write = Appended::new(job_id, lease_token, entry, child);
         // An effect is journaled only after the run's earlier events are stored.
         super::events::events_settled(job_id, lease_token, false).await?;
-        self.writes.write(super::group_commit::Write::Journal(write)).await
+        match self.writes.write(super::group_commit::Write::Journal(write)).await? {
+            super::group_commit::Outcome::Journaled(journaled) => Ok(journaled),
+            super::group_commit::Outcome::Written(_) => {
+                Err(DbError::Protocol("the group commit answered out of turn".into()))
+            }
+        }
     }
 }
 
 /// [`Pg::append_journal`](super::Pg) on the caller's transaction.
-pub(super) async fn append_journal_on(conn: &mut PgConnection, write: &Appended) -> Result<bool, DbError> {
-    let Appended { job_id, lease_token, entry } = write;
+pub(super) async fn append_journal_on(conn: &mut PgConnection, write: &Appended) -> Result<Journaled, DbError> {
+    let Appended { job_id, lease_token, entry, child } = write;
     let effect_key = format!("{job_id}:{}", entry.seq);
     // Capturing the effect's hold writes a ledger row, whose trigger updates the customer's
     // running totals: lock the customer first (customers before jobs), and only when there is
@@ -58,6 +76,25 @@ pub(super) async fn append_journal_on(conn: &mut PgConnection, write: &Appended)
     // row) in between, so a stale run's entry is either in before the next run loads the
     // journal, or refused — what SQLite's single writer gave. A duplicate `seq` is an error,
     // as there.
+    if let Some(child) = child {
+        // The child's row before the entry, after the lease check: a stale run creates no
+        // child, and a child over the limit leaves no entry. Its reservation locks its
+        // customer (the parent's), which comes before the job row in the lock order.
+        if child.reserve_nusd > 0 {
+            super::jobs::lock_customers(&mut *conn, std::slice::from_ref(&child.customer_id)).await?;
+        }
+        let leased: Option<i32> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = $1 AND lease_token = $2 FOR SHARE")
+            .bind(job_id)
+            .bind(lease_token)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if leased.is_none() {
+            return Ok(Journaled::LeaseLost);
+        }
+        if let Inserted::OverLimit { headroom_nusd } = super::jobs::insert_job_on(&mut *conn, child).await? {
+            return Ok(Journaled::ChildOverLimit { headroom_nusd });
+        }
+    }
     let appended = sqlx::query(
         "INSERT INTO job_journal (job_id, seq, kind, request_digest, result, at)
          SELECT $1, $2, $3, $4, $5, $6
@@ -74,8 +111,9 @@ pub(super) async fn append_journal_on(conn: &mut PgConnection, write: &Appended)
     .await?
     .rows_affected()
         == 1;
-    if appended {
-        super::holds::capture_on(&mut *conn, &effect_key).await?;
+    if !appended {
+        return Ok(Journaled::LeaseLost);
     }
-    Ok(appended)
+    super::holds::capture_on(&mut *conn, &effect_key).await?;
+    Ok(Journaled::Appended)
 }

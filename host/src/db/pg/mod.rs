@@ -24,6 +24,7 @@ mod run_ends;
 pub(super) mod signals;
 mod small_objects;
 mod storage_quota;
+pub(super) mod turns;
 mod webhooks;
 
 use super::DbError;

@@ -1,0 +1,38 @@
+//! Hosts sharing one PostgreSQL database take turns at what each may try at start but only one
+//! at a time should do: publishing the built-in templates into a shared registry bucket (see
+//! `engine::publish`). A turn is an advisory lock held by a session of its own, so it ends with
+//! its host. SQLite has one host per database, and nothing to check here.
+
+use std::time::Duration;
+use vidfarm::db::Db;
+use vidfarm_tests::server::TestServer;
+
+const PUBLISHING: &str = vidfarm::engine::publish::PUBLISH_TURN;
+
+#[tokio::test]
+async fn a_host_waits_while_another_host_has_the_turn_and_takes_it_when_that_host_is_gone() {
+    let server = TestServer::start_with(|_| {}, false).await;
+    let Some(url) = server.platform.config.database_url.clone() else {
+        server.stop().await;
+        return;
+    };
+    let this_host = Db::connect(&url, 2).await.expect("this host");
+    let other_host = Db::connect(&url, 2).await.expect("another host");
+    let first = this_host.take_turn(PUBLISHING).await.expect("the first turn");
+
+    let waiting = tokio::spawn(async move { other_host.take_turn(PUBLISHING).await.map(|turn| (turn, other_host)) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "the other host took the turn while this one had it");
+
+    // A turn at something else is not held up by it.
+    let elsewhere = tokio::time::timeout(Duration::from_secs(5), server.platform.db.take_turn("something else")).await;
+    drop(elsewhere.expect("a turn at something else, at once").expect("taken"));
+
+    // This host goes (its session closes): the other takes the turn.
+    drop(first);
+    drop(this_host);
+    let taken = tokio::time::timeout(Duration::from_secs(10), waiting).await;
+    let (turn, _other_host) = taken.expect("the turn passed on").expect("the task ran").expect("taken");
+    drop(turn);
+    server.stop().await;
+}
