@@ -55,6 +55,11 @@ pub enum ApiError {
     /// 429: too many requests; retry after this many seconds.
     #[error("too many job creations: retry after {0} s")]
     TooManyRequests(u64),
+    /// 503: the database did not answer this time (a connection cut, a server restarting, busy
+    /// past its timeout): retry after a second. A cut during a commit leaves the outcome
+    /// unknown, so a create is retried with the same `idempotency_key`.
+    #[error("the database is briefly unavailable: retry after 1 s")]
+    Unavailable(String),
     /// 500: a host fault (logged, not shown).
     #[error("internal error: {0}")]
     Internal(String),
@@ -85,6 +90,7 @@ impl ApiError {
             Self::QuotaExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "storage_quota_exceeded"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -107,7 +113,25 @@ impl From<crate::db::DbError> for ApiError {
                 message: "text fields must not contain the NUL character (\\u0000)".into(),
             };
         }
+        if transient(&e) {
+            return Self::Unavailable(e.to_string());
+        }
         Self::Internal(format!("database: {e}"))
+    }
+}
+
+/// Whether `e` says the database could not answer now rather than that the request or the host
+/// is wrong: the connection broke or timed out, the server is shutting down or starting
+/// (SQLSTATE classes 08 and 57P), a transaction lost a serialization or deadlock contest (40001,
+/// 40P01), or SQLite stayed busy past its timeout. Another attempt may succeed.
+fn transient(e: &crate::db::DbError) -> bool {
+    use crate::db::DbError;
+    match e {
+        DbError::Io(_) | DbError::PoolTimedOut | DbError::PoolClosed | DbError::WorkerCrashed => true,
+        DbError::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01" || code == "5"
+        }),
+        _ => false,
     }
 }
 
@@ -132,6 +156,31 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
+        if let Self::Unavailable(detail) = &self {
+            tracing::warn!(error = %detail, "the database did not answer a request; told the client to retry");
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DbError;
+
+    fn answered(e: DbError) -> (u16, Option<String>) {
+        let response = ApiError::from(e).into_response();
+        let retry_after = response.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap_or("?").to_string());
+        (response.status().as_u16(), retry_after)
+    }
+
+    #[test]
+    fn a_database_that_did_not_answer_is_a_503_to_retry_and_a_broken_query_a_500() {
+        let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        assert_eq!(answered(DbError::Io(cut)), (503, Some("1".into())));
+        assert_eq!(answered(DbError::PoolTimedOut), (503, Some("1".into())));
+        assert_eq!(answered(DbError::RowNotFound), (500, None));
+        assert_eq!(answered(DbError::Protocol("an answer out of turn".into())), (500, None));
     }
 }

@@ -198,17 +198,31 @@ impl Client {
         self.create_in(host, "sandbox-probe", operation, payload)
     }
 
+    /// Create a job as a careful client does: with an idempotency key, retrying while the
+    /// host answers 503 (its database connection was cut: the tests that cut one expect it).
     pub fn create_in(&self, host: &Host, template: &str, operation: &str, payload: Value) -> String {
-        let created: Value = self
-            .http
-            .post(format!("{}/templates/{template}/operations/{operation}", host.base))
-            .header("vidfarm-user-id", &self.id)
-            .header("vidfarm-api-key", &self.key)
-            .json(&json!({ "tracer": "durability", "payload": payload }))
-            .send()
-            .and_then(|r| r.json())
-            .expect("created");
-        created["job_id"].as_str().unwrap_or_else(|| panic!("a job id: {created}")).into()
+        static CREATES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CREATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = json!({ "tracer": "durability", "payload": payload, "idempotency_key": format!("create-{n}") });
+        for _ in 0..10 {
+            let response = self
+                .http
+                .post(format!("{}/templates/{template}/operations/{operation}", host.base))
+                .header("vidfarm-user-id", &self.id)
+                .header("vidfarm-api-key", &self.key)
+                .json(&body)
+                .send()
+                .expect("sent");
+            let status = response.status().as_u16();
+            let created: Value = response.json().expect("a JSON answer");
+            if status == 503 {
+                assert_eq!(created["error"]["code"], "database_unavailable", "{created}");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            return created["job_id"].as_str().unwrap_or_else(|| panic!("a job id: {status} {created}")).into();
+        }
+        panic!("{template} {operation}: the host answered 503 ten times");
     }
 
     pub fn wait_until(&self, host: &Host, job_id: &str, done: impl Fn(&Value) -> bool, within: Duration) -> Value {
