@@ -113,25 +113,10 @@ impl From<crate::db::DbError> for ApiError {
                 message: "text fields must not contain the NUL character (\\u0000)".into(),
             };
         }
-        if transient(&e) {
+        if crate::db::is_transient(&e) {
             return Self::Unavailable(e.to_string());
         }
         Self::Internal(format!("database: {e}"))
-    }
-}
-
-/// Whether `e` says the database could not answer now rather than that the request or the host
-/// is wrong: the connection broke or timed out, the server is shutting down or starting
-/// (SQLSTATE classes 08 and 57P), a transaction lost a serialization or deadlock contest (40001,
-/// 40P01), or SQLite stayed busy past its timeout. Another attempt may succeed.
-fn transient(e: &crate::db::DbError) -> bool {
-    use crate::db::DbError;
-    match e {
-        DbError::Io(_) | DbError::PoolTimedOut | DbError::PoolClosed | DbError::WorkerCrashed => true,
-        DbError::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01" || code == "5"
-        }),
-        _ => false,
     }
 }
 
@@ -181,6 +166,11 @@ mod tests {
         assert_eq!(answered(DbError::Io(cut)), (503, Some("1".into())));
         assert_eq!(answered(DbError::PoolTimedOut), (503, Some("1".into())));
         assert_eq!(answered(DbError::RowNotFound), (500, None));
+        // SQLite busy past its timeout (extended code 261, BUSY_RECOVERY), on the writer thread.
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(261), None);
+        assert_eq!(answered(crate::db::direct_error(busy)), (503, Some("1".into())));
+        let broken = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(1), Some("no such table".into()));
+        assert_eq!(answered(crate::db::direct_error(broken)), (500, None));
         assert_eq!(answered(DbError::Protocol("an answer out of turn".into())), (500, None));
     }
 }

@@ -193,8 +193,7 @@ fn in_one_transaction(conn: &mut Connection, writes: &[Write]) -> rusqlite::Resu
 }
 
 fn fail_all(replies: impl IntoIterator<Item = Reply>, e: &DbError) -> Vec<(Reply, Result<Written, DbError>)> {
-    let message = e.to_string();
-    replies.into_iter().map(|reply| (reply, Err(DbError::Protocol(format!("write failed: {message}"))))).collect()
+    replies.into_iter().map(|reply| (reply, Err(super::copy_of(e)))).collect()
 }
 
 impl Sqlite {

@@ -146,7 +146,7 @@ pub(super) fn error(e: rusqlite::Error) -> DbError {
 }
 
 #[derive(Debug)]
-struct DirectError {
+pub(super) struct DirectError {
     message: String,
     source: rusqlite::Error,
 }
@@ -174,6 +174,12 @@ impl sqlx::error::DatabaseError for DirectError {
 
     fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
         self
+    }
+
+    /// The extended result code in decimal, as sqlx's own SQLite errors give it.
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        let rusqlite::Error::SqliteFailure(failure, _) = &self.source else { return None };
+        Some(failure.extended_code.to_string().into())
     }
 
     fn kind(&self) -> sqlx::error::ErrorKind {

@@ -275,3 +275,47 @@ pub(crate) fn local_now_ms() -> i64 {
 pub fn is_unique_violation(error: &DbError) -> bool {
     error.as_database_error().is_some_and(|e| e.is_unique_violation())
 }
+
+/// Whether `error` says the database could not answer now, rather than that the request or
+/// the host is wrong, so that another attempt may succeed: the connection broke or the pool
+/// had none free in time; PostgreSQL lost or refused the connection (08000, 08001, 08003,
+/// 08004, 08006), is shutting down or starting (57P01–57P03), or failed a serializable
+/// transaction (40001); SQLite stayed busy past its timeout (primary code 5, any extended one).
+/// A deadlock (40P01) is not: it means a lock order was broken, a host bug.
+pub fn is_transient(error: &DbError) -> bool {
+    match error {
+        DbError::Io(_) | DbError::PoolTimedOut | DbError::PoolClosed => true,
+        DbError::Database(e) => {
+            let Some(code) = e.code() else { return false };
+            let sqlite = e.try_downcast_ref::<direct::DirectError>().is_some()
+                || e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+            if sqlite {
+                code.parse::<i32>().is_ok_and(|c| c & 0xff == rusqlite::ffi::SQLITE_BUSY)
+            } else {
+                matches!(
+                    &*code,
+                    "08000" | "08001" | "08003" | "08004" | "08006" | "57P01" | "57P02" | "57P03" | "40001"
+                )
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The same error again, for each of many writes that one failure stopped (`sqlx::Error` is no
+/// `Clone`): what [`is_transient`] sees in it is kept.
+pub(crate) fn copy_of(error: &DbError) -> DbError {
+    match error {
+        DbError::PoolTimedOut => DbError::PoolTimedOut,
+        DbError::PoolClosed => DbError::PoolClosed,
+        DbError::Io(e) => DbError::Io(std::io::Error::new(e.kind(), e.to_string())),
+        other if is_transient(other) => DbError::Io(std::io::Error::other(other.to_string())),
+        other => DbError::Protocol(other.to_string()),
+    }
+}
+
+/// A rusqlite error as the writer thread reports it, for tests of what callers make of it.
+#[cfg(test)]
+pub(crate) fn direct_error(e: rusqlite::Error) -> DbError {
+    direct::error(e)
+}

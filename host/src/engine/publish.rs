@@ -6,7 +6,7 @@ use super::catalog::{CatalogError, operation_summaries};
 use crate::db::Db;
 use crate::runtime::Runtime;
 use std::sync::Arc;
-use vidfarm_registry::{ArtifactManifest, ArtifactStore, RegistryError, SigningKey, StoredVersion};
+use vidfarm_registry::{ArtifactManifest, ArtifactStore, RegistryError, SignedManifest, SigningKey, StoredVersion};
 
 /// Publish `bytes` as the version its `describe` states (`+build` appended if given).
 pub async fn publish(
@@ -31,6 +31,19 @@ pub async fn publish_with_bundle(
     build: Option<&str>,
     actor: &str,
 ) -> Result<StoredVersion, CatalogError> {
+    let signed = signed_manifest(runtime, key, bytes, bundle, build).await?;
+    Ok(store.publish_with_bundle(bytes, bundle, &signed, actor)?)
+}
+
+/// The signed manifest of `bytes` (loaded to read its `describe`: compiled, which takes
+/// seconds).
+async fn signed_manifest(
+    runtime: &Runtime,
+    key: &SigningKey,
+    bytes: &[u8],
+    bundle: Option<&[u8]>,
+    build: Option<&str>,
+) -> Result<SignedManifest, CatalogError> {
     let loaded = runtime.load(Arc::from(bytes)).await?;
     let described = &loaded.manifest;
     let version = match build {
@@ -41,11 +54,16 @@ pub async fn publish_with_bundle(
     if let Some(bundle) = bundle {
         manifest = manifest.with_bundle(bundle);
     }
-    Ok(store.publish_with_bundle(bytes, bundle, &key.sign(manifest)?, actor)?)
+    Ok(key.sign(manifest)?)
 }
 
 /// What hosts sharing a database take turns at (see [`publish_dev_build_with`]).
 pub const PUBLISH_TURN: &str = "publishing development builds";
+
+/// How long a host waits for its turn to publish. A turn lasts a few object writes; one held
+/// longer belongs to a host that froze holding it, and this one publishes without it rather
+/// than never start (on S3, whose PUTs are atomic, the turn only spares writing twice).
+const PUBLISH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The key development hosts publish the built-in templates with, and trust.
 ///
@@ -103,7 +121,12 @@ pub async fn publish_builtins(
         match own {
             OwnCompositions::Bundled { cache, renderer } => match super::builtin_bundles::cached(cache, id, renderer) {
                 Some((path, bundle)) => {
-                    if let Err(error) = publish_dev_build_with(db, runtime, store, key, bytes, Some(&bundle)).await {
+                    let published = publish_dev_build_with(db, runtime, store, key, bytes, Some(&bundle)).await;
+                    if let Err(CatalogError::Database(e)) = published {
+                        // Not the bundle's fault: keep it, and fail the start as any database error does.
+                        return Err(e.into());
+                    }
+                    if let Err(error) = published {
                         // A cached bundle that cannot be published is built again, not kept.
                         tracing::warn!(template = id, %error, "a cached bundle was refused; bundling it again");
                         let _ = std::fs::remove_file(path);
@@ -167,8 +190,16 @@ pub async fn publish_dev_build_with(
     if let Some(bundle) = bundle {
         build = format!("{build}-{}", &vidfarm_registry::digest(bundle)[..8]);
     }
-    let _turn = db.take_turn(PUBLISH_TURN).await?;
-    let stored = publish_with_bundle(runtime, store, key, bytes, bundle, Some(&build), "dev-autopublish").await?;
+    // Compiled and signed before the turn, which then lasts only the store's reads and writes.
+    let signed = signed_manifest(runtime, key, bytes, bundle, Some(&build)).await?;
+    let _turn = match tokio::time::timeout(PUBLISH_TURN_WAIT, db.take_turn(PUBLISH_TURN)).await {
+        Ok(turn) => Some(turn?),
+        Err(_) => {
+            tracing::warn!(template = %signed.manifest.template_id, "another host has held the turn to publish for {PUBLISH_TURN_WAIT:?}; publishing without it");
+            None
+        }
+    };
+    let stored = store.publish_with_bundle(bytes, bundle, &signed, "dev-autopublish")?;
     let active = store.active(&stored.template_id)?;
     let dev_build_or_none = active.as_deref().is_none_or(|v| v.contains('+'));
     if dev_build_or_none && active.as_deref() != Some(stored.version.as_str()) {

@@ -61,7 +61,7 @@ pub(super) fn spawn(pool: PgPool) -> Inserts {
             });
             let outcomes = match in_one_transaction(&pool, &batch).await {
                 Ok(inserted) => inserted.into_iter().map(Ok).collect(),
-                Err(Unstarted(e)) => batch.iter().map(|_| Err(copy_of(&e))).collect(),
+                Err(Unstarted(e)) => batch.iter().map(|_| Err(crate::db::copy_of(&e))).collect(),
                 Err(Failed(e)) => {
                     if batch.len() > 1 {
                         tracing::debug!(error = %e, inserts = batch.len(), "a batch of inserts failed; each goes alone");
@@ -98,15 +98,6 @@ enum BatchError {
     Failed(DbError),
 }
 use BatchError::{Failed, Unstarted};
-
-/// The same error for every insert of a batch that did not start (`sqlx::Error` is no `Clone`).
-fn copy_of(e: &DbError) -> DbError {
-    match e {
-        DbError::PoolTimedOut => DbError::PoolTimedOut,
-        DbError::PoolClosed => DbError::PoolClosed,
-        other => DbError::Protocol(other.to_string()),
-    }
-}
 
 /// Every insert of `batch` in one transaction: one `INSERT … SELECT FROM unnest(…)` for all
 /// (in the batch's order, which is the unique keys' order), then, for each job it did not

@@ -112,6 +112,11 @@ pub(super) async fn append_journal_on(conn: &mut PgConnection, write: &Appended)
     .rows_affected()
         == 1;
     if !appended {
+        if child.is_some() {
+            // Not possible while the `FOR SHARE` above holds; if it were, the child written
+            // above must not commit without its entry: an error rolls the transaction back.
+            return Err(DbError::Protocol("a run lost its lease after creating a child".into()));
+        }
         return Ok(Journaled::LeaseLost);
     }
     super::holds::capture_on(&mut *conn, &effect_key).await?;
