@@ -155,6 +155,9 @@ async fn health_metrics_and_openapi_describe_the_service() {
         assert!(job.get(field).is_some(), "Job has `{field}`: {job}");
     }
     assert!(doc["components"]["schemas"]["Error"].is_object());
+    // Any route may answer 503 when the database does not answer (docs/api.md, "Errors").
+    let create = &doc["paths"]["/templates/{template_id}/operations/{operation}"]["post"]["responses"];
+    assert!(create["503"]["description"].as_str().is_some_and(|d| d.contains("database_unavailable")), "{create}");
     server.stop().await;
 }
 
