@@ -51,7 +51,7 @@ fn generate() -> Value {
     let unauthorized = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     for item in doc["paths"].as_object_mut().into_iter().flat_map(|paths| paths.values_mut()) {
         for operation in item.as_object_mut().into_iter().flat_map(|ops| ops.values_mut()) {
-            // Every route reads the database (credentials at least).
+            // Nearly every route reads the database (credentials at least).
             operation["responses"]["503"] = json!({
                 "description": "The database did not answer this time (`database_unavailable`): retry after `Retry-After`",
                 "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } },

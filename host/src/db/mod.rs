@@ -284,7 +284,9 @@ pub fn is_unique_violation(error: &DbError) -> bool {
 /// A deadlock (40P01) is not: it means a lock order was broken, a host bug.
 pub fn is_transient(error: &DbError) -> bool {
     match error {
-        DbError::Io(_) | DbError::PoolTimedOut | DbError::PoolClosed => true,
+        // Not `PoolClosed`: besides a pool closed at shutdown, it is what a writer task that
+        // stopped (a host bug) answers, and that would be a 503 forever.
+        DbError::Io(_) | DbError::PoolTimedOut => true,
         DbError::Database(e) => {
             let Some(code) = e.code() else { return false };
             let sqlite = e.try_downcast_ref::<direct::DirectError>().is_some()

@@ -13,12 +13,13 @@ pub struct Turn {
 }
 
 impl Db {
-    /// Wait for this host's turn at `what` (any text; hosts asking for the same text take
-    /// turns, others do not wait for each other).
-    pub async fn take_turn(&self, what: &str) -> Result<Turn, DbError> {
+    /// Wait up to `wait` for this host's turn at `what` (any text; hosts asking for the same
+    /// text take turns, others do not wait for each other); `None` if another host held it
+    /// all that time.
+    pub async fn take_turn(&self, what: &str, wait: std::time::Duration) -> Result<Option<Turn>, DbError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(Turn { _held: None }),
-            Backend::Postgres(pg) => Ok(Turn { _held: Some(pg.take_turn(what).await?) }),
+            Backend::Sqlite(_) => Ok(Some(Turn { _held: None })),
+            Backend::Postgres(pg) => Ok(pg.take_turn(what, wait).await?.map(|held| Turn { _held: Some(held) })),
         }
     }
 }

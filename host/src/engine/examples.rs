@@ -69,6 +69,10 @@ pub async fn publish_all(db: crate::db::Db, catalog: Arc<Catalog>, key: SigningK
         );
         match published.await {
             Ok(version) => tracing::info!(example = %name, %version, "example template published"),
+            Err(error @ crate::engine::CatalogError::Database(_)) => {
+                // Not the build's fault: kept for the next start.
+                tracing::warn!(example = %name, %error, "example template not published");
+            }
             Err(error) => {
                 // Built but refused: the next start builds it again rather than reusing it.
                 let _ = std::fs::remove_file(&component);

@@ -60,10 +60,10 @@ async fn signed_manifest(
 /// What hosts sharing a database take turns at (see [`publish_dev_build_with`]).
 pub const PUBLISH_TURN: &str = "publishing development builds";
 
-/// How long a host waits for its turn to publish. A turn lasts a few object writes; one held
-/// longer belongs to a host that froze holding it, and this one publishes without it rather
-/// than never start (on S3, whose PUTs are atomic, the turn only spares writing twice).
-const PUBLISH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a host waits for its turn to publish a build. A turn lasts a few object writes;
+/// one held longer belongs to a host that froze holding it, and this one publishes without it
+/// rather than wait on (on S3, whose PUTs are atomic, the turn only spares writing twice).
+const PUBLISH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The key development hosts publish the built-in templates with, and trust.
 ///
@@ -192,13 +192,11 @@ pub async fn publish_dev_build_with(
     }
     // Compiled and signed before the turn, which then lasts only the store's reads and writes.
     let signed = signed_manifest(runtime, key, bytes, bundle, Some(&build)).await?;
-    let _turn = match tokio::time::timeout(PUBLISH_TURN_WAIT, db.take_turn(PUBLISH_TURN)).await {
-        Ok(turn) => Some(turn?),
-        Err(_) => {
-            tracing::warn!(template = %signed.manifest.template_id, "another host has held the turn to publish for {PUBLISH_TURN_WAIT:?}; publishing without it");
-            None
-        }
-    };
+    let turn = db.take_turn(PUBLISH_TURN, PUBLISH_TURN_WAIT).await?;
+    if turn.is_none() {
+        let template = &signed.manifest.template_id;
+        tracing::warn!(%template, "another host has held the turn to publish for {PUBLISH_TURN_WAIT:?}; publishing without it");
+    }
     let stored = store.publish_with_bundle(bytes, bundle, &signed, "dev-autopublish")?;
     let active = store.active(&stored.template_id)?;
     let dev_build_or_none = active.as_deref().is_none_or(|v| v.contains('+'));

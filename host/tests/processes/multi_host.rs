@@ -184,7 +184,12 @@ fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_on
                 scope.spawn(move || {
                     (0..JOBS / 4)
                         .map(|i| {
-                            client.create(&apis[(t + i) % 2], "effects", json!({ "steps": STEPS, "spin": 20_000 }))
+                            client.create_retrying_in(
+                                &apis[(t + i) % 2],
+                                "sandbox-probe",
+                                "effects",
+                                json!({ "steps": STEPS, "spin": 20_000 }),
+                            )
                         })
                         .collect::<Vec<_>>()
                 })
@@ -194,7 +199,7 @@ fn two_api_hosts_and_three_workers_sharing_only_postgres_and_s3_run_every_job_on
             (0..ASKS)
                 .map(|n| {
                     let payload = json!({ "provider": "openai", "model": "gpt-4o-mini", "prompt": format!("ask {n}") });
-                    client.create_in(&apis[n % 2], "hello", "ask", payload)
+                    client.create_retrying_in(&apis[n % 2], "hello", "ask", payload)
                 })
                 .collect::<Vec<_>>()
         });

@@ -8,6 +8,7 @@ use vidfarm::db::Db;
 use vidfarm_tests::server::TestServer;
 
 const PUBLISHING: &str = vidfarm::engine::publish::PUBLISH_TURN;
+const LONG: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn a_host_waits_while_another_host_has_the_turn_and_takes_it_when_that_host_is_gone() {
@@ -18,21 +19,26 @@ async fn a_host_waits_while_another_host_has_the_turn_and_takes_it_when_that_hos
     };
     let this_host = Db::connect(&url, 2).await.expect("this host");
     let other_host = Db::connect(&url, 2).await.expect("another host");
-    let first = this_host.take_turn(PUBLISHING).await.expect("the first turn");
+    let first = this_host.take_turn(PUBLISHING, LONG).await.expect("asked").expect("the first turn");
 
-    let waiting = tokio::spawn(async move { other_host.take_turn(PUBLISHING).await.map(|turn| (turn, other_host)) });
+    // A host that waits only so long goes without.
+    let impatient = server.platform.db.take_turn(PUBLISHING, Duration::from_millis(300)).await.expect("asked");
+    assert!(impatient.is_none(), "a turn another host holds was taken");
+
+    let waiting =
+        tokio::spawn(async move { other_host.take_turn(PUBLISHING, LONG).await.map(|turn| (turn, other_host)) });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!waiting.is_finished(), "the other host took the turn while this one had it");
 
     // A turn at something else is not held up by it.
-    let elsewhere = tokio::time::timeout(Duration::from_secs(5), server.platform.db.take_turn("something else")).await;
-    drop(elsewhere.expect("a turn at something else, at once").expect("taken"));
+    let elsewhere = server.platform.db.take_turn("something else", Duration::from_secs(5)).await.expect("asked");
+    drop(elsewhere.expect("a turn at something else, at once"));
 
     // This host goes (its session closes): the other takes the turn.
     drop(first);
     drop(this_host);
     let taken = tokio::time::timeout(Duration::from_secs(10), waiting).await;
-    let (turn, _other_host) = taken.expect("the turn passed on").expect("the task ran").expect("taken");
-    drop(turn);
+    let (turn, _other_host) = taken.expect("the turn passed on").expect("the task ran").expect("asked");
+    assert!(turn.is_some(), "the other host never took the turn");
     server.stop().await;
 }

@@ -1,25 +1,36 @@
 //! [`Db::take_turn`](crate::db::Db::take_turn) on PostgreSQL: a session advisory lock, on a
 //! connection taken out of the pool for as long as the turn lasts. A transaction-scoped lock
-//! would not do: a turn may outlast `idle_in_transaction_session_timeout` (compiling templates
-//! to publish them takes seconds), and a session kept in a transaction that long is ended.
+//! would not do: a session kept in a transaction past `idle_in_transaction_session_timeout`
+//! is ended. The wait is the session's `lock_timeout`, so a host that gives up leaves no
+//! session queued behind the lock.
 
 use super::Pg;
 use crate::db::DbError;
+use std::time::Duration;
 
 /// A connection out of the pool whose session holds one advisory lock.
 pub(crate) struct Held {
     _session: sqlx::PgConnection,
 }
 
+/// `lock_not_available`: the wait for a lock passed `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
 impl Pg {
-    pub(crate) async fn take_turn(&self, what: &str) -> Result<Held, DbError> {
+    pub(crate) async fn take_turn(&self, what: &str, wait: Duration) -> Result<Option<Held>, DbError> {
         // Detached: a connection given back to the pool would keep the lock for whoever took it
         // next. Dropped, it closes, and the session's locks go with it.
         let mut conn = self.pool.acquire().await?.detach();
-        sqlx::query("SELECT pg_advisory_lock(hashtextextended('vidfarm:turn:' || $1, 0))")
+        let wait_ms = wait.as_millis().clamp(1, i32::MAX as u128);
+        sqlx::query(&format!("SET lock_timeout = {wait_ms}")).execute(&mut conn).await?;
+        let taken = sqlx::query("SELECT pg_advisory_lock(hashtextextended('vidfarm:turn:' || $1, 0))")
             .bind(what)
             .execute(&mut conn)
-            .await?;
-        Ok(Held { _session: conn })
+            .await;
+        match taken {
+            Ok(_) => Ok(Some(Held { _session: conn })),
+            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(LOCK_NOT_AVAILABLE) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
