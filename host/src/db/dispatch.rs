@@ -98,7 +98,6 @@ forward! {
     pub async fn job_tree(&self, job_id: &str) -> Result<Vec<String>, DbError>;
     // journal.rs
     pub async fn journal(&self, job_id: &str) -> Result<Vec<JournalEntry>, DbError>;
-    pub async fn append_journal(&self, job_id: &str, lease_token: &str, entry: &JournalEntry) -> Result<bool, DbError>;
     pub async fn append_journal_creating(&self, job_id: &str, lease_token: &str, entry: &JournalEntry, child: Option<&NewJob>) -> Result<super::journal::Journaled, DbError>;
     // key_leases.rs
     pub async fn lease_provider_key(&self, request: &LeaseRequest<'_>) -> Result<LeaseOutcome, DbError>;

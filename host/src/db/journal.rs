@@ -23,15 +23,7 @@ impl Sqlite {
         })
     }
 
-    /// Append an entry if the lease still holds the job; false for a stale run. The effect's
-    /// hold, if it has one with its actual charge noted, is captured in the same transaction:
-    /// an effect is journaled and charged together or not at all. Queued with the other hot
-    /// writes, so under load many effects share a commit.
-    pub async fn append_journal(&self, job_id: &str, lease_token: &str, entry: &JournalEntry) -> Result<bool, DbError> {
-        Ok(self.append_journal_creating(job_id, lease_token, entry, None).await? == Journaled::Appended)
-    }
-
-    /// [`append_journal`](Self::append_journal) for the effect that creates `child`: the child's
+    /// Append an entry if the lease still holds the job, creating `child` with it: the child's
     /// row and the entry commit in one transaction, so a crash leaves both or neither (never a
     /// child its parent's journal does not know of).
     pub async fn append_journal_creating(
@@ -46,6 +38,16 @@ impl Sqlite {
             super::batch::Written::Journaled(journaled) => Ok(journaled),
             _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
         }
+    }
+}
+
+impl super::Db {
+    /// Append an entry if the lease still holds the job; false for a stale run. The effect's
+    /// hold, if it has one with its actual charge noted, is captured in the same transaction:
+    /// an effect is journaled and charged together or not at all. Either backend queues it with
+    /// the other hot writes, so under load many effects share a commit.
+    pub async fn append_journal(&self, job_id: &str, lease_token: &str, entry: &JournalEntry) -> Result<bool, DbError> {
+        Ok(self.append_journal_creating(job_id, lease_token, entry, None).await? == Journaled::Appended)
     }
 }
 

@@ -26,16 +26,9 @@ impl super::Pg {
             .collect())
     }
 
-    /// Postgres twin of `Sqlite::append_journal`: append an entry if the lease still holds the
-    /// job; false for a stale run. The effect's hold, if it has one with its actual charge
-    /// noted, is captured in the same transaction: journaled and charged together or not at
-    /// all. Committed with the other writes queued at the same time (see `group_commit`).
-    pub async fn append_journal(&self, job_id: &str, lease_token: &str, entry: &JournalEntry) -> Result<bool, DbError> {
-        Ok(self.append_journal_creating(job_id, lease_token, entry, None).await? == Journaled::Appended)
-    }
-
-    /// Postgres twin of `Sqlite::append_journal_creating`: the child's row and the entry in
-    /// one transaction.
+    /// Postgres twin of `Sqlite::append_journal_creating`: append an entry if the lease still
+    /// holds the job, capturing the effect's hold and creating `child` in the same transaction.
+    /// Committed with the other writes queued at the same time (see `group_commit`).
     pub async fn append_journal_creating(
         &self,
         job_id: &str,
