@@ -305,6 +305,7 @@ impl Config {
                 cache_dir: Some(data_dir.join("compiled")),
                 // Set from the master key when the platform starts.
                 cache_key: None,
+                cache_max_bytes: parse::<u64>("VIDFARM_COMPILED_CACHE_MB", "2048")?.saturating_mul(1 << 20),
                 defaults,
                 maxima: Limits::maxima(),
                 max_instances: worker_slots + 16,

@@ -5,9 +5,16 @@
 //! file planted by someone without the master key, or another component's file copied under
 //! this digest fails it: it is discarded and the component recompiled, never loaded. The
 //! directory is created 0700.
+//!
+//! The directory is bounded: every version ever published (and every engine upgrade) would
+//! otherwise leave its file for good, 1 MB for a Rust template and 40–50 MB for a JS or Python
+//! one. A hit marks its file used; after each write the least recently used files go until
+//! the directory fits, files of another engine fingerprint first. An evicted file costs only a
+//! recompile at its next load (a loaded component lives in memory, not in its file).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -48,6 +55,8 @@ pub struct ComponentCache {
     fingerprint: String,
     /// The serving engine's configuration, for the short-lived engines that compile.
     compiler: wasmtime::Config,
+    /// Bytes the directory may hold after a write (the newest file stays even if alone larger).
+    max_bytes: u64,
 }
 
 impl ComponentCache {
@@ -56,6 +65,7 @@ impl ComponentCache {
         compiler: wasmtime::Config,
         dir: Option<PathBuf>,
         key: Option<[u8; 32]>,
+        max_bytes: u64,
     ) -> Result<Self, CacheError> {
         if let Some(dir) = &dir {
             use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -66,7 +76,7 @@ impl ComponentCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        Ok(Self { dir, key, fingerprint: format!("{:016x}", hasher.finish()), compiler })
+        Ok(Self { dir, key, fingerprint: format!("{:016x}", hasher.finish()), compiler, max_bytes })
     }
 
     /// The cache file of a component with this digest.
@@ -84,7 +94,10 @@ impl ComponentCache {
         if let Ok(file) = std::fs::read(&path) {
             match verified_payload(&self.key, digest, &file) {
                 Some(payload) => match deserialize(engine, payload) {
-                    Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                    Ok(component) => {
+                        mark_used(&path);
+                        return Ok((component, CacheOutcome::Hit));
+                    }
                     Err(_) => outcome = CacheOutcome::Corrupt,
                 },
                 None => outcome = CacheOutcome::Corrupt,
@@ -93,8 +106,55 @@ impl ComponentCache {
         }
         let (component, payload) = self.compile(engine, bytes)?;
         write_atomically(&path, &mac(&self.key, digest, &payload), &payload)?;
+        self.evict_beyond_bound(&path);
         Ok((component, outcome))
     }
+
+    /// Remove the least recently used files (another fingerprint's first) until the directory
+    /// holds at most `max_bytes`, keeping `newest`. Best effort: a file another process removed
+    /// or is writing is skipped, and a failure here never fails the load.
+    fn evict_beyond_bound(&self, newest: &Path) {
+        let Some(dir) = &self.dir else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mine = format!("-{}.cwasm", self.fingerprint);
+        let mut files: Vec<(bool, SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let meta = entry.metadata().ok().filter(|m| m.is_file())?;
+                let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                // A partial file is another writer's, unless a crash left it long ago.
+                let stale_partial = name.contains(".partial-") && used.elapsed().is_ok_and(|age| age > STALE_PARTIAL);
+                let counted = name.ends_with(".cwasm") || stale_partial;
+                counted.then(|| (name.ends_with(&mine), used, meta.len(), entry.path()))
+            })
+            .collect();
+        let mut total: u64 = files.iter().map(|(_, _, len, _)| len).sum();
+        if total <= self.max_bytes {
+            return;
+        }
+        // Foreign fingerprints and stale partials (false) sort first, then the least recently used.
+        files.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut evicted = 0;
+        for (_, _, len, path) in files {
+            if total <= self.max_bytes {
+                break;
+            }
+            if path != newest && std::fs::remove_file(&path).is_ok() {
+                total -= len;
+                evicted += 1;
+            }
+        }
+        tracing::info!(evicted, bytes_left = total, max_bytes = self.max_bytes, "compiled-component cache trimmed");
+    }
+}
+
+/// A partial file older than this was left by a writer that died.
+const STALE_PARTIAL: Duration = Duration::from_secs(3600);
+
+/// Record a hit in the file's modification time, the order eviction goes by.
+fn mark_used(path: &Path) {
+    let _ = std::fs::File::options().write(true).open(path).and_then(|file| file.set_modified(SystemTime::now()));
 }
 
 impl ComponentCache {

@@ -29,6 +29,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// How often the epoch advances: the granularity of deadlines and cancellation checks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The compiled cache's default bound: about 40 JS or Python components, or ~1,700 Rust ones.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
+
 /// How the runtime is set up (read once from the host's config).
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -37,6 +40,8 @@ pub struct RuntimeConfig {
     /// Keys the compiled cache's MACs (the platform derives it from the master key); `None`:
     /// an integrity check only, for tools without the master key.
     pub cache_key: Option<[u8; 32]>,
+    /// Bytes the compiled cache keeps on disk before it evicts the least recently used files.
+    pub cache_max_bytes: u64,
     /// Limits of an operation that asks for nothing special.
     pub defaults: Limits,
     /// What no operation may exceed.
@@ -50,6 +55,7 @@ impl Default for RuntimeConfig {
         Self {
             cache_dir: None,
             cache_key: None,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             defaults: Limits::default(),
             maxima: Limits::maxima(),
             max_instances: 256,
@@ -84,8 +90,13 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         Template::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let cache =
-            Arc::new(cache::ComponentCache::new(&engine, wasm_config, config.cache_dir.clone(), config.cache_key)?);
+        let cache = Arc::new(cache::ComponentCache::new(
+            &engine,
+            wasm_config,
+            config.cache_dir.clone(),
+            config.cache_key,
+            config.cache_max_bytes,
+        )?);
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Self { engine, linker, cache, config, ticker_stop })

@@ -88,3 +88,62 @@ async fn bytes_that_are_not_a_component_are_refused_with_a_clear_error() {
     let err = runtime(dir.path()).load(Arc::from(&b"\0asm not really"[..])).await.err().expect("refused");
     assert!(err.to_string().contains("does not compile"), "{err}");
 }
+
+fn bounded(dir: &std::path::Path, max_bytes: u64) -> vidfarm::runtime::Runtime {
+    let config = vidfarm::runtime::RuntimeConfig {
+        cache_dir: Some(dir.join("compiled")),
+        cache_max_bytes: max_bytes,
+        ..Default::default()
+    };
+    vidfarm::runtime::Runtime::new(config).expect("a runtime")
+}
+
+fn cached(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir.join("compiled"))
+        .expect("the cache dir")
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().expect("metadata").len()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn the_cache_keeps_to_its_bound_by_evicting_the_least_recently_used_files() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let component = |id: &str| -> Arc<[u8]> { Arc::from(vidfarm_template_artifacts::bytes(id).expect("built in")) };
+    // Measure each compiled file, then bound the cache so that any two of the three fit.
+    let ids = ["hello", "sandbox-probe", "json-to-video"];
+    let mut sizes = Vec::new();
+    let mut digests = Vec::new();
+    for id in ids {
+        let measure = tempfile::tempdir().expect("a temp dir");
+        digests.push(runtime(measure.path()).load(component(id)).await.expect("loads").digest);
+        sizes.push(cached(measure.path())[0].1);
+    }
+    let bound = sizes.iter().sum::<u64>() - sizes.iter().min().expect("three") + 1;
+
+    let host = bounded(dir.path(), bound);
+    // A file left over from another engine version goes first, however recently it was used.
+    std::fs::write(dir.path().join("compiled").join(format!("{}-0000000000000000.cwasm", digests[0])), vec![0; 4096])
+        .expect("a foreign file");
+    for id in ids {
+        assert_eq!(host.load(component(id)).await.expect("loads").cache_outcome, CacheOutcome::Miss, "{id}");
+        // Modification times must differ for the order to mean anything.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let total: u64 = cached(dir.path()).iter().map(|(_, len)| len).sum();
+    assert!(total <= bound, "the cache holds {total} bytes, over its bound of {bound}: {:?}", cached(dir.path()));
+    let holds = |digest: &str| cached(dir.path()).iter().any(|(name, _)| name.starts_with(digest));
+    assert!(!cached(dir.path()).iter().any(|(name, _)| name.contains("-0000000000000000")), "the foreign file is gone");
+    assert!(holds(&digests[2]), "the newest file stays");
+
+    assert!(!holds(&digests[0]) && holds(&digests[1]), "the least recently used went: {:?}", cached(dir.path()));
+
+    // A hit makes a file the most recently used: the next eviction passes it over.
+    assert_eq!(host.load(component(ids[1])).await.expect("loads").cache_outcome, CacheOutcome::Hit);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(host.load(component(ids[0])).await.expect("loads").cache_outcome, CacheOutcome::Miss);
+    assert!(holds(&digests[0]) && holds(&digests[1]), "the hit and the newest stay");
+    assert!(!holds(&digests[2]), "the least recently used went: {:?}", cached(dir.path()));
+}

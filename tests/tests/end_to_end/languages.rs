@@ -126,7 +126,10 @@ async fn the_python_summarizer_stores_a_summary_with_a_pypi_dependency() {
 
 #[tokio::test]
 async fn every_scaffold_builds_and_runs_as_it_is() {
-    let runtime = runtime();
+    // Each scaffold is named after this process, so its component and compiled code are new
+    // every run: they go to a temp dir, not to the caches kept between runs.
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let runtime = vidfarm_tests::runtime(scratch.path());
     for (language, lang) in [
         (Language::TypeScript, "ts"),
         (Language::JavaScript, "js"),
@@ -139,7 +142,8 @@ async fn every_scaffold_builds_and_runs_as_it_is() {
         build::new_template(&name, language, &dir, None).unwrap_or_else(|e| panic!("{lang}: {e}"));
         let refused = build::new_template(&name, language, &dir, None).expect_err("exists");
         assert!(refused.contains("already exists"), "{refused}");
-        let template = load(&runtime, &dir).await;
+        let bytes = std::fs::read(vidfarm_tests::built_template(&dir, scratch.path())).expect("the component");
+        let template = runtime.load(Arc::from(bytes)).await.expect("the component loads");
         assert_eq!(template.manifest.id, name);
         let report = run(&runtime, &template, "draft", json!({ "topic": "tide pools" })).await;
         assert!(report.succeeded(), "{lang}: {}", report.to_json());
