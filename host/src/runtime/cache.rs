@@ -134,7 +134,7 @@ impl ComponentCache {
             return;
         }
         // Foreign fingerprints and stale partials (false) sort first, then the least recently used.
-        files.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        files.sort_by_key(|f| (f.0, f.1));
         let mut evicted = 0;
         for (_, _, len, path) in files {
             if total <= self.max_bytes {
