@@ -245,6 +245,13 @@ impl ArtifactStore {
         self.switch(template_id, version, "activate", actor)
     }
 
+    /// Put `version` back after the version just activated was refused by the hosts: a switch
+    /// like an activation, but backwards, recorded as a `revert` that rollbacks pass over.
+    pub fn revert(&self, template_id: &str, version: &str, actor: &str) -> Result<ActivationRecord, RegistryError> {
+        self.load(template_id, version)?;
+        self.switch(template_id, version, "revert", actor)
+    }
+
     /// Go back to the version active before the last activation or rollback.
     pub fn rollback(&self, template_id: &str, actor: &str) -> Result<ActivationRecord, RegistryError> {
         let active = self.active(template_id)?;
@@ -252,7 +259,7 @@ impl ArtifactStore {
             .history(template_id)?
             .into_iter()
             .rev()
-            .filter(|r| r.action != "publish" && Some(&r.to) == active.as_ref())
+            .filter(|r| r.action != "publish" && r.action != "revert" && Some(&r.to) == active.as_ref())
             .find_map(|r| r.from)
             .ok_or_else(|| RegistryError::NotFound(format!("an earlier active version of {template_id}")))?;
         self.switch(template_id, &previous, "rollback", actor)

@@ -50,7 +50,8 @@ async fn templates(State(state): State<AppState>, method: Method, headers: Heade
     let mut templates = Vec::new();
     for t in state.catalog.list() {
         let id = &t.manifest.id;
-        let history = state.catalog.registry().history(id).unwrap_or_default();
+        let owned = id.clone();
+        let history = on_registry(&state, move |registry| registry.history(&owned)).await.unwrap_or_default();
         let recent: Vec<Value> = history
             .iter()
             .rev()
@@ -125,6 +126,16 @@ async fn invite(
     Ok(Json(json!({ "email": email, "invited": true })))
 }
 
+/// A registry call, off the async threads: on a bucket each read and write is a blocking request.
+async fn on_registry<T: Send + 'static>(
+    state: &AppState,
+    call: impl FnOnce(&vidfarm_registry::ArtifactStore) -> Result<T, vidfarm_registry::RegistryError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let catalog = state.catalog.clone();
+    let done = tokio::task::spawn_blocking(move || call(catalog.registry())).await;
+    done.map_err(|e| ApiError::Internal(format!("a registry call failed: {e}")))?.map_err(registry_error)
+}
+
 fn registry_error(e: vidfarm_registry::RegistryError) -> ApiError {
     use vidfarm_registry::RegistryError::*;
     match e {
@@ -134,24 +145,37 @@ fn registry_error(e: vidfarm_registry::RegistryError) -> ApiError {
     }
 }
 
+/// The turn at the registry every switch takes, so that two operators (or two hosts) switching
+/// at once do not both read the same active version and write over each other.
+async fn registry_turn(state: &AppState) -> Result<crate::db::Turn, ApiError> {
+    use crate::engine::publish::{REGISTRY_TURN, REGISTRY_TURN_WAIT};
+    state.db.take_turn(REGISTRY_TURN, REGISTRY_TURN_WAIT).await?.ok_or_else(|| ApiError::Conflict {
+        code: "registry_busy",
+        message: format!("another switch has held the registry for {REGISTRY_TURN_WAIT:?}; try again"),
+    })
+}
+
 /// Switch, then follow the registry at once so this host serves the new version before the
-/// response; a version that fails verification is switched back and refused with 422.
+/// response; a version that fails verification is switched back and refused with 422. Called
+/// holding the registry's turn, so nothing switches the template in between.
 async fn switched(
     state: &AppState,
     template_id: &str,
     record: vidfarm_registry::ActivationRecord,
 ) -> Result<Json<Value>, ApiError> {
     let refused = state.catalog.sync().await;
-    state.db.announce(crate::db::signals::Signal::Registry);
     if let Some((_, error)) = refused.into_iter().find(|(id, _)| id == template_id) {
         if let Some(previous) = &record.from {
-            let _ = state.catalog.registry().activate(template_id, previous, "admin-api:revert");
+            let (id, previous) = (template_id.to_string(), previous.clone());
+            on_registry(state, move |registry| registry.revert(&id, &previous, "admin-api:revert")).await?;
         }
+        state.db.announce(crate::db::signals::Signal::Registry);
         return Err(ApiError::Unprocessable {
             message: format!("{template_id}@{} was refused: {error}", record.to),
             details: json!([{ "field": "version", "problem": error.to_string() }]),
         });
     }
+    state.db.announce(crate::db::signals::Signal::Registry);
     Ok(Json(
         json!({ "template_id": template_id, "active_version": record.to, "previous_version": record.from, "at": super::views::timestamp(record.at) }),
     ))
@@ -164,6 +188,7 @@ async fn switched(
     responses(
         (status = 200, description = "`{template_id, active_version, previous_version, at}`", body = Value),
         (status = 404, description = "No such template or version", body = ErrorBody),
+        (status = 409, description = "`registry_busy`: another switch held the registry for 10 s", body = ErrorBody),
         (status = 422, description = "`version` missing, not newer than the active one (use rollback), or failing verification", body = ErrorBody),
     ))]
 async fn activate(
@@ -176,7 +201,9 @@ async fn activate(
     let actor = operator(&state, &method, &headers).await?;
     let version =
         body.get("version").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("version", "is required"))?;
-    let record = state.catalog.registry().activate(&template_id, version, actor).map_err(registry_error)?;
+    let _turn = registry_turn(&state).await?;
+    let (id, version) = (template_id.clone(), version.to_string());
+    let record = on_registry(&state, move |registry| registry.activate(&id, &version, actor)).await?;
     switched(&state, &template_id, record).await
 }
 
@@ -186,6 +213,8 @@ async fn activate(
     responses(
         (status = 200, description = "`{template_id, active_version, previous_version, at}`", body = Value),
         (status = 404, description = "Nothing to roll back to", body = ErrorBody),
+        (status = 409, description = "`registry_busy`: another switch held the registry for 10 s", body = ErrorBody),
+        (status = 422, description = "The version rolled back to fails verification (switched back)", body = ErrorBody),
     ))]
 async fn rollback(
     State(state): State<AppState>,
@@ -194,7 +223,9 @@ async fn rollback(
     Path(template_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let actor = operator(&state, &method, &headers).await?;
-    let record = state.catalog.registry().rollback(&template_id, actor).map_err(registry_error)?;
+    let _turn = registry_turn(&state).await?;
+    let id = template_id.clone();
+    let record = on_registry(&state, move |registry| registry.rollback(&id, actor)).await?;
     switched(&state, &template_id, record).await
 }
 

@@ -151,11 +151,19 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
             .map_err(|e| e.to_string())
         }
         RegistryCommand::Activate { template_id, version, .. } => {
+            let _turn = match registry_turn(&config).await {
+                Ok(turn) => turn,
+                Err(e) => return failure(e),
+            };
             let activated = store.activate(&template_id, &version, &actor()).map(|r| json!(r));
             tell_hosts(&config, activated.is_ok()).await;
             activated.map_err(|e| e.to_string())
         }
         RegistryCommand::Rollback { template_id, .. } => {
+            let _turn = match registry_turn(&config).await {
+                Ok(turn) => turn,
+                Err(e) => return failure(e),
+            };
             let rolled_back = store.rollback(&template_id, &actor()).map(|r| json!(r));
             tell_hosts(&config, rolled_back.is_ok()).await;
             rolled_back.map_err(|e| e.to_string())
@@ -175,6 +183,19 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
     match result {
         Ok(value) => print(value),
         Err(e) => failure(e),
+    }
+}
+
+/// With PostgreSQL, the turn at the registry the hosts' switches take too, so a switch here and
+/// one through a host's admin API do not both read the same active version and write over
+/// each other. The SQLite file has one host, whose turns are locks inside it: none here.
+async fn registry_turn(config: &crate::config::Config) -> Result<Option<crate::db::Turn>, String> {
+    use crate::engine::publish::{REGISTRY_TURN, REGISTRY_TURN_WAIT};
+    let Some(url) = config.database_url.as_deref() else { return Ok(None) };
+    match crate::db::take_turn_at(url, REGISTRY_TURN, REGISTRY_TURN_WAIT).await {
+        Ok(Some(turn)) => Ok(Some(turn)),
+        Ok(None) => Err(format!("another switch has held the registry for {REGISTRY_TURN_WAIT:?}; try again")),
+        Err(e) => Err(format!("the database did not give the registry's turn: {e}")),
     }
 }
 

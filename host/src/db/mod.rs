@@ -34,7 +34,7 @@ pub mod webhooks;
 
 pub(crate) use checkpoints::WalStats;
 pub use limits::month_start_ms;
-pub use turns::Turn;
+pub use turns::{Turn, take_turn_at};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
@@ -48,6 +48,8 @@ pub use sqlx::Error as DbError;
 #[derive(Clone)]
 pub struct Db {
     backend: Backend,
+    /// This process's turns (see `turns`): on SQLite the only ones there are.
+    local_turns: std::sync::Arc<turns::LocalTurns>,
 }
 
 #[derive(Clone)]
@@ -74,7 +76,7 @@ pub(crate) struct Sqlite {
 impl Db {
     /// Open (creating if needed) the SQLite database file and run the migrations.
     pub async fn open(path: &Path) -> Result<Self, DbError> {
-        Ok(Self { backend: Backend::Sqlite(Sqlite::open(path).await?) })
+        Ok(Self { backend: Backend::Sqlite(Sqlite::open(path).await?), local_turns: Default::default() })
     }
 
     /// Connect to the database a URL names (`postgres://…` or `sqlite://…`), running the
@@ -84,7 +86,7 @@ impl Db {
         if let Some(path) = url.strip_prefix("sqlite://") {
             return Self::open(Path::new(path)).await;
         }
-        Ok(Self { backend: Backend::Postgres(pg::Pg::connect(url, pool).await?) })
+        Ok(Self { backend: Backend::Postgres(pg::Pg::connect(url, pool).await?), local_turns: Default::default() })
     }
 
     /// Which backend runs: "sqlite" or "postgres".

@@ -18,7 +18,7 @@ pub enum CatalogError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// Waiting for this host's turn to publish (see [`super::publish::PUBLISH_TURN`]).
+    /// Waiting for this host's turn at the registry (see [`super::publish::REGISTRY_TURN`]).
     #[error("the database: {0}")]
     Database(#[from] crate::db::DbError),
 }

@@ -57,13 +57,15 @@ async fn signed_manifest(
     Ok(key.sign(manifest)?)
 }
 
-/// What hosts sharing a database take turns at (see [`publish_dev_build_with`]).
-pub const PUBLISH_TURN: &str = "publishing development builds";
+/// What hosts sharing a database, and the requests of one host, take turns at: any write to
+/// the registry (see [`publish_dev_build_with`]; an operator's activation or rollback).
+pub const REGISTRY_TURN: &str = "writing the registry";
 
-/// How long a host waits for its turn to publish a build. A turn lasts a few object writes;
-/// one held longer belongs to a host that froze holding it, and this one publishes without it
-/// rather than wait on (on S3, whose PUTs are atomic, the turn only spares writing twice).
-const PUBLISH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a host waits for its turn at the registry. A turn lasts a few object writes; one
+/// held longer belongs to a host that froze holding it. A development build is then published
+/// without it rather than wait on (on S3, whose PUTs are atomic, the turn only spares writing
+/// twice); an operator's switch is refused, to be tried again.
+pub const REGISTRY_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The key development hosts publish the built-in templates with, and trust.
 ///
@@ -173,7 +175,7 @@ pub async fn publish_dev_build(
 /// both digests, so a changed bundle is a new version too.
 ///
 /// Hosts sharing a registry bucket publish the same builds at start: they take turns
-/// ([`PUBLISH_TURN`]), so the first writes each version and the others find it there. Writing
+/// ([`REGISTRY_TURN`]), so the first writes each version and the others find it there. Writing
 /// the same objects at once is harmless on S3, whose PUTs are atomic, but not on every
 /// S3-compatible server: s3s-fs renames an object into place and then writes its checksum, so
 /// two PUTs of manifests that differ (each host stamps its own `created_at`) can leave one's
@@ -192,10 +194,10 @@ pub async fn publish_dev_build_with(
     }
     // Compiled and signed before the turn, which then lasts only the store's reads and writes.
     let signed = signed_manifest(runtime, key, bytes, bundle, Some(&build)).await?;
-    let turn = db.take_turn(PUBLISH_TURN, PUBLISH_TURN_WAIT).await?;
+    let turn = db.take_turn(REGISTRY_TURN, REGISTRY_TURN_WAIT).await?;
     if turn.is_none() {
         let template = &signed.manifest.template_id;
-        tracing::warn!(%template, "another host has held the turn to publish for {PUBLISH_TURN_WAIT:?}; publishing without it");
+        tracing::warn!(%template, "another host has held the turn at the registry for {REGISTRY_TURN_WAIT:?}; publishing without it");
     }
     let stored = store.publish_with_bundle(bytes, bundle, &signed, "dev-autopublish")?;
     let active = store.active(&stored.template_id)?;

@@ -16,6 +16,10 @@ async fn server() -> TestServer {
 }
 
 fn dev_key(server: &TestServer) -> SigningKey {
+    if server.platform.config.registry_s3.is_some() {
+        let platform = &server.platform;
+        return vidfarm::engine::publish::development_key(&platform.config, &platform.master_key).expect("the dev key");
+    }
     let text = std::fs::read_to_string(server.dir.path().join("registry-dev.key")).expect("the dev key exists");
     SigningKey::from_file_text(&text).expect("a key")
 }
@@ -183,6 +187,7 @@ async fn every_bad_artifact_is_refused_with_its_reason_and_the_old_version_keeps
         "describe",
     ));
 
+    let serving = store.active("hello").expect("reads").expect("the dev build is active");
     for (version, signed, bytes, reason) in cases {
         store.publish(&bytes, &signed, "test").expect("the store takes it; the host must refuse it");
         let (status, body) = admin(&server, "/admin/templates/hello/activate", json!({ "version": version })).await;
@@ -195,7 +200,12 @@ async fn every_bad_artifact_is_refused_with_its_reason_and_the_old_version_keeps
             server.platform.catalog.active("hello").expect("still serving").manifest.version.contains('+'),
             "the dev build keeps serving"
         );
+        // And the registry points back at it: a host starting now, or another host, serves it too.
+        assert_eq!(store.active("hello").expect("reads"), Some(serving.clone()), "{version} was switched back");
     }
+    // A rollback passes over the reverts: there is nothing before the dev build to go back to.
+    let (status, body) = admin(&server, "/admin/templates/hello/rollback", json!({})).await;
+    assert_eq!(status, 404, "{body}");
     let job = server.create_job("hello", "greet", json!({ "name": "Ada" })).await;
     assert_eq!(
         server.wait_for("hello", &job, &["succeeded"], Duration::from_secs(20)).await["result"]["greeting"],
@@ -206,4 +216,55 @@ async fn every_bad_artifact_is_refused_with_its_reason_and_the_old_version_keeps
     let wrong =
         server.http.post(server.url("/admin/templates/hello/rollback")).bearer_auth("nope").send().await.expect("sent");
     assert_eq!(wrong.status(), 401, "customer keys and wrong tokens are not operator tokens");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switches_sent_at_once_take_turns_so_each_starts_from_the_one_before() {
+    // The registry in a bucket, where each read and write is a request: room for two switches
+    // to read the same active version before either writes, unless they take turns.
+    let s3 = vidfarm_tests::s3::S3Server::start().await;
+    let settings = s3.settings.clone();
+    let server = TestServer::start_with(
+        move |c| {
+            c.admin_token = Some(TOKEN.into());
+            c.registry_s3 = Some((settings, "registry".into()));
+        },
+        true,
+    )
+    .await;
+    let server = Arc::new(server);
+    let v2 = publish_next(&server, &dev_key(&server)).await;
+    let mut switches = Vec::new();
+    for n in 0..16 {
+        let server = server.clone();
+        let v2 = v2.clone();
+        switches.push(tokio::spawn(async move {
+            match n % 2 {
+                0 => admin(&server, "/admin/templates/hello/activate", json!({ "version": v2 })).await,
+                _ => admin(&server, "/admin/templates/hello/rollback", json!({})).await,
+            }
+        }));
+    }
+    for switch in switches {
+        let (status, body) = switch.await.expect("the request ran");
+        // A rollback with nothing before the active version is a 404; nothing else may fail.
+        assert!(status == 200 || (status == 404 && body["error"]["code"] == "version_not_found"), "{status} {body}");
+    }
+    let history = server.platform.catalog.registry().history("hello").expect("history");
+    let chain: Vec<_> = history.iter().filter(|r| r.action != "publish").collect();
+    assert!(chain.len() > 2, "switches happened: {chain:?}");
+    for pair in chain.windows(2) {
+        assert_eq!(
+            pair[1].from.as_ref(),
+            Some(&pair[0].to),
+            "a switch started from a version already replaced: {pair:?}"
+        );
+    }
+    let active = server.platform.catalog.registry().active("hello").expect("reads");
+    assert_eq!(active.as_ref(), Some(&chain[chain.len() - 1].to), "the last switch is what is active");
+    assert_eq!(
+        &server.platform.catalog.active("hello").expect("serving").manifest.version,
+        active.as_ref().expect("a version"),
+        "and what this host serves"
+    );
 }

@@ -1,14 +1,43 @@
-//! Hosts sharing one PostgreSQL database take turns at what each may try at start but only one
-//! at a time should do: publishing the built-in templates into a shared registry bucket (see
-//! `engine::publish`). A turn is an advisory lock held by a session of its own, so it ends with
-//! its host. SQLite has one host per database, and nothing to check here.
+//! Turns at what several hosts, or several requests of one host, may try at once but only one
+//! at a time should do: writing the template registry (see `engine::publish`). On PostgreSQL a
+//! turn is an advisory lock held by a session of its own, so it ends with its host; a SQLite
+//! database has one host, whose requests take turns through a lock inside it.
 
 use std::time::Duration;
 use vidfarm::db::Db;
 use vidfarm_tests::server::TestServer;
 
-const PUBLISHING: &str = vidfarm::engine::publish::PUBLISH_TURN;
+const PUBLISHING: &str = vidfarm::engine::publish::REGISTRY_TURN;
 const LONG: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn two_requests_of_one_host_take_turns() {
+    let server = TestServer::start_with(|_| {}, false).await;
+    let db = &server.platform.db;
+    let first = db.take_turn(PUBLISHING, LONG).await.expect("asked").expect("the first turn");
+    let impatient = db.take_turn(PUBLISHING, Duration::from_millis(300)).await.expect("asked");
+    assert!(impatient.is_none(), "a turn this host's other request holds was taken");
+    let elsewhere = db.take_turn("something else", Duration::from_secs(5)).await.expect("asked");
+    assert!(elsewhere.is_some(), "a turn at something else is not held up");
+
+    let waiting = {
+        let db = db.clone();
+        tokio::spawn(async move { db.take_turn(PUBLISHING, LONG).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the second request took the turn while the first had it");
+    drop(first);
+    let taken = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the turn passed on");
+    assert!(taken.expect("the task ran").expect("asked").is_some());
+
+    // A CLI (by the database's URL) takes part on PostgreSQL, where it is another session.
+    if let Some(url) = server.platform.config.database_url.clone() {
+        let _held = db.take_turn(PUBLISHING, LONG).await.expect("asked").expect("the turn");
+        let cli = vidfarm::db::take_turn_at(&url, PUBLISHING, Duration::from_millis(300)).await.expect("asked");
+        assert!(cli.is_none(), "the CLI took a turn a host holds");
+    }
+    server.stop().await;
+}
 
 #[tokio::test]
 async fn a_host_waits_while_another_host_has_the_turn_and_takes_it_when_that_host_is_gone() {
