@@ -305,7 +305,7 @@ impl Config {
                 cache_dir: Some(data_dir.join("compiled")),
                 // Set from the master key when the platform starts.
                 cache_key: None,
-                cache_max_bytes: parse::<u64>("VIDFARM_COMPILED_CACHE_MB", "2048")?.saturating_mul(1 << 20),
+                cache_max_bytes: compiled_cache_max_bytes()?,
                 defaults,
                 maxima: Limits::maxima(),
                 max_instances: worker_slots + 16,
@@ -512,6 +512,12 @@ fn cors_origins(list: &str) -> Result<Vec<String>, String> {
             }
         })
         .collect()
+}
+
+/// `VIDFARM_COMPILED_CACHE_MB` in bytes: the bound of `<data dir>/compiled`, which the server and
+/// the CLI's commands that compile share.
+pub fn compiled_cache_max_bytes() -> Result<u64, String> {
+    Ok(parse::<u64>("VIDFARM_COMPILED_CACHE_MB", "2048")?.saturating_mul(1 << 20))
 }
 
 fn parse<T: std::str::FromStr>(name: &str, default: &str) -> Result<T, String>

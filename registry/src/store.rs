@@ -31,7 +31,7 @@ pub struct StoredVersion {
 /// One line of a template's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivationRecord {
-    /// `publish`, `activate` or `rollback`.
+    /// `publish`, `activate`, `rollback`, or `revert` (a refused version switched back).
     pub action: String,
     pub from: Option<String>,
     pub to: String,
@@ -280,7 +280,7 @@ impl ArtifactStore {
         Ok(record)
     }
 
-    /// Every publish, activation and rollback of a template, oldest first.
+    /// Every publish, activation, rollback and revert of a template, oldest first.
     pub fn history(&self, template_id: &str) -> Result<Vec<ActivationRecord>, RegistryError> {
         let id = segment("template id", template_id)?;
         let legacy = self.blobs.get(&format!("{id}/history.jsonl"))?.unwrap_or_default();

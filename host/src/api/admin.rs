@@ -5,6 +5,7 @@
 use super::error::ErrorBody;
 use super::extract::JsonBody;
 use super::{ApiError, AppState};
+use crate::engine::switch::{self, Switch, SwitchError};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
@@ -51,7 +52,7 @@ async fn templates(State(state): State<AppState>, method: Method, headers: Heade
     for t in state.catalog.list() {
         let id = &t.manifest.id;
         let owned = id.clone();
-        let history = on_registry(&state, move |registry| registry.history(&owned)).await.unwrap_or_default();
+        let history = state.catalog.blocking(move |registry| registry.history(&owned)).await.unwrap_or_default();
         let recent: Vec<Value> = history
             .iter()
             .rev()
@@ -126,16 +127,6 @@ async fn invite(
     Ok(Json(json!({ "email": email, "invited": true })))
 }
 
-/// A registry call, off the async threads: on a bucket each read and write is a blocking request.
-async fn on_registry<T: Send + 'static>(
-    state: &AppState,
-    call: impl FnOnce(&vidfarm_registry::ArtifactStore) -> Result<T, vidfarm_registry::RegistryError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let catalog = state.catalog.clone();
-    let done = tokio::task::spawn_blocking(move || call(catalog.registry())).await;
-    done.map_err(|e| ApiError::Internal(format!("a registry call failed: {e}")))?.map_err(registry_error)
-}
-
 fn registry_error(e: vidfarm_registry::RegistryError) -> ApiError {
     use vidfarm_registry::RegistryError::*;
     match e {
@@ -145,40 +136,38 @@ fn registry_error(e: vidfarm_registry::RegistryError) -> ApiError {
     }
 }
 
-/// The turn at the registry every switch takes, so that two operators (or two hosts) switching
-/// at once do not both read the same active version and write over each other.
-async fn registry_turn(state: &AppState) -> Result<crate::db::Turn, ApiError> {
-    use crate::engine::publish::{REGISTRY_TURN, REGISTRY_TURN_WAIT};
-    state.db.take_turn(REGISTRY_TURN, REGISTRY_TURN_WAIT).await?.ok_or_else(|| ApiError::Conflict {
-        code: "registry_busy",
-        message: format!("another switch has held the registry for {REGISTRY_TURN_WAIT:?}; try again"),
-    })
-}
-
-/// Switch, then follow the registry at once so this host serves the new version before the
-/// response; a version that fails verification is switched back and refused with 422. Called
-/// holding the registry's turn, so nothing switches the template in between.
+/// Make the switch (see `engine::switch`) and answer with where the template stands.
 async fn switched(
     state: &AppState,
-    template_id: &str,
-    record: vidfarm_registry::ActivationRecord,
+    template_id: String,
+    change: Switch,
+    actor: &'static str,
 ) -> Result<Json<Value>, ApiError> {
-    let refused = state.catalog.sync().await;
-    if let Some((_, error)) = refused.into_iter().find(|(id, _)| id == template_id) {
-        if let Some(previous) = &record.from {
-            let (id, previous) = (template_id.to_string(), previous.clone());
-            on_registry(state, move |registry| registry.revert(&id, &previous, "admin-api:revert")).await?;
+    let (db, catalog, id) = (state.db.clone(), state.catalog.clone(), template_id.clone());
+    // Spawned: a request dropped half-way (its client gone, its deadline passed) must not stop
+    // the switch between the registry's write and the switch back.
+    let switching = tokio::spawn(async move { switch::switch(&db, &catalog, &id, change, actor).await });
+    let outcome = switching.await.map_err(|e| ApiError::Internal(format!("the switch failed: {e}")))?;
+    match outcome {
+        Ok(record) => Ok(Json(json!({
+            "template_id": template_id,
+            "active_version": record.to,
+            "previous_version": record.from,
+            "at": super::views::timestamp(record.at),
+        }))),
+        Err(SwitchError::Busy) => {
+            Err(ApiError::Conflict { code: "registry_busy", message: SwitchError::Busy.to_string() })
         }
-        state.db.announce(crate::db::signals::Signal::Registry);
-        return Err(ApiError::Unprocessable {
-            message: format!("{template_id}@{} was refused: {error}", record.to),
-            details: json!([{ "field": "version", "problem": error.to_string() }]),
-        });
+        Err(SwitchError::Registry(e)) => Err(registry_error(e)),
+        Err(SwitchError::Database(e)) => Err(e.into()),
+        Err(SwitchError::Refused { template_id, record, error, switched_back }) => {
+            let back = switched_back.unwrap_or_else(|problem| format!("not switched back: {problem}"));
+            Err(ApiError::Unprocessable {
+                message: format!("{template_id}@{} was refused: {error}; {back}", record.to),
+                details: json!([{ "field": "version", "problem": error.to_string() }]),
+            })
+        }
     }
-    state.db.announce(crate::db::signals::Signal::Registry);
-    Ok(Json(
-        json!({ "template_id": template_id, "active_version": record.to, "previous_version": record.from, "at": super::views::timestamp(record.at) }),
-    ))
 }
 
 /// Make a published version active (forward only): the hot swap, on every host at once.
@@ -201,10 +190,7 @@ async fn activate(
     let actor = operator(&state, &method, &headers).await?;
     let version =
         body.get("version").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("version", "is required"))?;
-    let _turn = registry_turn(&state).await?;
-    let (id, version) = (template_id.clone(), version.to_string());
-    let record = on_registry(&state, move |registry| registry.activate(&id, &version, actor)).await?;
-    switched(&state, &template_id, record).await
+    switched(&state, template_id, Switch::Activate(version.to_string()), actor).await
 }
 
 /// Make the previous version active.
@@ -223,10 +209,7 @@ async fn rollback(
     Path(template_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let actor = operator(&state, &method, &headers).await?;
-    let _turn = registry_turn(&state).await?;
-    let id = template_id.clone();
-    let record = on_registry(&state, move |registry| registry.rollback(&id, actor)).await?;
-    switched(&state, &template_id, record).await
+    switched(&state, template_id, Switch::Rollback, actor).await
 }
 
 /// `PATCH /admin/customers/:id/limits` with any of `max_concurrent_jobs`, `jobs_per_minute`,

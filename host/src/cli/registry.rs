@@ -103,7 +103,11 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
         Err(e) => return failure(e),
     };
     let runtime = || {
-        Runtime::new(RuntimeConfig { cache_dir: Some(config.data_dir.join("compiled")), ..RuntimeConfig::default() })
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(config.data_dir.join("compiled")),
+            cache_max_bytes: config.runtime.cache_max_bytes,
+            ..RuntimeConfig::default()
+        })
     };
     let result: Result<serde_json::Value, String> = match command {
         RegistryCommand::Keygen { .. } => unreachable!("handled above"),
@@ -195,6 +199,12 @@ async fn registry_turn(config: &crate::config::Config) -> Result<Option<crate::d
     match crate::db::take_turn_at(url, REGISTRY_TURN, REGISTRY_TURN_WAIT).await {
         Ok(Some(turn)) => Ok(Some(turn)),
         Ok(None) => Err(format!("another switch has held the registry for {REGISTRY_TURN_WAIT:?}; try again")),
+        // No host has started on it yet, so none can be switching: go on, but say so, in case
+        // the name is mistyped (the hosts would not be using this database at all).
+        Err(e) if crate::db::no_such_database(&e) => {
+            eprintln!("warning: {e}; switching without the hosts' turn (no host has created this database yet)");
+            Ok(None)
+        }
         Err(e) => Err(format!("the database did not give the registry's turn: {e}")),
     }
 }

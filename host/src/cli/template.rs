@@ -122,7 +122,12 @@ async fn run_operation(
         Ok(bytes) => bytes.into(),
         Err(e) => return usage(e),
     };
-    let config_rt = RuntimeConfig { cache_dir: Some(data_dir.join("compiled")), ..RuntimeConfig::default() };
+    let cache_max_bytes = match crate::config::compiled_cache_max_bytes() {
+        Ok(bytes) => bytes,
+        Err(e) => return usage(e),
+    };
+    let config_rt =
+        RuntimeConfig { cache_dir: Some(data_dir.join("compiled")), cache_max_bytes, ..RuntimeConfig::default() };
     let runtime = match Runtime::new(config_rt) {
         Ok(rt) => rt,
         Err(e) => return usage(e),

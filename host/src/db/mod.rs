@@ -34,7 +34,7 @@ pub mod webhooks;
 
 pub(crate) use checkpoints::WalStats;
 pub use limits::month_start_ms;
-pub use turns::{Turn, take_turn_at};
+pub use turns::{Turn, no_such_database, take_turn_at};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;

@@ -47,22 +47,18 @@ impl Db {
 }
 
 /// The same turn for a process without a [`Db`] (the CLI), by the database's URL. It is free
-/// on SQLite, whose serving host's turns are locks inside that host, and on a PostgreSQL
-/// database no host has created yet.
+/// on SQLite, whose serving host's turns are locks inside that host.
 pub async fn take_turn_at(url: &str, what: &str, wait: Duration) -> Result<Option<Turn>, DbError> {
-    let free = || Turn { _held: None, _local: None };
     if url.starts_with("sqlite://") {
-        return Ok(Some(free()));
+        return Ok(Some(Turn { _held: None, _local: None }));
     }
-    match super::pg::turns::take_turn_at(url, what, wait).await {
-        Ok(held) => Ok(held.map(postgres_turn)),
-        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(NO_SUCH_DATABASE) => Ok(Some(free())),
-        Err(e) => Err(e),
-    }
+    Ok(super::pg::turns::take_turn_at(url, what, wait).await?.map(postgres_turn))
 }
 
-/// `invalid_catalog_name`: the database does not exist.
-const NO_SUCH_DATABASE: &str = "3D000";
+/// Whether `error` says the database does not exist (PostgreSQL's `invalid_catalog_name`).
+pub fn no_such_database(error: &DbError) -> bool {
+    error.as_database_error().and_then(|d| d.code()).as_deref() == Some("3D000")
+}
 
 fn postgres_turn(held: super::pg::turns::Held) -> Turn {
     Turn { _held: Some(held), _local: None }

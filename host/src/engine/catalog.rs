@@ -131,7 +131,7 @@ impl Catalog {
     }
 
     /// Run registry I/O (files, or S3 requests) off the async threads.
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&ArtifactStore) -> Result<T, RegistryError> + Send + 'static,
     ) -> Result<T, RegistryError> {
@@ -141,7 +141,7 @@ impl Catalog {
             .map_err(|e| RegistryError::Io(std::io::Error::other(format!("registry task: {e}"))))?
     }
 
-    fn active_version(&self, id: &str) -> Option<String> {
+    pub(crate) fn active_version(&self, id: &str) -> Option<String> {
         self.read().get(id)?.active.clone()
     }
 

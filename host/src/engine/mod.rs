@@ -9,6 +9,7 @@ mod catalog;
 pub mod examples;
 pub mod publish;
 mod sweeper;
+pub mod switch;
 mod worker;
 
 pub use bus::Bus;

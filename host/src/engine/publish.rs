@@ -59,7 +59,9 @@ async fn signed_manifest(
 
 /// What hosts sharing a database, and the requests of one host, take turns at: any write to
 /// the registry (see [`publish_dev_build_with`]; an operator's activation or rollback).
-pub const REGISTRY_TURN: &str = "writing the registry";
+/// (The text is the lock's key. It is the one the first use, publishing, had, so hosts of an
+/// earlier release still take turns with these during a rolling upgrade.)
+pub const REGISTRY_TURN: &str = "publishing development builds";
 
 /// How long a host waits for its turn at the registry. A turn lasts a few object writes; one
 /// held longer belongs to a host that froze holding it. A development build is then published

@@ -9,11 +9,15 @@
 //! The directory is bounded: every version ever published (and every engine upgrade) would
 //! otherwise leave its file for good, 1 MB for a Rust template and 40–50 MB for a JS or Python
 //! one. A hit marks its file used; after each write the least recently used files go until
-//! the directory fits, files of another engine fingerprint first. An evicted file costs only a
-//! recompile at its next load (a loaded component lives in memory, not in its file).
+//! the directory fits, files of another engine fingerprint first. The files of components this
+//! process has loaded and still holds (the versions it serves) are never evicted: they were
+//! loaded once, long ago, and are what its next start needs first. An evicted file costs only
+//! a recompile at its next load.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -57,7 +61,14 @@ pub struct ComponentCache {
     compiler: wasmtime::Config,
     /// Bytes the directory may hold after a write (the newest file stays even if alone larger).
     max_bytes: u64,
+    /// Digests of the components this process holds loaded, by a handle each loaded template
+    /// keeps: their files are not evicted.
+    in_use: Mutex<HashMap<String, Weak<InUse>>>,
 }
+
+/// Held by a loaded template: while any is alive, its compiled file stays in the cache.
+#[derive(Debug)]
+pub struct InUse(());
 
 impl ComponentCache {
     pub fn new(
@@ -76,7 +87,8 @@ impl ComponentCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        Ok(Self { dir, key, fingerprint: format!("{:016x}", hasher.finish()), compiler, max_bytes })
+        let fingerprint = format!("{:016x}", hasher.finish());
+        Ok(Self { dir, key, fingerprint, compiler, max_bytes, in_use: Mutex::default() })
     }
 
     /// The cache file of a component with this digest.
@@ -110,37 +122,57 @@ impl ComponentCache {
         Ok((component, outcome))
     }
 
+    /// The handle that keeps the compiled file of `digest` while a loaded template holds it.
+    pub fn hold(&self, digest: &str) -> Arc<InUse> {
+        let mut in_use = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = in_use.get(digest).and_then(Weak::upgrade) {
+            return held;
+        }
+        in_use.retain(|_, held| held.strong_count() > 0);
+        let held = Arc::new(InUse(()));
+        in_use.insert(digest.to_string(), Arc::downgrade(&held));
+        held
+    }
+
     /// Remove the least recently used files (another fingerprint's first) until the directory
-    /// holds at most `max_bytes`, keeping `newest`. Best effort: a file another process removed
-    /// or is writing is skipped, and a failure here never fails the load.
+    /// holds at most `max_bytes`. `newest` and the files of components held loaded count towards
+    /// the bound but are never removed. Best effort: a file another process removed or is
+    /// writing is skipped, and a failure here never fails the load.
     fn evict_beyond_bound(&self, newest: &Path) {
         let Some(dir) = &self.dir else { return };
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         let mine = format!("-{}.cwasm", self.fingerprint);
-        let mut files: Vec<(bool, SystemTime, u64, PathBuf)> = entries
-            .flatten()
-            .filter_map(|entry| {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let meta = entry.metadata().ok().filter(|m| m.is_file())?;
-                let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                // A partial file is another writer's, unless a crash left it long ago.
-                let stale_partial = name.contains(".partial-") && used.elapsed().is_ok_and(|age| age > STALE_PARTIAL);
-                let counted = name.ends_with(".cwasm") || stale_partial;
-                counted.then(|| (name.ends_with(&mine), used, meta.len(), entry.path()))
-            })
-            .collect();
-        let mut total: u64 = files.iter().map(|(_, _, len, _)| len).sum();
+        let held: Vec<String> = {
+            let in_use = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
+            in_use.iter().filter(|(_, h)| h.strong_count() > 0).map(|(digest, _)| format!("{digest}{mine}")).collect()
+        };
+        let mut total = 0;
+        let mut candidates: Vec<(bool, SystemTime, u64, PathBuf)> = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(meta) = entry.metadata().ok().filter(|m| m.is_file()) else { continue };
+            let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            // A partial file is another writer's, unless a crash left it long ago.
+            let stale_partial = name.contains(".partial-") && used.elapsed().is_ok_and(|age| age > STALE_PARTIAL);
+            if !name.ends_with(".cwasm") && !stale_partial {
+                continue;
+            }
+            total += meta.len();
+            if entry.path() != newest && !held.contains(&name) {
+                candidates.push((name.ends_with(&mine), used, meta.len(), entry.path()));
+            }
+        }
         if total <= self.max_bytes {
             return;
         }
         // Foreign fingerprints and stale partials (false) sort first, then the least recently used.
-        files.sort_by_key(|f| (f.0, f.1));
+        candidates.sort_by_key(|c| (c.0, c.1));
         let mut evicted = 0;
-        for (_, _, len, path) in files {
+        for (_, _, len, path) in candidates {
             if total <= self.max_bytes {
                 break;
             }
-            if path != newest && std::fs::remove_file(&path).is_ok() {
+            if std::fs::remove_file(&path).is_ok() {
                 total -= len;
                 evicted += 1;
             }

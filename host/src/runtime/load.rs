@@ -36,6 +36,8 @@ pub struct LoadedTemplate {
     /// Compiled input schemas by operation name, so requests are validated without recompiling.
     input_validators: HashMap<String, jsonschema::Validator>,
     config_validator: jsonschema::Validator,
+    /// Keeps this build's compiled file in the cache while it is loaded (see `cache`).
+    _in_use: Arc<super::cache::InUse>,
 }
 
 impl LoadedTemplate {
@@ -72,6 +74,8 @@ impl Runtime {
     /// Compile (or load from cache), link and describe a component.
     pub async fn load(&self, bytes: Arc<[u8]>) -> Result<LoadedTemplate, LoadError> {
         let digest = blake3::hash(&bytes).to_hex().to_string();
+        // Held from the start: a load running beside this one must not evict the file it writes.
+        let _in_use = self.cache.hold(&digest);
         let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), digest.clone());
         let (component, cache_outcome) = tokio::task::spawn_blocking(move || cache.load(&engine, &key, &bytes))
             .await
@@ -80,7 +84,16 @@ impl Runtime {
         let pre = TemplatePre::new(instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let manifest = self.describe(&pre).await?;
         let (input_validators, config_validator) = check_manifest(&manifest)?;
-        Ok(LoadedTemplate { manifest, digest, cache_outcome, pre, bundle: None, input_validators, config_validator })
+        Ok(LoadedTemplate {
+            manifest,
+            digest,
+            cache_outcome,
+            pre,
+            bundle: None,
+            input_validators,
+            config_validator,
+            _in_use,
+        })
     }
 
     async fn describe(&self, pre: &TemplatePre<super::HostState>) -> Result<Manifest, LoadError> {

@@ -125,8 +125,10 @@ async fn the_cache_keeps_to_its_bound_by_evicting_the_least_recently_used_files(
 
     let host = bounded(dir.path(), bound);
     // A file left over from another engine version goes first, however recently it was used.
-    std::fs::write(dir.path().join("compiled").join(format!("{}-0000000000000000.cwasm", digests[0])), vec![0; 4096])
-        .expect("a foreign file");
+    let foreign = dir.path().join("compiled").join(format!("{}-0000000000000000.cwasm", digests[0]));
+    std::fs::write(&foreign, vec![0; 4096]).expect("a foreign file");
+    let in_an_hour = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&foreign).and_then(|f| f.set_modified(in_an_hour)).expect("touched");
     for id in ids {
         assert_eq!(host.load(component(id)).await.expect("loads").cache_outcome, CacheOutcome::Miss, "{id}");
         // Modification times must differ for the order to mean anything.
@@ -146,4 +148,15 @@ async fn the_cache_keeps_to_its_bound_by_evicting_the_least_recently_used_files(
     assert_eq!(host.load(component(ids[0])).await.expect("loads").cache_outcome, CacheOutcome::Miss);
     assert!(holds(&digests[0]) && holds(&digests[1]), "the hit and the newest stay");
     assert!(!holds(&digests[2]), "the least recently used went: {:?}", cached(dir.path()));
+
+    // A version this host keeps loaded (one it serves) keeps its file, however long ago it
+    // was loaded: its next start needs it first.
+    let serving = host.load(component(ids[1])).await.expect("loads");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(host.load(component(ids[0])).await.expect("loads").cache_outcome, CacheOutcome::Hit);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(host.load(component(ids[2])).await.expect("loads").cache_outcome, CacheOutcome::Miss);
+    assert!(holds(&digests[1]), "the file of a loaded version was evicted: {:?}", cached(dir.path()));
+    assert!(!holds(&digests[0]), "the least recently used one not loaded went instead: {:?}", cached(dir.path()));
+    drop(serving);
 }

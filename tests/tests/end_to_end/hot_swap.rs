@@ -202,6 +202,8 @@ async fn every_bad_artifact_is_refused_with_its_reason_and_the_old_version_keeps
         );
         // And the registry points back at it: a host starting now, or another host, serves it too.
         assert_eq!(store.active("hello").expect("reads"), Some(serving.clone()), "{version} was switched back");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.ends_with(&format!("switched back to {serving}")), "the answer says so: {message}");
     }
     // A rollback passes over the reverts: there is nothing before the dev build to go back to.
     let (status, body) = admin(&server, "/admin/templates/hello/rollback", json!({})).await;
