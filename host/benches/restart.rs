@@ -28,7 +28,8 @@ async fn load_all(registry: &std::path::Path, cache: &std::path::Path, trusted: 
             .expect("runtime"),
     );
     let bundles = cache.join("bundles");
-    let catalog = Catalog::new(runtime, ArtifactStore::dir(registry).expect("store"), trusted.clone(), bundles);
+    let idle = std::time::Duration::from_secs(600);
+    let catalog = Catalog::new(runtime, ArtifactStore::dir(registry).expect("store"), trusted.clone(), bundles, idle);
     let started = Instant::now();
     for n in 0..ARTIFACTS {
         catalog.load_version("hello", &format!("0.1.0+b{n}")).await.expect("loads");

@@ -108,6 +108,9 @@ pub struct Config {
     pub registry_s3: Option<(crate::storage::S3Settings, String)>,
     /// How often the registry is checked for activations.
     pub registry_poll: Duration,
+    /// A template version neither active nor used this long is unloaded from memory
+    /// (`VIDFARM_UNLOAD_IDLE_VERSIONS_SECS`); a job of it loads it again.
+    pub unload_idle_versions_after: Duration,
     /// Development only: the folder whose TypeScript, JavaScript and Python example templates
     /// `serve` builds and publishes in the background (`VIDFARM_EXAMPLE_TEMPLATES`; `off` for
     /// none; default the checkout's `templates/` when the binary runs beside it).
@@ -334,6 +337,7 @@ impl Config {
             storage_quota_bytes: parse("VIDFARM_STORAGE_QUOTA_BYTES", "10737418240")?,
             cpu_usd_per_billion_fuel: parse("VIDFARM_CPU_USD_PER_BILLION_FUEL", "0.00001")?,
             registry_poll: Duration::from_millis(parse("VIDFARM_REGISTRY_POLL_MS", "250")?),
+            unload_idle_versions_after: Duration::from_secs(parse("VIDFARM_UNLOAD_IDLE_VERSIONS_SECS", "600")?),
             example_templates: match var("VIDFARM_EXAMPLE_TEMPLATES") {
                 Some(off) if off == "off" => None,
                 Some(dir) => Some(PathBuf::from(dir)),

@@ -2,14 +2,18 @@
 //! one is active per id. New jobs take the active version; a job keeps the version it was
 //! created with, which stays loadable (loaded on demand if needed) while the registry has it.
 //! `sync` follows the registry's active versions, so an activation by any process takes
-//! effect here without a restart; loading compiles off the request path.
+//! effect here without a restart; loading compiles off the request path. A version neither
+//! active nor used for a while (no job took it, none runs on it) is unloaded: a host that
+//! hot-swaps all day would otherwise keep every version's compiled code in memory.
 
 use crate::render::bundles::{TemplateBundle, TemplateBundles};
 use crate::runtime::bindings::types::Manifest;
 use crate::runtime::{LoadError, LoadedTemplate, Runtime};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use vidfarm_registry::{ArtifactManifest, ArtifactStore, RegistryError, TrustedKeys, verify_artifact};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +30,15 @@ pub enum CatalogError {
 #[derive(Default)]
 struct Versions {
     /// Loaded versions by registry version.
-    loaded: BTreeMap<String, Arc<LoadedTemplate>>,
+    loaded: BTreeMap<String, Loaded>,
     active: Option<String>,
+}
+
+/// A loaded version and when a job last took it.
+struct Loaded {
+    template: Arc<LoadedTemplate>,
+    /// Milliseconds since the catalog started: a clock read per lookup, no lock.
+    used_ms: AtomicU64,
 }
 
 /// The registry-backed set of loaded templates.
@@ -40,6 +51,12 @@ pub struct Catalog {
     templates: RwLock<HashMap<String, Versions>>,
     /// Published versions per template and when they were read (see `versions`).
     published: std::sync::Mutex<HashMap<String, (Vec<String>, std::time::Instant)>>,
+    /// A version neither active nor used this long is unloaded (`VIDFARM_UNLOAD_IDLE_VERSIONS_SECS`).
+    unload_after: Duration,
+    /// What `used_ms` counts from.
+    started: Instant,
+    /// When idle versions were last looked for (ms since `started`): at most once a second.
+    swept_ms: AtomicU64,
 }
 
 /// How long a template's list of published versions is served from memory.
@@ -47,10 +64,56 @@ const VERSIONS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Catalog {
     /// `bundles_dir`: where this host unpacks templates' Remotion bundles.
-    pub fn new(runtime: Arc<Runtime>, registry: ArtifactStore, trusted: TrustedKeys, bundles_dir: PathBuf) -> Self {
+    /// `unload_after`: how long a version neither active nor used stays loaded.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        registry: ArtifactStore,
+        trusted: TrustedKeys,
+        bundles_dir: PathBuf,
+        unload_after: Duration,
+    ) -> Self {
         let bundles = TemplateBundles { registry: registry.clone(), dir: bundles_dir };
         bundles.sweep_partials();
-        Self { runtime, registry, trusted, bundles, templates: RwLock::default(), published: Default::default() }
+        Self {
+            runtime,
+            registry,
+            trusted,
+            bundles,
+            templates: RwLock::default(),
+            published: Default::default(),
+            unload_after,
+            started: Instant::now(),
+            swept_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Unload the versions that are not active, that no job has taken for `unload_after` and
+    /// that no run holds. A job of such a version (queued before a switch, or retried) loads it
+    /// again on demand.
+    fn unload_idle(&self) {
+        let now = self.now_ms();
+        if now.saturating_sub(self.swept_ms.load(Ordering::Relaxed)) < 1_000 {
+            return;
+        }
+        self.swept_ms.store(now, Ordering::Relaxed);
+        let idle_ms = self.unload_after.as_millis() as u64;
+        let mut templates = self.write();
+        for (id, versions) in templates.iter_mut() {
+            let active = versions.active.clone();
+            versions.loaded.retain(|version, loaded| {
+                let keep = active.as_ref() == Some(version)
+                    || Arc::strong_count(&loaded.template) > 1
+                    || now.saturating_sub(loaded.used_ms.load(Ordering::Relaxed)) < idle_ms;
+                if !keep {
+                    tracing::info!(template = %id, version, "idle template version unloaded");
+                }
+                keep
+            });
+        }
     }
 
     /// The templates' Remotion bundles on this host (renders resolve theirs here).
@@ -92,7 +155,8 @@ impl Catalog {
         // Jobs and clients see the registry's version (dev builds carry `+<digest>`).
         loaded.manifest.version = manifest.version.clone();
         let loaded = Arc::new(loaded);
-        self.write().entry(id.to_string()).or_default().loaded.insert(version.to_string(), loaded.clone());
+        let entry = Loaded { template: loaded.clone(), used_ms: AtomicU64::new(self.now_ms()) };
+        self.write().entry(id.to_string()).or_default().loaded.insert(version.to_string(), entry);
         tracing::info!(template = id, version, cache = ?loaded.cache_outcome, "template version loaded");
         Ok(loaded)
     }
@@ -127,6 +191,7 @@ impl Catalog {
                 }
             }
         }
+        self.unload_idle();
         refused
     }
 
@@ -148,11 +213,20 @@ impl Catalog {
     pub fn active(&self, id: &str) -> Option<Arc<LoadedTemplate>> {
         let templates = self.read();
         let entry = templates.get(id)?;
-        entry.loaded.get(entry.active.as_ref()?).cloned()
+        entry.loaded.get(entry.active.as_ref()?).map(|loaded| loaded.template.clone())
     }
 
+    /// The versions of a template held in memory now (looking does not count as use).
+    pub fn loaded_versions(&self, id: &str) -> Vec<String> {
+        self.read().get(id).map(|versions| versions.loaded.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// A loaded version (marked used: see `unload_idle`).
     pub fn version(&self, id: &str, version: &str) -> Option<Arc<LoadedTemplate>> {
-        self.read().get(id)?.loaded.get(version).cloned()
+        let templates = self.read();
+        let loaded = templates.get(id)?.loaded.get(version)?;
+        loaded.used_ms.store(self.now_ms(), Ordering::Relaxed);
+        Some(loaded.template.clone())
     }
 
     /// Published versions of a template, oldest first.
@@ -178,7 +252,8 @@ impl Catalog {
         let mut ids: Vec<&String> = templates.keys().collect();
         ids.sort();
         ids.into_iter()
-            .filter_map(|id| templates.get(id).and_then(|e| e.loaded.get(e.active.as_ref()?).cloned()))
+            .filter_map(|id| templates.get(id).and_then(|e| e.loaded.get(e.active.as_ref()?)))
+            .map(|loaded| loaded.template.clone())
             .collect()
     }
 

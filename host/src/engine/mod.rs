@@ -97,7 +97,13 @@ impl Platform {
             }
             crate::config::Environment::Production => (None, Vec::new()),
         };
-        let catalog = Arc::new(Catalog::new(runtime, registry, trusted, config.data_dir.join("bundles")));
+        let catalog = Arc::new(Catalog::new(
+            runtime,
+            registry,
+            trusted,
+            config.data_dir.join("bundles"),
+            config.unload_idle_versions_after,
+        ));
         for (template, error) in catalog.sync().await {
             tracing::error!(template, %error, "a template in the registry was refused");
         }

@@ -270,3 +270,40 @@ async fn switches_sent_at_once_take_turns_so_each_starts_from_the_one_before() {
         "and what this host serves"
     );
 }
+
+#[tokio::test]
+async fn a_version_nothing_uses_is_unloaded_when_idle_and_loaded_again_when_a_job_needs_it() {
+    let server = TestServer::start_with(
+        |c| {
+            c.admin_token = Some(TOKEN.into());
+            c.unload_idle_versions_after = Duration::from_millis(300);
+        },
+        true,
+    )
+    .await;
+    let catalog = &server.platform.catalog;
+    let v1 = catalog.active("hello").expect("hello is active").manifest.version.clone();
+    let v2 = publish_next(&server, &dev_key(&server)).await;
+    // A run still going on v1 holds it.
+    let running = catalog.version("hello", &v1).expect("v1 is loaded");
+    let (status, body) = admin(&server, "/admin/templates/hello/activate", json!({ "version": v2 })).await;
+    assert_eq!(status, 200, "{body}");
+    // Idle for 300 ms; looked for at most once a second, by the 250 ms registry poll.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert!(catalog.loaded_versions("hello").contains(&v1), "a version a run holds was unloaded");
+
+    drop(running);
+    let started = Instant::now();
+    while catalog.loaded_versions("hello").contains(&v1) {
+        assert!(started.elapsed() < Duration::from_secs(10), "the idle version stayed loaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(catalog.loaded_versions("hello"), vec![v2.clone()], "the active version stays, however idle");
+
+    // A job of v1 (queued before the switch, or retried) loads it again.
+    let again = catalog.load_version("hello", &v1).await.expect("loaded again");
+    assert_eq!(again.manifest.version, v1);
+    let job = server.create_job("hello", "greet", json!({ "name": "Ada" })).await;
+    let done = server.wait_for("hello", &job, &["succeeded"], Duration::from_secs(20)).await;
+    assert_eq!(done["result"]["greeting"], "Howdy, Ada!", "new jobs run on the active version");
+}
