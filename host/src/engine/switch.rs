@@ -57,23 +57,19 @@ pub async fn switch(
             .await?
     };
     // This version, whatever another switch did since; then serve what the registry says.
-    let loaded = catalog.load_version(template_id, &record.to).await;
-    let switched_back = match &loaded {
+    let refused = match catalog.load_version(template_id, &record.to).await {
         Ok(_) => None,
-        Err(_) => Some(switch_back(db, catalog, template_id, &record).await),
+        Err(error) => Some((error, switch_back(db, catalog, template_id, &record).await)),
     };
     catalog.sync().await;
     db.announce(Signal::Registry);
-    match (loaded, switched_back) {
-        (Ok(_), _) => Ok(record),
-        (Err(error), back) => {
-            let switched_back = back.unwrap_or_else(|| Err("not tried".into()));
-            if let Err(problem) = &switched_back {
-                tracing::error!(template = template_id, version = %record.to, %problem, "a refused version was not switched back");
-            }
-            Err(SwitchError::Refused { template_id: template_id.to_string(), record, error, switched_back })
-        }
+    let Some((error, switched_back)) = refused else {
+        return Ok(record);
+    };
+    if let Err(problem) = &switched_back {
+        tracing::error!(template = template_id, version = %record.to, %problem, "a refused version was not switched back");
     }
+    Err(SwitchError::Refused { template_id: template_id.to_string(), record, error, switched_back })
 }
 
 /// Point the registry back at the version this host serves (which it has verified), under the
