@@ -58,6 +58,8 @@ run() {
   customer="$("$BIN" customers create --name bench --data-dir "$data")"
   cus="$(jq -r .customer_id <<<"$customer")" key="$(jq -r .api_key <<<"$customer")"
   "$BIN" customers limits "$cus" --max-concurrent-jobs 100000 --jobs-per-minute 1000000000 --data-dir "$data" >/dev/null
+  # PG_SETUP_SQL: statements run on each PostgreSQL database before its run (experiments).
+  [ -n "$url" ] && [ -n "${PG_SETUP_SQL:-}" ] && psql "$url" -qAtc "$PG_SETUP_SQL" >/dev/null
   port="$(free_port)"
   if [ "$workers" = 0 ]; then
     VIDFARM_LOG="$WORKER_LOG" "$BIN" serve --data-dir "$data" --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &

@@ -4,7 +4,8 @@
 #   scripts/profile-run.sh [TEMPLATE=hello] [OPERATION=greet]
 # Env: VIDFARM_BIN (default target/release/vidfarm), N (jobs, 5000), C (in flight, 64),
 # BODY (loadgen body template), SETTLE_S (wait after start-up, 15), SERVE_ENV (extra env for
-# the server, e.g. 'VIDFARM_WORKER_SLOTS=64'), PERF=1 (perf record -F 499 on the server;
+# the server, e.g. 'VIDFARM_WORKER_SLOTS=64'), PRE_SERVE (a command run on the data dir, "$1",
+# before the server starts), PERF=1 (perf record -F 499 on the server;
 # PERF_ARGS e.g. '--call-graph dwarf,32768'), PEERS_WORK (where bench-peer.sh installed the
 # loadgen). Prints the loadgen's JSON line, the server's CPU seconds and RSS, and the work dir
 # (server log, perf.data: `perf report -i DIR/perf.data --no-children --sort sym`).
@@ -21,6 +22,8 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/profile-run.XXXXXX")" DATA="$WORK/data"
 CUSTOMER="$("$BIN" customers create --name bench --data-dir "$DATA")"
 CUS="$(jq -r .customer_id <<<"$CUSTOMER")" KEY="$(jq -r .api_key <<<"$CUSTOMER")"
 "$BIN" customers limits "$CUS" --max-concurrent-jobs 100000 --jobs-per-minute 1000000000 --data-dir "$DATA" >/dev/null
+# PRE_SERVE: a command run with the data dir as $1 before the server starts (experiments).
+[ -n "${PRE_SERVE:-}" ] && bash -c "$PRE_SERVE" _ "$DATA"
 PORT="$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})")"
 # shellcheck disable=SC2086
 env ${SERVE_ENV:-} VIDFARM_EXAMPLE_TEMPLATES=off VIDFARM_SHUTDOWN_GRACE_MS=2000 "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &

@@ -209,7 +209,8 @@ async fn submit(
     }
     if created {
         state.metrics.jobs_created.fetch_add(1, Relaxed);
-        state.bus.job_is_due();
+        // The insert told the other hosts.
+        state.bus.job_is_due_here();
     }
     let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
     let mut answer = json!({ "job_id": row.id, "tracer": row.tracer, "status": row.status });

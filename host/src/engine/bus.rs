@@ -42,6 +42,13 @@ impl Bus {
         self.db.announce(Signal::JobDue);
     }
 
+    /// A job became due through a write that tells the other hosts itself (`Db::insert_job`
+    /// and `Db::finish_run`: on PostgreSQL their commits carry the notification): wake the
+    /// idle workers of this process only.
+    pub fn job_is_due_here(&self) {
+        self.job_due.notify_one();
+    }
+
     /// These jobs were cancelled: stop their runs here and on every other host.
     pub fn cancelled(&self, job_ids: &[String]) {
         self.cancel_running(job_ids);

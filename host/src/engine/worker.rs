@@ -211,7 +211,8 @@ impl Worker {
         };
         platform.bus.untrack(&job.id);
         platform.metrics.job_run(&finish, fuel);
-        match platform.db.finish_run(&job.id, &lease, fuel, &finish, self.cpu_charge(fuel)).await {
+        let written = platform.db.finish_run(&job.id, &lease, fuel, &finish, self.cpu_charge(fuel)).await;
+        match &written {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the run's lease was lost: its outcome is discarded"),
             Err(e) => {
@@ -225,8 +226,12 @@ impl Worker {
         // A slot came free here, and the end may have made jobs due anywhere (a parent woken, a
         // re-queue, a customer's cap freed): every host's idle workers look. Waking only this
         // host was tried: with three workers, one of them then starved for a minute
-        // (multi_host.rs) while the others kept the queue to themselves.
-        platform.bus.job_is_due();
+        // (multi_host.rs) while the others kept the queue to themselves. A written end has
+        // told the other hosts (its commit carried or owed the notice); otherwise tell them here.
+        match written {
+            Ok(true) => platform.bus.job_is_due_here(),
+            _ => platform.bus.job_is_due(),
+        }
     }
 
     async fn run_once(&self, job: &JobRow, lease: &str, cancel: CancellationToken) -> (Finish, u64) {

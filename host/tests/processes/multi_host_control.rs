@@ -1,14 +1,18 @@
 //! What one host or an operator changes reaches every host sharing the database: a
 //! customer's creation rate is one rate however many API hosts take creates, a version
 //! activated with the CLI is served by every host at once, and a human's answer, a child's end
-//! and a cancellation reach the worker on another host by notification. PostgreSQL pass only,
+//! and a cancellation reach the worker on another host by notification, and every job a burst
+//! of creates makes due is announced, debounced. PostgreSQL pass only,
 //! like `multi_host`.
 
 use crate::common::*;
 use crate::multi_host::{S3, customer_in};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const MASTER_KEY: &str = "6d756c74692d686f73742d746573742d6d61737465722d6b65792d33322d2121";
@@ -279,6 +283,90 @@ fn a_human_answer_a_childs_end_and_a_cancel_reach_a_worker_on_another_host_by_no
     assert_eq!(job["status"], "succeeded", "{job}");
     let job = client.get(&api, &format!("/templates/sandbox-probe/jobs/{spinning}"));
     assert_eq!(job["status"], "cancelled", "{job}");
+}
+
+#[test]
+fn every_job_a_burst_of_creates_makes_due_is_announced_at_once_and_the_announcements_come_debounced() {
+    let Some((_cluster, url)) = shared_database() else { return };
+    let env = [("VIDFARM_DATABASE_URL", url.as_str()), ("VIDFARM_MASTER_KEY", MASTER_KEY)];
+    let dir = tempfile::tempdir().expect("a data dir");
+    let client = customer_in(&url, dir.path());
+    vidfarm(&["customers", "limits", &client.id, "--jobs-per-minute", "100000"], dir.path(), &env);
+    // An API host and no worker: every job it creates stays queued, and only the host's
+    // notifications tell anyone about them.
+    let api = start("api", dir.path(), &env);
+
+    // What a worker on another host would see: at each notification, the queued jobs (each
+    // with the first time it was seen).
+    let seen = Arc::new(Mutex::new(HashMap::<String, Instant>::new()));
+    let heard = Arc::new(AtomicUsize::new(0));
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let listening = {
+        let (url, seen, heard) = (url.clone(), seen.clone(), heard.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+            rt.block_on(async move {
+                let pool = sqlx::PgPool::connect(&url).await.expect("the database");
+                let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await.expect("a listener");
+                listener.listen("vidfarm").await.expect("LISTEN");
+                ready_tx.send(()).expect("the test waits");
+                while let Ok(Some(notice)) =
+                    tokio::time::timeout(Duration::from_secs(4), listener.try_recv()).await.unwrap_or(Ok(None))
+                {
+                    if notice.payload() != "job_due" {
+                        continue;
+                    }
+                    heard.fetch_add(1, Ordering::SeqCst);
+                    let queued: Vec<String> = sqlx::query_scalar("SELECT id FROM jobs WHERE status = 'queued'")
+                        .fetch_all(&pool)
+                        .await
+                        .expect("the queued jobs");
+                    let now = Instant::now();
+                    let mut seen = seen.lock().expect("not poisoned");
+                    for id in queued {
+                        seen.entry(id).or_insert(now);
+                    }
+                }
+            })
+        })
+    };
+    ready.recv().expect("listening");
+
+    // Four bursts of 64 creates, 16 at a time, each followed by a quiet second and a half: a
+    // burst's last jobs land within the gap after a notification, so the host owes them one.
+    let (mut created, mut busy) = (Vec::new(), Duration::ZERO);
+    for _ in 0..4 {
+        let started = Instant::now();
+        created.extend(std::thread::scope(|scope| {
+            let senders: Vec<_> = (0..16)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..4).map(|_| (client.create(&api, "echo", json!({})), Instant::now())).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            senders.into_iter().flat_map(|s| s.join().expect("creates")).collect::<Vec<_>>()
+        }));
+        busy += started.elapsed();
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    listening.join().expect("the listener ends 4 s after the last notification");
+
+    // Announced within a second of its create's answer (a carried notification comes before
+    // the answer; an owed one one gap after the commit), never by the next burst's.
+    let seen = seen.lock().expect("not poisoned");
+    let late: Vec<String> = created
+        .iter()
+        .filter(|(id, answered)| {
+            seen.get(id).is_none_or(|at| at.saturating_duration_since(*answered) > Duration::from_secs(1))
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(late.is_empty(), "{} of {} jobs were not announced within a second: {late:?}", late.len(), created.len());
+    // One notification per 5 ms at most while creating, and one owed after each burst.
+    let heard = heard.load(Ordering::SeqCst);
+    let most = busy.as_millis() as usize / 5 + 4 * 2;
+    assert!((4..=most).contains(&heard), "{heard} notifications for {} creates in {busy:?}", created.len());
 }
 
 /// libfaketime (Debian's `faketime`, which tests/run-all.sh installs), under the machine's

@@ -20,11 +20,13 @@
 use super::events::{insert_event_on, insert_events_on};
 use super::journal::append_journal_on;
 use super::run_ends::{finish_run_on, finish_runs_on};
+use super::signals::JobDueNotices;
 use crate::db::DbError;
 use crate::db::events::OwnedEvent;
 use crate::db::jobs::{CpuCharge, Finish};
 use crate::db::journal::{Appended, Journaled};
 use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most writes one transaction carries (a batch holds its customers' rows until it commits).
@@ -81,15 +83,24 @@ impl Queue {
     }
 }
 
-/// The queue; its task ends when the last clone goes.
-pub(super) fn spawn(pool: PgPool) -> Queue {
+/// The queue; its task ends when the last clone goes. With `job_due`, a batch that ends runs
+/// tells every host that jobs may be due (a slot came free, a parent woke, a job was
+/// re-queued): in its own transaction when a notification may be sent, or owed after it.
+pub(super) fn spawn(pool: PgPool, job_due: Option<Arc<JobDueNotices>>) -> Queue {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Write, Reply)>();
     tokio::spawn(async move {
         let mut queued = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut queued, MAX_BATCH).await > 0 {
             let batch = std::mem::take(&mut queued);
-            let outcomes = match in_one_transaction(&pool, &batch).await {
-                Ok(written) => written.into_iter().map(Ok).collect(),
+            let job_due =
+                job_due.as_deref().filter(|_| batch.iter().any(|(write, _)| matches!(write, Write::RunEnd(_))));
+            let outcomes = match in_one_transaction(&pool, &batch, job_due).await {
+                Ok((written, carried)) => {
+                    if let Some(notices) = job_due.filter(|_| !carried) {
+                        notices.owe();
+                    }
+                    written.into_iter().map(Ok).collect()
+                }
                 Err(e) => {
                     if batch.len() > 1 {
                         tracing::debug!(error = %e, writes = batch.len(), "a batch failed; each write goes alone");
@@ -97,6 +108,9 @@ pub(super) fn spawn(pool: PgPool) -> Queue {
                     let mut outcomes = Vec::with_capacity(batch.len());
                     for (write, _) in &batch {
                         outcomes.push(alone(&pool, write).await);
+                    }
+                    if let Some(notices) = job_due {
+                        notices.owe();
                     }
                     outcomes
                 }
@@ -132,8 +146,13 @@ async fn apply(conn: &mut PgConnection, write: &Write, customers_locked: bool) -
 }
 
 /// Every write of `batch` in one transaction, or the first error (the transaction is then
-/// rolled back as it is dropped).
-async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<Vec<Outcome>, DbError> {
+/// rolled back as it is dropped). With `job_due`, the transaction carries a "job due"
+/// notification if one may be sent now; the flag says whether it did.
+async fn in_one_transaction(
+    pool: &PgPool,
+    batch: &[(Write, Reply)],
+    job_due: Option<&JobDueNotices>,
+) -> Result<(Vec<Outcome>, bool), DbError> {
     let mut tx = pool.begin_with(super::BEGIN_GENERIC).await?;
     let (mut ended_jobs, mut captures, mut reserving) = (Vec::new(), Vec::new(), Vec::new());
     for (write, _) in batch {
@@ -195,6 +214,10 @@ async fn in_one_transaction(pool: &PgPool, batch: &[(Write, Reply)]) -> Result<V
         }
         written
     };
+    let carried = match job_due {
+        Some(notices) => notices.carry_in(&mut tx).await?,
+        None => false,
+    };
     tx.commit().await?;
-    Ok(written)
+    Ok((written, carried))
 }

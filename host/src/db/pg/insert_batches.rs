@@ -16,10 +16,12 @@
 //! first's row (its own transaction's) and returns it.
 
 use super::jobs::{insert_job_on, not_inserted};
+use super::signals::JobDueNotices;
 use crate::db::jobs::{Inserted, JobRow, NewJob};
 use crate::db::{DbError, now_ms};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most inserts one transaction carries.
@@ -27,16 +29,19 @@ const MAX_BATCH: usize = 128;
 
 type Reply = oneshot::Sender<Result<Inserted, DbError>>;
 
-/// The queue the inserting task reads.
+/// The queue the inserting task reads, and the host's "job due" notifications, which every
+/// insert carries or owes: a created job reaches the other hosts' workers at once.
 #[derive(Clone)]
-pub(super) struct Inserts(mpsc::UnboundedSender<(NewJob, Reply)>);
+pub(super) struct Inserts(mpsc::UnboundedSender<(NewJob, Reply)>, Arc<JobDueNotices>);
 
 impl Inserts {
     /// Queue `job` and wait until the batch that carries it has committed (a job that
     /// reserves money is inserted alone).
     pub(super) async fn insert(&self, pool: &PgPool, job: NewJob) -> Result<Inserted, DbError> {
         if job.reserve_nusd > 0 {
-            return alone(pool, &job).await;
+            let inserted = alone(pool, &job).await;
+            self.1.owe();
+            return inserted;
         }
         let (reply, answer) = oneshot::channel();
         self.0.send((job, reply)).map_err(|_| DbError::PoolClosed)?;
@@ -45,7 +50,8 @@ impl Inserts {
 }
 
 /// The queue; its task ends when the last clone goes.
-pub(super) fn spawn(pool: PgPool) -> Inserts {
+pub(super) fn spawn(pool: PgPool, job_due: Arc<JobDueNotices>) -> Inserts {
+    let notices = job_due.clone();
     let (tx, mut rx) = mpsc::unbounded_channel::<(NewJob, Reply)>();
     tokio::spawn(async move {
         let mut queued = Vec::with_capacity(MAX_BATCH);
@@ -59,8 +65,13 @@ pub(super) fn spawn(pool: PgPool) -> Inserts {
                     &b.id,
                 ))
             });
-            let outcomes = match in_one_transaction(&pool, &batch).await {
-                Ok(inserted) => inserted.into_iter().map(Ok).collect(),
+            let outcomes = match in_one_transaction(&pool, &batch, &notices).await {
+                Ok((inserted, carried)) => {
+                    if !carried {
+                        notices.owe();
+                    }
+                    inserted.into_iter().map(Ok).collect()
+                }
                 Err(Unstarted(e)) => batch.iter().map(|_| Err(crate::db::copy_of(&e))).collect(),
                 Err(Failed(e)) => {
                     if batch.len() > 1 {
@@ -70,6 +81,7 @@ pub(super) fn spawn(pool: PgPool) -> Inserts {
                     for (job, _) in &batch {
                         outcomes.push(alone(&pool, job).await);
                     }
+                    notices.owe();
                     outcomes
                 }
             };
@@ -78,7 +90,7 @@ pub(super) fn spawn(pool: PgPool) -> Inserts {
             }
         }
     });
-    Inserts(tx)
+    Inserts(tx, job_due)
 }
 
 /// One insert in a transaction of its own.
@@ -102,8 +114,13 @@ use BatchError::{Failed, Unstarted};
 /// Every insert of `batch` in one transaction: one `INSERT … SELECT FROM unnest(…)` for all
 /// (in the batch's order, which is the unique keys' order), then, for each job it did not
 /// insert, what `insert_job_on` answers then (the row that conflicted, in this transaction or
-/// committed). Batched jobs reserve nothing, so none is refused for its limit.
-async fn in_one_transaction(pool: &PgPool, batch: &[(NewJob, Reply)]) -> Result<Vec<Inserted>, BatchError> {
+/// committed). Batched jobs reserve nothing, so none is refused for its limit. The transaction
+/// carries a "job due" notification if one may be sent now; the flag says whether it did.
+async fn in_one_transaction(
+    pool: &PgPool,
+    batch: &[(NewJob, Reply)],
+    job_due: &JobDueNotices,
+) -> Result<(Vec<Inserted>, bool), BatchError> {
     let mut tx = pool.begin_with(super::BEGIN_GENERIC).await.map_err(Unstarted)?;
     let jobs: Vec<&NewJob> = batch.iter().map(|(job, _)| job).collect();
     let mut created: HashMap<String, JobRow> =
@@ -117,8 +134,9 @@ async fn in_one_transaction(pool: &PgPool, batch: &[(NewJob, Reply)]) -> Result<
             None => not_inserted(&mut tx, job).await.map_err(Failed)?,
         });
     }
+    let carried = job_due.carry_in(&mut tx).await.map_err(Failed)?;
     tx.commit().await.map_err(Failed)?;
-    Ok(inserted)
+    Ok((inserted, carried))
 }
 
 /// Insert `jobs` (none reserving money) in one statement; the rows inserted.

@@ -23,7 +23,8 @@ const TREE: &str = "WITH RECURSIVE tree(id) AS (SELECT $1::TEXT COLLATE \"C\" UN
 impl super::Pg {
     /// Postgres twin of `Sqlite::insert_job`: insert a job; with an idempotency key already
     /// used, return the original job instead. Committed with the other inserts queued on this
-    /// host meanwhile (see `insert_batches`).
+    /// host meanwhile (see `insert_batches`), which tell every host a job is due (see
+    /// `signals::JobDueNotices`): the caller wakes only its own process.
     pub async fn insert_job(&self, job: &NewJob) -> Result<Inserted, DbError> {
         self.inserts.insert(&self.pool, job.clone()).await
     }
@@ -231,7 +232,8 @@ impl super::Pg {
     /// Postgres twin of `Sqlite::finish_run`: write how a run ended, if the lease is still
     /// ours (false otherwise: a stale run), in one transaction with its holds' settlement and
     /// its CPU charge; committed with the other run ends queued at the same time (see
-    /// `group_commit`).
+    /// `group_commit`). The batch tells every host that jobs may be due (see
+    /// `signals::JobDueNotices`): the caller wakes only its own process.
     pub async fn finish_run(
         &self,
         job_id: &str,

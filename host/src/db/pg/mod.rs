@@ -103,9 +103,11 @@ impl Pg {
         }
         sqlx::migrate!("../migrations-pg").run(&pool).await?;
         let clock = std::sync::Arc::new(clock::follow(pool.clone()).await);
-        let announcer = signals::spawn_announcer(pool.clone());
-        let (writes, event_writes) = (group_commit::spawn(pool.clone()), group_commit::spawn(pool.clone()));
-        let inserts = insert_batches::spawn(pool.clone());
+        let (announcer, job_due) = signals::spawn_announcer(pool.clone());
+        let writes = group_commit::spawn(pool.clone(), Some(job_due.clone()));
+        // Events make no job due.
+        let event_writes = group_commit::spawn(pool.clone(), None);
+        let inserts = insert_batches::spawn(pool.clone(), job_due.clone());
         Ok(Self { pool, announcer, _clock: clock, writes, event_writes, inserts })
     }
 

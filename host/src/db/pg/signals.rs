@@ -1,14 +1,20 @@
 //! [`Signal`]s as PostgreSQL `NOTIFY` on one channel, heard with `LISTEN`.
 //! `NOTIFY` takes a database-wide lock at commit, so a host never notifies per job: a burst
-//! of "a job is due" becomes one notification per `DEBOUNCE`, sent outside any transaction
-//! by one task per host. The listener reconnects by itself (sqlx's `PgListener`); what is
-//! said while it is away is lost, and the pollers it saves waiting for pick that work up.
+//! of "a job is due" becomes one notification per `DEBOUNCE` ([`JobDueNotices`]). The commits
+//! that make jobs due on every host, job inserts and run ends, carry that notification in
+//! their own transaction when one is due, so it costs no transaction of its own; otherwise it
+//! is owed and one task per host sends it after the gap. The listener reconnects by itself
+//! (sqlx's `PgListener`); what is said while it is away is lost, and the pollers it saves
+//! waiting for pick that work up.
 
 use super::Pg;
 use crate::db::signals::Signal;
 use sqlx::postgres::PgListener;
-use std::time::Duration;
-use tokio::sync::mpsc;
+use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
 
 /// The channel every host listens on.
 const CHANNEL: &str = "vidfarm";
@@ -18,38 +24,132 @@ const DEBOUNCE: Duration = Duration::from_millis(5);
 /// sent as several notices.
 const NOTICE_BYTES: usize = 7_900;
 
-/// The host's sending side: signals queue here and one task sends them.
-pub(super) fn spawn_announcer(pool: sqlx::PgPool) -> mpsc::UnboundedSender<Signal> {
+/// This host's "a job is due" notifications: at most one per [`DEBOUNCE`], each covering every
+/// job made due before it was taken.
+///
+/// A write that makes jobs due either *carries* the notification (its transaction runs
+/// `pg_notify`, delivered when and only if it commits, so no host wakes before the jobs are
+/// there) or, after it commits, *owes* one, which the announcer sends once the gap has passed
+/// unless a carried one has covered it by then. A notification taken after a debt was owed is
+/// sent after the owing commit, so it covers it: taking one clears the debt.
+pub(super) struct JobDueNotices {
+    /// When the last notification was taken, in ms since `origin` (offset so that the first
+    /// is due at once).
+    last_ms: AtomicU64,
+    /// A commit made jobs due that no notification taken since covers.
+    owed: AtomicBool,
+    /// Wakes the announcer when a debt is owed.
+    owing: Notify,
+    origin: Instant,
+}
+
+impl JobDueNotices {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            last_ms: AtomicU64::new(0),
+            owed: AtomicBool::new(false),
+            owing: Notify::new(),
+            origin: Instant::now(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64 + 1_000
+    }
+
+    /// How long until the next notification may be taken.
+    fn gap_left(&self) -> Duration {
+        let next = self.last_ms.load(Ordering::Acquire) + DEBOUNCE.as_millis() as u64;
+        Duration::from_millis(next.saturating_sub(self.now_ms()))
+    }
+
+    /// Take the next notification if the gap has passed: the caller then sends it (see
+    /// [`Self::carry_in`]), and it covers every debt owed so far.
+    fn take(&self) -> bool {
+        let (now, last) = (self.now_ms(), self.last_ms.load(Ordering::Acquire));
+        if now < last + DEBOUNCE.as_millis() as u64
+            || self.last_ms.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_err()
+        {
+            return false;
+        }
+        self.owed.store(false, Ordering::Release);
+        true
+    }
+
+    /// Within a transaction that makes jobs due: send the notification with it if one may be
+    /// taken now. Returns whether it did; the caller owes one if not, or if its commit fails.
+    pub(super) async fn carry_in(&self, tx: &mut PgConnection) -> Result<bool, sqlx::Error> {
+        if !self.take() {
+            return Ok(false);
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind("job_due")
+            .execute(tx)
+            .await
+            .inspect_err(|_| self.owe())?;
+        Ok(true)
+    }
+
+    /// A commit made jobs due and carried no notification (or the one it carried was not
+    /// committed): the announcer sends one after the gap, unless a carried one covers it first.
+    pub(super) fn owe(&self) {
+        self.owed.store(true, Ordering::Release);
+        self.owing.notify_one();
+    }
+}
+
+/// The host's sending side: signals queue here and one task sends them; it ends when the last
+/// sender goes. Returns the queue and the host's [`JobDueNotices`], which the writes that make
+/// jobs due carry or owe.
+pub(super) fn spawn_announcer(pool: PgPool) -> (mpsc::UnboundedSender<Signal>, Arc<JobDueNotices>) {
+    let notices = JobDueNotices::new();
     let (tx, mut rx) = mpsc::unbounded_channel::<Signal>();
+    let debts = notices.clone();
     tokio::spawn(async move {
         let mut queued = Vec::new();
-        while rx.recv_many(&mut queued, 1024).await > 0 {
-            let job_due = queued.contains(&Signal::JobDue);
-            let mut payloads: Vec<String> = Vec::new();
-            if job_due {
-                payloads.push("job_due".into());
-            }
-            if queued.contains(&Signal::Registry) {
-                payloads.push("registry".into());
-            }
-            for signal in queued.drain(..) {
-                if let Signal::Cancelled(ids) = signal {
-                    payloads.extend(cancel_notices(&ids));
+        loop {
+            tokio::select! {
+                received = rx.recv_many(&mut queued, 1024) => {
+                    if received == 0 {
+                        return;
+                    }
+                    let mut payloads: Vec<String> = Vec::new();
+                    if queued.contains(&Signal::Registry) {
+                        payloads.push("registry".into());
+                    }
+                    for signal in queued.drain(..) {
+                        match signal {
+                            Signal::JobDue => debts.owe(),
+                            Signal::Cancelled(ids) => payloads.extend(cancel_notices(&ids)),
+                            Signal::Registry => {}
+                        }
+                    }
+                    for payload in payloads {
+                        send(&pool, &payload).await;
+                    }
                 }
-            }
-            for payload in payloads {
-                if let Err(e) =
-                    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(&pool).await
-                {
-                    tracing::debug!(error = %e, "a signal to the other hosts was not sent (they poll)");
-                }
-            }
-            if job_due {
-                tokio::time::sleep(DEBOUNCE).await;
+                () = debts.owing.notified() => loop {
+                    tokio::time::sleep(debts.gap_left()).await;
+                    if !debts.owed.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if debts.take() {
+                        send(&pool, "job_due").await;
+                        break;
+                    }
+                },
             }
         }
     });
-    tx
+    (tx, notices)
+}
+
+/// One notification in a transaction of its own; a failure loses a hint, not work.
+async fn send(pool: &PgPool, payload: &str) {
+    if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await {
+        tracing::debug!(error = %e, "a signal to the other hosts was not sent (they poll)");
+    }
 }
 
 impl Pg {
