@@ -209,7 +209,7 @@ async fn submit(
     }
     if created {
         state.metrics.jobs_created.fetch_add(1, Relaxed);
-        // The insert told the other hosts.
+        // The insert has told any other hosts (its commit carried or owed the notice).
         state.bus.job_is_due_here();
     }
     let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };

@@ -190,12 +190,14 @@ pub async fn run(command: RegistryCommand) -> ExitCode {
     }
 }
 
-/// With PostgreSQL, the turn at the registry the hosts' switches take too, so a switch here and
-/// one through a host's admin API do not both read the same active version and write over
-/// each other. The SQLite file has one host, whose turns are locks inside it: none here.
+/// The turn at the registry the hosts' switches take too (on the configured database: the
+/// PostgreSQL server, or the file beside the SQLite database), so a switch here and one
+/// through a host's admin API do not both read the same active version and write over each
+/// other.
 async fn registry_turn(config: &crate::config::Config) -> Result<Option<crate::db::Turn>, String> {
     use crate::engine::publish::{REGISTRY_TURN, REGISTRY_TURN_WAIT};
-    let Some(url) = config.database_url.as_deref() else { return Ok(None) };
+    let sqlite = format!("sqlite://{}", config.database_path().display());
+    let url = config.database_url.as_deref().unwrap_or(&sqlite);
     match crate::db::take_turn_at(url, REGISTRY_TURN, REGISTRY_TURN_WAIT).await {
         Ok(Some(turn)) => Ok(Some(turn)),
         Ok(None) => Err(format!("another switch has held the registry for {REGISTRY_TURN_WAIT:?}; try again")),

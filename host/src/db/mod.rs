@@ -76,7 +76,10 @@ pub(crate) struct Sqlite {
 impl Db {
     /// Open (creating if needed) the SQLite database file and run the migrations.
     pub async fn open(path: &Path) -> Result<Self, DbError> {
-        Ok(Self { backend: Backend::Sqlite(Sqlite::open(path).await?), local_turns: Default::default() })
+        Ok(Self {
+            backend: Backend::Sqlite(Sqlite::open(path).await?),
+            local_turns: std::sync::Arc::new(turns::LocalTurns::beside(path)),
+        })
     }
 
     /// Connect to the database a URL names (`postgres://…` or `sqlite://…`), running the

@@ -2,13 +2,20 @@
 //! one at a time should do, such as writing the template registry (publishing the built-ins
 //! into a shared bucket at start, an operator's activation or rollback). On PostgreSQL a turn
 //! is a session advisory lock on a connection of its own, so every host and every request
-//! queue for it alike. A SQLite database has one host, so there a turn is a lock in this
-//! process; a CLI beside it does not take part (see [`take_turn_at`]).
+//! queue for it alike. A SQLite database has one host, but a CLI may run beside it on the same
+//! file: there a turn is a lock inside the process (its requests queue in order) and then an
+//! exclusive lock on a file beside the database, named after the turn, which the CLI takes too.
+//! The system releases both kinds with the session or process that held them, even if it dies.
 
 use super::{Backend, Db, DbError};
 use std::collections::HashMap;
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How often a wait for a turn's file looks again (file locks have no waiting with a deadline).
+const FILE_RETRY: Duration = Duration::from_millis(20);
 
 /// This host's turn, held until dropped.
 pub struct Turn {
@@ -17,20 +24,39 @@ pub struct Turn {
     _held: Option<super::pg::turns::Held>,
     /// The lock in this process (SQLite).
     _local: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The locked file beside the SQLite database: closing it releases the lock.
+    _file: Option<File>,
 }
 
-/// One lock per turn's name, for the turns of a SQLite database.
+/// One lock per turn's name, for the turns of a SQLite database, and where its files go.
 #[derive(Default)]
-pub(crate) struct LocalTurns(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+pub(crate) struct LocalTurns {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The SQLite file (none on PostgreSQL).
+    database: Option<PathBuf>,
+}
 
 impl LocalTurns {
-    async fn take(&self, what: &str, wait: Duration) -> Option<Turn> {
+    pub(crate) fn beside(database: &Path) -> Self {
+        Self { locks: Mutex::default(), database: Some(database.to_path_buf()) }
+    }
+
+    async fn take(&self, what: &str, wait: Duration) -> Result<Option<Turn>, DbError> {
+        let started = Instant::now();
         let lock = {
-            let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
             locks.entry(what.to_string()).or_default().clone()
         };
-        let guard = tokio::time::timeout(wait, lock.lock_owned()).await.ok()?;
-        Some(Turn { _held: None, _local: Some(guard) })
+        let Ok(guard) = tokio::time::timeout(wait, lock.lock_owned()).await else { return Ok(None) };
+        let file = match &self.database {
+            Some(database) => match lock_file(turn_file(database, what), wait.saturating_sub(started.elapsed())).await?
+            {
+                Some(file) => Some(file),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        Ok(Some(Turn { _held: None, _local: Some(guard), _file: file }))
     }
 }
 
@@ -40,19 +66,56 @@ impl Db {
     /// all that time.
     pub async fn take_turn(&self, what: &str, wait: Duration) -> Result<Option<Turn>, DbError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(self.local_turns.take(what, wait).await),
+            Backend::Sqlite(_) => self.local_turns.take(what, wait).await,
             Backend::Postgres(pg) => Ok(pg.take_turn(what, wait).await?.map(postgres_turn)),
         }
     }
 }
 
-/// The same turn for a process without a [`Db`] (the CLI), by the database's URL. It is free
-/// on SQLite, whose serving host's turns are locks inside that host.
+/// The same turn for a process without a [`Db`] (the CLI), by the database's URL. On SQLite,
+/// the turn's file beside the database; free if that folder does not exist (no host has
+/// created the database there, so none can hold a turn at it).
 pub async fn take_turn_at(url: &str, what: &str, wait: Duration) -> Result<Option<Turn>, DbError> {
-    if url.starts_with("sqlite://") {
-        return Ok(Some(Turn { _held: None, _local: None }));
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let database = Path::new(path);
+        if !database.parent().is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir()) {
+            return Ok(Some(Turn { _held: None, _local: None, _file: None }));
+        }
+        let file = lock_file(turn_file(database, what), wait).await?;
+        return Ok(file.map(|file| Turn { _held: None, _local: None, _file: Some(file) }));
     }
     Ok(super::pg::turns::take_turn_at(url, what, wait).await?.map(postgres_turn))
+}
+
+/// `<database>.turn-<hash of what>`: the name of a turn, whatever text it is, as a file name
+/// every release computes alike (FNV-1a, not the standard library's unspecified hasher).
+fn turn_file(database: &Path, what: &str) -> PathBuf {
+    let hash = what.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let mut name = database.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".turn-{hash:016x}"));
+    database.with_file_name(name)
+}
+
+/// Lock `path` (created if missing) exclusively, waiting up to `wait`; `None` if another
+/// process, or another request of this one, held it all that time.
+async fn lock_file(path: PathBuf, wait: Duration) -> Result<Option<File>, DbError> {
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = File::options().create(true).truncate(false).write(true).open(&path)?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(file)),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(FILE_RETRY),
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
+        }
+    })
+    .await;
+    match locked {
+        Ok(locked) => locked.map_err(DbError::Io),
+        Err(e) => Err(DbError::Io(std::io::Error::other(e))),
+    }
 }
 
 /// Whether `error` says the database does not exist (PostgreSQL's `invalid_catalog_name`).
@@ -61,5 +124,5 @@ pub fn no_such_database(error: &DbError) -> bool {
 }
 
 fn postgres_turn(held: super::pg::turns::Held) -> Turn {
-    Turn { _held: Some(held), _local: None }
+    Turn { _held: Some(held), _local: None, _file: None }
 }

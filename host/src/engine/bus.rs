@@ -43,8 +43,8 @@ impl Bus {
     }
 
     /// A job became due through a write that tells the other hosts itself (`Db::insert_job`
-    /// and `Db::finish_run`: on PostgreSQL their commits carry the notification): wake the
-    /// idle workers of this process only.
+    /// and `Db::finish_run`: on PostgreSQL their commits carry or owe the notification): wake
+    /// the idle workers of this process only.
     pub fn job_is_due_here(&self) {
         self.job_due.notify_one();
     }

@@ -226,11 +226,11 @@ impl Worker {
         // A slot came free here, and the end may have made jobs due anywhere (a parent woken, a
         // re-queue, a customer's cap freed): every host's idle workers look. Waking only this
         // host was tried: with three workers, one of them then starved for a minute
-        // (multi_host.rs) while the others kept the queue to themselves. A written end has
-        // told the other hosts (its commit carried or owed the notice); otherwise tell them here.
+        // (multi_host.rs) while the others kept the queue to themselves. An end that reached the
+        // database has told them (its batch carried or owed the notice, written or not).
         match written {
-            Ok(true) => platform.bus.job_is_due_here(),
-            _ => platform.bus.job_is_due(),
+            Ok(_) => platform.bus.job_is_due_here(),
+            Err(_) => platform.bus.job_is_due(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Turns at what several hosts, or several requests of one host, may try at once but only one
 //! at a time should do: writing the template registry (see `engine::publish`). On PostgreSQL a
-//! turn is an advisory lock held by a session of its own, so it ends with its host; a SQLite
-//! database has one host, whose requests take turns through a lock inside it.
+//! turn is an advisory lock held by a session of its own, so it ends with its host; on a SQLite
+//! database a host's requests take turns through a lock inside it, and then with a CLI beside
+//! it through a locked file.
 
 use std::time::Duration;
 use vidfarm::db::Db;
@@ -30,12 +31,19 @@ async fn two_requests_of_one_host_take_turns() {
     let taken = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the turn passed on");
     assert!(taken.expect("the task ran").expect("asked").is_some());
 
-    // A CLI (by the database's URL) takes part on PostgreSQL, where it is another session.
-    if let Some(url) = server.platform.config.database_url.clone() {
-        let _held = db.take_turn(PUBLISHING, LONG).await.expect("asked").expect("the turn");
-        let cli = vidfarm::db::take_turn_at(&url, PUBLISHING, Duration::from_millis(300)).await.expect("asked");
-        assert!(cli.is_none(), "the CLI took a turn a host holds");
-    }
+    // A CLI beside the host, by the database's URL, takes part: on PostgreSQL it is another
+    // session, on SQLite another process locking the turn's file beside the database.
+    let config = &server.platform.config;
+    let url = config.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", config.database_path().display()));
+    let held = db.take_turn(PUBLISHING, LONG).await.expect("asked").expect("the turn");
+    let cli = vidfarm::db::take_turn_at(&url, PUBLISHING, Duration::from_millis(300)).await.expect("asked");
+    assert!(cli.is_none(), "the CLI took a turn a host holds");
+    drop(held);
+    let cli = vidfarm::db::take_turn_at(&url, PUBLISHING, LONG).await.expect("asked").expect("the CLI's turn");
+    let host = db.take_turn(PUBLISHING, Duration::from_millis(300)).await.expect("asked");
+    assert!(host.is_none(), "the host took a turn the CLI holds");
+    drop(cli);
+    assert!(db.take_turn(PUBLISHING, LONG).await.expect("asked").is_some(), "the turn came back to the host");
     server.stop().await;
 }
 

@@ -102,6 +102,11 @@ pub(super) fn spawn(pool: PgPool, job_due: Option<Arc<JobDueNotices>>) -> Queue 
                     written.into_iter().map(Ok).collect()
                 }
                 Err(e) => {
+                    // A notification it took is lost with it: owed at once, not after the
+                    // writes alone, which may take a while.
+                    if let Some(notices) = job_due {
+                        notices.owe();
+                    }
                     if batch.len() > 1 {
                         tracing::debug!(error = %e, writes = batch.len(), "a batch failed; each write goes alone");
                     }

@@ -30,7 +30,7 @@ const MAX_BATCH: usize = 128;
 type Reply = oneshot::Sender<Result<Inserted, DbError>>;
 
 /// The queue the inserting task reads, and the host's "job due" notifications, which every
-/// insert carries or owes: a created job reaches the other hosts' workers at once.
+/// insert carries or owes (see `signals::JobDueNotices`).
 #[derive(Clone)]
 pub(super) struct Inserts(mpsc::UnboundedSender<(NewJob, Reply)>, Arc<JobDueNotices>);
 
@@ -39,13 +39,22 @@ impl Inserts {
     /// reserves money is inserted alone).
     pub(super) async fn insert(&self, pool: &PgPool, job: NewJob) -> Result<Inserted, DbError> {
         if job.reserve_nusd > 0 {
-            let inserted = alone(pool, &job).await;
-            self.1.owe();
-            return inserted;
+            // Owed however this ends: the request may be dropped once the insert has committed.
+            let _owed = OweWhenDropped(&self.1);
+            return alone(pool, &job).await;
         }
         let (reply, answer) = oneshot::channel();
         self.0.send((job, reply)).map_err(|_| DbError::PoolClosed)?;
         answer.await.map_err(|_| DbError::PoolClosed)?
+    }
+}
+
+/// Owes a notification when dropped, whether the future holding it ran to its end or not.
+struct OweWhenDropped<'a>(&'a JobDueNotices);
+
+impl Drop for OweWhenDropped<'_> {
+    fn drop(&mut self) {
+        self.0.owe();
     }
 }
 
@@ -74,6 +83,9 @@ pub(super) fn spawn(pool: PgPool, job_due: Arc<JobDueNotices>) -> Inserts {
                 }
                 Err(Unstarted(e)) => batch.iter().map(|_| Err(crate::db::copy_of(&e))).collect(),
                 Err(Failed(e)) => {
+                    // A notification it took is lost with it: owed at once, not after the
+                    // inserts alone, which may take a while.
+                    notices.owe();
                     if batch.len() > 1 {
                         tracing::debug!(error = %e, inserts = batch.len(), "a batch of inserts failed; each goes alone");
                     }

@@ -61,7 +61,8 @@ const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
 #[derive(Clone)]
 pub(crate) struct Pg {
     pub(super) pool: PgPool,
-    /// Signals to the other hosts, sent by one task (see `signals`).
+    /// Signals to the other hosts, sent by one task, which also sends the "job due" notices
+    /// the writes owe (see `signals`).
     announcer: tokio::sync::mpsc::UnboundedSender<crate::db::signals::Signal>,
     /// Stops the task following the server's clock when the last clone goes (see `clock`).
     _clock: std::sync::Arc<tokio_util::sync::DropGuard>,

@@ -1,9 +1,10 @@
 //! [`Signal`]s as PostgreSQL `NOTIFY` on one channel, heard with `LISTEN`.
 //! `NOTIFY` takes a database-wide lock at commit, so a host never notifies per job: a burst
-//! of "a job is due" becomes one notification per `DEBOUNCE` ([`JobDueNotices`]). The commits
-//! that make jobs due on every host, job inserts and run ends, carry that notification in
-//! their own transaction when one is due, so it costs no transaction of its own; otherwise it
-//! is owed and one task per host sends it after the gap. The listener reconnects by itself
+//! of "a job is due" becomes one notification per `DEBOUNCE` ([`JobDueNotices`]). The two
+//! writes that make most jobs due, batches of job inserts and of run ends, carry that
+//! notification in their own transaction when one may be sent, so it costs no transaction of
+//! its own; otherwise, and for every other signal (a resume, a child, a sweep, a cancellation,
+//! the registry), it is owed and one task per host sends it. The listener reconnects by itself
 //! (sqlx's `PgListener`); what is said while it is away is lost, and the pollers it saves
 //! waiting for pick that work up.
 
@@ -33,9 +34,9 @@ const NOTICE_BYTES: usize = 7_900;
 /// unless a carried one has covered it by then. A notification taken after a debt was owed is
 /// sent after the owing commit, so it covers it: taking one clears the debt.
 pub(super) struct JobDueNotices {
-    /// When the last notification was taken, in ms since `origin` (offset so that the first
+    /// When the last notification was taken, in µs since `origin` (offset so that the first
     /// is due at once).
-    last_ms: AtomicU64,
+    last_us: AtomicU64,
     /// A commit made jobs due that no notification taken since covers.
     owed: AtomicBool,
     /// Wakes the announcer when a debt is owed.
@@ -46,29 +47,29 @@ pub(super) struct JobDueNotices {
 impl JobDueNotices {
     fn new() -> Arc<Self> {
         Arc::new(Self {
-            last_ms: AtomicU64::new(0),
+            last_us: AtomicU64::new(0),
             owed: AtomicBool::new(false),
             owing: Notify::new(),
             origin: Instant::now(),
         })
     }
 
-    fn now_ms(&self) -> u64 {
-        self.origin.elapsed().as_millis() as u64 + 1_000
+    fn now_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64 + 1_000_000
     }
 
     /// How long until the next notification may be taken.
     fn gap_left(&self) -> Duration {
-        let next = self.last_ms.load(Ordering::Acquire) + DEBOUNCE.as_millis() as u64;
-        Duration::from_millis(next.saturating_sub(self.now_ms()))
+        let next = self.last_us.load(Ordering::Acquire) + DEBOUNCE.as_micros() as u64;
+        Duration::from_micros(next.saturating_sub(self.now_us()))
     }
 
     /// Take the next notification if the gap has passed: the caller then sends it (see
     /// [`Self::carry_in`]), and it covers every debt owed so far.
     fn take(&self) -> bool {
-        let (now, last) = (self.now_ms(), self.last_ms.load(Ordering::Acquire));
-        if now < last + DEBOUNCE.as_millis() as u64
-            || self.last_ms.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_err()
+        let (now, last) = (self.now_us(), self.last_us.load(Ordering::Acquire));
+        if now < last + DEBOUNCE.as_micros() as u64
+            || self.last_us.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_err()
         {
             return false;
         }
@@ -77,17 +78,13 @@ impl JobDueNotices {
     }
 
     /// Within a transaction that makes jobs due: send the notification with it if one may be
-    /// taken now. Returns whether it did; the caller owes one if not, or if its commit fails.
+    /// taken now. Returns whether it did; the caller owes one if not, and at once if the
+    /// transaction then fails (the debts this one cleared are owed again with it).
     pub(super) async fn carry_in(&self, tx: &mut PgConnection) -> Result<bool, sqlx::Error> {
         if !self.take() {
             return Ok(false);
         }
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind("job_due")
-            .execute(tx)
-            .await
-            .inspect_err(|_| self.owe())?;
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind("job_due").execute(tx).await?;
         Ok(true)
     }
 
