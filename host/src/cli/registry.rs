@@ -207,6 +207,13 @@ async fn registry_turn(config: &crate::config::Config) -> Result<Option<crate::d
             eprintln!("warning: {e}; switching without the hosts' turn (no host has created this database yet)");
             Ok(None)
         }
+        // The turn's file beside a SQLite database cannot be made or locked (no such folder,
+        // one this user may not write, a filesystem without locks): the host beside it goes
+        // on without the file too, so go on, and say so.
+        Err(e) if url.starts_with("sqlite://") => {
+            eprintln!("warning: {e}; switching without the host's turn");
+            Ok(None)
+        }
         Err(e) => Err(format!("the database did not give the registry's turn: {e}")),
     }
 }

@@ -19,13 +19,14 @@ const FILE_RETRY: Duration = Duration::from_millis(20);
 
 /// This host's turn, held until dropped.
 pub struct Turn {
+    /// The locked file beside the SQLite database: closing it releases the lock. Dropped
+    /// before the lock in this process, so the next request here finds the file free.
+    _file: Option<File>,
     /// The connection whose session holds the lock (PostgreSQL): dropping it closes the
     /// session, and the server releases the lock with it, even if this host dies holding it.
     _held: Option<super::pg::turns::Held>,
     /// The lock in this process (SQLite).
     _local: Option<tokio::sync::OwnedMutexGuard<()>>,
-    /// The locked file beside the SQLite database: closing it releases the lock.
-    _file: Option<File>,
 }
 
 /// One lock per turn's name, for the turns of a SQLite database, and where its files go.
@@ -41,22 +42,27 @@ impl LocalTurns {
         Self { locks: Mutex::default(), database: Some(database.to_path_buf()) }
     }
 
-    async fn take(&self, what: &str, wait: Duration) -> Result<Option<Turn>, DbError> {
-        let started = Instant::now();
+    async fn take(&self, what: &str, wait: Duration) -> Option<Turn> {
+        let deadline = Instant::now() + wait;
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
             locks.entry(what.to_string()).or_default().clone()
         };
-        let Ok(guard) = tokio::time::timeout(wait, lock.lock_owned()).await else { return Ok(None) };
+        let guard = tokio::time::timeout(wait, lock.lock_owned()).await.ok()?;
         let file = match &self.database {
-            Some(database) => match lock_file(turn_file(database, what), wait.saturating_sub(started.elapsed())).await?
-            {
-                Some(file) => Some(file),
-                None => return Ok(None),
-            },
             None => None,
+            Some(database) => match lock_file(turn_file(database, what), deadline).await {
+                Ok(Some(file)) => Some(file),
+                Ok(None) => return None,
+                // A folder this process may not write, a filesystem without locks: the turn
+                // is what it was before files, this process's requests one at a time.
+                Err(e) => {
+                    tracing::warn!(error = %e, "the turn's file could not be locked: a CLI beside this host cannot take part in its turns");
+                    None
+                }
+            },
         };
-        Ok(Some(Turn { _held: None, _local: Some(guard), _file: file }))
+        Some(Turn { _file: file, _held: None, _local: Some(guard) })
     }
 }
 
@@ -66,23 +72,19 @@ impl Db {
     /// all that time.
     pub async fn take_turn(&self, what: &str, wait: Duration) -> Result<Option<Turn>, DbError> {
         match &self.backend {
-            Backend::Sqlite(_) => self.local_turns.take(what, wait).await,
+            Backend::Sqlite(_) => Ok(self.local_turns.take(what, wait).await),
             Backend::Postgres(pg) => Ok(pg.take_turn(what, wait).await?.map(postgres_turn)),
         }
     }
 }
 
 /// The same turn for a process without a [`Db`] (the CLI), by the database's URL. On SQLite,
-/// the turn's file beside the database; free if that folder does not exist (no host has
-/// created the database there, so none can hold a turn at it).
+/// the turn's file beside the database; an error names the file (or the missing folder) when
+/// it cannot be made or locked.
 pub async fn take_turn_at(url: &str, what: &str, wait: Duration) -> Result<Option<Turn>, DbError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let database = Path::new(path);
-        if !database.parent().is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir()) {
-            return Ok(Some(Turn { _held: None, _local: None, _file: None }));
-        }
-        let file = lock_file(turn_file(database, what), wait).await?;
-        return Ok(file.map(|file| Turn { _held: None, _local: None, _file: Some(file) }));
+        let file = lock_file(turn_file(Path::new(path), what), Instant::now() + wait).await.map_err(DbError::Io)?;
+        return Ok(file.map(|file| Turn { _file: Some(file), _held: None, _local: None }));
     }
     Ok(super::pg::turns::take_turn_at(url, what, wait).await?.map(postgres_turn))
 }
@@ -96,26 +98,31 @@ fn turn_file(database: &Path, what: &str) -> PathBuf {
     database.with_file_name(name)
 }
 
-/// Lock `path` (created if missing) exclusively, waiting up to `wait`; `None` if another
-/// process, or another request of this one, held it all that time.
-async fn lock_file(path: PathBuf, wait: Duration) -> Result<Option<File>, DbError> {
-    let locked = tokio::task::spawn_blocking(move || {
-        let file = File::options().create(true).truncate(false).write(true).open(&path)?;
-        let deadline = Instant::now() + wait;
+/// Lock `path` exclusively, trying until `deadline`; `None` if another process, or another
+/// request of this one, held it all that time. The file is opened for reading (a lock needs
+/// no more, so a file another user made serves every user who may read it) and made if
+/// missing; an error names it.
+async fn lock_file(path: PathBuf, deadline: Instant) -> Result<Option<File>, std::io::Error> {
+    let named = |e: std::io::Error, path: &Path| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    tokio::task::spawn_blocking(move || {
+        let file = match File::open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                File::options().create(true).truncate(false).write(true).open(&path)
+            }
+            opened => opened,
+        }
+        .map_err(|e| named(e, &path))?;
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(Some(file)),
                 Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(FILE_RETRY),
                 Err(TryLockError::WouldBlock) => return Ok(None),
-                Err(TryLockError::Error(e)) => return Err(e),
+                Err(TryLockError::Error(e)) => return Err(named(e, &path)),
             }
         }
     })
-    .await;
-    match locked {
-        Ok(locked) => locked.map_err(DbError::Io),
-        Err(e) => Err(DbError::Io(std::io::Error::other(e))),
-    }
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Whether `error` says the database does not exist (PostgreSQL's `invalid_catalog_name`).
@@ -124,5 +131,5 @@ pub fn no_such_database(error: &DbError) -> bool {
 }
 
 fn postgres_turn(held: super::pg::turns::Held) -> Turn {
-    Turn { _held: Some(held), _local: None, _file: None }
+    Turn { _file: None, _held: Some(held), _local: None }
 }

@@ -88,8 +88,30 @@ fn operators_publish_and_activate_with_the_cli_while_the_host_runs() {
     let (ok, verified, err) = registry(&["verify", "hello", "0.2.0"], dir.path(), &trust);
     assert!(ok && verified["verified"] == true, "{err}");
 
-    let (ok, _, err) = registry(&["activate", "hello", "0.2.0"], dir.path(), &[]);
-    assert!(ok, "{err}");
+    // The CLI waits for the registry's turn while another holds it (a host's switch: on
+    // SQLite the lock on the file beside the database, on PostgreSQL the advisory lock), then
+    // switches once it is free.
+    let database =
+        database_url(dir.path()).unwrap_or_else(|| format!("sqlite://{}", dir.path().join("vidfarm.sqlite").display()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let turn = rt
+        .block_on(vidfarm::db::take_turn_at(&database, vidfarm::engine::publish::REGISTRY_TURN, Duration::from_secs(5)))
+        .expect("asked")
+        .expect("the turn, free");
+    let mut activating = Command::new(BIN)
+        .args(["registry", "activate", "hello", "0.2.0", "--data-dir"])
+        .arg(dir.path())
+        .envs(database_env(dir.path()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(activating.try_wait().expect("alive").is_none(), "the CLI switched while another held the turn");
+    assert_ne!(client.get(&host, "/templates/hello")["active_version"], "0.2.0", "switched without the turn");
+    drop(turn);
+    let out = activating.wait_with_output().expect("the CLI ends");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (greeting, took) = until_serving(&client, &host, "0.2.0");
     assert_eq!(greeting, "Howdy, Ada!");
     // Its registry poll is 250 ms; the bound is loose because a loaded CI machine once took
