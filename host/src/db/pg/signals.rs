@@ -84,7 +84,7 @@ impl JobDueNotices {
         if !self.take() {
             return Ok(false);
         }
-        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind("job_due").execute(tx).await?;
+        notify(tx, "job_due").await?;
         Ok(true)
     }
 
@@ -142,9 +142,14 @@ pub(super) fn spawn_announcer(pool: PgPool) -> (mpsc::UnboundedSender<Signal>, A
     (tx, notices)
 }
 
+/// One notification on the channel, within whatever transaction `on` is in.
+async fn notify<'c>(on: impl sqlx::PgExecutor<'c>, payload: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(on).await.map(drop)
+}
+
 /// One notification in a transaction of its own; a failure loses a hint, not work.
 async fn send(pool: &PgPool, payload: &str) {
-    if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await {
+    if let Err(e) = notify(pool, payload).await {
         tracing::debug!(error = %e, "a signal to the other hosts was not sent (they poll)");
     }
 }
@@ -210,7 +215,7 @@ pub(crate) async fn notify_once(url: &str, signal: Signal) -> Result<(), sqlx::E
         Signal::Cancelled(ids) => cancel_notices(&ids),
     };
     for payload in payloads {
-        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(&mut conn).await?;
+        notify(&mut conn, &payload).await?;
     }
     conn.close().await
 }
