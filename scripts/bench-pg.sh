@@ -28,6 +28,8 @@ cleanup() {
   set +e
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  # PG_LOG_TO: keep the server's log (auto_explain's plans, say).
+  [ -n "${PG_LOG_TO:-}" ] && [ -n "${VIDFARM_TEST_PG_DIR:-}" ] && cp "$VIDFARM_TEST_PG_DIR/server.log" "$PG_LOG_TO"
   [ -n "${VIDFARM_TEST_PG_DIR:-}" ] && "$ROOT/scripts/pg-test-server.sh" stop
   rm -rf "$WORK"
 }
@@ -36,7 +38,8 @@ trap cleanup EXIT
 # (pg_stat_statements), on stderr.
 stats_opts=""
 [ "${PG_STATS:-0}" = 1 ] && stats_opts="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
-eval "$(PG_DURABLE=1 PG_OPTS="$stats_opts" "$ROOT/scripts/pg-test-server.sh" start)"
+# PG_EXTRA_OPTS: more server settings (experiments), e.g. auto_explain's.
+eval "$(PG_DURABLE=1 PG_OPTS="$stats_opts ${PG_EXTRA_OPTS:-}" "$ROOT/scripts/pg-test-server.sh" start)"
 SERVER="${VIDFARM_TEST_PG%/*}"
 [ "${PG_STATS:-0}" = 1 ] && psql "$VIDFARM_TEST_PG" -qAtc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})"; }
@@ -85,12 +88,24 @@ run() {
   [ -n "$url" ] && pg0="$(cpu_of $(pg_backends))"
   ours0="$(cpu_of "${PIDS[@]}")"
   [ -n "$url" ] && [ "${PG_STATS:-0}" = 1 ] && psql "$VIDFARM_TEST_PG" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null
+  # PG_PERF=1: where the server's backends spend their CPU during the load (perf, by symbol).
+  local perf_pid=""
+  if [ -n "$url" ] && [ "${PG_PERF:-0}" = 1 ]; then
+    perf record -q ${PG_PERF_ARGS:--F 2000} -o "$data/pg.perf" -p "$(pg_backends | tr ' ' ',')" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   headers="$(jq -cn --arg u "$cus" --arg k "$key" '{"vidfarm-user-id": $u, "vidfarm-api-key": $k}')"
   out="$(node "$LOADGEN" -n "$JOBS" -c "$CONC" --base-url "http://127.0.0.1:$port" \
     --create-path "/templates/$TEMPLATE/operations/$OPERATION" --status-path "/templates/$TEMPLATE/jobs/{id}" \
     --id-field job_id --status-field status --success succeeded --failure failed,cancelled \
     --headers "$headers" --body '{"tracer":"{{tracer}}","payload":{"name":"n{{i}}","i":{{i}}}}')" || true
   local latency="-" per_job="-"
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+    echo "bench-pg: $label, the server's CPU by symbol:" >&2
+    [ -n "${PG_PERF_KEEP:-}" ] && cp "$data/pg.perf" "$PG_PERF_KEEP"
+    perf report -i "$data/pg.perf" --stdio ${PG_PERF_REPORT:---sort dso,sym} 2>/dev/null | grep -v '^#' | grep -v '^$' | head -"${PG_PERF_TOP:-40}" >&2 || true
+  fi
   if [ -n "$url" ]; then
     sleep 1
     commits1="$(psql "$url" -Atc "SELECT txid_current()")"
@@ -134,7 +149,8 @@ PY
 echo "bench-pg: $JOBS × $TEMPLATE $OPERATION, $CONC in flight, $(nproc) cores, vidfarm $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" >&2
 echo "| database, processes | e2e jobs/s | create p50 ms | create p99 ms | create → start p50 / p99 ms | claim p50 / p99 ms (per worker) | write transactions per job | failed |"
 echo "|---|---|---|---|---|---|---|---|"
-run "SQLite, 1 serve" "" 0
-for n in 1 2 4; do
+[ "${SQLITE_ROW:-1}" = 1 ] && run "SQLite, 1 serve" "" 0
+# WORKERS: the PostgreSQL rows to run (worker processes per row).
+for n in ${WORKERS:-1 2 4}; do
   run "PostgreSQL, 1 api + $n worker" "$SERVER/bench_$n" "$n"
 done

@@ -22,8 +22,9 @@ claim_sql() { # source file: its claim statement (at REV), with a 64-job claim's
 import sys
 src = sys.stdin.read()
 start = src.index("\"WITH RECURSIVE waiting(customer_id)")
-sql = src[start + 1:src.index("\",\n", start)]
-for name, value in [("::BIGINT", ""), ("$1", "9999999"), ("$2", "64"), ("$3", "4"), ("$4", "'"'lease'"'"), ("$5", "30000"),
+# The statement ends at its closing quote: `",` (a literal) or `"` then `))` (a format!).
+sql = src[start + 1:min(i for i in (src.find("\",\n", start), src.find("\"\n", start)) if i > 0)]
+for name, value in [("{JOB_COLUMNS}", "*"), ("::BIGINT", ""), ("$1", "9999999"), ("$2", "64"), ("$3", "4"), ("$4", "'"'lease'"'"), ("$5", "30000"),
                     ("?1", "9999999"), ("?2", "64"), ("?3", "4"), ("?4", "'"'lease'"'"), ("?5", "30000")]:
     sql = sql.replace(name, value)
 print(sql)'

@@ -37,10 +37,21 @@ use std::time::Duration;
 /// plan cache, comparing each custom plan with the generic one, planned them afresh nearly
 /// every time (a claim's plan took about 1 ms): that was a fifth of its CPU per job
 /// (BENCHMARKS.md, "Session 21"). Their plans do not depend on the values: one generic plan
-/// per connection serves every batch. The `SET` cannot fail on a supported server (see
-/// [`MIN_SERVER_VERSION`]); if it did after the `BEGIN` took, sqlx would not roll back and the
-/// pooled connection would stay in an aborted transaction.
-pub(super) const BEGIN_GENERIC: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
+/// per connection serves every batch.
+///
+/// A batch reaches its rows by key (`id = ANY($1)`, a join on `unnest`): sequential scans are
+/// off for it. That one plan is made when the connection first runs the statement, and a
+/// platform starts with empty tables; while the table was small a scan of it, filtering
+/// every row against the whole array, looked cheapest, and the plan stayed after the table had
+/// grown, until an auto-analyze replanned it. Those filters were a seventh of PostgreSQL's
+/// CPU in a benchmark from empty (BENCHMARKS.md, "Session 31"). A statement with no index to
+/// use still scans (the setting only prices a scan out); results never depend on it.
+///
+/// The `SET`s cannot fail on a supported server (see [`MIN_SERVER_VERSION`]); if one did after
+/// the `BEGIN` took, sqlx would not roll back and the pooled connection would stay in an
+/// aborted transaction.
+pub(super) const BEGIN_GENERIC: &str =
+    "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
 /// PostgreSQL 13 (`server_version_num`): claims use `MATERIALIZED` CTEs (12) and `FETCH FIRST
 /// … WITH TIES` (13), and batches set `plan_cache_mode` (12). An older server is refused at
