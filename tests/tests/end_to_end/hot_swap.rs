@@ -271,6 +271,59 @@ async fn switches_sent_at_once_take_turns_so_each_starts_from_the_one_before() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activation_whose_operator_hangs_up_half_way_still_switches_and_the_host_serves_what_the_registry_says() {
+    let server = server().await;
+    let catalog = &server.platform.catalog;
+    let v1 = catalog.active("hello").expect("hello is active").manifest.version.clone();
+    let v2 = publish_next(&server, &dev_key(&server)).await;
+    // Another switch holds the registry's turn: this activation is inside its switch, waiting.
+    let held = server
+        .platform
+        .db
+        .take_turn(vidfarm::engine::publish::REGISTRY_TURN, Duration::from_secs(5))
+        .await
+        .expect("asked")
+        .expect("the turn");
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(700)).build().expect("a client");
+    let sent = impatient
+        .post(server.url("/admin/templates/hello/activate"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "version": v2 }))
+        .send()
+        .await;
+    let gone = sent.expect_err("the activation cannot answer while the turn is held");
+    assert!(gone.is_timeout(), "the operator hung up: {gone}");
+    assert_eq!(catalog.registry().active("hello").expect("reads").as_deref(), Some(v1.as_str()), "switched early");
+
+    // The turn comes free: the switch the operator left goes on, to the end.
+    drop(held);
+    let started = Instant::now();
+    loop {
+        let registry = catalog.registry().active("hello").expect("reads");
+        let served = catalog.active("hello").expect("serving").manifest.version.clone();
+        if registry.as_deref() == Some(v2.as_str()) && served == v2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the switch stopped with its request: the registry says {registry:?}, the host serves {served}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let history = catalog.registry().history("hello").expect("history");
+    let switches: Vec<_> = history.iter().filter(|r| r.actor == "admin-api").collect();
+    assert_eq!(switches.len(), 1, "one switch, made once: {switches:?}");
+    assert_eq!((switches[0].from.as_deref(), switches[0].to.as_str()), (Some(v1.as_str()), v2.as_str()));
+    // And the next operator's switch finds the registry free and starting from it.
+    let (status, body) = admin(&server, "/admin/templates/hello/rollback", json!({})).await;
+    assert_eq!(
+        (status, body["active_version"].as_str(), body["previous_version"].as_str()),
+        (200, Some(v1.as_str()), Some(v2.as_str())),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn a_version_nothing_uses_is_unloaded_when_idle_and_loaded_again_when_a_job_needs_it() {
     let server = TestServer::start_with(
