@@ -6,7 +6,7 @@
 # BODY (loadgen body template), SETTLE_S (wait after start-up, 15), SERVE_ENV (extra env for
 # the server, e.g. 'VIDFARM_WORKER_SLOTS=64'), PRE_SERVE (a command run on the data dir, "$1",
 # before the server starts), PERF=1 (perf record -F 499 on the server;
-# PERF_ARGS e.g. '--call-graph dwarf,32768'), PEERS_WORK (where bench-peer.sh installed the
+# PERF_ARGS e.g. '--call-graph dwarf,32768'), THREADS=1 (each thread's CPU), PEERS_WORK (where bench-peer.sh installed the
 # loadgen). Prints the loadgen's JSON line, the server's CPU seconds and RSS, and the work dir
 # (server log, perf.data: `perf report -i DIR/perf.data --no-children --sort sym`).
 set -euo pipefail
@@ -40,11 +40,19 @@ if [ -n "${PERF:-}" ]; then
   sleep 0.5
 fi
 t0="$(awk '{print $14 + $15}' "/proc/$PID/stat")"
+# THREADS=1: each thread's CPU during the load (which thread is the bound), by thread name.
+threads() { for t in /proc/"$PID"/task/*; do echo "$(basename "$t") $(tr ' ' '_' <"$t/comm") $(awk '{print $14 + $15}' "$t/stat")"; done; }
+[ "${THREADS:-0}" = 1 ] && threads >"$WORK/threads0"
 node "$LOADGEN" --base-url "http://127.0.0.1:$PORT" -n "${N:-5000}" -c "${C:-64}" \
   --create-path "/templates/$TEMPLATE/operations/$OPERATION" --status-path "/templates/$TEMPLATE/jobs/{id}" \
   --id-field job_id --status-field status --success succeeded --failure failed,cancelled \
   --headers "$HEADERS" --body "$BODY" || true
 t1="$(awk '{print $14 + $15}' "/proc/$PID/stat")"
+if [ "${THREADS:-0}" = 1 ]; then
+  threads >"$WORK/threads1"
+  echo "threads (CPU s during the load, by name):"
+  join <(sort "$WORK/threads0") <(sort "$WORK/threads1") | awk -v hz="$(getconf CLK_TCK)" '{d[$2] += ($5 - $3) / hz; c[$2]++} END {for (n in d) if (d[n] > 0) printf "  %-24s %5.2f  (%d threads)\n", n, d[n], c[n]}' | sort -k2 -rn
+fi
 echo "server_cpu_s=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}') rss_mb=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$PID/status")"
 if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
 echo "work=$WORK"

@@ -1,5 +1,5 @@
-//! Group commit for the hottest writes — creating a job, holding a run's fuel and recording
-//! how a run ended.
+//! Group commit for the hottest writes — creating a job, claiming jobs, holding a run's fuel
+//! and recording how a run ended.
 //! Callers queue their write; one task takes everything queued so far and commits it in one
 //! `BEGIN IMMEDIATE` transaction, so under load many jobs share a commit, and when idle a
 //! write is one autocommit statement as before. The batch runs as one synchronous call on the
@@ -11,7 +11,7 @@ use super::billing::{LedgerInsert, LedgerWrite, insert_ledger_on};
 use super::direct::{self, WriterThread};
 use super::events::{OwnedEvent, insert_event_on};
 use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
-use super::jobs::{CpuCharge, Finish, Inserted, NewJob, finish_run_on, insert_job_on};
+use super::jobs::{Claim, CpuCharge, Finish, Inserted, JobRow, NewJob, claim_on, finish_run_on, insert_job_on};
 use super::journal::{Appended, Journaled, append_journal_on};
 use super::small_objects::{SmallObject, set_small_object_on};
 use super::storage_quota::{Recorded, StoredObject, record_object_on};
@@ -26,6 +26,7 @@ const MAX_BATCH: usize = 256;
 
 pub(crate) enum Write {
     InsertJob(Box<NewJob>),
+    Claim(Box<Claim>),
     FinishRun { job_id: String, lease_token: String, fuel: u64, finish: Finish, cpu: Option<CpuCharge> },
     HoldRunFuel(Box<RunFuelHold>),
     RecordObject(Box<StoredObject>),
@@ -37,6 +38,7 @@ pub(crate) enum Write {
 
 pub(crate) enum Written {
     Job(Box<Inserted>),
+    Claimed(Vec<JobRow>),
     Finished(bool),
     Held(HoldOutcome),
     Object(Recorded),
@@ -131,6 +133,7 @@ fn refuse_runs_that_lost_events(batch: &mut Vec<Queued>, lost: &mut std::collect
 fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
     match write {
         Write::InsertJob(job) => insert_job_on(conn, job).map(|inserted| Written::Job(Box::new(inserted))),
+        Write::Claim(claim) => claim_on(conn, claim).map(Written::Claimed),
         Write::FinishRun { job_id, lease_token, fuel, finish, cpu } => {
             finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref()).map(Written::Finished)
         }

@@ -313,46 +313,18 @@ impl Sqlite {
         // the customer's own row, so the largest is the bound): with 500 customers waiting, each
         // 2 below a cap of 4, a claim read 1,000 queued rows instead of 19,000, and took 13 ms
         // instead of 66–68 (BENCHMARKS.md, "Session 22").
-        // On the writer thread's own connection, like the batches: the claim's statement is
-        // a write, and on sqlx's writing connection (a second connection to the file) every
-        // claim first threw away that connection's page cache, changed by the batches since,
-        // and read the pages again, and every batch after it did the same (BENCHMARKS.md,
-        // "Session 24").
-        let token = lease_token.to_string();
-        self.write_direct(move |tx| {
-            let mut claim = tx.prepare_cached(&format!(
-                "WITH RECURSIVE waiting(customer_id) AS (
-                    SELECT MIN(customer_id) FROM jobs WHERE status = 'queued'
-                    UNION ALL
-                    SELECT (SELECT MIN(customer_id) FROM jobs WHERE status = 'queued' AND customer_id > w.customer_id)
-                    FROM waiting w WHERE w.customer_id IS NOT NULL
-                 ), shares AS MATERIALIZED (
-                    SELECT w.customer_id,
-                           (SELECT COUNT(*) FROM jobs r WHERE r.customer_id = w.customer_id AND r.status = 'running') AS running,
-                           COALESCE((SELECT max_concurrent_jobs FROM customers c WHERE c.id = w.customer_id), ?3) AS cap,
-                           COALESCE((SELECT MAX(l.started_at) FROM jobs l WHERE l.customer_id = w.customer_id), 0) AS served
-                    FROM waiting w WHERE w.customer_id IS NOT NULL
-                 ), offered AS (
-                    SELECT j.id, j.run_after, s.cap, s.served,
-                           s.running + ROW_NUMBER() OVER (PARTITION BY j.customer_id ORDER BY j.run_after, j.id) AS turn
-                    FROM shares s JOIN jobs j ON j.id IN (
-                        SELECT q.id FROM jobs q WHERE q.customer_id = s.customer_id AND q.status = 'queued' AND q.run_after <= ?1
-                        ORDER BY q.run_after, q.id
-                        LIMIT (SELECT CAST(COALESCE(MAX(0, MIN(?2, MAX(cap - running))), 0) AS INTEGER) FROM shares))
-                    WHERE s.running < s.cap
-                 )
-                 UPDATE jobs SET status = 'running', lease_token = ?4, lease_expires_at = ?1 + ?5, attempt = attempt + 1,
-                        started_at = COALESCE(started_at, ?1), updated_at = ?1
-                 WHERE id IN (SELECT id FROM offered WHERE turn <= cap ORDER BY turn, served, run_after LIMIT ?2)
-                 RETURNING {JOB_COLUMNS}, EXISTS (SELECT 1 FROM job_journal WHERE job_id = jobs.id) AS journaled"
-            ))?;
-            let rows = claim.query_map(
-                params![now, i64::from(max), i64::from(default_cap), token, lease_ms],
-                |row| Ok(JobRow { journaled: Some(row.get(JOB_FIELDS)?), ..JobRow::from_direct(row)? }),
-            )?;
-            rows.collect()
-        })
-        .await
+        // Queued with the batches and committed in one of them, on the writer thread: the
+        // claim's statement is a write, and on sqlx's writing connection (a second connection
+        // to the file) every claim first threw away that connection's page cache, changed by
+        // the batches since, and read the pages again, and every batch after it did the same
+        // (BENCHMARKS.md, "Session 24"). Taking the writer's lock for a transaction of its
+        // own, a claim and the batches handed the lock back and forth, and each hand-over
+        // waited for the holder's task to be scheduled again (BENCHMARKS.md, "Session 31").
+        let claim = Claim { now, max, lease_token: lease_token.to_string(), lease_ms, default_cap };
+        match self.batched(super::batch::Write::Claim(Box::new(claim))).await? {
+            super::batch::Written::Claimed(rows) => Ok(rows),
+            _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
+        }
     }
 
     /// Extend a lease. `None`: the lease is lost (expired and re-claimed, or the job ended).
@@ -711,4 +683,48 @@ fn finish_set(finish: &Finish) -> (String, Option<String>) {
             Some(prompt.clone()),
         ),
     }
+}
+
+/// A claim queued for the writer (see [`Sqlite::claim_jobs`]).
+pub(crate) struct Claim {
+    now: i64,
+    max: u32,
+    lease_token: String,
+    lease_ms: i64,
+    default_cap: u32,
+}
+
+/// [`Sqlite::claim_jobs`] on the writer's connection, inside the batch's transaction.
+pub(super) fn claim_on(conn: &Connection, claim: &Claim) -> rusqlite::Result<Vec<JobRow>> {
+    let mut statement = conn.prepare_cached(&format!(
+                "WITH RECURSIVE waiting(customer_id) AS (
+                    SELECT MIN(customer_id) FROM jobs WHERE status = 'queued'
+                    UNION ALL
+                    SELECT (SELECT MIN(customer_id) FROM jobs WHERE status = 'queued' AND customer_id > w.customer_id)
+                    FROM waiting w WHERE w.customer_id IS NOT NULL
+                 ), shares AS MATERIALIZED (
+                    SELECT w.customer_id,
+                           (SELECT COUNT(*) FROM jobs r WHERE r.customer_id = w.customer_id AND r.status = 'running') AS running,
+                           COALESCE((SELECT max_concurrent_jobs FROM customers c WHERE c.id = w.customer_id), ?3) AS cap,
+                           COALESCE((SELECT MAX(l.started_at) FROM jobs l WHERE l.customer_id = w.customer_id), 0) AS served
+                    FROM waiting w WHERE w.customer_id IS NOT NULL
+                 ), offered AS (
+                    SELECT j.id, j.run_after, s.cap, s.served,
+                           s.running + ROW_NUMBER() OVER (PARTITION BY j.customer_id ORDER BY j.run_after, j.id) AS turn
+                    FROM shares s JOIN jobs j ON j.id IN (
+                        SELECT q.id FROM jobs q WHERE q.customer_id = s.customer_id AND q.status = 'queued' AND q.run_after <= ?1
+                        ORDER BY q.run_after, q.id
+                        LIMIT (SELECT CAST(COALESCE(MAX(0, MIN(?2, MAX(cap - running))), 0) AS INTEGER) FROM shares))
+                    WHERE s.running < s.cap
+                 )
+                 UPDATE jobs SET status = 'running', lease_token = ?4, lease_expires_at = ?1 + ?5, attempt = attempt + 1,
+                        started_at = COALESCE(started_at, ?1), updated_at = ?1
+                 WHERE id IN (SELECT id FROM offered WHERE turn <= cap ORDER BY turn, served, run_after LIMIT ?2)
+                 RETURNING {JOB_COLUMNS}, EXISTS (SELECT 1 FROM job_journal WHERE job_id = jobs.id) AS journaled"
+            ))?;
+    let rows = statement.query_map(
+        params![claim.now, i64::from(claim.max), i64::from(claim.default_cap), claim.lease_token, claim.lease_ms],
+        |row| Ok(JobRow { journaled: Some(row.get(JOB_FIELDS)?), ..JobRow::from_direct(row)? }),
+    )?;
+    rows.collect()
 }
