@@ -1,14 +1,14 @@
 //! Group commit for the hottest writes — creating a job, claiming jobs, holding a run's fuel
 //! and recording how a run ended.
-//! Callers queue their write; one task takes everything queued so far and commits it in one
-//! `BEGIN IMMEDIATE` transaction, so under load many jobs share a commit, and when idle a
-//! write is one autocommit statement as before. The batch runs as one synchronous call on the
-//! writer thread (`direct`): one thread hop per batch instead of one per statement. While it
-//! runs the task holds the sqlx writing connection, so this process's other writes wait in
-//! memory rather than on SQLite's busy lock.
+//! Callers queue their write; the writer thread (`direct`) takes everything queued so far and
+//! commits it in one `BEGIN IMMEDIATE` transaction, so under load many jobs share a commit,
+//! and when idle a write is one autocommit statement as before. No thread hop per statement,
+//! nor per batch: the thread that owns the connection takes the batch. While it writes it
+//! holds the sqlx writing connection, so this process's other writes wait in memory rather
+//! than on SQLite's busy lock.
 
 use super::billing::{LedgerInsert, LedgerWrite, insert_ledger_on};
-use super::direct::{self, WriterThread};
+use super::direct;
 use super::events::{OwnedEvent, insert_event_on};
 use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
 use super::jobs::{Claim, CpuCharge, Finish, Inserted, JobRow, NewJob, claim_on, finish_run_on, insert_job_on};
@@ -17,12 +17,10 @@ use super::small_objects::{SmallObject, set_small_object_on};
 use super::storage_quota::{Recorded, StoredObject, record_object_on};
 use super::{DbError, Sqlite};
 use rusqlite::{Connection, TransactionBehavior};
-use sqlx::SqlitePool;
-use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most writes one transaction carries.
-const MAX_BATCH: usize = 256;
+pub(super) const MAX_BATCH: usize = 256;
 
 pub(crate) enum Write {
     InsertJob(Box<NewJob>),
@@ -77,31 +75,52 @@ impl Reply {
     }
 }
 
-/// The queue in front of the writing connection.
-pub(crate) fn spawn(writer: SqlitePool, thread: Arc<WriterThread>) -> mpsc::UnboundedSender<Queued> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
-    tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        // Runs (by job and lease) one of whose events could not be stored: runs do not wait for
-        // their events, so the writer refuses their later journal entries and their end
-        // instead. The run then ends as a host fault and its replay emits the event again; a
-        // job never finishes without an event its run emitted.
-        let mut lost_events: std::collections::HashSet<(String, String)> = Default::default();
-        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            if !lost_events.is_empty() {
-                refuse_runs_that_lost_events(&mut batch, &mut lost_events);
-            }
-            let events: Vec<Option<(String, String)>> = batch.iter().map(|(write, _)| run_of_event(write)).collect();
-            let replies = commit(&writer, &thread, &mut batch).await;
-            for ((reply, result), event) in replies.into_iter().zip(events) {
-                if let (Err(_), Some(run)) = (&result, event) {
-                    lost_events.insert(run);
-                }
-                reply.send(result);
-            }
+/// The queue in front of the writing connection: the writer thread takes from it
+/// (`direct::WriterThread`).
+pub(super) type Queue = mpsc::UnboundedSender<Queued>;
+
+/// What the writer thread commits: the writes taken from the queue, batch after batch.
+#[derive(Default)]
+pub(super) struct Batcher {
+    batch: Vec<Queued>,
+    /// Runs (by job and lease) one of whose events could not be stored: runs do not wait for
+    /// their events, so the writer refuses their later journal entries and their end
+    /// instead. The run then ends as a host fault and its replay emits the event again; a
+    /// job never finishes without an event its run emitted.
+    lost_events: std::collections::HashSet<(String, String)>,
+}
+
+impl Batcher {
+    /// Where the writer thread takes the next batch into.
+    pub(super) fn queued(&mut self) -> &mut Vec<Queued> {
+        &mut self.batch
+    }
+
+    /// Commit the batch taken (`held`: whether the writer holds the write lock; if it could
+    /// not, the batch fails) and answer every write of it.
+    pub(super) fn commit(&mut self, conn: &mut Connection, held: Result<(), DbError>) {
+        if !self.lost_events.is_empty() {
+            refuse_runs_that_lost_events(&mut self.batch, &mut self.lost_events);
         }
-    });
-    tx
+        let events: Vec<Option<(String, String)>> = self.batch.iter().map(|(write, _)| run_of_event(write)).collect();
+        let (writes, replies): (Vec<Write>, Vec<_>) = self.batch.drain(..).unzip();
+        let results = held.and_then(|()| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit_on(conn, &writes))).map_err(|panic| {
+                direct::roll_back_after(conn, panic.as_ref());
+                DbError::Protocol("the database write failed on a host bug; see the log".into())
+            })
+        });
+        let replies = match results {
+            Ok(results) => replies.into_iter().zip(results).collect(),
+            Err(e) => fail_all(replies, &e),
+        };
+        for ((reply, result), event) in replies.into_iter().zip(events) {
+            if let (Err(_), Some(run)) = (&result, event) {
+                self.lost_events.insert(run);
+            }
+            reply.send(result);
+        }
+    }
 }
 
 /// The run (job, lease) an event write belongs to; none for the host's own events.
@@ -146,25 +165,6 @@ fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
     }
 }
 
-async fn commit(
-    writer: &SqlitePool,
-    thread: &WriterThread,
-    batch: &mut Vec<Queued>,
-) -> Vec<(Reply, Result<Written, DbError>)> {
-    // The sqlx writing connection, held as the process's write lock (see the module docs).
-    let lock = match writer.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => return fail_all(batch.drain(..).map(|(_, reply)| reply), &e),
-    };
-    let (writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
-    let results = thread.run(move |conn| commit_on(conn, &writes)).await;
-    drop(lock);
-    match results {
-        Ok(results) => replies.into_iter().zip(results).collect(),
-        Err(e) => fail_all(replies, &e),
-    }
-}
-
 /// Commit `writes` on the writing connection: one result per write, in order.
 fn commit_on(conn: &mut Connection, writes: &[Write]) -> Vec<Result<Written, DbError>> {
     // A lone one-statement write commits on its own; anything with more statements (a run's
@@ -201,12 +201,11 @@ fn fail_all(replies: impl IntoIterator<Item = Reply>, e: &DbError) -> Vec<(Reply
 
 impl Sqlite {
     /// Run `work` in one `BEGIN IMMEDIATE` transaction on the writer thread (for writes that
-    /// share statements with the batch), holding the sqlx writer like a batch does.
+    /// share statements with the batch), which holds the sqlx writer as for a batch.
     pub(super) async fn write_direct<T: Send + 'static>(
         &self,
         work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, DbError> {
-        let _lock = self.writer.acquire().await?;
         self.direct
             .run(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -66,20 +66,32 @@ impl Readers {
     }
 }
 
-/// A batch for the writer thread: run on its connection, answered once.
+/// Work for the writer thread: run on its connection, answered once.
 type Work = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// The thread that owns the writing connection of the batch writer.
+/// The thread that owns the writing connection: it takes the group-commit batches from their
+/// queue itself and commits them (see `batch`), and runs other writes given to it ([`run`]),
+/// one at a time, holding the sqlx writing connection as the process's write lock. The
+/// batches went through a task of the runtime before, handed to this thread and back:
+/// queued behind the few hundred runs a commit had woken, and two thread wake-ups per batch,
+/// the writer sat idle half the time under load (BENCHMARKS.md, "Session 31").
+///
+/// [`run`]: WriterThread::run
 pub(super) struct WriterThread {
-    work: std::sync::mpsc::Sender<Work>,
+    work: tokio::sync::mpsc::UnboundedSender<Work>,
     /// What this process's commits and the WAL checkpoints behind them did (see `checkpoints`).
     stats: Arc<super::checkpoints::WalStats>,
 }
 
 impl WriterThread {
-    /// The writer thread for the database at `path`; its commits and checkpoints count into
-    /// `stats`.
-    pub(super) fn spawn(path: &Path, stats: Arc<super::checkpoints::WalStats>) -> Result<Self, DbError> {
+    /// The writer thread for the database at `path`, and the queue of its batches; its commits
+    /// and checkpoints count into `stats`. `lock`: the sqlx writing connection it holds while
+    /// it writes (none in tests of the thread alone).
+    pub(super) fn spawn(
+        path: &Path,
+        stats: Arc<super::checkpoints::WalStats>,
+        lock: Option<sqlx::SqlitePool>,
+    ) -> Result<(Self, super::batch::Queue), DbError> {
         let mut conn = open(path, false).map_err(error)?;
         let commits = stats.clone();
         conn.commit_hook(Some(move || {
@@ -87,36 +99,59 @@ impl WriterThread {
             false // (rusqlite's hook: `true` would turn the commit into a rollback)
         }));
         let checkpointer = super::checkpoints::spawn(path, stats.clone())?;
-        let (work, queue) = std::sync::mpsc::channel::<Work>();
+        let (work, mut works) = tokio::sync::mpsc::unbounded_channel::<Work>();
+        let (queue, mut batches) = tokio::sync::mpsc::unbounded_channel::<super::batch::Queued>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| DbError::Protocol(format!("starting the writer thread: {e}")))?;
         std::thread::Builder::new()
             .name("vidfarm-db-writer".into())
             .spawn(move || {
-                while let Ok(work) = queue.recv() {
-                    let changes = conn.total_changes();
-                    // A host bug that panics in one batch fails that batch (its callers get an
-                    // error, its open transaction is rolled back), not every later write.
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut conn)));
-                    if let Err(panic) = outcome {
-                        let message = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        tracing::error!(panic = %message, "a database write panicked: its batch failed and was rolled back");
-                        if !conn.is_autocommit() {
-                            let _ = conn.execute_batch("ROLLBACK");
+                runtime.block_on(async move {
+                    let mut lock = WriterLock { pool: lock, held: None };
+                    let mut batcher = super::batch::Batcher::default();
+                    let (mut works_open, mut batches_open) = (true, true);
+                    while works_open || batches_open {
+                        if works.is_empty() && batches.is_empty() {
+                            // A lull: the lock goes back, for this process's other writes.
+                            lock.release();
+                        }
+                        tokio::select! {
+                            work = works.recv(), if works_open => match work {
+                                Some(work) => {
+                                    // Without the lock (the pool closing) SQLite's own lock
+                                    // still keeps the writes apart, only by waiting on it.
+                                    let _ = lock.hold().await;
+                                    let changes = conn.total_changes();
+                                    run_caught(&mut conn, work);
+                                    // An idle worker's empty claim changes nothing: no
+                                    // checkpoint for it.
+                                    if conn.total_changes() != changes {
+                                        checkpointer.commit_happened();
+                                    }
+                                }
+                                None => works_open = false,
+                            },
+                            taken = batches.recv_many(batcher.queued(), super::batch::MAX_BATCH), if batches_open => {
+                                if taken == 0 {
+                                    batches_open = false;
+                                    continue;
+                                }
+                                let held = lock.hold().await;
+                                let changes = conn.total_changes();
+                                batcher.commit(&mut conn, held);
+                                if conn.total_changes() != changes {
+                                    checkpointer.commit_happened();
+                                }
+                            }
                         }
                     }
-                    // An idle worker's empty claim every poll interval changes nothing: no
-                    // checkpoint for it.
-                    if conn.total_changes() != changes {
-                        checkpointer.commit_happened();
-                    }
-                }
-                checkpointer.stop();
+                    checkpointer.stop();
+                })
             })
             .map_err(|e| DbError::Protocol(format!("starting the writer thread: {e}")))?;
-        Ok(Self { work, stats })
+        Ok((Self { work, stats }, queue))
     }
 
     /// What this process's commits and the WAL checkpoints behind them did so far.
@@ -136,6 +171,60 @@ impl WriterThread {
         self.work.send(job).map_err(|_| DbError::PoolClosed)?;
         // No answer: the work panicked (the thread lives on) or the thread is gone.
         answer.await.map_err(|_| DbError::Protocol("the database write failed on a host bug; see the log".into()))
+    }
+}
+
+/// Run `work`; a host bug that panics in it fails that work (its caller gets an error, its
+/// open transaction is rolled back), not every later write.
+fn run_caught(conn: &mut Connection, work: Work) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn))) {
+        roll_back_after(conn, panic.as_ref());
+    }
+}
+
+/// After a panic in a write: log it and roll back what it left open.
+pub(super) fn roll_back_after(conn: &Connection, panic: &(dyn std::any::Any + Send)) {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %message, "a database write panicked: it failed and was rolled back");
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+/// The sqlx writing connection, held as the process's write lock while the writer thread
+/// writes, so this process's writes on sqlx's connection wait in memory rather than on
+/// SQLite's busy lock. Kept from one write to the next while writes keep coming: taking it
+/// again for every batch cost a fifth of the batches' time under load (BENCHMARKS.md,
+/// "Session 31"). It goes back when both queues are empty, and after [`HOLD_AT_MOST`] at the
+/// latest: the pool hands it to the writes waiting for it first (its queue is fair), so a
+/// heartbeat on sqlx's connection waits for one batch more at most, under any load.
+struct WriterLock {
+    pool: Option<sqlx::SqlitePool>,
+    held: Option<(sqlx::pool::PoolConnection<sqlx::Sqlite>, std::time::Instant)>,
+}
+
+/// Longest the writer thread keeps the lock without handing it over.
+const HOLD_AT_MOST: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl WriterLock {
+    /// Hold the lock; the error if it could not be had (the pool closed or timed out).
+    async fn hold(&mut self) -> Result<(), DbError> {
+        let Some(pool) = &self.pool else { return Ok(()) };
+        if self.held.as_ref().is_some_and(|(_, since)| since.elapsed() >= HOLD_AT_MOST) {
+            self.held = None;
+        }
+        if self.held.is_none() {
+            self.held = Some((pool.acquire().await?, std::time::Instant::now()));
+        }
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        self.held = None;
     }
 }
 
@@ -340,7 +429,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temp dir");
         let path = dir.path().join("db.sqlite");
         rusqlite::Connection::open(&path).expect("a file").execute_batch("CREATE TABLE t (k TEXT)").expect("a table");
-        let writer = super::WriterThread::spawn(&path, Default::default()).expect("the writer starts");
+        let (writer, _batches) =
+            super::WriterThread::spawn(&path, Default::default(), None).expect("the writer starts");
         let failed = writer
             .run(|conn| {
                 conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES ('half-written')").expect("written");

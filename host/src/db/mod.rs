@@ -219,9 +219,9 @@ impl Sqlite {
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        let direct = std::sync::Arc::new(direct::WriterThread::spawn(path, stats)?);
+        let (direct, batch) = direct::WriterThread::spawn(path, stats, Some(writer.clone()))?;
+        let direct = std::sync::Arc::new(direct);
         let readers = std::sync::Arc::new(direct::Readers::new(path));
-        let batch = batch::spawn(writer.clone(), direct.clone());
         Ok(Self { pool, writer, batch, direct, readers })
     }
 
