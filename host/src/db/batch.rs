@@ -11,7 +11,10 @@ use super::billing::{LedgerInsert, LedgerWrite, insert_ledger_on};
 use super::direct;
 use super::events::{OwnedEvent, insert_event_on};
 use super::holds::{HoldOutcome, RunFuelHold, hold_run_fuel_on};
-use super::jobs::{Claim, CpuCharge, Finish, Inserted, JobRow, NewJob, claim_on, finish_run_on, insert_job_on};
+use super::jobs::{
+    Claim, CpuCharge, Finish, Inserted, JobRow, LeaseRenewal, NewJob, claim_on, finish_run_on, heartbeat_on,
+    insert_job_on,
+};
 use super::journal::{Appended, Journaled, append_journal_on};
 use super::small_objects::{SmallObject, set_small_object_on};
 use super::storage_quota::{Recorded, StoredObject, record_object_on};
@@ -25,6 +28,7 @@ pub(super) const MAX_BATCH: usize = 256;
 pub(crate) enum Write {
     InsertJob(Box<NewJob>),
     Claim(Box<Claim>),
+    Heartbeat(Box<LeaseRenewal>),
     FinishRun { job_id: String, lease_token: String, fuel: u64, finish: Finish, cpu: Option<CpuCharge> },
     HoldRunFuel(Box<RunFuelHold>),
     RecordObject(Box<StoredObject>),
@@ -37,6 +41,7 @@ pub(crate) enum Write {
 pub(crate) enum Written {
     Job(Box<Inserted>),
     Claimed(Vec<JobRow>),
+    Heartbeat(Option<bool>),
     Finished(bool),
     Held(HoldOutcome),
     Object(Recorded),
@@ -52,7 +57,7 @@ pub(crate) type Queued = (Write, Reply);
 pub(crate) enum Reply {
     /// To a caller waiting for it.
     Wait(oneshot::Sender<Result<Written, DbError>>),
-    /// To a callback the writer's task runs right after the commit, for a caller that does not
+    /// To a callback the writer thread runs right after the commit, for a caller that does not
     /// wait (a run's events): no task spawned and no channel per write just to pass it on.
     /// It must be short and must not block: the next batch waits for it.
     Then(Box<dyn FnOnce(Result<Written, DbError>) + Send>),
@@ -64,7 +69,7 @@ impl Reply {
             Self::Wait(waiting) => {
                 let _ = waiting.send(result);
             }
-            // A panicking callback must not take the writer's task (and every later write)
+            // A panicking callback must not take the writer thread (and every later write)
             // down with it: it costs its own write's outcome only.
             Self::Then(then) => {
                 if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| then(result))).is_err() {
@@ -153,6 +158,7 @@ fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
     match write {
         Write::InsertJob(job) => insert_job_on(conn, job).map(|inserted| Written::Job(Box::new(inserted))),
         Write::Claim(claim) => claim_on(conn, claim).map(Written::Claimed),
+        Write::Heartbeat(renewal) => heartbeat_on(conn, renewal).map(Written::Heartbeat),
         Write::FinishRun { job_id, lease_token, fuel, finish, cpu } => {
             finish_run_on(conn, job_id, lease_token, *fuel, finish, cpu.as_ref()).map(Written::Finished)
         }
@@ -229,7 +235,7 @@ impl Sqlite {
         Ok(answer)
     }
 
-    /// Put `write` in the queue now and have the writer's task call `then` with its outcome
+    /// Put `write` in the queue now and have the writer thread call `then` with its outcome
     /// (see [`Reply::Then`]); with the writer gone, `then` is called here with the error.
     pub(crate) fn enqueue_then(&self, write: Write, then: impl FnOnce(Result<Written, DbError>) + Send + 'static) {
         if let Err(unsent) = self.batch.send((write, Reply::Then(Box::new(then)))) {

@@ -1,10 +1,10 @@
 //! SQLite without a thread hop per statement, for the hottest paths (issue #16).
 //! sqlx's SQLite driver runs every statement on a worker thread of its connection and sends
 //! each result back through a channel: a context switch per statement, which a profile showed
-//! to be most of a job's CPU. Here the group-commit batch runs as one synchronous call on the
-//! writer's own thread (one hop per batch, not per statement), and point reads (a status poll,
-//! a run's journal) run on the calling thread: they are index lookups of a few microseconds,
-//! shorter than the hop they replace.
+//! to be most of a job's CPU. Here the writer's own thread takes the group-commit batches from
+//! their queue and commits each in one synchronous call (no hop per statement, nor per batch),
+//! and point reads (a status poll, a run's journal) run on the calling thread: they are index
+//! lookups of a few microseconds, shorter than the hop they replace.
 //! Both use the same file, pragmas and migrations as the sqlx pools beside them.
 
 use super::DbError;
@@ -101,13 +101,21 @@ impl WriterThread {
         let checkpointer = super::checkpoints::spawn(path, stats.clone())?;
         let (work, mut works) = tokio::sync::mpsc::unbounded_channel::<Work>();
         let (queue, mut batches) = tokio::sync::mpsc::unbounded_channel::<super::batch::Queued>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| DbError::Protocol(format!("starting the writer thread: {e}")))?;
+        // The thread's runtime is built on the thread (a runtime must not be dropped in an
+        // async context, as it would be here if the thread failed to start); it says whether
+        // it could.
+        let (started, start) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
         std::thread::Builder::new()
             .name("vidfarm-db-writer".into())
             .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok(()));
                 runtime.block_on(async move {
                     let mut lock = WriterLock { pool: lock, held: None };
                     let mut batcher = super::batch::Batcher::default();
@@ -120,13 +128,13 @@ impl WriterThread {
                         tokio::select! {
                             work = works.recv(), if works_open => match work {
                                 Some(work) => {
-                                    // Without the lock (the pool closing) SQLite's own lock
-                                    // still keeps the writes apart, only by waiting on it.
+                                    // Without the lock (the pool closed, or held past its
+                                    // acquire timeout by a long write on sqlx's connection, a
+                                    // backup say) SQLite's own lock still keeps the writes
+                                    // apart, by its busy timeout.
                                     let _ = lock.hold().await;
                                     let changes = conn.total_changes();
                                     run_caught(&mut conn, work);
-                                    // An idle worker's empty claim changes nothing: no
-                                    // checkpoint for it.
                                     if conn.total_changes() != changes {
                                         checkpointer.commit_happened();
                                     }
@@ -141,6 +149,8 @@ impl WriterThread {
                                 let held = lock.hold().await;
                                 let changes = conn.total_changes();
                                 batcher.commit(&mut conn, held);
+                                // An idle worker's empty claim changes nothing: no checkpoint
+                                // for it.
                                 if conn.total_changes() != changes {
                                     checkpointer.commit_happened();
                                 }
@@ -151,6 +161,10 @@ impl WriterThread {
                 })
             })
             .map_err(|e| DbError::Protocol(format!("starting the writer thread: {e}")))?;
+        start
+            .recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread stopped as it started")))
+            .map_err(|e| DbError::Protocol(format!("starting the writer thread's runtime: {e}")))?;
         Ok((Self { work, stats }, queue))
     }
 
@@ -201,7 +215,9 @@ pub(super) fn roll_back_after(conn: &Connection, panic: &(dyn std::any::Any + Se
 /// again for every batch cost a fifth of the batches' time under load (BENCHMARKS.md,
 /// "Session 31"). It goes back when both queues are empty, and after [`HOLD_AT_MOST`] at the
 /// latest: the pool hands it to the writes waiting for it first (its queue is fair), so a
-/// heartbeat on sqlx's connection waits for one batch more at most, under any load.
+/// write on sqlx's connection waits at most that long plus the batch in progress, under any
+/// load. Lease renewals, which a worker makes one after another, are queued with the batches
+/// instead (`Sqlite::heartbeat`).
 struct WriterLock {
     pool: Option<sqlx::SqlitePool>,
     held: Option<(sqlx::pool::PoolConnection<sqlx::Sqlite>, std::time::Instant)>,
@@ -422,6 +438,52 @@ mod tests {
         sqlx::query("SELECT COUNT(*) FROM jobs").execute(sqlite.writer()).await.expect("a read on the writer");
         sqlite.direct.run(|conn| conn.execute_batch("SELECT 1 FROM jobs")).await.expect("answered").expect("read");
         assert_eq!(commits(), after, "a read is no commit");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_on_sqlx_connection_gets_its_turn_while_batches_keep_coming() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
+        db.create_customer("cus_1", "one").await.expect("a customer");
+        db.insert_job(&new_job("job_1")).await.expect("a job");
+        let event = crate::db::events::NewEvent {
+            level: "info",
+            message: "flood",
+            metadata: "{}",
+            progress: None,
+            artifact: None,
+        };
+        // Events queued without a pause for up to 5 s: the writer thread always has a batch.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood = {
+            let (db, stop) = (db.clone(), stop.clone());
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed().as_secs() < 5 {
+                    for _ in 0..64 {
+                        n += 1;
+                        db.queue_event("job_1", None, (n, 0), &event, |_| {});
+                    }
+                    tokio::task::yield_now().await;
+                }
+                started.elapsed()
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let sqlite = db.sqlite().expect("the SQLite backend");
+        let asked = std::time::Instant::now();
+        sqlx::query("UPDATE customers SET name = 'renamed' WHERE id = 'cus_1'")
+            .execute(sqlite.writer())
+            .await
+            .expect("the write on sqlx's connection");
+        let waited = asked.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let flooded = flood.await.expect("the flood ran");
+        assert!(
+            waited < std::time::Duration::from_secs(2),
+            "the write waited {waited:?} for the writer thread's lock, the batches came for {flooded:?}"
+        );
     }
 
     #[tokio::test]

@@ -152,7 +152,7 @@ forward! {
 
 impl Db {
     /// [`Db::insert_event`] without waiting for the commit: `written` is called with the
-    /// outcome once the event is stored (or refused). On SQLite it runs on the writer's task,
+    /// outcome once the event is stored (or refused). On SQLite it runs on the writer thread,
     /// so it must be short and must not block (a panic is caught and logged).
     pub fn queue_event(
         &self,

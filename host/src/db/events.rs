@@ -56,8 +56,8 @@ impl Sqlite {
 
     /// [`Db::insert_event`] without waiting for the commit: the event is queued now, ahead of
     /// every write queued after it (the run's end among them, so a finished job never lacks an
-    /// event it emitted); `written` learns later whether it was stored, called on the writer's
-    /// task (so it must be short and must not block). A host that dies first
+    /// event it emitted); `written` learns later whether it was stored, called on the writer
+    /// thread (so it must be short and must not block). A host that dies first
     /// loses it with the rest of the unfinished run, and the replay emits it again.
     pub fn queue_event(
         &self,

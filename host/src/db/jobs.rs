@@ -329,17 +329,19 @@ impl Sqlite {
 
     /// Extend a lease. `None`: the lease is lost (expired and re-claimed, or the job ended).
     /// `Some(true)`: cancellation was requested.
+    /// Queued with the batches: on sqlx's writing connection it waited for the writer thread's
+    /// lock, which it keeps for up to 20 ms under load (see `direct::WriterLock`), and a
+    /// worker renews its leases one after another.
     pub async fn heartbeat(&self, job_id: &str, lease_token: &str, lease_ms: i64) -> Result<Option<bool>, DbError> {
-        let cancel: Option<i64> = sqlx::query_scalar(
-            "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_token = ? AND status = 'running'
-             RETURNING cancel_requested",
-        )
-        .bind(now_ms() + lease_ms)
-        .bind(job_id)
-        .bind(lease_token)
-        .fetch_optional(self.writer())
-        .await?;
-        Ok(cancel.map(|c| c != 0))
+        let renewal = LeaseRenewal {
+            job_id: job_id.to_string(),
+            lease_token: lease_token.to_string(),
+            expires_at: now_ms().saturating_add(lease_ms),
+        };
+        match self.batched(super::batch::Write::Heartbeat(Box::new(renewal))).await? {
+            super::batch::Written::Heartbeat(cancel) => Ok(cancel),
+            _ => Err(DbError::Protocol("the batch writer answered out of turn".into())),
+        }
     }
 
     /// Write how a run ended, if the lease is still ours (false otherwise: a stale run), in
@@ -727,4 +729,23 @@ pub(super) fn claim_on(conn: &Connection, claim: &Claim) -> rusqlite::Result<Vec
         |row| Ok(JobRow { journaled: Some(row.get(JOB_FIELDS)?), ..JobRow::from_direct(row)? }),
     )?;
     rows.collect()
+}
+
+/// A lease renewal queued for the writer (see [`Sqlite::heartbeat`]).
+pub(crate) struct LeaseRenewal {
+    job_id: String,
+    lease_token: String,
+    expires_at: i64,
+}
+
+/// [`Sqlite::heartbeat`] on the writer's connection: `None` if the lease is gone, else whether
+/// cancellation was requested.
+pub(super) fn heartbeat_on(conn: &Connection, renewal: &LeaseRenewal) -> rusqlite::Result<Option<bool>> {
+    conn.prepare_cached(
+        "UPDATE jobs SET lease_expires_at = ?1 WHERE id = ?2 AND lease_token = ?3 AND status = 'running'
+         RETURNING cancel_requested",
+    )?
+    .query_row(params![renewal.expires_at, renewal.job_id, renewal.lease_token], |r| r.get::<_, i64>(0))
+    .optional()
+    .map(|cancel| cancel.map(|c| c != 0))
 }

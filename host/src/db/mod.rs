@@ -65,7 +65,8 @@ enum Backend {
 pub(crate) struct Sqlite {
     pool: SqlitePool,
     writer: SqlitePool,
-    /// Group-commit queue for job inserts and run finishes (see `batch`).
+    /// Group-commit queue for the hottest writes: job inserts, claims, lease renewals, run
+    /// ends and the rest (see `batch`).
     batch: tokio::sync::mpsc::UnboundedSender<batch::Queued>,
     /// The thread that owns the batch's writing connection (see `direct`).
     direct: std::sync::Arc<direct::WriterThread>,
@@ -193,8 +194,8 @@ impl Sqlite {
         // Both writing connections count their commits into it (`/metrics`).
         let stats = std::sync::Arc::new(checkpoints::WalStats::default());
         let commits = stats.clone();
-        // No health check on acquire: it is a statement (a thread hop) per use, and the batch
-        // acquires this connection for every commit.
+        // No health check on acquire: it is a statement (a thread hop) per use, and the writer
+        // thread acquires this connection as its write lock whenever it starts writing.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -289,7 +290,7 @@ pub fn is_unique_violation(error: &DbError) -> bool {
 /// A deadlock (40P01) is not: it means a lock order was broken, a host bug.
 pub fn is_transient(error: &DbError) -> bool {
     match error {
-        // Not `PoolClosed`: besides a pool closed at shutdown, it is what a writer task that
+        // Not `PoolClosed`: besides a pool closed at shutdown, it is what a writer thread that
         // stopped (a host bug) answers, and that would be a 503 forever.
         DbError::Io(_) | DbError::PoolTimedOut => true,
         DbError::Database(e) => {
