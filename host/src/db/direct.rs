@@ -312,6 +312,19 @@ mod tests {
     use crate::db::batch::Write;
     use crate::db::jobs::{Inserted, NewJob};
 
+    /// A fresh database with customer `cus_1` and its job `job_1` (the folder lives as long).
+    async fn a_database_with_job_1() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
+        db.create_customer("cus_1", "one").await.expect("a customer");
+        db.insert_job(&new_job("job_1")).await.expect("a job");
+        (dir, db)
+    }
+
+    fn an_event(message: &str) -> crate::db::events::NewEvent<'_> {
+        crate::db::events::NewEvent { level: "info", message, metadata: "{}", progress: None, artifact: None }
+    }
+
     fn new_job(id: &str) -> NewJob {
         NewJob {
             id: id.into(),
@@ -442,17 +455,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_on_sqlx_connection_gets_its_turn_while_batches_keep_coming() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
-        db.create_customer("cus_1", "one").await.expect("a customer");
-        db.insert_job(&new_job("job_1")).await.expect("a job");
-        let event = crate::db::events::NewEvent {
-            level: "info",
-            message: "flood",
-            metadata: "{}",
-            progress: None,
-            artifact: None,
-        };
+        let (_dir, db) = a_database_with_job_1().await;
+        let event = an_event("flood");
         // Events queued without a pause for up to 5 s: the writer thread always has a batch.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flood = {
@@ -512,17 +516,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_event_callback_costs_its_own_outcome_and_the_writer_goes_on() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let db = Db::open(&dir.path().join("db.sqlite")).await.expect("the database opens");
-        db.create_customer("cus_1", "one").await.expect("a customer");
-        db.insert_job(&new_job("job_1")).await.expect("a job");
-        let event = crate::db::events::NewEvent {
-            level: "info",
-            message: "hello",
-            metadata: "{}",
-            progress: None,
-            artifact: None,
-        };
+        let (_dir, db) = a_database_with_job_1().await;
+        let event = an_event("hello");
         // Both queued before either commits: likely one batch, the panic before the second answer.
         db.queue_event("job_1", None, (0, 0), &event, |_| panic!("a bug in a callback"));
         let (told, outcome) = tokio::sync::oneshot::channel();
